@@ -1,0 +1,42 @@
+# Two commands do everything on a fresh machine (Python 3.11 + the package registries):
+#   make demo   set up .venv if needed, then run the default simulation
+#   make test   set up .venv (with the test tools) if needed, then run lint, types and tests
+PYTHON ?= python3
+VENV   := .venv
+UV     := $(VENV)/bin/uv
+PY     := $(VENV)/bin/python
+
+.PHONY: demo test lint bench lock clean
+
+$(UV):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==0.13.8
+
+$(VENV)/.runtime: $(UV) requirements/runtime.txt pyproject.toml
+	$(UV) pip install --quiet --python $(PY) -r requirements/runtime.txt
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	touch $@
+
+$(VENV)/.dev: $(UV) requirements/dev.txt pyproject.toml
+	$(UV) pip install --quiet --python $(PY) -r requirements/dev.txt
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	touch $@ $(VENV)/.runtime
+
+demo: $(VENV)/.runtime
+	$(VENV)/bin/transactive simulate
+
+test: $(VENV)/.dev
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/python -m pytest -n 2 -p no:cacheprovider
+
+bench: $(VENV)/.dev
+	$(PY) benchmarks/run.py
+
+# Re-pin the dependencies after changing pyproject.toml.
+lock: $(UV)
+	$(UV) pip compile --quiet pyproject.toml -o requirements/runtime.txt
+	$(UV) pip compile --quiet pyproject.toml --extra dev -o requirements/dev.txt
+
+clean:
+	rm -rf $(VENV) results .pytest_cache .mypy_cache .ruff_cache

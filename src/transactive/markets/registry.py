@@ -1,0 +1,92 @@
+"""The mechanism registry: market designs by name, behind one contract.
+
+A mechanism is a function ``clear(orders, **options) -> Clearing`` that
+
+- takes an :class:`~transactive.orders.OrderBatch` and keyword-only options,
+- never changes its input,
+- returns a :class:`~transactive.clearing.Clearing` in which no order trades
+  more than its quantity and energy bought equals energy sold,
+- raises :class:`~transactive.errors.InputError` for bad options.
+
+Register one with :func:`register`; :func:`clear` looks it up by name and
+checks the options against its signature before calling it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from transactive.clearing import Clearing
+from transactive.errors import InputError
+from transactive.orders import OrderBatch
+
+__all__ = ["Mechanism", "available", "clear", "get", "register"]
+
+
+class Mechanism(Protocol):
+    """What a registered mechanism is: a function of orders and options."""
+
+    def __call__(self, orders: OrderBatch, /, **options: Any) -> Clearing: ...
+
+
+_REGISTRY: dict[str, Mechanism] = {}
+
+
+def register(name: str) -> Callable[[Mechanism], Mechanism]:
+    """Decorator: register a mechanism under ``name`` (which must be new)."""
+
+    def decorate(fn: Mechanism) -> Mechanism:
+        if name in _REGISTRY:
+            raise ValueError(f"mechanism {name!r} is already registered")
+        _REGISTRY[name] = fn
+        return fn
+
+    return decorate
+
+
+def available() -> list[str]:
+    """Names of the registered mechanisms, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> Mechanism:
+    """The mechanism registered as ``name``; :class:`InputError` if none is."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise InputError(
+            "mechanism", f"unknown mechanism {name!r}; available: {', '.join(available())}"
+        ) from None
+
+
+def clear(orders: OrderBatch, mechanism: str = "uniform", **options: Any) -> Clearing:
+    """Clear ``orders`` with the mechanism registered as ``mechanism``.
+
+    Options are passed to the mechanism as keywords; an option it does not
+    take is refused with an :class:`InputError` naming it.
+
+    Examples
+    --------
+    >>> import transactive as te
+    >>> ob = te.OrderBatch(id=[1, 2], participant=["a", "b"], side=["buy", "sell"],
+    ...                    price=[0.30, 0.10], quantity=[2.0, 1.5])
+    >>> c = te.clear(ob, "uniform")
+    >>> round(c.clearing_price, 3), c.volume
+    (0.2, 1.5)
+    """
+    if not isinstance(orders, OrderBatch):
+        raise InputError("orders", f"expected an OrderBatch, got {type(orders).__name__}")
+    fn = get(mechanism)
+    params = inspect.signature(fn).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if not takes_any:
+        allowed = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        for key in options:
+            if key not in allowed:
+                raise InputError(
+                    key, f"not an option of mechanism {mechanism!r} "
+                    f"(options: {', '.join(allowed) or 'none'})"
+                )
+    return fn(orders, **options)
