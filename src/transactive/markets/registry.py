@@ -15,14 +15,14 @@ checks the options against its signature before calling it.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from transactive.clearing import Clearing
 from transactive.errors import InputError
 from transactive.orders import OrderBatch
 
-__all__ = ["Mechanism", "available", "clear", "get", "register"]
+__all__ = ["Mechanism", "available", "check_options", "clear", "get", "register"]
 
 
 class Mechanism(Protocol):
@@ -61,6 +61,20 @@ def get(name: str) -> Mechanism:
         ) from None
 
 
+def check_options(mechanism: str, options: Mapping[str, Any]) -> None:
+    """Refuse an unknown mechanism, or an option it does not take."""
+    params = inspect.signature(get(mechanism)).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    for key in options:
+        if key not in allowed:
+            raise InputError(
+                key, f"not an option of mechanism {mechanism!r} "
+                f"(options: {', '.join(allowed) or 'none'})"
+            )
+
+
 def clear(orders: OrderBatch, mechanism: str = "uniform", **options: Any) -> Clearing:
     """Clear ``orders`` with the mechanism registered as ``mechanism``.
 
@@ -78,15 +92,5 @@ def clear(orders: OrderBatch, mechanism: str = "uniform", **options: Any) -> Cle
     """
     if not isinstance(orders, OrderBatch):
         raise InputError("orders", f"expected an OrderBatch, got {type(orders).__name__}")
-    fn = get(mechanism)
-    params = inspect.signature(fn).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    if not takes_any:
-        allowed = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
-        for key in options:
-            if key not in allowed:
-                raise InputError(
-                    key, f"not an option of mechanism {mechanism!r} "
-                    f"(options: {', '.join(allowed) or 'none'})"
-                )
-    return fn(orders, **options)
+    check_options(mechanism, options)
+    return get(mechanism)(orders, **options)

@@ -1,0 +1,6 @@
+"""Analysis of a run: metrics and the HTML report."""
+
+from transactive.analysis.metrics import gini, lorenz_curve, summary
+from transactive.analysis.report import render_report, write_report
+
+__all__ = ["gini", "lorenz_curve", "render_report", "summary", "write_report"]

@@ -1,0 +1,204 @@
+"""The run report: one self-contained HTML file (inline SVG plots, no scripts,
+no network) written next to the results store."""
+
+from __future__ import annotations
+
+import html
+import io
+from collections.abc import Callable
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from transactive.analysis.metrics import gini, lorenz_curve, summary
+from transactive.sim.engine import SimulationResult
+
+__all__ = ["REPORT_FILE", "render_report", "write_report"]
+
+REPORT_FILE = "report.html"
+_MAX_POINTS = 2000
+_COLORS = {"p2p": "#1b7837", "retail": "#b2182b", "feed_in": "#2166ac", "pv": "#f4a582",
+           "load": "#4d4d4d", "import": "#d6604d", "export": "#4393c3", "soc": "#762a83"}
+
+Section = Callable[[SimulationResult], str]
+
+
+def _svg(fig: Figure) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _figure(width: float = 10.0, height: float = 3.2) -> tuple[Figure, Any]:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _coarse(iv: pd.DataFrame) -> pd.DataFrame:
+    """Intervals averaged into at most ``_MAX_POINTS`` rows (for long runs)."""
+    step = max(1, -(-len(iv) // _MAX_POINTS))
+    if step == 1:
+        return iv
+    group = np.arange(len(iv)) // step
+    numeric = iv.drop(columns=["start"]).groupby(group).mean()
+    numeric["start"] = iv["start"].iloc[::step].to_numpy()
+    return numeric
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "–" if not np.isfinite(value) else f"{value:,.4g}" if abs(value) < 10 else f"{value:,.1f}"
+    return html.escape(str(value))
+
+
+def _summary_section(result: SimulationResult) -> str:
+    s = summary(result)
+    labels = {
+        "households": "Households", "intervals": "Intervals", "mechanism": "Market design",
+        "strategy": "Bidding strategy", "load_kwh": "Consumption (kWh)",
+        "pv_kwh": "PV generation (kWh)", "p2p_volume_kwh": "P2P traded (kWh)",
+        "p2p_share_of_load": "P2P share of consumption", "import_kwh": "Grid import (kWh)",
+        "export_kwh": "Grid export (kWh)", "self_sufficiency": "Community self-sufficiency",
+        "volume_weighted_price": "Volume-weighted P2P price (per kWh)",
+        "bill_baseline": "Bills, utility only", "bill_p2p": "Bills, with P2P market",
+        "savings": "Community savings", "savings_share": "Savings share",
+        "operator_surplus": "Market operator surplus",
+        "households_better_off": "Households better off",
+        "households_worse_off": "Households worse off", "gini_of_gains": "Gini of gains",
+    }
+    rows = "".join(f"<tr><th>{labels[k]}</th><td>{_fmt(s[k])}</td></tr>" for k in labels)
+    return f"<h2>Key figures</h2><table class='kv'>{rows}</table>"
+
+
+def _prices_section(result: SimulationResult) -> str:
+    iv = _coarse(result.intervals)
+    fig, ax = _figure()
+    ax.step(iv["start"], iv["retail_price"], where="post", color=_COLORS["retail"],
+            label="retail (utility)")
+    ax.step(iv["start"], iv["feed_in_price"], where="post", color=_COLORS["feed_in"],
+            label="feed-in (utility)")
+    ax.plot(iv["start"], iv["price"], ".", ms=3, color=_COLORS["p2p"], label="P2P clearing price")
+    ax.set_ylabel("price per kWh")
+    ax.legend(loc="upper right", fontsize=8)
+    return "<h2>Prices</h2><p>The P2P price against the utility's retail and " \
+           "feed-in prices, which bound it for truthful bidders.</p>" + _svg(fig)
+
+
+def _energy_section(result: SimulationResult) -> str:
+    iv = _coarse(result.intervals)
+    fig, ax = _figure()
+    ax.fill_between(iv["start"], iv["volume_kwh"], step="post", color=_COLORS["p2p"], alpha=0.6,
+                    label="P2P traded")
+    ax.plot(iv["start"], iv["import_kwh"], color=_COLORS["import"], lw=0.8, label="grid import")
+    ax.plot(iv["start"], -iv["export_kwh"], color=_COLORS["export"], lw=0.8,
+            label="grid export (negative)")
+    ax.set_ylabel("kWh per interval")
+    ax.axhline(0, color="black", lw=0.5)
+    ax.legend(loc="upper right", fontsize=8)
+
+    fig2, ax2 = _figure(10.0, 2.8)
+    hours = result.intervals["start"].dt.hour
+    day = result.intervals.groupby(hours)[["load_kwh", "pv_kwh", "volume_kwh"]].mean()
+    ax2.plot(day.index, day["load_kwh"], color=_COLORS["load"], label="consumption")
+    ax2.plot(day.index, day["pv_kwh"], color=_COLORS["pv"], label="PV")
+    ax2.plot(day.index, day["volume_kwh"], color=_COLORS["p2p"], label="P2P traded")
+    ax2.set_xlabel("hour of day")
+    ax2.set_ylabel("kWh per interval")
+    ax2.legend(fontsize=8)
+    return "<h2>Energy</h2><p>Traded volume and what still flows to and from the utility; " \
+           "below, the average day.</p>" + _svg(fig) + _svg(fig2)
+
+
+def _battery_section(result: SimulationResult) -> str:
+    hh = result.households
+    capacity = float(hh["battery_kwh"].sum())
+    if capacity <= 0:
+        return "<h2>Batteries</h2><p>No household has a battery in this scenario.</p>"
+    iv = _coarse(result.intervals)
+    fig, ax = _figure()
+    ax.plot(iv["start"], 100 * iv["soc_kwh"] / capacity, color=_COLORS["soc"], lw=1.5,
+            label=f"fleet ({int((hh['battery_kwh'] > 0).sum())} batteries)")
+    hi = result.household_intervals
+    if hi is not None:
+        owners = hh.loc[hh["battery_kwh"] > 0, ["household", "battery_kwh"]].head(3)
+        for h, cap in owners.itertuples(index=False):
+            soc = hi.loc[hi["household"] == h, "soc_kwh"].to_numpy()
+            ax.plot(result.intervals["start"], 100 * soc / cap, lw=0.6, alpha=0.7,
+                    label=f"household {h}")
+    ax.set_ylabel("state of charge (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(loc="upper right", fontsize=8)
+    return "<h2>Batteries</h2>" + _svg(fig)
+
+
+def _bills_section(result: SimulationResult) -> str:
+    hh = result.households.sort_values("bill_baseline").reset_index(drop=True)
+    fig, ax = _figure(10.0, 3.6)
+    x = np.arange(len(hh))
+    ax.bar(x - 0.2, hh["bill_baseline"], width=0.4, color=_COLORS["retail"], label="utility only")
+    ax.bar(x + 0.2, hh["bill_p2p"], width=0.4, color=_COLORS["p2p"], label="with P2P market")
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set_xlabel("households, by utility-only bill")
+    ax.set_ylabel("bill over the run")
+    ax.legend(fontsize=8)
+    return "<h2>Bills</h2><p>Each household's bill (negative: it earned more than it " \
+           "paid).</p>" + _svg(fig)
+
+
+def _fairness_section(result: SimulationResult) -> str:
+    gains = result.households["gain"].to_numpy()
+    fig = Figure(figsize=(10.0, 3.4), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    ax1.hist(gains, bins=min(30, max(5, len(gains) // 3)), color=_COLORS["p2p"])
+    ax1.set_xlabel("gain from the P2P market")
+    ax1.set_ylabel("households")
+    if (gains >= 0).all():
+        x, y = lorenz_curve(gains)
+        ax2.plot(x, y, color=_COLORS["p2p"], label=f"gains (Gini {gini(gains):.2f})")
+        ax2.plot([0, 1], [0, 1], color="grey", lw=0.6, ls="--", label="equal split")
+        ax2.set_xlabel("share of households")
+        ax2.set_ylabel("share of total gain")
+        ax2.legend(fontsize=8)
+        note = ""
+    else:
+        ax2.set_axis_off()
+        note = "<p>Some households lost, so the Lorenz curve of gains is not defined.</p>"
+    return "<h2>Who gained</h2><p>The distribution of gains (utility-only bill minus " \
+           "P2P bill) and its Lorenz curve.</p>" + note + _svg(fig)
+
+
+SECTIONS: tuple[Section, ...] = (
+    _summary_section, _prices_section, _energy_section, _battery_section,
+    _bills_section, _fairness_section,
+)
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
+h1{margin-bottom:0}.sub{color:#666;margin-top:.2em}table.kv{border-collapse:collapse}
+table.kv th{text-align:left;font-weight:normal;color:#444;padding:2px 18px 2px 0}
+table.kv td{text-align:right;font-variant-numeric:tabular-nums}svg{max-width:100%;height:auto}"""
+
+
+def render_report(result: SimulationResult, sections: tuple[Section, ...] = SECTIONS) -> str:
+    """The report of ``result`` as one HTML document."""
+    sc = result.scenario
+    tl = sc.time.timeline()
+    head = (f"<h1>transactive — {html.escape(sc.name)}</h1><p class='sub'>"
+            f"{sc.community.households} households, {tl.days:g} days from "
+            f"{tl.start:%Y-%m-%d %H:%M %z} at {tl.step_minutes}-minute intervals, "
+            f"market design <b>{html.escape(sc.market.mechanism)}</b>, seed {sc.seed}</p>")
+    body = "".join(section(result) for section in sections)
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>transactive report — {html.escape(sc.name)}</title>"
+            f"<style>{_CSS}</style></head><body>{head}{body}</body></html>")
+
+
+def write_report(result: SimulationResult, run_dir: str | PathLike[str]) -> Path:
+    """Write ``run_dir/report.html``."""
+    path = Path(run_dir) / REPORT_FILE
+    path.write_text(render_report(result), encoding="utf-8")
+    return path

@@ -1,0 +1,169 @@
+"""The ``transactive`` command line.
+
+User errors (a bad file, field or option) print one line naming the problem
+and exit with status 2; they never print a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from transactive.analysis.metrics import summary
+from transactive.analysis.report import write_report
+from transactive.errors import InputError, TransactiveError
+from transactive.markets import registry
+from transactive.orders import OrderBatch
+from transactive.sim.engine import SimulationResult, simulate
+from transactive.sim.recorder import read_results, write_results
+from transactive.sim.scenario import load_scenario
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="transactive",
+    help="Peer-to-peer and transactive electricity markets.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; values parse as JSON where they can (numbers, booleans)."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError("--option", f"expected KEY=VALUE, got {pair!r}")
+        try:
+            options[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key.strip()] = raw
+    return options
+
+
+def _summary_table(result: SimulationResult, run_dir: Path | None) -> Table:
+    s = summary(result)
+    table = Table(title=f"transactive — {result.scenario.name}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    rows = [
+        ("households / intervals", f"{s['households']} / {s['intervals']}"),
+        ("market design / strategy", f"{s['mechanism']} / {s['strategy']}"),
+        ("consumption / PV", f"{s['load_kwh']:,.0f} kWh / {s['pv_kwh']:,.0f} kWh"),
+        ("P2P traded", f"{s['p2p_volume_kwh']:,.1f} kWh ({s['p2p_share_of_load']:.1%} of load)"),
+        ("intervals with trade", f"{s['intervals_with_trade']}"),
+        ("volume-weighted P2P price", f"{s['volume_weighted_price']:.4f} per kWh"),
+        ("community self-sufficiency", f"{s['self_sufficiency']:.1%}"),
+        ("bills: utility only -> P2P", f"{s['bill_baseline']:,.2f} -> {s['bill_p2p']:,.2f}"),
+        ("savings", f"{s['savings']:,.2f} ({s['savings_share']:.1%})"),
+        ("better off / worse off", f"{s['households_better_off']} / {s['households_worse_off']}"),
+        ("Gini of gains", f"{s['gini_of_gains']:.3f}"),
+        ("simulated in", f"{result.elapsed_s:.2f} s"),
+    ]
+    if run_dir is not None:
+        rows.append(("results", str(run_dir)))
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+@app.command("simulate")
+def simulate_cmd(
+    scenario: Annotated[Path | None, typer.Argument(help="Scenario TOML file (default: the "
+                                                         "built-in community).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default results/<name>-<time>).")]
+    = None,
+    households: Annotated[int | None, typer.Option(help="Override community.households.")] = None,
+    days: Annotated[float | None, typer.Option(help="Override time.days.")] = None,
+    mechanism: Annotated[str | None, typer.Option(help="Override market.mechanism.")] = None,
+    strategy: Annotated[str | None, typer.Option(help="Override market.strategy.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override seed.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Simulate a prosumer community and write its results store and report."""
+    sc = load_scenario(scenario).with_overrides(**{
+        "community.households": households, "time.days": days,
+        "market.mechanism": mechanism, "market.strategy": strategy, "seed": seed,
+    })
+    run_dir = out or Path("results") / f"{sc.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    if quiet:
+        result = simulate(sc)
+    else:
+        with Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("intervals"), TimeElapsedColumn(), console=err_console,
+                      transient=True) as bar:
+            task = bar.add_task("simulate", total=sc.time.timeline().periods)
+            result = simulate(sc, progress=lambda done, total: bar.update(task, completed=done))
+    write_results(result, run_dir)
+    write_report(result, run_dir)
+    console.print(_summary_table(result, run_dir))
+
+
+@app.command("report")
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by simulate.")],
+) -> None:
+    """Re-render a run's report.html from its results store."""
+    path = write_report(read_results(run_dir), run_dir)
+    console.print(f"wrote {path}")
+
+
+@app.command("clear")
+def clear_cmd(
+    orders: Annotated[Path, typer.Argument(help="CSV: id, participant, side, price, quantity"
+                                                "[, node].")],
+    mechanism: Annotated[str, typer.Option(help="Registered mechanism.")] = "uniform",
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", "-o", help="Mechanism option KEY=VALUE (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Clear one sealed-bid auction from a file of orders."""
+    batch = OrderBatch.from_csv(orders)
+    result = registry.clear(batch, mechanism, **_parse_options(option or []))
+    out = result.to_dict()
+    if as_json:
+        sys.stdout.write(json.dumps(out, indent=2) + "\n")
+        return
+    table = Table(title=f"{mechanism}: price {out['price']}, volume {out['volume']:g}, "
+                        f"welfare {out['welfare']:g}")
+    for col in ("id", "participant", "side", "quantity", "price", "payment"):
+        table.add_column(col, justify="right")
+    for row in out["allocations"]:
+        table.add_row(*(f"{row[c]:g}" if isinstance(row[c], float) else str(row[c])
+                        for c in ("id", "participant", "side", "quantity", "price", "payment")))
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI, turning user errors into one line and exit 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except TransactiveError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        return 2
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

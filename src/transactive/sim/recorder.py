@@ -1,0 +1,102 @@
+"""The results store: one embedded SQLite file per run, one table per record type.
+
+``results.sqlite`` in a run folder holds:
+
+==================== =========================================================
+table                rows and columns
+==================== =========================================================
+run                  ``key, value``: ``scenario`` (JSON), ``version``, ``record``
+intervals            one per interval: ``interval, start`` (ISO 8601),
+                     ``retail_price, feed_in_price`` (per kWh), ``price`` (P2P
+                     clearing price, NULL without trade), ``volume_kwh,
+                     welfare, n_buy, n_sell, load_kwh, pv_kwh, charge_kwh,
+                     discharge_kwh, soc_kwh`` (fleet total at the end),
+                     ``import_kwh, export_kwh, operator_surplus,
+                     baseline_cost, p2p_cost`` (community totals)
+households           one per household: ``household, node, annual_kwh, pv_kw,
+                     battery_kwh, battery_kw`` and run totals ``bill_p2p,
+                     bill_baseline, bought_kwh, sold_kwh, import_kwh,
+                     export_kwh, load_kwh, pv_kwh, gain`` (baseline - p2p)
+household_days       one per (day, household): the same totals per day
+household_intervals  one per (interval, household): ``net_kwh, bought_kwh,
+                     sold_kwh, soc_kwh`` (record level 'households'/'orders')
+orders               one per order: ``interval, id, household, side`` (+1 buy,
+                     -1 sell), ``limit_price, quantity, accepted, price,
+                     payment`` (record level 'orders')
+==================== =========================================================
+
+Money is in the tariff's currency, energy in kWh.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from os import PathLike
+from pathlib import Path
+
+import pandas as pd
+
+from transactive._version import __version__
+from transactive.errors import InputError
+from transactive.sim.engine import SimulationResult
+from transactive.sim.scenario import Scenario
+
+__all__ = ["RESULTS_FILE", "read_results", "write_results"]
+
+RESULTS_FILE = "results.sqlite"
+_TABLES = ("intervals", "households", "household_days", "household_intervals", "orders")
+
+
+def write_results(result: SimulationResult, run_dir: str | PathLike[str]) -> Path:
+    """Write ``result`` to ``run_dir/results.sqlite`` (replacing an old one)."""
+    folder = Path(run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / RESULTS_FILE
+    tmp = path.with_suffix(".sqlite.tmp")
+    tmp.unlink(missing_ok=True)
+    with sqlite3.connect(tmp) as con:
+        meta = pd.DataFrame({
+            "key": ["scenario", "version"],
+            "value": [result.scenario.model_dump_json(), __version__],
+        })
+        meta.to_sql("run", con, index=False)
+        for name in _TABLES:
+            frame = getattr(result, name)
+            if frame is None:
+                continue
+            if name == "intervals":
+                frame = frame.assign(start=frame["start"].map(pd.Timestamp.isoformat))
+            frame.to_sql(name, con, index=False, chunksize=100_000)
+    tmp.replace(path)
+    return path
+
+
+def read_results(run_dir: str | PathLike[str]) -> SimulationResult:
+    """Read a run folder's results store back as frames."""
+    path = Path(run_dir) / RESULTS_FILE
+    if not path.is_file():
+        raise InputError("run_dir", f"no {RESULTS_FILE} in {run_dir}: not a run folder")
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:
+        try:
+            meta = dict(con.execute("SELECT key, value FROM run").fetchall())
+            scenario = Scenario.from_dict(json.loads(meta["scenario"]))
+            names = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+            frames = {
+                name: pd.read_sql_query(f"SELECT * FROM {name}", con) if name in names else None
+                for name in _TABLES
+            }
+        except (sqlite3.DatabaseError, KeyError, json.JSONDecodeError) as exc:
+            raise InputError("run_dir", f"{path} is not a readable results store: {exc}") from None
+    intervals = frames["intervals"]
+    assert intervals is not None
+    tz = scenario.time.timeline().start.tz
+    intervals["start"] = pd.to_datetime(intervals["start"], utc=True).dt.tz_convert(tz)
+    return SimulationResult(
+        scenario=scenario,
+        intervals=intervals,
+        households=frames["households"],  # type: ignore[arg-type]
+        household_days=frames["household_days"],  # type: ignore[arg-type]
+        household_intervals=frames["household_intervals"],
+        orders=frames["orders"],
+    )

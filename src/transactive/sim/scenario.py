@@ -1,0 +1,252 @@
+"""Scenario files: a TOML document with a pydantic schema.
+
+Every field has a default, so an empty file (or no file) is the built-in
+default community. Unknown or malformed fields are refused, with the dotted
+path of the field and the reason, before anything runs. ``examples/default.toml``
+lists every field with its meaning.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import datetime
+from os import PathLike
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from transactive.errors import InputError
+from transactive.markets import registry
+from transactive.programs.tariffs import Tariff
+from transactive.timeline import Timeline
+
+__all__ = ["Scenario", "load_scenario", "scenario_template"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TimeConfig(_Section):
+    """The simulated period."""
+
+    start: datetime = Field(
+        datetime.fromisoformat("2026-06-01T00:00:00+02:00"),
+        description="First interval's start, ISO 8601 with a UTC offset.",
+    )
+    days: float = Field(7.0, gt=0, le=3660, description="Length of the run in days.")
+    step_minutes: int = Field(15, ge=1, le=1440, description="Market interval in minutes.")
+
+    @field_validator("start")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("must carry a UTC offset, e.g. 2026-06-01T00:00:00+02:00")
+        return value
+
+    @field_validator("step_minutes")
+    @classmethod
+    def _divides_day(cls, value: int) -> int:
+        if 1440 % value:
+            raise ValueError("must divide a day (1440 minutes)")
+        return value
+
+    def timeline(self) -> Timeline:
+        periods = round(self.days * 1440 / self.step_minutes)
+        return Timeline(pd.Timestamp(self.start), periods=max(periods, 1),
+                        step_minutes=self.step_minutes)
+
+
+class CommunityConfig(_Section):
+    """The prosumer community: households and their devices."""
+
+    households: int = Field(50, ge=2, le=1_000_000, description="Number of households.")
+    pv_share: float = Field(0.5, ge=0, le=1, description="Share of households with rooftop PV.")
+    battery_share: float = Field(
+        0.25, ge=0, le=1,
+        description="Share of all households with a home battery (batteries go to PV owners).",
+    )
+    pv_kw_min: float = Field(3.0, gt=0, description="Smallest PV system, kWp.")
+    pv_kw_max: float = Field(10.0, gt=0, description="Largest PV system, kWp.")
+    battery_kwh_min: float = Field(5.0, gt=0, description="Smallest battery, kWh.")
+    battery_kwh_max: float = Field(13.5, gt=0, description="Largest battery, kWh.")
+    battery_kw_min: float = Field(3.0, gt=0, description="Smallest battery power, kW.")
+    battery_kw_max: float = Field(5.0, gt=0, description="Largest battery power, kW.")
+    battery_efficiency: float = Field(
+        0.95, gt=0, le=1, description="One-way (charge and discharge) battery efficiency."
+    )
+    annual_kwh_mean: float = Field(3500.0, gt=0, description="Mean annual consumption, kWh.")
+    annual_kwh_sigma: float = Field(
+        0.35, ge=0, le=2, description="Spread of annual consumption (sigma of its logarithm)."
+    )
+    latitude_deg: float = Field(48.1, ge=-66, le=66, description="Site latitude for PV.")
+    longitude_deg: float = Field(11.6, ge=-180, le=180, description="Site longitude for PV.")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> CommunityConfig:
+        if self.battery_share > self.pv_share:
+            raise ValueError("battery_share must not exceed pv_share (batteries go to PV owners)")
+        for low, high in (("pv_kw_min", "pv_kw_max"), ("battery_kwh_min", "battery_kwh_max"),
+                          ("battery_kw_min", "battery_kw_max")):
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(f"{low} must not exceed {high}")
+        return self
+
+
+class TariffConfig(_Section):
+    """The utility's retail tariff and feed-in price (the status quo)."""
+
+    kind: Literal["flat", "tou"] = Field("tou", description="'flat' or time-of-use 'tou'.")
+    energy_price_per_kwh: float = Field(
+        0.28, description="Retail price (flat), or the off-peak price of a 'tou' tariff."
+    )
+    peak_price_per_kwh: float = Field(0.38, description="Peak retail price of a 'tou' tariff.")
+    peak_start_hour: float = Field(17.0, ge=0, le=24, description="Weekday peak start, local.")
+    peak_end_hour: float = Field(21.0, ge=0, le=24, description="Weekday peak end, local.")
+    feed_in_price_per_kwh: float = Field(0.08, description="Price the utility pays for export.")
+
+    def tariff(self) -> Tariff:
+        return Tariff(
+            kind=self.kind,
+            energy_price_per_kwh=self.energy_price_per_kwh,
+            feed_in_price_per_kwh=self.feed_in_price_per_kwh,
+            peak_price_per_kwh=self.peak_price_per_kwh,
+            peak_start_hour=self.peak_start_hour,
+            peak_end_hour=self.peak_end_hour,
+        )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TariffConfig:
+        try:
+            self.tariff()
+        except InputError as exc:
+            raise ValueError(f"{exc.field.removeprefix('tariff.')}: {exc.problem}") from None
+        return self
+
+
+class MarketConfig(_Section):
+    """The market design and how participants bid."""
+
+    mechanism: str = Field("uniform", description="A registered mechanism name.")
+    strategy: Literal["truthful", "zic"] = Field(
+        "truthful",
+        description="'truthful' bids marginal values; 'zic' is zero-intelligence-constrained.",
+    )
+    options: dict[str, float | int | str | bool] = Field(
+        default_factory=dict, description="Options passed to the mechanism, e.g. price_rule."
+    )
+
+    @model_validator(mode="after")
+    def _known(self) -> MarketConfig:
+        try:
+            registry.check_options(self.mechanism, self.options)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+class OutputConfig(_Section):
+    """What the results store keeps."""
+
+    record: Literal["auto", "orders", "households", "summary"] = Field(
+        "auto",
+        description="'orders' keeps every order and its clearing; 'households' keeps each "
+        "household's energy per interval; 'summary' keeps intervals and household totals; "
+        "'auto' picks 'orders' for small runs and 'summary' for large ones.",
+    )
+
+
+class Scenario(_Section):
+    """A whole simulation: community, time, tariff, market, output.
+
+    Examples
+    --------
+    >>> s = Scenario.model_validate({"community": {"households": 10}})
+    >>> s.community.households, s.market.mechanism
+    (10, 'uniform')
+    """
+
+    name: str = Field("default-community", min_length=1, description="Name of the run.")
+    seed: int = Field(42, ge=0, description="Seed of every random draw in the run.")
+    time: TimeConfig = Field(default_factory=TimeConfig)  # type: ignore[arg-type]
+    community: CommunityConfig = Field(default_factory=CommunityConfig)  # type: ignore[arg-type]
+    tariff: TariffConfig = Field(default_factory=TariffConfig)  # type: ignore[arg-type]
+    market: MarketConfig = Field(default_factory=MarketConfig)  # type: ignore[arg-type]
+    output: OutputConfig = Field(default_factory=OutputConfig)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Scenario:
+        """Validate a plain mapping; errors become :class:`InputError` with the field path."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            path = ".".join(str(p) for p in err["loc"]) or "scenario"
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown field"
+            raise InputError(path, msg) from None
+
+    def with_overrides(self, **overrides: Any) -> Scenario:
+        """A re-validated copy with dotted-path overrides, e.g.
+        ``{"community.households": 100}``; ``None`` values are ignored."""
+        data = self.model_dump(mode="json")
+        for dotted, value in overrides.items():
+            if value is None:
+                continue
+            node = data
+            *parents, leaf = dotted.split(".")
+            for key in parents:
+                node = node.setdefault(key, {})
+            node[leaf] = value
+        return Scenario.from_dict(data)
+
+
+def load_scenario(path: str | PathLike[str] | None = None) -> Scenario:
+    """Read and validate a scenario file; ``None`` gives the built-in default."""
+    if path is None:
+        return Scenario()
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("scenario", f"no such file: {file}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError("scenario", f"cannot read {file}: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError("scenario", f"{file} is not valid TOML: {exc}") from None
+    return Scenario.from_dict(data)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return repr(value)
+
+
+def scenario_template() -> str:
+    """The default scenario as TOML, every field with its meaning as a comment."""
+    default = Scenario()
+    lines = ["# transactive scenario: every field is optional; these are the defaults.", ""]
+    sections = []
+    for name, info in Scenario.model_fields.items():
+        value = getattr(default, name)
+        if isinstance(value, BaseModel):
+            sections.append((name, value))
+        else:
+            lines += [f"# {info.description}", f"{name} = {_toml_value(value)}"]
+    for name, section in sections:
+        lines += ["", f"[{name}]  # {type(section).__doc__}"]
+        for field, info in type(section).model_fields.items():
+            lines += [f"# {info.description}", f"{field} = {_toml_value(getattr(section, field))}"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,69 @@
+"""The command line, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from transactive.cli import main
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "transactive.cli", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_simulate_writes_store_and_report_and_report_rerenders(tmp_path):
+    out = tmp_path / "run"
+    proc = _run("simulate", "--households", "8", "--days", "1", "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "P2P traded" in proc.stdout
+    html = (out / "report.html").read_text()
+    assert html.count("<svg") >= 6
+    assert "http://" not in html.replace("http://www.w3.org", "")
+    (out / "report.html").unlink()
+    assert main(["report", str(out)]) == 0
+    assert (out / "report.html").exists()
+
+
+def test_clear_json_matches_hand_worked_case(tmp_path):
+    csv = tmp_path / "orders.csv"
+    csv.write_text("id,participant,side,price,quantity\n"
+                   "b1,alice,buy,0.30,2\nb2,carol,buy,0.22,1\ns1,bob,sell,0.10,1.5\n"
+                   "s2,dave,sell,0.20,2\n")
+    proc = _run("clear", str(csv), "--mechanism", "uniform", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    # demand 3 kWh at >= 0.22, supply 3.5 at <= 0.20: all bids trade (3 kWh),
+    # s1 fully, s2 1.5 of 2; CE interval [0.20, 0.22] -> midpoint 0.21
+    assert out["mechanism"] == "uniform"
+    assert out["price"] == pytest.approx(0.21)
+    assert out["volume"] == pytest.approx(3.0)
+    assert out["welfare"] == pytest.approx(0.6 + 0.22 - 0.15 - 0.30)
+    alloc = {a["id"]: a for a in out["allocations"]}
+    assert alloc["s2"]["quantity"] == pytest.approx(1.5)
+    assert alloc["s1"]["payment"] == pytest.approx(-1.5 * 0.21)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["clear", "missing.csv"], "no such file"),
+        (["clear", "{bad}", "--mechanism", "nope"], "unknown mechanism 'nope'"),
+        (["simulate", "--households", "1", "--quiet"], "community.households"),
+        (["report", "."], "not a run folder"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(tmp_path, args, message):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,participant,side,price,quantity\n1,a,buy,0.3,2\n")
+    args = [str(bad) if a == "{bad}" else a for a in args]
+    proc = subprocess.run([sys.executable, "-m", "transactive.cli", *args], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert len(proc.stderr.strip().splitlines()) == 1
