@@ -4,6 +4,7 @@ Importing this package registers every built-in mechanism; see
 :mod:`transactive.markets.registry` for the contract they keep.
 """
 
+from transactive.markets import book  # noqa: F401
 from transactive.markets.registry import available, clear, get, register
 
 __all__ = ["available", "clear", "get", "register"]
