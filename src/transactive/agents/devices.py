@@ -1,0 +1,221 @@
+"""Device fleets as arrays over households: home batteries.
+
+Sign convention: ``net_load_kw = load - pv`` is positive when a household
+lacks power (a deficit) and negative when it has a surplus. A battery's
+``charge_kw`` and ``discharge_kw`` are both >= 0 and measured at its AC
+terminals; the stored energy changes by ``charge_kw * efficiency_charge * dt_h``
+and ``- discharge_kw / efficiency_discharge * dt_h``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from transactive.agents.profiles import household_values
+from transactive.errors import InputError
+
+__all__ = ["BatteryFleet", "BatteryStep"]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def _read_only(arr: FloatArray) -> FloatArray:
+    out = np.array(arr, dtype=np.float64, copy=True)
+    out.flags.writeable = False
+    return out
+
+
+def _range(name: str, bounds: tuple[float, float]) -> tuple[float, float]:
+    try:
+        lo, hi = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise InputError(name, f"must be a (low, high) pair of numbers, got {bounds!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and 0.0 < lo <= hi):
+        raise InputError(name, f"must satisfy 0 < low <= high, got {bounds!r}")
+    return lo, hi
+
+
+@dataclass(frozen=True, eq=False)
+class BatteryStep:
+    """What a fleet did in one interval (arrays over households)."""
+
+    charge_kw: FloatArray
+    discharge_kw: FloatArray
+    soc_kwh: FloatArray
+
+    @property
+    def p_kw(self) -> FloatArray:
+        """Power the batteries draw, load convention: ``charge - discharge``."""
+        return self.charge_kw - self.discharge_kw
+
+
+@dataclass(frozen=True, eq=False)
+class BatteryFleet:
+    """One home battery per household (``capacity_kwh == 0``: none), as arrays.
+
+    Parameters
+    ----------
+    capacity_kwh, power_kw : array of float
+        Usable energy capacity and the charge/discharge power limit, >= 0.
+    efficiency_charge, efficiency_discharge : array of float
+        One-way efficiencies in (0, 1].
+    soc_min_frac : array of float
+        Lowest allowed state of charge as a share of the capacity, in [0, 1).
+
+    Examples
+    --------
+    >>> fleet = BatteryFleet.build(np.array([True, False]), np.random.default_rng(0))
+    >>> len(fleet), bool(fleet.capacity_kwh[0] > 0), float(fleet.capacity_kwh[1])
+    (2, True, 0.0)
+    >>> soc = fleet.initial_soc_kwh()
+    >>> step = fleet.self_consumption(soc, np.array([-2.0, -2.0]), dt_h=0.25)
+    >>> step.charge_kw.tolist(), bool(step.soc_kwh[0] > soc[0])
+    ([2.0, 0.0], True)
+    """
+
+    capacity_kwh: FloatArray
+    power_kw: FloatArray
+    efficiency_charge: FloatArray
+    efficiency_discharge: FloatArray
+    soc_min_frac: FloatArray
+
+    def __post_init__(self) -> None:
+        cols = {
+            name: household_values(name, getattr(self, name))
+            for name in ("capacity_kwh", "power_kw", "efficiency_charge",
+                         "efficiency_discharge", "soc_min_frac")
+        }
+        n = cols["capacity_kwh"].shape[0]
+        for name, arr in cols.items():
+            if arr.shape[0] != n:
+                raise InputError(name, f"must have one value per household ({n}), "
+                                       f"got {arr.shape[0]}")
+        for name in ("efficiency_charge", "efficiency_discharge"):
+            bad = np.flatnonzero((cols[name] <= 0) | (cols[name] > 1))
+            if bad.size:
+                row = int(bad[0])
+                raise InputError(name, f"must be in (0, 1], got {cols[name][row]!r}", row=row)
+        bad = np.flatnonzero(cols["soc_min_frac"] >= 1)
+        if bad.size:
+            row = int(bad[0])
+            raise InputError("soc_min_frac", f"must be in [0, 1), got "
+                             f"{cols['soc_min_frac'][row]!r}", row=row)
+        for name, arr in cols.items():
+            object.__setattr__(self, name, _read_only(arr))
+
+    @classmethod
+    def build(
+        cls,
+        has_battery: npt.ArrayLike,
+        rng: np.random.Generator,
+        *,
+        capacity_kwh: tuple[float, float] = (5.0, 13.5),
+        power_kw: tuple[float, float] = (3.0, 5.0),
+        efficiency: float = 0.95,
+        soc_min_frac: float = 0.05,
+    ) -> BatteryFleet:
+        """Draw sizes uniformly in the given ranges for the households with a battery.
+
+        ``efficiency`` is the one-way efficiency of both charging and
+        discharging (0.95 gives a round trip of about 0.90).
+        """
+        mask = np.asarray(has_battery)
+        if mask.ndim != 1 or mask.dtype != np.bool_:
+            raise InputError("has_battery", "must be a 1-d boolean array over households")
+        if not isinstance(rng, np.random.Generator):
+            raise InputError("rng", f"must be a numpy.random.Generator, got {type(rng).__name__}")
+        cap_lo, cap_hi = _range("capacity_kwh", capacity_kwh)
+        pow_lo, pow_hi = _range("power_kw", power_kw)
+        if not (np.isfinite(efficiency) and 0.0 < efficiency <= 1.0):
+            raise InputError("efficiency", f"must be in (0, 1], got {efficiency!r}")
+        if not (np.isfinite(soc_min_frac) and 0.0 <= soc_min_frac < 1.0):
+            raise InputError("soc_min_frac", f"must be in [0, 1), got {soc_min_frac!r}")
+        n = mask.shape[0]
+        capacity = np.where(mask, rng.uniform(cap_lo, cap_hi, n), 0.0)
+        power = np.where(mask, rng.uniform(pow_lo, pow_hi, n), 0.0)
+        return cls(
+            capacity_kwh=capacity,
+            power_kw=power,
+            efficiency_charge=np.full(n, float(efficiency)),
+            efficiency_discharge=np.full(n, float(efficiency)),
+            soc_min_frac=np.full(n, float(soc_min_frac)),
+        )
+
+    def __len__(self) -> int:
+        return int(self.capacity_kwh.shape[0])
+
+    @property
+    def soc_min_kwh(self) -> FloatArray:
+        """Lowest allowed stored energy of each battery."""
+        return self.soc_min_frac * self.capacity_kwh
+
+    def initial_soc_kwh(self, frac: float = 0.5) -> FloatArray:
+        """A starting state of charge: ``frac`` of capacity, kept within bounds."""
+        if not (np.isfinite(frac) and 0.0 <= frac <= 1.0):
+            raise InputError("frac", f"must be in [0, 1], got {frac!r}")
+        return np.clip(frac * self.capacity_kwh, self.soc_min_kwh, self.capacity_kwh)
+
+    def self_consumption(
+        self, soc_kwh: npt.ArrayLike, net_load_kw: npt.ArrayLike, dt_h: float
+    ) -> BatteryStep:
+        """One interval of self-consumption: store surplus PV, cover deficits.
+
+        A household with a surplus (``net_load_kw < 0``) charges with as much
+        of it as the power limit and the free capacity allow; one with a
+        deficit discharges down to ``soc_min``. A battery never charges and
+        discharges at once, and never trades with the grid.
+
+        Parameters
+        ----------
+        soc_kwh : array of float
+            Stored energy at the start of the interval, within
+            ``[soc_min_kwh, capacity_kwh]``.
+        net_load_kw : array of float
+            ``load - pv`` of each household (positive = deficit).
+        dt_h : float
+            Interval length in hours (> 0).
+
+        Examples
+        --------
+        >>> fleet = BatteryFleet(capacity_kwh=[10.0], power_kw=[5.0],
+        ...                      efficiency_charge=[0.95], efficiency_discharge=[0.95],
+        ...                      soc_min_frac=[0.1])
+        >>> step = fleet.self_consumption(np.array([5.0]), np.array([-3.0]), dt_h=1.0)
+        >>> step.charge_kw.tolist(), round(float(step.soc_kwh[0]), 4)
+        ([3.0], 7.85)
+        """
+        soc, net = self._check_step(soc_kwh, net_load_kw, dt_h)
+        cap, eta_c, eta_d = self.capacity_kwh, self.efficiency_charge, self.efficiency_discharge
+        soc_min = self.soc_min_kwh
+        headroom_kw = np.maximum(cap - soc, 0.0) / (eta_c * dt_h)
+        available_kw = np.maximum(soc - soc_min, 0.0) * eta_d / dt_h
+        charge = np.minimum(np.minimum(np.maximum(-net, 0.0), self.power_kw), headroom_kw)
+        discharge = np.minimum(np.minimum(np.maximum(net, 0.0), self.power_kw), available_kw)
+        new_soc = np.clip(soc + (charge * eta_c - discharge / eta_d) * dt_h, soc_min, cap)
+        return BatteryStep(charge_kw=charge, discharge_kw=discharge, soc_kwh=new_soc)
+
+    def _check_step(
+        self, soc_kwh: Any, net_load_kw: Any, dt_h: float
+    ) -> tuple[FloatArray, FloatArray]:
+        n = len(self)
+        if not (isinstance(dt_h, (int, float, np.floating)) and np.isfinite(dt_h) and dt_h > 0):
+            raise InputError("dt_h", f"must be a number > 0, got {dt_h!r}")
+        soc = np.asarray(soc_kwh, dtype=np.float64)
+        net = np.asarray(net_load_kw, dtype=np.float64)
+        for name, arr in (("soc_kwh", soc), ("net_load_kw", net)):
+            if arr.shape != (n,):
+                raise InputError(name, f"must have shape ({n},), got {arr.shape}")
+            bad = np.flatnonzero(~np.isfinite(arr))
+            if bad.size:
+                raise InputError(name, f"must be finite, got {arr[bad[0]]!r}", row=int(bad[0]))
+        tol = 1e-9 * np.maximum(self.capacity_kwh, 1.0)
+        bad = np.flatnonzero((soc < self.soc_min_kwh - tol) | (soc > self.capacity_kwh + tol))
+        if bad.size:
+            row = int(bad[0])
+            raise InputError("soc_kwh", f"{soc[row]!r} is outside [{self.soc_min_kwh[row]!r}, "
+                             f"{self.capacity_kwh[row]!r}]", row=row)
+        return soc, net

@@ -1,0 +1,489 @@
+"""Synthetic household load and rooftop PV profiles: seeded, vectorised, float32.
+
+Both functions return arrays of shape ``(T, H)`` (intervals of a
+:class:`~transactive.timeline.Timeline` by households) in kW, the mean power
+of each interval. Every random draw comes from the ``rng`` passed in, in a
+fixed order, so the same seed gives byte-identical arrays.
+
+Load model
+----------
+The daily shape follows the structure of the German standard load profile for
+households, H0 (BDEW/VDEW): a night base, a morning and a larger evening peak,
+weekday/Saturday/Sunday shapes, and a seasonal factor given by the BDEW
+dynamisation polynomial
+
+    F(d) = -3.92e-10 d^4 + 3.20e-7 d^3 - 7.02e-5 d^2 + 2.10e-3 d + 1.24
+
+of the day of year ``d`` (about 1.24 in winter, 0.80 in midsummer). The shape
+is a sum of periodic (von Mises) bumps, each with a daily mean of exactly one,
+so every household's expected annual energy is known in closed form and its
+profile is scaled to ``annual_kwh`` before any noise is drawn. Each household
+gets its own base share, peak times, peak sizes and seasonal swing; on top come
+a mean-one AR(1) noise factor and short appliance bursts (1-3 kW for up to a
+quarter of an hour) whose expected energy is part of the budget.
+
+PV model
+--------
+Solar position from Spencer's (1971) series for the declination and the
+equation of time (as given by Duffie & Beckman, *Solar Engineering of Thermal
+Processes*); clear-sky global horizontal irradiance from the Haurwitz model,
+``1098 cos z exp(-0.059 / cos z)`` W/m² (coefficients as in Reno, Hansen &
+Stein, SAND2012-2389); the all-sky global irradiance is the clear-sky value
+times a clear-sky index drawn from a seeded weather process (a Markov chain of
+clear / partly cloudy / overcast days shared by the community, with seasonal
+odds tuned to a central-European climate, plus intraday cloud noise); split
+into beam and diffuse with the Erbs, Klein & Duffie (1982) correlation;
+transposed to each household's tilted plane with the isotropic-sky model of
+Liu & Jordan; and turned into AC power with a performance ratio, a linear
+module temperature coefficient, a small per-household performance spread and
+inverter clipping at the rated capacity.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy.special import i0e
+
+from transactive.errors import InputError
+from transactive.timeline import Timeline
+
+__all__ = ["load_profiles", "pv_profiles", "solar_elevation_deg"]
+
+F32 = np.float32
+HOURS_PER_YEAR = 8760.0
+
+# ---------------------------------------------------------------- load shape
+# Bumps of the daily load shape: (centre h, width h, daily mean) for weekday,
+# Saturday and Sunday. Daily means are shares of an average weekday (= 1).
+_BASE_SHARE = 0.38
+_MORNING = ((6.9, 1.1, 0.10), (8.6, 1.6, 0.10), (9.2, 1.8, 0.09))
+_MIDDAY = ((12.6, 1.3, 0.05), (12.5, 1.4, 0.10), (12.6, 1.3, 0.13))
+_DAYTIME = ((15.5, 4.5, 0.22), (15.5, 4.5, 0.26), (15.5, 4.5, 0.26))
+_EVENING_WINTER_H, _EVENING_SUMMER_H, _EVENING_WIDTH_H, _EVENING_SHARE = 18.6, 20.3, 1.9, 0.25
+_NOISE_SIGMA, _NOISE_TAU_H = 0.2, 0.75  # AR(1) factor: std and correlation time
+_BURST_KW = (1.0, 3.0)  # appliance bursts: power range, at most 15 minutes each
+_BURST_MAX_H = 0.25
+_BURST_SHARE = (0.05, 0.20)  # share of annual energy in bursts, per household
+_BDEW_DYNAMISATION = (-3.92e-10, 3.20e-7, -7.02e-5, 2.10e-3, 1.24)
+
+# ---------------------------------------------------------------- PV model
+_SOLAR_CONSTANT_W_M2 = 1367.0
+_STC_W_M2 = 1000.0
+_PERFORMANCE_RATIO = 0.86  # inverter, wiring, mismatch, soiling, reflection
+_TEMP_COEFF_PER_K = -0.004
+_CELL_HEATING_K_PER_W_M2 = 0.03  # (NOCT 45 degC - 20 degC) / 800 W/m2
+_GROUND_ALBEDO = 0.2
+_TILT_DEG = (15.0, 45.0)
+_AZIMUTH_SD_DEG, _AZIMUTH_MAX_DEG = 45.0, 110.0  # 0 = south, west positive
+# Weather: day states clear / partly cloudy / overcast.
+_STATE_ODDS_WINTER = (0.18, 0.37, 0.45)
+_STATE_ODDS_SUMMER = (0.42, 0.42, 0.16)
+_STATE_PERSISTENCE = 0.5  # chance a day keeps yesterday's state outright
+_STATE_KC = ((0.90, 1.00), (0.45, 0.80), (0.15, 0.40))  # daily clear-sky index range
+_STATE_KC_NOISE = (0.03, 0.20, 0.06)  # intraday std of the clear-sky index
+_CLOUD_TAU_H = 0.5
+
+
+# ---------------------------------------------------------------- inputs
+def _check_common(timeline: Any, rng: Any) -> None:
+    if not isinstance(timeline, Timeline):
+        raise InputError("timeline", f"must be a Timeline, got {type(timeline).__name__}")
+    if not isinstance(rng, np.random.Generator):
+        raise InputError("rng", f"must be a numpy.random.Generator, got {type(rng).__name__}")
+
+
+def household_values(name: str, values: Any) -> npt.NDArray[np.float64]:
+    """``values`` as a 1-d float64 array of finite numbers >= 0, one per household.
+
+    Raises :class:`InputError` naming ``name`` (and the first bad row).
+    """
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(name, "must be an array of numbers") from None
+    if arr.ndim != 1:
+        raise InputError(name, f"must be a 1-d array over households, got shape {arr.shape}")
+    bad = np.flatnonzero(~np.isfinite(arr) | (arr < 0))
+    if bad.size:
+        row = int(bad[0])
+        raise InputError(name, f"must be finite and >= 0, got {arr[row]!r}", row=row)
+    return arr
+
+
+class _Calendar:
+    """Local-clock facts of a timeline: calendar day of each interval and its type."""
+
+    def __init__(self, timeline: Timeline) -> None:
+        local = timeline.index.tz_localize(None)
+        first = local[0].normalize()
+        self.day: npt.NDArray[np.int64] = np.asarray(
+            (local.normalize() - first).days, dtype=np.int64)
+        dates = pd.date_range(first, periods=int(self.day[-1]) + 1, freq="D")
+        self.day_of_year: npt.NDArray[np.float64] = np.asarray(dates.dayofyear, dtype=np.float64)
+        self.day_type = _day_type_of(dates)
+        self.hour = timeline.hour_of_day
+        self.year = int(first.year)
+
+
+def _day_type_of(dates: pd.DatetimeIndex) -> npt.NDArray[np.int64]:
+    """0 = Monday-Friday, 1 = Saturday, 2 = Sunday."""
+    return np.asarray(np.clip(np.asarray(dates.dayofweek) - 4, 0, 2), dtype=np.int64)
+
+
+def _von_mises(hour: npt.NDArray[Any], centre_h: Any, width_h: Any) -> npt.NDArray[np.float64]:
+    """A periodic bump over the day with a daily mean of exactly one.
+
+    ``width_h`` is the standard deviation (hours) of the equivalent normal bump.
+    """
+    kappa = 1.0 / (np.asarray(width_h, dtype=np.float64) * 2 * np.pi / 24.0) ** 2
+    angle = (np.asarray(hour) - centre_h) * (2 * np.pi / 24.0)
+    out: npt.NDArray[np.float64] = np.exp(kappa * (np.cos(angle) - 1.0)) / i0e(kappa)
+    return out
+
+
+def _summer_weight(day_of_year: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    """0 at the winter solstice, 1 at the summer solstice (northern hemisphere)."""
+    return 0.5 * (1.0 - np.cos(2 * np.pi * (np.asarray(day_of_year) + 10.0) / 365.25))
+
+
+def _bdew_dynamisation(day_of_year: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    return np.asarray(np.polyval(_BDEW_DYNAMISATION, day_of_year), dtype=np.float64)
+
+
+def _ar1_inplace(x: npt.NDArray[Any], phi: float) -> None:
+    """Run ``x[t] = phi * x[t-1] + x[t]`` down axis 0, in place.
+
+    A two-level blocked scan: about ``3 sqrt(T)`` vectorised steps instead of
+    ``T``, each over a whole slab of the array.
+    """
+    n = x.shape[0]
+    width = max(1, int(np.sqrt(n)))
+    blocks = n // width
+    head = x[: blocks * width].reshape(blocks, width, *x.shape[1:])
+    a = x.dtype.type(phi)
+    for p in range(1, width):
+        head[:, p] += a * head[:, p - 1]
+    if blocks > 1:
+        decay = (a ** np.arange(1, width + 1, dtype=x.dtype)).reshape(width, *([1] * (x.ndim - 1)))
+        for k in range(1, blocks):
+            head[k] += decay * head[k - 1, -1]
+    for t in range(blocks * width, n):
+        x[t] += a * x[t - 1]
+
+
+def _ar1_noise(
+    rng: np.random.Generator, shape: tuple[int, ...], phi: float, sigma: float
+) -> npt.NDArray[np.float32]:
+    """A stationary AR(1) process with mean 0 and std ``sigma`` down axis 0.
+
+    Innovations are uniform (cheap to draw), scaled to the right variance.
+    """
+    x = rng.random(shape, dtype=F32)
+    x -= F32(0.5)
+    x *= F32(sigma * np.sqrt(12.0 * (1.0 - phi * phi)))
+    x[0] *= F32(1.0 / np.sqrt(max(1.0 - phi * phi, 1e-12)))
+    _ar1_inplace(x, phi)
+    return x
+
+
+# ---------------------------------------------------------------- load
+def load_profiles(
+    timeline: Timeline, annual_kwh: npt.ArrayLike, rng: np.random.Generator
+) -> npt.NDArray[np.float32]:
+    """Household base load in kW, shape ``(T, H)``, float32.
+
+    Each household's expected mean power over the calendar year in which the
+    timeline starts is ``annual_kwh / 8760``; a simulated full year lands
+    within about one percent of it (the noise is random). Shorter timelines
+    carry their season: a winter week uses more than a summer week.
+
+    Parameters
+    ----------
+    timeline : Timeline
+        The interval grid; loads follow the local clock of its time zone.
+    annual_kwh : array of float, shape (H,)
+        Annual consumption of each household, >= 0.
+    rng : numpy.random.Generator
+        The source of every random draw.
+
+    Examples
+    --------
+    >>> tl = Timeline(pd.Timestamp("2026-01-05", tz="Europe/Berlin"), periods=96)
+    >>> kw = load_profiles(tl, np.array([3500.0, 0.0]), np.random.default_rng(1))
+    >>> kw.shape, kw.dtype, bool((kw >= 0).all()), float(kw[:, 1].max())
+    ((96, 2), dtype('float32'), True, 0.0)
+    >>> bool(kw[72:84, 0].mean() > kw[8:20, 0].mean())  # 18-21 h above 2-5 h
+    True
+    """
+    _check_common(timeline, rng)
+    annual = household_values("annual_kwh", annual_kwh)
+    n_hh = annual.shape[0]
+    cal = _Calendar(timeline)
+    dt_h = timeline.dt_h
+
+    # Per-household character: base share, peak sizes and times, seasonal swing.
+    def spread(sigma: float, size: tuple[int, ...] = (n_hh,)) -> npt.NDArray[np.float64]:
+        return np.exp(sigma * rng.standard_normal(size) - sigma * sigma / 2)
+
+    base = _BASE_SHARE * spread(0.3)
+    amp = {name: spread(0.35) for name in ("morning", "midday", "daytime", "evening")}
+    shift_morning = np.clip(rng.normal(0.0, 0.5, n_hh), -1.5, 1.5)
+    shift_midday = np.clip(rng.normal(0.0, 0.4, n_hh), -1.0, 1.0)
+    shift_evening = np.clip(rng.normal(0.0, 0.6, n_hh), -2.0, 2.0)
+    season_gain = rng.uniform(0.5, 1.5, n_hh)
+    burst_share = rng.uniform(*_BURST_SHARE, n_hh)
+
+    # Shape tables over (day type, distinct clock hour) x household, winter and
+    # summer evening; daily mean of each table row-block is known exactly.
+    hours, hour_row = np.unique(cal.hour, return_inverse=True)
+    hh = hours[:, None]
+    tables = []
+    daily_mean = np.empty((3, n_hh))
+    for summer in (False, True):
+        evening_h = _EVENING_SUMMER_H if summer else _EVENING_WINTER_H
+        evening = _EVENING_SHARE * amp["evening"] * _von_mises(
+            hh, evening_h + shift_evening, _EVENING_WIDTH_H)
+        blocks = []
+        for kind in range(3):
+            (cm, wm, am), (cd, wd, ad), (cdt, wdt, adt) = (
+                _MORNING[kind], _MIDDAY[kind], _DAYTIME[kind])
+            blocks.append(
+                base
+                + am * amp["morning"] * _von_mises(hh, cm + shift_morning, wm)
+                + ad * amp["midday"] * _von_mises(hh, cd + shift_midday, wd)
+                + adt * amp["daytime"] * _von_mises(hh, cdt, wdt)
+                + evening
+            )
+            daily_mean[kind] = (base + am * amp["morning"] + ad * amp["midday"]
+                                + adt * amp["daytime"] + _EVENING_SHARE * amp["evening"])
+        tables.append(np.concatenate(blocks).astype(F32))
+    winter_table, summer_table = tables
+
+    # Seasonal factor per calendar day and household, and the expected annual
+    # mean of the shape over the reference (calendar) year.
+    def season(doy: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return 1.0 + season_gain * (_bdew_dynamisation(doy)[:, None] - 1.0)
+
+    ref_days = pd.date_range(f"{cal.year}-01-01", f"{cal.year}-12-31", freq="D")
+    ref_season = season(np.asarray(ref_days.dayofyear, dtype=np.float64))
+    ref_type = _day_type_of(ref_days)
+    shape_mean = (ref_season * daily_mean[ref_type]).mean(axis=0)
+
+    # Appliance bursts: chance per interval q_h * awake(hour), power uniform.
+    burst_frac = min(dt_h, _BURST_MAX_H) / dt_h  # share of the interval a burst lasts
+    burst_mean_kw = 0.5 * sum(_BURST_KW) * burst_frac
+    day_hours = (np.arange(timeline.periods_per_day) + 0.5) * dt_h
+    awake_mean = float(_awake(day_hours).mean())
+    mean_kw = annual / HOURS_PER_YEAR
+    burst_chance = np.minimum(1.0, burst_share * mean_kw / (burst_mean_kw * awake_mean))
+    burst_kw = burst_chance * awake_mean * burst_mean_kw
+    scale = (mean_kw - burst_kw) / shape_mean
+
+    day_season = season(cal.day_of_year) * scale
+    summer_w = _summer_weight(cal.day_of_year)[cal.day].astype(F32)[:, None]
+    row = cal.day_type[cal.day] * hours.size + hour_row
+
+    # Random streams, in a fixed order: AR(1) noise, then bursts.
+    phi = float(np.exp(-dt_h / _NOISE_TAU_H))
+    noise = _ar1_noise(rng, (timeline.periods, n_hh), phi, _NOISE_SIGMA)
+    noise += F32(1.0)
+    np.maximum(noise, F32(0.0), out=noise)
+
+    out = np.take(winter_table, row, axis=0)
+    buf = np.take(summer_table, row, axis=0)
+    buf -= out
+    buf *= summer_w
+    out += buf
+    np.take(day_season.astype(F32), cal.day, axis=0, out=buf)
+    out *= buf
+    out *= noise
+
+    chance = noise  # reuse the buffer
+    np.multiply(_awake(cal.hour).astype(F32)[:, None], burst_chance.astype(F32)[None, :],
+                out=chance)
+    rng.random(out=buf, dtype=F32)
+    hit = buf < chance
+    # Given a hit, u / chance is uniform on [0, 1): it sets the burst power.
+    np.divide(buf, chance, out=buf, where=hit)
+    buf *= F32((_BURST_KW[1] - _BURST_KW[0]) * burst_frac)
+    buf += F32(_BURST_KW[0] * burst_frac)
+    np.add(out, buf, out=out, where=hit)
+    return out
+
+
+def _awake(hour: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    """Relative chance of appliance use by clock hour: low at night, 1 by day."""
+    rise = 1.0 / (1.0 + np.exp(-(np.asarray(hour) - 6.5) / 0.5))
+    fall = 1.0 / (1.0 + np.exp((np.asarray(hour) - 23.0) / 0.5))
+    return 0.1 + 0.9 * rise * fall
+
+
+# ---------------------------------------------------------------- solar geometry
+class _Sun:
+    """Sun position at the middle of each interval (Spencer 1971 series)."""
+
+    def __init__(self, timeline: Timeline, latitude_deg: float, longitude_deg: float) -> None:
+        mid = timeline.index.tz_convert("UTC") + pd.Timedelta(minutes=timeline.step_minutes / 2)
+        utc_h = np.asarray(mid.hour + mid.minute / 60.0 + mid.second / 3600.0, dtype=np.float64)
+        self.day_of_year = np.asarray(mid.dayofyear, dtype=np.float64)
+        days_in_year = np.where(np.asarray(mid.is_leap_year), 366.0, 365.0)
+        g = 2 * np.pi * (self.day_of_year - 1 + (utc_h - 12.0) / 24.0) / days_in_year
+        decl = (0.006918 - 0.399912 * np.cos(g) + 0.070257 * np.sin(g)
+                - 0.006758 * np.cos(2 * g) + 0.000907 * np.sin(2 * g)
+                - 0.002697 * np.cos(3 * g) + 0.00148 * np.sin(3 * g))
+        eot_min = 229.18 * (0.000075 + 0.001868 * np.cos(g) - 0.032077 * np.sin(g)
+                            - 0.014615 * np.cos(2 * g) - 0.040849 * np.sin(2 * g))
+        solar_h = utc_h + longitude_deg / 15.0 + eot_min / 60.0
+        omega = np.radians(15.0 * (solar_h - 12.0))
+        lat = np.radians(latitude_deg)
+        # cos(incidence) on a plane of tilt b, azimuth c (Duffie & Beckman 1.6.2):
+        #   cos b * u + sin b cos c * v + sin b sin c * w
+        self.u = np.sin(decl) * np.sin(lat) + np.cos(decl) * np.cos(lat) * np.cos(omega)
+        self.v = np.cos(decl) * np.sin(lat) * np.cos(omega) - np.sin(decl) * np.cos(lat)
+        self.w = np.cos(decl) * np.sin(omega)
+        self.extraterrestrial_w_m2 = _SOLAR_CONSTANT_W_M2 * (
+            1.0 + 0.033 * np.cos(2 * np.pi * self.day_of_year / 365.0))
+
+    @property
+    def cos_zenith(self) -> npt.NDArray[np.float64]:
+        return self.u
+
+
+def _check_site(latitude_deg: float, longitude_deg: float) -> None:
+    if not (np.isfinite(latitude_deg) and -90.0 <= latitude_deg <= 90.0):
+        raise InputError("latitude_deg", f"must be within [-90, 90], got {latitude_deg!r}")
+    if not (np.isfinite(longitude_deg) and -180.0 <= longitude_deg <= 180.0):
+        raise InputError("longitude_deg", f"must be within [-180, 180], got {longitude_deg!r}")
+
+
+def solar_elevation_deg(
+    timeline: Timeline, *, latitude_deg: float = 48.0, longitude_deg: float = 11.0
+) -> npt.NDArray[np.float64]:
+    """Geometric sun elevation (degrees, no refraction) at the middle of each interval.
+
+    Examples
+    --------
+    >>> tl = Timeline(pd.Timestamp("2026-06-21 13:00", tz="Europe/Berlin"), 1, 60)
+    >>> round(float(solar_elevation_deg(tl, latitude_deg=48.0, longitude_deg=11.0)[0]), 1)
+    65.3
+    """
+    if not isinstance(timeline, Timeline):
+        raise InputError("timeline", f"must be a Timeline, got {type(timeline).__name__}")
+    _check_site(latitude_deg, longitude_deg)
+    sun = _Sun(timeline, latitude_deg, longitude_deg)
+    return np.degrees(np.arcsin(np.clip(sun.cos_zenith, -1.0, 1.0)))
+
+
+def _erbs_diffuse_fraction(kt: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Diffuse share of global horizontal irradiance (Erbs, Klein & Duffie 1982)."""
+    mid = 0.9511 - 0.1604 * kt + 4.388 * kt**2 - 16.638 * kt**3 + 12.336 * kt**4
+    return np.where(kt <= 0.22, 1.0 - 0.09 * kt, np.where(kt <= 0.80, mid, 0.165))
+
+
+def _clear_sky_index(
+    cal: _Calendar, dt_h: float, rng: np.random.Generator
+) -> npt.NDArray[np.float64]:
+    """The community's clear-sky index per interval: a Markov chain of day
+    states with seasonal odds, a daily level within the state's range, and
+    intraday AR(1) cloud noise."""
+    n_days = (cal.day_of_year.shape[0],)
+    w = _summer_weight(cal.day_of_year)[:, None]
+    odds = (1 - w) * np.asarray(_STATE_ODDS_WINTER) + w * np.asarray(_STATE_ODDS_SUMMER)
+    fresh = (rng.random(n_days)[:, None] > np.cumsum(odds, axis=1)[:, :-1]).sum(axis=1)
+    renew = rng.random(n_days) >= _STATE_PERSISTENCE
+    renew[0] = True
+    last = np.maximum.accumulate(np.where(renew, np.arange(n_days[0]), 0))
+    state = fresh[last]
+    lo, hi = np.asarray(_STATE_KC).T
+    level = lo[state] + (hi - lo)[state] * rng.random(n_days)
+    phi = float(np.exp(-dt_h / _CLOUD_TAU_H))
+    wiggle = _ar1_noise(rng, (cal.day.shape[0],), phi, 1.0).astype(np.float64)
+    kc = level[cal.day] + np.asarray(_STATE_KC_NOISE)[state][cal.day] * wiggle
+    return np.clip(kc, 0.02, 1.2)
+
+
+# ---------------------------------------------------------------- PV
+def pv_profiles(
+    timeline: Timeline,
+    capacity_kw: npt.ArrayLike,
+    rng: np.random.Generator,
+    *,
+    latitude_deg: float = 48.0,
+    longitude_deg: float = 11.0,
+) -> npt.NDArray[np.float32]:
+    """Rooftop PV AC output in kW, shape ``(T, H)``, float32.
+
+    Each household's array has its own tilt (15-45 degrees) and azimuth (around
+    south); the weather is shared by the community. Output is zero at night and
+    where ``capacity_kw`` is 0, and never above ``capacity_kw`` (the inverter's
+    rating). At 48 degrees north a year yields about 1,050 kWh per kWp.
+
+    Parameters
+    ----------
+    timeline : Timeline
+        The interval grid (its time zone fixes the clock; the sun follows UTC).
+    capacity_kw : array of float, shape (H,)
+        Rated power of each household's system, >= 0 (0 = no PV).
+    rng : numpy.random.Generator
+        The source of every random draw.
+    latitude_deg, longitude_deg : float
+        The site (north and east positive).
+
+    Examples
+    --------
+    >>> tl = Timeline(pd.Timestamp("2026-06-21", tz="Europe/Berlin"), periods=96)
+    >>> kw = pv_profiles(tl, np.array([5.0, 0.0]), np.random.default_rng(1))
+    >>> kw.shape, kw.dtype, float(kw[:16].max()), float(kw[:, 1].max())
+    ((96, 2), dtype('float32'), 0.0, 0.0)
+    >>> bool(0 < kw[:, 0].max() <= 5.0)
+    True
+    """
+    _check_common(timeline, rng)
+    capacity = household_values("capacity_kw", capacity_kw)
+    _check_site(latitude_deg, longitude_deg)
+    n_hh = capacity.shape[0]
+    cal = _Calendar(timeline)
+    sun = _Sun(timeline, latitude_deg, longitude_deg)
+
+    # Per-household orientation and performance, then the shared weather.
+    tilt = np.radians(rng.uniform(*_TILT_DEG, n_hh))
+    azimuth = np.radians(np.clip(rng.normal(0.0, _AZIMUTH_SD_DEG, n_hh),
+                                 -_AZIMUTH_MAX_DEG, _AZIMUTH_MAX_DEG))
+    performance = np.clip(rng.normal(1.0, 0.04, n_hh), 0.85, 1.10)
+    local_weather = np.exp(rng.normal(0.0, 0.04, (cal.day_of_year.shape[0], n_hh)))
+    kc = _clear_sky_index(cal, timeline.dt_h, rng)
+
+    up = np.flatnonzero(sun.cos_zenith > 0)
+    cos_z = sun.cos_zenith[up]
+    ghi = kc[up] * 1098.0 * cos_z * np.exp(-0.059 / cos_z)
+    cos_z_floor = np.maximum(cos_z, 0.065)
+    kt = np.clip(ghi / (sun.extraterrestrial_w_m2[up] * cos_z_floor), 0.0, 1.0)
+    dhi = _erbs_diffuse_fraction(kt) * ghi
+    dni = np.minimum((ghi - dhi) / cos_z_floor, sun.extraterrestrial_w_m2[up])
+    t_ambient = (9.0 - 10.0 * np.cos(2 * np.pi * (cal.day_of_year[cal.day[up]] - 15.0) / 365.0)
+                 + 4.0 * np.cos(2 * np.pi * (cal.hour[up] - 15.0) / 24.0))
+    t_cell = t_ambient + _CELL_HEATING_K_PER_W_M2 * ghi
+    # kW per kWp per W/m2 on the plane, per interval (temperature and losses).
+    per_w_m2 = _PERFORMANCE_RATIO * (1.0 + _TEMP_COEFF_PER_K * (t_cell - 25.0)) / _STC_W_M2
+
+    # Plane-of-array power = max(beam part, 0) + diffuse and ground parts; all
+    # factors >= 0 fold into two small matrix products (intervals x households).
+    size_kw = capacity * performance
+    beam_left = (per_w_m2 * dni)[:, None] * np.stack([sun.u[up], sun.v[up], sun.w[up]], axis=1)
+    beam_right = np.stack([np.cos(tilt), np.sin(tilt) * np.cos(azimuth),
+                           np.sin(tilt) * np.sin(azimuth)]) * size_kw
+    sky_left = per_w_m2[:, None] * np.stack([dhi, _GROUND_ALBEDO * ghi], axis=1)
+    sky_right = np.stack([(1 + np.cos(tilt)) / 2, (1 - np.cos(tilt)) / 2]) * size_kw
+    day_kw = beam_left.astype(F32) @ beam_right.astype(F32)
+    np.maximum(day_kw, F32(0.0), out=day_kw)
+    day_kw += sky_left.astype(F32) @ sky_right.astype(F32)
+    day_kw *= np.take(local_weather.astype(F32), cal.day[up], axis=0)
+    np.minimum(day_kw, capacity.astype(F32)[None, :], out=day_kw)
+
+    out = np.zeros((timeline.periods, n_hh), dtype=F32)
+    out[up] = day_kw
+    return out
