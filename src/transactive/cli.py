@@ -19,10 +19,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from transactive.analysis.metrics import summary
-from transactive.analysis.report import write_report
+from transactive.analysis.report import write_comparison, write_report
 from transactive.errors import InputError, TransactiveError
 from transactive.markets import registry
 from transactive.orders import OrderBatch
+from transactive.sim.compare import compare
 from transactive.sim.engine import SimulationResult, simulate
 from transactive.sim.recorder import read_results, write_results
 from transactive.sim.scenario import load_scenario
@@ -110,6 +111,41 @@ def simulate_cmd(
     write_results(result, run_dir)
     write_report(result, run_dir)
     console.print(_summary_table(result, run_dir))
+
+
+@app.command("compare")
+def compare_cmd(
+    scenario: Annotated[Path | None, typer.Argument(help="Scenario TOML file (default: the "
+                                                         "built-in community).")] = None,
+    mechanisms: Annotated[str, typer.Option(help="Comma-separated mechanism names.")]
+    = "uniform,pay_as_bid",
+    out: Annotated[Path | None, typer.Option(help="Folder (default results/compare-<time>).")]
+    = None,
+    households: Annotated[int | None, typer.Option(help="Override community.households.")] = None,
+    days: Annotated[float | None, typer.Option(help="Override time.days.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override seed.")] = None,
+) -> None:
+    """Run one community under several market designs; one report side by side."""
+    sc = load_scenario(scenario).with_overrides(**{
+        "community.households": households, "time.days": days, "seed": seed,
+    })
+    names = mechanisms.split(",")
+    folder = out or Path("results") / f"compare-{datetime.now():%Y%m%d-%H%M%S}"
+    runs = compare(sc, names)
+    for name, result in runs.items():
+        write_results(result, folder / name)
+        write_report(result, folder / name)
+    path = write_comparison(runs, folder)
+    table = Table(title="market designs compared")
+    table.add_column("figure", style="bold")
+    stats = {name: summary(r) for name, r in runs.items()}
+    for name in runs:
+        table.add_column(name, justify="right")
+    for key in ("p2p_volume_kwh", "volume_weighted_price", "savings", "operator_surplus",
+                "households_worse_off", "gini_of_gains"):
+        table.add_row(key, *(f"{stats[n][key]:,.4g}" for n in runs))
+    console.print(table)
+    console.print(f"wrote {path}")
 
 
 @app.command("report")

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from transactive.analysis.metrics import gini, lorenz_curve, summary
 from transactive.sim.engine import SimulationResult
 
-__all__ = ["REPORT_FILE", "render_report", "write_report"]
+__all__ = ["REPORT_FILE", "render_comparison", "render_report", "write_comparison", "write_report"]
 
 REPORT_FILE = "report.html"
 _MAX_POINTS = 2000
@@ -201,4 +201,69 @@ def write_report(result: SimulationResult, run_dir: str | PathLike[str]) -> Path
     """Write ``run_dir/report.html``."""
     path = Path(run_dir) / REPORT_FILE
     path.write_text(render_report(result), encoding="utf-8")
+    return path
+
+
+_COMPARE_ROWS = (
+    ("p2p_volume_kwh", "P2P traded (kWh)"), ("volume_weighted_price", "Volume-weighted price"),
+    ("welfare", "Welfare at reported values"), ("self_sufficiency", "Self-sufficiency"),
+    ("bill_p2p", "Bills with the market"), ("savings", "Community savings"),
+    ("savings_share", "Savings share"), ("operator_surplus", "Operator surplus"),
+    ("households_better_off", "Households better off"),
+    ("households_worse_off", "Households worse off"), ("gini_of_gains", "Gini of gains"),
+)
+
+
+def render_comparison(runs: dict[str, SimulationResult]) -> str:
+    """One HTML document comparing runs of the same community side by side."""
+    first = next(iter(runs.values()))
+    stats = {name: summary(r) for name, r in runs.items()}
+    header = "".join(f"<th>{html.escape(n)}</th>" for n in runs)
+    body = "".join(
+        f"<tr><th>{label}</th>" + "".join(f"<td>{_fmt(stats[n][key])}</td>" for n in runs)
+        + "</tr>" for key, label in _COMPARE_ROWS)
+    table = f"<table class='kv'><tr><th></th>{header}</tr>{body}</table>"
+
+    fig, ax = _figure()
+    iv = _coarse(first.intervals)
+    ax.step(iv["start"], iv["retail_price"], where="post", color=_COLORS["retail"], lw=0.8,
+            label="retail")
+    ax.step(iv["start"], iv["feed_in_price"], where="post", color=_COLORS["feed_in"], lw=0.8,
+            label="feed-in")
+    for name, r in runs.items():
+        c = _coarse(r.intervals)
+        ax.plot(c["start"], c["price"], ".", ms=2.5, label=name)
+    ax.set_ylabel("price per kWh")
+    ax.legend(loc="upper right", fontsize=8, ncol=2)
+
+    fig2 = Figure(figsize=(10.0, 3.4), layout="constrained")
+    ax1, ax2 = fig2.subplots(1, 2)
+    names = list(runs)
+    ax1.bar(names, [stats[n]["savings"] for n in names], color=_COLORS["p2p"])
+    ax1.set_ylabel("community savings")
+    ax1.tick_params(axis="x", labelrotation=30)
+    for name, r in runs.items():
+        gains = r.households["gain"].to_numpy()
+        if (gains >= 0).all():
+            x, y = lorenz_curve(gains)
+            ax2.plot(x, y, label=f"{name} (Gini {gini(gains):.2f})")
+    ax2.plot([0, 1], [0, 1], color="grey", lw=0.6, ls="--")
+    ax2.set_xlabel("share of households")
+    ax2.set_ylabel("share of total gain")
+    ax2.legend(fontsize=8)
+    sc = first.scenario
+    head = (f"<h1>transactive — market designs compared</h1><p class='sub'>"
+            f"{sc.community.households} households, {sc.time.days:g} days, seed {sc.seed}, "
+            f"bidding strategy {html.escape(sc.market.strategy)}</p>")
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>transactive comparison</title><style>{_CSS}</style></head><body>{head}"
+            f"<h2>Key figures</h2>{table}<h2>Prices</h2>{_svg(fig)}"
+            f"<h2>Savings and who gained</h2>{_svg(fig2)}</body></html>")
+
+
+def write_comparison(runs: dict[str, SimulationResult], out_dir: str | PathLike[str]) -> Path:
+    """Write ``out_dir/comparison.html``."""
+    path = Path(out_dir) / "comparison.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_comparison(runs), encoding="utf-8")
     return path
