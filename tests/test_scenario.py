@@ -60,5 +60,5 @@ def test_overrides_are_validated():
     s = Scenario().with_overrides(**{"community.households": 12, "seed": None})
     assert s.community.households == 12
     assert s.seed == Scenario().seed
-    with pytest.raises(InputError, match="community.households"):
+    with pytest.raises(InputError, match=r"community\.households"):
         Scenario().with_overrides(**{"community.households": 0})

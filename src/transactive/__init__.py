@@ -4,7 +4,7 @@ Simulate prosumer communities on real networks, compare market designs side by
 side, and run a live exchange. ``import transactive as te``.
 """
 
-from transactive._version import __version__
+from transactive._version import __version__ as __version__
 from transactive.clearing import Clearing
 from transactive.errors import InputError, MissingExtraError, SolverError, TransactiveError
 from transactive.markets import available as mechanisms

@@ -81,11 +81,11 @@ def _numbers(name: str, values: Any, n: int, dtype: type = np.float64) -> npt.ND
         try:
             arr = arr.astype(np.float64)
         except (TypeError, ValueError):
-            for row, v in enumerate(arr):
+            for bad, v in enumerate(arr):
                 try:
                     float(v)
                 except (TypeError, ValueError):
-                    raise InputError(name, f"must be a number, got {v!r}", row=row) from None
+                    raise InputError(name, f"must be a number, got {v!r}", row=bad) from None
     arr = arr.astype(np.float64)
     row = _first_bad(~np.isfinite(arr))
     if row is not None:
@@ -105,7 +105,8 @@ def _sides(values: Any, n: int) -> npt.NDArray[np.int8]:
     if arr.dtype.kind in "iuf":
         row = _first_bad((arr != BUY) & (arr != SELL))
         if row is not None:
-            raise InputError("side", f"must be 'buy' (+1) or 'sell' (-1), got {arr[row]!r}", row=row)
+            raise InputError("side", f"must be 'buy' (+1) or 'sell' (-1), got {arr[row]!r}",
+                             row=row)
         return arr.astype(np.int8)
     out = np.empty(n, dtype=np.int8)
     for row, v in enumerate(arr):
@@ -213,7 +214,7 @@ class OrderBatch:
             cols.setdefault(name, None)
         if cols["time"] is None:
             cols["time"] = np.arange(len(cols["price"]), dtype=np.float64)
-        for name, value in cols.items():
+        for value in cols.values():
             if value is not None:
                 value.flags.writeable = False
         return cls(**cols, _validated=True)

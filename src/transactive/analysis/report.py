@@ -52,7 +52,9 @@ def _coarse(iv: pd.DataFrame) -> pd.DataFrame:
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        return "–" if not np.isfinite(value) else f"{value:,.4g}" if abs(value) < 10 else f"{value:,.1f}"
+        if not np.isfinite(value):
+            return "–"
+        return f"{value:,.4g}" if abs(value) < 10 else f"{value:,.1f}"
     return html.escape(str(value))
 
 

@@ -83,7 +83,8 @@ def simulate(
     mechanism = registry.get(scenario.market.mechanism)
     options = dict(scenario.market.options)
 
-    n, periods, ppd, dt_h = community.size, timeline.periods, timeline.periods_per_day, timeline.dt_h
+    n, periods, dt_h = community.size, timeline.periods, timeline.dt_h
+    ppd = timeline.periods_per_day
     n_days = -(-periods // ppd)
     households = np.arange(n, dtype=np.int64)
     fleet = community.batteries

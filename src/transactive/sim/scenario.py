@@ -170,11 +170,11 @@ class Scenario(_Section):
 
     name: str = Field("default-community", min_length=1, description="Name of the run.")
     seed: int = Field(42, ge=0, description="Seed of every random draw in the run.")
-    time: TimeConfig = Field(default_factory=TimeConfig)  # type: ignore[arg-type]
-    community: CommunityConfig = Field(default_factory=CommunityConfig)  # type: ignore[arg-type]
-    tariff: TariffConfig = Field(default_factory=TariffConfig)  # type: ignore[arg-type]
-    market: MarketConfig = Field(default_factory=MarketConfig)  # type: ignore[arg-type]
-    output: OutputConfig = Field(default_factory=OutputConfig)  # type: ignore[arg-type]
+    time: TimeConfig = Field(default_factory=TimeConfig)
+    community: CommunityConfig = Field(default_factory=CommunityConfig)
+    tariff: TariffConfig = Field(default_factory=TariffConfig)
+    market: MarketConfig = Field(default_factory=MarketConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scenario:
