@@ -1,0 +1,482 @@
+"""The network model: buses, branches, generators and loads as typed tables.
+
+A :class:`Network` holds five pandas tables whose columns are declared once,
+as data, in :data:`SCHEMA` (name, kind, default, unit and meaning). The tables
+are validated completely when the network is built; every error names the
+table, the column and the row. A network is never changed by any solver:
+results live in separate result objects (see :mod:`transactive.grid.dcopf`).
+
+Conventions (stated once, used by every grid module):
+
+- Buses keep their case numbers (MATPOWER ``BUS_I``); every output reports
+  them. Internally a bus is addressed by its *position* (row) in ``bus``.
+- Powers are in MW / MVAr, impedances in per unit on ``base_mva`` and the
+  bus ``vn_kv`` (``z_base_ohm = vn_kv**2 / base_mva``), angles in degrees.
+- Loads consume ``p_mw`` (positive = consumption); generators inject ``p_mw``
+  (a dispatchable load is a generator with ``p_min_mw < 0``).
+- A branch rating of ``inf`` means unlimited (MATPOWER writes ``0``).
+- Generator cost per hour is ``cost_per_mw2h * p**2 + cost_per_mwh * p +
+  cost_per_h`` (MATPOWER ``gencost`` model 2), or a convex piecewise-linear
+  curve given as breakpoints in the ``pwl_cost`` table (model 1).
+- ``branch.in_service``/``gen.in_service`` switch elements off; a bus of
+  ``type`` 4 (isolated) must have nothing in service attached.
+
+Examples
+--------
+>>> net = Network(
+...     bus={"bus": [1, 2], "type": [3, 1]},
+...     branch={"from_bus": [1], "to_bus": [2], "x_pu": [0.1], "rate_a_mw": [50.0]},
+...     gen={"bus": [1], "p_max_mw": [100.0], "cost_per_mwh": [20.0]},
+...     load={"bus": [2], "p_mw": [40.0]},
+... )
+>>> net
+Network('', 2 buses, 1 branches, 1 generators, 1 loads, base 100.0 MVA)
+>>> net.ref_bus, net.bus_position([2, 1]).tolist()
+(1, [1, 0])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from transactive.errors import InputError
+
+__all__ = ["SCHEMA", "Column", "Network", "TableLike"]
+
+TableLike = pd.DataFrame | Mapping[str, Any]
+"""What a table may be given as: a DataFrame or a mapping of column -> values."""
+
+Kind = Literal["int", "float", "bool"]
+
+#: Bus types as in MATPOWER.
+PQ, PV, REF, ISOLATED = 1, 2, 3, 4
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a network table: declared once, drives validation and docs.
+
+    ``default`` is ``None`` for a required column. ``allow_inf`` lets a float
+    column hold ``+/-inf`` (limits); NaN is never allowed.
+    """
+
+    name: str
+    kind: Kind
+    default: float | int | bool | None
+    doc: str
+    allow_inf: bool = False
+
+
+_INF = float("inf")
+
+#: The columns of every table, in order.
+SCHEMA: dict[str, tuple[Column, ...]] = {
+    "bus": (
+        Column("bus", "int", None, "bus number (MATPOWER BUS_I), unique, > 0"),
+        Column("type", "int", PQ, "1 PQ, 2 PV, 3 reference, 4 isolated"),
+        Column("vn_kv", "float", 0.0, "base (nominal) voltage, kV"),
+        Column("gs_mw", "float", 0.0, "shunt conductance: MW consumed at 1 pu voltage"),
+        Column("bs_mvar", "float", 0.0, "shunt susceptance: MVAr injected at 1 pu voltage"),
+        Column("vm_pu", "float", 1.0, "voltage magnitude (initial / set point), pu"),
+        Column("va_deg", "float", 0.0, "voltage angle (initial), degrees"),
+        Column("vm_max_pu", "float", 1.1, "upper voltage limit, pu"),
+        Column("vm_min_pu", "float", 0.9, "lower voltage limit, pu"),
+        Column("area", "int", 1, "area number"),
+        Column("zone", "int", 1, "loss zone number"),
+    ),
+    "branch": (
+        Column("from_bus", "int", None, "bus number of the from end"),
+        Column("to_bus", "int", None, "bus number of the to end"),
+        Column("r_pu", "float", 0.0, "series resistance, pu"),
+        Column("x_pu", "float", None, "series reactance, pu (non-zero when in service)"),
+        Column("b_pu", "float", 0.0, "total line charging susceptance, pu"),
+        Column("rate_a_mw", "float", _INF, "normal (long-term) rating, MW; inf = none", True),
+        Column("rate_b_mw", "float", _INF, "short-term rating, MW; inf = none", True),
+        Column("rate_c_mw", "float", _INF, "emergency (post-contingency) rating, MW", True),
+        Column("tap", "float", 1.0, "off-nominal turns ratio at the from end (1 = line)"),
+        Column("shift_deg", "float", 0.0, "phase shift angle, degrees"),
+        Column("in_service", "bool", True, "False switches the branch off"),
+        Column("angmin_deg", "float", -360.0, "minimum angle difference, degrees"),
+        Column("angmax_deg", "float", 360.0, "maximum angle difference, degrees"),
+    ),
+    "gen": (
+        Column("bus", "int", None, "bus number"),
+        Column("p_max_mw", "float", None, "maximum active power, MW"),
+        Column("p_min_mw", "float", 0.0, "minimum active power, MW (< 0: dispatchable load)"),
+        Column("p_mw", "float", 0.0, "active power set point, MW"),
+        Column("q_mvar", "float", 0.0, "reactive power set point, MVAr"),
+        Column("q_max_mvar", "float", _INF, "maximum reactive power, MVAr", True),
+        Column("q_min_mvar", "float", -_INF, "minimum reactive power, MVAr", True),
+        Column("vm_pu", "float", 1.0, "voltage set point, pu"),
+        Column("in_service", "bool", True, "False switches the generator off"),
+        Column("cost_per_mw2h", "float", 0.0, "quadratic cost coefficient, per MW^2 h (>= 0)"),
+        Column("cost_per_mwh", "float", 0.0, "linear cost coefficient, per MWh"),
+        Column("cost_per_h", "float", 0.0, "fixed cost when running, per h"),
+    ),
+    "load": (
+        Column("bus", "int", None, "bus number"),
+        Column("p_mw", "float", None, "active power consumed, MW"),
+        Column("q_mvar", "float", 0.0, "reactive power consumed, MVAr"),
+    ),
+    "pwl_cost": (
+        Column("gen", "int", None, "generator row (position in the gen table)"),
+        Column("p_mw", "float", None, "breakpoint output, MW (increasing per generator)"),
+        Column("cost_per_h", "float", None, "cost at the breakpoint, per h"),
+    ),
+}
+
+
+def _table(name: str, data: TableLike | None) -> pd.DataFrame:
+    """Build one table from ``data``: known columns only, defaults filled, typed."""
+    columns = SCHEMA[name]
+    if data is None:
+        data = {c.name: np.zeros(0) for c in columns}
+    if not isinstance(data, pd.DataFrame | Mapping):
+        raise InputError(name, f"expected a DataFrame or a mapping, got {type(data).__name__}")
+    known = {c.name for c in columns}
+    unknown = [str(k) for k in data if k not in known]
+    if unknown:
+        raise InputError(f"{name}.{unknown[0]}", f"unknown column (known: {sorted(known)})")
+    raw = {str(k): np.asarray(v) for k, v in data.items()}
+    lengths = {k: v.shape[0] if v.ndim == 1 else -1 for k, v in raw.items()}
+    if any(n < 0 for n in lengths.values()) or len(set(lengths.values())) > 1:
+        raise InputError(name, f"columns must be 1-d and of equal length, got {lengths}")
+    n = next(iter(lengths.values()), 0)
+    out: dict[str, npt.NDArray[Any]] = {}
+    for col in columns:
+        field = f"{name}.{col.name}"
+        if col.name not in raw:
+            if col.default is None:
+                raise InputError(field, "is required")
+            out[col.name] = np.full(n, col.default)
+            continue
+        values = raw[col.name]
+        if col.kind == "bool":
+            if values.dtype.kind not in "biuf":
+                raise InputError(field, f"must be true/false, got type {values.dtype}")
+            out[col.name] = values.astype(bool)
+            continue
+        try:
+            arr = values.astype(np.float64)
+        except (TypeError, ValueError):
+            raise InputError(field, f"must be numeric, got type {values.dtype}") from None
+        bad = np.isnan(arr) if col.allow_inf else ~np.isfinite(arr)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(field, f"must be a finite number, got {arr[row]!r}", row=row)
+        if col.kind == "int":
+            frac = arr != np.round(arr)
+            if frac.any():
+                row = int(np.flatnonzero(frac)[0])
+                raise InputError(field, f"must be an integer, got {arr[row]!r}", row=row)
+            arr = arr.astype(np.int64)
+        out[col.name] = arr
+    frame = pd.DataFrame(out, index=pd.RangeIndex(n))
+    for col in columns:
+        if col.kind == "bool":
+            frame[col.name] = frame[col.name].astype(bool)
+        elif col.kind == "int":
+            frame[col.name] = frame[col.name].astype(np.int64)
+        else:
+            frame[col.name] = frame[col.name].astype(np.float64)
+    return frame
+
+
+def _check(mask: npt.NDArray[np.bool_], field: str, problem: str) -> None:
+    if mask.any():
+        row = int(np.flatnonzero(mask)[0])
+        raise InputError(field, problem, row=row)
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """A power network as validated, typed tables (see :data:`SCHEMA`).
+
+    Parameters
+    ----------
+    bus, branch, gen, load : DataFrame or mapping of column -> values
+        The tables; missing optional columns take their defaults. Unknown
+        columns are an error (they are usually typos).
+    pwl_cost : DataFrame or mapping, optional
+        Piecewise-linear cost breakpoints (``gen``, ``p_mw``, ``cost_per_h``);
+        a generator listed here must have zero polynomial costs.
+    base_mva : float
+        System MVA base of the per-unit impedances.
+    name : str
+        A label for reports.
+
+    Notes
+    -----
+    The tables are copies owned by the network: treat them as read-only and
+    use :meth:`replace` to derive a changed network (it validates again).
+    """
+
+    bus: pd.DataFrame
+    branch: pd.DataFrame
+    gen: pd.DataFrame
+    load: pd.DataFrame
+    pwl_cost: pd.DataFrame | None = None
+    base_mva: float = 100.0
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        tables = {
+            t: _table(t, getattr(self, t)) for t in ("bus", "branch", "gen", "load", "pwl_cost")
+        }
+        for t, frame in tables.items():
+            object.__setattr__(self, t, frame)
+        if not np.isfinite(self.base_mva) or self.base_mva <= 0:
+            raise InputError("base_mva", f"must be > 0, got {self.base_mva!r}")
+        object.__setattr__(self, "base_mva", float(self.base_mva))
+        self._validate()
+
+    # ---------------------------------------------------------------- validation
+    def _validate(self) -> None:
+        bus, br, gen, load = self.bus, self.branch, self.gen, self.load
+        if len(bus) == 0:
+            raise InputError("bus", "the network has no buses")
+        nums = bus["bus"].to_numpy()
+        _check(nums <= 0, "bus.bus", "bus numbers must be > 0")
+        order = np.argsort(nums, kind="stable")
+        dup = np.flatnonzero(nums[order][1:] == nums[order][:-1])
+        if dup.size:
+            row = int(order[dup[0] + 1])
+            raise InputError("bus.bus", f"duplicate bus number {nums[row]}", row=row)
+        _check(~np.isin(bus["type"].to_numpy(), (PQ, PV, REF, ISOLATED)), "bus.type",
+               "must be 1 (PQ), 2 (PV), 3 (reference) or 4 (isolated)")
+        _check(bus["vn_kv"].to_numpy() < 0, "bus.vn_kv", "must be >= 0")
+        _check(bus["vm_min_pu"].to_numpy() > bus["vm_max_pu"].to_numpy(), "bus.vm_min_pu",
+               "is above vm_max_pu")
+        for table, col in (("branch", "from_bus"), ("branch", "to_bus"), ("gen", "bus"),
+                           ("load", "bus")):
+            self._positions(getattr(self, table)[col].to_numpy(), f"{table}.{col}")
+        _check(br["from_bus"].to_numpy() == br["to_bus"].to_numpy(), "branch.to_bus",
+               "a branch must join two different buses")
+        on = br["in_service"].to_numpy()
+        _check(on & (br["x_pu"].to_numpy() == 0), "branch.x_pu",
+               "is zero on an in-service branch (the DC model needs a reactance)")
+        for rate in ("rate_a_mw", "rate_b_mw", "rate_c_mw"):
+            _check(br[rate].to_numpy() <= 0, f"branch.{rate}",
+                   "must be > 0 (a negative or zero limit; use inf for no limit)")
+        _check(br["tap"].to_numpy() <= 0, "branch.tap", "must be > 0")
+        _check(br["angmin_deg"].to_numpy() > br["angmax_deg"].to_numpy(), "branch.angmin_deg",
+               "is above angmax_deg")
+        pmax, pmin = gen["p_max_mw"].to_numpy(), gen["p_min_mw"].to_numpy()
+        _check(pmin > pmax, "gen.p_min_mw", "is above p_max_mw")
+        _check(gen["q_min_mvar"].to_numpy() > gen["q_max_mvar"].to_numpy(), "gen.q_min_mvar",
+               "is above q_max_mvar")
+        _check(gen["cost_per_mw2h"].to_numpy() < 0, "gen.cost_per_mw2h",
+               "must be >= 0 (a negative quadratic cost is not convex)")
+        isolated = bus["type"].to_numpy() == ISOLATED
+        if isolated.any():
+            for table, col, live in (
+                ("branch", "from_bus", on), ("branch", "to_bus", on),
+                ("gen", "bus", gen["in_service"].to_numpy()),
+                ("load", "bus", np.ones(len(load), bool)),
+            ):
+                pos = self._positions(getattr(self, table)[col].to_numpy(), f"{table}.{col}")
+                _check(live & isolated[pos], f"{table}.{col}",
+                       "is an isolated bus (type 4) but the element is in service")
+        self._validate_pwl()
+
+    def _validate_pwl(self) -> None:
+        pwl = self.pwl_cost
+        assert pwl is not None
+        if len(pwl) == 0:
+            return
+        g = pwl["gen"].to_numpy()
+        _check((g < 0) | (g >= len(self.gen)), "pwl_cost.gen", "is not a generator row")
+        p, c = pwl["p_mw"].to_numpy(), pwl["cost_per_h"].to_numpy()
+        order = np.lexsort((p, g))
+        if not np.array_equal(order, np.arange(len(pwl))):
+            raise InputError("pwl_cost", "rows must be sorted by gen, then increasing p_mw")
+        counts = np.bincount(g, minlength=len(self.gen))
+        _check(counts[g] < 2, "pwl_cost.gen", "a piecewise cost needs at least 2 breakpoints")
+        same = g[1:] == g[:-1]
+        dp = np.diff(p)
+        _check(np.r_[False, same & (dp <= 0)], "pwl_cost.p_mw", "must increase per generator")
+        slope = np.where(same, np.diff(c) / np.where(dp > 0, dp, 1.0), np.nan)
+        worse = same[1:] & same[:-1] & (slope[1:] < slope[:-1] - 1e-9 * np.abs(slope[:-1]))
+        _check(np.r_[False, False, worse], "pwl_cost.cost_per_h",
+               "piecewise cost is not convex (slopes must not decrease)")
+        poly = self.gen[["cost_per_mw2h", "cost_per_mwh", "cost_per_h"]].to_numpy()
+        listed = np.zeros(len(self.gen), bool)
+        listed[g] = True
+        _check(listed & (poly != 0).any(axis=1), "gen.cost_per_mwh",
+               "a generator with a piecewise cost must have zero polynomial costs")
+
+    # ------------------------------------------------------------------ indexing
+    @cached_property
+    def _lookup(self) -> pd.Index:
+        return pd.Index(self.bus["bus"].to_numpy())
+
+    def _positions(self, numbers: npt.ArrayLike, field: str) -> npt.NDArray[np.int64]:
+        nums = np.asarray(numbers, dtype=np.int64).ravel()
+        pos = self._lookup.get_indexer(pd.Index(nums))
+        _check(pos < 0, field, f"refers to a bus that does not exist: {nums[np.argmin(pos)]}")
+        return pos.astype(np.int64)
+
+    def bus_position(self, numbers: npt.ArrayLike) -> npt.NDArray[np.int64]:
+        """Positions (rows of ``bus``) of the given bus numbers; InputError if unknown."""
+        return self._positions(numbers, "bus")
+
+    @property
+    def n_bus(self) -> int:
+        """Number of buses."""
+        return len(self.bus)
+
+    @property
+    def n_branch(self) -> int:
+        """Number of branches (in service or not)."""
+        return len(self.branch)
+
+    @property
+    def n_gen(self) -> int:
+        """Number of generators (in service or not)."""
+        return len(self.gen)
+
+    @cached_property
+    def bus_numbers(self) -> npt.NDArray[np.int64]:
+        """Bus numbers in position order (read-only)."""
+        return _readonly(self.bus["bus"].to_numpy())
+
+    @cached_property
+    def from_position(self) -> npt.NDArray[np.int64]:
+        """Bus position of each branch's from end (read-only)."""
+        return _readonly(self._positions(self.branch["from_bus"], "branch.from_bus"))
+
+    @cached_property
+    def to_position(self) -> npt.NDArray[np.int64]:
+        """Bus position of each branch's to end (read-only)."""
+        return _readonly(self._positions(self.branch["to_bus"], "branch.to_bus"))
+
+    @cached_property
+    def gen_position(self) -> npt.NDArray[np.int64]:
+        """Bus position of each generator (read-only)."""
+        return _readonly(self._positions(self.gen["bus"], "gen.bus"))
+
+    @cached_property
+    def load_position(self) -> npt.NDArray[np.int64]:
+        """Bus position of each load (read-only)."""
+        return _readonly(self._positions(self.load["bus"], "load.bus"))
+
+    @cached_property
+    def bus_load_mw(self) -> npt.NDArray[np.float64]:
+        """Active load per bus position, MW: loads plus shunt ``gs_mw`` (read-only)."""
+        d = np.bincount(self.load_position, weights=self.load["p_mw"].to_numpy(),
+                        minlength=self.n_bus)
+        return _readonly(d + self.bus["gs_mw"].to_numpy())
+
+    @cached_property
+    def ref_position(self) -> int:
+        """Position of the reference bus: the first bus of type 3; failing that,
+        the bus of the in-service generator with the largest ``p_max_mw``;
+        failing that, bus position 0."""
+        ref = np.flatnonzero(self.bus["type"].to_numpy() == REF)
+        if ref.size:
+            return int(ref[0])
+        on = np.flatnonzero(self.gen["in_service"].to_numpy())
+        if on.size:
+            return int(self.gen_position[on[np.argmax(self.gen["p_max_mw"].to_numpy()[on])]])
+        return 0
+
+    @property
+    def ref_bus(self) -> int:
+        """Bus number of the reference (slack) bus, see :attr:`ref_position`."""
+        return int(self.bus_numbers[self.ref_position])
+
+    # -------------------------------------------------------------- topology
+    @cached_property
+    def island_labels(self) -> npt.NDArray[np.int64]:
+        """Island label per bus position over in-service branches (read-only).
+
+        Labels are 0, 1, ... with the reference bus's island labelled 0; an
+        isolated bus (type 4) gets -1.
+        """
+        on = self.branch["in_service"].to_numpy()
+        f, t, n = self.from_position[on], self.to_position[on], self.n_bus
+        graph = sp.coo_matrix((np.ones(f.size), (f, t)), shape=(n, n)).tocsr()
+        _, labels = connected_components(graph, directed=False)
+        labels = labels.astype(np.int64)
+        # relabel so the reference island is 0 and others follow by first bus
+        _, first = np.unique(labels, return_index=True)
+        rank = np.empty_like(first)
+        order = np.argsort(first)
+        ref_label = labels[self.ref_position]
+        order = np.r_[ref_label, order[order != ref_label]]
+        rank[order] = np.arange(order.size)
+        labels = rank[labels]
+        isolated = self.bus["type"].to_numpy() == ISOLATED
+        if isolated.any():
+            labels = np.where(isolated, -1, labels)
+            live = np.unique(labels[labels >= 0])
+            labels = np.where(labels >= 0, np.searchsorted(live, labels), -1)
+        return _readonly(labels)
+
+    def islands(self) -> list[npt.NDArray[np.int64]]:
+        """Bus numbers of each island (reference island first); isolated
+        (type 4) buses are left out.
+
+        Examples
+        --------
+        >>> net = Network(bus={"bus": [1, 2, 3], "type": [3, 1, 1]},
+        ...               branch={"from_bus": [1], "to_bus": [2], "x_pu": [0.1]},
+        ...               gen={"bus": [1], "p_max_mw": [10.0]}, load={"bus": [3], "p_mw": [1.0]})
+        >>> [i.tolist() for i in net.islands()]
+        [[1, 2], [3]]
+        """
+        labels = self.island_labels
+        return [self.bus_numbers[labels == k] for k in range(int(labels.max(initial=-1)) + 1)]
+
+    def check_connected(self) -> None:
+        """Raise :class:`InputError` naming the islands if the network is split."""
+        isl = self.islands()
+        if len(isl) > 1:
+            parts = "; ".join(
+                f"[{', '.join(map(str, i[:8].tolist()))}{', ...' if i.size > 8 else ''}]"
+                for i in isl[1:4])
+            raise InputError(
+                "branch",
+                f"the network is split into {len(isl)} islands; buses not connected to the "
+                f"reference bus {self.ref_bus}: {parts}{' ...' if len(isl) > 4 else ''}")
+
+    # ----------------------------------------------------------------- deriving
+    def replace(self, **changes: Any) -> Network:
+        """A new, validated network with some tables or fields replaced.
+
+        Examples
+        --------
+        >>> net = Network(bus={"bus": [1, 2], "type": [3, 1]},
+        ...               branch={"from_bus": [1], "to_bus": [2], "x_pu": [0.1]},
+        ...               gen={"bus": [1], "p_max_mw": [9.0]}, load={"bus": [2], "p_mw": [4.0]})
+        >>> net.replace(load={"bus": [2], "p_mw": [5.0]}).bus_load_mw.tolist()
+        [0.0, 5.0]
+        """
+        fields: dict[str, Any] = {
+            "bus": self.bus, "branch": self.branch, "gen": self.gen, "load": self.load,
+            "pwl_cost": self.pwl_cost, "base_mva": self.base_mva, "name": self.name,
+        }
+        unknown = set(changes) - set(fields)
+        if unknown:
+            raise InputError(sorted(unknown)[0], "is not a field of Network")
+        fields.update(changes)
+        return Network(**fields)
+
+    def __repr__(self) -> str:
+        return (f"Network({self.name!r}, {self.n_bus} buses, {self.n_branch} branches, "
+                f"{self.n_gen} generators, {len(self.load)} loads, base {self.base_mva} MVA)")
+
+
+def _readonly(arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    arr = np.array(arr, copy=True)
+    arr.flags.writeable = False
+    return arr

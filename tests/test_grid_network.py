@@ -1,0 +1,221 @@
+"""Network model, case readers, built-in cases and network matrices."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from transactive.errors import InputError
+from transactive.grid import matrices
+from transactive.grid.cases import available_cases, load_case
+from transactive.grid.matpower import (
+    from_pandapower,
+    parse_matpower,
+    read_matpower,
+    write_matpower,
+    write_matpower_text,
+)
+from transactive.grid.network import Network
+
+PGLIB = Path("/work/shared/cases")
+BUILTIN_SOURCES = {"case9": "case9", "case14": "case14", "case30": "case30",
+                   "case118": "case118", "case33bw": "case33bw"}
+NO_LIMIT_MW = 9900.0  # pandapower's stand-in rating for "no limit"
+
+
+def builtin_from_pandapower(name: str) -> Network:
+    """The built-in case ``name`` rebuilt from pandapower's copy (how the shipped
+    files were made: ``write_matpower(builtin_from_pandapower(n), path)``)."""
+    pn = pytest.importorskip("pandapower.networks")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pp_net = getattr(pn, BUILTIN_SOURCES[name])()
+    numbers = "index" if name == "case33bw" else "name"
+    net = from_pandapower(pp_net, bus_numbers=numbers)
+    branch = net.branch.copy()
+    for rate in ("rate_a_mw", "rate_b_mw", "rate_c_mw"):
+        branch[rate] = np.where(branch[rate] >= NO_LIMIT_MW, np.inf, branch[rate].round(6))
+    return net.replace(branch=branch, name=name)
+
+
+def small() -> Network:
+    return Network(
+        bus={"bus": [10, 20, 30], "type": [3, 1, 1]},
+        branch={"from_bus": [10, 20, 10], "to_bus": [20, 30, 30], "x_pu": [0.1, 0.1, 0.2],
+                "rate_a_mw": [100.0, 100.0, 100.0]},
+        gen={"bus": [10, 20], "p_max_mw": [200.0, 100.0], "cost_per_mwh": [10.0, 30.0]},
+        load={"bus": [30], "p_mw": [150.0]},
+    )
+
+
+# ------------------------------------------------------------------- network
+def test_network_tables_are_typed_and_defaulted() -> None:
+    net = small()
+    assert list(net.bus.columns)[:3] == ["bus", "type", "vn_kv"]
+    assert net.branch["rate_c_mw"].tolist() == [np.inf] * 3
+    assert net.branch["in_service"].dtype == bool
+    assert net.gen["p_min_mw"].tolist() == [0.0, 0.0]
+    assert net.ref_bus == 10
+    assert net.bus_load_mw.tolist() == [0.0, 0.0, 150.0]
+    assert net.bus_position([30, 10]).tolist() == [2, 0]
+
+
+def test_network_copies_inputs_and_replace_validates() -> None:
+    load = pd.DataFrame({"bus": [30], "p_mw": [150.0]})
+    net = Network(bus=small().bus, branch=small().branch, gen=small().gen, load=load)
+    load.loc[0, "p_mw"] = 1.0
+    assert net.load.loc[0, "p_mw"] == 150.0
+    with pytest.raises(InputError, match=r"load\.bus"):
+        net.replace(load={"bus": [99], "p_mw": [1.0]})
+    with pytest.raises(InputError, match="not a field"):
+        net.replace(lines=None)
+
+
+@pytest.mark.parametrize(
+    ("table", "change", "match"),
+    [
+        ("branch", {"to_bus": [20, 99, 30]}, r"row 1: field 'branch\.to_bus'.*does not exist: 99"),
+        ("branch", {"rate_a_mw": [100.0, -5.0, 100.0]}, r"row 1: field 'branch\.rate_a_mw'.*> 0"),
+        ("branch", {"x_pu": [0.1, 0.0, 0.2]}, r"row 1: field 'branch\.x_pu'.*zero"),
+        ("branch", {"to_bus": [20, 20, 30], "from_bus": [10, 20, 10]}, "different buses"),
+        ("branch", {"x_pu": [0.1, np.nan, 0.2]}, r"branch\.x_pu.*finite"),
+        ("branch", {"rate": [1.0, 1.0, 1.0]}, r"branch\.rate'.*unknown column"),
+        ("gen", {"p_min_mw": [300.0, 0.0]}, r"row 0: field 'gen\.p_min_mw'.*above p_max_mw"),
+        ("gen", {"cost_per_mw2h": [0.0, -1.0]}, r"gen\.cost_per_mw2h.*convex"),
+        ("gen", {"bus": [10, 5]}, r"row 1: field 'gen\.bus'.*does not exist: 5"),
+        ("bus", {"bus": [10, 20, 20]}, "duplicate bus number 20"),
+        ("bus", {"type": [3, 1, 7]}, r"bus\.type"),
+    ],
+)
+def test_bad_networks_name_the_element(table: str, change: dict, match: str) -> None:
+    base = small()
+    frame = getattr(base, table).copy()
+    frame = frame.drop(columns=[c for c in change if c not in frame.columns], errors="ignore")
+    data = {**{c: frame[c].to_numpy() for c in frame.columns}, **change}
+    with pytest.raises(InputError, match=match):
+        base.replace(**{table: data})
+
+
+def test_islands_are_reported_by_bus_number() -> None:
+    net = small().replace(branch={"from_bus": [10], "to_bus": [20], "x_pu": [0.1]})
+    assert [i.tolist() for i in net.islands()] == [[10, 20], [30]]
+    with pytest.raises(InputError, match=r"2 islands.*reference bus 10: \[30\]"):
+        net.check_connected()
+    small().check_connected()
+
+
+def test_piecewise_costs_validated() -> None:
+    net = small()
+    gen = net.gen.assign(cost_per_mwh=[0.0, 30.0])
+    ok = net.replace(gen=gen, pwl_cost={"gen": [0, 0, 0], "p_mw": [0.0, 100.0, 200.0],
+                                        "cost_per_h": [0.0, 1000.0, 3000.0]})
+    assert len(ok.pwl_cost) == 3
+    with pytest.raises(InputError, match="not convex"):
+        net.replace(gen=gen, pwl_cost={"gen": [0, 0, 0], "p_mw": [0.0, 100.0, 200.0],
+                                       "cost_per_h": [0.0, 2000.0, 3000.0]})
+    with pytest.raises(InputError, match="zero polynomial"):
+        net.replace(pwl_cost={"gen": [0, 0], "p_mw": [0.0, 1.0], "cost_per_h": [0.0, 1.0]})
+
+
+# ------------------------------------------------------------------- readers
+@pytest.mark.parametrize("case", ["118_ieee", "300_ieee", "1354_pegase", "2869_pegase"])
+def test_pglib_files_load(case: str) -> None:
+    path = PGLIB / f"pglib_opf_case{case}.m"
+    if not path.exists():
+        pytest.skip("PGLib cases not available")
+    net = read_matpower(path)
+    sizes = {"118_ieee": (118, 186, 54), "300_ieee": (300, 411, 69),
+             "1354_pegase": (1354, 1991, 260), "2869_pegase": (2869, 4582, 510)}
+    assert (net.n_bus, net.n_branch, net.n_gen) == sizes[case]
+    assert len(net.islands()) == 1
+    assert np.isfinite(net.branch["rate_a_mw"]).all()
+    assert (net.gen["cost_per_mwh"] != 0).any()
+
+
+def test_matpower_round_trip(tmp_path: Path) -> None:
+    net = load_case("case30")
+    path = tmp_path / "c30.m"
+    write_matpower(net, path)
+    again = read_matpower(path)
+    for t in ("bus", "branch", "gen", "load"):
+        pd.testing.assert_frame_equal(getattr(again, t), getattr(net, t))
+
+
+def test_matpower_gencost_models() -> None:
+    text = write_matpower_text(small()).replace(
+        "mpc.gencost = [", "mpc.gencost = [\n\t1\t0\t0\t3\t0\t0\t100\t1000\t200\t3000;\n"
+        "\t2\t0\t0\t2\t30\t5\t0\t0\t0\t0;\n];\nmpc.unused = [")
+    net = parse_matpower(text)
+    assert net.gen["cost_per_mwh"].tolist() == [0.0, 30.0]
+    assert net.gen["cost_per_h"].tolist() == [0.0, 5.0]
+    assert net.pwl_cost["p_mw"].tolist() == [0.0, 100.0, 200.0]
+    with pytest.raises(InputError, match="above quadratic"):
+        parse_matpower(text.replace("2\t30\t5\t0\t0\t0\t0;", "4\t1\t1\t30\t5\t0\t0;"))
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (("mpc.version = '2'", "mpc.version = '1'"), "version 2"),
+        (("mpc.gen = [", "mpc.gen = [\n1 2 x;"), r"mpc\.gen.*numeric"),
+        (("mpc.branch = [", "mpc.branch_x = ["), r"mpc\.branch'.*missing"),
+    ],
+)
+def test_bad_matpower_text(edit: tuple[str, str], match: str) -> None:
+    text = write_matpower_text(small()).replace(*edit)
+    with pytest.raises(InputError, match=match):
+        parse_matpower(text)
+
+
+def test_missing_file_and_unknown_case() -> None:
+    with pytest.raises(InputError, match="cannot read"):
+        load_case("/nonexistent/case.m")
+    with pytest.raises(InputError, match=r"unknown case 'case7'.*case9"):
+        load_case("case7")
+
+
+# ----------------------------------------------------------------- built-ins
+def test_builtin_cases() -> None:
+    assert available_cases() == ["case118", "case14", "case30", "case33bw", "case9"]
+    sizes = {"case9": (9, 9, 3), "case14": (14, 20, 5), "case30": (30, 41, 6),
+             "case118": (118, 186, 54), "case33bw": (33, 32, 1)}
+    for name, size in sizes.items():
+        net = load_case(name)
+        assert (net.n_bus, net.n_branch, net.n_gen) == size
+        assert net.bus_numbers.tolist() == list(range(1, size[0] + 1))
+    assert load_case("IEEE33").name == "case33bw"
+
+
+def test_feeder_is_baran_wu() -> None:
+    net = load_case("case33bw")
+    assert net.base_mva == 10.0
+    assert set(net.bus["vn_kv"]) == {12.66}
+    # Baran & Wu totals: 3715 kW, 2300 kvar; branch 1-2 is 0.0922 + j0.0470 ohm
+    assert net.load["p_mw"].sum() == pytest.approx(3.715)
+    assert net.load["q_mvar"].sum() == pytest.approx(2.3)
+    z_base = 12.66**2 / 10.0
+    first = net.branch.iloc[0]
+    assert (first["from_bus"], first["to_bus"]) == (1, 2)
+    assert first["r_pu"] * z_base == pytest.approx(0.0922, rel=1e-4)
+    assert first["x_pu"] * z_base == pytest.approx(0.0470, rel=1e-4)
+    assert len(matrices.radial_branches(net)) == 32
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_SOURCES))
+def test_builtin_files_match_pandapower(name: str) -> None:
+    shipped, rebuilt = load_case(name), builtin_from_pandapower(name)
+    for t in ("bus", "branch", "gen", "load"):
+        pd.testing.assert_frame_equal(getattr(shipped, t), getattr(rebuilt, t), rtol=1e-9)
+
+
+def test_from_pandapower_leaves_net_unchanged() -> None:
+    pn = pytest.importorskip("pandapower.networks")
+    pp_net = pn.case9()
+    before = set(pp_net.keys())
+    net = from_pandapower(pp_net)
+    assert set(pp_net.keys()) == before
+    assert net.bus_numbers.tolist() == list(range(1, 10))
