@@ -283,7 +283,9 @@ def load_profiles(
     scale = (mean_kw - burst_kw) / shape_mean
 
     day_season = season(cal.day_of_year) * scale
-    summer_w = _summer_weight(cal.day_of_year)[cal.day].astype(F32)[:, None]
+    summer_w = _summer_weight(cal.day_of_year)[:, None]
+    winter_part = ((1.0 - summer_w) * day_season).astype(F32)
+    summer_part = (summer_w * day_season).astype(F32)
     row = cal.day_type[cal.day] * hours.size + hour_row
 
     # Random streams, in a fixed order: AR(1) noise, then bursts.
@@ -292,25 +294,29 @@ def load_profiles(
     noise += F32(1.0)
     np.maximum(noise, F32(0.0), out=noise)
 
-    out = np.take(winter_table, row, axis=0)
-    buf = np.take(summer_table, row, axis=0)
-    buf -= out
-    buf *= summer_w
-    out += buf
-    np.take(day_season.astype(F32), cal.day, axis=0, out=buf)
-    out *= buf
+    # Expected shape, one calendar day (a contiguous block of rows) at a time.
+    out = np.empty((timeline.periods, n_hh), dtype=F32)
+    starts = np.flatnonzero(np.diff(cal.day, prepend=-1))
+    for start, stop in zip(starts, [*starts[1:], timeline.periods], strict=True):
+        day, rows, block = cal.day[start], row[start:stop], out[start:stop]
+        np.take(winter_table, rows, axis=0, out=block)
+        block *= winter_part[day]
+        block += summer_part[day] * summer_table[rows]
     out *= noise
 
-    chance = noise  # reuse the buffer
-    np.multiply(_awake(cal.hour).astype(F32)[:, None], burst_chance.astype(F32)[None, :],
-                out=chance)
-    rng.random(out=buf, dtype=F32)
-    hit = buf < chance
-    # Given a hit, u / chance is uniform on [0, 1): it sets the burst power.
-    np.divide(buf, chance, out=buf, where=hit)
-    buf *= F32((_BURST_KW[1] - _BURST_KW[0]) * burst_frac)
-    buf += F32(_BURST_KW[0] * burst_frac)
-    np.add(out, buf, out=out, where=hit)
+    # Bursts: a hit when u < chance_h * awake_t, i.e. u / chance_h < awake_t;
+    # given a hit, u / (chance_h * awake_t) is uniform on [0, 1) and sets the power.
+    u = noise  # reuse the buffer
+    rng.random(out=u, dtype=F32)
+    u *= np.divide(1.0, burst_chance, out=np.zeros(n_hh), where=burst_chance > 0).astype(F32)
+    awake = _awake(cal.hour).astype(F32)[:, None]
+    hit = u < awake
+    if not (burst_chance > 0).all():
+        hit &= burst_chance > 0
+    u /= awake
+    u *= F32((_BURST_KW[1] - _BURST_KW[0]) * burst_frac)
+    u += F32(_BURST_KW[0] * burst_frac)
+    np.add(out, u, out=out, where=hit)
     return out
 
 
