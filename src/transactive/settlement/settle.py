@@ -1,0 +1,359 @@
+"""The engine-facing settlement service: one call per interval.
+
+:class:`Settlement` joins the rules (:mod:`~transactive.settlement.rules`), the
+ledger and, optionally, the journal. For each interval it computes the lines,
+turns them into one linked group of transfers, checks the interval's
+invariants, journals the clearing, the new accounts and the transfers
+(write-ahead, forced to disk) and then commits them to the ledger together with
+the journal position. :meth:`Settlement.batch` groups many intervals into one
+journal sync and one ledger commit, the fast path for long simulations.
+
+Crash safety: on construction the ledger is brought up to date with any
+journal records it had not committed (replayed after its cursor); re-settling an
+interval that is already in the ledger answers ``EXISTS`` and changes nothing,
+because transfer ids are deterministic: ``f"{run_id}/{interval}/{code}/{participant}"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from transactive.clearing import Clearing
+from transactive.errors import InputError
+from transactive.settlement.journal import Journal, replay_journal
+from transactive.settlement.ledger import (
+    Account,
+    AccountKind,
+    Ledger,
+    PostReport,
+    SettlementError,
+    Transfer,
+    Unit,
+)
+from transactive.settlement.rules import (
+    ACCOUNTS,
+    STATEMENT_COLUMNS,
+    GridFeeMode,
+    IntervalLines,
+    IntervalPrices,
+    check_interval,
+    compute_lines,
+    line_transfers,
+    participant_accounts,
+)
+
+__all__ = ["IntervalSettlement", "Reconciliation", "Settlement", "SettlementConfig"]
+
+_OPERATORS = (
+    Account(ACCOUNTS["market_money"], AccountKind.MARKET, Unit.CENT),
+    Account(ACCOUNTS["market_energy"], AccountKind.MARKET, Unit.WH),
+    Account(ACCOUNTS["grid"], AccountKind.GRID, Unit.CENT),
+    Account(ACCOUNTS["utility_money"], AccountKind.UTILITY, Unit.CENT),
+    Account(ACCOUNTS["utility_energy"], AccountKind.UTILITY, Unit.WH),
+    Account(ACCOUNTS["carbon"], AccountKind.CARBON, Unit.CENT),
+)
+
+
+@dataclass(frozen=True)
+class SettlementConfig:
+    """How a run settles.
+
+    ``run_id`` prefixes every transfer id (so several runs can share a ledger);
+    ``grid_fee`` is ``"flat"`` or ``"locational"`` (see the rules);
+    ``minor_per_unit`` is the number of minor units (cents) per currency unit.
+    """
+
+    run_id: str = ""
+    grid_fee: GridFeeMode = "flat"
+    minor_per_unit: int = 100
+
+    def __post_init__(self) -> None:
+        if "/" in self.run_id or len(self.run_id) > 64:
+            raise InputError("run_id", "must be at most 64 characters without '/'")
+        if self.grid_fee not in ("flat", "locational"):
+            raise InputError("grid_fee", f"must be 'flat' or 'locational', got {self.grid_fee!r}")
+        if isinstance(self.minor_per_unit, bool) or not isinstance(self.minor_per_unit, int) \
+                or self.minor_per_unit <= 0:
+            raise InputError("minor_per_unit", f"must be a positive integer, "
+                             f"got {self.minor_per_unit!r}")
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.run_id}/" if self.run_id else ""
+
+
+@dataclass(frozen=True)
+class IntervalSettlement:
+    """The settlement of one interval: its lines and transfers.
+
+    ``report`` is the ledger's answer (``None`` inside :meth:`Settlement.batch`
+    until the batch commits).
+    """
+
+    lines: IntervalLines
+    transfers: tuple[Transfer, ...]
+    report: PostReport | None = None
+
+    @property
+    def interval(self) -> int:
+        return self.lines.interval
+
+    def statement(self) -> pd.DataFrame:
+        """One statement row per participant."""
+        return self.lines.to_frame()
+
+
+@dataclass
+class _Pending:
+    clearings: list[tuple[int, Clearing]] = field(default_factory=list)
+    accounts: list[Account] = field(default_factory=list)
+    groups: list[list[Transfer]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """Statements against the ledger, account by account (double-entry reconciliation).
+
+    ``table`` has one row per account: ``account``, ``unit``, ``statements``
+    (the movement the statements imply), ``ledger`` (the movement the
+    ledger's transfers for the same intervals show) and ``difference``.
+    """
+
+    table: pd.DataFrame
+    problems: tuple[str, ...]
+
+    @property
+    def is_ok(self) -> bool:
+        return not self.problems
+
+
+class Settlement:
+    """Settle market intervals into a ledger, optionally through a journal.
+
+    Parameters
+    ----------
+    ledger : Ledger
+    journal : Journal, optional
+        Write-ahead journal; when given, records missing from the ledger are
+        replayed into it first (crash recovery).
+    config : SettlementConfig, optional
+
+    Examples
+    --------
+    >>> from transactive.orders import OrderBatch
+    >>> ob = OrderBatch(id=[1, 2], participant=["a", "b"], side=["buy", "sell"],
+    ...                 price=[0.30, 0.10], quantity=[2.0, 2.0])
+    >>> clearing = Clearing.from_allocation("uniform", ob, [2.0, 2.0], [0.2, 0.2], 0.2)
+    >>> s = Settlement(Ledger(":memory:"))
+    >>> done = s.settle_interval(0, clearing, ["a", "b", "c"], [2.5, -2.0, 1.0],
+    ...                          retail_price_per_kwh=0.30, feed_in_price_per_kwh=0.05,
+    ...                          grid_fee_per_kwh=0.02)
+    >>> cols = ["participant", "market_cents", "utility_cents", "grid_fee_cents", "total_cents"]
+    >>> print(done.statement()[cols].to_string(index=False))
+    participant  market_cents  utility_cents  grid_fee_cents  total_cents
+              a            40             15               4           59
+              b           -40              0               0          -40
+              c             0             30               0           30
+    >>> s.ledger.balance("participant:a:money"), s.reconciliation().is_ok
+    (-59, True)
+    """
+
+    def __init__(self, ledger: Ledger, journal: Journal | None = None, *,
+                 config: SettlementConfig | None = None) -> None:
+        self.ledger = ledger
+        self.journal = journal
+        self.config = config or SettlementConfig()
+        self._pending: _Pending | None = None
+        self._settled: list[IntervalSettlement] = []
+        if journal is not None:
+            if ledger.cursor > journal.seq:
+                raise SettlementError(f"the ledger has applied journal record {ledger.cursor}, "
+                                      f"but the journal holds only {journal.seq}")
+            replay_journal(journal.path, ledger, after=ledger.cursor)
+        self._known = {a.id for a in ledger.accounts()}
+        missing = [a for a in _OPERATORS if a.id not in self._known]
+        if missing:
+            self._commit(_Pending(accounts=missing))
+            self._known |= {a.id for a in missing}
+
+    # ----------------------------------------------------------------- settling
+    def settle_interval(
+        self,
+        interval: int,
+        clearing: Clearing | None,
+        participants: npt.ArrayLike,
+        metered_kwh: npt.ArrayLike,
+        *,
+        retail_price_per_kwh: float,
+        feed_in_price_per_kwh: float,
+        grid_fee_per_kwh: float = 0.0,
+        imbalance_penalty_per_kwh: float = 0.0,
+        planned_kwh: npt.ArrayLike | None = None,
+        carbon_cost: npt.ArrayLike | None = None,
+    ) -> IntervalSettlement:
+        """Settle one interval: compute, check, journal and commit its transfers.
+
+        ``participants`` (labels) and ``metered_kwh`` (net import, kWh) are
+        parallel arrays over everyone settled in the interval; ``planned_kwh``
+        (same shape) is each participant's planned position (default: metered,
+        so no imbalance); ``carbon_cost`` a carbon charge in currency. Returns
+        after the ledger commit (or, inside :meth:`batch`, at once; the batch
+        commits when it ends). Raises :class:`SettlementError` if the ledger
+        refuses the interval.
+        """
+        prices = IntervalPrices(retail_price_per_kwh, feed_in_price_per_kwh, grid_fee_per_kwh,
+                                imbalance_penalty_per_kwh)
+        lines = compute_lines(interval, clearing, participants, metered_kwh, prices,
+                              planned_kwh=planned_kwh, carbon_cost=carbon_cost,
+                              grid_fee=self.config.grid_fee,
+                              minor_per_unit=self.config.minor_per_unit)
+        transfers = line_transfers(lines, prefix=self.config.prefix)
+        check_interval(lines, transfers)
+        new_accounts = self._new_accounts(lines.participant)
+        if self._pending is not None:
+            self._pending.accounts += new_accounts
+            if clearing is not None:
+                self._pending.clearings.append((lines.interval, clearing))
+            self._pending.groups.append(transfers)
+            done = IntervalSettlement(lines, tuple(transfers))
+        else:
+            pending = _Pending(
+                clearings=[] if clearing is None else [(lines.interval, clearing)],
+                accounts=new_accounts, groups=[transfers])
+            done = IntervalSettlement(lines, tuple(transfers), self._commit(pending))
+        self._settled.append(done)
+        return done
+
+    def _new_accounts(self, participants: npt.NDArray[np.generic]) -> list[Account]:
+        new = []
+        for p in participants.tolist():
+            money, energy = participant_accounts(p)
+            if money not in self._known:
+                new += [Account(money, AccountKind.PARTICIPANT_MONEY, Unit.CENT),
+                        Account(energy, AccountKind.PARTICIPANT_ENERGY, Unit.WH)]
+                self._known |= {money, energy}
+        return new
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Settle many intervals with one journal sync and one ledger commit.
+
+        Nothing is durable until the block ends; if it raises, nothing of the
+        block is journaled or committed.
+        """
+        if self._pending is not None:
+            raise SettlementError("batches do not nest")
+        self._pending = _Pending()
+        start = len(self._settled)
+        try:
+            yield
+        except BaseException:
+            pending, self._pending = self._pending, None
+            del self._settled[start:]
+            self._known -= {a.id for a in pending.accounts}
+            raise
+        pending, self._pending = self._pending, None
+        report = self._commit(pending)
+        pos = 0
+        for i in range(start, len(self._settled)):
+            done = self._settled[i]
+            n = len(done.transfers)
+            self._settled[i] = IntervalSettlement(
+                done.lines, done.transfers, PostReport(report.results[pos:pos + n]))
+            pos += n
+
+    def _commit(self, pending: _Pending) -> PostReport:
+        cursor = None
+        if self.journal is not None:
+            for interval, clearing in pending.clearings:
+                self.journal.append_clearing(interval, clearing)
+            if pending.accounts:
+                self.journal.append_accounts(pending.accounts)
+            if pending.groups:
+                self.journal.append_transfers(pending.groups)
+            self.journal.sync()
+            cursor = self.journal.seq
+        acc_report, report = self.ledger.apply(accounts=pending.accounts, groups=pending.groups,
+                                               cursor=cursor)
+        refused = acc_report.refused + report.refused
+        if refused:
+            first = refused[0]
+            raise SettlementError(f"the ledger refused {len(refused)} transfers or accounts; "
+                                  f"first {first.id}: {first.reason}")
+        return report
+
+    # ----------------------------------------------------------------- results
+    @property
+    def settled(self) -> tuple[IntervalSettlement, ...]:
+        """The intervals settled through this object, in order."""
+        return tuple(self._settled)
+
+    def statements(self) -> pd.DataFrame:
+        """Every participant's statement rows for the intervals settled here."""
+        if not self._settled:
+            return pd.DataFrame(columns=list(STATEMENT_COLUMNS))
+        return pd.concat([s.statement() for s in self._settled], ignore_index=True)
+
+    def write_statements(self, path: str | Path) -> Path:
+        """Write the statements as CSV (one row per participant and interval)."""
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.statements().to_csv(out, index=False)
+        return out
+
+    def reconciliation(self) -> Reconciliation:
+        """Reconcile the statements with the ledger, account by account.
+
+        For the intervals settled here, each account's movement implied by the
+        statements must equal the movement of its transfers in the ledger;
+        also each unit's debits must equal its credits and the ledger must pass
+        its own integrity check.
+        """
+        frame = self.statements()
+        expected: dict[str, int] = {}
+        if len(frame):
+            grouped = frame.groupby(frame["participant"].astype(str), sort=True)
+            sums = grouped[["metered_wh", "total_cents", "market_cents", "market_wh",
+                            "utility_cents", "imbalance_cents", "grid_fee_cents",
+                            "carbon_cents", "utility_wh", "imbalance_wh"]].sum()
+            for p, row in sums.iterrows():
+                money, energy = participant_accounts(p)
+                expected[money] = -int(row["total_cents"])
+                expected[energy] = int(row["metered_wh"])
+            expected[ACCOUNTS["market_money"]] = int(sums["market_cents"].sum())
+            expected[ACCOUNTS["market_energy"]] = -int(sums["market_wh"].sum())
+            expected[ACCOUNTS["utility_money"]] = int(sums["utility_cents"].sum()
+                                                      + sums["imbalance_cents"].sum())
+            expected[ACCOUNTS["utility_energy"]] = -int(sums["utility_wh"].sum()
+                                                        + sums["imbalance_wh"].sum())
+            expected[ACCOUNTS["grid"]] = int(sums["grid_fee_cents"].sum())
+            expected[ACCOUNTS["carbon"]] = int(sums["carbon_cents"].sum())
+        ids = {t.id for s in self._settled for t in s.transfers}
+        moved = self.ledger.transfers_frame()
+        moved = moved[moved["id"].isin(ids)]
+        actual = (moved.groupby("credit")["amount"].sum()
+                  .sub(moved.groupby("debit")["amount"].sum(), fill_value=0))
+        units = {a.id: str(a.unit) for a in self.ledger.accounts()}
+        rows = []
+        for account in sorted(set(expected) | set(actual.index)):
+            want, got = expected.get(account, 0), int(actual.get(account, 0))
+            rows.append((account, units.get(account, "?"), want, got, got - want))
+        table = pd.DataFrame(rows, columns=["account", "unit", "statements", "ledger",
+                                            "difference"])
+        problems = [f"account {r.account}: statements {r.statements}, ledger {r.ledger}"
+                    for r in table.itertuples() if r.difference != 0]
+        missing = len(ids) - len(moved)
+        if missing:
+            problems.append(f"{missing} settled transfers are not in the ledger")
+        for unit, part in table.groupby("unit"):
+            if int(part["ledger"].sum()) != 0:
+                problems.append(f"unit {unit}: debits != credits by {int(part['ledger'].sum())}")
+        problems += self.ledger.check().problems
+        return Reconciliation(table, tuple(problems))
