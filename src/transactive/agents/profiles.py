@@ -190,6 +190,39 @@ def _ar1_noise(
 
 
 # ---------------------------------------------------------------- load
+def _shape_tables(
+    hours: npt.NDArray[np.float64], traits: dict[str, npt.NDArray[np.float64]]
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float64]]:
+    """Daily load shapes before the seasonal factor, one column per household.
+
+    Returns the winter and the summer table, rows ``day_type * len(hours) + i``
+    for clock hour ``hours[i]`` (they differ in the time of the evening peak),
+    and the exact daily mean of each day type, shape ``(3, H)``.
+    """
+    hh = hours[:, None]
+    tables = []
+    daily_mean = np.empty((3, traits["base"].shape[0]))
+    for evening_h in (_EVENING_WINTER_H, _EVENING_SUMMER_H):
+        evening = _EVENING_SHARE * traits["evening"] * _von_mises(
+            hh, evening_h + traits["shift_evening"], _EVENING_WIDTH_H)
+        blocks = []
+        for kind in range(3):
+            (cm, wm, am), (cd, wd, ad), (cdt, wdt, adt) = (
+                _MORNING[kind], _MIDDAY[kind], _DAYTIME[kind])
+            blocks.append(
+                traits["base"]
+                + am * traits["morning"] * _von_mises(hh, cm + traits["shift_morning"], wm)
+                + ad * traits["midday"] * _von_mises(hh, cd + traits["shift_midday"], wd)
+                + adt * traits["daytime"] * _von_mises(hh, cdt, wdt)
+                + evening
+            )
+            daily_mean[kind] = (traits["base"] + am * traits["morning"]
+                                + ad * traits["midday"] + adt * traits["daytime"]
+                                + _EVENING_SHARE * traits["evening"])
+        tables.append(np.concatenate(blocks).astype(F32))
+    return tables[0], tables[1], daily_mean
+
+
 def load_profiles(
     timeline: Timeline, annual_kwh: npt.ArrayLike, rng: np.random.Generator
 ) -> npt.NDArray[np.float32]:
@@ -225,42 +258,19 @@ def load_profiles(
     dt_h = timeline.dt_h
 
     # Per-household character: base share, peak sizes and times, seasonal swing.
-    def spread(sigma: float, size: tuple[int, ...] = (n_hh,)) -> npt.NDArray[np.float64]:
-        return np.exp(sigma * rng.standard_normal(size) - sigma * sigma / 2)
+    def spread(sigma: float) -> npt.NDArray[np.float64]:
+        return np.exp(sigma * rng.standard_normal(n_hh) - sigma * sigma / 2)
 
-    base = _BASE_SHARE * spread(0.3)
-    amp = {name: spread(0.35) for name in ("morning", "midday", "daytime", "evening")}
-    shift_morning = np.clip(rng.normal(0.0, 0.5, n_hh), -1.5, 1.5)
-    shift_midday = np.clip(rng.normal(0.0, 0.4, n_hh), -1.0, 1.0)
-    shift_evening = np.clip(rng.normal(0.0, 0.6, n_hh), -2.0, 2.0)
+    traits = {"base": _BASE_SHARE * spread(0.3)}
+    traits.update({name: spread(0.35) for name in ("morning", "midday", "daytime", "evening")})
+    traits["shift_morning"] = np.clip(rng.normal(0.0, 0.5, n_hh), -1.5, 1.5)
+    traits["shift_midday"] = np.clip(rng.normal(0.0, 0.4, n_hh), -1.0, 1.0)
+    traits["shift_evening"] = np.clip(rng.normal(0.0, 0.6, n_hh), -2.0, 2.0)
     season_gain = rng.uniform(0.5, 1.5, n_hh)
     burst_share = rng.uniform(*_BURST_SHARE, n_hh)
 
-    # Shape tables over (day type, distinct clock hour) x household, winter and
-    # summer evening; daily mean of each table row-block is known exactly.
     hours, hour_row = np.unique(cal.hour, return_inverse=True)
-    hh = hours[:, None]
-    tables = []
-    daily_mean = np.empty((3, n_hh))
-    for summer in (False, True):
-        evening_h = _EVENING_SUMMER_H if summer else _EVENING_WINTER_H
-        evening = _EVENING_SHARE * amp["evening"] * _von_mises(
-            hh, evening_h + shift_evening, _EVENING_WIDTH_H)
-        blocks = []
-        for kind in range(3):
-            (cm, wm, am), (cd, wd, ad), (cdt, wdt, adt) = (
-                _MORNING[kind], _MIDDAY[kind], _DAYTIME[kind])
-            blocks.append(
-                base
-                + am * amp["morning"] * _von_mises(hh, cm + shift_morning, wm)
-                + ad * amp["midday"] * _von_mises(hh, cd + shift_midday, wd)
-                + adt * amp["daytime"] * _von_mises(hh, cdt, wdt)
-                + evening
-            )
-            daily_mean[kind] = (base + am * amp["morning"] + ad * amp["midday"]
-                                + adt * amp["daytime"] + _EVENING_SHARE * amp["evening"])
-        tables.append(np.concatenate(blocks).astype(F32))
-    winter_table, summer_table = tables
+    winter_table, summer_table, daily_mean = _shape_tables(hours, traits)
 
     # Seasonal factor per calendar day and household, and the expected annual
     # mean of the shape over the reference (calendar) year.
