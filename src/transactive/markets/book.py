@@ -83,6 +83,9 @@ class Fill(NamedTuple):
     sequence: int
 
 
+_new_fill = tuple.__new__  # builds a Fill without the Python-level __new__
+
+
 class OrderState(NamedTuple):
     """A snapshot of one order: ``filled + remaining == quantity`` always.
 
@@ -228,13 +231,20 @@ class OrderBook:
             Limit price (finite); ``None`` for a market order, which never rests.
         tif : ``"gtc"``, ``"ioc"`` or ``"fok"``
         """
-        oid = _order_id(order_id)
+        # fast paths for plain Python values; the helpers handle the rest
+        oid = order_id if type(order_id) is int or type(order_id) is str else _order_id(order_id)
         if oid in self._orders:
             raise InputError("order_id", f"duplicate order id {oid!r}")
-        s = _side(side)
-        qty = _quantity(quantity)
-        p = math.nan if price is None else _number("price", price)
-        t = tif if tif == "gtc" else _tif(tif)
+        s = side if type(side) is int and side in (BUY, SELL) else _side(side)
+        fast_qty = type(quantity) is float and 0.0 < quantity < _INF
+        qty = quantity if fast_qty else _quantity(quantity)
+        if price is None:
+            p = math.nan
+        elif type(price) is float and -_INF < price < _INF:
+            p = price + 0.0
+        else:
+            p = _number("price", price)
+        t: TimeInForce = "gtc" if type(tif) is str and tif == "gtc" else _tif(tif)
         order = _Order(oid, participant, s, p, qty, qty, t)
         self._orders[oid] = order
         return self._execute(order)
@@ -335,21 +345,33 @@ class OrderBook:
         """Match a new (or re-queued) order, then rest or cancel what is left."""
         if order.side == BUY:
             heap, levels = self._ask_heap, self._ask_levels
+            own_heap, own_levels = self._bid_heap, self._bid_levels
         else:
             heap, levels = self._bid_heap, self._bid_levels
+            own_heap, own_levels = self._ask_heap, self._ask_levels
         limit = -order.key  # in the opposite side's key space; nan for market orders
         if limit != limit:
             limit = _INF
         if order.tif == "fok" and not self._fillable(levels, limit, order.remaining):
             order.status = CANCELLED
             return []
-        fills = self._match(order, heap, levels, limit) if heap else []
+        # a stale top entry above the limit hides no level within it: skip the walk
+        fills = self._match(order, heap, levels, limit) if heap and heap[0] <= limit else []
         if order.remaining == 0.0:
             order.status = FILLED
         elif order.tif != "gtc" or limit == _INF:
             order.status = CANCELLED
-        else:
-            self._rest(order)
+        else:  # rest at the back of its level
+            key = order.key
+            queue = own_levels.get(key)
+            if queue is not None:
+                queue.append(order)
+            else:
+                own_levels[key] = deque((order,))
+                heappush(own_heap, key)
+                if len(own_heap) > 2 * len(own_levels) + 64:  # many stale entries
+                    own_heap[:] = list(own_levels)
+                    heapify(own_heap)
         return fills
 
     def _match(self, taker: _Order, heap: list[float], levels: dict[float, deque[_Order]],
@@ -386,8 +408,8 @@ class OrderBook:
                     maker.remaining = mrem - rem
                     rem = 0.0
                 mid = maker.id
-                fill = Fill(tid, mid, tid if buying else mid, mid if buying else tid,
-                            maker.price, qty, len(trades))
+                fill = _new_fill(Fill, (tid, mid, tid if buying else mid,
+                                        mid if buying else tid, maker.price, qty, len(trades)))
                 fills.append(fill)
                 trades.append(fill)
                 if rem == 0.0:
@@ -415,21 +437,6 @@ class OrderBook:
                         return True
                     rem -= maker.remaining
         return False
-
-    def _rest(self, order: _Order) -> None:
-        if order.side == BUY:
-            heap, levels = self._bid_heap, self._bid_levels
-        else:
-            heap, levels = self._ask_heap, self._ask_levels
-        queue = levels.get(order.key)
-        if queue is not None:
-            queue.append(order)
-            return
-        levels[order.key] = deque((order,))
-        heappush(heap, order.key)
-        if len(heap) > 2 * len(levels) + 64:  # too many stale entries
-            heap[:] = list(levels)
-            heapify(heap)
 
     def _unqueue(self, order: _Order) -> None:
         """Take a no-longer-open order out of its queue (lazily unless at the head)."""
