@@ -25,7 +25,7 @@ Rules every state transition keeps
   invariant only grows; liquidity providers own the reserves pro rata to
   their shares, and with them the fees.
 - Rounding always favours the pool: the reserve that balances the curve is
-  rounded up by a margin of ``16 * eps`` (relative), every amount paid out is
+  rounded up by ``16 * eps`` times the pool's size (``x * peg + y``), every amount paid out is
   rounded down and every amount taken in is rounded up, so in exact
   arithmetic no swap creates energy or money and the product ``x * y`` of a
   constant product pool never falls. No reserve can be drained: a swap that
@@ -81,14 +81,10 @@ _INF = math.inf
 
 
 # ------------------------------------------------------------- rounding helpers
-def _up(a: float) -> float:
-    """``a`` enlarged by the safety margin (for a quantity the pool must hold)."""
-    return a * (1.0 + _MARGIN)
-
-
-def _down(a: float) -> float:
-    """``a`` reduced by the safety margin (for a quantity the pool gives)."""
-    return a * (1.0 - _MARGIN)
+def _up(a: float, scale: float) -> float:
+    """``a`` enlarged by the safety margin relative to ``scale``, the size of the
+    reserves it was computed from (for a quantity the pool must hold)."""
+    return a + _MARGIN * scale
 
 
 def _round(value: Fraction, *, up: bool) -> float:
@@ -327,9 +323,9 @@ class Pool:
         peg_price_per_kwh: float | None = None,
     ) -> Pool:
         """Open a pool with these reserves; its first provider owns all its
-        shares (``Position(pool.shares, energy_kwh, money)``), which equal the
-        invariant's level ``D`` in money. ``peg_price_per_kwh`` defaults to the
-        opening price ``money / energy_kwh``."""
+        shares (``Position(pool.shares, energy_kwh, money)``): as many as the
+        deposit is worth in money at the opening price. ``peg_price_per_kwh``
+        defaults to the opening price ``money / energy_kwh``."""
         x, y = _amount("energy_kwh", energy_kwh), _amount("money", money)
         if x <= 0 or y <= 0:
             raise InputError("energy_kwh" if x <= 0 else "money",
@@ -339,8 +335,9 @@ class Pool:
         return empty._opened(x, y)
 
     def _opened(self, x: float, y: float) -> Pool:
-        level = self._curve.level(x * self.peg_price_per_kwh, y)
-        return replace(self, energy_kwh=x, money=y, shares=_down(level))
+        peg = self.peg_price_per_kwh
+        price = peg * self._curve.price(x * peg, y)
+        return replace(self, energy_kwh=x, money=y, shares=y + x * price)
 
     # ----------------------------------------------------------------- prices
     @property
@@ -379,7 +376,7 @@ class Pool:
         x, y, peg = self.energy_kwh, self.money, self.peg_price_per_kwh
         fee = _round(Fraction(energy_in) * Fraction(self.fee), up=True)
         x_curve = _add(x, _sub(energy_in, fee, up=False), up=False)
-        y_new = _up(self._curve.other(x * peg, y, x_curve * peg))
+        y_new = _up(self._curve.other(x * peg, y, x_curve * peg), x * peg + y)
         if not y_new > 0:
             raise InputError("amount", "would drain the pool's money reserve")
         out = max(_sub(y, y_new, up=False), 0.0)
@@ -394,7 +391,8 @@ class Pool:
         x, y, peg = self.energy_kwh, self.money, self.peg_price_per_kwh
         fee = _round(Fraction(money_in) * Fraction(self.fee), up=True)
         y_curve = _add(y, _sub(money_in, fee, up=False), up=False)
-        x_new = _up(_up(self._curve.other(y, x * peg, y_curve)) / peg)
+        scale = x * peg + y
+        x_new = _up(_up(self._curve.other(y, x * peg, y_curve), scale) / peg, scale / peg)
         if not x_new > 0:
             raise InputError("amount", "would drain the pool's energy reserve")
         out = max(_sub(x, x_new, up=False), 0.0)
@@ -411,7 +409,7 @@ class Pool:
             raise InputError("energy_kwh", f"would drain the pool's energy reserve "
                              f"({x!r} kWh); ask for less")
         x_new = _sub(x, energy_out, up=False)
-        y_curve = _up(self._curve.other(x * peg, y, x_new * peg))
+        y_curve = _up(self._curve.other(x * peg, y, x_new * peg), x * peg + y)
         net = max(_sub(y_curve, y, up=True), 0.0)
         money_in = _round(Fraction(net) / (1 - Fraction(self.fee)), up=True)
         if money_in > max_money:
@@ -476,7 +474,9 @@ class Pool:
         (``side=+1``) while the marginal cost per kWh is at most the limit, or
         sell (``-1``) while the marginal receipt is at least it, up to
         ``energy_kwh`` (``inf`` for no cap). Returns the new pool and the
-        receipt, or the same pool and ``None`` when nothing trades."""
+        receipt, or the same pool and ``None`` when nothing trades. A fill whose
+        average price would pass the limit (a dust amount, where the rounding
+        in the pool's favour dominates) does not trade."""
         self._require_liquid()
         if side not in (BUY, SELL):
             raise InputError("side", f"must be +1 (buy) or -1 (sell), got {side!r}")
@@ -489,9 +489,16 @@ class Pool:
                              "price the pool's price can reach (> 0)")
         if not amount > 0:
             return self, None
+        limit = float(price_per_kwh)
         if side == BUY:
-            return self._buy_energy(amount, _INF)
-        return self._sell_energy(amount, 0.0)
+            new, receipt = self._buy_energy(amount, _INF)
+            worse = receipt.average_price_per_kwh > limit
+        else:
+            new, receipt = self._sell_energy(amount, 0.0)
+            worse = receipt.average_price_per_kwh < limit
+        if worse:  # a dust fill whose rounding (in the pool's favour) passes the limit
+            return self, None
+        return new, receipt
 
     # ----------------------------------------------------------------- liquidity
     def deposit(self, energy_kwh: float, money: float, *, min_shares: float = 0.0
@@ -516,7 +523,7 @@ class Pool:
             used_m = min(m, _round(y * Fraction(minted) / s, up=True))
             new = replace(self, energy_kwh=_add(self.energy_kwh, used_e, up=False),
                           money=_add(self.money, used_m, up=False),
-                          shares=_add(self.shares, minted, up=False))
+                          shares=_add(self.shares, minted, up=True))
         if minted < min_shares or minted <= 0:
             raise InputError("min_shares", f"deposit would mint {minted!r} shares "
                              f"(min_shares={min_shares!r})")
@@ -533,14 +540,16 @@ class Pool:
             raise InputError("shares", f"must be > 0 and at most the pool's {self.shares!r}, "
                              f"got {shares!r}")
         if s == self.shares:
-            x_left, y_left, s_left = 0.0, 0.0, 0.0
+            e_out, m_out, s_left = self.energy_kwh, self.money, 0.0
         else:
-            rest = (Fraction(self.shares) - Fraction(s)) / Fraction(self.shares)
-            x_left = _round(Fraction(self.energy_kwh) * rest, up=True)
-            y_left = _round(Fraction(self.money) * rest, up=True)
+            part = Fraction(s) / Fraction(self.shares)
+            e_out = _round(Fraction(self.energy_kwh) * part, up=False)
+            m_out = _round(Fraction(self.money) * part, up=False)
             s_left = _sub(self.shares, s, up=True)
-        e_out = _sub(self.energy_kwh, x_left, up=False)
-        m_out = _sub(self.money, y_left, up=False)
+        x_left = _sub(self.energy_kwh, e_out, up=False)
+        y_left = _sub(self.money, m_out, up=False)
+        if s_left > 0 and not (x_left > 0 and y_left > 0):
+            raise InputError("shares", "would leave dust reserves behind: withdraw all shares")
         if e_out < _amount("min_energy_kwh", min_energy_kwh) or m_out < _amount(
                 "min_money", min_money):
             raise InputError("shares", f"withdrawal pays {e_out!r} kWh and {m_out!r} money, "
