@@ -27,7 +27,8 @@ How it is fast in plain Python: each side is a dict of price level -> deque of
 orders (FIFO) plus a heap of level keys (bids keyed by ``-price`` so both sides
 are min-heaps); empty levels and cancelled orders are removed lazily and the
 structures are compacted when the dead entries outgrow the live ones, so
-every event costs O(log levels) amortised. ``benchmarks/bench_book.py``
+every event costs O(log levels) amortised plus O(1) per fill (a fill-or-kill
+order also scans the levels within its limit). ``benchmarks/bench_book.py``
 measures it.
 
 The mechanism ``"book"`` (:func:`clear_book`) runs a sealed
@@ -64,7 +65,6 @@ _TIFS: dict[Any, TimeInForce] = {"gtc": "gtc", "ioc": "ioc", "fok": "fok"}
 _SIDES: dict[Any, int] = {BUY: BUY, SELL: SELL, **_SIDE_WORDS}
 _INF = math.inf
 _MIN_DEAD_LIMIT = 1024  # dead queue entries tolerated before compacting
-
 
 
 class Fill(NamedTuple):
@@ -230,6 +230,13 @@ class OrderBook:
         price : float or None
             Limit price (finite); ``None`` for a market order, which never rests.
         tif : ``"gtc"``, ``"ioc"`` or ``"fok"``
+
+        Raises
+        ------
+        InputError
+            For a duplicate or malformed id, a bad side or tif, a quantity that
+            is not finite and > 0, or a price that is not finite; the book is
+            left as it was.
         """
         # fast paths for plain Python values; the helpers handle the rest
         oid = order_id if type(order_id) is int or type(order_id) is str else _order_id(order_id)
@@ -336,7 +343,7 @@ class OrderBook:
                              "sequence": np.int64})
 
     def __len__(self) -> int:
-        """Number of resting orders."""
+        """Number of resting orders (counted, O(book))."""
         return sum(o.status is OPEN for side_levels in (self._bid_levels, self._ask_levels)
                    for q in side_levels.values() for o in q)
 
