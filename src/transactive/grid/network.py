@@ -50,7 +50,7 @@ from scipy.sparse.csgraph import connected_components
 
 from transactive.errors import InputError
 
-__all__ = ["SCHEMA", "Column", "Network", "TableLike"]
+__all__ = ["SCHEMA", "Column", "Network", "TableLike", "build_table"]
 
 TableLike = pd.DataFrame | Mapping[str, Any]
 """What a table may be given as: a DataFrame or a mapping of column -> values."""
@@ -135,9 +135,12 @@ SCHEMA: dict[str, tuple[Column, ...]] = {
 }
 
 
-def _table(name: str, data: TableLike | None) -> pd.DataFrame:
-    """Build one table from ``data``: known columns only, defaults filled, typed."""
-    columns = SCHEMA[name]
+def build_table(name: str, data: TableLike | None,
+                columns: tuple[Column, ...] | None = None) -> pd.DataFrame:
+    """Build a validated table from ``data``: known columns only, defaults filled,
+    typed, a fresh RangeIndex. ``columns`` defaults to ``SCHEMA[name]``; errors
+    name ``<name>.<column>`` and the row."""
+    columns = SCHEMA[name] if columns is None else columns
     if data is None:
         data = {c.name: np.zeros(0) for c in columns}
     if not isinstance(data, pd.DataFrame | Mapping):
@@ -229,9 +232,8 @@ class Network:
     name: str = ""
 
     def __post_init__(self) -> None:
-        tables = {
-            t: _table(t, getattr(self, t)) for t in ("bus", "branch", "gen", "load", "pwl_cost")
-        }
+        names = ("bus", "branch", "gen", "load", "pwl_cost")
+        tables = {t: build_table(t, getattr(self, t)) for t in names}
         for t, frame in tables.items():
             object.__setattr__(self, t, frame)
         if not np.isfinite(self.base_mva) or self.base_mva <= 0:
@@ -258,7 +260,7 @@ class Network:
                "is above vm_max_pu")
         for table, col in (("branch", "from_bus"), ("branch", "to_bus"), ("gen", "bus"),
                            ("load", "bus")):
-            self._positions(getattr(self, table)[col].to_numpy(), f"{table}.{col}")
+            self.bus_position(getattr(self, table)[col].to_numpy(), f"{table}.{col}")
         _check(br["from_bus"].to_numpy() == br["to_bus"].to_numpy(), "branch.to_bus",
                "a branch must join two different buses")
         on = br["in_service"].to_numpy()
@@ -283,7 +285,7 @@ class Network:
                 ("gen", "bus", gen["in_service"].to_numpy()),
                 ("load", "bus", np.ones(len(load), bool)),
             ):
-                pos = self._positions(getattr(self, table)[col].to_numpy(), f"{table}.{col}")
+                pos = self.bus_position(getattr(self, table)[col].to_numpy(), f"{table}.{col}")
                 _check(live & isolated[pos], f"{table}.{col}",
                        "is an isolated bus (type 4) but the element is in service")
         self._validate_pwl()
@@ -319,15 +321,17 @@ class Network:
     def _lookup(self) -> pd.Index:
         return pd.Index(self.bus["bus"].to_numpy())
 
-    def _positions(self, numbers: npt.ArrayLike, field: str) -> npt.NDArray[np.int64]:
-        nums = np.asarray(numbers, dtype=np.int64).ravel()
-        pos = self._lookup.get_indexer(pd.Index(nums))
-        _check(pos < 0, field, f"refers to a bus that does not exist: {nums[np.argmin(pos)]}")
-        return pos.astype(np.int64)
+    def bus_position(self, numbers: npt.ArrayLike, field: str = "bus") -> npt.NDArray[np.int64]:
+        """Positions (rows of ``bus``) of the given bus numbers.
 
-    def bus_position(self, numbers: npt.ArrayLike) -> npt.NDArray[np.int64]:
-        """Positions (rows of ``bus``) of the given bus numbers; InputError if unknown."""
-        return self._positions(numbers, "bus")
+        Raises InputError naming ``field`` and the row of the first unknown bus.
+        """
+        nums = np.asarray(numbers, dtype=np.int64).ravel()
+        pos = self._lookup.get_indexer(pd.Index(nums)).astype(np.int64)
+        if (pos < 0).any():
+            row = int(np.flatnonzero(pos < 0)[0])
+            raise InputError(field, f"refers to a bus that does not exist: {nums[row]}", row=row)
+        return pos
 
     @property
     def n_bus(self) -> int:
@@ -352,22 +356,22 @@ class Network:
     @cached_property
     def from_position(self) -> npt.NDArray[np.int64]:
         """Bus position of each branch's from end (read-only)."""
-        return _readonly(self._positions(self.branch["from_bus"], "branch.from_bus"))
+        return _readonly(self.bus_position(self.branch["from_bus"], "branch.from_bus"))
 
     @cached_property
     def to_position(self) -> npt.NDArray[np.int64]:
         """Bus position of each branch's to end (read-only)."""
-        return _readonly(self._positions(self.branch["to_bus"], "branch.to_bus"))
+        return _readonly(self.bus_position(self.branch["to_bus"], "branch.to_bus"))
 
     @cached_property
     def gen_position(self) -> npt.NDArray[np.int64]:
         """Bus position of each generator (read-only)."""
-        return _readonly(self._positions(self.gen["bus"], "gen.bus"))
+        return _readonly(self.bus_position(self.gen["bus"], "gen.bus"))
 
     @cached_property
     def load_position(self) -> npt.NDArray[np.int64]:
         """Bus position of each load (read-only)."""
-        return _readonly(self._positions(self.load["bus"], "load.bus"))
+        return _readonly(self.bus_position(self.load["bus"], "load.bus"))
 
     @cached_property
     def bus_load_mw(self) -> npt.NDArray[np.float64]:

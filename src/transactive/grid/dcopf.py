@@ -1,0 +1,741 @@
+"""DC optimal power flow as a market clearing, solved with HiGHS (highspy).
+
+Generators offer at their cost (linear, quadratic or convex piecewise-linear,
+see :class:`~transactive.grid.network.Network`); optional price-responsive
+demand ``bids`` and extra supply ``offers`` (``bus``, ``p_max_mw``,
+``price_per_mwh``) sit at buses; fixed loads are inelastic. The clearing
+minimises cost minus bid value subject to the DC power flow and branch
+ratings, and prices every bus:
+
+* ``lmp`` -- dual of the bus's power balance (per MWh);
+* ``energy`` -- the price at the slack (reference bus, or weighted average of
+  a distributed slack); ``congestion = -PTDF^T mu`` where ``mu`` is the signed
+  shadow price of the binding branch limits; ``loss`` -- ``-energy * LF`` for
+  given marginal loss factors ``LF`` (0 in the lossless model).
+
+Two formulations give the same optimum:
+
+``"ptdf"`` (default, faster)
+    One system balance row; branch limits as PTDF rows over the dispatchable
+    units, added lazily: solve, compute all flows with one sparse solve, add
+    the violated limits, re-solve warm. No dense PTDF is ever formed.
+``"angle"``
+    Bus angles as variables, one balance row per bus, every limit up front.
+
+Units: MW, per MWh, objective per hour. Sign of flows: from -> to.
+
+Examples
+--------
+>>> from transactive.grid.network import Network
+>>> net = Network(
+...     bus={"bus": [1, 2, 3], "type": [3, 1, 1]},
+...     branch={"from_bus": [1, 2, 1], "to_bus": [2, 3, 3], "x_pu": [0.1, 0.1, 0.1],
+...             "rate_a_mw": [200.0, 200.0, 50.0]},
+...     gen={"bus": [1, 2], "p_max_mw": [300.0, 300.0], "cost_per_mwh": [10.0, 20.0]},
+...     load={"bus": [3], "p_mw": [120.0]})
+>>> res = dcopf(net)
+>>> round(res.objective, 6), res.gen["p_mw"].round(3).tolist()
+(1500.0, [30.0, 90.0])
+>>> res.bus[["lmp", "energy", "congestion"]].round(3).to_numpy().tolist()
+[[10.0, 10.0, 0.0], [20.0, 10.0, 10.0], [30.0, 10.0, 20.0]]
+>>> res.branch["shadow_price"].round(3).tolist()
+[0.0, 0.0, 30.0]
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal
+
+import highspy
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from transactive.errors import InputError, SolverError
+from transactive.grid import matrices
+from transactive.grid.network import Column, Network, TableLike, build_table
+
+__all__ = ["DCOPFResult", "Formulation", "dcopf"]
+
+Formulation = Literal["ptdf", "angle"]
+Array = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+_UNIT = (
+    Column("bus", "int", None, "bus number"),
+    Column("p_max_mw", "float", None, "most power bought (bid) or sold (offer), MW"),
+    Column("price_per_mwh", "float", None, "limit price, per MWh"),
+)
+_NO_UNITS = build_table("units", None, _UNIT)
+_INF = highspy.kHighsInf
+_FEAS_TOL = 1e-6  # MW: flows within the limit by this much count as feasible
+
+
+def _units(name: str, data: TableLike | None, net: Network) -> tuple[pd.DataFrame, IntArray]:
+    """Validated bid/offer table and the bus position of each row."""
+    if data is None:
+        return _NO_UNITS, np.zeros(0, dtype=np.int64)
+    frame = build_table(name, data, _UNIT)
+    pmax = frame["p_max_mw"].to_numpy()
+    bad = np.flatnonzero(pmax < 0)
+    if bad.size:
+        raise InputError(f"{name}.p_max_mw", "must be >= 0", row=int(bad[0]))
+    return frame, net.bus_position(frame["bus"].to_numpy(), f"{name}.bus")
+
+
+@dataclass
+class _Columns:
+    """Decision variables shared by both formulations: dispatchable units
+    (in-service generators, offers, bids) then piecewise-cost epigraph vars."""
+
+    gen_rows: IntArray          # rows of net.gen that are in service
+    pos: IntArray               # bus position of each unit column
+    sign: Array                 # +1 injects (gen, offer), -1 withdraws (bid)
+    lower: Array
+    upper: Array
+    cost: Array
+    quad: Array                 # Hessian diagonal (2 * c2)
+    n_offer: int
+    n_bid: int
+    pwl_rows: sp.csr_matrix     # epigraph rows over all columns (units + y)
+    pwl_lower: Array
+    n_y: int
+    offset: float
+
+    @property
+    def n_unit(self) -> int:
+        return self.pos.size
+
+    @property
+    def n_col(self) -> int:
+        return self.pos.size + self.n_y
+
+
+def _columns(net: Network, bids: pd.DataFrame, bid_pos: IntArray,
+             offers: pd.DataFrame, offer_pos: IntArray) -> _Columns:
+    gen = net.gen
+    on = gen["in_service"].to_numpy()
+    rows = np.flatnonzero(on)
+    n_g, n_o, n_b = rows.size, len(offers), len(bids)
+    pos = np.r_[net.gen_position[rows], offer_pos, bid_pos].astype(np.int64)
+    sign = np.r_[np.ones(n_g + n_o), -np.ones(n_b)]
+    lower = np.r_[gen["p_min_mw"].to_numpy()[rows], np.zeros(n_o + n_b)]
+    upper = np.r_[gen["p_max_mw"].to_numpy()[rows], offers["p_max_mw"].to_numpy(),
+                  bids["p_max_mw"].to_numpy()]
+    cost = np.r_[gen["cost_per_mwh"].to_numpy()[rows], offers["price_per_mwh"].to_numpy(),
+                 -bids["price_per_mwh"].to_numpy()]
+    quad = np.r_[2.0 * gen["cost_per_mw2h"].to_numpy()[rows], np.zeros(n_o + n_b)]
+    offset = float(gen["cost_per_h"].to_numpy()[rows].sum())
+    # piecewise costs: y_g >= m_s p_g + c_s for every segment s of generator g
+    pwl = net.pwl_cost
+    assert pwl is not None
+    col_of_gen = np.full(net.n_gen, -1)
+    col_of_gen[rows] = np.arange(n_g)
+    g = pwl["gen"].to_numpy()
+    live = col_of_gen[g] >= 0
+    g, p, c = g[live], pwl["p_mw"].to_numpy()[live], pwl["cost_per_h"].to_numpy()[live]
+    seg = np.flatnonzero(g[1:] == g[:-1])
+    ygens, y_of_seg = np.unique(g[seg], return_inverse=True)
+    slope = (c[seg + 1] - c[seg]) / (p[seg + 1] - p[seg])
+    n_s, n_y, n_u = seg.size, ygens.size, pos.size
+    pwl_rows = sp.csr_matrix(
+        (np.r_[-slope, np.ones(n_s)],
+         (np.r_[np.arange(n_s), np.arange(n_s)], np.r_[col_of_gen[g[seg]], n_u + y_of_seg])),
+        shape=(n_s, n_u + n_y))
+    return _Columns(rows, pos, sign, lower, upper, cost, quad, n_o, n_b, pwl_rows,
+                    c[seg] - slope * p[seg], n_y, offset)
+
+
+class _Highs:
+    """A HiGHS model built once in column form, then grown by rows and re-solved."""
+
+    def __init__(self, cols: _Columns, a: sp.csc_matrix, extra_cols: tuple[Array, Array, Array],
+                 row_lower: Array, row_upper: Array) -> None:
+        x_cost, x_lower, x_upper = extra_cols
+        n_col = a.shape[1]
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = n_col, a.shape[0]
+        lp.col_cost_ = np.r_[cols.cost, np.ones(cols.n_y), x_cost]
+        lp.col_lower_ = np.r_[cols.lower, np.full(cols.n_y, -_INF), x_lower]
+        lp.col_upper_ = np.r_[cols.upper, np.full(cols.n_y, _INF), x_upper]
+        lp.row_lower_, lp.row_upper_ = row_lower, row_upper
+        lp.offset_ = cols.offset
+        mat = lp.a_matrix_
+        mat.format_ = highspy.MatrixFormat.kColwise
+        mat.num_col_, mat.num_row_ = n_col, a.shape[0]
+        mat.start_, mat.index_, mat.value_ = a.indptr, a.indices, a.data
+        self.h = highspy.Highs()
+        self.h.setOptionValue("output_flag", False)
+        quad = np.flatnonzero(cols.quad > 0)
+        if quad.size:
+            model = highspy.HighsModel()
+            model.lp_ = lp
+            hess = highspy.HighsHessian()
+            hess.dim_ = n_col
+            hess.format_ = highspy.HessianFormat.kTriangular
+            counts = np.zeros(n_col + 1, dtype=np.int32)
+            counts[quad + 1] = 1
+            hess.start_ = np.cumsum(counts, dtype=np.int32)
+            hess.index_ = quad.astype(np.int32)
+            hess.value_ = cols.quad[quad]
+            model.hessian_ = hess
+            self.h.passModel(model)
+        else:
+            self.h.passModel(lp)
+        self.is_qp = bool(quad.size)
+        self.solve_time_s = 0.0
+        self.n_solves = 0
+
+    def add_rows(self, rows: sp.csr_matrix, lower: Array, upper: Array) -> None:
+        rows = rows.tocsr()
+        self.h.addRows(rows.shape[0], lower, upper, rows.nnz, rows.indptr.astype(np.int32),
+                       rows.indices.astype(np.int32), rows.data)
+
+    def solve(self, explain: Callable[[], str]) -> tuple[Array, Array]:
+        """Solve; return (column values, row duals), or raise SolverError."""
+        t0 = time.perf_counter()
+        self.h.run()
+        self.solve_time_s += time.perf_counter() - t0
+        self.n_solves += 1
+        status = self.h.getModelStatus()
+        if status != highspy.HighsModelStatus.kOptimal:
+            text = self.h.modelStatusToString(status)
+            if status in (highspy.HighsModelStatus.kInfeasible,
+                          highspy.HighsModelStatus.kUnboundedOrInfeasible):
+                raise SolverError(f"the market cannot clear: {explain()}")
+            raise SolverError(f"HiGHS could not solve the clearing: {text}")
+        sol = self.h.getSolution()
+        return np.asarray(sol.col_value), np.asarray(sol.row_dual)
+
+    def iis_rows(self) -> IntArray:
+        """Rows of an irreducible infeasible subset, if HiGHS finds one (LP only)."""
+        if self.is_qp:
+            return np.zeros(0, dtype=np.int64)
+        try:
+            strategy = (highspy.IisStrategy.kIisStrategyFromLp.value
+                        | highspy.IisStrategy.kIisStrategyIrreducible.value)
+            self.h.setOptionValue("iis_strategy", strategy)
+            status, iis = self.h.getIis()
+        except Exception:  # pragma: no cover - depends on the HiGHS build
+            return np.zeros(0, dtype=np.int64)
+        if status != highspy.HighsStatus.kOk or not iis.valid_:
+            return np.zeros(0, dtype=np.int64)
+        return np.asarray(iis.row_index_, dtype=np.int64)
+
+    @property
+    def objective(self) -> float:
+        return float(self.h.getInfo().objective_function_value)
+
+
+@dataclass
+class _Flows:
+    """Sparse DC power flow of a connected network, factorised once."""
+
+    net: Network
+    keep: IntArray
+    lu: Any
+    bf: sp.csr_matrix
+    f_shift: Array
+    p_shift: Array
+
+    @classmethod
+    def build(cls, net: Network) -> _Flows:
+        net.check_connected()
+        keep = np.flatnonzero(np.arange(net.n_bus) != net.ref_position)
+        a = matrices.incidence(net)
+        b = matrices.branch_susceptance(net) * net.base_mva
+        bf = (sp.diags(b) @ a).tocsr()
+        lu = spla.splu((a.T @ bf)[keep][:, keep].tocsc()) if keep.size else None
+        f_shift = -b * np.deg2rad(net.branch["shift_deg"].to_numpy())
+        return cls(net, keep, lu, bf, f_shift, a.T @ f_shift)
+
+    def angles(self, injection_mw: Array) -> Array:
+        """Bus angles (rad, reference 0) for a balanced injection per bus position."""
+        theta = np.zeros(self.net.n_bus)
+        if self.keep.size:
+            theta[self.keep] = self.lu.solve((injection_mw - self.p_shift)[self.keep])
+        return theta
+
+    def flows(self, injection_mw: Array) -> Array:
+        """Branch flows, MW, for a balanced injection per bus position."""
+        return self.bf @ self.angles(injection_mw) + self.f_shift
+
+    def ptdf_rows(self, branches: IntArray) -> Array:
+        """Dense PTDF rows (reference-bus slack) of the given branches."""
+        out = np.zeros((branches.size, self.net.n_bus))
+        if self.keep.size and branches.size:
+            rhs = self.bf[branches][:, self.keep].T.toarray()
+            out[:, self.keep] = self.lu.solve(rhs).T
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class DCOPFResult:
+    """The outcome of a DC-OPF clearing (never written into the network).
+
+    Attributes
+    ----------
+    objective : float
+        Generation and offer cost minus bid value, per hour (includes fixed
+        generator costs ``cost_per_h``).
+    bus, branch, gen, bids, offers : DataFrame
+        Result tables (built on first access): ``bus`` (bus, lmp, energy,
+        congestion, loss, va_deg, injection_mw), ``branch`` (from_bus, to_bus,
+        flow_mw, limit_mw, shadow_price, loading), ``gen`` (bus, p_mw, in_service),
+        ``bids``/``offers`` (bus, p_mw cleared, price_per_mwh, lmp).
+    lmp, flow_mw, shadow_price : ndarray
+        The same as arrays, in bus / branch position order. ``shadow_price``
+        is >= 0, the cost saved per MW of extra rating; its direction is the
+        sign of the flow.
+    congestion_rent : float
+        ``sum(shadow_price * limit_mw)`` over binding limits, per hour.
+    merchandising_surplus : float
+        What withdrawals pay minus what injections are paid at the LMPs, per
+        hour; equal to the congestion rent without phase shifters or losses.
+    formulation, solve_time_s, n_solves, n_limits
+        How it was solved: HiGHS run time over ``n_solves`` solves and the
+        number of branch-limit rows in the final model.
+    """
+
+    network: Network = field(repr=False)
+    objective: float
+    lmp: Array = field(repr=False)
+    energy: Array = field(repr=False)
+    loss: Array = field(repr=False)
+    va_rad: Array = field(repr=False)
+    injection_mw: Array = field(repr=False)
+    flow_mw: Array = field(repr=False)
+    limit_mw: Array = field(repr=False)
+    shadow_price: Array = field(repr=False)
+    gen_p_mw: Array = field(repr=False)
+    bids_in: pd.DataFrame = field(repr=False)
+    bid_p_mw: Array = field(repr=False)
+    offers_in: pd.DataFrame = field(repr=False)
+    offer_p_mw: Array = field(repr=False)
+    formulation: str
+    solve_time_s: float
+    n_solves: int
+    n_limits: int
+
+    @property
+    def congestion(self) -> Array:
+        """Congestion part of the LMP per bus position."""
+        return self.lmp - self.energy - self.loss
+
+    @property
+    def congestion_rent(self) -> float:
+        """Sum of shadow price times rating over binding branch limits, per hour."""
+        lim = np.where(np.isfinite(self.limit_mw), self.limit_mw, 0.0)
+        return float(np.sum(self.shadow_price * lim))
+
+    @property
+    def merchandising_surplus(self) -> float:
+        """Withdrawals paid minus injections paid at the LMPs, per hour."""
+        return float(-np.dot(self.lmp, self.injection_mw))
+
+    @cached_property
+    def bus(self) -> pd.DataFrame:
+        """Per bus: bus, lmp, energy, congestion, loss, va_deg, injection_mw."""
+        return pd.DataFrame({
+            "bus": self.network.bus_numbers, "lmp": self.lmp, "energy": self.energy,
+            "congestion": self.congestion, "loss": self.loss, "va_deg": np.rad2deg(self.va_rad),
+            "injection_mw": self.injection_mw})
+
+    @cached_property
+    def branch(self) -> pd.DataFrame:
+        """Per branch: from_bus, to_bus, flow_mw, limit_mw, shadow_price, loading."""
+        br = self.network.branch
+        with np.errstate(divide="ignore", invalid="ignore"):
+            loading = np.abs(self.flow_mw) / self.limit_mw
+        return pd.DataFrame({
+            "from_bus": br["from_bus"].to_numpy(), "to_bus": br["to_bus"].to_numpy(),
+            "flow_mw": self.flow_mw, "limit_mw": self.limit_mw,
+            "shadow_price": self.shadow_price, "loading": loading})
+
+    @cached_property
+    def gen(self) -> pd.DataFrame:
+        """Per generator row of the network: bus, p_mw, in_service."""
+        g = self.network.gen
+        return pd.DataFrame({"bus": g["bus"].to_numpy(), "p_mw": self.gen_p_mw,
+                             "in_service": g["in_service"].to_numpy()})
+
+    def _units(self, frame: pd.DataFrame, p_mw: Array) -> pd.DataFrame:
+        pos = self.network.bus_position(frame["bus"].to_numpy())
+        return pd.DataFrame({"bus": frame["bus"].to_numpy(), "p_mw": p_mw,
+                             "price_per_mwh": frame["price_per_mwh"].to_numpy(),
+                             "lmp": self.lmp[pos]})
+
+    @cached_property
+    def bids(self) -> pd.DataFrame:
+        """Per bid: bus, p_mw (cleared), price_per_mwh, lmp."""
+        return self._units(self.bids_in, self.bid_p_mw)
+
+    @cached_property
+    def offers(self) -> pd.DataFrame:
+        """Per offer: bus, p_mw (cleared), price_per_mwh, lmp."""
+        return self._units(self.offers_in, self.offer_p_mw)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict with MATPOWER bus numbers::
+
+            {"objective", "buses": [{"bus", "lmp", "energy", "congestion", "loss"}],
+             "branches": [{"from_bus", "to_bus", "flow_mw", "limit_mw", "shadow_price"}],
+             "generators": [{"bus", "p_mw"}]}
+
+        An unlimited branch has ``limit_mw`` ``None``.
+        """
+        b = self.bus
+        br = self.branch
+        limit = [None if not np.isfinite(v) else float(v) for v in br["limit_mw"]]
+        return {
+            "objective": float(self.objective),
+            "buses": [
+                {"bus": int(n), "lmp": float(a), "energy": float(e), "congestion": float(c),
+                 "loss": float(lo)}
+                for n, a, e, c, lo in zip(b["bus"], b["lmp"], b["energy"], b["congestion"],
+                                          b["loss"], strict=True)],
+            "branches": [
+                {"from_bus": int(f), "to_bus": int(t), "flow_mw": float(fl), "limit_mw": lim,
+                 "shadow_price": float(s)}
+                for f, t, fl, lim, s in zip(br["from_bus"], br["to_bus"], br["flow_mw"], limit,
+                                            br["shadow_price"], strict=True)],
+            "generators": [{"bus": int(n), "p_mw": float(p)}
+                           for n, p in zip(self.gen["bus"], self.gen["p_mw"], strict=True)],
+        }
+
+
+# ------------------------------------------------------------------ helpers
+def _limits(net: Network, rating: str | float) -> Array:
+    """Branch limits in MW for a rating name (``"a"``, ``"b"``, ``"c"``) or a
+    factor on rate A; out-of-service branches get inf."""
+    br = net.branch
+    if isinstance(rating, str):
+        if rating not in ("a", "b", "c"):
+            raise InputError("rating", f"must be 'a', 'b', 'c' or a factor, got {rating!r}")
+        lim = br[f"rate_{rating}_mw"].to_numpy().copy()
+    else:
+        if not np.isfinite(rating) or rating <= 0:
+            raise InputError("rating", f"a rating factor must be > 0, got {rating!r}")
+        lim = br["rate_a_mw"].to_numpy() * float(rating)
+    return np.where(br["in_service"].to_numpy(), lim, np.inf)
+
+
+def _check_capacity(net: Network, cols: _Columns) -> None:
+    """Clear messages for the commonest infeasibility, before solving."""
+    load = float(net.bus_load_mw.sum())
+    inj = cols.sign > 0
+    most = float(cols.upper[inj].sum() - cols.lower[~inj].sum())
+    least = float(cols.lower[inj].sum() - cols.upper[~inj].sum())
+    if load > most + _FEAS_TOL:
+        raise SolverError(f"the market cannot clear: load {load:.6g} MW exceeds the total "
+                          f"capacity {most:.6g} MW of the generators and offers")
+    if load < least - _FEAS_TOL:
+        raise SolverError(f"the market cannot clear: minimum generation {least:.6g} MW exceeds "
+                          f"the load {load:.6g} MW")
+
+
+def _energy_weights(net: Network, slack: matrices.Slack) -> Array:
+    ref, weights = matrices._slack_weights(net, slack)
+    if weights is None:
+        weights = np.zeros(net.n_bus)
+        weights[ref] = 1.0
+    return weights
+
+
+# ------------------------------------------------------------------- solver
+def dcopf(
+    net: Network,
+    *,
+    bids: TableLike | None = None,
+    offers: TableLike | None = None,
+    formulation: Formulation = "ptdf",
+    rating: str | float = "a",
+    slack: matrices.Slack = None,
+    loss_factors: npt.ArrayLike | None = None,
+) -> DCOPFResult:
+    """Clear a network-constrained market by DC optimal power flow.
+
+    Parameters
+    ----------
+    net : Network
+        A connected network; its generators offer at their costs and its loads
+        are fixed.
+    bids, offers : DataFrame or mapping, optional
+        Price-responsive demand and extra supply: columns ``bus``,
+        ``p_max_mw`` (>= 0) and ``price_per_mwh``.
+    formulation : {"ptdf", "angle"}
+        Lazy PTDF limits (default, faster) or bus angles with every limit.
+    rating : {"a", "b", "c"} or float
+        Which branch rating limits flows, or a factor on rate A.
+    slack : int, array or None
+        Slack for the energy / congestion split (reference bus, a bus number
+        or per-bus weights); the dispatch and LMPs do not depend on it.
+    loss_factors : array, optional
+        Marginal loss factors per bus position (``LF``, positive where more
+        injection raises losses), relative to the slack. The balance becomes
+        ``sum((1 - LF) * injection) = 0`` and ``loss = -energy * LF``. Needs
+        ``formulation="ptdf"``.
+
+    Returns
+    -------
+    DCOPFResult
+
+    Raises
+    ------
+    InputError
+        Bad bids/offers, an unknown option, or a split network (names the
+        islands).
+    SolverError
+        The market cannot clear; the message names the conflict (load above
+        capacity, or the limits and balances HiGHS finds in conflict).
+    """
+    if formulation not in ("ptdf", "angle"):
+        raise InputError("formulation", f"must be 'ptdf' or 'angle', got {formulation!r}")
+    bid_frame, bid_pos = _units("bids", bids, net)
+    offer_frame, offer_pos = _units("offers", offers, net)
+    limit = _limits(net, rating)
+    weights = _energy_weights(net, slack)
+    lf = None
+    if loss_factors is not None:
+        lf = np.asarray(loss_factors, dtype=np.float64)
+        if lf.shape != (net.n_bus,) or not np.isfinite(lf).all():
+            raise InputError("loss_factors", f"must be {net.n_bus} finite numbers")
+        if formulation != "ptdf":
+            raise InputError("loss_factors", "need formulation='ptdf'")
+    cols = _columns(net, bid_frame, bid_pos, offer_frame, offer_pos)
+    _check_capacity(net, cols)
+    flows = _Flows.build(net)
+    if formulation == "angle":
+        sol = _solve_angle(net, cols, flows, limit)
+    else:
+        model = PtdfModel(net, cols, flows, lf)
+        model.add_limits(np.flatnonzero(np.isfinite(limit)), limit, lazy=True)
+        sol = model.solve()
+    return _result(net, cols, flows, sol, limit, weights, lf, bid_frame, offer_frame,
+                   formulation)
+
+
+@dataclass
+class _Solution:
+    """What a formulation hands back: values, prices and how it was solved."""
+
+    x: Array                # unit columns then epigraph columns
+    lam: float              # system energy price at the reference bus
+    c_ref: Array            # congestion part per bus, reference-bus slack
+    mu: Array               # signed shadow price per branch (base-case limits)
+    va_rad: Array | None    # bus angles if the formulation has them
+    highs: _Highs
+    n_limits: int
+
+
+def _injection(net: Network, cols: _Columns, x: Array) -> Array:
+    """Net injection per bus position, MW, for unit values ``x``."""
+    u = x[:cols.n_unit] * cols.sign
+    return np.bincount(cols.pos, weights=u, minlength=net.n_bus) - net.bus_load_mw
+
+
+def _solve_angle(net: Network, cols: _Columns, flows: _Flows, limit: Array) -> _Solution:
+    n_b, n_u = net.n_bus, cols.n_unit
+    limited = np.flatnonzero(np.isfinite(limit))
+    unit_bus = sp.csr_matrix((cols.sign, (cols.pos, np.arange(n_u))), shape=(n_b, n_u))
+    b = matrices.bbus(net) * net.base_mva
+    n_s = cols.pwl_rows.shape[0]
+    a = sp.vstack([
+        sp.hstack([unit_bus, sp.csr_matrix((n_b, cols.n_y)), -b]),
+        sp.hstack([sp.csr_matrix((limited.size, cols.n_col)), flows.bf[limited]]),
+        sp.hstack([cols.pwl_rows, sp.csr_matrix((n_s, n_b))]),
+    ]).tocsc()
+    a.sort_indices()
+    rhs = net.bus_load_mw + flows.p_shift
+    fs = flows.f_shift[limited]
+    va_lo, va_hi = np.full(n_b, -_INF), np.full(n_b, _INF)
+    va_lo[net.ref_position] = va_hi[net.ref_position] = 0.0
+    highs = _Highs(cols, a, (np.zeros(n_b), va_lo, va_hi),
+                   np.r_[rhs, -limit[limited] - fs, cols.pwl_lower],
+                   np.r_[rhs, limit[limited] - fs, np.full(n_s, _INF)])
+
+    def explain() -> str:
+        rows = highs.iis_rows()
+        names = []
+        for r in rows[:8].tolist():
+            if r < n_b:
+                names.append(f"power balance at bus {net.bus_numbers[r]}")
+            elif r < n_b + limited.size:
+                names.append(_branch_name(net, int(limited[r - n_b])))
+        return ("these constraints conflict: " + ", ".join(names) if names else
+                "the branch limits cannot be met with the available generation")
+
+    x, dual = highs.solve(explain)
+    lmp = dual[:n_b]
+    mu = np.zeros(net.n_branch)
+    mu[limited] = -dual[n_b:n_b + limited.size]
+    return _Solution(x[:cols.n_col], float(lmp[net.ref_position]),
+                     lmp - lmp[net.ref_position], mu, x[cols.n_col:], highs, limited.size)
+
+
+def _branch_name(net: Network, k: int) -> str:
+    br = net.branch
+    return f"branch {k} ({br['from_bus'].iat[k]}-{br['to_bus'].iat[k]})"
+
+
+class PtdfModel:
+    """The PTDF formulation, grown by flow-limit rows (used by DC-OPF and SCOPF).
+
+    Columns are the dispatchable units (and piecewise-cost epigraph variables);
+    row 0 is the system balance, then piecewise-cost rows, then one row per
+    monitored flow. A monitored flow is ``f[mon] + lodf * f[out]`` (``out`` =
+    -1 for a base-case limit), bounded by ``+/- limit``. PTDF rows are computed
+    only for the branches that enter the model, with the one sparse LU.
+    """
+
+    def __init__(self, net: Network, cols: _Columns, flows: _Flows,
+                 loss_factors: Array | None = None) -> None:
+        self.net, self.cols, self.flows = net, cols, flows
+        self.lf = np.zeros(net.n_bus) if loss_factors is None else loss_factors
+        self.f0 = flows.flows(-net.bus_load_mw)  # flows with every unit at zero
+        self._ptdf: dict[int, Array] = {}
+        n_s = cols.pwl_rows.shape[0]
+        bal = sp.csr_matrix(np.r_[cols.sign * (1.0 - self.lf[cols.pos]), np.zeros(cols.n_y)])
+        a = sp.vstack([bal, cols.pwl_rows]).tocsc()
+        a.sort_indices()
+        rhs = float(np.dot(1.0 - self.lf, net.bus_load_mw))
+        self.highs = _Highs(cols, a, (np.zeros(0), np.zeros(0), np.zeros(0)),
+                            np.r_[rhs, cols.pwl_lower], np.r_[rhs, np.full(n_s, _INF)])
+        self.n_fixed_rows = 1 + n_s
+        self.mon = np.zeros(0, dtype=np.int64)
+        self.out = np.zeros(0, dtype=np.int64)
+        self.lodf = np.zeros(0)
+        self.limit = np.zeros(0)
+        self._lazy: tuple[IntArray, Array] | None = None
+        self._hopeless = np.zeros(0, dtype=bool)  # rows no dispatch can satisfy
+
+    def ptdf(self, branches: IntArray) -> Array:
+        """PTDF rows (all bus positions) of ``branches``, computed once each."""
+        need = np.array([k for k in np.unique(branches).tolist() if k not in self._ptdf],
+                        dtype=np.int64)
+        if need.size:
+            for k, row in zip(need.tolist(), self.flows.ptdf_rows(need), strict=True):
+                self._ptdf[k] = row
+        if branches.size == 0:
+            return np.zeros((0, self.net.n_bus))
+        return np.stack([self._ptdf[k] for k in branches.tolist()])
+
+    def add_rows(self, mon: IntArray, out: IntArray, lodf: Array, limit: Array) -> None:
+        """Add monitored flows ``f[mon] + lodf * f[out]`` within ``+/- limit``."""
+        if mon.size == 0:
+            return
+        rows = self.ptdf(mon)
+        const = self.f0[mon].copy()
+        has = out >= 0
+        if has.any():
+            rows[has] += lodf[has, None] * self.ptdf(out[has])
+            const[has] += lodf[has] * self.f0[out[has]]
+        coef = rows[:, self.cols.pos] * self.cols.sign
+        coef = np.hstack([coef, np.zeros((mon.size, self.cols.n_y))])
+        self.highs.add_rows(sp.csr_matrix(coef), -limit - const, limit - const)
+        lo, hi = self.cols.lower, self.cols.upper
+        act_lo = np.minimum(coef[:, :lo.size] * lo, coef[:, :lo.size] * hi).sum(axis=1)
+        act_hi = np.maximum(coef[:, :lo.size] * lo, coef[:, :lo.size] * hi).sum(axis=1)
+        self._hopeless = np.r_[self._hopeless, (act_hi < -limit - const - _FEAS_TOL)
+                               | (act_lo > limit - const + _FEAS_TOL)]
+        self.mon = np.r_[self.mon, mon]
+        self.out = np.r_[self.out, out]
+        self.lodf = np.r_[self.lodf, lodf]
+        self.limit = np.r_[self.limit, limit]
+
+    def add_limits(self, branches: IntArray, limit: Array, *, lazy: bool) -> None:
+        """Base-case limits on ``branches`` (``limit`` per branch of the network);
+        with ``lazy`` they enter only once violated (see :meth:`solve`)."""
+        if lazy:
+            self._lazy = (branches, limit)
+            return
+        self.add_rows(branches, np.full(branches.size, -1), np.zeros(branches.size),
+                      limit[branches])
+
+    def _violated(self, inj: Array) -> IntArray:
+        if self._lazy is None:
+            return np.zeros(0, dtype=np.int64)
+        branches, limit = self._lazy
+        flow = self.flows.flows(inj)
+        over = np.abs(flow[branches]) > limit[branches] + _FEAS_TOL
+        base = self.out < 0
+        have = np.isin(branches, self.mon[base])
+        return branches[over & ~have]
+
+    def solve(self) -> _Solution:
+        """Solve, adding violated lazy base-case limits until none is left."""
+        while True:
+            x, dual = self.highs.solve(self._explain)
+            inj = _injection(self.net, self.cols, x)
+            add = self._violated(inj)
+            if add.size == 0:
+                break
+            _, limit = self._lazy  # type: ignore[misc]
+            self.add_rows(add, np.full(add.size, -1), np.zeros(add.size), limit[add])
+        return self.solution(x, dual)
+
+    def solution(self, x: Array, dual: Array) -> _Solution:
+        """Prices from the duals of the current model."""
+        lam = float(dual[0])
+        mu_rows = -dual[self.n_fixed_rows:]
+        act = np.flatnonzero(mu_rows != 0)
+        c_ref = np.zeros(self.net.n_bus)
+        if act.size:
+            rows = self.ptdf(self.mon[act])
+            has = self.out[act] >= 0
+            if has.any():
+                rows[has] += self.lodf[act][has, None] * self.ptdf(self.out[act][has])
+            c_ref = -(mu_rows[act] @ rows)
+        mu = np.zeros(self.net.n_branch)
+        base = self.out < 0
+        np.add.at(mu, self.mon[base], mu_rows[base])
+        return _Solution(x, lam, c_ref, mu, None, self.highs, int(self.mon.size))
+
+    def row_name(self, i: int) -> str:
+        """Words for monitored-flow row ``i``."""
+        name = f"limit of {_branch_name(self.net, int(self.mon[i]))}"
+        if self.out[i] >= 0:
+            name += f" after outage of {_branch_name(self.net, int(self.out[i]))}"
+        return name
+
+    def _explain(self) -> str:
+        hopeless = np.flatnonzero(self._hopeless)
+        if hopeless.size:
+            return ("no dispatch within the unit limits meets the "
+                    + ", ".join(self.row_name(i) for i in hopeless[:8].tolist()))
+        rows = self.highs.iis_rows()
+        names = ["system power balance" if r == 0 else self.row_name(r - self.n_fixed_rows)
+                 for r in rows[:8].tolist() if r == 0 or r >= self.n_fixed_rows]
+        return ("these constraints conflict: " + ", ".join(names) if names else
+                "the branch limits cannot be met with the available generation")
+
+
+def _result(net: Network, cols: _Columns, flows: _Flows, sol: _Solution, limit: Array,
+            weights: Array, lf: Array | None, bids: pd.DataFrame, offers: pd.DataFrame,
+            formulation: str) -> DCOPFResult:
+    x = sol.x
+    inj = _injection(net, cols, x)
+    va_rad = sol.va_rad if sol.va_rad is not None else flows.angles(inj)
+    flow = flows.bf @ va_rad + flows.f_shift
+    lf_arr = np.zeros(net.n_bus) if lf is None else lf
+    shift = float(np.dot(weights, sol.c_ref))
+    energy = np.full(net.n_bus, sol.lam + shift)
+    loss = -sol.lam * lf_arr + 0.0  # no negative zeros
+    lmp = sol.lam * (1.0 - lf_arr) + sol.c_ref
+    gen_p = np.zeros(net.n_gen)
+    n_g = cols.gen_rows.size
+    gen_p[cols.gen_rows] = x[:n_g]
+    return DCOPFResult(
+        network=net, objective=sol.highs.objective, lmp=lmp, energy=energy, loss=loss,
+        va_rad=va_rad, injection_mw=inj, flow_mw=flow, limit_mw=limit,
+        shadow_price=np.abs(sol.mu), gen_p_mw=gen_p, bids_in=bids,
+        bid_p_mw=x[n_g + cols.n_offer:cols.n_unit], offers_in=offers,
+        offer_p_mw=x[n_g:n_g + cols.n_offer], formulation=formulation,
+        solve_time_s=sol.highs.solve_time_s, n_solves=sol.highs.n_solves,
+        n_limits=sol.n_limits)
