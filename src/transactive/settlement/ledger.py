@@ -187,6 +187,7 @@ class IntegrityReport:
     n_accounts: int
     n_transfers: int
     totals: dict[str, int] = field(default_factory=dict)  # per unit: sum of amounts moved
+    state_hash: str = ""  # recomputed from the rows, not read from the stored head
 
     @property
     def is_ok(self) -> bool:
@@ -520,7 +521,8 @@ class Ledger:
         db.begin_read()
         try:
             state = db.query("SELECT seq, head FROM ledger_state WHERE id = 1")[0]
-            acc_rows = db.query("SELECT id, unit, allow_negative, debits, credits FROM accounts")
+            acc_rows = db.query("SELECT id, unit, allow_negative, debits, credits, kind "
+                                "FROM accounts")
             rows = db.query("SELECT seq, id, debit, credit, amount, code, interval_no "
                             "FROM transfers ORDER BY seq")
             db.commit()
@@ -562,7 +564,7 @@ class Ledger:
         if chain.hex() != state[1]:
             problems.append("hash chain of the transfers does not match the stored head")
         per_unit: dict[str, int] = {}
-        for aid, _, _, d, c in acc_rows:
+        for aid, _, _, d, c, _ in acc_rows:
             if d != debits[aid] or c != credits[aid]:
                 problems.append(f"account {aid!r}: stored debits/credits {d}/{c} differ from "
                                 f"its transfers {debits[aid]}/{credits[aid]}")
@@ -570,7 +572,9 @@ class Ledger:
         for u, total in sorted(per_unit.items()):
             if total != 0:
                 problems.append(f"unit {u}: balances sum to {total}, not 0 (debits != credits)")
-        return IntegrityReport(tuple(problems), len(acc_rows), len(rows), totals)
+        accounts = (Account(r[0], AccountKind(r[5]), Unit(r[1]), bool(r[2])) for r in acc_rows)
+        return IntegrityReport(tuple(problems), len(acc_rows), len(rows), totals,
+                               state_hash_of(accounts, chain.hex()))
 
 
 def _plan_transfers(groups: list[list[Transfer]], existing: dict[str, Transfer],

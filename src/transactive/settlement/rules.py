@@ -405,8 +405,8 @@ def check_interval(lines: IntervalLines, transfers: list[Transfer]) -> None:
         delta[t.credit] = delta.get(t.credit, 0) + t.amount
     problems = []
     if delta.get(ACCOUNTS["market_energy"], 0) != 0:
-        problems.append(f"energy sold != energy bought by "
-                        f"{delta[ACCOUNTS['market_energy']]} Wh")
+        problems.append(f"energy sold - energy bought = {delta[ACCOUNTS['market_energy']]} Wh, "
+                        "not 0")
     if delta.get(ACCOUNTS["market_money"], 0) != int(lines.market_cents.sum()):
         problems.append("market money does not match the market lines")
     money_sum = sum(v for a, v in delta.items() if a.endswith(":money"))
@@ -421,7 +421,7 @@ def check_interval(lines: IntervalLines, transfers: list[Transfer]) -> None:
         bad = np.flatnonzero(moved != expected)
         if bad.size:
             i = int(bad[0])
-            problems.append(f"participant {lines.participant[i]!r}: {label} {moved[i]}, "
+            problems.append(f"participant {lines.participant.tolist()[i]!r}: {label} {moved[i]}, "
                             f"expected {expected[i]}")
     if problems:
         raise SettlementError(f"interval {lines.interval}: " + "; ".join(problems[:5]))

@@ -96,7 +96,7 @@ def verify_run(run_dir: str | os.PathLike[str]) -> VerificationReport:
                   f"debits = credits ({totals or 'nothing moved'})" if integrity.is_ok
                   else "; ".join(integrity.problems[:3]))
         checks.append(Check("ledger integrity", integrity.is_ok, detail))
-        ledger_hash, cursor = ledger.state_hash(), ledger.cursor
+        ledger_hash, cursor = integrity.state_hash, ledger.cursor
     if not jr.is_ok:
         checks.append(Check("ledger applied the journal", False, "skipped: journal is bad"))
         checks.append(Check("replay", False, "skipped: journal is bad"))
