@@ -327,8 +327,8 @@ def test_muda_halves_trade_at_each_others_walrasian_price():
     ob = random_step_market(rng, 40, 2)
     c = te.clear(ob, "muda", rng=np.random.default_rng(5))
     left = c.info["left"]
-    p_left_own = walrasian_price(sorted_curves(ob.take(np.flatnonzero(left))))
-    p_right_own = walrasian_price(sorted_curves(ob.take(np.flatnonzero(~left))))
+    p_left_own = walrasian_price(ob.take(np.flatnonzero(left)))
+    p_right_own = walrasian_price(ob.take(np.flatnonzero(~left)))
     assert c.info["left_trade_price"] == p_right_own
     assert c.info["right_trade_price"] == p_left_own
     assert 0 < left.sum() < len(ob)
@@ -346,10 +346,10 @@ def test_walrasian_price_by_hand():
     # bids 9, 4 and asks 2, 6, one unit each: one unit trades; the interval is
     # [max(last ask 2, first rejected bid 4), min(last bid 9, first rejected ask 6)] = [4, 6]
     ob = batch([1, 1, -1, -1], [9.0, 4.0, 2.0, 6.0], [1.0] * 4)
-    assert walrasian_price(sorted_curves(ob)) == 5.0
+    assert walrasian_price(ob) == 5.0
     # no trade: between the best bid 3 and the best ask 5
-    assert walrasian_price(sorted_curves(batch([1, -1], [3.0, 5.0], [1.0, 1.0]))) == 4.0
-    assert np.isnan(walrasian_price(sorted_curves(batch([1], [3.0], [1.0]))))
+    assert walrasian_price(batch([1, -1], [3.0, 5.0], [1.0, 1.0])) == 4.0
+    assert np.isnan(walrasian_price(batch([1], [3.0], [1.0])))
 
 
 def test_muda_needs_a_generator():

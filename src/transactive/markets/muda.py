@@ -33,13 +33,9 @@ import numpy.typing as npt
 
 from transactive.clearing import Clearing
 from transactive.errors import InputError
+from transactive.markets._curves import allocate
 from transactive.markets.registry import register
-from transactive.markets.truthful import (
-    Curves,
-    prefix_fill,
-    require_one_side,
-    sorted_curves,
-)
+from transactive.markets.truthful import prefix_fill, require_one_side, sorted_curves
 from transactive.orders import OrderBatch
 
 __all__ = ["muda", "walrasian_price"]
@@ -47,38 +43,28 @@ __all__ = ["muda", "walrasian_price"]
 FloatArray = npt.NDArray[np.float64]
 
 
-def _step_after(price: FloatArray, cum: FloatArray, q: float, fill: float) -> float:
-    """Price of the first unit after ``q`` on a sorted curve, or ``fill``."""
-    j = int(np.searchsorted(cum, q, side="right")) - 1
-    return float(price[j]) if j < price.shape[0] else fill
+def walrasian_price(orders: OrderBatch) -> float:
+    """Midpoint of the interval of prices that clear a batch, or nan when a
+    side is empty.
 
-
-def walrasian_price(curves: Curves) -> float:
-    """Midpoint of the interval of prices that clear the step curves, or nan
-    when a side is empty.
-
-    At the efficient quantity ``Q`` the interval is
-    ``[max(last accepted ask, first rejected bid), min(last accepted bid,
-    first rejected ask)]``; with no trade it is ``[highest bid, lowest ask]``.
+    With trade, the interval is the uniform auction's competitive interval
+    ``[p_low, p_high]`` (:mod:`~transactive.markets._curves`); without trade
+    it is ``[highest bid, lowest ask]``.
 
     Examples
     --------
     >>> ob = OrderBatch(id=range(4), participant=list("abxy"), side=[1, 1, -1, -1],
     ...                 price=[9.0, 4.0, 2.0, 6.0], quantity=[1.0] * 4)
-    >>> walrasian_price(sorted_curves(ob))  # one unit trades; [max(2, 4), min(9, 6)]
+    >>> walrasian_price(ob)  # one unit trades; [max(2, 4), min(9, 6)]
     5.0
     """
-    bp, ap = curves.bid_price, curves.ask_price
-    if bp.size == 0 or ap.size == 0:
+    buy = orders.is_buy
+    if buy.all() or not buy.any():
         return float("nan")
-    q = curves.quantity
-    if q <= 0:
-        return 0.5 * (float(bp[0]) + float(ap[0]))
-    last_bid = float(bp[int(np.searchsorted(curves.bid_cum[1:], q, side="left"))])
-    last_ask = float(ap[int(np.searchsorted(curves.ask_cum[1:], q, side="left"))])
-    low = max(last_ask, _step_after(bp, curves.bid_cum, q, -np.inf))
-    high = min(last_bid, _step_after(ap, curves.ask_cum, q, np.inf))
-    return 0.5 * (low + high)
+    crossing = allocate(orders)
+    if crossing.volume > 0:
+        return 0.5 * (crossing.p_low + crossing.p_high)
+    return 0.5 * (float(orders.price[buy].max()) + float(orders.price[~buy].min()))
 
 
 def _trade_at(orders: OrderBatch, rows: npt.NDArray[np.int64], price: float,
@@ -146,7 +132,7 @@ def muda(orders: OrderBatch, /, *, rng: np.random.Generator | None = None) -> Cl
     priority: FloatArray = np.asarray(rng.random(n_part), dtype=np.float64)
     left = left_part[curves.owner]
     halves = (np.flatnonzero(left), np.flatnonzero(~left))
-    own_price = [walrasian_price(sorted_curves(orders.take(rows))) for rows in halves]
+    own_price = [walrasian_price(orders.take(rows)) for rows in halves]
     trade_price = (own_price[1], own_price[0])  # each half trades at the other's price
     accepted = np.zeros(len(orders))
     unit = np.full(len(orders), np.nan)
