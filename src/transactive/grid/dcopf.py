@@ -35,7 +35,7 @@ Examples
 ...     load={"bus": [3], "p_mw": [120.0]})
 >>> res = dcopf(net)
 >>> round(res.objective, 6), res.gen["p_mw"].round(3).tolist()
-(1500.0, [30.0, 90.0])
+(2100.0, [30.0, 90.0])
 >>> res.bus[["lmp", "energy", "congestion"]].round(3).to_numpy().tolist()
 [[10.0, 10.0, 0.0], [20.0, 10.0, 10.0], [30.0, 10.0, 20.0]]
 >>> res.branch["shadow_price"].round(3).tolist()
@@ -55,7 +55,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from transactive.errors import InputError, SolverError
 from transactive.grid import matrices
@@ -233,48 +232,6 @@ class _Highs:
         return float(self.h.getInfo().objective_function_value)
 
 
-@dataclass
-class _Flows:
-    """Sparse DC power flow of a connected network, factorised once."""
-
-    net: Network
-    keep: IntArray
-    lu: Any
-    bf: sp.csr_matrix
-    f_shift: Array
-    p_shift: Array
-
-    @classmethod
-    def build(cls, net: Network) -> _Flows:
-        net.check_connected()
-        keep = np.flatnonzero(np.arange(net.n_bus) != net.ref_position)
-        a = matrices.incidence(net)
-        b = matrices.branch_susceptance(net) * net.base_mva
-        bf = (sp.diags(b) @ a).tocsr()
-        lu = spla.splu((a.T @ bf)[keep][:, keep].tocsc()) if keep.size else None
-        f_shift = -b * np.deg2rad(net.branch["shift_deg"].to_numpy())
-        return cls(net, keep, lu, bf, f_shift, a.T @ f_shift)
-
-    def angles(self, injection_mw: Array) -> Array:
-        """Bus angles (rad, reference 0) for a balanced injection per bus position."""
-        theta = np.zeros(self.net.n_bus)
-        if self.keep.size:
-            theta[self.keep] = self.lu.solve((injection_mw - self.p_shift)[self.keep])
-        return theta
-
-    def flows(self, injection_mw: Array) -> Array:
-        """Branch flows, MW, for a balanced injection per bus position."""
-        return self.bf @ self.angles(injection_mw) + self.f_shift
-
-    def ptdf_rows(self, branches: IntArray) -> Array:
-        """Dense PTDF rows (reference-bus slack) of the given branches."""
-        out = np.zeros((branches.size, self.net.n_bus))
-        if self.keep.size and branches.size:
-            rhs = self.bf[branches][:, self.keep].T.toarray()
-            out[:, self.keep] = self.lu.solve(rhs).T
-        return out
-
-
 @dataclass(frozen=True, eq=False)
 class DCOPFResult:
     """The outcome of a DC-OPF clearing (never written into the network).
@@ -440,14 +397,6 @@ def _check_capacity(net: Network, cols: _Columns) -> None:
                           f"the load {load:.6g} MW")
 
 
-def _energy_weights(net: Network, slack: matrices.Slack) -> Array:
-    ref, weights = matrices._slack_weights(net, slack)
-    if weights is None:
-        weights = np.zeros(net.n_bus)
-        weights[ref] = 1.0
-    return weights
-
-
 # ------------------------------------------------------------------- solver
 def dcopf(
     net: Network,
@@ -500,7 +449,7 @@ def dcopf(
     bid_frame, bid_pos = _units("bids", bids, net)
     offer_frame, offer_pos = _units("offers", offers, net)
     limit = _limits(net, rating)
-    weights = _energy_weights(net, slack)
+    weights = matrices.slack_weights(net, slack)
     lf = None
     if loss_factors is not None:
         lf = np.asarray(loss_factors, dtype=np.float64)
@@ -510,7 +459,7 @@ def dcopf(
             raise InputError("loss_factors", "need formulation='ptdf'")
     cols = _columns(net, bid_frame, bid_pos, offer_frame, offer_pos)
     _check_capacity(net, cols)
-    flows = _Flows.build(net)
+    flows = matrices.DCPowerFlow(net)
     if formulation == "angle":
         sol = _solve_angle(net, cols, flows, limit)
     else:
@@ -540,15 +489,19 @@ def _injection(net: Network, cols: _Columns, x: Array) -> Array:
     return np.bincount(cols.pos, weights=u, minlength=net.n_bus) - net.bus_load_mw
 
 
-def _solve_angle(net: Network, cols: _Columns, flows: _Flows, limit: Array) -> _Solution:
+def _solve_angle(net: Network, cols: _Columns, flows: matrices.DCPowerFlow,
+                 limit: Array) -> _Solution:
     n_b, n_u = net.n_bus, cols.n_unit
     limited = np.flatnonzero(np.isfinite(limit))
     unit_bus = sp.csr_matrix((cols.sign, (cols.pos, np.arange(n_u))), shape=(n_b, n_u))
-    b = matrices.bbus(net) * net.base_mva
+    # angle columns hold base_mva * theta, so the coefficients are susceptances in pu
+    # (a QP solver needs the better scaling)
+    b = matrices.bbus(net)
     n_s = cols.pwl_rows.shape[0]
     a = sp.vstack([
         sp.hstack([unit_bus, sp.csr_matrix((n_b, cols.n_y)), -b]),
-        sp.hstack([sp.csr_matrix((limited.size, cols.n_col)), flows.bf[limited]]),
+        sp.hstack([sp.csr_matrix((limited.size, cols.n_col)),
+                   flows.bf[limited] / net.base_mva]),
         sp.hstack([cols.pwl_rows, sp.csr_matrix((n_s, n_b))]),
     ]).tocsc()
     a.sort_indices()
@@ -576,7 +529,8 @@ def _solve_angle(net: Network, cols: _Columns, flows: _Flows, limit: Array) -> _
     mu = np.zeros(net.n_branch)
     mu[limited] = -dual[n_b:n_b + limited.size]
     return _Solution(x[:cols.n_col], float(lmp[net.ref_position]),
-                     lmp - lmp[net.ref_position], mu, x[cols.n_col:], highs, limited.size)
+                     lmp - lmp[net.ref_position], mu, x[cols.n_col:] / net.base_mva, highs,
+                     limited.size)
 
 
 def _branch_name(net: Network, k: int) -> str:
@@ -594,7 +548,7 @@ class PtdfModel:
     only for the branches that enter the model, with the one sparse LU.
     """
 
-    def __init__(self, net: Network, cols: _Columns, flows: _Flows,
+    def __init__(self, net: Network, cols: _Columns, flows: matrices.DCPowerFlow,
                  loss_factors: Array | None = None) -> None:
         self.net, self.cols, self.flows = net, cols, flows
         self.lf = np.zeros(net.n_bus) if loss_factors is None else loss_factors
@@ -716,7 +670,7 @@ class PtdfModel:
                 "the branch limits cannot be met with the available generation")
 
 
-def _result(net: Network, cols: _Columns, flows: _Flows, sol: _Solution, limit: Array,
+def _result(net: Network, cols: _Columns, flows: matrices.DCPowerFlow, sol: _Solution, limit: Array,
             weights: Array, lf: Array | None, bids: pd.DataFrame, offers: pd.DataFrame,
             formulation: str) -> DCOPFResult:
     x = sol.x

@@ -23,7 +23,8 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +36,7 @@ from transactive.grid.network import Network
 
 __all__ = [
     "LODF",
+    "DCPowerFlow",
     "bbus",
     "bf",
     "branch_susceptance",
@@ -43,6 +45,7 @@ __all__ = [
     "ptdf",
     "radial_branches",
     "shift_injection",
+    "slack_weights",
 ]
 
 Slack = int | npt.ArrayLike | None
@@ -89,18 +92,81 @@ def shift_injection(net: Network) -> tuple[npt.NDArray[np.float64], npt.NDArray[
     return f_shift, incidence(net).T @ f_shift
 
 
-def _slack_weights(net: Network, slack: Slack) -> tuple[int, npt.NDArray[np.float64] | None]:
-    """Reference position and (for a distributed slack) normalised weights."""
+def slack_weights(net: Network, slack: Slack = None) -> npt.NDArray[np.float64]:
+    """Slack weights per bus position, summing to 1.
+
+    ``None`` is the reference bus, an int is that bus number, an array gives
+    ``n_bus`` weights >= 0 (a distributed slack), normalised here.
+    """
     if slack is None:
-        return net.ref_position, None
+        out = np.zeros(net.n_bus)
+        out[net.ref_position] = 1.0
+        return out
     arr = np.asarray(slack, dtype=np.float64)
     if arr.ndim == 0:
-        return int(net.bus_position([int(arr)])[0]), None
+        out = np.zeros(net.n_bus)
+        out[net.bus_position([int(arr)], "slack")[0]] = 1.0
+        return out
     if arr.shape != (net.n_bus,) or not np.isfinite(arr).all() or (arr < 0).any():
         raise InputError("slack", f"weights must be {net.n_bus} finite values >= 0")
     if arr.sum() <= 0:
         raise InputError("slack", "weights must not all be zero")
-    return net.ref_position, arr / arr.sum()
+    return arr / arr.sum()
+
+
+@dataclass(eq=False)
+class DCPowerFlow:
+    """The DC power flow of a connected network, factorised once (sparse LU).
+
+    Angles are in radians with the reference bus at 0; flows in MW from -> to.
+
+    Examples
+    --------
+    >>> from transactive.grid.network import Network
+    >>> net = Network(bus={"bus": [1, 2], "type": [3, 1]},
+    ...               branch={"from_bus": [1], "to_bus": [2], "x_pu": [0.1]},
+    ...               gen={"bus": [1], "p_max_mw": [10.0]}, load={"bus": [2], "p_mw": [5.0]})
+    >>> DCPowerFlow(net).flows(np.array([5.0, -5.0])).tolist()
+    [5.0]
+    """
+
+    net: Network
+    bf: sp.csr_matrix = field(init=False, repr=False)
+    f_shift: npt.NDArray[np.float64] = field(init=False, repr=False)
+    p_shift: npt.NDArray[np.float64] = field(init=False, repr=False)
+    _keep: npt.NDArray[np.int64] = field(init=False, repr=False)
+    _lu: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        net = self.net
+        net.check_connected()
+        self._keep = np.flatnonzero(np.arange(net.n_bus) != net.ref_position)
+        a = incidence(net)
+        b = branch_susceptance(net) * net.base_mva
+        self.bf = (sp.diags(b) @ a).tocsr()
+        bbus_mw = (a.T @ self.bf)[self._keep][:, self._keep].tocsc()
+        self._lu = spla.splu(bbus_mw) if self._keep.size else None
+        self.f_shift = -b * np.deg2rad(net.branch["shift_deg"].to_numpy())
+        self.p_shift = a.T @ self.f_shift
+
+    def angles(self, injection_mw: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Bus angles, rad, for a balanced injection (MW per bus position)."""
+        theta = np.zeros(self.net.n_bus)
+        if self._keep.size:
+            theta[self._keep] = self._lu.solve((injection_mw - self.p_shift)[self._keep])
+        return theta
+
+    def flows(self, injection_mw: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Branch flows, MW, for a balanced injection (MW per bus position)."""
+        return self.bf @ self.angles(injection_mw) + self.f_shift
+
+    def ptdf_rows(self, branches: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """Dense PTDF rows (reference-bus slack) of the given branch rows."""
+        out = np.zeros((branches.size, self.net.n_bus))
+        if self._keep.size and branches.size:
+            rhs = self.bf[branches][:, self._keep].T.toarray()
+            out[:, self._keep] = self._lu.solve(rhs).T
+        return out
 
 
 def ptdf(net: Network, slack: Slack = None) -> npt.NDArray[np.float64]:
@@ -117,17 +183,9 @@ def ptdf(net: Network, slack: Slack = None) -> npt.NDArray[np.float64]:
         ``None``: the reference bus; an int: that bus number; an array of
         ``n_bus`` weights: a distributed slack (withdrawn in proportion).
     """
-    net.check_connected()
-    ref, weights = _slack_weights(net, slack)
-    keep = np.flatnonzero(np.arange(net.n_bus) != ref)
-    b = bbus(net)[keep][:, keep].tocsc()
-    rhs = bf(net)[:, keep].T.toarray()
-    out = np.zeros((net.n_branch, net.n_bus))
-    if keep.size:
-        out[:, keep] = spla.splu(b).solve(rhs).T
-    if weights is not None:
-        out -= (out @ weights)[:, None]
-    return out
+    weights = slack_weights(net, slack)
+    out = DCPowerFlow(net).ptdf_rows(np.arange(net.n_branch))
+    return out - (out @ weights)[:, None]
 
 
 @dataclass(frozen=True)
