@@ -147,7 +147,7 @@ def assert_agree(book: OrderBook, ref: RefBook) -> None:
 
 def snapshot(book: OrderBook) -> tuple[Any, ...]:
     """Everything observable about a book."""
-    states = tuple(book.order(oid) for oid in book._orders)
+    states = book.orders_frame().values.tolist()
     depth = tuple(tuple(a.tolist()) for a in book.depth(100))
     return (repr(states), book.open_orders(BUY), book.open_orders(SELL), book.best_bid(),
             book.best_ask(), depth, book.trades())

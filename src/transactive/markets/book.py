@@ -23,13 +23,14 @@ Sides are ``BUY = +1`` and ``SELL = -1`` (``"buy"``/``"sell"`` accepted), as in
 :mod:`transactive.orders`. Quantities are divisible energy (kWh), prices are
 per unit and may be negative.
 
-How it is fast in plain Python: each side is a dict of price level -> deque of
-orders (FIFO) plus a heap of level keys (bids keyed by ``-price`` so both sides
-are min-heaps); empty levels and cancelled orders are removed lazily and the
-structures are compacted when the dead entries outgrow the live ones, so
-every event costs O(log levels) amortised plus O(1) per fill (a fill-or-kill
-order also scans the levels within its limit). ``benchmarks/bench_book.py``
-measures it.
+How it is fast in plain Python: orders live in parallel lists (so millions
+of them add no work for the garbage collector); each side is a dict of price
+level -> deque of order rows (FIFO) plus a heap of level keys (bids keyed by
+``-price`` so both sides are min-heaps); empty levels and cancelled orders are
+removed lazily and the structures are compacted when the dead entries
+outgrow the live ones, so every event costs O(log levels) amortised plus
+O(1) per fill (a fill-or-kill order also scans the levels within its
+limit). ``benchmarks/bench_book.py`` measures it.
 
 The mechanism ``"book"`` (:func:`clear_book`) runs a sealed
 :class:`~transactive.orders.OrderBatch` through an empty book in time order.
@@ -65,6 +66,9 @@ _TIFS: dict[Any, TimeInForce] = {"gtc": "gtc", "ioc": "ioc", "fok": "fok"}
 _SIDES: dict[Any, int] = {BUY: BUY, SELL: SELL, **_SIDE_WORDS}
 _INF = math.inf
 _MIN_DEAD_LIMIT = 1024  # dead queue entries tolerated before compacting
+_ORDER_COLUMNS = [("id", object), ("participant", object), ("side", np.int8),
+                  ("price", np.float64), ("quantity", np.float64), ("remaining", np.float64),
+                  ("status", object), ("tif", object)]
 
 
 class Fill(NamedTuple):
@@ -114,25 +118,6 @@ class Depth(NamedTuple):
     ask_price: npt.NDArray[np.float64]
     ask_quantity: npt.NDArray[np.float64]
     ask_orders: npt.NDArray[np.int64]
-
-
-class _Order:
-    """The book's record of one order (mutable; never handed out)."""
-
-    __slots__ = ("id", "key", "participant", "price", "quantity", "remaining", "side",
-                 "status", "tif")
-
-    def __init__(self, order_id: Hashable, participant: Any, side: int, price: float,
-                 quantity: float, remaining: float, tif: TimeInForce) -> None:
-        self.id = order_id
-        self.participant = participant
-        self.side = side
-        self.price = price
-        self.key = -side * price  # level key: -price for bids, price for asks
-        self.quantity = quantity
-        self.remaining = remaining
-        self.status: str = OPEN
-        self.tif = tif
 
 
 # ----------------------------------------------------------------- validation
@@ -204,13 +189,26 @@ class OrderBook:
     """
 
     def __init__(self) -> None:
-        self._orders: dict[Hashable, _Order] = {}
-        self._bid_levels: dict[float, deque[_Order]] = {}
-        self._ask_levels: dict[float, deque[_Order]] = {}
+        # Orders live in parallel lists, one row per queue entry (a modify that
+        # re-queues an order gives it a new row). Lists of plain values keep
+        # millions of orders out of the garbage collector's way.
+        self._row: dict[Hashable, int] = {}  # order id -> its current row
+        self._id: list[Hashable] = []
+        self._participant: list[Any] = []
+        self._side: list[int] = []
+        self._price: list[float] = []  # nan: market order
+        self._quantity: list[float] = []
+        self._remaining: list[float] = []
+        self._status: list[str] = []  # OPEN, FILLED, CANCELLED or _REPLACED
+        self._tif: list[TimeInForce] = []
+        # Each side: level key (-price for bids, price for asks) -> FIFO of rows,
+        # and a min-heap of the keys (with stale entries, dropped lazily).
+        self._bid_levels: dict[float, deque[int]] = {}
+        self._ask_levels: dict[float, deque[int]] = {}
         self._bid_heap: list[float] = []
         self._ask_heap: list[float] = []
         self._trades: list[Fill] = []
-        self._dead = 0
+        self._dead = 0  # rows no longer open but still in a queue
         self._dead_limit = _MIN_DEAD_LIMIT
 
     # ------------------------------------------------------------------ events
@@ -240,7 +238,7 @@ class OrderBook:
         """
         # fast paths for plain Python values; the helpers handle the rest
         oid = order_id if type(order_id) is int or type(order_id) is str else _order_id(order_id)
-        if oid in self._orders:
+        if oid in self._row:
             raise InputError("order_id", f"duplicate order id {oid!r}")
         s = side if type(side) is int and side in (BUY, SELL) else _side(side)
         fast_qty = type(quantity) is float and 0.0 < quantity < _INF
@@ -252,15 +250,13 @@ class OrderBook:
         else:
             p = _number("price", price)
         t: TimeInForce = "gtc" if type(tif) is str and tif == "gtc" else _tif(tif)
-        order = _Order(oid, participant, s, p, qty, qty, t)
-        self._orders[oid] = order
-        return self._execute(order)
+        return self._execute(self._new_row(oid, participant, s, p, qty, qty, t))
 
     def cancel(self, order_id: Hashable) -> None:
         """Take an open order out of the book."""
-        order = self._open_order(order_id)
-        order.status = CANCELLED
-        self._unqueue(order)
+        row = self._open_row(order_id)
+        self._status[row] = CANCELLED
+        self._unqueue(row)
 
     def modify(self, order_id: Hashable, price: float | None = None,
                quantity: float | None = None) -> list[Fill]:
@@ -272,27 +268,27 @@ class OrderBook:
         increase queues the order again at the back, where a new price may
         trade at once (the trades are returned).
         """
-        order = self._open_order(order_id)
-        new_price = order.price if price is None else _number("price", price)
-        new_qty = order.quantity if quantity is None else _quantity(quantity)
-        filled = order.quantity - order.remaining
+        row = self._open_row(order_id)
+        old_price, old_qty = self._price[row], self._quantity[row]
+        new_price = old_price if price is None else _number("price", price)
+        new_qty = old_qty if quantity is None else _quantity(quantity)
+        filled = old_qty - self._remaining[row]
         if new_qty < filled:
             raise InputError("quantity", f"must be >= the filled quantity {filled!r}, "
                              f"got {quantity!r}")
-        if new_price == order.price and new_qty <= order.quantity:
-            order.quantity = new_qty
-            order.remaining = new_qty - filled
-            if order.remaining == 0.0:
-                order.status = FILLED
-                self._unqueue(order)
+        if new_price == old_price and new_qty <= old_qty:  # keeps its place
+            self._quantity[row] = new_qty
+            self._remaining[row] = new_qty - filled
+            if new_qty == filled:
+                self._status[row] = FILLED
+                self._unqueue(row)
             return []
-        order.status = _REPLACED
-        self._unqueue(order)
-        again = _Order(order.id, order.participant, order.side, new_price, new_qty,
-                       new_qty - filled, "gtc")
-        self._orders[order.id] = again
-        if again.remaining == 0.0:
-            again.status = FILLED
+        self._status[row] = _REPLACED
+        self._unqueue(row)
+        again = self._new_row(self._id[row], self._participant[row], self._side[row],
+                              new_price, new_qty, new_qty - filled, "gtc")
+        if new_qty == filled:
+            self._status[again] = FILLED
             return []
         return self._execute(again)
 
@@ -313,7 +309,8 @@ class OrderBook:
         cols: list[npt.NDArray[Any]] = []
         for side_levels, sign in ((self._bid_levels, -1.0), (self._ask_levels, 1.0)):
             keys = nsmallest(int(levels), side_levels)
-            queues = [[o.remaining for o in side_levels[k] if o.status is OPEN] for k in keys]
+            queues = [[self._remaining[r] for r in side_levels[k] if self._status[r] is OPEN]
+                      for k in keys]
             cols += [np.array(keys, dtype=np.float64) * sign + 0.0,
                      np.array([math.fsum(q) for q in queues], dtype=np.float64),
                      np.array([len(q) for q in queues], dtype=np.int64)]
@@ -323,14 +320,27 @@ class OrderBook:
         """Ids of the resting orders of one side in priority order (best price
         first, then earliest queued)."""
         side_levels = self._bid_levels if _side(side) == BUY else self._ask_levels
-        return [o.id for k in sorted(side_levels) for o in side_levels[k] if o.status is OPEN]
+        return [self._id[r] for k in sorted(side_levels) for r in side_levels[k]
+                if self._status[r] is OPEN]
 
     def order(self, order_id: Hashable) -> OrderState:
         """The state of an order the book has seen (open, filled or cancelled)."""
-        o = self._known(order_id)
-        return OrderState(o.id, o.participant, o.side, o.price, o.quantity,
-                          o.quantity - o.remaining, o.remaining, o.status,  # type: ignore[arg-type]
-                          o.tif)
+        try:
+            r = self._row[order_id]
+        except (KeyError, TypeError):
+            raise InputError("order_id", f"unknown order id {order_id!r}") from None
+        return OrderState(self._id[r], self._participant[r], self._side[r], self._price[r],
+                          self._quantity[r], self._quantity[r] - self._remaining[r],
+                          self._remaining[r], self._status[r], self._tif[r])  # type: ignore[arg-type]
+
+    def orders_frame(self) -> pd.DataFrame:
+        """Every order the book has seen, one row each in arrival order, with
+        the columns of :class:`OrderState`."""
+        rows = np.fromiter(self._row.values(), dtype=np.int64, count=len(self._row))
+        frame = pd.DataFrame({name: np.asarray(getattr(self, f"_{name}"), dtype=dtype)[rows]
+                              for name, dtype in _ORDER_COLUMNS})
+        frame.insert(5, "filled", frame["quantity"] - frame["remaining"])
+        return frame
 
     def trades(self) -> list[Fill]:
         """Every trade so far, in order (a copy)."""
@@ -344,51 +354,66 @@ class OrderBook:
 
     def __len__(self) -> int:
         """Number of resting orders (counted, O(book))."""
-        return sum(o.status is OPEN for side_levels in (self._bid_levels, self._ask_levels)
-                   for q in side_levels.values() for o in q)
+        status = self._status
+        return sum(status[r] is OPEN for side_levels in (self._bid_levels, self._ask_levels)
+                   for q in side_levels.values() for r in q)
 
     # ---------------------------------------------------------------- matching
-    def _execute(self, order: _Order) -> list[Fill]:
+    def _new_row(self, oid: Hashable, participant: Any, side: int, price: float,
+                 quantity: float, remaining: float, tif: TimeInForce) -> int:
+        row = len(self._id)
+        self._row[oid] = row
+        self._id.append(oid)
+        self._participant.append(participant)
+        self._side.append(side)
+        self._price.append(price)
+        self._quantity.append(quantity)
+        self._remaining.append(remaining)
+        self._status.append(OPEN)
+        self._tif.append(tif)
+        return row
+
+    def _execute(self, row: int) -> list[Fill]:
         """Match a new (or re-queued) order, then rest or cancel what is left."""
-        if order.side == BUY:
+        side, price, tif = self._side[row], self._price[row], self._tif[row]
+        if side == BUY:
             heap, levels = self._ask_heap, self._ask_levels
             own_heap, own_levels = self._bid_heap, self._bid_levels
         else:
             heap, levels = self._bid_heap, self._bid_levels
             own_heap, own_levels = self._ask_heap, self._ask_levels
-        limit = -order.key  # in the opposite side's key space; nan for market orders
-        if limit != limit:
-            limit = _INF
-        if order.tif == "fok" and not self._fillable(levels, limit, order.remaining):
-            order.status = CANCELLED
+        limit = _INF if price != price else side * price  # in the opposite side's keys
+        if tif == "fok" and not self._fillable(levels, limit, self._remaining[row]):
+            self._status[row] = CANCELLED
             return []
         # a stale top entry above the limit hides no level within it: skip the walk
-        fills = self._match(order, heap, levels, limit) if heap and heap[0] <= limit else []
-        if order.remaining == 0.0:
-            order.status = FILLED
-        elif order.tif != "gtc" or limit == _INF:
-            order.status = CANCELLED
+        fills = self._match(row, heap, levels, limit) if heap and heap[0] <= limit else []
+        if self._remaining[row] == 0.0:
+            self._status[row] = FILLED
+        elif tif != "gtc" or limit == _INF:
+            self._status[row] = CANCELLED
         else:  # rest at the back of its level
-            key = order.key
+            key = -limit
             queue = own_levels.get(key)
             if queue is not None:
-                queue.append(order)
+                queue.append(row)
             else:
-                own_levels[key] = deque((order,))
+                own_levels[key] = deque((row,))
                 heappush(own_heap, key)
                 if len(own_heap) > 2 * len(own_levels) + 64:  # many stale entries
                     own_heap[:] = list(own_levels)
                     heapify(own_heap)
         return fills
 
-    def _match(self, taker: _Order, heap: list[float], levels: dict[float, deque[_Order]],
+    def _match(self, row: int, heap: list[float], levels: dict[float, deque[int]],
                limit: float) -> list[Fill]:
-        """Trade ``taker`` against the opposite side while its limit allows."""
+        """Trade order ``row`` against the opposite side while its limit allows."""
+        ids, price, remaining, status = self._id, self._price, self._remaining, self._status
         fills: list[Fill] = []
         trades = self._trades
-        rem = taker.remaining
-        tid = taker.id
-        buying = taker.side == BUY
+        rem = remaining[row]
+        tid = ids[row]
+        buying = self._side[row] == BUY
         while heap:
             key = heap[0]
             queue = levels.get(key)
@@ -399,29 +424,29 @@ class OrderBook:
                 break
             while queue:
                 maker = queue[0]
-                if maker.status is not OPEN:
+                if status[maker] is not OPEN:
                     queue.popleft()
                     self._dead -= 1
                     continue
-                mrem = maker.remaining
+                mrem = remaining[maker]
                 if mrem <= rem:
                     qty = mrem
                     rem -= mrem
-                    maker.remaining = 0.0
-                    maker.status = FILLED
+                    remaining[maker] = 0.0
+                    status[maker] = FILLED
                     queue.popleft()
                 else:
                     qty = rem
-                    maker.remaining = mrem - rem
+                    remaining[maker] = mrem - rem
                     rem = 0.0
-                mid = maker.id
+                mid = ids[maker]
                 fill = _new_fill(Fill, (tid, mid, tid if buying else mid,
-                                        mid if buying else tid, maker.price, qty, len(trades)))
+                                        mid if buying else tid, price[maker], qty, len(trades)))
                 fills.append(fill)
                 trades.append(fill)
                 if rem == 0.0:
                     break
-            while queue and queue[0].status is not OPEN:
+            while queue and status[queue[0]] is not OPEN:
                 queue.popleft()
                 self._dead -= 1
             if not queue:
@@ -429,45 +454,47 @@ class OrderBook:
                 heappop(heap)
             if rem == 0.0:
                 break
-        taker.remaining = rem
+        remaining[row] = rem
         return fills
 
-    @staticmethod
-    def _fillable(levels: dict[float, deque[_Order]], limit: float, quantity: float) -> bool:
+    def _fillable(self, levels: dict[float, deque[int]], limit: float, quantity: float) -> bool:
         """Whether matching would fill ``quantity`` completely (same arithmetic
         and order as :meth:`_match`, so the answer is exact)."""
         rem = quantity
         for key in sorted(k for k in levels if k <= limit):
             for maker in levels[key]:
-                if maker.status is OPEN:
-                    if maker.remaining >= rem:
+                if self._status[maker] is OPEN:
+                    if self._remaining[maker] >= rem:
                         return True
-                    rem -= maker.remaining
+                    rem -= self._remaining[maker]
         return False
 
-    def _unqueue(self, order: _Order) -> None:
-        """Take a no-longer-open order out of its queue (lazily unless at the head)."""
-        levels = self._bid_levels if order.side == BUY else self._ask_levels
-        queue = levels[order.key]
-        if queue[0] is not order:
+    def _unqueue(self, row: int) -> None:
+        """Take a no-longer-open row out of its queue (lazily unless at the head)."""
+        side = self._side[row]
+        levels = self._bid_levels if side == BUY else self._ask_levels
+        key = -side * self._price[row]
+        queue = levels[key]
+        if queue[0] != row:
             self._dead += 1
             if self._dead > self._dead_limit:
                 self._compact()
             return
         queue.popleft()
-        while queue and queue[0].status is not OPEN:
+        while queue and self._status[queue[0]] is not OPEN:
             queue.popleft()
             self._dead -= 1
         if not queue:
-            del levels[order.key]  # its heap entry goes stale and is dropped lazily
+            del levels[key]  # its heap entry goes stale and is dropped lazily
 
     def _compact(self) -> None:
         """Drop every dead queue entry and stale heap entry."""
+        status = self._status
         live = 0
         for levels, heap in ((self._bid_levels, self._bid_heap),
                              (self._ask_levels, self._ask_heap)):
             for key in list(levels):
-                queue = deque(o for o in levels[key] if o.status is OPEN)
+                queue = deque(r for r in levels[key] if status[r] is OPEN)
                 if queue:
                     levels[key] = queue
                     live += len(queue)
@@ -479,23 +506,19 @@ class OrderBook:
         self._dead_limit = max(_MIN_DEAD_LIMIT, live)
 
     @staticmethod
-    def _top(heap: list[float], levels: dict[float, deque[_Order]]) -> float | None:
+    def _top(heap: list[float], levels: dict[float, deque[int]]) -> float | None:
         while heap and heap[0] not in levels:
             heappop(heap)
         return heap[0] if heap else None
 
-    # ----------------------------------------------------------------- helpers
-    def _known(self, order_id: Hashable) -> _Order:
+    def _open_row(self, order_id: Hashable) -> int:
         try:
-            return self._orders[order_id]
+            row = self._row[order_id]
         except (KeyError, TypeError):
             raise InputError("order_id", f"unknown order id {order_id!r}") from None
-
-    def _open_order(self, order_id: Hashable) -> _Order:
-        order = self._known(order_id)
-        if order.status is not OPEN:
-            raise InputError("order_id", f"order {order_id!r} is already {order.status}")
-        return order
+        if self._status[row] is not OPEN:
+            raise InputError("order_id", f"order {order_id!r} is already {self._status[row]}")
+        return row
 
 
 # ----------------------------------------------------------------- mechanism
