@@ -97,12 +97,47 @@ def _round(value: Fraction, *, up: bool) -> float:
     return f
 
 
+def _nudge(value: float, error: float, up: bool) -> float:
+    """``value`` moved one float outward when the exact result ``value + error``
+    lies beyond it on the requested side."""
+    if up and error > 0:
+        return math.nextafter(value, _INF)
+    if not up and error < 0:
+        return math.nextafter(value, -_INF)
+    return value
+
+
 def _add(a: float, b: float, *, up: bool) -> float:
-    return _round(Fraction(a) + Fraction(b), up=up)
+    """``a + b`` rounded up or down (TwoSum gives the exact rounding error)."""
+    s = a + b
+    bb = s - a
+    return _nudge(s, (a - (s - bb)) + (b - bb), up)
 
 
 def _sub(a: float, b: float, *, up: bool) -> float:
-    return _round(Fraction(a) - Fraction(b), up=up)
+    return _add(a, -b, up=up)
+
+
+def _two_product(a: float, b: float) -> tuple[float, float]:
+    """``a * b`` and its exact rounding error (Dekker's product, no overflow)."""
+    p = a * b
+    ca, cb = 134217729.0 * a, 134217729.0 * b  # 2^27 + 1: Veltkamp's split
+    ah, bh = ca - (ca - a), cb - (cb - b)
+    al, bl = a - ah, b - bh
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _mul(a: float, b: float, *, up: bool) -> float:
+    p, error = _two_product(a, b)
+    return _nudge(p, error, up)
+
+
+def _div(a: float, b: float, *, up: bool) -> float:
+    """``a / b`` (``b > 0``) rounded up or down: the sign of the exact remainder
+    ``a - q * b`` tells on which side of ``q`` the quotient lies."""
+    q = a / b
+    p, error = _two_product(q, b)
+    return _nudge(q, (a - p) - error, up)
 
 
 def _amount(name: str, value: float, *, allow_inf: bool = False) -> float:
@@ -334,6 +369,15 @@ class Pool:
         empty = cls(0.0, 0.0, invariant, fee, amplification, peg, 0.0)
         return empty._opened(x, y)
 
+    def _evolve(self, **changes: float) -> Pool:
+        """A copy with new reserves or shares, without re-validation: every
+        internal transition checks its amounts before it calls this."""
+        new = object.__new__(Pool)
+        state = {k: v for k, v in self.__dict__.items() if k not in ("price_per_kwh", "level")}
+        state.update(changes)
+        new.__dict__.update(state)
+        return new
+
     def _opened(self, x: float, y: float) -> Pool:
         peg = self.peg_price_per_kwh
         price = peg * self._curve.price(x * peg, y)
@@ -374,7 +418,7 @@ class Pool:
 
     def _sell_energy(self, energy_in: float, min_out: float) -> tuple[Pool, Receipt]:
         x, y, peg = self.energy_kwh, self.money, self.peg_price_per_kwh
-        fee = _round(Fraction(energy_in) * Fraction(self.fee), up=True)
+        fee = _mul(energy_in, self.fee, up=True)
         x_curve = _add(x, _sub(energy_in, fee, up=False), up=False)
         y_new = _up(self._curve.other(x * peg, y, x_curve * peg), x * peg + y)
         if not y_new > 0:
@@ -383,13 +427,13 @@ class Pool:
         if out < min_out:
             raise InputError("min_out", f"slippage limit: {out!r} money out, below "
                              f"min_out={min_out!r}")
-        new = replace(self, energy_kwh=_add(x, energy_in, up=False),
-                      money=y_new if out > 0 else y)
+        new = self._evolve(energy_kwh=_add(x, energy_in, up=False),
+                           money=y_new if out > 0 else y)
         return self._receipt(new, SELL, energy_in, out, fee, "energy")
 
     def _spend_money(self, money_in: float, min_out: float) -> tuple[Pool, Receipt]:
         x, y, peg = self.energy_kwh, self.money, self.peg_price_per_kwh
-        fee = _round(Fraction(money_in) * Fraction(self.fee), up=True)
+        fee = _mul(money_in, self.fee, up=True)
         y_curve = _add(y, _sub(money_in, fee, up=False), up=False)
         scale = x * peg + y
         x_new = _up(_up(self._curve.other(y, x * peg, y_curve), scale) / peg, scale / peg)
@@ -399,8 +443,8 @@ class Pool:
         if out < min_out:
             raise InputError("min_out", f"slippage limit: {out!r} kWh out, below "
                              f"min_out={min_out!r}")
-        new = replace(self, energy_kwh=x_new if out > 0 else x,
-                      money=_add(y, money_in, up=False))
+        new = self._evolve(energy_kwh=x_new if out > 0 else x,
+                           money=_add(y, money_in, up=False))
         return self._receipt(new, BUY, out, money_in, fee, "money")
 
     def _buy_energy(self, energy_out: float, max_money: float) -> tuple[Pool, Receipt]:
@@ -411,11 +455,11 @@ class Pool:
         x_new = _sub(x, energy_out, up=False)
         y_curve = _up(self._curve.other(x * peg, y, x_new * peg), x * peg + y)
         net = max(_sub(y_curve, y, up=True), 0.0)
-        money_in = _round(Fraction(net) / (1 - Fraction(self.fee)), up=True)
+        money_in = _div(net, _sub(1.0, self.fee, up=False), up=True)
         if money_in > max_money:
             raise InputError("max_money", f"slippage limit: costs {money_in!r}, above "
                              f"max_money={max_money!r}")
-        new = replace(self, energy_kwh=x_new, money=_add(y, money_in, up=False))
+        new = self._evolve(energy_kwh=x_new, money=_add(y, money_in, up=False))
         return self._receipt(new, BUY, energy_out, money_in, money_in - net, "money")
 
     def quote(self, give: Asset, amount: float, *, min_out: float = 0.0) -> Receipt:
