@@ -20,7 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 import transactive as te
 from transactive.errors import InputError
-from transactive.markets.book import Fill, OrderBook, clear_book
+from transactive.markets.book import Fill, OrderBook, OrderState, clear_book
 from transactive.orders import BUY, SELL, OrderBatch
 
 PRICES = [-1.0, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
@@ -493,6 +493,19 @@ def test_trades_frame() -> None:
     frame = book.trades_frame()
     assert frame.to_dict("records") == [dict(taker_id=2, maker_id=1, buy_id=2, sell_id=1,
                                              price=2.0, quantity=0.5, sequence=0)]
+
+
+def test_orders_frame_matches_order_states() -> None:
+    book = OrderBook()
+    book.add("a", "x", "sell", 2.0, 1.0)
+    book.add("b", "y", "buy", 0.5)
+    book.add("c", "z", "buy", 1.0, 0.5)
+    book.modify("c", price=0.75)  # a new row inside; one row per order outside
+    frame = book.orders_frame()
+    assert list(frame.columns) == list(OrderState._fields)
+    assert frame["id"].tolist() == ["a", "b", "c"]
+    for record, oid in zip(frame.itertuples(index=False), "abc", strict=True):
+        assert all(same(x, y) for x, y in zip(record, book.order(oid), strict=True))
 
 
 @pytest.mark.parametrize(("call", "field"), [
