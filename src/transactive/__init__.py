@@ -13,11 +13,11 @@ from transactive.orders import BUY, SELL, OrderBatch
 
 __all__ = [
     "BUY",
-    "SELL",
     "Clearing",
     "InputError",
     "MissingExtraError",
     "OrderBatch",
+    "SELL",
     "SolverError",
     "TransactiveError",
     "clear",

@@ -188,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except TransactiveError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True,
+                          soft_wrap=True)
         return 2
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
