@@ -55,8 +55,9 @@ def test_uniform_and_pay_as_bid_reward_shading(table):
 
 
 def test_audit_is_reproducible_and_has_every_column(table):
-    again = audit(MECHANISMS, rng=np.random.default_rng(2024), n_markets=30)
-    pd.testing.assert_frame_equal(table, again)
+    small = [audit(["mcafee", "muda"], rng=np.random.default_rng(3), n_markets=4)
+             for _ in range(2)]
+    pd.testing.assert_frame_equal(*small)
     assert list(table.index) == MECHANISMS
     assert set(table.columns) >= {
         "efficiency", "efficiency_min", "ir_violations", "ir_violation_rate",
