@@ -39,7 +39,9 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +94,18 @@ class JournalRecord:
     kind: str
     prev: str
     hash: str
-    body: dict[str, Any]
+    body_bytes: bytes
+
+    @cached_property
+    def body(self) -> dict[str, Any]:
+        """The record's body, parsed (ValueError if it is not a JSON object)."""
+        try:
+            body = json.loads(self.body_bytes)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ValueError("body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise ValueError("body is not a JSON object")
+        return body
 
 
 @dataclass(frozen=True)
@@ -169,14 +182,8 @@ class _Chain:
             raise ValueError("hash does not match the record's bytes")
         if kind not in KINDS:
             raise ValueError(f"unknown record kind {kind!r}")
-        try:
-            body = json.loads(body_raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ValueError("body is not valid JSON") from None
-        if not isinstance(body, dict):
-            raise ValueError("body is not a JSON object")
         self.seq, self.head = seq, digest.decode()
-        return JournalRecord(seq, kind, prev.decode(), self.head, body)
+        return JournalRecord(seq, kind, prev.decode(), self.head, body_raw)
 
     def learn(self, rec: JournalRecord) -> None:
         """Remember keys and nonces a writer needs (no signature checks)."""
@@ -431,6 +438,16 @@ class Journal:
         """Force the records written so far to disk."""
         self._fh.flush()
         os.fsync(self._fh.fileno())
+
+    @contextmanager
+    def group(self) -> Iterator[None]:
+        """Append several records and force them to disk once, when the block ends."""
+        fsync, self._fsync = self._fsync, False
+        try:
+            yield
+        finally:
+            self._fsync = fsync
+        self.sync()
 
     # ----------------------------------------------------------------- writing
     def append(self, kind: str, body: Mapping[str, Any]) -> int:

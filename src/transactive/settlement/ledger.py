@@ -38,6 +38,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from json.encoder import encode_basestring_ascii as _json_str
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -119,8 +120,16 @@ class Transfer(NamedTuple):
 
 
 def transfer_bytes(t: Transfer) -> bytes:
-    """The canonical bytes of a transfer, hashed into the ledger's chain."""
-    return json.dumps(list(t), separators=(",", ":"), ensure_ascii=True).encode()
+    """The canonical bytes of a transfer, hashed into the ledger's chain: the
+    compact ASCII JSON array ``[id, debit, credit, amount, code, interval]``.
+
+    Examples
+    --------
+    >>> transfer_bytes(Transfer("t1", "a", "b", 5, "fee", 2))
+    b'["t1","a","b",5,"fee",2]'
+    """
+    return (f"[{_json_str(t[0])},{_json_str(t[1])},{_json_str(t[2])},{t[3]:d},"
+            f"{_json_str(t[4])},{t[5]:d}]").encode()
 
 
 def _account_bytes(a: Account) -> bytes:
@@ -210,6 +219,14 @@ def _integer(value: Any, name: str, row: int) -> int:
 
 
 def _clean_transfer(t: Any, row: int) -> Transfer:
+    if type(t) is Transfer:  # fast path: the usual, well-formed transfer
+        tid, debit, credit, amount, code, interval = t
+        if (type(tid) is str and type(debit) is str and type(credit) is str
+                and type(code) is str and type(amount) is int and type(interval) is int
+                and 0 < len(tid) <= _ID_MAX and 0 < len(debit) <= _ID_MAX
+                and 0 < len(credit) <= _ID_MAX and len(code) <= _ID_MAX
+                and debit != credit and 0 < amount <= MAX_AMOUNT):
+            return t
     if not isinstance(t, tuple) or len(t) != 6:
         raise InputError("transfers", f"expected a Transfer, got {t!r}", row=row)
     tid = _text(t[0], "id", row)

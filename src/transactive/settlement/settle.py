@@ -272,13 +272,13 @@ class Settlement:
     def _commit(self, pending: _Pending) -> PostReport:
         cursor = None
         if self.journal is not None:
-            for interval, clearing in pending.clearings:
-                self.journal.append_clearing(interval, clearing)
-            if pending.accounts:
-                self.journal.append_accounts(pending.accounts)
-            if pending.groups:
-                self.journal.append_transfers(pending.groups)
-            self.journal.sync()
+            with self.journal.group():
+                for interval, clearing in pending.clearings:
+                    self.journal.append_clearing(interval, clearing)
+                if pending.accounts:
+                    self.journal.append_accounts(pending.accounts)
+                if pending.groups:
+                    self.journal.append_transfers(pending.groups)
             cursor = self.journal.seq
         acc_report, report = self.ledger.apply(accounts=pending.accounts, groups=pending.groups,
                                                cursor=cursor)
