@@ -145,9 +145,9 @@ def assert_agree(book: OrderBook, ref: RefBook) -> None:
     assert book.best_ask() == ref.best(SELL)
 
 
-def snapshot(book: OrderBook) -> tuple[Any, ...]:
-    """Everything observable about a book."""
-    states = book.orders_frame().values.tolist()
+def snapshot(book: OrderBook, ids: Any) -> tuple[Any, ...]:
+    """Everything observable about a book whose orders are ``ids``."""
+    states = [book.order(oid) for oid in ids]
     depth = tuple(tuple(a.tolist()) for a in book.depth(100))
     return (repr(states), book.open_orders(BUY), book.open_orders(SELL), book.best_bid(),
             book.best_ask(), depth, book.trades())
@@ -332,11 +332,13 @@ class BookMachine(RuleBasedStateMachine):
             choices += [("price", lambda: self.book.modify(oid, price=math.nan)),
                         ("quantity", lambda: self.book.modify(oid, quantity=0.0))]
         field, event = data.draw(st.sampled_from(choices))
-        before = snapshot(self.book)
+        before = snapshot(self.book, range(self.next_id))
         with pytest.raises(InputError) as err:
             event()
         assert err.value.field == field
-        assert snapshot(self.book) == before
+        assert snapshot(self.book, range(self.next_id)) == before
+        with pytest.raises(InputError):  # no order was registered either
+            self.book.order(self.next_id)
 
     # ---- invariants
     @invariant()
@@ -460,10 +462,11 @@ def test_ioc_market_and_fok() -> None:
     assert [(f.maker_id, f.quantity) for f in fills] == [(1, 1.0)]
     assert book.order("ioc")[5:8] == (1.0, 2.0, "cancelled")
     assert book.best_bid() is None
-    before = snapshot(book)
+    ids = ["m", 1, 2, "ioc"]
+    before = snapshot(book, ids)
     assert book.add("fok1", "p", "buy", 1.5, 11.0, tif="fok") == []  # only 1.0 there
     assert book.order("fok1")[5:8] == (0.0, 1.5, "cancelled")
-    assert snapshot(book)[1:] == before[1:]
+    assert snapshot(book, ids) == before
     book.add(3, "s", "sell", 1.0, 11.0)
     fills = book.add("fok2", "p", "buy", 1.5, 11.0, tif="FOK")
     assert [(f.maker_id, f.quantity) for f in fills] == [(2, 1.0), (3, 0.5)]
@@ -531,11 +534,12 @@ def test_bad_events_name_the_field_and_change_nothing(call: Any, field: str) -> 
     book.add(1, "p", "sell", 2.0, 1.0)
     book.add(2, "p", "sell", 2.0, 1.5)
     book.cancel(2)
-    before = snapshot(book)
+    before = snapshot(book, [1, 2])
     with pytest.raises(InputError) as err:
         call(book)
     assert err.value.field == field
-    assert snapshot(book) == before
+    assert snapshot(book, [1, 2]) == before
+    assert len(book.orders_frame()) == 2
 
 
 def test_numpy_inputs_are_accepted() -> None:
