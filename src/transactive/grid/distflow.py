@@ -797,7 +797,7 @@ def _result(net: Network, fd: _Feeder, model: DistFlowModel, inj: Injections,
         lv = x[lay["i_l"]] * vf
         s2 = P**2 + Q**2
         loss = fd.r * x[lay["i_l"]]
-        floor = 1e-6 * max(float(lv.max(initial=0.0)), 1e-12)
+        floor = 1e-3 * max(float(lv.max(initial=0.0)), 1e-12)
         gap = float((np.abs(lv - s2) / np.maximum(np.maximum(lv, s2), floor)).max(initial=0.0))
     else:
         loss = np.zeros(nb) if dc else fd.r * (P**2 + Q**2) / vf

@@ -6,6 +6,7 @@ Importing this package registers every built-in mechanism; see
 
 from transactive.markets import book  # noqa: F401
 from transactive.markets import amm, mcafee, muda, vcg, vickrey  # noqa: F401  (registers)
+from transactive.markets import network  # noqa: F401  (registers)
 from transactive.markets import pay_as_bid, uniform  # noqa: F401  (registers)
 from transactive.markets.registry import available, clear, get, register
 

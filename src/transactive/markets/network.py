@@ -1,0 +1,265 @@
+"""Grid-aware clearing: a community market on a feeder, priced bus by bus.
+
+Mechanism ``"network"`` (:func:`clear_network`). Every order sits at a bus
+(``OrderBatch.node``: the bus *position*, 0-based, in the network's bus
+table; position 0 is the substation of the built-in feeders). The market
+maximises welfare subject to the network model of
+:func:`~transactive.grid.distflow.solve_distflow`:
+
+- The substation (the network's reference bus) is the utility: it sells any
+  amount at ``import_price`` and buys any amount at ``export_price``.
+- Buy orders are inelastic by default: served in full, their limit price is
+  informational (with ``shed_price`` they may be shed at that value per kWh
+  when serving them is infeasible or dearer). With ``inelastic_demand=False``
+  a buy order is price-responsive demand at its limit price.
+- Sell orders are dispatchable injections at their limit price; a seller not
+  accepted in full is curtailed (physically: PV curtailment).
+- Every order trades at its own bus's price (the distribution LMP, the dual
+  of the bus's power balance): buyers pay ``price * accepted`` and sellers
+  receive it. A buyer drawing reactive power (``power_factor < 1``) also
+  pays the bus's reactive price on it, so its unit price is
+  ``price_p + tan(acos(pf)) * price_q``.
+
+Units: quantities are kWh per interval of ``dt_h`` hours and prices are per
+kWh, as everywhere in a community. ``kw_per_unit`` scales what the network
+sees: one unit of order quantity stands for ``kw_per_unit`` kWh in the
+feeder (1 = as is; larger lets a small simulated community load a full-size
+feeder). Prices, payments and the kWh figures in ``info`` stay per unit of
+order quantity. The feeder is in MW, so ``p_mw = quantity * kw_per_unit /
+dt_h / 1000``.
+
+Unlike a plain double auction, the grid is a counterparty: energy bought
+need not equal energy sold (the utility supplies or takes the difference,
+and with ``model="soc"`` the losses). The money balances by LP duality:
+``payments = utility cost + rent``, where the rent of the network
+constraints (voltage limits, the substation voltage, branch ratings) comes
+from their duals; ``info["rent"]`` is that figure and equals
+``operator_surplus + background_payment - utility_cost``.
+
+The network structure is built once per network object and cached; a call
+costs one LP (see ``benchmarks/bench_distflow.py``).
+
+Examples
+--------
+>>> from transactive.orders import OrderBatch
+>>> ob = OrderBatch(id=[1, 2, 3], participant=["a", "b", "c"],
+...                 side=["buy", "buy", "sell"], price=[0.30, 0.30, 0.05],
+...                 quantity=[1.0, 2.0, 1.5], node=[5, 17, 17])
+>>> c = clear_network(ob, import_price=0.25, export_price=0.05)
+>>> c.accepted.tolist(), round(c.clearing_price, 2), c.info["grid_import_kwh"]
+([1.0, 2.0, 1.5], 0.25, 1.5)
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from transactive.clearing import Clearing
+from transactive.errors import InputError
+from transactive.grid.cases import load_case
+from transactive.grid.distflow import DistFlowModel, Injections, solve_distflow
+from transactive.grid.network import Network
+from transactive.markets.registry import register
+from transactive.orders import BUY, OrderBatch
+
+__all__ = ["clear_network"]
+
+_MODELS: tuple[DistFlowModel, ...] = ("lindistflow", "soc", "dc")
+
+
+@functools.cache
+def _case(name: str) -> Network:
+    """A built-in case by name, loaded once (so its solver structure is
+    cached across calls)."""
+    return load_case(name)
+
+
+def _number(name: str, value: Any, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise InputError(name, f"must be a number, got {value!r}")
+    if not math.isfinite(value) or (positive and value <= 0):
+        raise InputError(name, f"must be {'> 0' if positive else 'finite'}, got {value!r}")
+    return float(value)
+
+
+@register("network")  # type: ignore[arg-type]  # Mechanism wants **options
+def clear_network(
+    orders: OrderBatch,
+    /,
+    *,
+    network: Network | str = "ieee33",
+    model: DistFlowModel = "lindistflow",
+    import_price: float,
+    export_price: float,
+    dt_h: float = 0.25,
+    kw_per_unit: float = 1.0,
+    inelastic_demand: bool = True,
+    shed_price: float | None = None,
+    power_factor: float = 1.0,
+    background_load: bool = False,
+) -> Clearing:
+    """Clear orders at their buses through the network: nodal prices.
+
+    Parameters
+    ----------
+    orders : OrderBatch
+        Orders with ``node`` (bus position, 0-based); kWh per interval.
+    network : Network or str
+        The feeder, or the name of a built-in case (default the IEEE 33-bus
+        feeder of Baran & Wu). It must be radial.
+    model : {"lindistflow", "soc", "dc"}
+        LinDistFlow LP (fast, default), DistFlow SOC relaxation (with
+        losses), or lossless active power only.
+    import_price, export_price : float
+        The utility's prices per kWh at the substation
+        (``export_price <= import_price``).
+    dt_h : float
+        Interval length, hours.
+    kw_per_unit : float
+        kWh in the feeder per unit of order quantity (a scale, see above).
+    inelastic_demand : bool
+        Serve buy orders in full (True) or treat them as price-responsive.
+    shed_price : float, optional
+        With inelastic demand: the value per kWh at which demand is shed
+        rather than served (without it, demand that cannot be served within
+        the limits raises :class:`~transactive.errors.SolverError`).
+    power_factor : float
+        Power factor of buyers' demand (lagging), in ``(0, 1]``.
+    background_load : bool
+        Keep the network's own loads as inelastic demand of non-participants
+        (their payment is ``info["background_payment"]``).
+
+    Returns
+    -------
+    Clearing
+        ``node_price``: active price per bus per kWh; ``clearing_price``:
+        the substation's. ``info``: ``grid_import_kwh``, ``grid_export_kwh``,
+        ``losses_kwh`` (SOC: in the model; LinDistFlow: the estimate from
+        its flows; DC: 0), ``vm_pu`` (per bus; nan for DC), ``node_price_q``,
+        ``max_loading``, ``binding`` (names of binding network constraints),
+        ``utility_cost``, ``rent``, ``background_payment``, ``model``,
+        ``soc_gap``, ``exact``, ``solve_time_s``.
+
+    Raises
+    ------
+    InputError
+        Orders without nodes or with a node outside the network; bad options.
+    """
+    opts = _options(model, import_price, export_price, dt_h, kw_per_unit, shed_price,
+                    power_factor, inelastic_demand, background_load)
+    net = _network(network)
+    node = _nodes(orders, net)
+    n = net.n_bus
+    mw_per_unit = opts["kw_per_unit"] / opts["dt_h"] / 1000.0
+    per_mwh = 1000.0 / opts["kw_per_unit"]  # price per unit -> per MWh in the feeder
+    tan_phi = math.tan(math.acos(opts["power_factor"]))
+    is_buy = orders.side == BUY
+    fixed = is_buy & opts["inelastic_demand"] & (shed_price is None)
+    demand = np.bincount(node[fixed], orders.quantity[fixed], n) * mw_per_unit
+    # dispatchable orders, one column per (side, bus, price) group so that
+    # ties share pro rata
+    flex = np.flatnonzero(~fixed)
+    limit = orders.price[flex].copy()
+    if shed_price is not None:
+        limit[is_buy[flex]] = opts["shed_price"]
+    groups, group_of = np.unique(np.c_[orders.side[flex], node[flex], limit], axis=0,
+                                 return_inverse=True)
+    group_of = group_of.ravel()
+    g_qty = np.bincount(group_of, orders.quantity[flex], len(groups)) * mw_per_unit
+    g_buy = groups[:, 0] == BUY
+    inj = Injections(
+        bus=net.bus_numbers[groups[:, 1].astype(np.int64)],
+        p_min_mw=np.where(g_buy, -g_qty, 0.0), p_max_mw=np.where(g_buy, 0.0, g_qty),
+        cost_per_mwh=groups[:, 2] * per_mwh, q_per_p=np.where(g_buy, tan_phi, 0.0),
+    )
+    res = solve_distflow(
+        net, model=opts["model"], import_price_per_mwh=opts["import_price"] * per_mwh,
+        export_price_per_mwh=opts["export_price"] * per_mwh, injections=inj,
+        load_p_mw=demand, load_q_mvar=demand * tan_phi, network_loads=opts["background_load"],
+    )
+    # fill fraction of each group -> accepted per order
+    frac = np.clip(np.abs(res.p_inj_mw[:len(groups)]) / np.where(g_qty > 0, g_qty, 1.0), 0, 1)
+    accepted = orders.quantity.copy()
+    accepted[flex] = orders.quantity[flex] * frac[group_of]
+    price_p = res.price_p_per_mwh / per_mwh
+    price_q = res.price_q_per_mvarh / per_mwh
+    unit_price = price_p[node] + np.where(is_buy, tan_phi * price_q[node], 0.0)
+    hours = opts["dt_h"]
+    bg_payment = 0.0
+    if opts["background_load"]:
+        fd_p = net.bus_load_mw
+        fd_q = np.bincount(net.load_position, net.load["q_mvar"].to_numpy(), n)
+        bg_payment = float(res.price_p_per_mwh @ fd_p + res.price_q_per_mvarh @ fd_q) * hours
+    to_units = hours * 1000.0 / opts["kw_per_unit"]  # MW over the interval -> units
+    info = {
+        "model": opts["model"],
+        "grid_import_kwh": res.grid_import_mw * to_units,
+        "grid_export_kwh": res.grid_export_mw * to_units,
+        "losses_kwh": res.losses_mw * to_units,
+        "vm_pu": res.vm_pu,
+        "node_price_q": price_q,
+        "max_loading": res.max_loading,
+        "binding": res.binding,
+        "utility_cost": res.utility_cost_per_h * hours,
+        "rent": res.rent_per_h * hours,
+        "background_payment": bg_payment,
+        "soc_gap": res.soc_gap,
+        "exact": res.exact,
+        "solve_time_s": res.solve_time_s,
+    }
+    root = net.ref_position
+    return Clearing.from_allocation("network", orders, accepted, unit_price, price_p[root],
+                                    node_price=price_p, info=info)
+
+
+def _options(model: Any, import_price: Any, export_price: Any, dt_h: Any, kw_per_unit: Any,
+             shed_price: Any, power_factor: Any, inelastic_demand: Any,
+             background_load: Any) -> dict[str, Any]:
+    if model not in _MODELS:
+        raise InputError("model", f"must be one of {', '.join(_MODELS)}, got {model!r}")
+    out: dict[str, Any] = {"model": model}
+    out["import_price"] = _number("import_price", import_price)
+    out["export_price"] = _number("export_price", export_price)
+    if out["export_price"] > out["import_price"]:
+        raise InputError("export_price", "must not exceed import_price (buying from the "
+                         "utility to sell back to it would be unbounded)")
+    out["dt_h"] = _number("dt_h", dt_h, positive=True)
+    out["kw_per_unit"] = _number("kw_per_unit", kw_per_unit, positive=True)
+    out["shed_price"] = None if shed_price is None else _number("shed_price", shed_price)
+    pf = _number("power_factor", power_factor, positive=True)
+    if pf > 1:
+        raise InputError("power_factor", f"must be in (0, 1], got {power_factor!r}")
+    out["power_factor"] = pf
+    for name, value in (("inelastic_demand", inelastic_demand),
+                        ("background_load", background_load)):
+        if not isinstance(value, bool | np.bool_):
+            raise InputError(name, f"must be true or false, got {value!r}")
+        out[name] = bool(value)
+    return out
+
+
+def _network(network: Network | str) -> Network:
+    if isinstance(network, Network):
+        return network
+    if isinstance(network, str):
+        return _case(network.lower())
+    raise InputError("network", f"expected a Network or a case name, got {type(network).__name__}")
+
+
+def _nodes(orders: OrderBatch, net: Network) -> npt.NDArray[np.int64]:
+    if not isinstance(orders, OrderBatch):
+        raise InputError("orders", f"expected an OrderBatch, got {type(orders).__name__}")
+    if orders.node is None:
+        raise InputError("node", "the network mechanism needs the bus (node) of every order")
+    outside = np.flatnonzero(orders.node >= net.n_bus)
+    if outside.size:
+        row = int(outside[0])
+        raise InputError("node", f"bus position {int(orders.node[row])} is outside the network "
+                         f"(positions 0..{net.n_bus - 1})", row=row)
+    return orders.node
+
