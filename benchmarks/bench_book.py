@@ -30,7 +30,8 @@ MID = 0.25
 
 @dataclass(frozen=True)
 class Stream:
-    """Events as columns (see :meth:`OrderBook.process`) plus a tif column."""
+    """The events as columns: kind (ADD or CANCEL), order id, side, price (nan:
+    market order), quantity and time in force."""
 
     kind: npt.NDArray[np.int64]
     order_id: npt.NDArray[np.int64]
