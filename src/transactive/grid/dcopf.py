@@ -60,7 +60,8 @@ from transactive.errors import InputError, SolverError
 from transactive.grid import matrices
 from transactive.grid.network import Column, Network, TableLike, build_table
 
-__all__ = ["DCOPFResult", "Formulation", "dcopf"]
+__all__ = ["DCOPFResult", "Formulation", "Market", "PtdfModel", "branch_limits", "build_result",
+           "dcopf", "prepare_market"]
 
 Formulation = Literal["ptdf", "angle"]
 Array = npt.NDArray[np.float64]
@@ -213,10 +214,17 @@ class _Highs:
         return np.asarray(sol.col_value), np.asarray(sol.row_dual)
 
     def iis_rows(self) -> IntArray:
-        """Rows of an irreducible infeasible subset, if HiGHS finds one (LP only)."""
-        if self.is_qp:
-            return np.zeros(0, dtype=np.int64)
+        """Rows of an irreducible infeasible subset, if HiGHS finds one.
+
+        Feasibility does not depend on the objective, so a QP is turned into
+        an LP first (this model is not solved again afterwards)."""
         try:
+            if self.is_qp:
+                n = self.h.getNumCol()
+                self.h.passHessian(n, 0, highspy.HessianFormat.kTriangular.value,
+                                   np.zeros(n + 1, dtype=np.int32), np.zeros(0, dtype=np.int32),
+                                   np.zeros(0))
+                self.h.run()
             strategy = (highspy.IisStrategy.kIisStrategyFromLp.value
                         | highspy.IisStrategy.kIisStrategyIrreducible.value)
             self.h.setOptionValue("iis_strategy", strategy)
@@ -368,14 +376,16 @@ class DCOPFResult:
 
 
 # ------------------------------------------------------------------ helpers
-def _limits(net: Network, rating: str | float) -> Array:
+def branch_limits(net: Network, rating: str | float) -> Array:
     """Branch limits in MW for a rating name (``"a"``, ``"b"``, ``"c"``) or a
-    factor on rate A; out-of-service branches get inf."""
+    factor on rate A; out-of-service branches get inf. A missing (inf) rate B
+    or C falls back to rate A."""
     br = net.branch
     if isinstance(rating, str):
         if rating not in ("a", "b", "c"):
             raise InputError("rating", f"must be 'a', 'b', 'c' or a factor, got {rating!r}")
-        lim = br[f"rate_{rating}_mw"].to_numpy().copy()
+        lim = br[f"rate_{rating}_mw"].to_numpy()
+        lim = np.where(np.isinf(lim), br["rate_a_mw"].to_numpy(), lim)
     else:
         if not np.isfinite(rating) or rating <= 0:
             raise InputError("rating", f"a rating factor must be > 0, got {rating!r}")
@@ -446,28 +456,55 @@ def dcopf(
     """
     if formulation not in ("ptdf", "angle"):
         raise InputError("formulation", f"must be 'ptdf' or 'angle', got {formulation!r}")
+    if loss_factors is not None and formulation != "ptdf":
+        raise InputError("loss_factors", "need formulation='ptdf'")
+    market = prepare_market(net, bids=bids, offers=offers, rating=rating, slack=slack,
+                            loss_factors=loss_factors)
+    if formulation == "angle":
+        sol = _solve_angle(market)
+    else:
+        model = PtdfModel(market)
+        model.lazy_limits(np.flatnonzero(np.isfinite(market.limit)), market.limit)
+        sol = model.solve()
+    return build_result(market, sol, formulation)
+
+
+@dataclass
+class Market:
+    """Validated inputs of one clearing, shared by DC-OPF and SCOPF."""
+
+    net: Network
+    cols: _Columns
+    flows: matrices.DCPowerFlow
+    limit: Array            # base-case branch limits, MW (inf = none)
+    weights: Array          # slack weights for the energy / congestion split
+    lf: Array               # marginal loss factors (0 in the lossless model)
+    bids: pd.DataFrame
+    offers: pd.DataFrame
+
+    def injection_mw(self, x: Array) -> Array:
+        """Net injection per bus position, MW, for column values ``x``."""
+        return _injection(self.net, self.cols, x)
+
+
+def prepare_market(net: Network, *, bids: TableLike | None = None,
+                   offers: TableLike | None = None, rating: str | float = "a",
+                   slack: matrices.Slack = None,
+                   loss_factors: npt.ArrayLike | None = None) -> Market:
+    """Validate the inputs of a clearing and factorise the network (see :func:`dcopf`)."""
     bid_frame, bid_pos = _units("bids", bids, net)
     offer_frame, offer_pos = _units("offers", offers, net)
-    limit = _limits(net, rating)
+    limit = branch_limits(net, rating)
     weights = matrices.slack_weights(net, slack)
-    lf = None
+    lf = np.zeros(net.n_bus)
     if loss_factors is not None:
         lf = np.asarray(loss_factors, dtype=np.float64)
         if lf.shape != (net.n_bus,) or not np.isfinite(lf).all():
             raise InputError("loss_factors", f"must be {net.n_bus} finite numbers")
-        if formulation != "ptdf":
-            raise InputError("loss_factors", "need formulation='ptdf'")
     cols = _columns(net, bid_frame, bid_pos, offer_frame, offer_pos)
     _check_capacity(net, cols)
-    flows = matrices.DCPowerFlow(net)
-    if formulation == "angle":
-        sol = _solve_angle(net, cols, flows, limit)
-    else:
-        model = PtdfModel(net, cols, flows, lf)
-        model.add_limits(np.flatnonzero(np.isfinite(limit)), limit, lazy=True)
-        sol = model.solve()
-    return _result(net, cols, flows, sol, limit, weights, lf, bid_frame, offer_frame,
-                   formulation)
+    return Market(net, cols, matrices.DCPowerFlow(net), limit, weights, lf, bid_frame,
+                  offer_frame)
 
 
 @dataclass
@@ -481,6 +518,7 @@ class _Solution:
     va_rad: Array | None    # bus angles if the formulation has them
     highs: _Highs
     n_limits: int
+    row_mu: Array = field(default_factory=lambda: np.zeros(0))  # signed, per flow row
 
 
 def _injection(net: Network, cols: _Columns, x: Array) -> Array:
@@ -489,8 +527,8 @@ def _injection(net: Network, cols: _Columns, x: Array) -> Array:
     return np.bincount(cols.pos, weights=u, minlength=net.n_bus) - net.bus_load_mw
 
 
-def _solve_angle(net: Network, cols: _Columns, flows: matrices.DCPowerFlow,
-                 limit: Array) -> _Solution:
+def _solve_angle(market: Market) -> _Solution:
+    net, cols, flows, limit = market.net, market.cols, market.flows, market.limit
     n_b, n_u = net.n_bus, cols.n_unit
     limited = np.flatnonzero(np.isfinite(limit))
     unit_bus = sp.csr_matrix((cols.sign, (cols.pos, np.arange(n_u))), shape=(n_b, n_u))
@@ -548,11 +586,12 @@ class PtdfModel:
     only for the branches that enter the model, with the one sparse LU.
     """
 
-    def __init__(self, net: Network, cols: _Columns, flows: matrices.DCPowerFlow,
-                 loss_factors: Array | None = None) -> None:
+    def __init__(self, market: Market, ptdf_matrix: Array | None = None) -> None:
+        net, cols, flows = market.net, market.cols, market.flows
         self.net, self.cols, self.flows = net, cols, flows
-        self.lf = np.zeros(net.n_bus) if loss_factors is None else loss_factors
+        self.lf = market.lf
         self.f0 = flows.flows(-net.bus_load_mw)  # flows with every unit at zero
+        self._full = ptdf_matrix
         self._ptdf: dict[int, Array] = {}
         n_s = cols.pwl_rows.shape[0]
         bal = sp.csr_matrix(np.r_[cols.sign * (1.0 - self.lf[cols.pos]), np.zeros(cols.n_y)])
@@ -568,9 +607,12 @@ class PtdfModel:
         self.limit = np.zeros(0)
         self._lazy: tuple[IntArray, Array] | None = None
         self._hopeless = np.zeros(0, dtype=bool)  # rows no dispatch can satisfy
+        self.iterations = 0
 
     def ptdf(self, branches: IntArray) -> Array:
         """PTDF rows (all bus positions) of ``branches``, computed once each."""
+        if self._full is not None:
+            return self._full[branches]
         need = np.array([k for k in np.unique(branches).tolist() if k not in self._ptdf],
                         dtype=np.int64)
         if need.size:
@@ -603,36 +645,34 @@ class PtdfModel:
         self.lodf = np.r_[self.lodf, lodf]
         self.limit = np.r_[self.limit, limit]
 
-    def add_limits(self, branches: IntArray, limit: Array, *, lazy: bool) -> None:
-        """Base-case limits on ``branches`` (``limit`` per branch of the network);
-        with ``lazy`` they enter only once violated (see :meth:`solve`)."""
-        if lazy:
-            self._lazy = (branches, limit)
-            return
-        self.add_rows(branches, np.full(branches.size, -1), np.zeros(branches.size),
-                      limit[branches])
+    def lazy_limits(self, branches: IntArray, limit: Array) -> None:
+        """Base-case limits (``limit`` per network branch) on ``branches``, added
+        to the model only once a solve violates them."""
+        self._lazy = (branches, limit)
 
-    def _violated(self, inj: Array) -> IntArray:
+    def _add_violated(self, flow: Array) -> int:
         if self._lazy is None:
-            return np.zeros(0, dtype=np.int64)
+            return 0
         branches, limit = self._lazy
-        flow = self.flows.flows(inj)
         over = np.abs(flow[branches]) > limit[branches] + _FEAS_TOL
-        base = self.out < 0
-        have = np.isin(branches, self.mon[base])
-        return branches[over & ~have]
+        add = branches[over & ~np.isin(branches, self.mon[self.out < 0])]
+        self.add_rows(add, np.full(add.size, -1), np.zeros(add.size), limit[add])
+        return int(add.size)
 
-    def solve(self) -> _Solution:
-        """Solve, adding violated lazy base-case limits until none is left."""
+    def solve(self, screen: Callable[[Array], int] | None = None) -> _Solution:
+        """Solve; after each solve add the violated lazy limits and whatever
+        ``screen(base_flows_mw)`` adds (it returns the number of rows added);
+        stop when a solve adds nothing."""
+        self.iterations = 0
         while True:
             x, dual = self.highs.solve(self._explain)
-            inj = _injection(self.net, self.cols, x)
-            add = self._violated(inj)
-            if add.size == 0:
-                break
-            _, limit = self._lazy  # type: ignore[misc]
-            self.add_rows(add, np.full(add.size, -1), np.zeros(add.size), limit[add])
-        return self.solution(x, dual)
+            self.iterations += 1
+            flow = self.flows.flows(_injection(self.net, self.cols, x))
+            added = self._add_violated(flow)
+            if screen is not None:
+                added += screen(flow)
+            if added == 0:
+                return self.solution(x, dual)
 
     def solution(self, x: Array, dual: Array) -> _Solution:
         """Prices from the duals of the current model."""
@@ -649,7 +689,7 @@ class PtdfModel:
         mu = np.zeros(self.net.n_branch)
         base = self.out < 0
         np.add.at(mu, self.mon[base], mu_rows[base])
-        return _Solution(x, lam, c_ref, mu, None, self.highs, int(self.mon.size))
+        return _Solution(x, lam, c_ref, mu, None, self.highs, int(self.mon.size), mu_rows)
 
     def row_name(self, i: int) -> str:
         """Words for monitored-flow row ``i``."""
@@ -659,37 +699,45 @@ class PtdfModel:
         return name
 
     def _explain(self) -> str:
-        hopeless = np.flatnonzero(self._hopeless)
-        if hopeless.size:
-            return ("no dispatch within the unit limits meets the "
-                    + ", ".join(self.row_name(i) for i in hopeless[:8].tolist()))
-        rows = self.highs.iis_rows()
-        names = ["system power balance" if r == 0 else self.row_name(r - self.n_fixed_rows)
-                 for r in rows[:8].tolist() if r == 0 or r >= self.n_fixed_rows]
-        return ("these constraints conflict: " + ", ".join(names) if names else
-                "the branch limits cannot be met with the available generation")
+        bad = np.flatnonzero(self._hopeless)
+        if bad.size:
+            text = "no dispatch within the unit limits meets the "
+        else:
+            rows = self.highs.iis_rows()
+            bad = rows[rows >= self.n_fixed_rows] - self.n_fixed_rows
+            text = "these constraints conflict: "
+            if rows.size and rows[0] == 0:
+                text += "system power balance, "
+        if bad.size == 0:
+            return "the branch limits cannot be met with the available generation"
+        outs = np.unique(self.out[bad][self.out[bad] >= 0])
+        lead = ""
+        if outs.size:
+            lead = ("N-1 security cannot be met: the outage of "
+                    + ", ".join(_branch_name(self.net, int(k)) for k in outs[:10].tolist())
+                    + " cannot be secured; ")
+        return lead + text + ", ".join(self.row_name(i) for i in bad[:8].tolist())
 
 
-def _result(net: Network, cols: _Columns, flows: matrices.DCPowerFlow, sol: _Solution, limit: Array,
-            weights: Array, lf: Array | None, bids: pd.DataFrame, offers: pd.DataFrame,
-            formulation: str) -> DCOPFResult:
+def build_result(market: Market, sol: _Solution, formulation: str,
+                 cls: type[DCOPFResult] | None = None, **extra: Any) -> DCOPFResult:
+    """The result object of a solved clearing (``cls`` may be a subclass that
+    takes the ``extra`` fields)."""
+    net, cols, flows, lf = market.net, market.cols, market.flows, market.lf
     x = sol.x
     inj = _injection(net, cols, x)
     va_rad = sol.va_rad if sol.va_rad is not None else flows.angles(inj)
-    flow = flows.bf @ va_rad + flows.f_shift
-    lf_arr = np.zeros(net.n_bus) if lf is None else lf
-    shift = float(np.dot(weights, sol.c_ref))
-    energy = np.full(net.n_bus, sol.lam + shift)
-    loss = -sol.lam * lf_arr + 0.0  # no negative zeros
-    lmp = sol.lam * (1.0 - lf_arr) + sol.c_ref
+    shift = float(np.dot(market.weights, sol.c_ref))
     gen_p = np.zeros(net.n_gen)
     n_g = cols.gen_rows.size
     gen_p[cols.gen_rows] = x[:n_g]
-    return DCOPFResult(
-        network=net, objective=sol.highs.objective, lmp=lmp, energy=energy, loss=loss,
-        va_rad=va_rad, injection_mw=inj, flow_mw=flow, limit_mw=limit,
-        shadow_price=np.abs(sol.mu), gen_p_mw=gen_p, bids_in=bids,
-        bid_p_mw=x[n_g + cols.n_offer:cols.n_unit], offers_in=offers,
-        offer_p_mw=x[n_g:n_g + cols.n_offer], formulation=formulation,
-        solve_time_s=sol.highs.solve_time_s, n_solves=sol.highs.n_solves,
-        n_limits=sol.n_limits)
+    return (cls or DCOPFResult)(
+        network=net, objective=sol.highs.objective,
+        lmp=sol.lam * (1.0 - lf) + sol.c_ref, energy=np.full(net.n_bus, sol.lam + shift),
+        loss=-sol.lam * lf + 0.0,  # + 0.0: no negative zeros
+        va_rad=va_rad, injection_mw=inj, flow_mw=flows.bf @ va_rad + flows.f_shift,
+        limit_mw=market.limit, shadow_price=np.abs(sol.mu), gen_p_mw=gen_p,
+        bids_in=market.bids, bid_p_mw=x[n_g + cols.n_offer:cols.n_unit],
+        offers_in=market.offers, offer_p_mw=x[n_g:n_g + cols.n_offer],
+        formulation=formulation, solve_time_s=sol.highs.solve_time_s,
+        n_solves=sol.highs.n_solves, n_limits=sol.n_limits, **extra)

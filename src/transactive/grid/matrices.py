@@ -164,7 +164,8 @@ class DCPowerFlow:
         """Dense PTDF rows (reference-bus slack) of the given branch rows."""
         out = np.zeros((branches.size, self.net.n_bus))
         if self._keep.size and branches.size:
-            rhs = self.bf[branches][:, self._keep].T.toarray()
+            # SuperLU wants Fortran order: a C-ordered right-hand side is much slower
+            rhs = self.bf[branches][:, self._keep].T.toarray(order="F")
             out[:, self._keep] = self._lu.solve(rhs).T
         return out
 
