@@ -5,7 +5,10 @@ A mechanism is a function ``clear(orders, **options) -> Clearing`` that
 - takes an :class:`~transactive.orders.OrderBatch` and keyword-only options,
 - never changes its input,
 - returns a :class:`~transactive.clearing.Clearing` in which no order trades
-  more than its quantity and energy bought equals energy sold,
+  more than its quantity or at a price worse than its limit, and energy bought
+  equals energy sold among the participants, unless the design has a
+  counterparty of its own (an AMM's pool, the substation of a network market),
+  whose net trade it reports in ``Clearing.info``,
 - raises :class:`~transactive.errors.InputError` for bad options.
 
 Register one with :func:`register`; :func:`clear` looks it up by name and
@@ -15,7 +18,7 @@ checks the options against its signature before calling it.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 
 from transactive.clearing import Clearing
@@ -61,18 +64,23 @@ def get(name: str) -> Mechanism:
         ) from None
 
 
-def check_options(mechanism: str, options: Mapping[str, Any]) -> None:
-    """Refuse an unknown mechanism, or an option it does not take."""
+def check_options(mechanism: str, options: Mapping[str, Any],
+                  supplied: Collection[str] = ()) -> None:
+    """Refuse an unknown mechanism, an option it does not take, or a missing
+    required option (options named in ``supplied`` count as given)."""
     params = inspect.signature(get(mechanism)).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    allowed = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
-    for key in options:
-        if key not in allowed:
-            raise InputError(
-                key, f"not an option of mechanism {mechanism!r} "
-                f"(options: {', '.join(allowed) or 'none'})"
-            )
+    keyword = {n: p for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        for key in options:
+            if key not in keyword:
+                raise InputError(
+                    key, f"not an option of mechanism {mechanism!r} "
+                    f"(options: {', '.join(keyword) or 'none'})"
+                )
+    for name, param in keyword.items():
+        if (param.default is inspect.Parameter.empty and name not in options
+                and name not in supplied):
+            raise InputError(name, f"mechanism {mechanism!r} needs this option")
 
 
 def clear(orders: OrderBatch, mechanism: str = "uniform", **options: Any) -> Clearing:

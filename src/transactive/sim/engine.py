@@ -7,6 +7,16 @@ utility: ``net_kwh = bought - sold + imported - exported``. Any quantity a
 buyer does not get in the market it imports at the retail price; any a seller
 does not sell it exports at the feed-in price.
 
+Where the market design clears the whole feeder with the utility at the
+substation (design ``network``), every buyer is served in the market and an
+offer not accepted is PV that was curtailed, not exported; a seller's
+outside option is then inside the market, so it offers from its marginal
+cost (zero for PV) rather than from the feed-in price. An AMM's pool is a
+counterparty too: ``counterparty_kwh`` is what it (or the substation)
+supplied, so per interval ``load + charge - pv - discharge = import - export
++ counterparty - curtailed``. ``grid_import_kwh``/``grid_export_kwh`` are the
+community's physical exchange at its connection.
+
 The baseline ("utility only") bill is the bill with the same devices and the
 same battery dispatch but no P2P market: the whole net position is imported or
 exported at the tariff.
@@ -23,9 +33,9 @@ import numpy.typing as npt
 import pandas as pd
 
 from transactive.agents.strategies import limit_prices, net_orders
-from transactive.markets import registry
 from transactive.orders import BUY
 from transactive.sim.community import Community, build_community
+from transactive.sim.market import MarketSession
 from transactive.sim.scenario import Scenario
 from transactive.timeline import Timeline
 
@@ -74,14 +84,13 @@ def simulate(
     """
     started = time.perf_counter()
     timeline = scenario.time.timeline()
-    community_rng, strategy_rng = _generators(scenario)
-    community = build_community(scenario.community, timeline, community_rng)
+    community_rng, strategy_rng, market_rng = _generators(scenario)
+    community = _community(scenario, timeline, community_rng)
     tariff = scenario.tariff.tariff()
     retail = tariff.retail_price_per_kwh(timeline)
     feed_in = tariff.feed_in_price_per_kwh_series(timeline)
     level = _record_level(scenario, timeline)
-    mechanism = registry.get(scenario.market.mechanism)
-    options = dict(scenario.market.options)
+    market = MarketSession(scenario, market_rng, community.node)
 
     n, periods, dt_h = community.size, timeline.periods, timeline.dt_h
     ppd = timeline.periods_per_day
@@ -93,7 +102,8 @@ def simulate(
     iv = {name: np.zeros(periods) for name in (
         "price", "volume_kwh", "welfare", "n_buy", "n_sell", "load_kwh", "pv_kwh",
         "charge_kwh", "discharge_kwh", "soc_kwh", "import_kwh", "export_kwh",
-        "operator_surplus", "baseline_cost", "p2p_cost")}
+        "operator_surplus", "counterparty_kwh", "curtailed_kwh", "grid_import_kwh",
+        "grid_export_kwh", "utility_revenue", "baseline_cost", "p2p_cost")}
     day_keys = ("bill_p2p", "bill_baseline", "bought_kwh", "sold_kwh", "import_kwh",
                 "export_kwh", "load_kwh", "pv_kwh")
     days = {name: np.zeros((n_days, n)) for name in day_keys}
@@ -110,12 +120,14 @@ def simulate(
         net_kwh = (load_kw - pv_kw + step.charge_kw - step.discharge_kw) * dt_h
 
         is_buy = net_kwh > 0
+        floor = 0.0 if market.utility_inside else feed_in[t]
         limits = limit_prices(
-            scenario.market.strategy, is_buy, retail[t], feed_in[t], strategy_rng,
-            price_floor=feed_in[t], price_cap=retail[t],
+            scenario.market.strategy, is_buy, retail[t], floor, strategy_rng,
+            price_floor=floor, price_cap=retail[t],
         )
         orders = net_orders(t, net_kwh, households, limits)
-        clearing = mechanism(orders, **options)
+        cleared = market.clear(orders, retail[t], feed_in[t])
+        clearing = cleared.clearing
 
         part = orders.participant
         buy = orders.side == BUY
@@ -127,6 +139,9 @@ def simulate(
         spare = np.maximum(-net_kwh, 0.0)
         imported = np.maximum(need - bought, 0.0)
         exported = np.maximum(spare - sold, 0.0)
+        if cleared.unmatched == "curtailed":
+            iv["curtailed_kwh"][t] = exported.sum()
+            exported[:] = 0.0
         bill = paid + imported * retail[t] - exported * feed_in[t]
         baseline = need * retail[t] - spare * feed_in[t]
 
@@ -142,7 +157,16 @@ def simulate(
         iv["soc_kwh"][t] = soc.sum()
         iv["import_kwh"][t] = imported.sum()
         iv["export_kwh"][t] = exported.sum()
-        iv["operator_surplus"][t] = clearing.operator_surplus
+        iv["operator_surplus"][t] = clearing.operator_surplus - cleared.utility_cost
+        iv["counterparty_kwh"][t] = cleared.counterparty_kwh
+        iv["utility_revenue"][t] = (iv["import_kwh"][t] * retail[t]
+                                    - iv["export_kwh"][t] * feed_in[t] + cleared.utility_cost)
+        if cleared.grid_import_kwh is None or cleared.grid_export_kwh is None:
+            exchange = net_kwh.sum() + iv["curtailed_kwh"][t]  # copper plate
+            iv["grid_import_kwh"][t], iv["grid_export_kwh"][t] = max(exchange, 0), max(-exchange, 0)
+        else:
+            iv["grid_import_kwh"][t] = cleared.grid_import_kwh
+            iv["grid_export_kwh"][t] = cleared.grid_export_kwh
         iv["baseline_cost"][t] = baseline.sum()
         iv["p2p_cost"][t] = bill.sum()
 
@@ -205,12 +229,17 @@ def simulate(
     )
 
 
-def _generators(scenario: Scenario) -> tuple[np.random.Generator, np.random.Generator]:
-    """The run's independent random streams (community, strategies), from its seed."""
-    community, strategy = np.random.SeedSequence(scenario.seed).spawn(2)
-    return np.random.default_rng(community), np.random.default_rng(strategy)
+def _generators(scenario: Scenario) -> tuple[np.random.Generator, ...]:
+    """The run's independent random streams (community, strategies, market)."""
+    return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(scenario.seed).spawn(3))
+
+
+def _community(scenario: Scenario, timeline: Timeline, rng: np.random.Generator) -> Community:
+    network = scenario.grid.network()
+    n_nodes = 1 if network is None else len(network.bus)
+    return build_community(scenario.community, timeline, rng, n_nodes=n_nodes)
 
 
 def community_of(scenario: Scenario) -> Community:
     """The community a scenario builds (the same draws as :func:`simulate`)."""
-    return build_community(scenario.community, scenario.time.timeline(), _generators(scenario)[0])
+    return _community(scenario, scenario.time.timeline(), _generators(scenario)[0])

@@ -18,11 +18,16 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from transactive.errors import InputError
+from transactive.grid.cases import load_case
+from transactive.grid.network import Network
 from transactive.markets import registry
 from transactive.programs.tariffs import Tariff
 from transactive.timeline import Timeline
 
-__all__ = ["Scenario", "load_scenario", "scenario_template"]
+__all__ = ["ENGINE_OPTIONS", "Scenario", "load_scenario", "scenario_template"]
+
+#: Mechanism options the engine supplies every interval (a scenario may not set them).
+ENGINE_OPTIONS = frozenset({"rng", "pool", "import_price", "export_price", "dt_h", "network"})
 
 
 class _Section(BaseModel):
@@ -126,6 +131,20 @@ class TariffConfig(_Section):
         return self
 
 
+class PoolConfig(_Section):
+    """The AMM pool of market design 'amm' (ignored by the others)."""
+
+    invariant: Literal["constant_product", "constant_sum", "stableswap"] = Field(
+        "constant_product", description="Pool invariant: x*y=k, x+y=k, or StableSwap."
+    )
+    fee: float = Field(0.003, ge=0, lt=1, description="Swap fee, kept in the pool for its LPs.")
+    amplification: float = Field(100.0, gt=0, description="StableSwap amplification A.")
+    energy_kwh_per_household: float = Field(
+        5.0, gt=0, description="Opening energy reserve per household, kWh."
+    )
+    opening_price_per_kwh: float = Field(0.18, gt=0, description="Opening pool price per kWh.")
+
+
 class MarketConfig(_Section):
     """The market design and how participants bid."""
 
@@ -137,14 +156,40 @@ class MarketConfig(_Section):
     options: dict[str, float | int | str | bool] = Field(
         default_factory=dict, description="Options passed to the mechanism, e.g. price_rule."
     )
+    pool: PoolConfig = Field(default_factory=PoolConfig)
 
     @model_validator(mode="after")
     def _known(self) -> MarketConfig:
+        reserved = sorted(ENGINE_OPTIONS & set(self.options))
+        if reserved:
+            raise ValueError(f"option {reserved[0]!r} is set by the engine, not the scenario")
         try:
-            registry.check_options(self.mechanism, self.options)
+            registry.check_options(self.mechanism, self.options, supplied=ENGINE_OPTIONS)
         except InputError as exc:
             raise ValueError(str(exc)) from None
         return self
+
+
+class GridConfig(_Section):
+    """The network the community sits on."""
+
+    case: str = Field(
+        "ieee33",
+        description="Feeder: a built-in case name (e.g. 'ieee33', the Baran & Wu 33-bus "
+        "feeder), a MATPOWER .m file, or 'none' for a copper plate. Households are spread "
+        "over its buses; design 'network' clears through it.",
+    )
+
+    @field_validator("case")
+    @classmethod
+    def _exists(cls, value: str) -> str:
+        if value != "none":
+            load_case(value)  # an InputError names the problem
+        return value
+
+    def network(self) -> Network | None:
+        """The feeder, or None for a copper plate."""
+        return None if self.case == "none" else load_case(self.case)
 
 
 class OutputConfig(_Section):
@@ -174,6 +219,7 @@ class Scenario(_Section):
     community: CommunityConfig = Field(default_factory=CommunityConfig)
     tariff: TariffConfig = Field(default_factory=TariffConfig)
     market: MarketConfig = Field(default_factory=MarketConfig)
+    grid: GridConfig = Field(default_factory=GridConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @classmethod
@@ -185,6 +231,8 @@ class Scenario(_Section):
             err = exc.errors()[0]
             path = ".".join(str(p) for p in err["loc"]) or "scenario"
             msg = err["msg"].removeprefix("Value error, ")
+            if isinstance(err.get("ctx", {}).get("error"), InputError):
+                msg = err["ctx"]["error"].problem
             if err["type"] == "extra_forbidden":
                 msg = "unknown field"
             raise InputError(path, msg) from None
