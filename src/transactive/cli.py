@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import click
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -21,7 +22,9 @@ from rich.table import Table
 from transactive.analysis.metrics import summary
 from transactive.analysis.report import write_comparison, write_report
 from transactive.errors import InputError, TransactiveError
+from transactive.grid.scopf import solve_dcopf
 from transactive.markets import registry
+from transactive.markets.audit import audit, plot_audit
 from transactive.orders import OrderBatch
 from transactive.sim.compare import compare
 from transactive.sim.engine import SimulationResult, simulate
@@ -146,6 +149,73 @@ def compare_cmd(
         table.add_row(key, *(f"{stats[n][key]:,.4g}" for n in runs))
     console.print(table)
     console.print(f"wrote {path}")
+
+
+@app.command("opf")
+def opf_cmd(
+    case: Annotated[str, typer.Argument(help="Built-in case name or MATPOWER .m file.")],
+    security: Annotated[str, typer.Option(help="'none' or 'n-1' (preventive).")] = "none",
+    post_rating: Annotated[str, typer.Option(
+        help="Post-contingency rating: 'a', 'b', 'c' or a factor on rate A.")] = "c",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Network-constrained clearing: dispatch, LMPs (energy / congestion / loss),
+    flows and shadow prices."""
+    rating: str | float = post_rating
+    try:
+        rating = float(post_rating)
+    except ValueError:
+        pass
+    result = solve_dcopf(case, security=security, post_rating=rating)  # type: ignore[arg-type]
+    out = result.to_dict()
+    if as_json:
+        sys.stdout.write(json.dumps(out, indent=2) + "\n")
+        return
+    binding = [b for b in out["branches"] if b["shadow_price"]]
+    lmps = [b["lmp"] for b in out["buses"]]
+    console.print(f"[bold]{case}[/]: objective {out['objective']:,.2f}, "
+                  f"{len(out['buses'])} buses, LMP {min(lmps):,.2f} .. {max(lmps):,.2f}, "
+                  f"{len(binding)} binding branch limits")
+    table = Table(title="binding branches")
+    for col in ("from_bus", "to_bus", "flow_mw", "limit_mw", "shadow_price"):
+        table.add_column(col, justify="right")
+    for b in binding:
+        table.add_row(*(f"{b[c]:,.4g}" if isinstance(b[c], float) else str(b[c])
+                        for c in ("from_bus", "to_bus", "flow_mw", "limit_mw", "shadow_price")))
+    if binding:
+        console.print(table)
+
+
+@app.command("audit")
+def audit_cmd(
+    mechanisms: Annotated[str, typer.Option(help="Comma-separated mechanism names.")]
+    = "uniform,pay_as_bid,mcafee,vcg,vickrey",
+    markets: Annotated[int, typer.Option(help="Random markets per mechanism.")] = 50,
+    buyers: Annotated[int, typer.Option(help="Buyers per market.")] = 8,
+    sellers: Annotated[int, typer.Option(help="Sellers per market.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the generated markets.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Folder for audit.csv and audit.svg "
+                                                 "(default results/audit-<time>).")] = None,
+) -> None:
+    """Measure mechanisms' efficiency, individual rationality, budget balance and
+    gain from misreporting on generated markets."""
+    names = [m.strip() for m in mechanisms.split(",") if m.strip()]
+    table = audit(names, rng=np.random.default_rng(seed), n_markets=markets,
+                  n_buyers=buyers, n_sellers=sellers)
+    folder = out or Path("results") / f"audit-{datetime.now():%Y%m%d-%H%M%S}"
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_csv(folder / "audit.csv")
+    plot_audit(table).savefig(folder / "audit.svg")
+    view = Table(title=f"mechanism audit: {markets} markets of {buyers} buyers x {sellers} "
+                       f"sellers, seed {seed}")
+    view.add_column("measure", style="bold")
+    for name in table.index:
+        view.add_column(str(name), justify="right")
+    for col in table.columns:
+        view.add_row(str(col), *(f"{v:.4g}" if isinstance(v, float) else str(v)
+                                 for v in table[col]))
+    console.print(view)
+    console.print(f"wrote {folder / 'audit.csv'} and {folder / 'audit.svg'}")
 
 
 @app.command("report")

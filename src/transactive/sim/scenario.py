@@ -8,6 +8,7 @@ lists every field with its meaning.
 
 from __future__ import annotations
 
+import textwrap
 import tomllib
 from datetime import datetime
 from os import PathLike
@@ -156,7 +157,7 @@ class MarketConfig(_Section):
     options: dict[str, float | int | str | bool] = Field(
         default_factory=dict, description="Options passed to the mechanism, e.g. price_rule."
     )
-    pool: PoolConfig = Field(default_factory=PoolConfig)
+    pool: PoolConfig = Field(default_factory=PoolConfig, description="The AMM's pool.")
 
     @model_validator(mode="after")
     def _known(self) -> MarketConfig:
@@ -282,19 +283,22 @@ def _toml_value(value: Any) -> str:
     return repr(value)
 
 
+def _template_lines(model: BaseModel, path: str) -> list[str]:
+    lines: list[str] = []
+    nested: list[tuple[str, BaseModel]] = []
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            nested.append((f"{path}.{name}" if path else name, value))
+            continue
+        lines += [f"# {line}" for line in textwrap.wrap(info.description or "", 86)]
+        lines.append(f"{name} = {_toml_value(value)}")
+    for child, section in nested:
+        lines += ["", f"[{child}]  # {type(section).__doc__}", *_template_lines(section, child)]
+    return lines
+
+
 def scenario_template() -> str:
     """The default scenario as TOML, every field with its meaning as a comment."""
-    default = Scenario()
-    lines = ["# transactive scenario: every field is optional; these are the defaults.", ""]
-    sections = []
-    for name, info in Scenario.model_fields.items():
-        value = getattr(default, name)
-        if isinstance(value, BaseModel):
-            sections.append((name, value))
-        else:
-            lines += [f"# {info.description}", f"{name} = {_toml_value(value)}"]
-    for name, section in sections:
-        lines += ["", f"[{name}]  # {type(section).__doc__}"]
-        for field, info in type(section).model_fields.items():
-            lines += [f"# {info.description}", f"{field} = {_toml_value(getattr(section, field))}"]
-    return "\n".join(lines) + "\n"
+    head = ["# transactive scenario: every field is optional; these are the defaults."]
+    return "\n".join(head + _template_lines(Scenario(), "")) + "\n"
