@@ -6,6 +6,7 @@ and exit with status 2; they never print a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from datetime import datetime
@@ -162,10 +163,8 @@ def opf_cmd(
     """Network-constrained clearing: dispatch, LMPs (energy / congestion / loss),
     flows and shadow prices."""
     rating: str | float = post_rating
-    try:
+    with contextlib.suppress(ValueError):
         rating = float(post_rating)
-    except ValueError:
-        pass
     result = solve_dcopf(case, security=security, post_rating=rating)  # type: ignore[arg-type]
     out = result.to_dict()
     if as_json:
