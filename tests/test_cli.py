@@ -69,3 +69,25 @@ def test_user_errors_exit_2_with_one_line(tmp_path, args, message):
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_opf_json_has_the_documented_shape(capsys):
+    assert main(["opf", "case9", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert sorted(out) == ["branches", "buses", "generators", "objective"]
+    assert sorted(out["buses"][0]) == ["bus", "congestion", "energy", "lmp", "loss"]
+    assert sorted(out["branches"][0]) == ["flow_mw", "from_bus", "limit_mw", "shadow_price",
+                                          "to_bus"]
+    assert {b["bus"] for b in out["buses"]} == set(range(1, 10))  # MATPOWER numbers
+    assert out["objective"] == pytest.approx(5216.03, rel=1e-5)
+    for bus in out["buses"]:
+        assert bus["lmp"] == pytest.approx(bus["energy"] + bus["congestion"] + bus["loss"])
+
+
+def test_audit_writes_table_and_plot(tmp_path):
+    assert main(["audit", "--mechanisms", "uniform,vcg", "--markets", "4",
+                 "--out", str(tmp_path)]) == 0
+    table = (tmp_path / "audit.csv").read_text().splitlines()
+    assert table[0].startswith(",efficiency") or "efficiency" in table[0]
+    assert len(table) == 3
+    assert (tmp_path / "audit.svg").stat().st_size > 1000
