@@ -28,20 +28,25 @@ rationed. Its orders share the remainder pro rata to their quantities
 
 Finding the crossing without a sort
 -----------------------------------
-The prices still in play are put into ``K`` buckets of equal width (a
-monotone map, so buckets hold contiguous price ranges) and one ``bincount``
+The prices still in play are put into buckets (one per 64 orders, at most
+16384) of equal width, either in price or in the IEEE-754 bit patterns of the
+prices read as ordered integers (nearly logarithmic: used when all prices are
+positive, or when equal price widths split the orders badly). Both maps are
+monotone, so a bucket holds a contiguous range of prices. One ``bincount``
 sums the buy and the sell quantity of each bucket. With ``U[k]`` = (buys in
 buckets ``>= k``) - (sells in buckets ``< k``), every level in bucket ``k``
 has ``U[k+1] <= E <= U[k]``, so ``p_minus`` lies in the short window of
 buckets where ``U`` changes sign, or is the highest level below it. The next
-round buckets only the orders inside that window, carrying the quantities
-outside it as constants, until a few thousand orders are left; those are
-sorted. A level next to the final window (the crossing at its edge, or a
-neighbouring bid or ask that sets the price interval) is read from the
-nearest non-empty bucket of an earlier round. Each round is a handful of
-linear passes over the orders still in play, and the first one usually leaves
-a few dozen. A round that cannot shrink the set (all prices on two levels
-with an exact tie between them) sorts it instead.
+round buckets only the orders inside the window, carrying the quantities
+outside it as constants, until at most 2048 orders or a single price are
+left; those are sorted. A level just outside the final set (the crossing at
+its edge, or a neighbouring bid or ask that bounds the price interval) is
+read from the nearest non-empty bucket of an earlier round. A round is a
+handful of linear passes over the orders in play; the first usually leaves a
+few hundred, and bit-pattern buckets need a few rounds at most whatever the
+prices. A round that cannot shrink the set (all prices on two levels with an
+exact tie between them) sorts it instead. ``benchmarks/bench_clearing.py``
+compares the time with one ``numpy.argsort`` of the prices.
 
 Sums of quantities are compared with a relative tolerance of ``1e-10`` of
 the quantities compared, so the result does not depend on the order of
@@ -51,8 +56,8 @@ summation: a remainder smaller than that counts as zero.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -97,14 +102,14 @@ class Allocation:
 
     @property
     def p_low(self) -> float:
-        """``max(last_ask, first_rejected_bid)``: the lowest competitive price."""
+        """``max(last_ask, first_rejected_bid)``: the bottom of the price interval."""
         if self.volume <= 0:
             return math.nan
         return max(self.last_ask, self.first_rejected_bid, key=_nan_low)
 
     @property
     def p_high(self) -> float:
-        """``min(last_bid, first_rejected_ask)``: the highest competitive price."""
+        """``min(last_bid, first_rejected_ask)``: the top of the price interval."""
         if self.volume <= 0:
             return math.nan
         return min(self.last_bid, self.first_rejected_ask, key=_nan_high)
@@ -192,35 +197,109 @@ def allocate(
 
 
 # --------------------------------------------------------------------- the ladder
+_MAGNITUDE = np.int64(0x7FFF_FFFF_FFFF_FFFF)
+
+
+def _ordered_bits(x: float) -> int:
+    """An integer ordered like the float ``x`` (``+0.0`` and ``-0.0`` alike)."""
+    bits = int(np.float64(x).view(np.int64))
+    return -(bits & 0x7FFF_FFFF_FFFF_FFFF) if bits < 0 else bits
+
+
+def _bucket_keys(p: F64, b: Mask, lo: float, hi: float, k: int, by_bits: bool) -> tuple[Ints, int]:
+    """``2 * bucket + is_buy`` for each order, and the number of buckets.
+
+    Buckets split ``[lo, hi]`` into ``k`` (by bits: up to ``2 k``) equal widths, either of the
+    prices or (``by_bits``) of their IEEE bit patterns read as ordered
+    integers, which is nearly logarithmic and splits any spread of prices in a
+    few rounds. Both maps are monotone in the price.
+    """
+    if by_bits:
+        k_lo = _ordered_bits(lo)
+        shift = max((_ordered_bits(hi) - k_lo).bit_length() - k.bit_length(), 0)
+        n_b = ((_ordered_bits(hi) - k_lo) >> shift) + 1
+        if lo > 0:
+            bits = p.view(np.uint64) - np.uint64(k_lo)
+        else:
+            sign = p.view(np.int64) >> 63
+            signed = p.view(np.int64) & _MAGNITUDE
+            signed ^= sign
+            signed -= sign
+            bits = signed.view(np.uint64)
+            bits -= np.uint64(k_lo % (1 << 64))  # wraps to the right difference
+        bits >>= np.uint64(shift)
+        key = bits.view(np.intp)
+    else:  # bucket = floor((p - lo) * (k - 1/2) / span) < k
+        n_b = k
+        span = hi - lo
+        if math.isfinite(span):
+            t = p - lo
+        else:  # the range overflows: halve everything
+            t = p * 0.5 - lo * 0.5
+            span = hi * 0.5 - lo * 0.5
+        if math.isfinite((k - 0.5) / span):
+            t *= (k - 0.5) / span
+        else:  # a subnormal span
+            t /= span
+            t *= k - 0.5
+        key = t.astype(np.intp)
+    key <<= 1
+    key += b.view(np.uint8)
+    return key, n_b
+
+
+class _Round:
+    """One bucketing round: its orders, their bucket keys, the quantity of each
+    bucket and side, and ``[lo, hi]``, the window of buckets passed on."""
+
+    def __init__(self, price: F64, quantity: F64, is_buy: Mask, key: Ints, rows: Ints | None,
+                 buy_qty: F64, sell_qty: F64, window: tuple[int, int],
+                 near: tuple[Ints, int, int]) -> None:
+        self.price, self.quantity, self.is_buy, self.key = price, quantity, is_buy, key
+        self.rows = rows  # positions in the full arrays (None: the full arrays)
+        self.buy_qty, self.sell_qty = buy_qty, sell_qty
+        self.lo, self.hi = window
+        # the orders of buckets near_lo..near_hi: the window and the nearest
+        # non-empty bucket on each side of it
+        self._near, self._near_lo, self._near_hi = near
+        self._near_keys: Ints | None = None
+        self._buckets: dict[int, tuple[Ints, F64, Mask]] = {}
+
+    def bucket(self, k: int) -> tuple[Ints, F64, Mask]:
+        """Positions, prices and sides of the orders of bucket ``k`` (kept once read)."""
+        if k not in self._buckets:
+            if k in (self._near_lo, self._near_hi):  # read from the few orders near the window
+                if self._near_keys is None:
+                    self._near_keys = self.key[self._near] >> 1
+                at = self._near[self._near_keys == k]
+            else:
+                at = np.flatnonzero((self.key >> 1) == k)
+            self._buckets[k] = (at, self.price[at], self.is_buy[at])
+        return self._buckets[k]
+
+    def at_price(self, k: int, price: float) -> Ints:
+        """Positions of the orders of bucket ``k`` priced ``price``."""
+        at, prices, _ = self.bucket(k)
+        return at[prices == price]
+
+    def quantities(self, k: int, price: float) -> tuple[float, float]:
+        """Buy and sell quantity at ``price`` in bucket ``k``."""
+        at, prices, buys = self.bucket(k)
+        if prices.min() == prices.max():  # the bucket holds this one price
+            return float(self.buy_qty[k]), float(self.sell_qty[k])
+        here = prices == price
+        qty = self.quantity[at[here]]
+        return float(qty[buys[here]].sum()), float(qty[~buys[here]].sum())
+
+
 @dataclass(frozen=True)
 class _Level:
-    """One price level: its buy and sell quantity and where its orders are."""
+    """A price level: level ``index`` of the final set, or (``round`` given) a
+    level in bucket ``index`` of an earlier round, measured when asked."""
 
     price: float
-    buy_qty: float
-    sell_qty: float
-    rows: Ints  # positions, in the arrays given to `cross`, of the orders at this price
-
-
-@dataclass(frozen=True)
-class _Round:
-    """One bucketing round; ``[lo, hi]`` is the window of buckets kept."""
-
-    price: F64
-    quantity: F64
-    is_buy: Mask
-    key: Ints  # 2 * bucket + is_buy
-    rows: Ints | None  # positions in the full arrays (None: the full arrays)
-    buy_qty: F64  # per bucket
-    sell_qty: F64
-    lo: int
-    hi: int
-    members: dict[int, Ints] = field(default_factory=dict)  # bucket -> positions (cache)
-
-    def bucket(self, k: int) -> Ints:
-        if k not in self.members:
-            self.members[k] = np.flatnonzero((self.key >> 1) == k)
-        return self.members[k]
+    index: int
+    round: _Round | None = None
 
 
 def _window(key: Ints, lo: int, hi: int) -> Ints:
@@ -243,27 +322,15 @@ class _Ladder:
         rows: Ints | None = None
         self.d_out = self.s_out = 0.0  # buys above / sells below the final set
         margin = math.nan
+        by_bits: bool | None = None  # None: not decided yet
         while p.size > final_size:
             lo, hi = float(p.min()), float(p.max())
             if lo == hi:
                 break
-            k = n_buckets or _n_buckets(p.size)
-            # bucket = floor((p - lo) * (k - 1/2) / span) < k: monotone in p
-            span = hi - lo
-            if math.isfinite(span):
-                t = p - lo
-            else:  # the range overflows: halve everything
-                t = p * 0.5 - lo * 0.5
-                span = hi * 0.5 - lo * 0.5
-            if math.isfinite((k - 0.5) / span):
-                t *= (k - 0.5) / span
-            else:  # a subnormal span
-                t /= span
-                t *= k - 0.5
-            key = t.astype(np.intp)
-            key <<= 1
-            key += b.view(np.uint8)
-            per = np.asarray(np.bincount(key, weights=q, minlength=2 * k), dtype=np.float64)
+            if by_bits is None:
+                by_bits = lo > 0
+            key, n_b = _bucket_keys(p, b, lo, hi, n_buckets or _n_buckets(p.size), by_bits)
+            per = np.asarray(np.bincount(key, weights=q, minlength=2 * n_b), dtype=np.float64)
             sell_qty, buy_qty = per[0::2], per[1::2]
             if math.isnan(margin):
                 margin = 2 * _RTOL * float(per.sum())
@@ -278,21 +345,34 @@ class _Ladder:
             a = int(below[-1]) if below.size else m_lo
             c = j_hi + 1 + int(above[0]) if above.size else j_hi
             sel, w_lo, w_hi = _window(key, a, c), a, c
+            near = (sel, a, c)
             if sel.size > final_size:
-                narrow = _window(key, m_lo, j_hi)
+                inner = key[sel]
+                narrow = sel[(inner >= 2 * m_lo) & (inner <= 2 * j_hi + 1)]
                 if narrow.size:
                     sel, w_lo, w_hi = narrow, m_lo, j_hi
+            kept = p[sel]
+            if not by_bits and 8 * sel.size > p.size and kept.min() != kept.max():
+                by_bits = True  # equal widths split these prices badly: redo by bits
+                continue
             if sel.size == p.size:
                 break
             self.d_out += float(buy_qty[w_hi + 1:].sum())
             self.s_out += float(sell_qty[:w_lo].sum())
-            self.rounds.append(_Round(p, q, b, key, rows, buy_qty, sell_qty, w_lo, w_hi))
-            p, q, b = p[sel], q[sel], b[sel]
+            self.rounds.append(_Round(p, q, b, key, rows, buy_qty, sell_qty, (w_lo, w_hi), near))
+            p, q, b = kept, q[sel], b[sel]
             rows = sel if rows is None else rows[sel]
+        if p.size and p.min() == p.max():  # one price left: no sort needed
+            self.positions = np.arange(p.size) if rows is None else rows
+            self.levels = p[:1]
+            self.buy_qty = np.array([np.multiply(q, b.view(np.uint8)).sum()])
+            self.sell_qty = np.array([np.multiply(q, (~b).view(np.uint8)).sum()])
+            self.bounds = np.array([0, p.size])
+            return
         order = np.argsort(p)
         fp = p[order]
         fq, fb = q[order], b[order]
-        self.rows = order if rows is None else rows[order]
+        self.positions = order if rows is None else rows[order]
         starts = np.flatnonzero(np.concatenate(([True], fp[1:] != fp[:-1])))
         self.levels = fp[starts]
         self.buy_qty = np.add.reduceat(fq * fb, starts) if fp.size else np.zeros(0)
@@ -301,8 +381,20 @@ class _Ladder:
 
     def level(self, i: int) -> _Level:
         """Level ``i`` of the final set."""
-        rows = self.rows[self.bounds[i]:self.bounds[i + 1]]
-        return _Level(float(self.levels[i]), float(self.buy_qty[i]), float(self.sell_qty[i]), rows)
+        return _Level(float(self.levels[i]), i)
+
+    def quantities(self, level: _Level) -> tuple[float, float]:
+        """Buy and sell quantity at ``level``."""
+        if level.round is None:
+            return float(self.buy_qty[level.index]), float(self.sell_qty[level.index])
+        return level.round.quantities(level.index, level.price)
+
+    def rows(self, level: _Level) -> Ints:
+        """Positions (in the arrays given to :func:`cross`) of the orders at ``level``."""
+        if level.round is None:
+            return self.positions[self.bounds[level.index]:self.bounds[level.index + 1]]
+        at = level.round.at_price(level.index, level.price)
+        return at if level.round.rows is None else level.round.rows[at]
 
     def beyond(self, direction: int, side: int | None = None, bound: float | None = None,
                strict: bool = True) -> _Level | None:
@@ -310,49 +402,41 @@ class _Ladder:
         or above it, holding orders of ``side`` (any side if None) priced beyond
         ``bound`` (strictly or not)."""
         for rnd in reversed(self.rounds):
-            if side == BUY:
-                per = rnd.buy_qty
-            elif side == SELL:
-                per = rnd.sell_qty
+            if side is None:
+                filled = (rnd.buy_qty + rnd.sell_qty) > 0
             else:
-                per = rnd.buy_qty + rnd.sell_qty
+                filled = (rnd.buy_qty if side == BUY else rnd.sell_qty) > 0
             if direction < 0:
-                ks = np.flatnonzero(per[:rnd.lo] > 0)[::-1]
+                ks = np.flatnonzero(filled[:rnd.lo])[::-1]
             else:
-                ks = rnd.hi + 1 + np.flatnonzero(per[rnd.hi + 1:] > 0)
-            for k in ks:
-                members = rnd.bucket(int(k))
-                prices = rnd.price[members]
-                ok = np.ones(prices.size, dtype=bool) if side is None else (
-                    rnd.is_buy[members] == (side == BUY))
+                ks = rnd.hi + 1 + np.flatnonzero(filled[rnd.hi + 1:])
+            for k in ks.tolist():
+                _, prices, buys = rnd.bucket(k)
+                if side is not None:
+                    prices = prices[buys == (side == BUY)]
                 if bound is not None:
-                    if direction < 0:
-                        ok &= (prices < bound) if strict else (prices <= bound)
-                    else:
-                        ok &= (prices > bound) if strict else (prices >= bound)
-                if not ok.any():
-                    continue
-                value = prices[ok].max() if direction < 0 else prices[ok].min()
-                at = members[prices == value]
-                qty, buys = rnd.quantity[at], rnd.is_buy[at]
-                rows = at if rnd.rows is None else rnd.rows[at]
-                return _Level(float(value), float(qty[buys].sum()), float(qty[~buys].sum()), rows)
+                    prices = prices[_past(prices, bound, direction, strict)]
+                if prices.size:
+                    return _Level(float(prices.max() if direction < 0 else prices.min()), k, rnd)
         return None
 
     def nearest(self, direction: int, side: int, bound: float | None, strict: bool) -> float:
         """Price of the nearest level of ``side`` beyond ``bound`` (``nan`` if none)."""
-        qty = self.buy_qty if side == BUY else self.sell_qty
-        mask = qty > 0
+        mask = (self.buy_qty if side == BUY else self.sell_qty) > 0
         if bound is not None:
-            if direction < 0:
-                mask &= (self.levels < bound) if strict else (self.levels <= bound)
-            else:
-                mask &= (self.levels > bound) if strict else (self.levels >= bound)
+            mask &= _past(self.levels, bound, direction, strict)
         hits = np.flatnonzero(mask)
         if hits.size:
             return float(self.levels[hits[-1] if direction < 0 else hits[0]])
         found = self.beyond(direction, side, bound, strict)
         return math.nan if found is None else found.price
+
+
+def _past(values: Any, bound: float, direction: int, strict: bool) -> Any:
+    """Whether ``values`` lie beyond ``bound``: below it (``direction < 0``) or above."""
+    if direction < 0:
+        return values < bound if strict else values <= bound
+    return values > bound if strict else values >= bound
 
 
 # --------------------------------------------------------------------- crossing
@@ -405,7 +489,7 @@ def cross(
     else:  # p_minus is the level just below the final set, or there is none
         minus, s_minus = lad.beyond(-1), lad.s_out
         if minus is not None:
-            d_m = float(d_at[0]) + minus.buy_qty
+            d_m = float(d_at[0]) + lad.quantities(minus)[0]
             if d_m - s_minus < -_RTOL * (d_m + s_minus):
                 raise RuntimeError("internal error: the crossing was not bracketed")
         plus, d_plus = lad.level(0), float(d_at[0])
@@ -415,10 +499,10 @@ def cross(
     rationed: _Level | None
     if delta >= -tol:  # the buys at p_minus share the rest
         side, rationed, remainder = BUY, minus, max(delta, 0.0)
-        level_qty = 0.0 if minus is None else minus.buy_qty
+        level_qty = 0.0 if minus is None else lad.quantities(minus)[0]
     else:  # the sells at p_plus share the rest
         side, rationed, remainder = SELL, plus, -delta
-        level_qty = 0.0 if plus is None else plus.sell_qty
+        level_qty = 0.0 if plus is None else lad.quantities(plus)[1]
     if remainder <= tol:
         remainder = 0.0
     elif remainder >= level_qty - tol:
@@ -431,7 +515,8 @@ def cross(
     full = is_buy if p_minus is None else np.equal(price > p_minus, is_buy)
     accepted = np.multiply(quantity, full.view(np.uint8))
     if remainder > 0 and rationed is not None:
-        rows = rationed.rows[is_buy[rationed.rows] == (side == BUY)]
+        rows = lad.rows(rationed)
+        rows = rows[is_buy[rows] == (side == BUY)]
         accepted[rows] = _share(quantity[rows], time[rows], rows, remainder, level_qty, tie_break)
 
     if side == BUY and remainder > 0 and minus is not None:
