@@ -74,6 +74,7 @@ __all__ = [
     "compare_consensus",
     "double_spend_probability",
     "nakamoto_double_spend",
+    "pbft_quorum",
     "plot_consensus",
     "simulate_double_spend",
     "simulate_pbft",
