@@ -33,62 +33,56 @@ def batch(side: Any, price: Any, quantity: Any, time: Any = None) -> OrderBatch:
 def naive(orders: OrderBatch, price_rule: str = "midpoint", k: float = 0.5,
           tie_break: str = "pro_rata", price_floor: float | None = None,
           price_cap: float | None = None) -> tuple[npt.NDArray[np.float64], float]:
-    """Sorted, order-by-order reference: walk the buy price levels from the top
-    and the sell levels from the bottom, trading while bid >= ask; then share
-    the partly traded level's quantity among its orders."""
+    """Sorted, order-by-order reference: sort the buys by price (highest first)
+    and the sells (lowest first), then time and row, and walk both lists,
+    trading while bid >= ask. That is the time-priority allocation; for pro
+    rata the partly traded price level is shared again in proportion."""
     p, q, side = orders.price.tolist(), orders.quantity.tolist(), orders.side.tolist()
     time = orders.time.tolist()
     n = len(p)
     live = [not ((side[i] == BUY and price_floor is not None and p[i] < price_floor)
                  or (side[i] != BUY and price_cap is not None and p[i] > price_cap))
             for i in range(n)]
-    members: dict[tuple[int, float], list[int]] = {}
-    for i in range(n):
-        if live[i]:
-            members.setdefault((side[i], p[i]), []).append(i)
-    bids = sorted({lv for s, lv in members if s == BUY}, reverse=True)
-    asks = sorted({lv for s, lv in members if s != BUY})
-    bid_qty = [sum(q[i] for i in members[(BUY, lv)]) for lv in bids]
-    ask_qty = [sum(q[i] for i in members[(-1, lv)]) for lv in asks]
-    traded_b, traded_s = [0.0] * len(bids), [0.0] * len(asks)
-    done_b, done_s = [False] * len(bids), [False] * len(asks)
+    buys = sorted((i for i in range(n) if live[i] and side[i] == BUY),
+                  key=lambda i: (-p[i], time[i], i))
+    sells = sorted((i for i in range(n) if live[i] and side[i] != BUY),
+                   key=lambda i: (p[i], time[i], i))
+    accepted = np.zeros(n)
     i = j = 0
-    rest_b = bid_qty[0] if bids else 0.0
-    rest_s = ask_qty[0] if asks else 0.0
-    while i < len(bids) and j < len(asks) and bids[i] >= asks[j]:
+    rest_b = q[buys[0]] if buys else 0.0
+    rest_s = q[sells[0]] if sells else 0.0
+    while i < len(buys) and j < len(sells) and p[buys[i]] >= p[sells[j]]:
         x = min(rest_b, rest_s)
-        traded_b[i] += x
-        traded_s[j] += x
+        accepted[buys[i]] += x
+        accepted[sells[j]] += x
         rest_b -= x
         rest_s -= x
-        if rest_b <= 1e-12 * bid_qty[i]:
-            done_b[i], i = True, i + 1
-            rest_b = bid_qty[i] if i < len(bids) else 0.0
-        if rest_s <= 1e-12 * ask_qty[j]:
-            done_s[j], j = True, j + 1
-            rest_s = ask_qty[j] if j < len(asks) else 0.0
-    accepted = np.zeros(n)
-    for levels, qty, traded, done, s in ((bids, bid_qty, traded_b, done_b, BUY),
-                                         (asks, ask_qty, traded_s, done_s, -1)):
-        for lv, total, got, full in zip(levels, qty, traded, done, strict=True):
-            rows = members[(s, lv)]
-            if full:
-                for r in rows:
-                    accepted[r] = q[r]
-            elif got > 0 and tie_break == "pro_rata":
-                for r in rows:
-                    accepted[r] = q[r] * (got / total)
-            elif got > 0:
-                left = got
-                for r in sorted(rows, key=lambda r: (time[r], r)):
-                    accepted[r] = min(q[r], max(left, 0.0))
-                    left -= q[r]
-    if not any(traded_b):
+        if rest_b <= 1e-12 * q[buys[i]]:  # this buy is filled
+            accepted[buys[i]] = q[buys[i]]
+            i += 1
+            rest_b = q[buys[i]] if i < len(buys) else 0.0
+        if rest_s <= 1e-12 * q[sells[j]]:
+            accepted[sells[j]] = q[sells[j]]
+            j += 1
+            rest_s = q[sells[j]] if j < len(sells) else 0.0
+    levels: dict[tuple[int, float], list[int]] = {}
+    for r in buys + sells:
+        levels.setdefault((side[r], p[r]), []).append(r)
+    traded_b: dict[float, float] = {}
+    traded_s: dict[float, float] = {}
+    for (s, price), rows in levels.items():
+        got = float(sum(accepted[r] for r in rows))
+        (traded_b if s == BUY else traded_s)[price] = got
+        total = sum(q[r] for r in rows)
+        if tie_break == "pro_rata" and 0 < got < total * (1 - 1e-12):
+            for r in rows:
+                accepted[r] = q[r] * (got / total)
+    if not any(traded_b.values()):
         return accepted, math.nan
-    last_bid = min(lv for lv, t in zip(bids, traded_b, strict=True) if t > 0)
-    last_ask = max(lv for lv, t in zip(asks, traded_s, strict=True) if t > 0)
-    rej_b = [lv for lv, t in zip(bids, traded_b, strict=True) if t == 0]
-    rej_s = [lv for lv, t in zip(asks, traded_s, strict=True) if t == 0]
+    last_bid = min(lv for lv, t in traded_b.items() if t > 0)
+    last_ask = max(lv for lv, t in traded_s.items() if t > 0)
+    rej_b = sorted((lv for lv, t in traded_b.items() if t == 0), reverse=True)
+    rej_s = sorted(lv for lv, t in traded_s.items() if t == 0)
     p_low = max([last_ask, *rej_b[:1]])
     p_high = min([last_bid, *rej_s[:1]])
     weight = {"midpoint": 0.5, "k": k, "marginal_bid": 1.0, "marginal_ask": 0.0}[price_rule]

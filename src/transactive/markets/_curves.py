@@ -277,11 +277,6 @@ class _Round:
             self._buckets[k] = (at, self.price[at], self.is_buy[at])
         return self._buckets[k]
 
-    def at_price(self, k: int, price: float) -> Ints:
-        """Positions of the orders of bucket ``k`` priced ``price``."""
-        at, prices, _ = self.bucket(k)
-        return at[prices == price]
-
     def quantities(self, k: int, price: float) -> tuple[float, float]:
         """Buy and sell quantity at ``price`` in bucket ``k``."""
         at, prices, buys = self.bucket(k)
@@ -390,11 +385,15 @@ class _Ladder:
         return level.round.quantities(level.index, level.price)
 
     def rows(self, level: _Level) -> Ints:
-        """Positions (in the arrays given to :func:`cross`) of the orders at ``level``."""
-        if level.round is None:
-            return self.positions[self.bounds[level.index]:self.bounds[level.index + 1]]
-        at = level.round.at_price(level.index, level.price)
-        return at if level.round.rows is None else level.round.rows[at]
+        """Positions (in the arrays given to :func:`cross`) of the orders at
+        ``level``, a level of the final set. (The rationed level always is: the
+        level below the final set can only be ``p_minus`` when the sells at
+        ``p_plus`` are rationed, and the level above it only ``p_plus`` when
+        the buys at ``p_minus`` are, since the window starts where ``U >= 0``
+        and ends where ``U < 0``.)"""
+        if level.round is not None:
+            raise RuntimeError("internal error: the rationed level is not in the final set")
+        return self.positions[self.bounds[level.index]:self.bounds[level.index + 1]]
 
     def beyond(self, direction: int, side: int | None = None, bound: float | None = None,
                strict: bool = True) -> _Level | None:
