@@ -58,21 +58,19 @@ Examples
 
 from __future__ import annotations
 
-import threading
 import time
-import warnings
 import weakref
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-import highspy
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order
 
-from transactive.errors import InputError, MissingExtraError, SolverError
+from transactive.errors import InputError, SolverError
+from transactive.grid._lp import Cone, LPSolution, Triplets, solve_highs, solve_socp
 from transactive.grid.network import ISOLATED, Network
 
 __all__ = ["DistFlowModel", "DistFlowResult", "Injections", "solve_distflow"]
@@ -148,12 +146,6 @@ class Injections:
 
     def __len__(self) -> int:
         return int(self.bus.shape[0])
-
-    @staticmethod
-    def empty() -> Injections:
-        """No injections."""
-        z = np.zeros(0)
-        return Injections(bus=np.zeros(0, np.int64), p_min_mw=z, p_max_mw=z, cost_per_mwh=z)
 
     def concat(self, other: Injections) -> Injections:
         """This table followed by ``other``."""
@@ -391,7 +383,7 @@ class _Problem:
     a: sp.csc_matrix
     rl: Array
     ru: Array
-    cones: list[tuple[Array | sp.csr_matrix, list[sp.csr_matrix]]]
+    cones: list[Cone]
 
 
 def _network_block(fd: _Feeder, model: DistFlowModel) -> dict[str, Any]:
@@ -405,7 +397,7 @@ def _network_block(fd: _Feeder, model: DistFlowModel) -> dict[str, Any]:
     n, nb, f, t = fd.n, fd.on.size, fd.f, fd.t
     soc = model == "soc"
     iP = np.arange(nb)
-    coo = _Coo()
+    coo = Triplets()
     if model == "dc":
         i_imp, nrow = nb, n
         coo.put(t, iP, 1.0)
@@ -445,31 +437,7 @@ def _network_block(fd: _Feeder, model: DistFlowModel) -> dict[str, Any]:
     return block
 
 
-class _Coo:
-    """Triplets collected block by block (broadcasting rows, columns, values)."""
-
-    def __init__(self) -> None:
-        self.rows: list[npt.NDArray[Any]] = []
-        self.cols: list[npt.NDArray[Any]] = []
-        self.vals: list[npt.NDArray[Any]] = []
-
-    def put(self, r: Any, c: Any, v: Any) -> None:
-        r, c, v = np.broadcast_arrays(np.asarray(r), np.asarray(c), np.asarray(v, float))
-        self.rows.append(r.ravel())
-        self.cols.append(c.ravel())
-        self.vals.append(v.ravel())
-
-    def matrix(self, nrow: int, ncol: int, col_offset: int = 0) -> sp.csc_matrix:
-        if not self.rows:
-            return sp.csc_matrix((nrow, ncol))
-        vals = np.concatenate(self.vals)
-        keep = vals != 0
-        return sp.csc_matrix((vals[keep], (np.concatenate(self.rows)[keep],
-                                           np.concatenate(self.cols)[keep] - col_offset)),
-                             shape=(nrow, ncol))
-
-
-def _polygon(coo: _Coo, first_row: int, cp_: Any, cq: Any, count: int) -> None:
+def _polygon(coo: Triplets, first_row: int, cp_: Any, cq: Any, count: int) -> None:
     """Rows ``cos(phi) p + sin(phi) q <= ...`` of ``count`` 16-gons, where
     ``p`` and ``q`` are given as (column, coefficient) pairs per polygon."""
     k = first_row + np.arange(count * _K).reshape(count, _K)
@@ -501,7 +469,7 @@ def _build(fd: _Feeder, model: DistFlowModel, inj: Injections, inj_pos: npt.NDAr
         q_fixed[iq] = 0.0
         d_q = d_q - np.bincount(inj_pos, q_fixed, n) / base
     # the injections' entries in the balances
-    top = _Coo()
+    top = Triplets()
     top.put(inj_pos, ip, 1.0)
     if not dc:
         top.put(n + inj_pos[iq], iqp, 1.0)
@@ -509,7 +477,7 @@ def _build(fd: _Feeder, model: DistFlowModel, inj: Injections, inj_pos: npt.NDAr
         k_on = np.flatnonzero(inj.q_per_p != 0)
         top.put(n + inj_pos[k_on], ip[k_on], inj.q_per_p[k_on])
     # polygon rows (LinDistFlow): branch ratings that could bind, then injections
-    bottom = _Coo()
+    bottom = Triplets()
     lim = np.zeros(0, np.int64)
     poly_u = np.zeros(0, np.int64)
     if lin:
@@ -581,13 +549,13 @@ def _sel(idx: npt.NDArray[np.int64], ncol: int, coef: Any = 1.0) -> sp.csr_matri
 def _soc_cones(fd: _Feeder, blk: dict[str, Any], ncol: int, inj: Injections,
                iq: npt.NDArray[np.int64], ip: npt.NDArray[np.int64],
                iqp: npt.NDArray[np.int64], iqn: npt.NDArray[np.int64],
-               smax: Array) -> list[tuple[Array | sp.csr_matrix, list[sp.csr_matrix]]]:
+               smax: Array) -> list[Cone]:
     """Cones ``||X x|| <= T x`` (or ``<= T`` for a constant): the relaxation per
     branch, then the branch ratings, then the injections' apparent power."""
     nb = fd.on.size
     iP, iQ, il, vf = np.arange(nb), nb + np.arange(nb), blk["i_l"], blk["i_v"][fd.f]
     sel_l, sel_v = _sel(il, ncol), _sel(vf, ncol, fd.af)
-    cones: list[tuple[Array | sp.csr_matrix, list[sp.csr_matrix]]] = [
+    cones: list[Cone] = [
         (sel_l + sel_v, [_sel(iP, ncol, 2.0), _sel(iQ, ncol, 2.0), sel_l - sel_v])]
     lim = np.flatnonzero(np.isfinite(fd.rate))
     cones.append((fd.rate[lim], [_sel(iP[lim], ncol), _sel(iQ[lim], ncol)]))
@@ -600,77 +568,15 @@ def _soc_cones(fd: _Feeder, blk: dict[str, Any], ncol: int, inj: Injections,
 
 
 # ---------------------------------------------------------------- solvers
-@dataclass
-class _Solution:
-    x: Array
-    row_dual: Array  # d objective / d row bound (HiGHS convention)
-    col_dual: Array  # reduced cost: > 0 at a lower bound, < 0 at an upper bound
-    cone_dual: list[Array]  # per cone of constant radius: d objective / d radius (<= 0)
-    objective: float
-
-
-_LOCAL = threading.local()  # one HiGHS instance per thread, reused across calls
-
-
-def _solve_lp(pb: _Problem) -> _Solution:
-    h = getattr(_LOCAL, "highs", None)
-    if h is None:
-        h = _LOCAL.highs = highspy.Highs()
-        h.setOptionValue("output_flag", False)
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = pb.c.size, pb.rl.size
-    lp.col_cost_, lp.col_lower_, lp.col_upper_ = pb.c, pb.lb, pb.ub
-    lp.row_lower_, lp.row_upper_ = pb.rl, pb.ru
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = pb.a.indptr
-    lp.a_matrix_.index_ = pb.a.indices
-    lp.a_matrix_.value_ = pb.a.data
-    h.passModel(lp)
-    h.run()
-    status = h.getModelStatus()
-    if status != highspy.HighsModelStatus.kOptimal:
-        raise SolverError(f"the dispatch LP is {h.modelStatusToString(status).lower()} "
-                          "(the demand cannot be served within the voltage and branch limits)")
-    s = h.getSolution()
-    return _Solution(np.asarray(s.col_value), np.asarray(s.row_dual), np.asarray(s.col_dual),
-                     [], float(h.getInfo().objective_function_value))
-
-
-def _solve_socp(pb: _Problem) -> _Solution:
+def _solve(pb: _Problem, model: DistFlowModel) -> LPSolution:
+    what = "SOC dispatch" if model == "soc" else "dispatch LP"
     try:
-        import cvxpy as cp
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise MissingExtraError("cvxpy", "ac") from None
-    x = cp.Variable(pb.c.size)
-    il, iu = np.flatnonzero(np.isfinite(pb.lb)), np.flatnonzero(np.isfinite(pb.ub))
-    cons = [pb.a @ x == pb.rl, x[il] >= pb.lb[il], x[iu] <= pb.ub[iu]]
-    cones: list[Any] = []
-    for t, parts in pb.cones:
-        if parts[0].shape[0] == 0:
-            cones.append(None)
-            continue
-        radius = t @ x if sp.issparse(t) else t
-        cones.append(cp.SOC(radius, cp.vstack([m @ x for m in parts]), axis=0))
-    prob = cp.Problem(cp.Minimize(pb.c @ x), cons + [c for c in cones if c is not None])
-    for tol in (1e-10, 1e-8):  # tight first (for the exactness gap), else Clarabel's default
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # an inaccurate solve is refused below
-                prob.solve(solver=cp.CLARABEL, tol_feas=tol, tol_gap_abs=tol, tol_gap_rel=tol)
-        except cp.error.SolverError as exc:
-            raise SolverError(f"the SOC dispatch failed: {exc}") from None
-        if prob.status != cp.OPTIMAL_INACCURATE:
-            break
-    if prob.status != cp.OPTIMAL:
-        raise SolverError(f"the SOC dispatch is {prob.status} (the demand cannot be served "
-                          "within the voltage and branch limits)")
-    col = np.zeros(pb.c.size)
-    col[il] += np.asarray(cons[1].dual_value)
-    col[iu] -= np.asarray(cons[2].dual_value)
-    cone_dual = [np.zeros(0) if c is None else -np.asarray(c.dual_value[0]).ravel()
-                 for c in cones]
-    return _Solution(np.asarray(x.value), -np.asarray(cons[0].dual_value), col, cone_dual,
-                     float(prob.value))
+        if model == "soc":
+            return solve_socp(pb.c, pb.lb, pb.ub, pb.a, pb.rl, pb.cones, what=what)
+        return solve_highs(pb.c, pb.lb, pb.ub, pb.a, pb.rl, pb.ru, what=what)
+    except SolverError as exc:
+        raise SolverError(f"{exc} (the demand cannot be served within the voltage and "
+                          "branch limits)") from None
 
 
 # ------------------------------------------------------------------- public
@@ -745,7 +651,8 @@ def solve_distflow(
         if np.isnan(value) or value < 0:
             raise InputError(name, f"must be >= 0, got {value!r}")
     fd = _feeder(network)
-    inj = Injections.empty() if injections is None else injections
+    inj = injections if injections is not None else Injections(
+        bus=[], p_min_mw=[], p_max_mw=[], cost_per_mwh=[])
     if not isinstance(inj, Injections):
         raise InputError("injections", f"expected Injections, got {type(inj).__name__}")
     inj_pos = _positions(fd, inj.bus)
@@ -764,7 +671,7 @@ def solve_distflow(
         fd = fd.rescaled(float(np.clip(size, 1e-4, 1.0)))
     pb, lay = _build(fd, model, inj, inj_pos, d_p / fd.base, d_q / fd.base,
                      float(import_price_per_mwh), float(export), import_max_mw, export_max_mw)
-    sol = _solve_socp(pb) if model == "soc" else _solve_lp(pb)
+    sol = _solve(pb, model)
     return _result(network, fd, model, inj, inj_pos, pb, lay, sol, time.perf_counter() - t0)
 
 
@@ -782,7 +689,7 @@ def _bus_array(name: str, value: npt.ArrayLike | None, n: int) -> Array:
 
 def _result(net: Network, fd: _Feeder, model: DistFlowModel, inj: Injections,
             inj_pos: npt.NDArray[np.int64], pb: _Problem, lay: dict[str, Any],
-            sol: _Solution, elapsed: float) -> DistFlowResult:
+            sol: LPSolution, elapsed: float) -> DistFlowResult:
     base, n, nb = fd.base, fd.n, fd.on.size
     x, y = sol.x, sol.row_dual
     dc = model == "dc"
@@ -830,7 +737,7 @@ def _result(net: Network, fd: _Feeder, model: DistFlowModel, inj: Injections,
 
 
 def _rent(net: Network, fd: _Feeder, model: DistFlowModel, pb: _Problem, lay: dict[str, Any],
-          sol: _Solution) -> tuple[float, tuple[str, ...]]:
+          sol: LPSolution) -> tuple[float, tuple[str, ...]]:
     """Rent of the network constraints, ``-sum(dual * bound)`` over voltage
     bounds, the substation set point and branch ratings, and the names of
     the binding ones."""

@@ -56,13 +56,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import highspy
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import scipy.sparse as sp
 
-from transactive.errors import InputError, SolverError
+from transactive.errors import InputError
+from transactive.grid._lp import Triplets, solve_highs
 
 __all__ = ["Battery", "IslandDispatch", "dispatch_island"]
 
@@ -291,37 +290,27 @@ def _solve(dt: float, dem: Array, val: Array, gmax: Array, gcost: Array, gmin: A
     i_u = base + 5 * t + np.arange(nu * t).reshape(nu, t)
     ncol = base + 5 * t + nu * t
     steps = np.arange(t)
-    rows: list[npt.NDArray[np.int64]] = []
-    cols: list[npt.NDArray[np.int64]] = []
-    vals: list[Array] = []
-
-    def put(r: npt.ArrayLike, c: npt.ArrayLike, v: npt.ArrayLike) -> None:
-        rr, cc, vv = np.broadcast_arrays(np.asarray(r), np.asarray(c), np.asarray(v, float))
-        rows.append(rr.ravel())
-        cols.append(cc.ravel())
-        vals.append(vv.ravel())
-
+    m = Triplets()
     # balance: gen + discharge - charge + import - export - served = 0
-    put(steps[None, :], i_gen, 1.0)
-    put(steps, i_dis, 1.0)
-    put(steps, i_ch, -1.0)
-    put(steps, i_imp, 1.0)
-    put(steps, i_exp, -1.0)
-    put(steps[None, :], i_srv, -1.0)
+    m.put(steps[None, :], i_gen, 1.0)
+    m.put(steps, i_dis, 1.0)
+    m.put(steps, i_ch, -1.0)
+    m.put(steps, i_imp, 1.0)
+    m.put(steps, i_exp, -1.0)
+    m.put(steps[None, :], i_srv, -1.0)
     # state of charge: soc_t - soc_{t-1} - eta_c dt ch_t + dt / eta_d dis_t = 0 (t=0: = soc0)
-    put(t + steps, i_soc, 1.0)
-    put(t + steps[1:], i_soc[:-1], -1.0)
-    put(t + steps, i_ch, -bat.eta_charge * dt)
-    put(t + steps, i_dis, dt / bat.eta_discharge)
+    m.put(t + steps, i_soc, 1.0)
+    m.put(t + steps[1:], i_soc[:-1], -1.0)
+    m.put(t + steps, i_ch, -bat.eta_charge * dt)
+    m.put(t + steps, i_dis, dt / bat.eta_discharge)
     # commitment: gen - max u <= 0, gen - min u >= 0
     lim = 2 * t + np.arange(2 * nu * t).reshape(2, nu, t)
-    put(lim[0], i_gen[commit], 1.0)
-    put(lim[0], i_u, -gmax[commit])
-    put(lim[1], i_gen[commit], 1.0)
-    put(lim[1], i_u, -gmin[commit][:, None])
+    m.put(lim[0], i_gen[commit], 1.0)
+    m.put(lim[0], i_u, -gmax[commit])
+    m.put(lim[1], i_gen[commit], 1.0)
+    m.put(lim[1], i_u, -gmin[commit][:, None])
     nrow = 2 * t + 2 * nu * t
-    a = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                      shape=(nrow, ncol))
+    a = m.matrix(nrow, ncol)
     rl, ru = np.zeros(nrow), np.zeros(nrow)
     rl[t] = ru[t] = bat.soc_kwh
     rl[lim[0]] = -_INF
@@ -337,13 +326,13 @@ def _solve(dt: float, dem: Array, val: Array, gmax: Array, gcost: Array, gmin: A
     c[i_srv] = -val[:, None] * dt
     c[i_gen] = gcost[:, None] * dt
     c[i_imp], c[i_exp] = p_imp * dt, -p_exp * dt
-    integrality = np.zeros(ncol, np.int32)
-    integrality[i_u] = 1
-    x, y = _highs(c, lb, ub, a, rl, ru, integrality)
+    integer = np.zeros(ncol, bool)
+    integer[i_u] = True
+    sol = solve_highs(c, lb, ub, a, rl, ru, integer=integer, what="island dispatch")
     if nu:  # prices from the LP with the commitments fixed at the MILP optimum
-        u = np.round(x[i_u])
-        lb[i_u] = ub[i_u] = u
-        x, y = _highs(c, lb, ub, a, rl, ru, np.zeros(ncol, np.int32))
+        lb[i_u] = ub[i_u] = np.round(sol.x[i_u])
+        sol = solve_highs(c, lb, ub, a, rl, ru, what="island dispatch")
+    x, y = sol.x, sol.row_dual
     committed = np.ones((ng, t), bool)
     committed[commit] = np.round(x[i_u]).astype(bool)
     served = x[i_srv]
@@ -354,25 +343,3 @@ def _solve(dt: float, dem: Array, val: Array, gmax: Array, gcost: Array, gmin: A
         import_kw=x[i_imp], export_kw=x[i_exp], price_per_kwh=y[:t] / dt, islanded=isl,
         welfare=-float(c @ x), reserve_kwh=bat.reserve_kwh,
     )
-
-
-def _highs(c: Array, lb: Array, ub: Array, a: sp.csc_matrix, rl: Array, ru: Array,
-           integrality: npt.NDArray[np.int32]) -> tuple[Array, Array]:
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = c.size, rl.size
-    lp.col_cost_, lp.col_lower_, lp.col_upper_ = c, lb, ub
-    lp.row_lower_, lp.row_upper_ = rl, ru
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = a.indptr, a.indices, a.data
-    if integrality.any():
-        lp.integrality_ = [highspy.HighsVarType(int(k)) for k in integrality]
-        h.setOptionValue("mip_rel_gap", 1e-9)
-    h.passModel(lp)
-    h.run()
-    status = h.getModelStatus()
-    if status != highspy.HighsModelStatus.kOptimal:
-        raise SolverError(f"the island dispatch is {h.modelStatusToString(status).lower()}")
-    sol = h.getSolution()
-    return np.asarray(sol.col_value), np.asarray(sol.row_dual)

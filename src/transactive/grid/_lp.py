@@ -1,0 +1,135 @@
+"""Small shared solver plumbing for the distribution models: sparse triplets
+built block by block, one HiGHS call (LP/MILP) and one Clarabel call (SOCP,
+through cvxpy), each returning primal and dual values in one convention."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import highspy
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from transactive.errors import MissingExtraError, SolverError
+
+Array = npt.NDArray[np.float64]
+
+_LOCAL = threading.local()  # one HiGHS instance per thread, reused across calls
+
+
+class Triplets:
+    """Matrix entries collected block by block; rows, columns and values of a
+    block broadcast against each other. Explicit zeros are dropped."""
+
+    def __init__(self) -> None:
+        self.rows: list[npt.NDArray[Any]] = []
+        self.cols: list[npt.NDArray[Any]] = []
+        self.vals: list[npt.NDArray[Any]] = []
+
+    def put(self, r: npt.ArrayLike, c: npt.ArrayLike, v: npt.ArrayLike) -> None:
+        rr, cc, vv = np.broadcast_arrays(np.asarray(r), np.asarray(c), np.asarray(v, float))
+        self.rows.append(rr.ravel())
+        self.cols.append(cc.ravel())
+        self.vals.append(vv.ravel())
+
+    def matrix(self, nrow: int, ncol: int, col_offset: int = 0) -> sp.csc_matrix:
+        """The entries as a CSC matrix (columns shifted by ``-col_offset``)."""
+        if not self.rows:
+            return sp.csc_matrix((nrow, ncol))
+        vals = np.concatenate(self.vals)
+        keep = vals != 0
+        return sp.csc_matrix((vals[keep], (np.concatenate(self.rows)[keep],
+                                           np.concatenate(self.cols)[keep] - col_offset)),
+                             shape=(nrow, ncol))
+
+
+Cone = tuple[Array | sp.csr_matrix, list[sp.csr_matrix]]
+"""``(T, [X1, X2, ...])``: the cones ``||(X1 x, X2 x, ...)_i|| <= (T x)_i`` row by
+row, or ``<= T_i`` when ``T`` is a constant array."""
+
+
+@dataclass(frozen=True)
+class LPSolution:
+    """Primal values, duals (``row_dual`` = d objective / d row bound;
+    ``col_dual`` = reduced cost, > 0 at a lower bound and < 0 at an upper one;
+    ``cone_dual[k]`` = d objective / d radius of each cone of constant radius
+    in cone group ``k``, <= 0) and the objective."""
+
+    x: Array
+    row_dual: Array
+    col_dual: Array
+    objective: float
+    cone_dual: list[Array] = field(default_factory=list)
+
+
+def solve_highs(c: Array, lb: Array, ub: Array, a: sp.csc_matrix, rl: Array, ru: Array, *,
+                integer: npt.NDArray[np.bool_] | None = None, what: str = "LP") -> LPSolution:
+    """``min c x  s.t.  rl <= A x <= ru,  lb <= x <= ub`` (columns in
+    ``integer`` integral) with HiGHS; :class:`SolverError` unless optimal.
+    The duals of a MILP are those HiGHS reports for the final LP (fix the
+    integers and solve again for prices)."""
+    h = getattr(_LOCAL, "highs", None)
+    if h is None:
+        h = _LOCAL.highs = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("mip_rel_gap", 1e-9)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = c.size, rl.size
+    lp.col_cost_, lp.col_lower_, lp.col_upper_ = c, lb, ub
+    lp.row_lower_, lp.row_upper_ = rl, ru
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = a.indptr, a.indices, a.data
+    if integer is not None and integer.any():
+        lp.integrality_ = [highspy.HighsVarType.kInteger if k else highspy.HighsVarType.kContinuous
+                           for k in integer]
+    h.passModel(lp)
+    h.run()
+    status = h.getModelStatus()
+    if status != highspy.HighsModelStatus.kOptimal:
+        raise SolverError(f"the {what} is {h.modelStatusToString(status).lower()}")
+    s = h.getSolution()
+    return LPSolution(np.asarray(s.col_value), np.asarray(s.row_dual), np.asarray(s.col_dual),
+                      float(h.getInfo().objective_function_value))
+
+
+def solve_socp(c: Array, lb: Array, ub: Array, a: sp.csc_matrix, b: Array,
+               cones: list[Cone], *, what: str = "SOCP") -> LPSolution:
+    """``min c x  s.t.  A x = b,  lb <= x <= ub,  cones`` with Clarabel
+    (tight tolerances first, Clarabel's defaults if those cannot be met)."""
+    try:
+        import cvxpy as cp
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise MissingExtraError("cvxpy", "ac") from None
+    x = cp.Variable(c.size)
+    il, iu = np.flatnonzero(np.isfinite(lb)), np.flatnonzero(np.isfinite(ub))
+    cons = [a @ x == b, x[il] >= lb[il], x[iu] <= ub[iu]]
+    socs: list[Any] = []
+    for t, parts in cones:
+        if parts[0].shape[0] == 0:
+            socs.append(None)
+            continue
+        radius = t @ x if sp.issparse(t) else t
+        socs.append(cp.SOC(radius, cp.vstack([m @ x for m in parts]), axis=0))
+    prob = cp.Problem(cp.Minimize(c @ x), cons + [k for k in socs if k is not None])
+    for tol in (1e-10, 1e-8):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # an inaccurate solve is refused below
+                prob.solve(solver=cp.CLARABEL, tol_feas=tol, tol_gap_abs=tol, tol_gap_rel=tol)
+        except cp.error.SolverError as exc:
+            raise SolverError(f"the {what} failed: {exc}") from None
+        if prob.status != cp.OPTIMAL_INACCURATE:
+            break
+    if prob.status != cp.OPTIMAL:
+        raise SolverError(f"the {what} is {prob.status}")
+    col = np.zeros(c.size)
+    col[il] += np.asarray(cons[1].dual_value)
+    col[iu] -= np.asarray(cons[2].dual_value)
+    cone_dual = [np.zeros(0) if k is None else -np.asarray(k.dual_value[0]).ravel()
+                 for k in socs]
+    return LPSolution(np.asarray(x.value), -np.asarray(cons[0].dual_value), col,
+                      float(prob.value), cone_dual)
