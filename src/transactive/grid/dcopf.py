@@ -119,19 +119,22 @@ class _Columns:
 
 def _columns(net: Network, bids: pd.DataFrame, bid_pos: IntArray,
              offers: pd.DataFrame, offer_pos: IntArray) -> _Columns:
-    gen = net.gen
-    on = gen["in_service"].to_numpy()
+    on = net.column("gen", "in_service")
     rows = np.flatnonzero(on)
     n_g, n_o, n_b = rows.size, len(offers), len(bids)
-    pos = np.r_[net.gen_position[rows], offer_pos, bid_pos].astype(np.int64)
-    sign = np.r_[np.ones(n_g + n_o), -np.ones(n_b)]
-    lower = np.r_[gen["p_min_mw"].to_numpy()[rows], np.zeros(n_o + n_b)]
-    upper = np.r_[gen["p_max_mw"].to_numpy()[rows], offers["p_max_mw"].to_numpy(),
-                  bids["p_max_mw"].to_numpy()]
-    cost = np.r_[gen["cost_per_mwh"].to_numpy()[rows], offers["price_per_mwh"].to_numpy(),
-                 -bids["price_per_mwh"].to_numpy()]
-    quad = np.r_[2.0 * gen["cost_per_mw2h"].to_numpy()[rows], np.zeros(n_o + n_b)]
-    offset = float(gen["cost_per_h"].to_numpy()[rows].sum())
+    cat = np.concatenate
+    pos = cat([net.gen_position[rows], offer_pos, bid_pos]).astype(np.int64)
+    sign = cat([np.ones(n_g + n_o), -np.ones(n_b)])
+    lower = cat([net.column("gen", "p_min_mw")[rows], np.zeros(n_o + n_b)])
+    def col(frame: pd.DataFrame, name: str) -> Array:
+        return frame[name].to_numpy() if len(frame) else np.zeros(0)
+
+    upper = cat([net.column("gen", "p_max_mw")[rows], col(offers, "p_max_mw"),
+                 col(bids, "p_max_mw")])
+    cost = cat([net.column("gen", "cost_per_mwh")[rows], col(offers, "price_per_mwh"),
+                -col(bids, "price_per_mwh")])
+    quad = cat([2.0 * net.column("gen", "cost_per_mw2h")[rows], np.zeros(n_o + n_b)])
+    offset = float(net.column("gen", "cost_per_h")[rows].sum())
     # piecewise costs: y_g >= m_s p_g + c_s for every segment s of generator g
     pwl = net.pwl_cost
     assert pwl is not None
@@ -145,8 +148,8 @@ def _columns(net: Network, bids: pd.DataFrame, bid_pos: IntArray,
     slope = (c[seg + 1] - c[seg]) / (p[seg + 1] - p[seg])
     n_s, n_y, n_u = seg.size, ygens.size, pos.size
     pwl_rows = sp.csr_matrix(
-        (np.r_[-slope, np.ones(n_s)],
-         (np.r_[np.arange(n_s), np.arange(n_s)], np.r_[col_of_gen[g[seg]], n_u + y_of_seg])),
+        (cat([-slope, np.ones(n_s)]),
+         (cat([np.arange(n_s), np.arange(n_s)]), cat([col_of_gen[g[seg]], n_u + y_of_seg]))),
         shape=(n_s, n_u + n_y))
     return _Columns(rows, pos, sign, lower, upper, cost, quad, n_o, n_b, pwl_rows,
                     c[seg] - slope * p[seg], n_y, offset)
@@ -161,9 +164,9 @@ class _Highs:
         n_col = a.shape[1]
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = n_col, a.shape[0]
-        lp.col_cost_ = np.r_[cols.cost, np.ones(cols.n_y), x_cost]
-        lp.col_lower_ = np.r_[cols.lower, np.full(cols.n_y, -_INF), x_lower]
-        lp.col_upper_ = np.r_[cols.upper, np.full(cols.n_y, _INF), x_upper]
+        lp.col_cost_ = np.concatenate([cols.cost, np.ones(cols.n_y), x_cost])
+        lp.col_lower_ = np.concatenate([cols.lower, np.full(cols.n_y, -_INF), x_lower])
+        lp.col_upper_ = np.concatenate([cols.upper, np.full(cols.n_y, _INF), x_upper])
         lp.row_lower_, lp.row_upper_ = row_lower, row_upper
         lp.offset_ = cols.offset
         mat = lp.a_matrix_
@@ -192,10 +195,11 @@ class _Highs:
         self.solve_time_s = 0.0
         self.n_solves = 0
 
-    def add_rows(self, rows: sp.csr_matrix, lower: Array, upper: Array) -> None:
-        rows = rows.tocsr()
-        self.h.addRows(rows.shape[0], lower, upper, rows.nnz, rows.indptr.astype(np.int32),
-                       rows.indices.astype(np.int32), rows.data)
+    def add_dense_rows(self, coef: Array, lower: Array, upper: Array) -> None:
+        """Append rows given densely over the first ``coef.shape[1]`` columns."""
+        n, m = coef.shape
+        self.h.addRows(n, lower, upper, n * m, np.arange(0, n * m + 1, m, dtype=np.int32)[:-1],
+                       np.tile(np.arange(m, dtype=np.int32), n), np.ascontiguousarray(coef))
 
     def solve(self, explain: Callable[[], str]) -> tuple[Array, Array]:
         """Solve; return (column values, row duals), or raise SolverError."""
@@ -380,17 +384,16 @@ def branch_limits(net: Network, rating: str | float) -> Array:
     """Branch limits in MW for a rating name (``"a"``, ``"b"``, ``"c"``) or a
     factor on rate A; out-of-service branches get inf. A missing (inf) rate B
     or C falls back to rate A."""
-    br = net.branch
     if isinstance(rating, str):
         if rating not in ("a", "b", "c"):
             raise InputError("rating", f"must be 'a', 'b', 'c' or a factor, got {rating!r}")
-        lim = br[f"rate_{rating}_mw"].to_numpy()
-        lim = np.where(np.isinf(lim), br["rate_a_mw"].to_numpy(), lim)
+        lim = net.column("branch", f"rate_{rating}_mw")
+        lim = np.where(np.isinf(lim), net.column("branch", "rate_a_mw"), lim)
     else:
         if not np.isfinite(rating) or rating <= 0:
             raise InputError("rating", f"a rating factor must be > 0, got {rating!r}")
-        lim = br["rate_a_mw"].to_numpy() * float(rating)
-    return np.where(br["in_service"].to_numpy(), lim, np.inf)
+        lim = net.column("branch", "rate_a_mw") * float(rating)
+    return np.where(net.column("branch", "in_service"), lim, np.inf)
 
 
 def _check_capacity(net: Network, cols: _Columns) -> None:
@@ -594,12 +597,15 @@ class PtdfModel:
         self._full = ptdf_matrix
         self._ptdf: dict[int, Array] = {}
         n_s = cols.pwl_rows.shape[0]
-        bal = sp.csr_matrix(np.r_[cols.sign * (1.0 - self.lf[cols.pos]), np.zeros(cols.n_y)])
-        a = sp.vstack([bal, cols.pwl_rows]).tocsc()
+        bal = sp.csr_matrix((cols.sign * (1.0 - self.lf[cols.pos]),
+                             (np.zeros(cols.n_unit, dtype=np.int64), np.arange(cols.n_unit))),
+                            shape=(1, cols.n_col))
+        a = (sp.vstack([bal, cols.pwl_rows]) if n_s else bal).tocsc()
         a.sort_indices()
         rhs = float(np.dot(1.0 - self.lf, net.bus_load_mw))
         self.highs = _Highs(cols, a, (np.zeros(0), np.zeros(0), np.zeros(0)),
-                            np.r_[rhs, cols.pwl_lower], np.r_[rhs, np.full(n_s, _INF)])
+                            np.concatenate([[rhs], cols.pwl_lower]),
+                            np.concatenate([[rhs], np.full(n_s, _INF)]))
         self.n_fixed_rows = 1 + n_s
         self.mon = np.zeros(0, dtype=np.int64)
         self.out = np.zeros(0, dtype=np.int64)
@@ -632,18 +638,16 @@ class PtdfModel:
         if has.any():
             rows[has] += lodf[has, None] * self.ptdf(out[has])
             const[has] += lodf[has] * self.f0[out[has]]
-        coef = rows[:, self.cols.pos] * self.cols.sign
-        coef = np.hstack([coef, np.zeros((mon.size, self.cols.n_y))])
-        self.highs.add_rows(sp.csr_matrix(coef), -limit - const, limit - const)
+        coef = rows[:, self.cols.pos] * self.cols.sign  # over the unit columns only
+        self.highs.add_dense_rows(coef, -limit - const, limit - const)
         lo, hi = self.cols.lower, self.cols.upper
-        act_lo = np.minimum(coef[:, :lo.size] * lo, coef[:, :lo.size] * hi).sum(axis=1)
-        act_hi = np.maximum(coef[:, :lo.size] * lo, coef[:, :lo.size] * hi).sum(axis=1)
-        self._hopeless = np.r_[self._hopeless, (act_hi < -limit - const - _FEAS_TOL)
-                               | (act_lo > limit - const + _FEAS_TOL)]
-        self.mon = np.r_[self.mon, mon]
-        self.out = np.r_[self.out, out]
-        self.lodf = np.r_[self.lodf, lodf]
-        self.limit = np.r_[self.limit, limit]
+        act_lo = np.minimum(coef * lo, coef * hi).sum(axis=1)
+        act_hi = np.maximum(coef * lo, coef * hi).sum(axis=1)
+        cat = np.concatenate
+        self._hopeless = cat([self._hopeless, (act_hi < -limit - const - _FEAS_TOL)
+                              | (act_lo > limit - const + _FEAS_TOL)])
+        self.mon, self.out = cat([self.mon, mon]), cat([self.out, out])
+        self.lodf, self.limit = cat([self.lodf, lodf]), cat([self.limit, limit])
 
     def lazy_limits(self, branches: IntArray, limit: Array) -> None:
         """Base-case limits (``limit`` per network branch) on ``branches``, added

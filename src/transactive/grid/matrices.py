@@ -54,7 +54,7 @@ Slack = int | npt.ArrayLike | None
 def incidence(net: Network) -> sp.csr_matrix:
     """Branch-bus incidence ``A`` (n_branch x n_bus): +1 at the from bus, -1 at
     the to bus; zero rows for out-of-service branches."""
-    on = net.branch["in_service"].to_numpy().astype(np.float64)
+    on = net.column("branch", "in_service").astype(np.float64)
     rows = np.arange(net.n_branch)
     data = np.r_[on, -on]
     return sp.csr_matrix((data, (np.r_[rows, rows], np.r_[net.from_position, net.to_position])),
@@ -63,9 +63,8 @@ def incidence(net: Network) -> sp.csr_matrix:
 
 def branch_susceptance(net: Network) -> npt.NDArray[np.float64]:
     """Series susceptance ``1 / (x_pu * tap)`` per branch, pu (0 when out of service)."""
-    br = net.branch
-    on = br["in_service"].to_numpy()
-    x = br["x_pu"].to_numpy() * br["tap"].to_numpy()
+    on = net.column("branch", "in_service")
+    x = net.column("branch", "x_pu") * net.column("branch", "tap")
     return np.where(on, 1.0 / np.where(on, x, 1.0), 0.0)
 
 
@@ -134,20 +133,39 @@ class DCPowerFlow:
     bf: sp.csr_matrix = field(init=False, repr=False)
     f_shift: npt.NDArray[np.float64] = field(init=False, repr=False)
     p_shift: npt.NDArray[np.float64] = field(init=False, repr=False)
+    _b: npt.NDArray[np.float64] = field(init=False, repr=False)
+    _pos: npt.NDArray[np.int64] = field(init=False, repr=False)
     _keep: npt.NDArray[np.int64] = field(init=False, repr=False)
     _lu: Any = field(init=False, repr=False)
+
+    #: columns per triangular solve: one wide solve goes through a threaded
+    #: BLAS path that is far slower than narrow ones on a busy machine
+    CHUNK = 32
 
     def __post_init__(self) -> None:
         net = self.net
         net.check_connected()
-        self._keep = np.flatnonzero(np.arange(net.n_bus) != net.ref_position)
-        a = incidence(net)
-        b = branch_susceptance(net) * net.base_mva
-        self.bf = (sp.diags(b) @ a).tocsr()
-        bbus_mw = (a.T @ self.bf)[self._keep][:, self._keep].tocsc()
-        self._lu = spla.splu(bbus_mw) if self._keep.size else None
-        self.f_shift = -b * np.deg2rad(net.branch["shift_deg"].to_numpy())
-        self.p_shift = a.T @ self.f_shift
+        n, m = net.n_bus, net.n_branch
+        f, t = net.from_position, net.to_position
+        b = branch_susceptance(net) * net.base_mva  # MW per rad
+        self._b = b
+        self.bf = sp.csr_matrix((np.column_stack([b, -b]).ravel(),
+                                 np.column_stack([f, t]).ravel(),
+                                 np.arange(0, 2 * m + 1, 2)), shape=(m, n))
+        self._keep = np.flatnonzero(np.arange(n) != net.ref_position)
+        pos = np.full(n, -1, dtype=np.int64)  # position in the reduced system
+        pos[self._keep] = np.arange(self._keep.size)
+        self._pos = pos
+        rows, cols = np.concatenate([f, t, f, t]), np.concatenate([f, t, t, f])
+        data = np.concatenate([b, b, -b, -b])
+        ok = (pos[rows] >= 0) & (pos[cols] >= 0)
+        bred = sp.csc_matrix((data[ok], (pos[rows[ok]], pos[cols[ok]])),
+                             shape=(n - 1, n - 1))
+        self._lu = (spla.splu(bred, permc_spec="MMD_AT_PLUS_A",
+                              options={"SymmetricMode": True}) if self._keep.size else None)
+        self.f_shift = -b * np.deg2rad(net.column("branch", "shift_deg"))
+        self.p_shift = (np.bincount(f, self.f_shift, n)
+                        - np.bincount(t, self.f_shift, n)).astype(np.float64)
 
     def angles(self, injection_mw: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Bus angles, rad, for a balanced injection (MW per bus position)."""
@@ -163,10 +181,20 @@ class DCPowerFlow:
     def ptdf_rows(self, branches: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
         """Dense PTDF rows (reference-bus slack) of the given branch rows."""
         out = np.zeros((branches.size, self.net.n_bus))
-        if self._keep.size and branches.size:
-            # SuperLU wants Fortran order: a C-ordered right-hand side is much slower
-            rhs = self.bf[branches][:, self._keep].T.toarray(order="F")
-            out[:, self._keep] = self._lu.solve(rhs).T
+        if not (self._keep.size and branches.size):
+            return out
+        # B is symmetric, so row k of Bf B^-1 is B^-1 (column k of Bf^T)
+        cols = np.arange(branches.size)
+        rhs = np.zeros((self._keep.size, branches.size), order="F")
+        b = self._b[branches]
+        for ends, sign in ((self.net.from_position, 1.0), (self.net.to_position, -1.0)):
+            at = self._pos[ends[branches]]
+            ok = at >= 0
+            rhs[at[ok], cols[ok]] += sign * b[ok]
+        sol = np.empty_like(rhs)
+        for j in range(0, branches.size, self.CHUNK):
+            sol[:, j:j + self.CHUNK] = self._lu.solve(rhs[:, j:j + self.CHUNK])
+        out[:, self._keep] = sol.T
         return out
 
 

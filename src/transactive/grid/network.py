@@ -333,6 +333,27 @@ class Network:
             raise InputError(field, f"refers to a bus that does not exist: {nums[row]}", row=row)
         return pos
 
+    @cached_property
+    def _arrays(self) -> dict[tuple[str, str], npt.NDArray[Any]]:
+        return {}
+
+    def column(self, table: str, name: str) -> npt.NDArray[Any]:
+        """A read-only numpy copy of one column, cached (a fast path for solvers).
+
+        Examples
+        --------
+        >>> Network(bus={"bus": [1]}, branch=None, gen=None, load=None).column("bus", "bus")
+        array([1])
+        """
+        key = (table, name)
+        arr = self._arrays.get(key)
+        if arr is None:
+            frame = getattr(self, table) if table in SCHEMA else None
+            if not isinstance(frame, pd.DataFrame) or name not in frame.columns:
+                raise InputError("column", f"no column {table}.{name}")
+            arr = self._arrays[key] = _readonly(frame[name].to_numpy())
+        return arr
+
     @property
     def n_bus(self) -> int:
         """Number of buses."""
