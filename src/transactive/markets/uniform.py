@@ -6,16 +6,19 @@ units too), so the volume is the welfare-maximal one, where aggregate demand
 (sells priced at or below ``p``). Orders strictly inside the crossing trade in
 full; the orders at the one marginal price level of the long side share what
 is left (see :mod:`transactive.markets._curves` for the algorithm, which finds
-the crossing in linear time, without sorting the orders).
+the crossing in a few linear passes, without sorting the orders).
 
-Price: every accepted order trades at one price chosen in the competitive
-interval ``[p_low, p_high]`` with
+Price: every accepted order trades at one price chosen in the interval
+``[p_low, p_high]`` with
 
 - ``p_low = max(last accepted ask, first rejected bid)``,
 - ``p_high = min(last accepted bid, first rejected ask)``,
 
 missing terms ignored. A price level counts as accepted when any quantity at
-it trades, as rejected when none does (a partly filled level is accepted).
+it trades, as rejected when none does: a partly filled level is accepted, so,
+as in the unit auction, the rationed orders may be priced inside their limit
+while they wanted more (the doctest of :func:`transactive.clear` is such a
+case). The tie rule never moves the interval.
 This is the interval ``[max(s_k, b_(k+1)), min(b_k, s_(k+1))]`` of the unit
 double auction, from which the k-double auction picks
 ``p = p_low + k (p_high - p_low)``; Satterthwaite & Williams (1989), "The
