@@ -52,6 +52,18 @@ Cone = tuple[Array | sp.csr_matrix, list[sp.csr_matrix]]
 row, or ``<= T_i`` when ``T`` is a constant array."""
 
 
+def append_columns(a: sp.csc_matrix, data: Array, indices: npt.NDArray[np.int64],
+                   indptr: npt.NDArray[np.int64]) -> sp.csc_matrix:
+    """``a`` with columns appended, given in CSC form (``indptr`` from 0);
+    no re-sorting or validation (a hot path)."""
+    out = sp.csc_matrix((np.concatenate([a.data, data]),
+                         np.concatenate([a.indices, indices]).astype(a.indices.dtype),
+                         np.concatenate([a.indptr, a.indptr[-1] + indptr[1:]])
+                         .astype(a.indptr.dtype)),
+                        shape=(a.shape[0], a.shape[1] + indptr.size - 1))
+    return out
+
+
 @dataclass(frozen=True)
 class LPSolution:
     """Primal values, duals (``row_dual`` = d objective / d row bound;

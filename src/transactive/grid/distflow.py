@@ -70,7 +70,14 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order
 
 from transactive.errors import InputError, SolverError
-from transactive.grid._lp import Cone, LPSolution, Triplets, solve_highs, solve_socp
+from transactive.grid._lp import (
+    Cone,
+    LPSolution,
+    Triplets,
+    append_columns,
+    solve_highs,
+    solve_socp,
+)
 from transactive.grid.network import ISOLATED, Network
 
 __all__ = ["DistFlowModel", "DistFlowResult", "Injections", "solve_distflow"]
@@ -440,6 +447,8 @@ def _network_block(fd: _Feeder, model: DistFlowModel) -> dict[str, Any]:
 def _polygon(coo: Triplets, first_row: int, cp_: Any, cq: Any, count: int) -> None:
     """Rows ``cos(phi) p + sin(phi) q <= ...`` of ``count`` 16-gons, where
     ``p`` and ``q`` are given as (column, coefficient) pairs per polygon."""
+    if not count:
+        return
     k = first_row + np.arange(count * _K).reshape(count, _K)
     for col, coef in cp_:
         coo.put(k, col[:, None], coef[:, None] * np.cos(_PHI)[None, :])
@@ -468,14 +477,19 @@ def _build(fd: _Feeder, model: DistFlowModel, inj: Injections, inj_pos: npt.NDAr
         q_fixed = np.clip(0.0, inj.q_min_mvar, inj.q_max_mvar)
         q_fixed[iq] = 0.0
         d_q = d_q - np.bincount(inj_pos, q_fixed, n) / base
-    # the injections' entries in the balances
-    top = Triplets()
-    top.put(inj_pos, ip, 1.0)
-    if not dc:
-        top.put(n + inj_pos[iq], iqp, 1.0)
-        top.put(n + inj_pos[iq], iqn, -1.0)
-        k_on = np.flatnonzero(inj.q_per_p != 0)
-        top.put(n + inj_pos[k_on], ip[k_on], inj.q_per_p[k_on])
+    # the injections' columns in the balances, built as CSC directly (hot path):
+    # p has its P-balance entry and, with a fixed power factor, a Q-balance one
+    k_on = (inj.q_per_p != 0) & (not dc)
+    ptr = np.zeros(m + 1, np.int64)
+    np.cumsum(1 + k_on, out=ptr[1:])
+    rows, vals = np.empty(ptr[-1], np.int64), np.ones(ptr[-1])
+    rows[ptr[:-1]] = inj_pos
+    rows[ptr[:-1][k_on] + 1] = n + inj_pos[k_on]
+    vals[ptr[:-1][k_on] + 1] = inj.q_per_p[k_on]
+    q_rows = n + inj_pos[iq]
+    a = append_columns(a0, np.concatenate([vals, np.ones(mq), -np.ones(mq)]),
+                       np.concatenate([rows, q_rows, q_rows]),
+                       np.concatenate([ptr, ptr[-1] + 1 + np.arange(2 * mq)]))
     # polygon rows (LinDistFlow): branch ratings that could bind, then injections
     bottom = Triplets()
     lim = np.zeros(0, np.int64)
@@ -490,8 +504,8 @@ def _build(fd: _Feeder, model: DistFlowModel, inj: Injections, inj_pos: npt.NDAr
         _polygon(bottom, lim.size * _K, [(ip[u], one)],
                  [(iqp[poly_u], one), (iqn[poly_u], -one), (ip[u], inj.q_per_p[u])], u.size)
     n_poly = (lim.size + poly_u.size) * _K
-    a = sp.vstack([sp.hstack([a0, top.matrix(nrow0, ncol - ncol0, ncol0)]),
-                   bottom.matrix(n_poly, ncol)], format="csc")
+    if n_poly:
+        a = sp.vstack([a, bottom.matrix(n_poly, ncol)], format="csc")
     # bounds and costs
     pmin, pmax = inj.p_min_mw / base, inj.p_max_mw / base
     s_only = np.isfinite(smax)
@@ -502,21 +516,22 @@ def _build(fd: _Feeder, model: DistFlowModel, inj: Injections, inj_pos: npt.NDAr
         raise InputError("injections.s_max_mva", "is below the least |p| the injection allows",
                          row=int(np.flatnonzero(pmin > pmax)[0]))
     qmin, qmax = inj.q_min_mvar[iq] / base, inj.q_max_mvar[iq] / base
-    lb = np.r_[blk["lb"], pmin, np.maximum(qmin, 0), np.maximum(-qmax, 0)]
-    ub = np.r_[blk["ub"], pmax, np.maximum(qmax, 0), np.maximum(-qmin, 0)]
+    lb = np.concatenate([blk["lb"], pmin, np.maximum(qmin, 0), np.maximum(-qmax, 0)])
+    ub = np.concatenate([blk["ub"], pmax, np.maximum(qmax, 0), np.maximum(-qmin, 0)])
     i_imp = blk["i_imp"]
     ub[i_imp], ub[i_imp + 1] = import_max / base, export_max / base
     qc = inj.q_cost_per_mvarh[iq] * base
     c = np.zeros(ncol)
     c[i_imp], c[i_imp + 1] = price_import * base, -price_export * base
-    c[ncol0:] = np.r_[inj.cost_per_mwh * base, qc, qc]
+    c[ncol0:] = np.concatenate([inj.cost_per_mwh * base, qc, qc])
     rl = np.zeros(nrow0 + n_poly)
     rl[:n] = d_p + (fd.g_sh if dc else 0.0)
     if not dc:
         rl[n:2 * n] = d_q
     ru = rl.copy()
     rl[nrow0:] = -_INF
-    ru[nrow0:] = np.repeat(np.r_[fd.rate[lim], smax[iq[poly_u]]] * _POLY, _K)
+    if n_poly:
+        ru[nrow0:] = np.repeat(np.concatenate([fd.rate[lim], smax[iq[poly_u]]]) * _POLY, _K)
     cones = _soc_cones(fd, blk, ncol, inj, iq, ip, iqp, iqn, smax) if model == "soc" else []
     layout = {"ip": ip, "iqp": iqp, "iqn": iqn, "iq": iq, "q_fixed": q_fixed, "lim": lim,
               "poly": slice(nrow0, nrow0 + lim.size * _K)}

@@ -167,15 +167,21 @@ def clear_network(
     limit = orders.price[flex].copy()
     if shed_price is not None:
         limit[is_buy[flex]] = opts["shed_price"]
-    groups, group_of = np.unique(np.c_[orders.side[flex], node[flex], limit], axis=0,
-                                 return_inverse=True)
-    group_of = group_of.ravel()
-    g_qty = np.bincount(group_of, orders.quantity[flex], len(groups)) * mw_per_unit
-    g_buy = groups[:, 0] == BUY
+    side, at = orders.side[flex], node[flex]
+    order = np.lexsort((limit, at, side))
+    new = np.ones(order.size, bool)
+    new[1:] = ((np.diff(side[order]) != 0) | (np.diff(at[order]) != 0)
+               | (np.diff(limit[order]) != 0))
+    group_of = np.empty(order.size, np.int64)
+    group_of[order] = np.cumsum(new) - 1
+    first = order[new]
+    g_qty = np.bincount(group_of, orders.quantity[flex], first.size) * mw_per_unit
+    g_buy = side[first] == BUY
+    g_node, g_price = at[first], limit[first]
     inj = Injections(
-        bus=net.bus_numbers[groups[:, 1].astype(np.int64)],
+        bus=net.bus_numbers[g_node],
         p_min_mw=np.where(g_buy, -g_qty, 0.0), p_max_mw=np.where(g_buy, 0.0, g_qty),
-        cost_per_mwh=groups[:, 2] * per_mwh, q_per_p=np.where(g_buy, tan_phi, 0.0),
+        cost_per_mwh=g_price * per_mwh, q_per_p=np.where(g_buy, tan_phi, 0.0),
     )
     res = solve_distflow(
         net, model=opts["model"], import_price_per_mwh=opts["import_price"] * per_mwh,
@@ -183,7 +189,7 @@ def clear_network(
         load_p_mw=demand, load_q_mvar=demand * tan_phi, network_loads=opts["background_load"],
     )
     # fill fraction of each group -> accepted per order
-    frac = np.clip(np.abs(res.p_inj_mw[:len(groups)]) / np.where(g_qty > 0, g_qty, 1.0), 0, 1)
+    frac = np.clip(np.abs(res.p_inj_mw[:first.size]) / np.where(g_qty > 0, g_qty, 1.0), 0, 1)
     accepted = orders.quantity.copy()
     accepted[flex] = orders.quantity[flex] * frac[group_of]
     price_p = res.price_p_per_mwh / per_mwh
