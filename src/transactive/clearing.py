@@ -28,8 +28,15 @@ from transactive.orders import BUY, OrderBatch
 __all__ = ["Clearing"]
 
 
-def _readonly(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    arr = np.array(values, dtype=np.float64, copy=True)
+def _adopt(values: npt.ArrayLike, copy: bool = True) -> npt.NDArray[np.float64]:
+    """A float64 array we own: a copy, or (``copy=False``) the array itself
+    when it is already a writeable float64 array."""
+    arr = np.array(values, dtype=np.float64, copy=True if copy else None)
+    return arr if arr.flags.writeable else arr.copy()
+
+
+def _readonly(values: npt.ArrayLike, copy: bool = True) -> npt.NDArray[np.float64]:
+    arr = _adopt(values, copy)
     arr.flags.writeable = False
     return arr
 
@@ -71,24 +78,33 @@ class Clearing:
         payment: npt.ArrayLike | None = None,
         node_price: npt.ArrayLike | None = None,
         info: dict[str, Any] | None = None,
+        copy: bool = True,
     ) -> Clearing:
         """Assemble a clearing; ``payment`` defaults to ``side * accepted * price``.
 
         ``price`` is the per-unit price of each order; it is set to ``nan``
-        where nothing is accepted.
+        where nothing is accepted. With ``copy=False`` the float64 arrays
+        passed in are adopted (made read-only) instead of copied: for
+        mechanisms handing over arrays they built and will not touch again.
         """
-        acc = np.asarray(accepted, dtype=np.float64)
-        unit = np.where(acc > 0, np.asarray(price, dtype=np.float64), np.nan)
+        acc = _readonly(accepted, copy)
+        unit = _adopt(price, copy)
+        if unit.shape != acc.shape:
+            unit = np.broadcast_to(unit, acc.shape).copy()
+        np.copyto(unit, np.nan, where=acc <= 0)
+        unit.flags.writeable = False
         if payment is None:
-            pay = np.where(acc > 0, orders.side * acc * unit, 0.0)
+            pay = orders.side * acc * unit
+            np.copyto(pay, 0.0, where=acc <= 0)
         else:
-            pay = np.asarray(payment, dtype=np.float64)
+            pay = _adopt(payment, copy)
+        pay.flags.writeable = False
         return cls(
             mechanism=mechanism,
             orders=orders,
-            accepted=_readonly(acc),
-            price=_readonly(unit),
-            payment=_readonly(pay),
+            accepted=acc,
+            price=unit,
+            payment=pay,
             clearing_price=float(clearing_price),
             node_price=None if node_price is None else _readonly(node_price),
             info=MappingProxyType(dict(info or {})),

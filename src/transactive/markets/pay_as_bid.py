@@ -83,5 +83,6 @@ def clear_pay_as_bid(
     sell_value = buy_value - float(payment.sum())
     return Clearing.from_allocation(
         "pay_as_bid", orders, alloc.accepted, own, buy_value / alloc.volume, payment=payment,
+        copy=False,
         info={"sell_price": sell_value / alloc.volume, "tie_break": tie_break},
     )

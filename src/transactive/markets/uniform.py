@@ -146,7 +146,7 @@ def clear_uniform(
         payment *= alloc.accepted
         payment *= price
     return Clearing.from_allocation(
-        "uniform", orders, alloc.accepted, price, price, payment=payment,
+        "uniform", orders, alloc.accepted, price, price, payment=payment, copy=False,
         info={"p_low": p_low, "p_high": p_high, "price_rule": price_rule, "k": k,
               "tie_break": tie_break},
     )
