@@ -140,6 +140,10 @@ def test_price_responsive_demand_and_shedding(net):
     assert 0 < c.accepted[0] < 1.0  # served up to the voltage limit
     assert c.price[0] == pytest.approx(3.0)  # the price rises to the value of lost load
     assert any(b.startswith("vm_min") for b in c.info["binding"])
+    # price-responsive demand keeps its own limit even with a shed price
+    c = clear_network(heavy, network=net, import_price=IMP, export_price=EXP,
+                      kw_per_unit=20_000.0, shed_price=3.0, inelastic_demand=False)
+    assert c.price[0] == pytest.approx(0.30)
 
 
 def test_ties_at_one_bus_share_pro_rata(net):

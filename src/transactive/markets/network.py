@@ -165,7 +165,7 @@ def clear_network(
     # ties share pro rata
     flex = np.flatnonzero(~fixed)
     limit = orders.price[flex].copy()
-    if shed_price is not None:
+    if shed_price is not None and opts["inelastic_demand"]:
         limit[is_buy[flex]] = opts["shed_price"]
     side, at = orders.side[flex], node[flex]
     order = np.lexsort((limit, at, side))
