@@ -18,6 +18,7 @@ from transactive.settlement import (
     Ledger,
     Settlement,
     SettlementError,
+    order_messages,
     read_journal,
     replay_journal,
     sign_orders,
@@ -191,6 +192,15 @@ def test_forged_signatures_and_replayed_nonces_are_detected(journal_path: Path) 
     replayed = sign_reading(meter, "m0", 0, 5, nonce=0, timestamp_ms=1)  # nonce 0 was used
     _forge(path2, "readings", {"readings": [replayed.to_row()]})
     assert "nonce 0 of meter 'm0' was used before" in verify_journal(path2).reason
+
+
+def test_signed_order_bytes_are_the_documented_canonical_json() -> None:
+    ob = OrderBatch(id=["o1", "o2"], participant=['qu"ote', "ümlaut"], side=["buy", "sell"],
+                    price=[0.1 + 0.2, -1e-7], quantity=[3.0, 123456.789])
+    expected = [json.dumps(["transactive.order.v1", 4, i, p, s, pr, q], separators=(",", ":"))
+                .encode() for i, p, s, pr, q in (("o1", 'qu"ote', 1, 0.1 + 0.2, 3.0),
+                                                 ("o2", "ümlaut", -1, -1e-7, 123456.789))]
+    assert order_messages(4, ob) == expected
 
 
 def test_orders_are_verified_before_acceptance(tmp_path: Path) -> None:
