@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import json
 import os
-from json.encoder import encode_basestring_ascii as _json_str
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from json.encoder import encode_basestring_ascii as _json_str
 from typing import Any
 
 import numpy as np
