@@ -90,6 +90,21 @@ def test_worked_example_by_hand() -> None:
     assert s.reconciliation().is_ok
 
 
+def test_prices_may_differ_per_participant() -> None:
+    """Per-participant tariffs: c imports 1 kWh at 0.40, d at 0.25; a and b stay on plan."""
+    lines = compute_lines(0, _worked_clearing(), list("abcd"), [3.0, 1.0, -1.5, -0.5],
+                          IntervalPrices([0.3, 0.3, 0.40, 0.25], 0.05))
+    assert lines.utility_wh.tolist() == [0, 0, 1000, 1000]
+    assert lines.utility_price_per_kwh.tolist() == [0.05, 0.05, 0.40, 0.25]
+    assert lines.utility_cents.tolist() == [0, 0, 40, 25]
+    with pytest.raises(InputError, match="one price per participant"):
+        compute_lines(0, _worked_clearing(), list("abcd"), [0.0] * 4,
+                      IntervalPrices([0.3, 0.3], 0.05))
+    with pytest.raises(InputError, match="must be finite") as err:
+        IntervalPrices([0.3, np.inf], 0.05)
+    assert err.value.row == 1
+
+
 def test_locational_grid_fee_is_the_bus_pair_price_difference() -> None:
     """A seller at bus 0 (0.10/kWh) sells 2 kWh to a buyer at bus 1 (0.30/kWh) at a
     system price of 0.20: together they pay (0.30 - 0.10) * 2 = 40 cents."""

@@ -130,32 +130,56 @@ def largest_remainder(x: npt.ArrayLike, total: int | None = None) -> npt.NDArray
     return out
 
 
+Price = float | npt.NDArray[np.float64]
+_PRICE_FIELDS = ("retail_price_per_kwh", "feed_in_price_per_kwh", "grid_fee_per_kwh",
+                 "imbalance_penalty_per_kwh")
+
+
 @dataclass(frozen=True)
 class IntervalPrices:
-    """The prices of one interval (currency per kWh)."""
+    """The prices of one interval (currency per kWh).
 
-    retail_price_per_kwh: float
-    feed_in_price_per_kwh: float
-    grid_fee_per_kwh: float = 0.0
-    imbalance_penalty_per_kwh: float = 0.0
+    Each is one number for everyone, or an array with one price per
+    participant (e.g. different tariffs), in the order of ``participants``.
+    """
+
+    retail_price_per_kwh: Price
+    feed_in_price_per_kwh: Price
+    grid_fee_per_kwh: Price = 0.0
+    imbalance_penalty_per_kwh: Price = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("retail_price_per_kwh", "feed_in_price_per_kwh", "grid_fee_per_kwh",
-                     "imbalance_penalty_per_kwh"):
+        for name in _PRICE_FIELDS:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float | np.number) \
-                    or not math.isfinite(value):
-                raise InputError(name, f"must be a finite number, got {value!r}")
+            try:
+                arr = np.array(value, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise InputError(name, f"must be a number or an array, got {value!r}") from None
+            if isinstance(value, bool) or arr.ndim > 1:
+                raise InputError(name, f"must be a number or a 1-d array, got {value!r}")
+            bad = np.flatnonzero(~np.isfinite(arr.reshape(-1)))
+            if bad.size:
+                raise InputError(name, "must be finite", row=int(bad[0]) if arr.ndim else None)
+            arr.flags.writeable = False
+            object.__setattr__(self, name, float(arr) if arr.ndim == 0 else arr)
+
+    def check_size(self, n: int) -> None:
+        """Raise InputError if a per-participant price array is not of length ``n``."""
+        for name in _PRICE_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, np.ndarray) and value.shape != (n,):
+                raise InputError(name, f"must have one price per participant ({n}), "
+                                 f"got {value.shape[0]}")
 
     @property
-    def short_price_per_kwh(self) -> float:
+    def short_price_per_kwh(self) -> Price:
         """What a shortfall (consumed more than planned) pays per kWh."""
-        return float(self.retail_price_per_kwh + self.imbalance_penalty_per_kwh)
+        return self.retail_price_per_kwh + self.imbalance_penalty_per_kwh
 
     @property
-    def long_price_per_kwh(self) -> float:
+    def long_price_per_kwh(self) -> Price:
         """What a surplus (consumed less than planned) earns per kWh."""
-        return float(self.feed_in_price_per_kwh - self.imbalance_penalty_per_kwh)
+        return self.feed_in_price_per_kwh - self.imbalance_penalty_per_kwh
 
 
 #: Columns of a statement, one row per participant and interval.
@@ -279,7 +303,9 @@ def compute_lines(interval: int, clearing: Clearing | None, participants: npt.Ar
 
     energy_raw: npt.NDArray[np.float64] = np.zeros(n)
     payment: npt.NDArray[np.float64] = np.zeros(n)
-    fee_rate = np.full(n, float(prices.grid_fee_per_kwh))
+    prices.check_size(n)
+    fee_rate = np.broadcast_to(np.asarray(prices.grid_fee_per_kwh, dtype=np.float64),
+                               (n,)).copy()
     if clearing is not None and len(clearing.orders):
         orders = clearing.orders
         idx = pd.Index(labels).get_indexer(orders.participant)

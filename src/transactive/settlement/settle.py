@@ -43,6 +43,7 @@ from transactive.settlement.rules import (
     GridFeeMode,
     IntervalLines,
     IntervalPrices,
+    Price,
     check_interval,
     compute_lines,
     line_transfers,
@@ -191,10 +192,10 @@ class Settlement:
         participants: npt.ArrayLike,
         metered_kwh: npt.ArrayLike,
         *,
-        retail_price_per_kwh: float,
-        feed_in_price_per_kwh: float,
-        grid_fee_per_kwh: float = 0.0,
-        imbalance_penalty_per_kwh: float = 0.0,
+        retail_price_per_kwh: Price,
+        feed_in_price_per_kwh: Price,
+        grid_fee_per_kwh: Price = 0.0,
+        imbalance_penalty_per_kwh: Price = 0.0,
         planned_kwh: npt.ArrayLike | None = None,
         carbon_cost: npt.ArrayLike | None = None,
     ) -> IntervalSettlement:
@@ -203,7 +204,9 @@ class Settlement:
         ``participants`` (labels) and ``metered_kwh`` (net import, kWh) are
         parallel arrays over everyone settled in the interval; ``planned_kwh``
         (same shape) is each participant's planned position (default: metered,
-        so no imbalance); ``carbon_cost`` a carbon charge in currency. Returns
+        so no imbalance); ``carbon_cost`` a carbon charge in currency. Prices
+        are per kWh: one number, or an array with one price per participant
+        (tariffs). Returns
         after the ledger commit (or, inside :meth:`batch`, at once; the batch
         commits when it ends). Raises :class:`SettlementError` if the ledger
         refuses the interval.
