@@ -243,6 +243,10 @@ def test_keys_cannot_be_silently_replaced(tmp_path: Path) -> None:
         assert journal.register_participants({"x": public_key_hex(a)}) == 1  # same key: no-op
         with pytest.raises(InputError, match="already has a different key"):
             journal.register_participants({"x": b.public_key()})
+    _forge(tmp_path / "j.jsonl", "keys", {"role": "participant",
+                                         "keys": [["x", public_key_hex(b)]]})
+    assert verify_journal(tmp_path / "j.jsonl").reason == (
+        "participant 'x' already has a different key")
 
 
 def test_reopening_truncates_a_torn_tail_and_refuses_other_damage(journal_path: Path) -> None:

@@ -203,10 +203,13 @@ def _check_content(chain: _Chain, rec: JournalRecord, workers: int | None) -> No
         if rec.kind == "keys":
             if b["role"] not in chain.keys:
                 raise ValueError(f"unknown key role {b['role']!r}")
+            known = chain.keys[b["role"]]
             for owner, key in b["keys"]:
-                public_key(key)
                 if not isinstance(owner, str | int):
                     raise ValueError(f"bad key owner {owner!r}")
+                old = known.get(str(owner))
+                if old is not None and public_key_hex(old) != public_key_hex(public_key(key)):
+                    raise ValueError(f"{b['role']} {owner!r} already has a different key")
         elif rec.kind == "orders":
             cols: dict[str, Any] = {k: np.asarray(v) for k, v in b["orders"].items()}
             orders = OrderBatch(**cols)
