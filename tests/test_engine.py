@@ -10,7 +10,9 @@ from transactive.sim import Scenario, read_results, simulate, write_results
 
 
 def _scenario(**over):
-    data = {"community": {"households": 20}, "time": {"days": 2}, "seed": 7}
+    """A small run of a plain double auction (override any dotted field)."""
+    data = {"community": {"households": 20}, "time": {"days": 2}, "seed": 7,
+            "market": {"mechanism": "uniform"}}
     for dotted, value in over.items():
         section, _, key = dotted.partition(".")
         data.setdefault(section, {})[key] = value
@@ -86,6 +88,19 @@ def test_designs_and_strategies_balance(mechanism, strategy):
         assert (r.households["gain"] >= -1e-9).all()
     physical = r.intervals[["grid_import_kwh", "grid_export_kwh"]].sum()
     assert physical["grid_import_kwh"] > 0
+
+
+def test_network_design_records_nodes_and_stays_within_the_voltage_band():
+    r = simulate(_scenario(**{"market.mechanism": "network", "time.days": 1,
+                              "grid.kw_per_unit": 60.0}))
+    _check_balances(r)
+    nodes = r.nodes
+    assert nodes is not None
+    assert len(nodes) == 96 * 33
+    grid = r.scenario.grid
+    assert nodes["vm_pu"].between(grid.vm_min_pu - 1e-6, grid.vm_max_pu + 1e-6).all()
+    assert r.intervals["n_binding"].sum() > 0  # a loaded feeder binds somewhere
+    assert r.intervals["curtailed_kwh"].sum() > 0
 
 
 def test_record_levels():

@@ -9,7 +9,7 @@ import numpy.typing as npt
 
 from transactive.sim.engine import SimulationResult
 
-__all__ = ["gini", "lorenz_curve", "summary"]
+__all__ = ["fair_share_gains", "gini", "lorenz_curve", "summary"]
 
 
 def lorenz_curve(values: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -51,6 +51,13 @@ def gini(values: npt.ArrayLike) -> float:
     return float((2 * np.dot(ranks, v)) / (n * v.sum()) - (n + 1) / n)
 
 
+def fair_share_gains(gains: npt.ArrayLike, tol: float = 1e-9) -> npt.NDArray[np.float64] | None:
+    """``gains`` with rounding noise below ``tol`` clipped to 0, or None when
+    someone really lost (then a Lorenz curve or Gini of gains is undefined)."""
+    g = np.asarray(gains, dtype=np.float64)
+    return np.clip(g, 0.0, None) if (g > -tol).all() else None
+
+
 def summary(result: SimulationResult) -> dict[str, Any]:
     """The key figures of a run, as plain numbers (money in tariff currency)."""
     iv, hh = result.intervals, result.households
@@ -61,6 +68,7 @@ def summary(result: SimulationResult) -> dict[str, Any]:
     load, pv = float(iv["load_kwh"].sum()), float(iv["pv_kwh"].sum())
     baseline, p2p = float(hh["bill_baseline"].sum()), float(hh["bill_p2p"].sum())
     gains = hh["gain"].to_numpy()
+    fair = fair_share_gains(gains)
     return {
         "households": len(hh),
         "intervals": len(iv),
@@ -86,5 +94,5 @@ def summary(result: SimulationResult) -> dict[str, Any]:
         "operator_surplus": float(iv["operator_surplus"].sum()),
         "households_better_off": int((gains > 1e-9).sum()),
         "households_worse_off": int((gains < -1e-9).sum()),
-        "gini_of_gains": gini(gains) if (gains >= 0).all() else float("nan"),
+        "gini_of_gains": np.nan if fair is None else gini(fair),
     }

@@ -15,7 +15,8 @@ import pandas as pd
 from matplotlib import rc_context
 from matplotlib.figure import Figure
 
-from transactive.analysis.metrics import gini, lorenz_curve, summary
+from transactive.analysis.feeder_map import feeder_figure
+from transactive.analysis.metrics import fair_share_gains, gini, lorenz_curve, summary
 from transactive.sim.engine import SimulationResult
 
 __all__ = ["REPORT_FILE", "render_comparison", "render_report", "write_comparison", "write_report"]
@@ -156,14 +157,15 @@ def _bills_section(result: SimulationResult) -> str:
 
 def _fairness_section(result: SimulationResult) -> str:
     gains = result.households["gain"].to_numpy()
+    fair = fair_share_gains(gains)
     fig = Figure(figsize=(10.0, 3.4), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     ax1.hist(gains, bins=min(30, max(5, len(gains) // 3)), color=_COLORS["p2p"])
     ax1.set_xlabel("gain from the P2P market")
     ax1.set_ylabel("households")
-    if (gains >= 0).all():
-        x, y = lorenz_curve(gains)
-        ax2.plot(x, y, color=_COLORS["p2p"], label=f"gains (Gini {gini(gains):.2f})")
+    if fair is not None:
+        x, y = lorenz_curve(fair)
+        ax2.plot(x, y, color=_COLORS["p2p"], label=f"gains (Gini {gini(fair):.2f})")
         ax2.plot([0, 1], [0, 1], color="grey", lw=0.6, ls="--", label="equal split")
         ax2.set_xlabel("share of households")
         ax2.set_ylabel("share of total gain")
@@ -176,8 +178,47 @@ def _fairness_section(result: SimulationResult) -> str:
            "P2P bill) and its Lorenz curve.</p>" + note + _svg(fig)
 
 
+def _grid_section(result: SimulationResult) -> str:
+    nodes = result.nodes
+    network = result.scenario.grid.network()
+    if nodes is None or network is None:
+        return ""
+    grid = result.scenario.grid
+    by_bus = nodes.groupby("bus")
+    mean_price = by_bus["price"].mean().to_numpy()
+    vm_min, vm_max = by_bus["vm_pu"].min().to_numpy(), by_bus["vm_pu"].max().to_numpy()
+    at_limit = (vm_max >= grid.vm_max_pu - 1e-6) | (vm_min <= grid.vm_min_pu + 1e-6)
+    fig = feeder_figure(network, [
+        ("mean nodal price per kWh", mean_price, "viridis"),
+        ("highest voltage (pu)", vm_max, "coolwarm"),
+        ("lowest voltage (pu)", vm_min, "coolwarm"),
+    ], marked=at_limit, marked_label="voltage limit bound")
+
+    iv = _coarse(result.intervals)
+    fig2, ax = _figure(10.0, 2.8)
+    ax.plot(iv["start"], iv["vm_max_pu"], color=_COLORS["retail"], lw=0.8, label="highest")
+    ax.plot(iv["start"], iv["vm_min_pu"], color=_COLORS["feed_in"], lw=0.8, label="lowest")
+    for limit in (grid.vm_min_pu, grid.vm_max_pu):
+        ax.axhline(limit, color="black", lw=0.6, ls="--")
+    ax.set_ylabel("feeder voltage (pu)")
+    ax2 = ax.twinx()
+    ax2.fill_between(iv["start"], iv["curtailed_kwh"], step="post", color=_COLORS["pv"],
+                     alpha=0.5, label="PV curtailed")
+    ax2.set_ylabel("curtailed kWh per interval")
+    ax.legend(loc="upper left", fontsize=8)
+    ax2.legend(loc="upper right", fontsize=8)
+    bound = int((result.intervals["n_binding"] > 0).sum())
+    return (f"<h2>Grid</h2><p>The community on the {html.escape(network.name or grid.case)} "
+            f"feeder ({network.n_bus} buses), each simulated kW standing for "
+            f"{grid.kw_per_unit:g} kW on the feeder. Network limits bound in {bound} of "
+            f"{len(result.intervals)} intervals; buses ringed in red reached a voltage limit "
+            f"({grid.vm_min_pu:g}–{grid.vm_max_pu:g} pu) at least once, where the nodal price "
+            f"falls (overvoltage from PV) or rises (undervoltage) and PV may be curtailed.</p>"
+            + _svg(fig) + _svg(fig2))
+
+
 SECTIONS: tuple[Section, ...] = (
-    _summary_section, _prices_section, _energy_section, _battery_section,
+    _summary_section, _prices_section, _energy_section, _grid_section, _battery_section,
     _bills_section, _fairness_section,
 )
 
@@ -247,10 +288,10 @@ def render_comparison(runs: dict[str, SimulationResult]) -> str:
     ax1.set_ylabel("community savings")
     ax1.tick_params(axis="x", labelrotation=30)
     for name, r in runs.items():
-        gains = r.households["gain"].to_numpy()
-        if (gains >= 0).all():
-            x, y = lorenz_curve(gains)
-            ax2.plot(x, y, label=f"{name} (Gini {gini(gains):.2f})")
+        fair = fair_share_gains(r.households["gain"])
+        if fair is not None:
+            x, y = lorenz_curve(fair)
+            ax2.plot(x, y, label=f"{name} (Gini {gini(fair):.2f})")
     ax2.plot([0, 1], [0, 1], color="grey", lw=0.6, ls="--")
     ax2.set_xlabel("share of households")
     ax2.set_ylabel("share of total gain")

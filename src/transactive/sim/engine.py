@@ -55,6 +55,7 @@ class SimulationResult:
     household_days: pd.DataFrame
     household_intervals: pd.DataFrame | None = None
     orders: pd.DataFrame | None = None
+    nodes: pd.DataFrame | None = None
     elapsed_s: float = field(default=0.0, compare=False)
 
 
@@ -103,7 +104,7 @@ def simulate(
         "price", "volume_kwh", "welfare", "n_buy", "n_sell", "load_kwh", "pv_kwh",
         "charge_kwh", "discharge_kwh", "soc_kwh", "import_kwh", "export_kwh",
         "operator_surplus", "counterparty_kwh", "curtailed_kwh", "grid_import_kwh",
-        "grid_export_kwh", "utility_revenue", "baseline_cost", "p2p_cost")}
+        "grid_export_kwh", "utility_revenue", "baseline_cost", "p2p_cost", "n_binding")}
     day_keys = ("bill_p2p", "bill_baseline", "bought_kwh", "sold_kwh", "import_kwh",
                 "export_kwh", "load_kwh", "pv_kwh")
     days = {name: np.zeros((n_days, n)) for name in day_keys}
@@ -111,6 +112,8 @@ def simulate(
     hh = {name: np.zeros((periods, n), dtype=np.float32)
           for name in ("net_kwh", "bought_kwh", "sold_kwh", "soc_kwh")} if keep_households else {}
     order_parts: list[tuple[npt.NDArray, ...]] = []
+    node_price: npt.NDArray[np.float64] | None = None
+    node_vm: npt.NDArray[np.float64] | None = None
 
     for t in range(periods):
         load_kw = community.load_kw[t].astype(np.float64)
@@ -170,6 +173,14 @@ def simulate(
         iv["baseline_cost"][t] = baseline.sum()
         iv["p2p_cost"][t] = bill.sum()
 
+        if clearing.node_price is not None and "vm_pu" in clearing.info:
+            if node_price is None or node_vm is None:
+                node_price = np.zeros((periods, clearing.node_price.size))
+                node_vm = np.zeros_like(node_price)
+            node_price[t] = clearing.node_price
+            node_vm[t] = clearing.info["vm_pu"]
+            iv["n_binding"][t] = len(clearing.info["binding"])
+
         d = t // ppd
         for name, values in (("bill_p2p", bill), ("bill_baseline", baseline),
                              ("bought_kwh", bought), ("sold_kwh", sold),
@@ -193,8 +204,20 @@ def simulate(
                               "retail_price": retail, "feed_in_price": feed_in})
     for name, values in iv.items():
         intervals[name] = values
-    intervals["n_buy"] = intervals["n_buy"].astype(np.int64)
-    intervals["n_sell"] = intervals["n_sell"].astype(np.int64)
+    for name in ("n_buy", "n_sell", "n_binding"):
+        intervals[name] = intervals[name].astype(np.int64)
+    node_frame = None
+    if node_price is not None and node_vm is not None:
+        intervals["vm_min_pu"] = node_vm.min(axis=1)
+        intervals["vm_max_pu"] = node_vm.max(axis=1)
+        if keep_households:
+            n_bus = node_price.shape[1]
+            node_frame = pd.DataFrame({
+                "interval": np.repeat(np.arange(periods), n_bus),
+                "bus": np.tile(np.arange(n_bus), periods),
+                "price": node_price.ravel(),
+                "vm_pu": node_vm.ravel(),
+            })
 
     day_frame = pd.DataFrame({
         "day": np.repeat(np.arange(n_days), n),
@@ -225,6 +248,7 @@ def simulate(
         household_days=day_frame,
         household_intervals=hh_frame,
         orders=order_frame,
+        nodes=node_frame,
         elapsed_s=time.perf_counter() - started,
     )
 

@@ -82,6 +82,10 @@ class MarketSession:
             if network is None:
                 raise InputError("grid.case", f"market design {self.name!r} needs a network")
             self._options["network"] = network
+        if "kw_per_unit" in self._takes:
+            self._options["kw_per_unit"] = scenario.grid.kw_per_unit
+        if "shed_price" in self._takes:
+            self._options["shed_price"] = scenario.grid.value_of_lost_load_per_kwh
 
     @property
     def pool(self) -> Pool | None:

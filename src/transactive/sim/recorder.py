@@ -5,14 +5,23 @@
 ==================== =========================================================
 table                rows and columns
 ==================== =========================================================
-run                  ``key, value``: ``scenario`` (JSON), ``version``, ``record``
+run                  ``key, value``: ``scenario`` (JSON), ``version``
 intervals            one per interval: ``interval, start`` (ISO 8601),
-                     ``retail_price, feed_in_price`` (per kWh), ``price`` (P2P
-                     clearing price, NULL without trade), ``volume_kwh,
-                     welfare, n_buy, n_sell, load_kwh, pv_kwh, charge_kwh,
+                     ``retail_price, feed_in_price`` (per kWh), ``price`` (the
+                     market's price, at the substation for design 'network';
+                     NULL without trade), ``volume_kwh`` (bought), ``welfare,
+                     n_buy, n_sell, load_kwh, pv_kwh, charge_kwh,
                      discharge_kwh, soc_kwh`` (fleet total at the end),
-                     ``import_kwh, export_kwh, operator_surplus,
-                     baseline_cost, p2p_cost`` (community totals)
+                     ``import_kwh, export_kwh`` (households' trade with the
+                     utility at the tariff), ``operator_surplus`` (payments
+                     less what the market paid the utility),
+                     ``counterparty_kwh`` (energy a pool or the substation
+                     supplied inside the market), ``curtailed_kwh``,
+                     ``grid_import_kwh, grid_export_kwh`` (physical exchange
+                     at the community's connection), ``utility_revenue,
+                     baseline_cost, p2p_cost`` (sum of bills), ``n_binding``
+                     (binding network limits); with a network market also
+                     ``vm_min_pu, vm_max_pu``
 households           one per household: ``household, node, annual_kwh, pv_kw,
                      battery_kwh, battery_kw`` and run totals ``bill_p2p,
                      bill_baseline, bought_kwh, sold_kwh, import_kwh,
@@ -23,7 +32,13 @@ household_intervals  one per (interval, household): ``net_kwh, bought_kwh,
 orders               one per order: ``interval, id, household, side`` (+1 buy,
                      -1 sell), ``limit_price, quantity, accepted, price,
                      payment`` (record level 'orders')
+nodes                one per (interval, bus) with a network market: ``bus``
+                     (position), ``price`` (nodal price per kWh), ``vm_pu``
 ==================== =========================================================
+
+Identities that hold in every interval: ``load + charge - pv - discharge =
+import - export + counterparty - curtailed`` (energy) and ``p2p_cost =
+operator_surplus + utility_revenue`` (money).
 
 Money is in the tariff's currency, energy in kWh.
 """
@@ -45,7 +60,8 @@ from transactive.sim.scenario import Scenario
 __all__ = ["RESULTS_FILE", "read_results", "write_results"]
 
 RESULTS_FILE = "results.sqlite"
-_TABLES = ("intervals", "households", "household_days", "household_intervals", "orders")
+_TABLES = ("intervals", "households", "household_days", "household_intervals", "orders",
+           "nodes")
 
 
 def write_results(result: SimulationResult, run_dir: str | PathLike[str]) -> Path:
@@ -99,4 +115,5 @@ def read_results(run_dir: str | PathLike[str]) -> SimulationResult:
         household_days=frames["household_days"],  # type: ignore[arg-type]
         household_intervals=frames["household_intervals"],
         orders=frames["orders"],
+        nodes=frames["nodes"],
     )

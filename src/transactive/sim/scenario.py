@@ -28,7 +28,8 @@ from transactive.timeline import Timeline
 __all__ = ["ENGINE_OPTIONS", "Scenario", "load_scenario", "scenario_template"]
 
 #: Mechanism options the engine supplies every interval (a scenario may not set them).
-ENGINE_OPTIONS = frozenset({"rng", "pool", "import_price", "export_price", "dt_h", "network"})
+ENGINE_OPTIONS = frozenset({"rng", "pool", "import_price", "export_price", "dt_h", "network",
+                            "kw_per_unit", "shed_price"})
 
 
 class _Section(BaseModel):
@@ -149,7 +150,11 @@ class PoolConfig(_Section):
 class MarketConfig(_Section):
     """The market design and how participants bid."""
 
-    mechanism: str = Field("uniform", description="A registered mechanism name.")
+    mechanism: str = Field(
+        "network",
+        description="A registered mechanism name: 'network' (nodal prices through the feeder), "
+        "'uniform', 'pay_as_bid', 'book', 'amm', 'vcg', 'mcafee', ...",
+    )
     strategy: Literal["truthful", "zic"] = Field(
         "truthful",
         description="'truthful' bids marginal values; 'zic' is zero-intelligence-constrained.",
@@ -181,6 +186,23 @@ class GridConfig(_Section):
         "over its buses; design 'network' clears through it.",
     )
 
+    vm_min_pu: float = Field(
+        0.95, gt=0.5, lt=1.0, description="Lowest voltage allowed at any bus (per unit)."
+    )
+    vm_max_pu: float = Field(
+        1.05, gt=1.0, lt=1.5, description="Highest voltage allowed at any bus (per unit)."
+    )
+    kw_per_unit: float = Field(
+        30.0, gt=0,
+        description="How many kW on the feeder one simulated household's kW stands for: the "
+        "community is a sample of the feeder's customers (design 'network').",
+    )
+    value_of_lost_load_per_kwh: float = Field(
+        10.0, gt=0,
+        description="Price at which the network market sheds demand it cannot serve "
+        "within the limits (design 'network').",
+    )
+
     @field_validator("case")
     @classmethod
     def _exists(cls, value: str) -> str:
@@ -189,8 +211,12 @@ class GridConfig(_Section):
         return value
 
     def network(self) -> Network | None:
-        """The feeder, or None for a copper plate."""
-        return None if self.case == "none" else load_case(self.case)
+        """The feeder with this section's voltage band, or None for a copper plate."""
+        if self.case == "none":
+            return None
+        net = load_case(self.case)
+        return net.replace(bus=net.bus.assign(vm_min_pu=self.vm_min_pu,
+                                              vm_max_pu=self.vm_max_pu))
 
 
 class OutputConfig(_Section):
