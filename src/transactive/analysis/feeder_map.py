@@ -81,7 +81,8 @@ def feeder_figure(network: Network, panels: list[tuple[str, npt.ArrayLike, str]]
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     ring = None if marked is None else np.asarray(marked, dtype=bool)
     for ax, (title, values, cmap) in zip(axes, panels, strict=True):
-        ax.add_collection(LineCollection(segments, colors="#999999", linewidths=1.2, zorder=1))
+        ax.add_collection(LineCollection(list(segments), colors="#999999", linewidths=1.2,
+                                         zorder=1))
         kwargs: dict[str, Any] = {"c": np.asarray(values, dtype=np.float64), "cmap": cmap,
                                   "s": 60, "zorder": 2, "edgecolors": "black",
                                   "linewidths": 0.4}
