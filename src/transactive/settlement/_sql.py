@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -73,37 +74,45 @@ _INIT_STATE = (
 GENESIS = "0" * 64
 
 
-class Store:
+class Store(ABC):
     """One connection to a ledger database (not shared between threads)."""
 
     dialect: str = ""
     location: str = ""
 
+    @abstractmethod
     def begin_write(self) -> None:
         """Start a transaction holding the single-writer lock."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def begin_read(self) -> None:
         """Start a transaction that sees one consistent snapshot."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def commit(self) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def rollback(self) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        ...
 
     def create_schema(self, triggers: Sequence[str]) -> None:
         self.begin_write_unlocked()
