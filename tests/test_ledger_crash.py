@@ -154,7 +154,8 @@ def test_sigkill_at_100_random_points_loses_nothing_acknowledged(tmp_path: Path)
     acked_until = 0                      # intervals [0, acked_until) are acknowledged
     begun: set[tuple[int, int]] = set()
     stats = {"killed mid-batch": 0, "journal ahead of ledger": 0, "torn journal tail": 0,
-             "batches acknowledged": 0, "full verifications": 0}
+             "batches acknowledged": 0, "full verifications": 0,
+             "committed, not acknowledged": 0}
     try:
         assert lines.next(120) == "UP", errors.read_text()
         for round_no in range(KILLS):
@@ -198,6 +199,8 @@ def test_sigkill_at_100_random_points_loses_nothing_acknowledged(tmp_path: Path)
                 want = frozenset().union(*(expected_ids(j) for j in range(k, k + n)))
                 got = len(want & present)
                 assert got in (0, len(want)), f"batch {k}..{k + n - 1} is half applied"
+            if open_batch is not None:
+                stats["committed, not acknowledged"] += expected_ids(open_batch[0]) <= present
             journal_bytes = (tmp_path / JOURNAL_FILE).read_bytes()
             stats["torn journal tail"] += not journal_bytes.endswith(b"\n")
             stats["journal ahead of ledger"] += journal_bytes.count(b"\n") > cursor
