@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from transactive.errors import InputError
 from transactive.grid import matrices
@@ -219,3 +221,123 @@ def test_from_pandapower_leaves_net_unchanged() -> None:
     net = from_pandapower(pp_net)
     assert set(pp_net.keys()) == before
     assert net.bus_numbers.tolist() == list(range(1, 10))
+
+
+# ------------------------------------------------------------------ matrices
+def naive_flows(net: Network, injection_mw: np.ndarray, out: int = -1) -> np.ndarray:
+    """DC flows by a dense solve, branch ``out`` switched off (reference slack)."""
+    on = net.branch["in_service"].to_numpy().copy()
+    if out >= 0:
+        on[out] = False
+    f, t = net.from_position, net.to_position
+    b = np.where(on, 1 / (net.branch["x_pu"] * net.branch["tap"]).to_numpy(), 0.0)
+    bus_b = np.zeros((net.n_bus, net.n_bus))
+    np.add.at(bus_b, (f, f), b)
+    np.add.at(bus_b, (t, t), b)
+    np.add.at(bus_b, (f, t), -b)
+    np.add.at(bus_b, (t, f), -b)
+    keep = np.arange(net.n_bus) != net.ref_position
+    theta = np.zeros(net.n_bus)
+    theta[keep] = np.linalg.solve(bus_b[np.ix_(keep, keep)], injection_mw[keep])
+    return b * (theta[f] - theta[t])
+
+
+def test_b_matrices_and_incidence() -> None:
+    net = load_case("case14")
+    a = matrices.incidence(net).toarray()
+    assert np.all(a.sum(axis=1) == 0)
+    assert np.all(np.abs(a).sum(axis=1) == 2)
+    b = matrices.bbus(net)
+    np.testing.assert_allclose(b.sum(axis=1), 0, atol=1e-9)
+    np.testing.assert_allclose((b - b.T).toarray(), 0)
+    bf = matrices.bf(net).toarray()
+    np.testing.assert_allclose(a.T @ bf, b.toarray())
+    off = net.replace(branch=net.branch.assign(in_service=[False] + [True] * 19))
+    assert not matrices.incidence(off).toarray()[0].any()
+
+
+@pytest.mark.parametrize("name", ["case9", "case30", "case118"])
+def test_ptdf_matches_naive_power_flow(name: str) -> None:
+    net = load_case(name)
+    h = matrices.ptdf(net)
+    rng = np.random.default_rng(1)
+    inj = rng.normal(size=net.n_bus)
+    inj[net.ref_position] -= inj.sum()
+    np.testing.assert_allclose(h @ inj, naive_flows(net, inj), atol=1e-9)
+    # a different single slack or a distributed one gives the same flows for a
+    # balanced injection, and no flow for the slack's own withdrawal pattern
+    w = rng.uniform(size=net.n_bus)
+    hd = matrices.ptdf(net, slack=w)
+    np.testing.assert_allclose(hd @ inj, h @ inj, atol=1e-9)
+    np.testing.assert_allclose(hd @ (w / w.sum()), 0, atol=1e-12)
+    h5 = matrices.ptdf(net, slack=int(net.bus_numbers[4]))
+    np.testing.assert_allclose(h5[:, 4], 0, atol=1e-12)
+
+
+def test_lodf_matches_outage_power_flows() -> None:
+    net = load_case("case30")
+    lo = matrices.lodf(net)
+    rng = np.random.default_rng(2)
+    inj = rng.normal(size=net.n_bus)
+    inj[net.ref_position] -= inj.sum()
+    base = naive_flows(net, inj)
+    for k in range(net.n_branch):
+        if lo.islanding[k]:
+            assert np.all(lo.matrix[:, k] == 0)
+            assert len(net.replace(branch=net.branch.assign(
+                in_service=np.arange(net.n_branch) != k)).islands()) == 2
+            continue
+        after = naive_flows(net, inj, out=k)
+        np.testing.assert_allclose(base + lo.matrix[:, k] * base[k], after, atol=1e-9)
+    assert np.isfinite(lo.matrix).all()
+
+
+def test_radial_branches_are_the_bridges() -> None:
+    for name in ("case9", "case30", "case118", "case33bw"):
+        net = load_case(name)
+        bridges = set(matrices.radial_branches(net).tolist())
+        for k in range(net.n_branch):
+            cut = net.replace(branch=net.branch.assign(in_service=np.arange(net.n_branch) != k))
+            assert (len(cut.islands()) > 1) == (k in bridges), (name, k)
+    # parallel branches are not bridges
+    par = Network(bus={"bus": [1, 2], "type": [3, 1]},
+                  branch={"from_bus": [1, 2], "to_bus": [2, 1], "x_pu": [0.1, 0.2]},
+                  gen={"bus": [1], "p_max_mw": [1.0]}, load={"bus": [2], "p_mw": [0.5]})
+    assert matrices.radial_branches(par).size == 0
+
+
+def test_dc_power_flow_with_phase_shifter() -> None:
+    net = small().replace(branch=small().branch.assign(shift_deg=[5.0, 0.0, 0.0]))
+    flow = matrices.DCPowerFlow(net)
+    inj = np.array([150.0, 0.0, -150.0])
+    f = flow.flows(inj)
+    # the shifter drives a loop flow; the bus balance still holds
+    np.testing.assert_allclose(matrices.incidence(net).T @ f, inj, atol=1e-9)
+    plain = matrices.DCPowerFlow(small()).flows(inj)
+    assert f[0] < plain[0]  # a positive shift at the from end pushes flow back
+    with pytest.raises(InputError, match="islands"):
+        matrices.ptdf(net.replace(branch={"from_bus": [10], "to_bus": [20], "x_pu": [0.1]}))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 9).flatmap(lambda n: st.tuples(
+    st.just(n), st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)),
+                         min_size=1, max_size=14))))
+def test_property_bridges_and_lodf_on_random_graphs(graph: tuple[int, list]) -> None:
+    n, edges = graph
+    edges = [(a, b) for a, b in edges if a != b]
+    if not edges:
+        return
+    f, t = np.array(edges).T + 1
+    net = Network(bus={"bus": np.arange(1, n + 1), "type": [3] + [1] * (n - 1)},
+                  branch={"from_bus": f, "to_bus": t, "x_pu": np.linspace(0.1, 0.3, f.size)},
+                  gen={"bus": [1], "p_max_mw": [1.0]}, load={"bus": [1], "p_mw": [0.5]})
+    n_isl = len(net.islands())
+    bridges = set(matrices.radial_branches(net).tolist())
+    for k in range(f.size):
+        cut = net.replace(branch=net.branch.assign(in_service=np.arange(f.size) != k))
+        assert (len(cut.islands()) > n_isl) == (k in bridges)
+    if n_isl == 1:
+        lo = matrices.lodf(net)
+        assert np.isfinite(lo.matrix).all()
+        assert set(np.flatnonzero(lo.islanding).tolist()) == bridges
