@@ -35,7 +35,8 @@ def test_same_seed_same_results_different_seed_differs(run):
 def _check_balances(run):
     """Energy and money balance in every interval, whatever the design."""
     iv = run.intervals
-    need = iv["load_kwh"] + iv["charge_kwh"] - iv["pv_kwh"] - iv["discharge_kwh"]
+    need = (iv["load_kwh"] - iv["unserved_kwh"] + iv["charge_kwh"] - iv["pv_kwh"]
+            - iv["discharge_kwh"])
     np.testing.assert_allclose(
         need, iv["import_kwh"] - iv["export_kwh"] + iv["counterparty_kwh"] - iv["curtailed_kwh"],
         atol=1e-9)
@@ -117,3 +118,22 @@ def test_results_store_roundtrip(run, tmp_path):
     pd.testing.assert_frame_equal(back.households, run.households, check_dtype=False)
     pd.testing.assert_series_equal(back.intervals["start"], run.intervals["start"])
     pd.testing.assert_frame_equal(back.orders, run.orders, check_dtype=False)
+
+
+def test_a_scheduled_fault_islands_the_community():
+    r = simulate(_scenario(**{"fault.start": "2026-06-01T18:00:00+02:00", "fault.hours": 6.0,
+                              "time.days": 1}))
+    _check_balances(r)
+    iv = r.intervals
+    island = iv["islanded"] == 1
+    assert island.sum() == 24
+    assert (iv.loc[island, ["import_kwh", "export_kwh", "grid_import_kwh"]] == 0).all().all()
+    # the baseline has a blackout; the island serves at least its critical load
+    assert iv.loc[island, "baseline_unserved_kwh"].sum() == pytest.approx(
+        iv.loc[island, "load_kwh"].sum())
+    served = iv.loc[island, "load_kwh"] - iv.loc[island, "unserved_kwh"]
+    assert (served >= 0.3 * iv.loc[island, "load_kwh"] - 1e-6).all()
+    # everyone trades at the island price, so its money sums to zero
+    np.testing.assert_allclose(iv.loc[island, "p2p_cost"], 0, atol=1e-9)
+    fleet = r.households["battery_kwh"].sum()
+    assert iv.loc[island, "soc_kwh"].min() >= 0.2 * fleet - 1e-6  # black-start reserve kept

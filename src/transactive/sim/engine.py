@@ -13,9 +13,17 @@ offer not accepted is PV that was curtailed, not exported; a seller's
 outside option is then inside the market, so it offers from its marginal
 cost (zero for PV) rather than from the feed-in price. An AMM's pool is a
 counterparty too: ``counterparty_kwh`` is what it (or the substation)
-supplied, so per interval ``load + charge - pv - discharge = import - export
-+ counterparty - curtailed``. ``grid_import_kwh``/``grid_export_kwh`` are the
-community's physical exchange at its connection.
+supplied. ``grid_import_kwh``/``grid_export_kwh`` are the community's
+physical exchange at its connection.
+
+During a scheduled upstream fault (``[fault]``) the community is islanded:
+its batteries form the grid, critical load is served first, and everyone
+trades at the island's scarcity price (:mod:`transactive.sim.island`). The
+utility-only baseline has a blackout then: no supply, no bill.
+
+In every interval ``load - unserved + charge - pv - discharge = import -
+export + counterparty - curtailed`` (energy) and ``p2p_cost =
+operator_surplus + utility_revenue`` (money).
 
 The baseline ("utility only") bill is the bill with the same devices and the
 same battery dispatch but no P2P market: the whole net position is imported or
@@ -33,16 +41,18 @@ import numpy.typing as npt
 import pandas as pd
 
 from transactive.agents.strategies import limit_prices, net_orders
+from transactive.clearing import Clearing
 from transactive.orders import BUY
+from transactive.sim.books import Books, IntervalOutcome
 from transactive.sim.community import Community, build_community
+from transactive.sim.island import IslandOutcome, island_window
 from transactive.sim.market import MarketSession
-from transactive.sim.scenario import Scenario
+from transactive.sim.scenario import FaultConfig, Scenario
 from transactive.timeline import Timeline
 
 __all__ = ["SimulationResult", "simulate"]
 
-_ORDER_COLUMNS = ("interval", "id", "household", "side", "limit_price", "quantity",
-                  "accepted", "price", "payment")
+FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,6 +76,157 @@ def _record_level(scenario: Scenario, timeline: Timeline) -> str:
     return "orders" if scenario.community.households * timeline.periods <= 2_000_000 else "summary"
 
 
+class _Run:
+    """The state of one run between intervals."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.timeline = timeline = scenario.time.timeline()
+        community_rng, self.strategy_rng, market_rng = _generators(scenario)
+        self.community = _community(scenario, timeline, community_rng)
+        tariff = scenario.tariff.tariff()
+        self.retail = tariff.retail_price_per_kwh(timeline)
+        self.feed_in = tariff.feed_in_price_per_kwh_series(timeline)
+        self.market = MarketSession(scenario, market_rng, self.community.node)
+        self.households = np.arange(self.community.size, dtype=np.int64)
+        self.soc = self.community.batteries.initial_soc_kwh()
+        self.fault = scenario.fault.window(timeline)
+        self.island: IslandOutcome | None = None
+
+    def interval(self, t: int) -> IntervalOutcome:
+        if t in self.fault:
+            return self._islanded(t)
+        return self._market(t)
+
+    def _market(self, t: int) -> IntervalOutcome:
+        c, dt_h = self.community, self.timeline.dt_h
+        retail, feed_in = self.retail[t], self.feed_in[t]
+        load_kw = c.load_kw[t].astype(np.float64)
+        pv_kw = c.pv_kw[t].astype(np.float64)
+        step = c.batteries.self_consumption(self.soc, load_kw - pv_kw, dt_h)
+        self.soc = step.soc_kwh
+        net_kwh = (load_kw - pv_kw + step.charge_kw - step.discharge_kw) * dt_h
+
+        floor = 0.0 if self.market.utility_inside else feed_in
+        limits = limit_prices(self.scenario.market.strategy, net_kwh > 0, retail, floor,
+                              self.strategy_rng, price_floor=floor, price_cap=retail)
+        orders = net_orders(t, net_kwh, self.households, limits)
+        cleared = self.market.clear(orders, retail, feed_in)
+        clearing = cleared.clearing
+
+        n = c.size
+        part, buy, acc = orders.participant, orders.side == BUY, clearing.accepted
+        bought: FloatArray = np.bincount(part[buy], acc[buy], minlength=n).astype(np.float64, copy=False)
+        sold: FloatArray = np.bincount(part[~buy], acc[~buy], minlength=n).astype(np.float64, copy=False)
+        paid: FloatArray = np.bincount(part, clearing.payment, minlength=n).astype(np.float64, copy=False)
+        need, spare = np.maximum(net_kwh, 0.0), np.maximum(-net_kwh, 0.0)
+        imported = np.maximum(need - bought, 0.0)
+        exported = np.maximum(spare - sold, 0.0)
+        curtailed = 0.0
+        if cleared.unmatched == "curtailed":
+            curtailed = float(exported.sum())
+            exported[:] = 0.0
+        bill = paid + imported * retail - exported * feed_in
+        baseline = need * retail - spare * feed_in
+        if cleared.grid_import_kwh is None or cleared.grid_export_kwh is None:
+            exchange = float(net_kwh.sum()) + curtailed  # a copper plate
+            grid_import, grid_export = max(exchange, 0.0), max(-exchange, 0.0)
+        else:
+            grid_import, grid_export = cleared.grid_import_kwh, cleared.grid_export_kwh
+        n_buy = int(np.count_nonzero(buy))
+        stats = {
+            "price": clearing.clearing_price, "volume_kwh": clearing.volume,
+            "welfare": clearing.welfare, "n_buy": n_buy, "n_sell": len(orders) - n_buy,
+            "charge_kwh": float(step.charge_kw.sum()) * dt_h,
+            "discharge_kwh": float(step.discharge_kw.sum()) * dt_h,
+            "import_kwh": float(imported.sum()), "export_kwh": float(exported.sum()),
+            "operator_surplus": clearing.operator_surplus - cleared.utility_cost,
+            "counterparty_kwh": cleared.counterparty_kwh, "curtailed_kwh": curtailed,
+            "grid_import_kwh": grid_import, "grid_export_kwh": grid_export,
+            "utility_revenue": float(imported.sum()) * retail - float(exported.sum()) * feed_in
+            + cleared.utility_cost,
+            "n_binding": len(clearing.info.get("binding", ())),
+        }
+        vm = clearing.info.get("vm_pu")
+        return self._outcome(
+            t, stats, net_kwh=net_kwh, bought=bought, sold=sold, imported=imported,
+            exported=exported, bill=bill, baseline=baseline, load_kw=load_kw, pv_kw=pv_kw,
+            unserved=np.zeros(n), clearing=clearing,
+            node_price=None if vm is None else clearing.node_price, vm_pu=vm,
+        )
+
+    def _islanded(self, t: int) -> IntervalOutcome:
+        c, dt_h, fault = self.community, self.timeline.dt_h, self.scenario.fault
+        window = self.fault
+        if t == window.start or self.island is None:
+            self.island = island_window(
+                load_kw=c.load_kw[window.start:window.stop].astype(np.float64),
+                pv_kw=c.pv_kw[window.start:window.stop].astype(np.float64),
+                soc_kwh=self.soc, fleet=c.batteries, dt_h=dt_h,
+                critical_share=fault.critical_share,
+                critical_value_per_kwh=fault.critical_value_per_kwh,
+                flexible_value_per_kwh=fault.flexible_value_per_kwh,
+                reserve_frac=fault.black_start_reserve,
+            )
+        isl, k = self.island, t - window.start
+        load_kw = c.load_kw[t].astype(np.float64)
+        pv_kw = c.pv_kw[t].astype(np.float64)
+        served, pv_used = isl.served_kw[k], isl.pv_used_kw[k]
+        charge, discharge = isl.charge_kw[k], isl.discharge_kw[k]
+        self.soc = isl.soc_kwh[k].copy()
+        net_kwh = (served + charge - pv_used - discharge) * dt_h
+        price = float(isl.price_per_kwh[k])
+        bought, sold = np.maximum(net_kwh, 0.0), np.maximum(-net_kwh, 0.0)
+        bill = price * net_kwh  # everyone trades at the island price; it sums to ~0
+        n = c.size
+        zero = np.zeros(n)
+        stats = {
+            "price": price, "volume_kwh": float(bought.sum()),
+            "welfare": _island_welfare(float(load_kw.sum()) * dt_h, isl, k, fault),
+            "n_buy": int(np.count_nonzero(bought > 0)), "n_sell": int(np.count_nonzero(sold > 0)),
+            "charge_kwh": float(charge.sum()) * dt_h,
+            "discharge_kwh": float(discharge.sum()) * dt_h,
+            "import_kwh": 0.0, "export_kwh": 0.0, "operator_surplus": float(bill.sum()),
+            "counterparty_kwh": float(bought.sum() - sold.sum()),
+            "curtailed_kwh": float((pv_kw - pv_used).sum()) * dt_h,
+            "baseline_unserved_kwh": float(load_kw.sum()) * dt_h,
+            "grid_import_kwh": 0.0, "grid_export_kwh": 0.0, "utility_revenue": 0.0,
+            "islanded": 1,
+        }
+        return self._outcome(
+            t, stats, net_kwh=net_kwh, bought=bought, sold=sold, imported=zero,
+            exported=zero, bill=bill, baseline=zero, load_kw=load_kw, pv_kw=pv_kw,
+            unserved=(load_kw - served) * dt_h, clearing=None, node_price=None, vm_pu=None,
+        )
+
+    def _outcome(self, t: int, stats: dict[str, float], *, net_kwh: FloatArray,
+                 bought: FloatArray, sold: FloatArray, imported: FloatArray,
+                 exported: FloatArray, bill: FloatArray, baseline: FloatArray,
+                 load_kw: FloatArray, pv_kw: FloatArray, unserved: FloatArray,
+                 clearing: Clearing | None, node_price: FloatArray | None, vm_pu: FloatArray | None,
+                 ) -> IntervalOutcome:
+        dt_h = self.timeline.dt_h
+        stats.update({
+            "load_kwh": float(load_kw.sum()) * dt_h, "pv_kwh": float(pv_kw.sum()) * dt_h,
+            "soc_kwh": float(self.soc.sum()), "unserved_kwh": float(unserved.sum()),
+            "baseline_cost": float(baseline.sum()), "p2p_cost": float(bill.sum()),
+        })
+        return IntervalOutcome(
+            net_kwh=net_kwh, bought_kwh=bought, sold_kwh=sold, import_kwh=imported,
+            export_kwh=exported, bill_p2p=bill, bill_baseline=baseline,
+            load_kwh=load_kw * dt_h, pv_kwh=pv_kw * dt_h, unserved_kwh=unserved,
+            soc_kwh=self.soc, stats=stats, clearing=clearing,
+            node_price=node_price, vm_pu=vm_pu,
+        )
+
+
+def _island_welfare(load_kwh: float, isl: IslandOutcome, k: int, fault: FaultConfig) -> float:
+    """Value of the load an island served in its ``k``-th interval."""
+    critical = fault.critical_share * load_kwh - float(isl.shed_critical_kwh[k])
+    flexible = (1 - fault.critical_share) * load_kwh - float(isl.shed_flexible_kwh[k])
+    return fault.critical_value_per_kwh * critical + fault.flexible_value_per_kwh * flexible
+
+
 def simulate(
     scenario: Scenario,
     *,
@@ -84,173 +245,17 @@ def simulate(
     (96, 6)
     """
     started = time.perf_counter()
-    timeline = scenario.time.timeline()
-    community_rng, strategy_rng, market_rng = _generators(scenario)
-    community = _community(scenario, timeline, community_rng)
-    tariff = scenario.tariff.tariff()
-    retail = tariff.retail_price_per_kwh(timeline)
-    feed_in = tariff.feed_in_price_per_kwh_series(timeline)
-    level = _record_level(scenario, timeline)
-    market = MarketSession(scenario, market_rng, community.node)
-
-    n, periods, dt_h = community.size, timeline.periods, timeline.dt_h
-    ppd = timeline.periods_per_day
-    n_days = -(-periods // ppd)
-    households = np.arange(n, dtype=np.int64)
-    fleet = community.batteries
-    soc = fleet.initial_soc_kwh()
-
-    iv = {name: np.zeros(periods) for name in (
-        "price", "volume_kwh", "welfare", "n_buy", "n_sell", "load_kwh", "pv_kwh",
-        "charge_kwh", "discharge_kwh", "soc_kwh", "import_kwh", "export_kwh",
-        "operator_surplus", "counterparty_kwh", "curtailed_kwh", "grid_import_kwh",
-        "grid_export_kwh", "utility_revenue", "baseline_cost", "p2p_cost", "n_binding")}
-    day_keys = ("bill_p2p", "bill_baseline", "bought_kwh", "sold_kwh", "import_kwh",
-                "export_kwh", "load_kwh", "pv_kwh")
-    days = {name: np.zeros((n_days, n)) for name in day_keys}
-    keep_households = level in ("orders", "households")
-    hh = {name: np.zeros((periods, n), dtype=np.float32)
-          for name in ("net_kwh", "bought_kwh", "sold_kwh", "soc_kwh")} if keep_households else {}
-    order_parts: list[tuple[npt.NDArray, ...]] = []
-    node_price: npt.NDArray[np.float64] | None = None
-    node_vm: npt.NDArray[np.float64] | None = None
-
+    run = _Run(scenario)
+    timeline = run.timeline
+    books = Books(timeline, run.community.size, _record_level(scenario, timeline))
+    ppd, periods = timeline.periods_per_day, timeline.periods
     for t in range(periods):
-        load_kw = community.load_kw[t].astype(np.float64)
-        pv_kw = community.pv_kw[t].astype(np.float64)
-        step = fleet.self_consumption(soc, load_kw - pv_kw, dt_h)
-        soc = step.soc_kwh
-        net_kwh = (load_kw - pv_kw + step.charge_kw - step.discharge_kw) * dt_h
-
-        is_buy = net_kwh > 0
-        floor = 0.0 if market.utility_inside else feed_in[t]
-        limits = limit_prices(
-            scenario.market.strategy, is_buy, retail[t], floor, strategy_rng,
-            price_floor=floor, price_cap=retail[t],
-        )
-        orders = net_orders(t, net_kwh, households, limits)
-        cleared = market.clear(orders, retail[t], feed_in[t])
-        clearing = cleared.clearing
-
-        part = orders.participant
-        buy = orders.side == BUY
-        acc = clearing.accepted
-        bought = np.bincount(part[buy], acc[buy], minlength=n)
-        sold = np.bincount(part[~buy], acc[~buy], minlength=n)
-        paid = np.bincount(part, clearing.payment, minlength=n)
-        need = np.maximum(net_kwh, 0.0)
-        spare = np.maximum(-net_kwh, 0.0)
-        imported = np.maximum(need - bought, 0.0)
-        exported = np.maximum(spare - sold, 0.0)
-        if cleared.unmatched == "curtailed":
-            iv["curtailed_kwh"][t] = exported.sum()
-            exported[:] = 0.0
-        bill = paid + imported * retail[t] - exported * feed_in[t]
-        baseline = need * retail[t] - spare * feed_in[t]
-
-        iv["price"][t] = clearing.clearing_price
-        iv["volume_kwh"][t] = clearing.volume
-        iv["welfare"][t] = clearing.welfare
-        iv["n_buy"][t] = np.count_nonzero(buy)
-        iv["n_sell"][t] = buy.size - iv["n_buy"][t]
-        iv["load_kwh"][t] = load_kw.sum() * dt_h
-        iv["pv_kwh"][t] = pv_kw.sum() * dt_h
-        iv["charge_kwh"][t] = step.charge_kw.sum() * dt_h
-        iv["discharge_kwh"][t] = step.discharge_kw.sum() * dt_h
-        iv["soc_kwh"][t] = soc.sum()
-        iv["import_kwh"][t] = imported.sum()
-        iv["export_kwh"][t] = exported.sum()
-        iv["operator_surplus"][t] = clearing.operator_surplus - cleared.utility_cost
-        iv["counterparty_kwh"][t] = cleared.counterparty_kwh
-        iv["utility_revenue"][t] = (iv["import_kwh"][t] * retail[t]
-                                    - iv["export_kwh"][t] * feed_in[t] + cleared.utility_cost)
-        if cleared.grid_import_kwh is None or cleared.grid_export_kwh is None:
-            exchange = net_kwh.sum() + iv["curtailed_kwh"][t]  # copper plate
-            iv["grid_import_kwh"][t], iv["grid_export_kwh"][t] = max(exchange, 0), max(-exchange, 0)
-        else:
-            iv["grid_import_kwh"][t] = cleared.grid_import_kwh
-            iv["grid_export_kwh"][t] = cleared.grid_export_kwh
-        iv["baseline_cost"][t] = baseline.sum()
-        iv["p2p_cost"][t] = bill.sum()
-
-        if clearing.node_price is not None and "vm_pu" in clearing.info:
-            if node_price is None or node_vm is None:
-                node_price = np.zeros((periods, clearing.node_price.size))
-                node_vm = np.zeros_like(node_price)
-            node_price[t] = clearing.node_price
-            node_vm[t] = clearing.info["vm_pu"]
-            iv["n_binding"][t] = len(clearing.info["binding"])
-
-        d = t // ppd
-        for name, values in (("bill_p2p", bill), ("bill_baseline", baseline),
-                             ("bought_kwh", bought), ("sold_kwh", sold),
-                             ("import_kwh", imported), ("export_kwh", exported),
-                             ("load_kwh", load_kw * dt_h), ("pv_kwh", pv_kw * dt_h)):
-            days[name][d] += values
-        if keep_households:
-            hh["net_kwh"][t] = net_kwh
-            hh["bought_kwh"][t] = bought
-            hh["sold_kwh"][t] = sold
-            hh["soc_kwh"][t] = soc
-        if level == "orders":
-            order_parts.append((np.full(len(orders), t), orders.id, part, orders.side,
-                                orders.price, orders.quantity, acc, clearing.price,
-                                clearing.payment))
+        books.add(t, run.interval(t))
         if progress is not None and ((t + 1) % ppd == 0 or t + 1 == periods):
             progress(t + 1, periods)
-
-    index = timeline.index
-    intervals = pd.DataFrame({"interval": np.arange(periods), "start": index,
-                              "retail_price": retail, "feed_in_price": feed_in})
-    for name, values in iv.items():
-        intervals[name] = values
-    for name in ("n_buy", "n_sell", "n_binding"):
-        intervals[name] = intervals[name].astype(np.int64)
-    node_frame = None
-    if node_price is not None and node_vm is not None:
-        intervals["vm_min_pu"] = node_vm.min(axis=1)
-        intervals["vm_max_pu"] = node_vm.max(axis=1)
-        if keep_households:
-            n_bus = node_price.shape[1]
-            node_frame = pd.DataFrame({
-                "interval": np.repeat(np.arange(periods), n_bus),
-                "bus": np.tile(np.arange(n_bus), periods),
-                "price": node_price.ravel(),
-                "vm_pu": node_vm.ravel(),
-            })
-
-    day_frame = pd.DataFrame({
-        "day": np.repeat(np.arange(n_days), n),
-        "household": np.tile(households, n_days),
-        **{name: days[name].ravel() for name in day_keys},
-    })
-    totals = community.households_frame()
-    for name in day_keys:
-        totals[name] = days[name].sum(axis=0)
-    totals["gain"] = totals["bill_baseline"] - totals["bill_p2p"]
-
-    hh_frame = None
-    if keep_households:
-        hh_frame = pd.DataFrame({
-            "interval": np.repeat(np.arange(periods), n),
-            "household": np.tile(households, periods),
-            **{name: values.ravel() for name, values in hh.items()},
-        })
-    order_frame = None
-    if level == "orders":
-        cols = [np.concatenate(parts) for parts in zip(*order_parts, strict=True)] \
-            if order_parts else [np.empty(0)] * len(_ORDER_COLUMNS)
-        order_frame = pd.DataFrame(dict(zip(_ORDER_COLUMNS, cols, strict=True)))
-    return SimulationResult(
-        scenario=scenario,
-        intervals=intervals,
-        households=totals,
-        household_days=day_frame,
-        household_intervals=hh_frame,
-        orders=order_frame,
-        nodes=node_frame,
-        elapsed_s=time.perf_counter() - started,
-    )
+    frames = books.frames(run.community.households_frame(), run.retail, run.feed_in)
+    return SimulationResult(scenario=scenario, **frames,  # type: ignore[arg-type]
+                            elapsed_s=time.perf_counter() - started)
 
 
 def _generators(scenario: Scenario) -> tuple[np.random.Generator, ...]:

@@ -219,6 +219,44 @@ class GridConfig(_Section):
                                               vm_max_pu=self.vm_max_pu))
 
 
+class FaultConfig(_Section):
+    """An upstream fault that islands the community (none unless 'start' is set)."""
+
+    start: datetime | None = Field(
+        None, description="When the fault starts (ISO 8601 with a UTC offset); unset: no fault."
+    )
+    hours: float = Field(4.0, gt=0, le=168, description="How long the community is islanded.")
+    critical_share: float = Field(
+        0.3, ge=0, le=1, description="Share of each household's load that is critical."
+    )
+    critical_value_per_kwh: float = Field(
+        10.0, gt=0, description="Value of lost load of critical load (served first)."
+    )
+    flexible_value_per_kwh: float = Field(
+        0.5, gt=0, description="Value of the rest of the load (curtailed first)."
+    )
+    black_start_reserve: float = Field(
+        0.2, ge=0, le=1,
+        description="Share of the batteries' capacity kept for a black start (never used).",
+    )
+
+    @field_validator("start")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("must carry a UTC offset, e.g. 2026-06-03T18:00:00+02:00")
+        return value
+
+    def window(self, timeline: Timeline) -> range:
+        """The intervals of the fault (empty without one)."""
+        if self.start is None:
+            return range(0)
+        step_s = timeline.step_minutes * 60
+        first = int((pd.Timestamp(self.start) - timeline.start).total_seconds() // step_s)
+        count = max(1, round(self.hours * 60 / timeline.step_minutes))
+        return range(max(first, 0), min(first + count, timeline.periods))
+
+
 class OutputConfig(_Section):
     """What the results store keeps."""
 
@@ -237,7 +275,7 @@ class Scenario(_Section):
     --------
     >>> s = Scenario.model_validate({"community": {"households": 10}})
     >>> s.community.households, s.market.mechanism
-    (10, 'uniform')
+    (10, 'network')
     """
 
     name: str = Field("default-community", min_length=1, description="Name of the run.")
@@ -247,6 +285,7 @@ class Scenario(_Section):
     tariff: TariffConfig = Field(default_factory=TariffConfig)
     market: MarketConfig = Field(default_factory=MarketConfig)
     grid: GridConfig = Field(default_factory=GridConfig)
+    fault: FaultConfig = Field(default_factory=FaultConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @classmethod
@@ -262,7 +301,16 @@ class Scenario(_Section):
                 msg = err["ctx"]["error"].problem
             if err["type"] == "extra_forbidden":
                 msg = "unknown field"
+            head, sep, rest = msg.partition(": ")
+            if path == "scenario" and sep and head.replace(".", "").replace("_", "").isalnum():
+                path, msg = head, rest  # a cross-field check names its field first
             raise InputError(path, msg) from None
+
+    @model_validator(mode="after")
+    def _fault_in_run(self) -> Scenario:
+        if self.fault.start is not None and not self.fault.window(self.time.timeline()):
+            raise ValueError("fault.start: the fault lies outside the simulated period")
+        return self
 
     def with_overrides(self, **overrides: Any) -> Scenario:
         """A re-validated copy with dotted-path overrides, e.g.

@@ -1,0 +1,148 @@
+"""The run's books: each interval's outcome accumulated into columnar arrays,
+turned into the result frames at the end (see :mod:`transactive.sim.recorder`
+for the columns)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from transactive.clearing import Clearing
+from transactive.timeline import Timeline
+
+__all__ = ["Books", "IntervalOutcome"]
+
+FloatArray = npt.NDArray[np.float64]
+
+#: Per-interval community columns, in the order they are stored.
+INTERVAL_COLUMNS = (
+    "price", "volume_kwh", "welfare", "n_buy", "n_sell", "load_kwh", "pv_kwh",
+    "charge_kwh", "discharge_kwh", "soc_kwh", "import_kwh", "export_kwh",
+    "operator_surplus", "counterparty_kwh", "curtailed_kwh", "unserved_kwh",
+    "baseline_unserved_kwh", "grid_import_kwh", "grid_export_kwh", "utility_revenue",
+    "baseline_cost", "p2p_cost", "n_binding", "islanded",
+)
+_INT_COLUMNS = ("n_buy", "n_sell", "n_binding", "islanded")
+#: Per-household columns summed per day and over the run.
+HOUSEHOLD_COLUMNS = ("bill_p2p", "bill_baseline", "bought_kwh", "sold_kwh", "import_kwh",
+                     "export_kwh", "load_kwh", "pv_kwh", "unserved_kwh")
+_ORDER_COLUMNS = ("interval", "id", "household", "side", "limit_price", "quantity",
+                  "accepted", "price", "payment")
+
+
+@dataclass(eq=False)
+class IntervalOutcome:
+    """What happened in one interval: per-household arrays (kWh, money) and
+    community figures (``stats``, keys from :data:`INTERVAL_COLUMNS`)."""
+
+    net_kwh: FloatArray
+    bought_kwh: FloatArray
+    sold_kwh: FloatArray
+    import_kwh: FloatArray
+    export_kwh: FloatArray
+    bill_p2p: FloatArray
+    bill_baseline: FloatArray
+    load_kwh: FloatArray
+    pv_kwh: FloatArray
+    unserved_kwh: FloatArray
+    soc_kwh: FloatArray
+    stats: dict[str, float] = field(default_factory=dict)
+    clearing: Clearing | None = None
+    node_price: FloatArray | None = None
+    vm_pu: FloatArray | None = None
+
+
+class Books:
+    """Accumulates :class:`IntervalOutcome` s; ``level`` is the record level."""
+
+    def __init__(self, timeline: Timeline, n_households: int, level: str) -> None:
+        self.timeline = timeline
+        self.n = n_households
+        self.level = level
+        periods = timeline.periods
+        self.n_days = -(-periods // timeline.periods_per_day)
+        self.iv = {name: np.zeros(periods) for name in INTERVAL_COLUMNS}
+        self.days = {name: np.zeros((self.n_days, n_households)) for name in HOUSEHOLD_COLUMNS}
+        self.keep_households = level in ("orders", "households")
+        self.hh = {name: np.zeros((periods, n_households), dtype=np.float32)
+                   for name in ("net_kwh", "bought_kwh", "sold_kwh", "soc_kwh")
+                   } if self.keep_households else {}
+        self.order_parts: list[tuple[npt.NDArray[Any], ...]] = []
+        self.node_price: FloatArray | None = None
+        self.node_vm: FloatArray | None = None
+
+    def add(self, t: int, out: IntervalOutcome) -> None:
+        """Book interval ``t``."""
+        for name, value in out.stats.items():
+            self.iv[name][t] = value
+        d = t // self.timeline.periods_per_day
+        for name in HOUSEHOLD_COLUMNS:
+            self.days[name][d] += getattr(out, name)
+        if self.keep_households:
+            for name, values in self.hh.items():
+                values[t] = getattr(out, name)
+        c = out.clearing
+        if self.level == "orders" and c is not None:
+            o = c.orders
+            self.order_parts.append((np.full(len(o), t), o.id, o.participant, o.side, o.price,
+                                     o.quantity, c.accepted, c.price, c.payment))
+        if out.node_price is not None and out.vm_pu is not None:
+            if self.node_price is None or self.node_vm is None:
+                shape = (self.timeline.periods, out.node_price.size)
+                self.node_price, self.node_vm = np.full(shape, np.nan), np.full(shape, np.nan)
+            self.node_price[t] = out.node_price
+            self.node_vm[t] = out.vm_pu
+
+    def frames(self, households: pd.DataFrame, retail: FloatArray, feed_in: FloatArray
+               ) -> dict[str, pd.DataFrame | None]:
+        """The result frames: intervals, households, household_days,
+        household_intervals, orders, nodes."""
+        periods, n = self.timeline.periods, self.n
+        intervals = pd.DataFrame({"interval": np.arange(periods), "start": self.timeline.index,
+                                  "retail_price": retail, "feed_in_price": feed_in})
+        for name, values in self.iv.items():
+            intervals[name] = values.astype(np.int64) if name in _INT_COLUMNS else values
+        nodes = None
+        if self.node_price is not None and self.node_vm is not None:
+            intervals["vm_min_pu"] = np.nanmin(self.node_vm, axis=1, initial=np.inf,
+                                               where=~np.isnan(self.node_vm))
+            intervals["vm_max_pu"] = np.nanmax(self.node_vm, axis=1, initial=-np.inf,
+                                               where=~np.isnan(self.node_vm))
+            for col in ("vm_min_pu", "vm_max_pu"):
+                intervals.loc[~np.isfinite(intervals[col]), col] = np.nan
+            if self.keep_households:
+                n_bus = self.node_price.shape[1]
+                nodes = pd.DataFrame({
+                    "interval": np.repeat(np.arange(periods), n_bus),
+                    "bus": np.tile(np.arange(n_bus), periods),
+                    "price": self.node_price.ravel(),
+                    "vm_pu": self.node_vm.ravel(),
+                }).dropna()
+        ids = np.arange(n)
+        day_frame = pd.DataFrame({
+            "day": np.repeat(np.arange(self.n_days), n),
+            "household": np.tile(ids, self.n_days),
+            **{name: values.ravel() for name, values in self.days.items()},
+        })
+        totals = households.copy()
+        for name, per_day in self.days.items():
+            totals[name] = per_day.sum(axis=0)
+        totals["gain"] = totals["bill_baseline"] - totals["bill_p2p"]
+        hh_frame = None
+        if self.keep_households:
+            hh_frame = pd.DataFrame({
+                "interval": np.repeat(np.arange(periods), n),
+                "household": np.tile(ids, periods),
+                **{name: values.ravel() for name, values in self.hh.items()},
+            })
+        orders = None
+        if self.level == "orders":
+            cols = ([np.concatenate(parts) for parts in zip(*self.order_parts, strict=True)]
+                    if self.order_parts else [np.empty(0)] * len(_ORDER_COLUMNS))
+            orders = pd.DataFrame(dict(zip(_ORDER_COLUMNS, cols, strict=True)))
+        return {"intervals": intervals, "households": totals, "household_days": day_frame,
+                "household_intervals": hh_frame, "orders": orders, "nodes": nodes}
