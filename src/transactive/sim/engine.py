@@ -116,9 +116,9 @@ class _Run:
 
         n = c.size
         part, buy, acc = orders.participant, orders.side == BUY, clearing.accepted
-        bought: FloatArray = np.bincount(part[buy], acc[buy], minlength=n).astype(np.float64, copy=False)
-        sold: FloatArray = np.bincount(part[~buy], acc[~buy], minlength=n).astype(np.float64, copy=False)
-        paid: FloatArray = np.bincount(part, clearing.payment, minlength=n).astype(np.float64, copy=False)
+        bought = _per_household(part[buy], acc[buy], n)
+        sold = _per_household(part[~buy], acc[~buy], n)
+        paid = _per_household(part, clearing.payment, n)
         need, spare = np.maximum(net_kwh, 0.0), np.maximum(-net_kwh, 0.0)
         imported = np.maximum(need - bought, 0.0)
         exported = np.maximum(spare - sold, 0.0)
@@ -218,6 +218,11 @@ class _Run:
             soc_kwh=self.soc, stats=stats, clearing=clearing,
             node_price=node_price, vm_pu=vm_pu,
         )
+
+
+def _per_household(household: npt.NDArray[np.int64], values: FloatArray, n: int) -> FloatArray:
+    """Sum of ``values`` per household index (0..n-1)."""
+    return np.bincount(household, values, minlength=n).astype(np.float64, copy=False)
 
 
 def _island_welfare(load_kwh: float, isl: IslandOutcome, k: int, fault: FaultConfig) -> float:
