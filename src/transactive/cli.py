@@ -27,6 +27,7 @@ from transactive.grid.scopf import solve_dcopf
 from transactive.markets import registry
 from transactive.markets.audit import audit, plot_audit
 from transactive.orders import OrderBatch
+from transactive.settlement import LEDGER_FILE, verify_run
 from transactive.sim.compare import compare
 from transactive.sim.engine import SimulationResult, simulate
 from transactive.sim.recorder import read_results, write_results
@@ -78,6 +79,10 @@ def _summary_table(result: SimulationResult, run_dir: Path | None) -> Table:
         ("Gini of gains", f"{s['gini_of_gains']:.3f}"),
         ("simulated in", f"{result.elapsed_s:.2f} s"),
     ]
+    if result.settlement is not None:
+        st = result.settlement
+        rows.insert(-1, ("settled", f"{st.intervals} intervals, {st.transfers:,} transfers, "
+                                    f"{'reconciled' if st.reconciled else 'NOT reconciled'}"))
     if run_dir is not None:
         rows.append(("results", str(run_dir)))
     for key, value in rows:
@@ -105,16 +110,20 @@ def simulate_cmd(
     })
     run_dir = out or Path("results") / f"{sc.name}-{datetime.now():%Y%m%d-%H%M%S}"
     if quiet:
-        result = simulate(sc)
+        result = simulate(sc, run_dir=run_dir)
     else:
         with Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("intervals"), TimeElapsedColumn(), console=err_console,
                       transient=True) as bar:
             task = bar.add_task("simulate", total=sc.time.timeline().periods)
-            result = simulate(sc, progress=lambda done, total: bar.update(task, completed=done))
+            result = simulate(sc, run_dir=run_dir,
+                              progress=lambda done, total: bar.update(task, completed=done))
     write_results(result, run_dir)
     write_report(result, run_dir)
     console.print(_summary_table(result, run_dir))
+    if result.settlement is not None and not result.settlement.reconciled:
+        raise TransactiveError("settlement does not reconcile: "
+                               + "; ".join(result.settlement.problems))
 
 
 @app.command("compare")
@@ -217,6 +226,28 @@ def audit_cmd(
     console.print(f"wrote {folder / 'audit.csv'} and {folder / 'audit.svg'}")
 
 
+ledger_app = typer.Typer(help="The settlement ledger of a run.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.command("verify")
+def ledger_verify_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by simulate.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Re-check a run's journal and ledger from scratch: hash chain, signatures,
+    debits = credits, and that replaying the journal reproduces the ledger."""
+    if not (run_dir / LEDGER_FILE).is_file():
+        raise InputError("run_dir", f"no {LEDGER_FILE} in {run_dir}: the run was not settled")
+    report = verify_run(run_dir)
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        console.print(str(report), highlight=False)
+    if not report.is_ok:
+        raise typer.Exit(1)
+
+
 @app.command("report")
 def report_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by simulate.")],
@@ -255,7 +286,7 @@ def clear_cmd(
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turning user errors into one line and exit 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # a typer.Exit comes back as its code
     except TransactiveError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True,
                           soft_wrap=True)
@@ -268,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         err_console.print("aborted")
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

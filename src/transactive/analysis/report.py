@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from transactive.analysis.feeder_map import feeder_figure
 from transactive.analysis.metrics import fair_share_gains, gini, lorenz_curve, summary
 from transactive.sim.engine import SimulationResult
+from transactive.sim.settling import STATEMENTS_FILE, household_label
 
 __all__ = ["REPORT_FILE", "render_comparison", "render_report", "write_comparison", "write_report"]
 
@@ -221,6 +222,43 @@ def _grid_section(result: SimulationResult) -> str:
             + _svg(fig) + _svg(fig2))
 
 
+def _settlement_section(result: SimulationResult, run_dir: Path) -> str:
+    path = run_dir / STATEMENTS_FILE
+    if not path.is_file():
+        return ""
+    st = pd.read_csv(path)
+    money = ["market_cents", "utility_cents", "imbalance_cents", "grid_fee_cents",
+             "carbon_cents", "total_cents"]
+    per = st.groupby("participant")[["metered_wh", "market_wh", "utility_wh", *money]].sum()
+    per["metered_kwh"] = per.pop("metered_wh") / 1000
+    per["market_kwh"] = per.pop("market_wh") / 1000
+    per["utility_kwh"] = per.pop("utility_wh") / 1000
+    for col in money:
+        per[col.replace("_cents", "")] = per.pop(col) / 100
+    labels = household_label(result.households["household"].to_numpy())
+    engine = pd.Series(result.households["bill_p2p"].to_numpy(), index=labels)
+    per["bill_in_simulation"] = engine.reindex(per.index)
+    worst = float((per["total"] - per["bill_in_simulation"]).abs().max(skipna=True))
+    per = per.reindex(sorted(per.index, key=lambda p: (not p.startswith("h"),
+                                                       int(p[1:]) if p[1:].isdigit() else 0)))
+    rows = "".join(
+        f"<tr><th>{html.escape(str(p))}</th>" + "".join(f"<td>{_fmt(float(v))}</td>" for v in r)
+        + "</tr>" for p, r in zip(per.index, per.to_numpy(), strict=True))
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in per.columns)
+    st_sum = result.settlement
+    status = ("" if st_sum is None else
+              f"<p>{st_sum.intervals} intervals settled in {st_sum.transfers:,} transfers; "
+              f"statements reconciled with the ledger: "
+              f"<b>{'yes' if st_sum.reconciled else 'NO'}</b>.</p>")
+    return (f"<h2>Settlement</h2>{status}<p>Each participant's statement over the run "
+            f"(energy in kWh, money in currency), summed from <code>{STATEMENTS_FILE}</code>, "
+            f"from which anyone can recompute their bill; the ledger holds the same "
+            f"transfers in integer cents and Wh (<code>transactive ledger verify</code> "
+            f"re-checks it). Statement totals match the simulated bills to within "
+            f"{worst:.2f} (cent rounding per interval).</p>"
+            f"<table class='kv'><tr><th></th>{head}</tr>{rows}</table>")
+
+
 SECTIONS: tuple[Section, ...] = (
     _summary_section, _prices_section, _energy_section, _grid_section, _battery_section,
     _bills_section, _fairness_section,
@@ -229,11 +267,14 @@ SECTIONS: tuple[Section, ...] = (
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 h1{margin-bottom:0}.sub{color:#666;margin-top:.2em}table.kv{border-collapse:collapse}
 table.kv th{text-align:left;font-weight:normal;color:#444;padding:2px 18px 2px 0}
-table.kv td{text-align:right;font-variant-numeric:tabular-nums}svg{max-width:100%;height:auto}"""
+table.kv td{text-align:right;font-variant-numeric:tabular-nums;padding:1px 8px}
+svg{max-width:100%;height:auto}"""
 
 
-def render_report(result: SimulationResult, sections: tuple[Section, ...] = SECTIONS) -> str:
-    """The report of ``result`` as one HTML document."""
+def render_report(result: SimulationResult, run_dir: str | PathLike[str] | None = None,
+                  sections: tuple[Section, ...] = SECTIONS) -> str:
+    """The report of ``result`` as one HTML document (with the settlement
+    page when ``run_dir`` holds the run's statements)."""
     sc = result.scenario
     tl = sc.time.timeline()
     head = (f"<h1>transactive — {html.escape(sc.name)}</h1><p class='sub'>"
@@ -241,6 +282,8 @@ def render_report(result: SimulationResult, sections: tuple[Section, ...] = SECT
             f"{tl.start:%Y-%m-%d %H:%M %z} at {tl.step_minutes}-minute intervals, "
             f"market design <b>{html.escape(sc.market.mechanism)}</b>, seed {sc.seed}</p>")
     body = "".join(section(result) for section in sections)
+    if run_dir is not None:
+        body += _settlement_section(result, Path(run_dir))
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>transactive report — {html.escape(sc.name)}</title>"
             f"<style>{_CSS}</style></head><body>{head}{body}</body></html>")
@@ -249,7 +292,7 @@ def render_report(result: SimulationResult, sections: tuple[Section, ...] = SECT
 def write_report(result: SimulationResult, run_dir: str | PathLike[str]) -> Path:
     """Write ``run_dir/report.html``."""
     path = Path(run_dir) / REPORT_FILE
-    path.write_text(render_report(result), encoding="utf-8")
+    path.write_text(render_report(result, run_dir), encoding="utf-8")
     return path
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +49,7 @@ from transactive.sim.community import Community, build_community
 from transactive.sim.island import IslandOutcome, island_window
 from transactive.sim.market import MarketSession
 from transactive.sim.scenario import FaultConfig, Scenario
+from transactive.sim.settling import RunSettlement, SettlementSummary
 from transactive.timeline import Timeline
 
 __all__ = ["SimulationResult", "simulate"]
@@ -66,14 +68,25 @@ class SimulationResult:
     household_intervals: pd.DataFrame | None = None
     orders: pd.DataFrame | None = None
     nodes: pd.DataFrame | None = None
+    settlement: SettlementSummary | None = None
     elapsed_s: float = field(default=0.0, compare=False)
+
+
+_SMALL_RUN = 2_000_000  # household-intervals
 
 
 def _record_level(scenario: Scenario, timeline: Timeline) -> str:
     level = scenario.output.record
     if level != "auto":
         return level
-    return "orders" if scenario.community.households * timeline.periods <= 2_000_000 else "summary"
+    small = scenario.community.households * timeline.periods <= _SMALL_RUN
+    return "orders" if small else "summary"
+
+
+def _settles(scenario: Scenario, timeline: Timeline) -> bool:
+    mode = scenario.settlement.mode
+    return mode == "on" or (mode == "auto"
+                            and scenario.community.households * timeline.periods <= _SMALL_RUN)
 
 
 class _Run:
@@ -235,11 +248,15 @@ def _island_welfare(load_kwh: float, isl: IslandOutcome, k: int, fault: FaultCon
 def simulate(
     scenario: Scenario,
     *,
+    run_dir: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> SimulationResult:
-    """Run ``scenario`` and return its results (nothing is written to disk).
+    """Run ``scenario`` and return its results.
 
-    ``progress(done, total)`` is called once per simulated day.
+    With ``run_dir``, every interval is settled into that folder's ledger and
+    journal (see :mod:`transactive.sim.settling`; ``[settlement] mode``);
+    without it nothing is written to disk. ``progress(done, total)`` is
+    called once per simulated day.
 
     Examples
     --------
@@ -254,12 +271,21 @@ def simulate(
     timeline = run.timeline
     books = Books(timeline, run.community.size, _record_level(scenario, timeline))
     ppd, periods = timeline.periods_per_day, timeline.periods
+    settle = None
+    if run_dir is not None and _settles(scenario, timeline):
+        settle = RunSettlement(run_dir, run.community.size, ppd)
+    fee = scenario.settlement.grid_fee_per_kwh
     for t in range(periods):
-        books.add(t, run.interval(t))
+        outcome = run.interval(t)
+        books.add(t, outcome)
+        if settle is not None:
+            settle.interval(t, outcome, retail_price=run.retail[t],
+                            feed_in_price=run.feed_in[t], grid_fee_per_kwh=fee)
         if progress is not None and ((t + 1) % ppd == 0 or t + 1 == periods):
             progress(t + 1, periods)
     frames = books.frames(run.community.households_frame(), run.retail, run.feed_in)
     return SimulationResult(scenario=scenario, **frames,  # type: ignore[arg-type]
+                            settlement=None if settle is None else settle.close(),
                             elapsed_s=time.perf_counter() - started)
 
 

@@ -34,15 +34,19 @@ Back to the households
 - Load served: within each class, every household is served the same
   fraction of its part (the class's served fraction).
 - PV used: pro rata to each household's PV.
-- Batteries, interval by interval: a charge is split in proportion to each
-  battery's headroom, measured at its terminals (``(capacity - soc) /
-  eta_charge``), a discharge in proportion to its deliverable energy above its
-  floor (``(soc - floor) * eta_discharge``), each share capped at the
-  battery's power limit and at what its energy allows in the interval, the
-  excess refilled to the others (water-filling). Splitting in proportion to
-  the energy makes the batteries fill (empty) together; the caps keep every
-  battery within ``[floor, capacity]`` and its power limit. Each battery's
-  state of charge then follows its own efficiencies.
+- Batteries, interval by interval, by water-filling: a charge goes first to
+  the batteries that would take longest to fill at full power (headroom at
+  the terminals, ``(capacity - soc) / eta_charge``, over the power limit), a
+  discharge to those that would take longest to empty (deliverable energy
+  above the floor, ``(soc - floor) * eta_discharge``, over the power limit),
+  levelling these durations; each share is capped at the battery's power
+  limit and at what its energy allows in the interval. The caps keep every
+  battery within ``[floor, capacity]`` and its power limit, and its state of
+  charge follows its own efficiencies. Levelling durations (rather than
+  splitting pro rata to energy) keeps the fleet's power up: once the
+  durations are level, the fleet delivers (absorbs) any power up to the sum
+  of its batteries' limits and any energy up to the sum of theirs, exactly
+  like the aggregate battery.
 
 The split conserves the dispatch's totals exactly whenever the fleet can
 carry them battery by battery, which it always can when the batteries are
@@ -248,12 +252,12 @@ def _split_battery(plan: _Plan, soc0: FloatArray, cap: FloatArray, floor: FloatA
         need = plan.pv_used[t] - plan.served_crit[t] - plan.served_flex[t]
         if need > 0:
             room = np.maximum(cap - soc, 0.0) / eta_c  # kWh at the terminals
-            got = _water_fill(need, room, np.minimum(p_max, room / dt_h))
+            got = _water_fill(need, room, p_max, dt_h)
             plan.balance_charge(t, need - float(got.sum()))
             charge[t] = got
         elif need < 0:
             stock = np.maximum(soc - floor, 0.0) * eta_d
-            got = _water_fill(-need, stock, np.minimum(p_max, stock / dt_h))
+            got = _water_fill(-need, stock, p_max, dt_h)
             plan.balance_discharge(t, -need - float(got.sum()))
             discharge[t] = got
         soc = np.clip(soc + (eta_c * charge[t] - discharge[t] / eta_d) * dt_h, floor, cap)
@@ -261,24 +265,45 @@ def _split_battery(plan: _Plan, soc0: FloatArray, cap: FloatArray, floor: FloatA
     return charge, discharge, soc_out
 
 
-def _water_fill(target: float, weight: FloatArray, limit: FloatArray) -> FloatArray:
-    """Shares ``x_i = min(limit_i, lam * weight_i)`` summing to ``target``, or
-    every ``limit_i`` when their sum falls short (``limit_i = 0`` wherever
-    ``weight_i = 0``)."""
-    total = float(limit.sum())
-    if target >= total:
-        return limit.copy()
-    pos = np.flatnonzero(weight > 0)
-    ratio = limit[pos] / weight[pos]  # the level lam at which each share is capped
-    order = np.argsort(ratio, kind="stable")
-    r, u, w = ratio[order], limit[pos][order], weight[pos][order]
-    capped_u = np.concatenate([[0.0], np.cumsum(u)])  # sum of limits of the first k
-    free_w = w.sum() - np.concatenate([[0.0], np.cumsum(w)])  # weight of the rest
-    # f(r_k) = capped_u[k] + r_k free_w[k] is the total at level r_k; the level
-    # sought lies in the first segment where f reaches the target
-    k = int(np.searchsorted(capped_u[:-1] + r * free_w[:-1], target))
-    lam = (target - capped_u[k]) / free_w[k]
-    return np.minimum(limit, lam * weight)
+def _water_fill(target_kw: float, energy_kwh: FloatArray, p_kw: FloatArray,
+                dt_h: float) -> FloatArray:
+    """Split ``target_kw`` among batteries holding ``energy_kwh`` (to give or
+    to take, at the terminals) with power limits ``p_kw`` so that what each
+    has left lasts as equally long at full power: ``x_i = clip((energy_i -
+    lam p_i) / dt_h, 0, u_i)`` with ``u_i = min(p_i, energy_i / dt_h)`` and
+    the level ``lam`` (hours) set so that the shares sum to the target; every
+    ``u_i`` when their sum falls short of it."""
+    limit = np.minimum(p_kw, energy_kwh / dt_h)
+    if target_kw >= float(limit.sum()):
+        return limit
+    if target_kw <= 0:
+        return np.zeros_like(limit)
+    on = np.flatnonzero(limit > 0)  # p > 0 and energy > 0
+    e, p, u = energy_kwh[on], p_kw[on], limit[on]
+    lo, hi = (e - u * dt_h) / p, e / p  # share u_i up to level lo_i, 0 from hi_i on
+    # the total f(lam) is continuous, piecewise linear and falling; evaluate it
+    # at every breakpoint from sorted cumulative sums, then interpolate
+    i_lo, i_hi = np.argsort(lo), np.argsort(hi)
+    lo_s, hi_s = lo[i_lo], hi[i_hi]
+    cum_u = np.concatenate([[0.0], np.cumsum(u[i_lo])])
+    cum_e_lo = np.concatenate([[0.0], np.cumsum(e[i_lo])])
+    cum_p_lo = np.concatenate([[0.0], np.cumsum(p[i_lo])])
+    cum_e_hi = np.concatenate([[0.0], np.cumsum(e[i_hi])])
+    cum_p_hi = np.concatenate([[0.0], np.cumsum(p[i_hi])])
+    lam = np.unique(np.concatenate([lo, hi]))
+    n_lo = np.searchsorted(lo_s, lam, side="left")  # shares below their cap: lo_i < lam
+    n_hi = np.searchsorted(hi_s, lam, side="left")  # and at 0: hi_i < lam
+    f = (cum_u[-1] - cum_u[n_lo]) + ((cum_e_lo[n_lo] - cum_e_hi[n_hi])
+                                     - lam * (cum_p_lo[n_lo] - cum_p_hi[n_hi])) / dt_h
+    # f[0] = sum(u) > target >= 0 = f[-1]: the level lies in the segment where f
+    # falls through the target
+    k = min(int(np.searchsorted(-f, -target_kw, side="right")), f.size - 1)
+    drop = f[k - 1] - f[k]
+    level = lam[k] if drop <= 0 else \
+        lam[k - 1] + (f[k - 1] - target_kw) / drop * (lam[k] - lam[k - 1])
+    out = np.zeros_like(limit)
+    out[on] = np.clip((e - level * p) / dt_h, 0.0, u)
+    return out
 
 
 def _check(load_kw: npt.ArrayLike, pv_kw: npt.ArrayLike, soc_kwh: npt.ArrayLike,

@@ -257,6 +257,19 @@ class FaultConfig(_Section):
         return range(max(first, 0), min(first + count, timeline.periods))
 
 
+class SettlementConfig(_Section):
+    """How the run settles (into the run folder's ledger and journal)."""
+
+    mode: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="'on' settles every interval through the double-entry ledger, 'off' "
+        "skips it, 'auto' settles runs of up to 2 million household-intervals.",
+    )
+    grid_fee_per_kwh: float = Field(
+        0.0, ge=0, description="Network fee per kWh bought in the market, to the grid operator."
+    )
+
+
 class OutputConfig(_Section):
     """What the results store keeps."""
 
@@ -286,6 +299,7 @@ class Scenario(_Section):
     market: MarketConfig = Field(default_factory=MarketConfig)
     grid: GridConfig = Field(default_factory=GridConfig)
     fault: FaultConfig = Field(default_factory=FaultConfig)
+    settlement: SettlementConfig = Field(default_factory=SettlementConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @classmethod

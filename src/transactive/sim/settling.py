@@ -1,0 +1,149 @@
+"""Settle a simulation interval by interval into the run folder's ledger.
+
+Every interval's clearing and metered energy go through
+:class:`~transactive.settlement.Settlement`: a hash-chained journal
+(``journal.jsonl``) and a double-entry ledger (``settlement.sqlite``), one
+durable commit per simulated day. After the run, every household's statement
+goes to ``statements.csv`` and the statements are reconciled with the ledger.
+
+What each household's meter reads is what it took from the grid: ``bought -
+sold + imported - exported`` (curtailed PV is not metered). A design whose
+counterparty is a pool or the substation (``amm``, ``network``) settles that
+counterparty as one more participant, ``counterparty``: it sells in the
+market what it supplied and buys it from the utility at the tariff, so the
+market account keeps exactly the operator's surplus. An islanded interval
+settles as a market in which every household trades its net position at the
+island price.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from transactive.clearing import Clearing
+from transactive.orders import BUY, SELL, OrderBatch
+from transactive.settlement import (
+    JOURNAL_FILE,
+    LEDGER_FILE,
+    Journal,
+    Ledger,
+    Settlement,
+    SettlementConfig,
+)
+from transactive.sim.books import IntervalOutcome
+
+__all__ = ["COUNTERPARTY", "STATEMENTS_FILE", "RunSettlement", "SettlementSummary",
+           "household_label"]
+
+STATEMENTS_FILE = "statements.csv"
+COUNTERPARTY = "counterparty"
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class SettlementSummary:
+    """The outcome of a run's settlement."""
+
+    intervals: int
+    transfers: int
+    reconciled: bool
+    problems: tuple[str, ...]
+    reconciliation: pd.DataFrame
+
+
+def household_label(index: npt.NDArray[np.int64]) -> npt.NDArray[np.str_]:
+    """Participant labels of households in the ledger: ``h0``, ``h1``, ..."""
+    return np.char.add("h", index.astype(str))
+
+
+class RunSettlement:
+    """Settles one run into ``run_dir`` (a fresh folder for a fresh ledger)."""
+
+    def __init__(self, run_dir: str | Path, n_households: int, periods_per_day: int) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for name in (LEDGER_FILE, JOURNAL_FILE, STATEMENTS_FILE):
+            (self.run_dir / name).unlink(missing_ok=True)
+        self._stack = ExitStack()
+        ledger = self._stack.enter_context(Ledger(self.run_dir / LEDGER_FILE))
+        journal = self._stack.enter_context(Journal(self.run_dir / JOURNAL_FILE))
+        self.settlement = Settlement(ledger, journal, config=SettlementConfig())
+        self.labels = household_label(np.arange(n_households, dtype=np.int64))
+        self.periods_per_day = periods_per_day
+        self._batch: ExitStack | None = None
+        self._count = 0
+        self._transfers = 0
+
+    def interval(self, t: int, out: IntervalOutcome, *, retail_price: float,
+                 feed_in_price: float, grid_fee_per_kwh: float = 0.0) -> None:
+        """Settle interval ``t`` (durable at the end of its day)."""
+        if self._batch is None:
+            self._batch = ExitStack()
+            self._batch.enter_context(self.settlement.batch())
+        clearing = self._settlement_clearing(t, out)
+        metered = out.bought_kwh - out.sold_kwh + out.import_kwh - out.export_kwh
+        participants: npt.NDArray[np.str_] = self.labels
+        if clearing is not None and COUNTERPARTY in clearing.orders.participant:
+            participants = np.append(self.labels, COUNTERPARTY)
+            metered = np.append(metered, 0.0)
+        done = self.settlement.settle_interval(
+            t, clearing, participants, metered, retail_price_per_kwh=retail_price,
+            feed_in_price_per_kwh=feed_in_price, grid_fee_per_kwh=grid_fee_per_kwh)
+        self._count += 1
+        self._transfers += len(done.transfers)
+        if (t + 1) % self.periods_per_day == 0:
+            self._commit()
+
+    def _commit(self) -> None:
+        if self._batch is not None:
+            batch, self._batch = self._batch, None
+            batch.close()
+
+    def _settlement_clearing(self, t: int, out: IntervalOutcome) -> Clearing | None:
+        """The interval's market with household labels (and the counterparty)."""
+        c = out.clearing
+        if c is None:  # islanded: every household trades its net at the island price
+            net = out.net_kwh
+            rows = np.flatnonzero(np.abs(net) > 1e-9)
+            if rows.size == 0:
+                return None
+            orders = OrderBatch._trusted(
+                id=rows.astype(np.int64), participant=self.labels[rows],
+                side=np.where(net[rows] > 0, BUY, SELL).astype(np.int8),
+                price=np.full(rows.size, out.stats["price"]), quantity=np.abs(net[rows]))
+            return Clearing.from_allocation("island", orders, np.abs(net[rows]),
+                                            orders.price, out.stats["price"])
+        o = c.orders
+        cols = {"id": o.id, "participant": self.labels[o.participant], "side": o.side,
+                "price": o.price, "quantity": o.quantity}
+        accepted, price, payment = c.accepted, c.price, c.payment
+        counterparty_kwh = float(out.stats.get("counterparty_kwh", 0.0))
+        if abs(counterparty_kwh) > 1e-9:
+            utility_cost = float(c.payment.sum()) - float(out.stats["operator_surplus"])
+            qty = abs(counterparty_kwh)
+            cols = {"id": np.append(o.id, -1), "participant": np.append(cols["participant"],
+                                                                         COUNTERPARTY),
+                    "side": np.append(o.side, SELL if counterparty_kwh > 0 else BUY),
+                    "price": np.append(o.price, utility_cost / counterparty_kwh),
+                    "quantity": np.append(o.quantity, qty)}
+            accepted = np.append(accepted, qty)
+            price = np.append(price, utility_cost / counterparty_kwh)
+            payment = np.append(payment, -utility_cost)
+        orders = OrderBatch._trusted(**cols)
+        return Clearing.from_allocation(c.mechanism, orders, accepted, price,
+                                        c.clearing_price, payment=payment)
+
+    def close(self) -> SettlementSummary:
+        """Commit, write the statements, reconcile, and close the files."""
+        self._commit()
+        self.settlement.write_statements(self.run_dir / STATEMENTS_FILE)
+        rec = self.settlement.reconciliation()
+        self._stack.close()
+        return SettlementSummary(self._count, self._transfers, rec.is_ok, rec.problems,
+                                 rec.table)

@@ -1,0 +1,66 @@
+"""simulate settles through the ledger: statements, reconciliation, verification."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from transactive.cli import main
+from transactive.settlement import JOURNAL_FILE, verify_run
+from transactive.sim import Scenario, simulate
+from transactive.sim.settling import COUNTERPARTY, STATEMENTS_FILE, household_label
+
+
+def _scenario(mechanism: str) -> Scenario:
+    return Scenario.from_dict({
+        "community": {"households": 12}, "time": {"days": 1}, "seed": 3,
+        "market": {"mechanism": mechanism},
+        "fault": {"start": "2026-06-01T19:00:00+02:00", "hours": 2.0},
+    })
+
+
+@pytest.mark.parametrize("mechanism", ["uniform", "network", "amm"])
+def test_every_interval_settles_and_statements_match_the_bills(tmp_path, mechanism):
+    r = simulate(_scenario(mechanism), run_dir=tmp_path)
+    assert r.settlement is not None
+    assert r.settlement.reconciled, r.settlement.problems
+    assert r.settlement.intervals == 96
+    assert verify_run(tmp_path).is_ok
+    st = pd.read_csv(tmp_path / STATEMENTS_FILE)
+    totals = st.groupby("participant")["total_cents"].sum() / 100
+    labels = household_label(r.households["household"].to_numpy())
+    bills = pd.Series(r.households["bill_p2p"].to_numpy(), index=labels)
+    # each interval rounds each line to the cent: at most 1.5 cents per interval
+    assert (totals.reindex(labels) - bills).abs().max() <= 0.015 * 96
+    # the market's own counterparty (pool, substation) passes the utility's energy
+    # through at cost: its statement nets to zero
+    if COUNTERPARTY in totals.index:
+        assert abs(totals[COUNTERPARTY]) <= 0.01 * 96
+    # energy: metered = market + utility for everyone, every interval
+    np.testing.assert_array_equal(st["metered_wh"],
+                                  st["market_wh"] + st["utility_wh"] + st["imbalance_wh"])
+
+
+def test_ledger_verify_cli_passes_then_names_a_flipped_byte(tmp_path, capsys):
+    simulate(_scenario("uniform"), run_dir=tmp_path)
+    assert main(["ledger", "verify", str(tmp_path)]) == 0
+    assert "OK" in capsys.readouterr().out
+    journal = tmp_path / JOURNAL_FILE
+    data = bytearray(journal.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    journal.write_bytes(bytes(data))
+    assert main(["ledger", "verify", str(tmp_path)]) == 1
+    assert "journal" in capsys.readouterr().out
+
+
+def test_ledger_verify_refuses_a_folder_without_a_ledger(tmp_path):
+    assert main(["ledger", "verify", str(tmp_path)]) == 2
+
+
+def test_settlement_off_writes_no_ledger(tmp_path):
+    s = Scenario.from_dict({**_scenario("uniform").model_dump(mode="json"),
+                            "settlement": {"mode": "off"}})
+    r = simulate(s, run_dir=tmp_path)
+    assert r.settlement is None
+    assert not any(tmp_path.iterdir())
