@@ -625,7 +625,7 @@ class Pool:
 
 
 # ------------------------------------------------------------- market design
-@register("amm")  # type: ignore[arg-type]  # Mechanism wants **options
+@register("amm")
 def clear_amm(orders: OrderBatch, /, *, pool: Pool) -> Clearing:
     """Execute each order against ``pool`` in time order (see the module
     docstring for the rule and for how the clearing reports a pool trade).

@@ -522,7 +522,7 @@ class OrderBook:
 
 
 # ----------------------------------------------------------------- mechanism
-@register("book")  # type: ignore[arg-type]  # Mechanism wants **options
+@register("book")
 def clear_book(orders: OrderBatch, /) -> Clearing:
     """Run sealed orders through an empty continuous double auction.
 

@@ -45,7 +45,7 @@ def _unit_price(price: np.ndarray, cum: np.ndarray, unit: int) -> float:
     return float(price[np.searchsorted(cum[1:], unit, side="left")])
 
 
-@register("mcafee")  # type: ignore[arg-type]  # Mechanism wants **options
+@register("mcafee")
 def mcafee(orders: OrderBatch, /) -> Clearing:
     """Clear a double auction of whole units by McAfee's trade-reduction rule.
 

@@ -90,7 +90,7 @@ def _trade_at(orders: OrderBatch, rows: npt.NDArray[np.int64], price: float,
     return accepted
 
 
-@register("muda")  # type: ignore[arg-type]  # Mechanism wants **options
+@register("muda")
 def muda(orders: OrderBatch, /, *, rng: np.random.Generator | None = None) -> Clearing:
     """Clear a double auction of step curves with MUDA.
 

@@ -87,7 +87,7 @@ def _number(name: str, value: Any, *, positive: bool = False) -> float:
     return float(value)
 
 
-@register("network")  # type: ignore[arg-type]  # Mechanism wants **options
+@register("network")
 def clear_network(
     orders: OrderBatch,
     /,

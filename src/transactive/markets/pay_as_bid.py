@@ -26,7 +26,7 @@ from transactive.orders import BUY, OrderBatch
 __all__ = ["clear_pay_as_bid"]
 
 
-@register("pay_as_bid")  # type: ignore[arg-type]  # Mechanism wants **options
+@register("pay_as_bid")
 def clear_pay_as_bid(
     orders: OrderBatch,
     /,

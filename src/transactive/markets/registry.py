@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Collection, Mapping
-from typing import Any, Protocol
+from typing import Any, TypeVar
 
 from transactive.clearing import Clearing
 from transactive.errors import InputError
@@ -28,19 +28,17 @@ from transactive.orders import OrderBatch
 __all__ = ["Mechanism", "available", "check_options", "clear", "get", "register"]
 
 
-class Mechanism(Protocol):
-    """What a registered mechanism is: a function of orders and options."""
+Mechanism = Callable[..., Clearing]
+"""What a registered mechanism is: ``fn(orders, /, **options) -> Clearing``."""
 
-    def __call__(self, orders: OrderBatch, /, **options: Any) -> Clearing: ...
-
-
+_M = TypeVar("_M", bound=Mechanism)
 _REGISTRY: dict[str, Mechanism] = {}
 
 
-def register(name: str) -> Callable[[Mechanism], Mechanism]:
+def register(name: str) -> Callable[[_M], _M]:
     """Decorator: register a mechanism under ``name`` (which must be new)."""
 
-    def decorate(fn: Mechanism) -> Mechanism:
+    def decorate(fn: _M) -> _M:
         if name in _REGISTRY:
             raise ValueError(f"mechanism {name!r} is already registered")
         _REGISTRY[name] = fn

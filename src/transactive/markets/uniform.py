@@ -65,7 +65,7 @@ def _between(p_low: float, p_high: float, k: float) -> float:
     return min(max(price, p_low), p_high)
 
 
-@register("uniform")  # type: ignore[arg-type]  # Mechanism wants **options
+@register("uniform")
 def clear_uniform(
     orders: OrderBatch,
     /,

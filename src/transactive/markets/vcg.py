@@ -216,7 +216,7 @@ def _resolved_payments(
     return pay
 
 
-@register("vcg")  # type: ignore[arg-type]  # Mechanism wants **options
+@register("vcg")
 def vcg(orders: OrderBatch, /, *, welfare_solver: WelfareSolver | None = None) -> Clearing:
     """Clear a double auction of step curves with VCG payments.
 

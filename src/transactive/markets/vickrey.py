@@ -69,7 +69,7 @@ def _lot(orders: OrderBatch, reserve_price: float | None, units: int | None
     return int(units), float(reserve_price), False
 
 
-@register("vickrey")  # type: ignore[arg-type]  # Mechanism wants **options
+@register("vickrey")
 def vickrey(
     orders: OrderBatch, /, *, reserve_price: float | None = None, units: int | None = None
 ) -> Clearing:
