@@ -115,6 +115,9 @@ def test_loss_factor_hook() -> None:
     np.testing.assert_allclose(res.energy + res.congestion + res.loss, res.lmp, atol=1e-9)
     with pytest.raises(InputError, match="loss_factors"):
         dcopf(net, loss_factors=lf, formulation="angle")
+    # 3 MW of losses at the operating point: the bus-1 unit covers them
+    lossy = dcopf(net, loss_factors=np.zeros(3), loss_offset_mw=3.0)
+    assert lossy.gen["p_mw"].sum() == pytest.approx(123.0)
 
 
 # ------------------------------------------------------------------- errors

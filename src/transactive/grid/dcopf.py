@@ -420,6 +420,7 @@ def dcopf(
     rating: str | float = "a",
     slack: matrices.Slack = None,
     loss_factors: npt.ArrayLike | None = None,
+    loss_offset_mw: float = 0.0,
 ) -> DCOPFResult:
     """Clear a network-constrained market by DC optimal power flow.
 
@@ -441,8 +442,11 @@ def dcopf(
     loss_factors : array, optional
         Marginal loss factors per bus position (``LF``, positive where more
         injection raises losses), relative to the slack. The balance becomes
-        ``sum((1 - LF) * injection) = 0`` and ``loss = -energy * LF``. Needs
-        ``formulation="ptdf"``.
+        ``sum((1 - LF) * injection) = loss_offset_mw`` and ``loss = -energy *
+        LF``. Needs ``formulation="ptdf"``.
+    loss_offset_mw : float
+        The constant of the linearised losses around an operating point
+        ``p*``: ``losses(p*) - sum(LF * p*)``, MW (0 without loss factors).
 
     Returns
     -------
@@ -462,7 +466,7 @@ def dcopf(
     if loss_factors is not None and formulation != "ptdf":
         raise InputError("loss_factors", "need formulation='ptdf'")
     market = prepare_market(net, bids=bids, offers=offers, rating=rating, slack=slack,
-                            loss_factors=loss_factors)
+                            loss_factors=loss_factors, loss_offset_mw=loss_offset_mw)
     if formulation == "angle":
         sol = _solve_angle(market)
     else:
@@ -482,6 +486,7 @@ class Market:
     limit: Array            # base-case branch limits, MW (inf = none)
     weights: Array          # slack weights for the energy / congestion split
     lf: Array               # marginal loss factors (0 in the lossless model)
+    loss_offset_mw: float   # constant of the linearised losses, MW
     bids: pd.DataFrame
     offers: pd.DataFrame
 
@@ -493,7 +498,8 @@ class Market:
 def prepare_market(net: Network, *, bids: TableLike | None = None,
                    offers: TableLike | None = None, rating: str | float = "a",
                    slack: matrices.Slack = None,
-                   loss_factors: npt.ArrayLike | None = None) -> Market:
+                   loss_factors: npt.ArrayLike | None = None,
+                   loss_offset_mw: float = 0.0) -> Market:
     """Validate the inputs of a clearing and factorise the network (see :func:`dcopf`)."""
     bid_frame, bid_pos = _units("bids", bids, net)
     offer_frame, offer_pos = _units("offers", offers, net)
@@ -504,10 +510,12 @@ def prepare_market(net: Network, *, bids: TableLike | None = None,
         lf = np.asarray(loss_factors, dtype=np.float64)
         if lf.shape != (net.n_bus,) or not np.isfinite(lf).all():
             raise InputError("loss_factors", f"must be {net.n_bus} finite numbers")
+    if not np.isfinite(loss_offset_mw):
+        raise InputError("loss_offset_mw", "must be finite")
     cols = _columns(net, bid_frame, bid_pos, offer_frame, offer_pos)
     _check_capacity(net, cols)
-    return Market(net, cols, matrices.DCPowerFlow(net), limit, weights, lf, bid_frame,
-                  offer_frame)
+    return Market(net, cols, matrices.DCPowerFlow(net), limit, weights, lf,
+                  float(loss_offset_mw), bid_frame, offer_frame)
 
 
 @dataclass
@@ -602,7 +610,7 @@ class PtdfModel:
                             shape=(1, cols.n_col))
         a = (sp.vstack([bal, cols.pwl_rows]) if n_s else bal).tocsc()
         a.sort_indices()
-        rhs = float(np.dot(1.0 - self.lf, net.bus_load_mw))
+        rhs = float(np.dot(1.0 - self.lf, net.bus_load_mw)) + market.loss_offset_mw
         self.highs = _Highs(cols, a, (np.zeros(0), np.zeros(0), np.zeros(0)),
                             np.concatenate([[rhs], cols.pwl_lower]),
                             np.concatenate([[rhs], np.full(n_s, _INF)]))
