@@ -388,3 +388,21 @@ def test_unknown_mechanism_is_refused():
     with pytest.raises(InputError, match="unknown mechanism") as info:
         te.clear(vcg_example(), "vickery")
     assert info.value.field == "mechanism"
+
+
+def test_mcafee_in_lots_matches_whole_units_scaled():
+    """Lots of ``unit_kwh`` give the same allocation as whole units of that size."""
+    rng = np.random.default_rng(5)
+    n = 30
+    lots = rng.integers(1, 8, n).astype(float)
+    side = np.where(rng.random(n) < 0.5, 1, -1)
+    price = rng.uniform(0.05, 0.4, n).round(3)
+    base = dict(id=np.arange(n), participant=np.arange(n), side=side, price=price)
+    whole = te.clear(te.OrderBatch(**base, quantity=lots), "mcafee")
+    unit = 0.25
+    in_lots = te.clear(te.OrderBatch(**base, quantity=lots * unit + 0.1), "mcafee",
+                       unit_kwh=unit)  # the 0.1 kWh remainders cannot trade
+    np.testing.assert_allclose(in_lots.accepted, whole.accepted * unit)
+    np.testing.assert_allclose(in_lots.payment, whole.payment * unit)
+    with pytest.raises(InputError, match="unit_kwh"):
+        te.clear(te.OrderBatch(**base, quantity=lots), "mcafee", unit_kwh=0.0)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from transactive.clearing import Clearing
+from transactive.errors import InputError
 from transactive.markets.registry import register
 from transactive.markets.truthful import (
     allocation,
@@ -46,8 +47,13 @@ def _unit_price(price: np.ndarray, cum: np.ndarray, unit: int) -> float:
 
 
 @register("mcafee")
-def mcafee(orders: OrderBatch, /) -> Clearing:
+def mcafee(orders: OrderBatch, /, *, unit_kwh: float | None = None) -> Clearing:
     """Clear a double auction of whole units by McAfee's trade-reduction rule.
+
+    Without ``unit_kwh`` every quantity must be a whole number of units. With
+    it, divisible energy is traded in lots of ``unit_kwh``: each order offers
+    ``floor(quantity / unit_kwh)`` lots (a remainder under one lot does not
+    trade) and the rule runs lot by lot; prices stay per kWh.
 
     Returns
     -------
@@ -71,6 +77,8 @@ def mcafee(orders: OrderBatch, /) -> Clearing:
     >>> c.accepted.tolist(), c.clearing_price, c.info["branch"]
     ([1.0, 1.0, 0.0, 1.0, 1.0, 0.0], 5.0, 'single_price')
     """
+    if unit_kwh is not None:
+        return _in_lots(orders, unit_kwh)
     require_integer_quantity(orders, "mcafee")
     curves = sorted_curves(orders)
     require_one_side(orders, curves, "mcafee")
@@ -97,3 +105,27 @@ def mcafee(orders: OrderBatch, /) -> Clearing:
             "seller_price": seller_price,
         },
     )
+
+
+def _in_lots(orders: OrderBatch, unit_kwh: float) -> Clearing:
+    """McAfee over lots of ``unit_kwh``, mapped back to the orders in kWh."""
+    if not (isinstance(unit_kwh, int | float) and np.isfinite(unit_kwh) and unit_kwh > 0):
+        raise InputError("unit_kwh", f"must be a finite number > 0, got {unit_kwh!r}")
+    lots = np.floor(orders.quantity / unit_kwh + 1e-9)
+    keep = np.flatnonzero(lots >= 1)
+    n = len(orders)
+    accepted, price, payment = np.zeros(n), np.full(n, np.nan), np.zeros(n)
+    info: dict[str, object] = {"branch": "no_trade", "unit_kwh": unit_kwh}
+    clearing_price = float("nan")
+    if keep.size:
+        sub = orders.take(keep)
+        in_lots = OrderBatch._trusted(id=sub.id, participant=sub.participant, side=sub.side,
+                                      price=sub.price, quantity=lots[keep], time=sub.time)
+        c = mcafee(in_lots)
+        accepted[keep] = c.accepted * unit_kwh
+        price[keep] = c.price
+        payment[keep] = c.payment * unit_kwh
+        clearing_price = c.clearing_price
+        info = {**c.info, "unit_kwh": unit_kwh}
+    return Clearing.from_allocation("mcafee", orders, accepted, price, clearing_price,
+                                    payment=payment, info=info)

@@ -54,6 +54,10 @@ class IntervalMarket:
     (losses included); None where the design has no network model."""
 
 
+_LOT_KWH = 0.01
+"""Lot size for mechanisms that trade whole units (McAfee): 10 Wh."""
+
+
 class MarketSession:
     """Clears the scenario's mechanism every interval, carrying its state."""
 
@@ -84,6 +88,8 @@ class MarketSession:
             self._options["network"] = network
         if "kw_per_unit" in self._takes:
             self._options["kw_per_unit"] = scenario.grid.kw_per_unit
+        if "unit_kwh" in params and "unit_kwh" not in self._options:
+            self._options["unit_kwh"] = _LOT_KWH  # unit mechanisms trade kWh in lots
         if "shed_price" in self._takes:
             self._options["shed_price"] = scenario.grid.value_of_lost_load_per_kwh
 
