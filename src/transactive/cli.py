@@ -150,13 +150,15 @@ def compare_cmd(
         write_report(result, folder / name)
     path = write_comparison(runs, folder)
     table = Table(title="market designs compared")
-    table.add_column("figure", style="bold")
-    stats = {name: summary(r) for name, r in runs.items()}
-    for name in runs:
-        table.add_column(name, justify="right")
-    for key in ("p2p_volume_kwh", "volume_weighted_price", "savings", "operator_surplus",
-                "households_worse_off", "gini_of_gains"):
-        table.add_row(key, *(f"{stats[n][key]:,.4g}" for n in runs))
+    table.add_column("design", style="bold")
+    columns = {"p2p_volume_kwh": "traded kWh", "volume_weighted_price": "price/kWh",
+               "savings": "savings", "operator_surplus": "operator",
+               "households_worse_off": "worse off", "gini_of_gains": "Gini"}
+    for label in columns.values():
+        table.add_column(label, justify="right")
+    for name, r in runs.items():
+        stats = summary(r)
+        table.add_row(name, *(f"{stats[key]:,.4g}" for key in columns))
     console.print(table)
     console.print(f"wrote {path}")
 
