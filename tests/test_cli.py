@@ -91,3 +91,15 @@ def test_audit_writes_table_and_plot(tmp_path):
     assert table[0].startswith(",efficiency") or "efficiency" in table[0]
     assert len(table) == 3
     assert (tmp_path / "audit.svg").stat().st_size > 1000
+
+
+def test_compare_writes_one_report_per_design_and_the_comparison(tmp_path):
+    assert main(["compare", "--mechanisms", "uniform,amm", "--households", "6", "--days", "1",
+                 "--out", str(tmp_path)]) == 0
+    html = (tmp_path / "comparison.html").read_text()
+    assert "uniform" in html
+    assert "amm" in html
+    for name in ("uniform", "amm"):
+        assert (tmp_path / name / "report.html").exists()
+        assert (tmp_path / name / "results.sqlite").exists()
+    assert main(["compare", "--mechanisms", "uniform,nope", "--out", str(tmp_path)]) == 2
