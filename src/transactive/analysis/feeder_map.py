@@ -27,7 +27,7 @@ def radial_layout(network: Network) -> tuple[npt.NDArray[np.float64], npt.NDArra
     --------
     >>> from transactive.grid.cases import load_case
     >>> x, y = radial_layout(load_case("ieee33"))
-    >>> int(x.max()), x[0], y[0]
+    >>> int(x.max()), float(x[0]), float(y[0])
     (17, 0.0, 0.0)
     """
     n = network.n_bus
