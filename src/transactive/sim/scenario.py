@@ -380,7 +380,10 @@ def _template_lines(model: BaseModel, path: str) -> list[str]:
             nested.append((f"{path}.{name}" if path else name, value))
             continue
         lines += [f"# {line}" for line in textwrap.wrap(info.description or "", 86)]
-        lines.append(f"{name} = {_toml_value(value)}")
+        if value is None:  # TOML has no null: an unset field stays commented out
+            lines.append(f"# {name} =")
+        else:
+            lines.append(f"{name} = {_toml_value(value)}")
     for child, section in nested:
         lines += ["", f"[{child}]  # {type(section).__doc__}", *_template_lines(section, child)]
     return lines
