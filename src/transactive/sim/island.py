@@ -42,22 +42,24 @@ Back to the households
   levelling these durations; each share is capped at the battery's power
   limit and at what its energy allows in the interval. The caps keep every
   battery within ``[floor, capacity]`` and its power limit, and its state of
-  charge follows its own efficiencies. Levelling durations (rather than
-  splitting pro rata to energy) keeps the fleet's power up: once the
-  durations are level, the fleet delivers (absorbs) any power up to the sum
-  of its batteries' limits and any energy up to the sum of theirs, exactly
-  like the aggregate battery.
+  charge follows its own efficiencies. Levelling durations, rather than
+  splitting pro rata to energy, keeps the fleet's power up: while the
+  durations to empty are level (and the efficiencies alike), the fleet can
+  deliver in an interval exactly what the aggregate battery can,
+  ``min(sum of power limits, sum of deliverable energy / dt_h)``; likewise
+  for charging.
 
 The split conserves the dispatch's totals exactly whenever the fleet can
 carry them battery by battery, which it always can when the batteries are
-alike in efficiency and in state of charge and power per kWh of capacity.
-The aggregate battery is a relaxation of the fleet otherwise (sums of power
-limits count a full battery's power towards charging; mean efficiencies
-flatter the least efficient battery), and in an interval where the fleet
-falls short of the dispatch's battery power, the split keeps every battery
-within its limits and balances the interval by curtailing PV (charging), or
-by using spare PV and then shedding load, flexible first (discharging). The
-prices stay those of the dispatch.
+alike in efficiency and in state of charge, floor and power per kWh of
+capacity. Otherwise the aggregate battery is a relaxation of the fleet (the
+sum of the power limits counts a full battery's power towards charging and a
+nearly empty one's towards discharging; mean efficiencies flatter the least
+efficient battery). In an interval where the fleet falls short of the
+dispatch's battery power, every battery stays within its limits and the
+interval balances by curtailing PV (charging), or by using spare PV and then
+shedding load, flexible first (discharging); the prices stay the dispatch's.
+An exact alternative is a dispatch with one battery per household.
 
 Examples
 --------
@@ -96,6 +98,8 @@ from transactive.grid.island import Battery, dispatch_island
 __all__ = ["IslandOutcome", "island_window"]
 
 FloatArray = npt.NDArray[np.float64]
+
+_NEGLIGIBLE_KW = 1e-12  # a battery share below this is none
 
 
 @dataclass(frozen=True, eq=False)
@@ -225,11 +229,12 @@ class _Plan:
 
     def balance_charge(self, t: int, shortfall_kw: float) -> None:
         """The fleet absorbs ``shortfall_kw`` less than planned: curtail PV."""
-        self.pv_used[t] = max(self.pv_used[t] - shortfall_kw, 0.0)
+        self.pv_used[t] = max(self.pv_used[t] - max(shortfall_kw, 0.0), 0.0)
 
     def balance_discharge(self, t: int, shortfall_kw: float) -> None:
         """The fleet delivers ``shortfall_kw`` less than planned: spare PV,
         then shed flexible load, then critical load."""
+        shortfall_kw = max(shortfall_kw, 0.0)  # not a rounding excess
         extra = min(shortfall_kw, self.pv_avail[t] - self.pv_used[t])
         self.pv_used[t] += extra
         left = shortfall_kw - extra
@@ -274,11 +279,12 @@ def _water_fill(target_kw: float, energy_kwh: FloatArray, p_kw: FloatArray,
     the level ``lam`` (hours) set so that the shares sum to the target; every
     ``u_i`` when their sum falls short of it."""
     limit = np.minimum(p_kw, energy_kwh / dt_h)
+    limit[limit < _NEGLIGIBLE_KW] = 0.0  # keeps durations energy / p finite
     if target_kw >= float(limit.sum()):
         return limit
     if target_kw <= 0:
         return np.zeros_like(limit)
-    on = np.flatnonzero(limit > 0)  # p > 0 and energy > 0
+    on = np.flatnonzero(limit > 0)
     e, p, u = energy_kwh[on], p_kw[on], limit[on]
     lo, hi = (e - u * dt_h) / p, e / p  # share u_i up to level lo_i, 0 from hi_i on
     # the total f(lam) is continuous, piecewise linear and falling; evaluate it
