@@ -18,7 +18,8 @@ import tempfile
 overrides = json.loads(sys.argv[1])
 scenario = Scenario().with_overrides(**overrides)
 t0 = time.perf_counter()
-result = simulate(scenario)
+with tempfile.TemporaryDirectory() as run_dir:  # settles into a ledger where the run is small
+    result = simulate(scenario, run_dir=run_dir)
 t1 = time.perf_counter()
 with tempfile.TemporaryDirectory() as tmp:
     write_results(result, tmp)
@@ -40,15 +41,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--households", type=int, default=1000)
     parser.add_argument("--days", type=float, default=365)
     args = parser.parse_args(argv)
+    big = {"community.households": args.households, "time.days": args.days}
     cases = [
         ("default (50 households, 7 days)", {}),
-        (f"{args.households} households, {args.days:g} days",
-         {"community.households": args.households, "time.days": args.days}),
+        (f"{args.households} households, {args.days:g} days, network",
+         {**big, "market.mechanism": "network"}),
+        (f"{args.households} households, {args.days:g} days, uniform",
+         {**big, "market.mechanism": "uniform"}),
     ]
-    print(f"{'case':<36} {'intervals':>9} {'simulate s':>11} {'store s':>8} {'peak MiB':>9}")
+    print(f"{'case':<44} {'intervals':>9} {'simulate s':>11} {'store s':>8} {'peak MiB':>9}")
     for label, overrides in cases:
         r = _case(overrides)
-        print(f"{label:<36} {r['intervals']:>9} {r['simulate_s']:>11.2f} {r['store_s']:>8.2f} "
+        print(f"{label:<44} {r['intervals']:>9} {r['simulate_s']:>11.2f} {r['store_s']:>8.2f} "
               f"{r['peak_mib']:>9.0f}")
 
 

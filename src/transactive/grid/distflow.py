@@ -78,7 +78,7 @@ from transactive.grid._lp import (
     solve_highs,
     solve_socp,
 )
-from transactive.grid.network import ISOLATED, Network
+from transactive.grid.network import ISOLATED, Network, bus_values
 
 __all__ = ["DistFlowModel", "DistFlowResult", "Injections", "solve_distflow"]
 
@@ -675,7 +675,7 @@ def solve_distflow(
     if len(fd.gens):
         inj = inj.concat(fd.gens)
         inj_pos = np.r_[inj_pos, _positions(fd, fd.gens.bus)]
-    d_p, d_q = (_bus_array(name, v, fd.n) for name, v in
+    d_p, d_q = (bus_values(name, v, fd.n) for name, v in
                 (("load_p_mw", load_p_mw), ("load_q_mvar", load_q_mvar)))
     if network_loads:
         d_p, d_q = d_p + fd.load_p_mw, d_q + fd.load_q_mvar
@@ -688,18 +688,6 @@ def solve_distflow(
                      float(import_price_per_mwh), float(export), import_max_mw, export_max_mw)
     sol = _solve(pb, model)
     return _result(network, fd, model, inj, inj_pos, pb, lay, sol, time.perf_counter() - t0)
-
-
-def _bus_array(name: str, value: npt.ArrayLike | None, n: int) -> Array:
-    if value is None:
-        return np.zeros(n)
-    arr = np.asarray(value, dtype=np.float64)
-    if arr.shape != (n,):
-        raise InputError(name, f"must have one value per bus ({n}), got shape {arr.shape}")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        raise InputError(name, "must be finite", row=int(np.flatnonzero(bad)[0]))
-    return arr
 
 
 def _result(net: Network, fd: _Feeder, model: DistFlowModel, inj: Injections,

@@ -45,8 +45,8 @@ import numpy.typing as npt
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from transactive.errors import InputError, SolverError
-from transactive.grid.network import PV, Network
+from transactive.errors import SolverError
+from transactive.grid.network import PV, Network, bus_values
 
 __all__ = ["LossSensitivity", "PowerFlow", "ac_power_flow", "loss_sensitivities",
            "marginal_loss_factors"]
@@ -133,20 +133,8 @@ def _injections(net: Network, p_inj_mw: npt.ArrayLike | None,
     load_p = np.bincount(net.load_position, net.load["p_mw"].to_numpy(), n)
     default_p = np.bincount(net.gen_position[gen_on], net.gen["p_mw"].to_numpy()[gen_on], n)
     default_q = np.bincount(net.gen_position[gen_on], net.gen["q_mvar"].to_numpy()[gen_on], n)
-    out: list[Array] = []
-    for name, value, default in (("p_inj_mw", p_inj_mw, default_p - load_p),
-                                 ("q_inj_mvar", q_inj_mvar, default_q - load_q)):
-        if value is None:
-            out.append(np.asarray(default, dtype=np.float64))
-            continue
-        arr = np.asarray(value, dtype=np.float64)
-        if arr.shape != (n,):
-            raise InputError(name, f"must have one value per bus ({n}), got shape {arr.shape}")
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            raise InputError(name, "must be finite", row=int(np.flatnonzero(bad)[0]))
-        out.append(arr)
-    return out[0], out[1]
+    return (bus_values("p_inj_mw", p_inj_mw, n, default_p - load_p),
+            bus_values("q_inj_mvar", q_inj_mvar, n, default_q - load_q))
 
 
 def _bus_types(net: Network) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64], Array]:

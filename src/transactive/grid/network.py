@@ -505,3 +505,18 @@ def _readonly(arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
     arr = np.array(arr, copy=True)
     arr.flags.writeable = False
     return arr
+
+
+def bus_values(name: str, value: npt.ArrayLike | None, n: int,
+               default: npt.ArrayLike | float = 0.0) -> npt.NDArray[np.float64]:
+    """One finite value per bus (``default`` where ``value`` is None); an
+    :class:`InputError` names ``name`` and the first bad row otherwise."""
+    if value is None:
+        return np.broadcast_to(np.asarray(default, dtype=np.float64), (n,)).copy()
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.shape != (n,):
+        raise InputError(name, f"must have one value per bus ({n}), got shape {arr.shape}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise InputError(name, "must be finite", row=int(np.flatnonzero(bad)[0]))
+    return arr
