@@ -89,10 +89,7 @@ def solve_highs(c: Array, lb: Array, ub: Array, a: sp.csc_matrix, rl: Array, ru:
         h = _LOCAL.highs = highspy.Highs()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("mip_rel_gap", 1e-9)
-        h.setOptionValue("simplex_strategy", 1)  # dual simplex: ~12 % faster on feeder LPs
     milp = integer is not None and bool(integer.any())
-    # these LPs are small and already tight: presolve costs more than it saves
-    h.setOptionValue("presolve", "on" if milp else "off")
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = c.size, rl.size
     lp.col_cost_, lp.col_lower_, lp.col_upper_ = c, lb, ub
