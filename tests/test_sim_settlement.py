@@ -28,7 +28,8 @@ def test_every_interval_settles_and_statements_match_the_bills(tmp_path, mechani
     assert r.settlement.intervals == 96
     assert verify_run(tmp_path).is_ok
     st = pd.read_csv(tmp_path / STATEMENTS_FILE)
-    totals = st.groupby("participant")["total_cents"].sum() / 100
+    # the simulated bill is the statement's total without its carbon line
+    totals = (st["total_cents"] - st["carbon_cents"]).groupby(st["participant"]).sum() / 100
     labels = household_label(r.households["household"].to_numpy())
     bills = pd.Series(r.households["bill_p2p"].to_numpy(), index=labels)
     # each interval rounds each line to the cent: at most 1.5 cents per interval
@@ -40,6 +41,23 @@ def test_every_interval_settles_and_statements_match_the_bills(tmp_path, mechani
     # energy: metered = market + utility for everyone, every interval
     np.testing.assert_array_equal(st["metered_wh"],
                                   st["market_wh"] + st["utility_wh"] + st["imbalance_wh"])
+
+
+def test_carbon_is_charged_and_credited_in_the_statements(tmp_path):
+    assert simulate(_scenario("network"), run_dir=tmp_path / "default").settlement.reconciled
+    assert pd.read_csv(tmp_path / "default" / STATEMENTS_FILE)["carbon_cents"].sum() > 0
+    # a (steep) carbon price makes the loss effects visible in cents: an
+    # injection that cuts the feeder's losses is credited
+    steep = Scenario.from_dict({**_scenario("network").model_dump(mode="json"),
+                                "carbon": {"price_per_kg": 50.0}})
+    r = simulate(steep, run_dir=tmp_path)
+    st = pd.read_csv(tmp_path / STATEMENTS_FILE)
+    assert (st["carbon_cents"] < 0).any()
+    assert r.settlement is not None and r.settlement.reconciled
+    free = Scenario.from_dict({**_scenario("network").model_dump(mode="json"),
+                               "carbon": {"price_per_kg": 0.0}})
+    simulate(free, run_dir=tmp_path / "free")
+    assert (pd.read_csv(tmp_path / "free" / STATEMENTS_FILE)["carbon_cents"] == 0).all()
 
 
 def test_ledger_verify_cli_passes_then_names_a_flipped_byte(tmp_path, capsys):

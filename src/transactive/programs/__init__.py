@@ -1,5 +1,6 @@
-"""Retail programs: tariffs (and, later, demand response and carbon pricing)."""
+"""Retail programs: tariffs and carbon pricing."""
 
+from transactive.programs.carbon import CarbonLines, CarbonPrices, carbon_lines
 from transactive.programs.tariffs import Tariff
 
-__all__ = ["Tariff"]
+__all__ = ["CarbonLines", "CarbonPrices", "Tariff", "carbon_lines"]

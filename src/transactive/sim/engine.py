@@ -49,7 +49,7 @@ from transactive.sim.community import Community, build_community
 from transactive.sim.island import IslandOutcome, island_window
 from transactive.sim.market import MarketSession
 from transactive.sim.scenario import FaultConfig, Scenario
-from transactive.sim.settling import RunSettlement, SettlementSummary
+from transactive.sim.settling import CarbonContext, RunSettlement, SettlementSummary
 from transactive.timeline import Timeline
 
 __all__ = ["SimulationResult", "simulate"]
@@ -273,7 +273,9 @@ def simulate(
     ppd, periods = timeline.periods_per_day, timeline.periods
     settle = None
     if run_dir is not None and _settles(scenario, timeline):
-        settle = RunSettlement(run_dir, run.community.size, ppd)
+        settle = RunSettlement(run_dir, run.community.size, ppd, carbon=CarbonContext(
+            scenario.carbon.prices(), scenario.grid.network(), run.community.node,
+            timeline.dt_h, scenario.grid.kw_per_unit))
     fee = scenario.settlement.grid_fee_per_kwh
     for t in range(periods):
         outcome = run.interval(t)

@@ -22,6 +22,7 @@ from transactive.errors import InputError
 from transactive.grid.cases import load_case
 from transactive.grid.network import Network
 from transactive.markets import registry
+from transactive.programs.carbon import CarbonPrices
 from transactive.programs.tariffs import Tariff
 from transactive.timeline import Timeline
 
@@ -247,6 +248,12 @@ class FaultConfig(_Section):
             raise ValueError("must carry a UTC offset, e.g. 2026-06-03T18:00:00+02:00")
         return value
 
+    @model_validator(mode="after")
+    def _critical_first(self) -> FaultConfig:
+        if self.critical_value_per_kwh <= self.flexible_value_per_kwh:
+            raise ValueError("critical_value_per_kwh must exceed flexible_value_per_kwh")
+        return self
+
     def window(self, timeline: Timeline) -> range:
         """The intervals of the fault (empty without one)."""
         if self.start is None:
@@ -255,6 +262,22 @@ class FaultConfig(_Section):
         first = int((pd.Timestamp(self.start) - timeline.start).total_seconds() // step_s)
         count = max(1, round(self.hours * 60 / timeline.step_minutes))
         return range(max(first, 0), min(first + count, timeline.periods))
+
+
+class CarbonConfig(_Section):
+    """Carbon-aware settlement: each participant's emissions priced in its statement."""
+
+    price_per_kg: float = Field(0.08, ge=0, description="Carbon price per kg CO2.")
+    grid_kg_per_kwh: float = Field(
+        0.4, ge=0, description="Marginal emission rate of supply from the upstream grid."
+    )
+    local_kg_per_kwh: float = Field(
+        0.0, ge=0, description="Emissions of local generation sold (e.g. PV life cycle)."
+    )
+
+    def prices(self) -> CarbonPrices:
+        return CarbonPrices(price_per_kg=self.price_per_kg, grid_kg_per_kwh=self.grid_kg_per_kwh,
+                            local_kg_per_kwh=self.local_kg_per_kwh)
 
 
 class SettlementConfig(_Section):
@@ -300,6 +323,7 @@ class Scenario(_Section):
     grid: GridConfig = Field(default_factory=GridConfig)
     fault: FaultConfig = Field(default_factory=FaultConfig)
     settlement: SettlementConfig = Field(default_factory=SettlementConfig)
+    carbon: CarbonConfig = Field(default_factory=CarbonConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @classmethod

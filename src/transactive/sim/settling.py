@@ -13,7 +13,11 @@ counterparty as one more participant, ``counterparty``: it sells in the
 market what it supplied and buys it from the utility at the tariff, so the
 market account keeps exactly the operator's surplus. An islanded interval
 settles as a market in which every household trades its net position at the
-island price.
+island price. Carbon (``[carbon]``) is charged or credited in every statement:
+the local emissions of what a household sold, the upstream marginal emissions
+of its injection's effect on the feeder's losses (marginal loss factor x
+marginal emission rate), and the emissions of what it imported; the
+counterparty carries those of what it drew upstream.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ import numpy.typing as npt
 import pandas as pd
 
 from transactive.clearing import Clearing
+from transactive.grid.network import Network
 from transactive.orders import BUY, SELL, OrderBatch
+from transactive.programs.carbon import CarbonPrices, carbon_lines
 from transactive.settlement import (
     JOURNAL_FILE,
     LEDGER_FILE,
@@ -38,8 +44,8 @@ from transactive.settlement import (
 )
 from transactive.sim.books import IntervalOutcome
 
-__all__ = ["COUNTERPARTY", "STATEMENTS_FILE", "RunSettlement", "SettlementSummary",
-           "household_label"]
+__all__ = ["COUNTERPARTY", "STATEMENTS_FILE", "CarbonContext", "RunSettlement",
+           "SettlementSummary", "household_label"]
 
 STATEMENTS_FILE = "statements.csv"
 COUNTERPARTY = "counterparty"
@@ -62,10 +68,41 @@ def household_label(index: npt.NDArray[np.int64]) -> npt.NDArray[np.str_]:
     return np.char.add("h", index.astype(str))
 
 
+@dataclass(frozen=True, eq=False)
+class CarbonContext:
+    """What carbon pricing needs: the feeder (None: a copper plate, no loss
+    effects), each household's bus, the interval length and feeder scale."""
+
+    prices: CarbonPrices
+    network: Network | None
+    node: npt.NDArray[np.int64]
+    dt_h: float
+    kw_per_unit: float
+
+    def cost(self, out: IntervalOutcome, metered_kwh: FloatArray,
+             counterparty_kwh: float) -> FloatArray:
+        """Carbon charge per household (and the counterparty, last, if any):
+        local emissions of what it sold, upstream emissions of its effect on
+        losses, emissions of what it imported (programs.carbon)."""
+        p = self.prices
+        if self.network is None:
+            kg = p.local_kg_per_kwh * out.sold_kwh + p.grid_kg_per_kwh * out.import_kwh
+            cost = p.price_per_kg * kg
+        else:
+            cost = carbon_lines(self.network, self.node, -metered_kwh, out.sold_kwh,
+                                out.import_kwh, dt_h=self.dt_h, kw_per_unit=self.kw_per_unit,
+                                prices=p).cost
+        if abs(counterparty_kwh) > 1e-9:  # what the pool or substation drew upstream
+            cost = np.append(cost, p.price_per_kg * p.grid_kg_per_kwh
+                             * max(counterparty_kwh, 0.0))
+        return cost
+
+
 class RunSettlement:
     """Settles one run into ``run_dir`` (a fresh folder for a fresh ledger)."""
 
-    def __init__(self, run_dir: str | Path, n_households: int, periods_per_day: int) -> None:
+    def __init__(self, run_dir: str | Path, n_households: int, periods_per_day: int,
+                 carbon: CarbonContext | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for name in (LEDGER_FILE, JOURNAL_FILE, STATEMENTS_FILE):
@@ -76,6 +113,7 @@ class RunSettlement:
         self.settlement = Settlement(ledger, journal, config=SettlementConfig())
         self.labels = household_label(np.arange(n_households, dtype=np.int64))
         self.periods_per_day = periods_per_day
+        self.carbon = carbon
         self._batch: ExitStack | None = None
         self._count = 0
         self._transfers = 0
@@ -92,9 +130,16 @@ class RunSettlement:
         if clearing is not None and COUNTERPARTY in clearing.orders.participant:
             participants = np.append(self.labels, COUNTERPARTY)
             metered = np.append(metered, 0.0)
+        carbon = None
+        if self.carbon is not None:
+            has_counterparty = participants.size > self.labels.size
+            carbon = self.carbon.cost(out, metered[: self.labels.size],
+                                      float(out.stats["counterparty_kwh"])
+                                      if has_counterparty else 0.0)
         done = self.settlement.settle_interval(
             t, clearing, participants, metered, retail_price_per_kwh=retail_price,
-            feed_in_price_per_kwh=feed_in_price, grid_fee_per_kwh=grid_fee_per_kwh)
+            feed_in_price_per_kwh=feed_in_price, grid_fee_per_kwh=grid_fee_per_kwh,
+            carbon_cost=carbon)
         self._count += 1
         self._transfers += len(done.transfers)
         if (t + 1) % self.periods_per_day == 0:
