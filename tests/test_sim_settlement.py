@@ -53,7 +53,8 @@ def test_carbon_is_charged_and_credited_in_the_statements(tmp_path):
     r = simulate(steep, run_dir=tmp_path)
     st = pd.read_csv(tmp_path / STATEMENTS_FILE)
     assert (st["carbon_cents"] < 0).any()
-    assert r.settlement is not None and r.settlement.reconciled
+    assert r.settlement is not None
+    assert r.settlement.reconciled
     free = Scenario.from_dict({**_scenario("network").model_dump(mode="json"),
                                "carbon": {"price_per_kg": 0.0}})
     simulate(free, run_dir=tmp_path / "free")
