@@ -62,12 +62,14 @@ import numpy.typing as npt
 from transactive.clearing import Clearing
 from transactive.errors import InputError
 from transactive.grid.cases import load_case
+from transactive.grid.dcopf import dcopf
 from transactive.grid.distflow import DistFlowModel, Injections, solve_distflow
 from transactive.grid.network import Network
 from transactive.markets.registry import register
+from transactive.markets.vcg import WelfareSolver
 from transactive.orders import BUY, OrderBatch
 
-__all__ = ["clear_network"]
+__all__ = ["clear_network", "dcopf_welfare"]
 
 _MODELS: tuple[DistFlowModel, ...] = ("lindistflow", "soc", "dc")
 
@@ -269,3 +271,49 @@ def _nodes(orders: OrderBatch, net: Network) -> npt.NDArray[np.int64]:
                          f"(positions 0..{net.n_bus - 1})", row=row)
     return orders.node
 
+
+
+def dcopf_welfare(network: Network | str, *, rating: str | float = "a"
+                  ) -> WelfareSolver:
+    """A welfare solver through a transmission network's DC-OPF, for
+    ``te.clear(orders, "vcg", welfare_solver=dcopf_welfare(net))``: the
+    network VCG, whose payments include the congestion externality each
+    participant imposes.
+
+    Orders are bids (buy) and offers (sell) of MWh in one hour at their bus
+    (``node`` = bus position); the network's own generators and loads stay in
+    the market as its background. The welfare returned is minus the DC-OPF
+    objective (bids' value less offers' and generators' cost): the background
+    load's value is a constant, so it cancels in every VCG payment.
+
+    Examples
+    --------
+    >>> from transactive.orders import OrderBatch
+    >>> solver = dcopf_welfare("case9")
+    >>> ob = OrderBatch(id=[1, 2], participant=["b", "s"], side=["buy", "sell"],
+    ...                 price=[100.0, 1.0], quantity=[50.0, 30.0], node=[4, 6])
+    >>> accepted, welfare = solver(ob)
+    >>> accepted.tolist(), round(welfare, 2)
+    ([50.0, 30.0], -740.69)
+    """
+    net = _case(network.lower()) if isinstance(network, str) else network
+    numbers = net.bus_numbers
+
+    def solve(orders: OrderBatch, /) -> tuple[npt.NDArray[np.float64], float]:
+        if orders.node is None:
+            raise InputError("node", "a network VCG needs every order's bus (node)")
+        if (orders.node >= numbers.size).any():
+            row = int(np.flatnonzero(orders.node >= numbers.size)[0])
+            raise InputError("node", f"bus position outside the network ({numbers.size} buses)",
+                             row=row)
+        buy = orders.side == BUY
+        table = {"bus": numbers[orders.node], "p_max_mw": orders.quantity,
+                 "price_per_mwh": orders.price}
+        res = dcopf(net, bids={k: v[buy] for k, v in table.items()},
+                    offers={k: v[~buy] for k, v in table.items()}, rating=rating)
+        accepted = np.zeros(len(orders))
+        accepted[buy] = res.bid_p_mw
+        accepted[~buy] = res.offer_p_mw
+        return accepted, -float(res.objective)
+
+    return solve
