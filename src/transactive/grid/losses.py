@@ -38,7 +38,9 @@ Examples
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -89,9 +91,24 @@ class LossSensitivity:
     power_flow: PowerFlow
 
 
-def _ybus(net: Network) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix,
-                                 npt.NDArray[np.int64]]:
-    """Bus admittance matrix and the from/to branch admittances (MATPOWER)."""
+_DENSE_BUSES = 200
+"""Networks up to this size use dense algebra: faster than sparse overheads."""
+_YBUS: weakref.WeakKeyDictionary[Network, tuple[Any, ...]] = weakref.WeakKeyDictionary()
+
+
+def _ybus(net: Network) -> tuple[Any, sp.csr_matrix, sp.csr_matrix, npt.NDArray[np.int64]]:
+    """Bus admittance matrix (dense for small networks) and the from/to branch
+    admittances (MATPOWER), built once per network."""
+    cached = _YBUS.get(net)
+    if cached is None:
+        ybus, yf, yt, on = _build_ybus(net)
+        cached = _YBUS[net] = (ybus.toarray() if net.n_bus <= _DENSE_BUSES else ybus,
+                               yf, yt, on)
+    return cached
+
+
+def _build_ybus(net: Network) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix,
+                                       npt.NDArray[np.int64]]:
     on = np.flatnonzero(net.branch["in_service"].to_numpy())
     br = net.branch.iloc[on]
     n, nb = net.n_bus, on.size
@@ -113,16 +130,39 @@ def _ybus(net: Network) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix,
     return ybus, yf.tocsr(), yt.tocsr(), on
 
 
-def _ds_dv(ybus: sp.csr_matrix, v: npt.NDArray[np.complex128]) -> tuple[sp.csr_matrix,
-                                                                          sp.csr_matrix]:
+def _ds_dv(ybus: Any, v: npt.NDArray[np.complex128]) -> tuple[Any, Any]:
     """Derivatives of the complex injections with respect to voltage angle and
-    magnitude (polar form)."""
+    magnitude (polar form); dense for a dense ``ybus``."""
     ibus = ybus @ v
+    if isinstance(ybus, np.ndarray):
+        vn = v / np.abs(v)
+        ds_dvm = v[:, None] * np.conj(ybus * vn[None, :]) + np.diag(np.conj(ibus) * vn)
+        ds_dva = 1j * v[:, None] * np.conj(np.diag(ibus) - ybus * v[None, :])
+        return ds_dva, ds_dvm
     dv, di = sp.diags(v), sp.diags(ibus)
     dvn = sp.diags(v / np.abs(v))
     ds_dvm = dv @ (ybus @ dvn).conj() + di.conj() @ dvn
     ds_dva = 1j * dv @ (di - ybus @ dv).conj()
     return ds_dva.tocsr(), ds_dvm.tocsr()
+
+
+def _jacobian(ds_dva: Any, ds_dvm: Any, pvpq: npt.NDArray[np.int64],
+              pq: npt.NDArray[np.int64]) -> Any:
+    """The Newton Jacobian of the mismatches (P at PV and PQ buses, Q at PQ)."""
+    if isinstance(ds_dva, np.ndarray):
+        return np.block([[ds_dva[np.ix_(pvpq, pvpq)].real, ds_dvm[np.ix_(pvpq, pq)].real],
+                         [ds_dva[np.ix_(pq, pvpq)].imag, ds_dvm[np.ix_(pq, pq)].imag]])
+    return sp.bmat([[ds_dva[pvpq][:, pvpq].real, ds_dvm[pvpq][:, pq].real],
+                    [ds_dva[pq][:, pvpq].imag, ds_dvm[pq][:, pq].imag]], format="csc")
+
+
+def _solve(jac: Any, rhs: Array, *, transpose: bool = False) -> Array:
+    if isinstance(jac, np.ndarray):
+        try:
+            return np.asarray(np.linalg.solve(jac.T if transpose else jac, rhs), dtype=np.float64)
+        except np.linalg.LinAlgError:
+            return np.full(rhs.shape, np.nan)
+    return spla.spsolve(jac.T.tocsc() if transpose else jac, rhs)
 
 
 def _injections(net: Network, p_inj_mw: npt.ArrayLike | None,
@@ -204,9 +244,7 @@ def ac_power_flow(
             raise SolverError(f"the AC power flow did not converge in {max_iter} iterations "
                               f"(largest mismatch {worst:.3g} MVA)")
         ds_dva, ds_dvm = _ds_dv(ybus, v)
-        jac = sp.bmat([[ds_dva[pvpq][:, pvpq].real, ds_dvm[pvpq][:, pq].real],
-                       [ds_dva[pq][:, pvpq].imag, ds_dvm[pq][:, pq].imag]], format="csc")
-        dx = spla.spsolve(jac, -f)
+        dx = _solve(_jacobian(ds_dva, ds_dvm, pvpq, pq), -f)
         if not np.isfinite(dx).all():
             raise SolverError("the AC power flow hit a singular Jacobian")
         va[pvpq] += dx[:n1]
@@ -237,11 +275,13 @@ def loss_sensitivities(
     pvpq = np.r_[pv, pq]
     v = (pf.vm_pu * np.exp(1j * np.deg2rad(pf.va_deg))).astype(np.complex128)
     ds_dva, ds_dvm = _ds_dv(ybus, v)
-    jac = sp.bmat([[ds_dva[pvpq][:, pvpq].real, ds_dvm[pvpq][:, pq].real],
-                   [ds_dva[pq][:, pvpq].imag, ds_dvm[pq][:, pq].imag]], format="csc")
-    grad = np.r_[ds_dva[[ref]][:, pvpq].real.toarray().ravel(),
-                 ds_dvm[[ref]][:, pq].real.toarray().ravel()]
-    w = spla.spsolve(jac.T.tocsc(), grad)
+    jac = _jacobian(ds_dva, ds_dvm, pvpq, pq)
+    if isinstance(ds_dva, np.ndarray):
+        grad = np.r_[ds_dva[ref, pvpq].real, ds_dvm[ref, pq].real]
+    else:
+        grad = np.r_[ds_dva[[ref]][:, pvpq].real.toarray().ravel(),
+                     ds_dvm[[ref]][:, pq].real.toarray().ravel()]
+    w = _solve(jac, grad, transpose=True)
     dp, dq = np.zeros(network.n_bus), np.zeros(network.n_bus)
     # F(x, u) = g(x) - u = 0 gives dx/du = J^-1, so dP_slack/du = J^-T grad = w;
     # the loss is P_slack + sum of the other injections: dLoss/dP_k = 1 + w_k
