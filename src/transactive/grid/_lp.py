@@ -79,17 +79,23 @@ class LPSolution:
 
 
 def solve_highs(c: Array, lb: Array, ub: Array, a: sp.csc_matrix, rl: Array, ru: Array, *,
-                integer: npt.NDArray[np.bool_] | None = None, what: str = "LP") -> LPSolution:
+                integer: npt.NDArray[np.bool_] | None = None, what: str = "LP",
+                presolve: bool = True) -> LPSolution:
     """``min c x  s.t.  rl <= A x <= ru,  lb <= x <= ub`` (columns in
     ``integer`` integral) with HiGHS; :class:`SolverError` unless optimal.
     The duals of a MILP are those HiGHS reports for the final LP (fix the
-    integers and solve again for prices)."""
+    integers and solve again for prices). ``presolve=False`` solves by the
+    dual simplex without presolve: faster for small, tight LPs solved many
+    times (a feeder every interval); where the LP is degenerate it may pick
+    another of the equally valid duals."""
     h = getattr(_LOCAL, "highs", None)
     if h is None:
         h = _LOCAL.highs = highspy.Highs()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("mip_rel_gap", 1e-9)
     milp = integer is not None and bool(integer.any())
+    h.setOptionValue("presolve", "on" if presolve or milp else "off")
+    h.setOptionValue("simplex_strategy", 1 if not presolve and not milp else 0)
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = c.size, rl.size
     lp.col_cost_, lp.col_lower_, lp.col_upper_ = c, lb, ub

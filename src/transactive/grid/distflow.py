@@ -588,7 +588,7 @@ def _solve(pb: _Problem, model: DistFlowModel) -> LPSolution:
     try:
         if model == "soc":
             return solve_socp(pb.c, pb.lb, pb.ub, pb.a, pb.rl, pb.cones, what=what)
-        return solve_highs(pb.c, pb.lb, pb.ub, pb.a, pb.rl, pb.ru, what=what)
+        return solve_highs(pb.c, pb.lb, pb.ub, pb.a, pb.rl, pb.ru, what=what, presolve=False)
     except SolverError as exc:
         raise SolverError(f"{exc} (the demand cannot be served within the voltage and "
                           "branch limits)") from None
