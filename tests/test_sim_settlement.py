@@ -38,6 +38,7 @@ def test_every_interval_settles_and_statements_match_the_bills(tmp_path, mechani
     # through at cost: its statement nets to zero
     if COUNTERPARTY in totals.index:
         assert abs(totals[COUNTERPARTY]) <= 0.01 * 96
+        assert (st.loc[st["participant"] == COUNTERPARTY, "carbon_cents"] == 0).all()
     # energy: metered = market + utility for everyone, every interval
     np.testing.assert_array_equal(st["metered_wh"],
                                   st["market_wh"] + st["utility_wh"] + st["imbalance_wh"])
@@ -45,7 +46,11 @@ def test_every_interval_settles_and_statements_match_the_bills(tmp_path, mechani
 
 def test_carbon_is_charged_and_credited_in_the_statements(tmp_path):
     assert simulate(_scenario("network"), run_dir=tmp_path / "default").settlement.reconciled
-    assert pd.read_csv(tmp_path / "default" / STATEMENTS_FILE)["carbon_cents"].sum() > 0
+    default = pd.read_csv(tmp_path / "default" / STATEMENTS_FILE)
+    carbon = default.groupby("participant")["carbon_cents"].sum()
+    assert carbon.sum() > 0  # upstream supply emits ...
+    assert carbon.get(COUNTERPARTY, 0) == 0  # ... and the buyers who got it pay for it
+    assert (carbon.drop(COUNTERPARTY, errors="ignore") > 0).sum() >= 3
     # a (steep) carbon price makes the loss effects visible in cents: an
     # injection that cuts the feeder's losses is credited
     steep = Scenario.from_dict({**_scenario("network").model_dump(mode="json"),

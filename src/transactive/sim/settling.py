@@ -16,8 +16,10 @@ settles as a market in which every household trades its net position at the
 island price. Carbon (``[carbon]``) is charged or credited in every statement:
 the local emissions of what a household sold, the upstream marginal emissions
 of its injection's effect on the feeder's losses (marginal loss factor x
-marginal emission rate), and the emissions of what it imported; the
-counterparty carries those of what it drew upstream.
+marginal emission rate), and the emissions of what it imported, directly or
+through the counterparty (shared among the interval's buyers pro rata). Each
+line is rounded to the cent per interval, so effects under half a cent in an
+interval do not show.
 """
 
 from __future__ import annotations
@@ -83,7 +85,9 @@ class CarbonContext:
              counterparty_kwh: float) -> FloatArray:
         """Carbon charge per household (and the counterparty, last, if any):
         local emissions of what it sold, upstream emissions of its effect on
-        losses, emissions of what it imported (programs.carbon)."""
+        losses, emissions of what it imported (programs.carbon). Energy the
+        counterparty drew upstream reached the buyers, so its emissions go to
+        them pro rata to what they bought; the counterparty's own line is 0."""
         p = self.prices
         if self.network is None:
             kg = p.local_kg_per_kwh * out.sold_kwh + p.grid_kg_per_kwh * out.import_kwh
@@ -92,9 +96,12 @@ class CarbonContext:
             cost = carbon_lines(self.network, self.node, -metered_kwh, out.sold_kwh,
                                 out.import_kwh, dt_h=self.dt_h, kw_per_unit=self.kw_per_unit,
                                 prices=p).cost
-        if abs(counterparty_kwh) > 1e-9:  # what the pool or substation drew upstream
-            cost = np.append(cost, p.price_per_kg * p.grid_kg_per_kwh
-                             * max(counterparty_kwh, 0.0))
+        if abs(counterparty_kwh) > 1e-9:
+            bought = out.bought_kwh.sum()
+            if counterparty_kwh > 0 and bought > 0:  # upstream energy the buyers received
+                cost = cost + (p.price_per_kg * p.grid_kg_per_kwh * counterparty_kwh
+                               * out.bought_kwh / bought)
+            cost = np.append(cost, 0.0)
         return cost
 
 
