@@ -6,7 +6,8 @@
 # Works as root on a fresh Debian machine with no running services (installs the
 # `postgresql` package when no server binaries are found) and as any user that can
 # run initdb itself. Only the export line goes to stdout; progress goes to stderr.
-# Exits non-zero on any failure. PGPORT (default 54329) picks the port.
+# Exits non-zero on any failure. PGPORT picks the port (default: the first free one
+# from 54329).
 set -euo pipefail
 
 log() { echo "postgres.sh: $*" >&2; }
@@ -23,7 +24,18 @@ if [ -z "$PGBIN" ] || [ ! -x "$PGBIN/initdb" ]; then
 fi
 [ -x "$PGBIN/initdb" ] || { log "no initdb found under /usr/lib/postgresql"; exit 1; }
 
-PORT="${PGPORT:-54329}"
+# PGPORT, or the first free port from 54329 (a server left over from an earlier run
+# must not make this one fail).
+PORT="${PGPORT:-}"
+if [ -z "$PORT" ]; then
+    for candidate in $(seq 54329 54399); do
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then
+            PORT="$candidate"
+            break
+        fi
+    done
+fi
+[ -n "$PORT" ] || { log "no free port in 54329-54399"; exit 1; }
 DATA="$(mktemp -d /tmp/transactive-pg.XXXXXX)"
 
 # PostgreSQL refuses to run as root: run the server as the `postgres` user then.
