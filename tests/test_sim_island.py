@@ -390,7 +390,9 @@ def test_water_fill_levels_durations_as_a_bisection_reference_does(data):
     if target >= limit.sum():
         np.testing.assert_array_equal(got, limit)
         return
-    assert got.sum() == pytest.approx(target, abs=1e-9)
+    # exact up to rounding at the fleet's scale (levels near a battery's empty point
+    # cancel catastrophically: about 1e-10 of the fleet's power)
+    assert got.sum() == pytest.approx(target, abs=1e-9 * max(1.0, float(limit.sum())))
     # reference: the level by bisection, sum(clip((e - lam p) / dt, 0, limit)) = target
     lo, hi = -1e9, 1e9
     for _ in range(200):
