@@ -14,11 +14,10 @@ Run: ``python benchmarks/bench_clearing.py [--max-exp 7] [--repeat 3] [--seed 0]
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 
 import numpy as np
 
+from _timing import best_of
 from transactive.markets.pay_as_bid import clear_pay_as_bid
 from transactive.markets.uniform import clear_uniform
 from transactive.orders import OrderBatch
@@ -32,18 +31,6 @@ def make_orders(n: int, seed: int) -> OrderBatch:
     quantity = rng.uniform(0.1, 10.0, n)
     return OrderBatch(id=np.arange(n), participant=np.arange(n) % 1000,
                       side=np.where(is_buy, 1, -1), price=price, quantity=quantity)
-
-
-def best_of(fns: list[Callable[[], object]], repeat: int) -> list[float]:
-    """Fastest of ``repeat`` runs of each function, in seconds. The functions
-    take turns, so that a busy machine slows them alike."""
-    best = [float("inf")] * len(fns)
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
-            start = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - start)
-    return best
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, float]]:

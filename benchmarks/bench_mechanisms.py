@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 import transactive as te
+from _timing import best_of
 from transactive.markets.amm import Pool
 from transactive.markets.registry import get
 from transactive.orders import OrderBatch
@@ -62,15 +62,6 @@ def step_curves(participants: int, steps: int, seed: int) -> OrderBatch:
                       quantity=rng.uniform(0.1, 3.0, n))
 
 
-def best_of(fn: Callable[[], object], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def needs_options(name: str) -> list[str]:
     """Required options of a mechanism (keyword-only, no default)."""
     params = inspect.signature(get(name)).parameters.values()
@@ -98,6 +89,10 @@ def cases(n: int, seed: int) -> list[tuple[str, OrderBatch, dict[str, Any]]]:
     return out
 
 
+def _best(fn: Callable[[], object], repeat: int) -> float:
+    return best_of([fn], repeat)[0]
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     """Print the tables; return the rows (times in seconds)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -107,7 +102,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     rows: list[dict[str, Any]] = []
-    uniform_s = best_of(lambda: te.clear(double_auction(10, 0), "uniform"), 1)  # warm-up
+    uniform_s = _best(lambda: te.clear(double_auction(10, 0), "uniform"), 1)  # warm-up
     todo = cases(args.orders, args.seed)
     print(f"{'mechanism':<22} {'orders':>8} {'time ms':>10} {'x uniform':>10} {'volume kWh':>12}")
     for label, orders, options in todo:
@@ -120,7 +115,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 options = {**options, "rng": np.random.default_rng(args.seed + 1)}
             return te.clear(orders, name, **options)
 
-        seconds = best_of(run, repeat)
+        seconds = _best(run, repeat)
         if label == "uniform":
             uniform_s = seconds
         rows.append({"mechanism": label, "orders": len(orders), "seconds": seconds,
@@ -133,7 +128,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
           f"{'deficit':>10}  target < 60 s")
     for participants in (args.vcg_participants, 10 * args.vcg_participants):
         orders = step_curves(participants, 3, args.seed)
-        seconds = best_of(lambda o=orders: te.clear(o, "vcg"), args.repeat)
+        seconds = _best(lambda o=orders: te.clear(o, "vcg"), args.repeat)
         deficit = te.clear(orders, "vcg").info["operator_deficit"]
         rows.append({"mechanism": "vcg", "participants": participants, "orders": len(orders),
                      "seconds": seconds})

@@ -32,12 +32,12 @@ import copy
 import logging
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from _timing import best_of
 from transactive.errors import SolverError
 from transactive.grid import dcopf, from_pandapower, read_matpower
 from transactive.grid.dcopf import PtdfModel, prepare_market
@@ -55,17 +55,6 @@ CASES = {
 # their DC-OPF infeasible, in pandapower (rundcopp fails) and here (SolverError)
 INFEASIBLE = {"pp_case1354pegase": ("pp", "case1354pegase"),
               "pp_case2869pegase": ("pp", "case2869pegase")}
-
-
-def best_of(fns: list[Callable[[], object]], repeat: int) -> list[float]:
-    """Fastest of ``repeat`` runs of each function, seconds, taking turns."""
-    best = [float("inf")] * len(fns)
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
-            start = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - start)
-    return best
 
 
 # ------------------------------------------------------------- converters
