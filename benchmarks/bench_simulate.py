@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--households", type=int, default=1000)
     parser.add_argument("--days", type=float, default=365)
     args = parser.parse_args(argv)
-    big = {"community.households": args.households, "time.days": args.days}
+    # the same feeder loading as the default (50 households standing for 1,500)
+    big = {"community.households": args.households, "time.days": args.days,
+           "grid.kw_per_unit": 1500 / args.households}
     cases = [
         ("default (50 households, 7 days)", {}),
         (f"{args.households} households, {args.days:g} days, network",

@@ -137,3 +137,16 @@ def test_a_scheduled_fault_islands_the_community():
     np.testing.assert_allclose(iv.loc[island, "p2p_cost"], 0, atol=1e-9)
     fleet = r.households["battery_kwh"].sum()
     assert iv.loc[island, "soc_kwh"].min() >= 0.2 * fleet - 1e-6  # black-start reserve kept
+
+
+def test_a_feeder_that_cannot_carry_the_load_sheds_it_at_the_value_of_lost_load():
+    # 20 households standing for 6,000 kW each evening: beyond the 33-bus feeder's
+    # voltage limits, so the network market sheds load instead of failing
+    r = simulate(_scenario(**{"market.mechanism": "network", "time.days": 1,
+                              "grid.kw_per_unit": 300.0}))
+    _check_balances(r)
+    iv = r.intervals
+    shed = iv["unserved_kwh"] > 0
+    assert shed.any()
+    assert (iv.loc[shed, "price"] <= r.scenario.grid.value_of_lost_load_per_kwh + 1e-9).all()
+    assert (iv["import_kwh"] == 0).all()  # nothing shed is booked as imported

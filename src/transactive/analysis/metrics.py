@@ -82,6 +82,8 @@ def summary(result: SimulationResult) -> dict[str, Any]:
         "export_kwh": float(iv["export_kwh"].sum()),
         "grid_import_kwh": float(iv["grid_import_kwh"].sum()),
         "curtailed_kwh": float(iv["curtailed_kwh"].sum()),
+        "unserved_kwh": float(iv["unserved_kwh"].sum()),
+        "baseline_unserved_kwh": float(iv["baseline_unserved_kwh"].sum()),
         "self_sufficiency": 1.0 - float(iv["grid_import_kwh"].sum()) / load if load > 0 else 0.0,
         "intervals_with_trade": int(traded.sum()),
         "mean_price": float(prices.mean()) if len(prices) else np.nan,

@@ -73,6 +73,8 @@ def _summary_section(result: SimulationResult) -> str:
         "export_kwh": "Sold to the utility at the tariff (kWh)",
         "grid_import_kwh": "Physical import at the connection (kWh)",
         "curtailed_kwh": "PV curtailed (kWh)",
+        "unserved_kwh": "Load not served (kWh)",
+        "baseline_unserved_kwh": "Load not served, utility only (kWh)",
         "self_sufficiency": "Community self-sufficiency",
         "volume_weighted_price": "Volume-weighted P2P price (per kWh)",
         "bill_baseline": "Bills, utility only", "bill_p2p": "Bills, with P2P market",

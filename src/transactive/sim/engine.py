@@ -136,9 +136,11 @@ class _Run:
         imported = np.maximum(need - bought, 0.0)
         exported = np.maximum(spare - sold, 0.0)
         curtailed = 0.0
-        if cleared.unmatched == "curtailed":
-            curtailed = float(exported.sum())
+        unserved = np.zeros(n)
+        if cleared.unmatched == "curtailed":  # the market cleared the whole feeder:
+            curtailed = float(exported.sum())  # an unsold offer is curtailed PV,
             exported[:] = 0.0
+            unserved, imported = imported, np.zeros(n)  # an unserved bid was shed load
         bill = paid + imported * retail - exported * feed_in
         baseline = need * retail - spare * feed_in
         if cleared.grid_import_kwh is None or cleared.grid_export_kwh is None:
@@ -164,7 +166,7 @@ class _Run:
         return self._outcome(
             t, stats, net_kwh=net_kwh, bought=bought, sold=sold, imported=imported,
             exported=exported, bill=bill, baseline=baseline, load_kw=load_kw, pv_kw=pv_kw,
-            unserved=np.zeros(n), clearing=clearing,
+            unserved=unserved, clearing=clearing,
             node_price=None if vm is None else clearing.node_price, vm_pu=vm,
         )
 

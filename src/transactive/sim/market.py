@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from transactive.clearing import Clearing
-from transactive.errors import InputError
+from transactive.errors import InputError, SolverError
 from transactive.markets import registry
 from transactive.markets.amm import Pool, arbitrage_to_band
 from transactive.orders import OrderBatch
@@ -90,8 +90,10 @@ class MarketSession:
             self._options["kw_per_unit"] = scenario.grid.kw_per_unit
         if "unit_kwh" in params and "unit_kwh" not in self._options:
             self._options["unit_kwh"] = _LOT_KWH  # unit mechanisms trade kWh in lots
-        if "shed_price" in self._takes:
-            self._options["shed_price"] = scenario.grid.value_of_lost_load_per_kwh
+        # demand is shed at the value of lost load only where the feeder cannot
+        # carry it (a second solve): the LP without shedding is smaller and faster
+        self._shed_price = (scenario.grid.value_of_lost_load_per_kwh
+                            if "shed_price" in self._takes else None)
 
     @property
     def pool(self) -> Pool | None:
@@ -118,7 +120,12 @@ class MarketSession:
         if self._pool is not None:
             self._pool, _ = arbitrage_to_band(self._pool, feed_in_price, retail_price)
             options["pool"] = self._pool
-        clearing = self._fn(orders, **options)
+        try:
+            clearing = self._fn(orders, **options)
+        except SolverError:
+            if self._shed_price is None:
+                raise
+            clearing = self._fn(orders, **options, shed_price=self._shed_price)
         if self._pool is not None:
             self._pool = clearing.info["pool"]
         acc: npt.NDArray[np.float64] = clearing.accepted
