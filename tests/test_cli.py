@@ -103,3 +103,18 @@ def test_compare_writes_one_report_per_design_and_the_comparison(tmp_path):
         assert (tmp_path / name / "report.html").exists()
         assert (tmp_path / name / "results.sqlite").exists()
     assert main(["compare", "--mechanisms", "uniform,nope", "--out", str(tmp_path)]) == 2
+
+
+def test_opf_with_losses_prices_them_and_generation_covers_them(capsys):
+    assert main(["opf", "case30", "--losses", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    losses = [b["loss"] for b in out["buses"]]
+    assert max(abs(x) for x in losses) > 1e-3  # a loss part at the buses away from the slack
+    for bus in out["buses"]:
+        assert bus["lmp"] == pytest.approx(bus["energy"] + bus["congestion"] + bus["loss"])
+    from transactive.grid import load_case, solve_dcopf
+
+    net = load_case("case30")
+    res = solve_dcopf(net, losses=True)
+    assert res.gen_p_mw.sum() > net.bus_load_mw.sum()  # generation also covers the losses
+    assert main(["opf", "case30", "--losses", "--security", "n-1"]) == 2

@@ -169,6 +169,9 @@ def opf_cmd(
     security: Annotated[str, typer.Option(help="'none' or 'n-1' (preventive).")] = "none",
     post_rating: Annotated[str, typer.Option(
         help="Post-contingency rating: 'a', 'b', 'c' or a factor on rate A.")] = "c",
+    losses: Annotated[bool, typer.Option(
+        "--losses", help="Price losses (marginal loss factors from the AC power flow).")]
+    = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Network-constrained clearing: dispatch, LMPs (energy / congestion / loss),
@@ -176,7 +179,8 @@ def opf_cmd(
     rating: str | float = post_rating
     with contextlib.suppress(ValueError):
         rating = float(post_rating)
-    result = solve_dcopf(case, security=security, post_rating=rating)  # type: ignore[arg-type]
+    result = solve_dcopf(case, security=security, post_rating=rating,  # type: ignore[arg-type]
+                         losses=losses)
     out = result.to_dict()
     if as_json:
         sys.stdout.write(json.dumps(out, indent=2) + "\n")

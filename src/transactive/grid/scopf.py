@@ -56,6 +56,7 @@ from transactive.grid.dcopf import (
     dcopf,
     prepare_market,
 )
+from transactive.grid.losses import loss_sensitivities
 from transactive.grid.network import Network, TableLike
 
 __all__ = ["SCOPFResult", "scopf", "solve_dcopf"]
@@ -201,6 +202,7 @@ def solve_dcopf(
     rating: str | float = "a",
     post_rating: str | float = "c",
     formulation: Formulation = "ptdf",
+    losses: bool = False,
 ) -> DCOPFResult:
     """Network-constrained clearing of a case: the entry of ``transactive opf``.
 
@@ -216,6 +218,11 @@ def solve_dcopf(
         As for :func:`~transactive.grid.dcopf.dcopf`.
     post_rating
         As for :func:`scopf` (used with ``security="n-1"``).
+    losses : bool
+        Price losses: the balance is linearised around the case's AC power
+        flow at its own set points (marginal loss factors from
+        :func:`~transactive.grid.losses.loss_sensitivities`), so every LMP
+        gets a loss part. Not with ``security="n-1"``.
 
     Examples
     --------
@@ -224,6 +231,14 @@ def solve_dcopf(
     (5216.03, ['branches', 'buses', 'generators', 'objective'])
     """
     net = case if isinstance(case, Network) else load_case(case)
+    if losses and security != "none":
+        raise InputError("losses", "loss pricing is available without security constraints")
+    if security == "none" and losses:
+        point = loss_sensitivities(net)
+        mlf = point.dloss_dp
+        offset = point.power_flow.losses_mw - float(mlf @ point.power_flow.p_inj_mw)
+        return dcopf(net, bids=bids, offers=offers, rating=rating, formulation=formulation,
+                     loss_factors=mlf, loss_offset_mw=offset)
     if security == "none":
         return dcopf(net, bids=bids, offers=offers, rating=rating, formulation=formulation)
     if security == "n-1":
