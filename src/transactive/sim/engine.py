@@ -45,7 +45,7 @@ from transactive.agents.strategies import limit_prices, net_orders
 from transactive.clearing import Clearing
 from transactive.orders import BUY
 from transactive.sim.books import Books, IntervalOutcome
-from transactive.sim.community import Community, build_community
+from transactive.sim.community import build_community
 from transactive.sim.island import IslandOutcome, island_window
 from transactive.sim.market import MarketSession
 from transactive.sim.scenario import FaultConfig, Scenario
@@ -75,18 +75,20 @@ class SimulationResult:
 _SMALL_RUN = 2_000_000  # household-intervals
 
 
+def _small_run(scenario: Scenario, timeline: Timeline) -> bool:
+    return scenario.community.households * timeline.periods <= _SMALL_RUN
+
+
 def _record_level(scenario: Scenario, timeline: Timeline) -> str:
     level = scenario.output.record
     if level != "auto":
         return level
-    small = scenario.community.households * timeline.periods <= _SMALL_RUN
-    return "orders" if small else "summary"
+    return "orders" if _small_run(scenario, timeline) else "summary"
 
 
 def _settles(scenario: Scenario, timeline: Timeline) -> bool:
     mode = scenario.settlement.mode
-    return mode == "on" or (mode == "auto"
-                            and scenario.community.households * timeline.periods <= _SMALL_RUN)
+    return mode == "on" or (mode == "auto" and _small_run(scenario, timeline))
 
 
 class _Run:
@@ -96,11 +98,14 @@ class _Run:
         self.scenario = scenario
         self.timeline = timeline = scenario.time.timeline()
         community_rng, self.strategy_rng, market_rng = _generators(scenario)
-        self.community = _community(scenario, timeline, community_rng)
+        self.network = scenario.grid.network()  # built once: the market, the community
+        n_nodes = 1 if self.network is None else self.network.n_bus  # and carbon share it
+        self.community = build_community(scenario.community, timeline, community_rng,
+                                         n_nodes=n_nodes)
         tariff = scenario.tariff.tariff()
         self.retail = tariff.retail_price_per_kwh(timeline)
         self.feed_in = tariff.feed_in_price_per_kwh_series(timeline)
-        self.market = MarketSession(scenario, market_rng, self.community.node)
+        self.market = MarketSession(scenario, market_rng, self.community.node, self.network)
         self.households = np.arange(self.community.size, dtype=np.int64)
         self.soc = self.community.batteries.initial_soc_kwh()
         self.fault = scenario.fault.window(timeline)
@@ -276,7 +281,7 @@ def simulate(
     settle = None
     if run_dir is not None and _settles(scenario, timeline):
         settle = RunSettlement(run_dir, run.community.size, ppd, carbon=CarbonContext(
-            scenario.carbon.prices(), scenario.grid.network(), run.community.node,
+            scenario.carbon.prices(), run.network, run.community.node,
             timeline.dt_h, scenario.grid.kw_per_unit))
     fee = scenario.settlement.grid_fee_per_kwh
     for t in range(periods):
@@ -296,14 +301,3 @@ def simulate(
 def _generators(scenario: Scenario) -> tuple[np.random.Generator, ...]:
     """The run's independent random streams (community, strategies, market)."""
     return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(scenario.seed).spawn(3))
-
-
-def _community(scenario: Scenario, timeline: Timeline, rng: np.random.Generator) -> Community:
-    network = scenario.grid.network()
-    n_nodes = 1 if network is None else len(network.bus)
-    return build_community(scenario.community, timeline, rng, n_nodes=n_nodes)
-
-
-def community_of(scenario: Scenario) -> Community:
-    """The community a scenario builds (the same draws as :func:`simulate`)."""
-    return _community(scenario, scenario.time.timeline(), _generators(scenario)[0])

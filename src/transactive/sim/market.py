@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from transactive.clearing import Clearing
 from transactive.errors import InputError, SolverError
+from transactive.grid.network import Network
 from transactive.markets import registry
 from transactive.markets.amm import Pool, arbitrage_to_band
 from transactive.orders import OrderBatch
@@ -62,7 +63,7 @@ class MarketSession:
     """Clears the scenario's mechanism every interval, carrying its state."""
 
     def __init__(self, scenario: Scenario, rng: np.random.Generator,
-                 household_node: npt.NDArray[np.int64]) -> None:
+                 household_node: npt.NDArray[np.int64], network: Network | None) -> None:
         market = scenario.market
         self.name = market.mechanism
         self._fn = registry.get(self.name)
@@ -82,7 +83,6 @@ class MarketSession:
                 invariant=pool.invariant, fee=pool.fee, amplification=pool.amplification,
             )
         if "network" in self._takes:
-            network = scenario.grid.network()
             if network is None:
                 raise InputError("grid.case", f"market design {self.name!r} needs a network")
             self._options["network"] = network
