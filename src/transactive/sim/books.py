@@ -108,12 +108,10 @@ class Books:
             intervals[name] = values.astype(np.int64) if name in _INT_COLUMNS else values
         nodes = None
         if self.node_price is not None and self.node_vm is not None:
-            intervals["vm_min_pu"] = np.nanmin(self.node_vm, axis=1, initial=np.inf,
-                                               where=~np.isnan(self.node_vm))
-            intervals["vm_max_pu"] = np.nanmax(self.node_vm, axis=1, initial=-np.inf,
-                                               where=~np.isnan(self.node_vm))
-            for col in ("vm_min_pu", "vm_max_pu"):
-                intervals.loc[~np.isfinite(intervals[col]), col] = np.nan
+            # fmin/fmax skip the NaN rows of intervals without a network
+            # clearing (islanded), and leave NaN where a row is all NaN
+            intervals["vm_min_pu"] = np.fmin.reduce(self.node_vm, axis=1)
+            intervals["vm_max_pu"] = np.fmax.reduce(self.node_vm, axis=1)
             if self.keep_households:
                 n_bus = self.node_price.shape[1]
                 nodes = pd.DataFrame({
