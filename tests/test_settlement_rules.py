@@ -38,7 +38,7 @@ from transactive.settlement import (
     line_transfers,
     verify_run,
 )
-from transactive.settlement.rules import check_interval
+from transactive.settlement.rules import EXACT_COLUMNS, check_interval
 
 PRICES = IntervalPrices(retail_price_per_kwh=0.30, feed_in_price_per_kwh=0.05,
                         grid_fee_per_kwh=0.02, imbalance_penalty_per_kwh=0.10)
@@ -123,19 +123,20 @@ def test_locational_grid_fee_is_the_bus_pair_price_difference() -> None:
 
 def test_budget_imbalance_stays_with_the_market_operator() -> None:
     """Pay-as-bid: buyers pay their bids, sellers get their asks; the spread is
-    the operator's surplus, rounded once."""
+    the operator's surplus, rounded once; each participant's line is rounded on
+    its own and the rounding account makes up the difference."""
     ob = OrderBatch(id=[1, 2, 3], participant=["x", "y", "z"], side=["buy", "sell", "sell"],
                     price=[0.333, 0.1, 0.111], quantity=[1.0, 0.5, 0.5])
     pay = [0.333, -0.05, -0.0555]
     c = Clearing.from_allocation("pay_as_bid", ob, [1.0, 0.5, 0.5], [0.333, 0.1, 0.111], 0.2,
                                  payment=pay)
     lines = compute_lines(0, c, ["x", "y", "z"], [1.0, -0.5, -0.5], PRICES)
-    assert lines.market_cents.tolist() == [33, -5, -5]    # 33.3, -5, -5.55: total 22.75 -> 23
-    assert int(lines.market_cents.sum()) == 23
+    assert lines.market_cents.tolist() == [33, -5, -6]    # 33.3, -5, -5.55: total 22.75 -> 23
     s = Settlement(Ledger(":memory:"))
     s.settle_interval(0, c, ["x", "y", "z"], [1.0, -0.5, -0.5], retail_price_per_kwh=0.3,
                       feed_in_price_per_kwh=0.05)
     assert s.ledger.balance("market:money") == 23
+    assert s.ledger.balance("rounding:money") == -1       # participants paid 22 in all
 
 
 # ----------------------------------------------------------------- rounding
@@ -194,12 +195,14 @@ def test_every_interval_keeps_its_invariants(seed: int, n_participants: int, n_o
     prices = IntervalPrices(*rng.uniform(0, 0.5, 2).round(4), grid_fee_per_kwh=0.013,
                             imbalance_penalty_per_kwh=0.07)
     lines = compute_lines(3, c, names, metered, prices, planned_kwh=planned)
-    assert int(lines.market_wh.sum()) == 0                               # sold == bought
     assert np.array_equal(lines.market_wh + lines.utility_wh + lines.imbalance_wh,
                           lines.metered_wh)
     payment = np.array([c.payment[c.orders.participant == p].sum() for p in names])
-    assert np.all(np.abs(lines.market_cents - payment * 100) < 1)
-    assert int(lines.market_cents.sum()) == round(Decimal(repr(float(c.payment.sum() * 100))))
+    assert np.all(np.abs(lines.market_cents - payment * 100) <= 0.5 + 1e-6)
+    # the market operator is due the rounded surplus, and no energy
+    market_money, market_energy = lines.due[:2].tolist()
+    assert market_money == round(Decimal(repr(float(c.payment.sum() * 100))))
+    assert market_energy == 0
     transfers = line_transfers(lines)
     check_interval(lines, transfers)                                     # raises if broken
     assert all(t.amount > 0 for t in transfers)
@@ -265,11 +268,6 @@ def _run(run_dir: Path, intervals: int, seed: int = 7) -> Settlement:
     return s
 
 
-def _decimal_cents(wh: int, price_text: str) -> int:
-    exact = Decimal(wh) * Decimal(price_text) / Decimal(10)        # Wh * price/kWh * 100 / 1000
-    return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
-
-
 def test_shadow_settlement_from_the_statement_csv_matches_the_ledger(tmp_path: Path) -> None:
     s = _run(tmp_path, intervals=12)
     csv = s.write_statements(tmp_path / "statements.csv")
@@ -279,17 +277,33 @@ def test_shadow_settlement_from_the_statement_csv_matches_the_ledger(tmp_path: P
     frame = pd.read_csv(csv)
     assert len(frame) == 12 * 9
     for row in text.itertuples():
-        for line in ("utility", "imbalance", "grid_fee"):
-            wh, rate = int(getattr(row, f"{line}_wh")), getattr(row, f"{line}_price_per_kwh"
-                                                                if line != "grid_fee"
-                                                                else "grid_fee_per_kwh")
-            assert _decimal_cents(wh, rate) == int(getattr(row, f"{line}_cents")), (row, line)
-        assert abs(int(row.market_cents) - Decimal(row.market_payment) * 100) < 1
+        # the exact money of a line is its exact energy times its rate (to 1e-6 cent)
+        utility_wh = Decimal(row.planned_exact_wh) - Decimal(row.market_exact_wh)
+        imbalance_wh = Decimal(row.metered_exact_wh) - Decimal(row.planned_exact_wh)
+        fee_wh = max(Decimal(row.market_exact_wh), Decimal(0))
+        for wh, rate, cents in ((utility_wh, row.utility_price_per_kwh, row.utility_exact_cents),
+                                (imbalance_wh, row.imbalance_price_per_kwh,
+                                 row.imbalance_exact_cents),
+                                (fee_wh, row.grid_fee_per_kwh, row.grid_fee_exact_cents)):
+            assert abs(wh * Decimal(rate) / 10 - Decimal(cents)) <= Decimal("1e-6"), row
         assert int(row.metered_wh) == int(row.market_wh) + int(row.utility_wh) + int(
             row.imbalance_wh)
-    money = ["market_cents", "utility_cents", "imbalance_cents", "grid_fee_cents", "carbon_cents"]
-    assert (frame[money].sum(axis=1) == frame["total_cents"]).all()
-    assert (frame.groupby("interval")["market_wh"].sum() == 0).all()
+    # the posted amounts: each participant's running exact total, rounded half to
+    # even, less what was posted before (from the participant's own rows only)
+    for _, rows in text.groupby("participant"):
+        rows = rows.sort_values("interval", key=lambda k: k.astype(int))
+        for exact_col in EXACT_COLUMNS:
+            line, unit = exact_col.split("_exact_")
+            running, posted_before = Decimal(0), 0
+            for exact, posted in zip(rows[exact_col], rows[f"{line}_{unit}"], strict=True):
+                running += Decimal(exact)
+                total = int(running.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+                assert int(posted) == total - posted_before, (exact_col, rows)
+                posted_before = total
+    energy = ["market_cents", "utility_cents", "imbalance_cents"]
+    assert (frame[energy].sum(axis=1) == frame["energy_cents"]).all()
+    assert (frame[["energy_cents", "grid_fee_cents", "carbon_cents"]].sum(axis=1)
+            == frame["total_cents"]).all()
     # --- the bills recomputed from the CSV equal the ledger
     bills = frame.groupby("participant")[["total_cents", "metered_wh"]].sum()
     with Ledger(tmp_path / LEDGER_FILE, create=False) as ledger:

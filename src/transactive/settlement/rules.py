@@ -1,60 +1,90 @@
 """Settlement rules: one interval's clearing and meter data -> ledger transfers.
 
-Everything here is a pure function of its inputs (no ledger, no clock), so
-anyone holding a statement can recompute their bill ("shadow settlement").
+Everything here is a pure function of its inputs (no ledger, no clock): the
+interval's data and each participant's running totals of the intervals before
+it (:class:`RunningTotals`). Anyone holding their statement can recompute
+their bill from their own rows alone ("shadow settlement").
 
 Conventions
 -----------
-- Energy is in integer watt-hours, **positive into the participant** (bought,
-  imported); money in integer minor units (cents), **positive = the participant
+- Energy is in watt-hours, **positive into the participant** (bought,
+  imported); money in minor units (cents), **positive = the participant
   pays** (as in :class:`~transactive.clearing.Clearing`).
 - ``metered_kwh``: net energy the participant took from the grid in the
   interval (import positive, export negative). ``planned_kwh``: the position
   the participant planned (defaults to the metered energy, i.e. no imbalance).
 
-The lines of a participant ``i`` (all integers):
+The lines of a participant ``i``, each first computed exactly (see Rounding):
 
-``market_wh``      net energy bought in the market: ``sum(accepted * side) * 1000``
-``market_cents``   net payment to the market: ``sum(payment) * minor``
-``utility_wh``     ``planned_wh - market_wh``: the rest of the plan, bought from the
-                   utility at the retail price (> 0) or sold at the feed-in price (< 0)
-``imbalance_wh``   ``metered_wh - planned_wh``: the deviation, settled with the
-                   utility (the balancing party) at the imbalance prices: a
-                   shortfall (> 0) pays ``retail + penalty``, a surplus (< 0)
-                   earns ``feed_in - penalty`` (dual imbalance pricing)
-``grid_fee_cents`` ``grid_fee_wh * grid_fee_per_kwh / 1000 * minor``; ``"flat"``:
-                   a fee per kWh bought in the market (``grid_fee_wh = max(market_wh, 0)``);
-                   ``"locational"``: ``grid_fee_wh = market_wh`` at the rate
-                   ``node_price[node] - clearing_price``, so a trade from bus a to
-                   bus b pays ``(lambda_b - lambda_a)`` per kWh in total (the
-                   locational price difference of the bus pair). Use it when the
-                   clearing charges one system price; a clearing that already
-                   charges nodal prices keeps that rent in the market account.
-``carbon_cents``   a carbon charge given by the caller (placeholder: 0)
+``metered``     energy ``metered_kwh * 1000`` (Wh)
+``planned``     energy ``planned_kwh * 1000`` (Wh)
+``market``      energy ``sum(accepted * side) * 1000`` (Wh); money, the net payment to
+                the market, ``sum(payment) * minor`` (cents)
+``utility``     energy ``planned - market``: the rest of the plan, bought from the
+                utility at the retail price (> 0) or sold at the feed-in price (< 0);
+                money ``energy * price / 1000 * minor``
+``imbalance``   energy ``metered - planned``: the deviation, settled with the utility
+                (the balancing party) at the imbalance prices: a shortfall (> 0) pays
+                ``retail + penalty``, a surplus (< 0) earns ``feed_in - penalty`` (dual
+                imbalance pricing); money as for ``utility``
+``grid_fee``    ``grid_fee_wh * grid_fee_per_kwh / 1000 * minor``; ``"flat"``: a fee per
+                kWh bought in the market (``grid_fee_wh = max(market, 0)``);
+                ``"locational"``: ``grid_fee_wh = market`` at the rate
+                ``node_price[node] - clearing_price``, so a trade from bus a to bus b
+                pays ``(lambda_b - lambda_a)`` per kWh in total (the locational price
+                difference of the bus pair). Use it when the clearing charges one
+                system price; a clearing that already charges nodal prices keeps
+                that rent in the market account.
+``carbon``      a carbon charge given by the caller, ``carbon_cost * minor``
 
-so ``market_wh + utility_wh + imbalance_wh == metered_wh`` exactly, and
-``total_cents`` is the sum of the money lines.
+A price is chosen by the sign of the exact energy. The bill has three lines:
+the **energy bill** ``energy_cents = market_cents + utility_cents +
+imbalance_cents``, the **grid fee** ``grid_fee_cents`` and the **carbon
+charge** ``carbon_cents``; ``total_cents`` is their sum.
 
-Rounding (exact and documented)
--------------------------------
-A money or energy amount ``x`` (float, in minor units or Wh) is first snapped
-to 1e-6 of a unit (``round(x, 6)``, which removes binary noise such as
-``44.99999999999999``), then:
+Rounding: running totals, participant by participant
+----------------------------------------------------
+An exact amount is an integer number of millionths of a unit (micro-Wh,
+micro-cents): ``round_half_even(x * 1e6)`` of the double-precision value ``x``
+of the table above in Wh or cents (``metered_kwh * 1000``, ``payment * minor``,
+``carbon_cost * minor``); the money of the utility, imbalance and grid-fee
+lines is ``round_half_even(e * price * minor / 1000)`` (evaluated left to right
+in double precision) of the exact energy ``e`` in micro-Wh, never of a rounded
+Wh. For each participant and each of the eight rounded lines (:data:`ROUNDED`:
+``metered_wh``, ``planned_wh``, ``market_wh``, ``market_cents``,
+``utility_cents``, ``imbalance_cents``, ``grid_fee_cents``, ``carbon_cents``),
+with ``E(k)`` the sum of its exact amounts over the intervals settled up to and
+including interval ``k``, the whole units posted in interval ``k`` are::
 
-- the market lines use the **largest-remainder method** over the
-  participants: each gets ``floor(x)``, and the ``round(sum(x)) - sum(floor(x))``
-  largest remainders (ties: lower participant index) get one more unit, so the
-  rounded lines add up exactly to the rounded total. Energy bought therefore
-  equals energy sold to the watt-hour, and the market account receives exactly
-  ``round(operator surplus)`` (zero for a budget-balanced market);
-- every other line has a single counterparty and is rounded on its own, half
-  to even (``round(round(x, 6))``).
+    posted(k) = R(E(k)) - R(E(k - 1)),   R(e) = e / 1e6 rounded half to even
+
+(``R`` in integer arithmetic). So a participant's posted total of every line
+is within half a unit of its exact total after every interval, and depends on
+that participant's own amounts only: rounding cannot move money or energy
+from one participant to another. ``utility_wh = planned_wh - market_wh`` and
+``imbalance_wh = metered_wh - planned_wh`` are posted as differences, so
+``market_wh + utility_wh + imbalance_wh == metered_wh`` holds exactly.
+
+The counterparty of each line (market operator, utility, grid operator, carbon
+account) is due the interval's exact aggregate rounded on its own,
+``R(sum of the participants' exact amounts)``: a budget-balanced market's
+account receives 0, the market's energy account nets to 0. What the
+participants' posted amounts add up to beyond that goes between the
+counterparty and the market operator's rounding accounts (``rounding:money``,
+``rounding:energy``), one transfer per line and interval, so debits equal
+credits exactly in every interval and every rounding cent is on the books.
+
+A statement row carries the exact amount of every rounded line
+(``*_exact_wh``, ``*_exact_cents``: multiples of 1e-6, written in full), so a
+participant recomputes the posted amounts from their own rows: sum the exact
+amounts in interval order, apply ``R``, take differences.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -67,15 +97,18 @@ from transactive.settlement.ledger import SettlementError, Transfer
 
 __all__ = [
     "ACCOUNTS",
+    "EXACT_COLUMNS",
+    "ROUNDED",
     "STATEMENT_COLUMNS",
     "IntervalLines",
     "IntervalPrices",
+    "RunningTotals",
     "check_interval",
     "compute_lines",
     "largest_remainder",
     "line_transfers",
     "participant_accounts",
-    "round_minor",
+    "round_micro",
 ]
 
 GridFeeMode = Literal["flat", "locational"]
@@ -88,26 +121,52 @@ ACCOUNTS = {
     "utility_money": "utility:money",
     "utility_energy": "utility:energy",
     "carbon": "carbon:money",
+    "rounding_money": "rounding:money",
+    "rounding_energy": "rounding:energy",
 }
 
 _SNAP = 6
+_MICRO = 10**_SNAP
+_MAX_MICRO = float(2**62)
 _ENERGY_TOLERANCE_WH = 0.5
 
+#: The lines rounded by running totals (the columns of the exact-amount arrays).
+ROUNDED = ("metered_wh", "planned_wh", "market_wh", "market_cents", "utility_cents",
+           "imbalance_cents", "grid_fee_cents", "carbon_cents")
+#: The statement columns of their exact amounts, in the same order.
+EXACT_COLUMNS = tuple("{}_exact_{}".format(*name.rsplit("_", 1)) for name in ROUNDED)
 
-def round_minor(x: npt.ArrayLike) -> npt.NDArray[np.int64]:
-    """Round to whole units, half to even, after snapping to 1e-6 of a unit.
+
+def round_micro(micro: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """Millionths of a unit to whole units, rounded half to even in integer arithmetic.
 
     Examples
     --------
-    >>> round_minor([44.99999999999999, 12.5, 13.5, -2.5]).tolist()
-    [45, 12, 14, -2]
+    >>> round_micro([2_500_000, 3_500_000, -2_500_000, 1_499_999, -1_500_001]).tolist()
+    [2, 4, -2, 1, -2]
     """
-    return np.round(np.round(np.asarray(x, dtype=np.float64), _SNAP)).astype(np.int64)
+    q, r = np.divmod(np.asarray(micro, dtype=np.int64), _MICRO)
+    half = _MICRO // 2
+    up = (r > half) | ((r == half) & (q % 2 == 1))
+    return (q + up).astype(np.int64)
+
+
+def _micro(name: str, scaled: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    """``scaled`` (already in millionths) rounded half to even to an integer."""
+    out = np.round(scaled)
+    bad = np.flatnonzero(~(np.abs(out) < _MAX_MICRO))
+    if bad.size:
+        raise InputError(name, f"an amount of {scaled[bad[0]] / _MICRO!r} units is too large "
+                         "to settle", row=int(bad[0]))
+    return out.astype(np.int64)
 
 
 def largest_remainder(x: npt.ArrayLike, total: int | None = None) -> npt.NDArray[np.int64]:
     """Integers within one unit of ``x`` that add up to ``total``
-    (default: ``sum(x)`` rounded as :func:`round_minor` does).
+    (default: ``sum(x)`` rounded half to even after snapping to 1e-6).
+
+    Settlement does not use it: it can move a unit between the entries of
+    ``x`` (see the module docstring for what settlement does instead).
 
     Examples
     --------
@@ -118,7 +177,7 @@ def largest_remainder(x: npt.ArrayLike, total: int | None = None) -> npt.NDArray
     """
     arr = np.round(np.asarray(x, dtype=np.float64), _SNAP)
     if total is None:
-        total = int(round_minor(math.fsum(arr.tolist())))
+        total = round(round(math.fsum(arr.tolist()), _SNAP))
     floor = np.floor(arr)
     extra = int(total) - int(floor.sum())
     if not 0 <= extra <= arr.size:
@@ -184,54 +243,136 @@ class IntervalPrices:
 
 #: Columns of a statement, one row per participant and interval.
 STATEMENT_COLUMNS = (
-    "interval", "participant", "metered_wh", "planned_wh", "market_wh", "market_payment",
-    "market_cents", "utility_wh", "utility_price_per_kwh", "utility_cents", "imbalance_wh",
-    "imbalance_price_per_kwh", "imbalance_cents", "grid_fee_wh", "grid_fee_per_kwh",
-    "grid_fee_cents", "carbon_cents", "total_cents",
+    "interval", "participant", "metered_wh", "planned_wh", "market_wh", "market_cents",
+    "utility_wh", "utility_price_per_kwh", "utility_cents", "imbalance_wh",
+    "imbalance_price_per_kwh", "imbalance_cents", "energy_cents", "grid_fee_wh",
+    "grid_fee_per_kwh", "grid_fee_cents", "carbon_cents", "total_cents", *EXACT_COLUMNS,
 )
-_MONEY_LINES = ("market_cents", "utility_cents", "imbalance_cents", "grid_fee_cents",
-                "carbon_cents")
+_LINE_COLUMNS = tuple(c for c in STATEMENT_COLUMNS[2:]
+                      if c not in ("energy_cents", "total_cents") and c not in EXACT_COLUMNS)
+IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
 class IntervalLines:
     """The settlement lines of every participant in one interval (columnar).
 
-    Integer arrays as in the module docstring; ``*_price_per_kwh`` and
-    ``grid_fee_per_kwh`` are the rates applied to each participant and
-    ``market_payment`` the unrounded payment from the clearing.
+    Integer arrays of posted Wh and cents as in the module docstring;
+    ``*_price_per_kwh`` and ``grid_fee_per_kwh`` are the rates applied to each
+    participant. ``start_micro`` and ``exact_micro`` (participants x
+    :data:`ROUNDED`) are the running totals before the interval and the
+    interval's exact amounts, in millionths; ``due`` is what each line's
+    counterparty is due (one entry per flow, in the participants' sign).
     """
 
     interval: int
     participant: npt.NDArray[Any]
-    metered_wh: npt.NDArray[np.int64]
-    planned_wh: npt.NDArray[np.int64]
-    market_wh: npt.NDArray[np.int64]
-    market_payment: npt.NDArray[np.float64]
-    market_cents: npt.NDArray[np.int64]
-    utility_wh: npt.NDArray[np.int64]
+    metered_wh: IntArray
+    planned_wh: IntArray
+    market_wh: IntArray
+    market_cents: IntArray
+    utility_wh: IntArray
     utility_price_per_kwh: npt.NDArray[np.float64]
-    utility_cents: npt.NDArray[np.int64]
-    imbalance_wh: npt.NDArray[np.int64]
+    utility_cents: IntArray
+    imbalance_wh: IntArray
     imbalance_price_per_kwh: npt.NDArray[np.float64]
-    imbalance_cents: npt.NDArray[np.int64]
-    grid_fee_wh: npt.NDArray[np.int64]
+    imbalance_cents: IntArray
+    grid_fee_wh: IntArray
     grid_fee_per_kwh: npt.NDArray[np.float64]
-    grid_fee_cents: npt.NDArray[np.int64]
-    carbon_cents: npt.NDArray[np.int64]
+    grid_fee_cents: IntArray
+    carbon_cents: IntArray
+    start_micro: IntArray
+    exact_micro: IntArray
+    due: IntArray
 
     @property
-    def total_cents(self) -> npt.NDArray[np.int64]:
-        """What each participant pays in the interval (negative: receives)."""
-        return sum((getattr(self, c) for c in _MONEY_LINES), np.zeros_like(self.metered_wh))
+    def energy_cents(self) -> IntArray:
+        """The energy bill of each participant: market + utility + imbalance."""
+        return self.market_cents + self.utility_cents + self.imbalance_cents
+
+    @property
+    def total_cents(self) -> IntArray:
+        """What each participant pays in the interval (negative: receives):
+        energy bill + grid fee + carbon charge."""
+        return self.energy_cents + self.grid_fee_cents + self.carbon_cents
 
     def to_frame(self) -> pd.DataFrame:
         """One statement row per participant (the statement CSV's columns)."""
-        data = {name: getattr(self, name) for name in STATEMENT_COLUMNS[2:-1]}
-        return pd.DataFrame({"interval": np.full(self.participant.size, self.interval),
-                             "participant": self.participant, **data,
-                             "total_cents": self.total_cents}, columns=list(STATEMENT_COLUMNS))
+        data: dict[str, Any] = {name: getattr(self, name) for name in _LINE_COLUMNS}
+        exact = self.exact_micro / _MICRO
+        data |= {"interval": np.full(self.participant.size, self.interval),
+                 "participant": self.participant, "energy_cents": self.energy_cents,
+                 "total_cents": self.total_cents}
+        data |= {name: exact[:, j] for j, name in enumerate(EXACT_COLUMNS)}
+        return pd.DataFrame(data, columns=list(STATEMENT_COLUMNS))
 
+
+def _empty_totals() -> IntArray:
+    return np.zeros((0, len(ROUNDED)), dtype=np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class RunningTotals:
+    """Each participant's running exact totals (millionths, columns as :data:`ROUNDED`).
+
+    ``through`` holds the sums through ``last_interval``, the last interval
+    settled for the participant, and ``before`` the sums before it, so that
+    settling that interval again posts the same amounts. Participants are
+    aligned by label; intervals must come in order for each participant.
+
+    Examples
+    --------
+    >>> t = RunningTotals()
+    >>> t.start_of(0, np.array(["a"])).tolist()
+    [[0, 0, 0, 0, 0, 0, 0, 0]]
+    """
+
+    participant: npt.NDArray[Any] = field(default_factory=lambda: np.array([], dtype=object))
+    last_interval: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    before: IntArray = field(default_factory=_empty_totals)
+    through: IntArray = field(default_factory=_empty_totals)
+
+    @cached_property
+    def _index(self) -> pd.Index:
+        return pd.Index(self.participant)
+
+    def _rows(self, labels: npt.NDArray[Any]) -> npt.NDArray[np.intp]:
+        return np.asarray(self._index.get_indexer(pd.Index(labels)), dtype=np.intp)
+
+    def start_of(self, interval: int, labels: npt.NDArray[Any]) -> IntArray:
+        """The running totals of ``labels`` before ``interval`` (zero for a newcomer)."""
+        rows = self._rows(labels)
+        out = np.zeros((labels.size, len(ROUNDED)), dtype=np.int64)
+        known = np.flatnonzero(rows >= 0)
+        if known.size:
+            at = rows[known]
+            last = self.last_interval[at]
+            late = np.flatnonzero(last > interval)
+            if late.size:
+                i = int(late[0])
+                raise InputError("interval", f"{interval} comes before interval {last[i]} "
+                                 f"already settled for participant {labels[known[i]]!r}; "
+                                 "running totals take each participant's intervals in order",
+                                 row=int(known[i]))
+            out[known] = np.where((last == interval)[:, None], self.before[at], self.through[at])
+        return out
+
+    def advance(self, lines: IntervalLines) -> RunningTotals:
+        """The totals after ``lines`` (computed from :meth:`start_of` of this object)."""
+        rows = self._rows(lines.participant)
+        new = rows < 0
+        n_new = int(new.sum())
+        rows[new] = np.arange(self.participant.size, self.participant.size + n_new)
+        pad = np.zeros((n_new, len(ROUNDED)), dtype=np.int64)
+        before = np.concatenate([self.before, pad])
+        through = np.concatenate([self.through, pad])
+        last = np.concatenate([self.last_interval, np.zeros(n_new, dtype=np.int64)])
+        before[rows] = lines.start_micro
+        through[rows] = lines.start_micro + lines.exact_micro
+        last[rows] = lines.interval
+        participant = np.concatenate([self.participant.astype(object),
+                                      lines.participant[new].astype(object)])
+        return RunningTotals(participant, last, before, through)
 
 def _vector(name: str, values: Any, n: int) -> npt.NDArray[np.float64]:
     arr = np.asarray(values, dtype=np.float64) if values is not None else None
@@ -259,7 +400,8 @@ def compute_lines(interval: int, clearing: Clearing | None, participants: npt.Ar
                   metered_kwh: npt.ArrayLike, prices: IntervalPrices, *,
                   planned_kwh: npt.ArrayLike | None = None,
                   carbon_cost: npt.ArrayLike | None = None,
-                  grid_fee: GridFeeMode = "flat", minor_per_unit: int = 100) -> IntervalLines:
+                  grid_fee: GridFeeMode = "flat", minor_per_unit: int = 100,
+                  totals: RunningTotals | None = None) -> IntervalLines:
     """The settlement lines of one interval (see the module docstring for the rules).
 
     Parameters
@@ -279,6 +421,9 @@ def compute_lines(interval: int, clearing: Clearing | None, participants: npt.Ar
     grid_fee : "flat" or "locational"
     minor_per_unit : int
         Minor units per currency unit (100 for cents).
+    totals : RunningTotals, optional
+        The participants' running totals before this interval (default: none,
+        as for a first interval).
 
     Examples
     --------
@@ -297,9 +442,11 @@ def compute_lines(interval: int, clearing: Clearing | None, participants: npt.Ar
     labels = _labels(participants)
     n = labels.size
     minor = float(minor_per_unit)
-    metered_wh = round_minor(_vector("metered_kwh", metered_kwh, n) * 1000.0)
-    planned_wh = (metered_wh if planned_kwh is None
-                  else round_minor(_vector("planned_kwh", planned_kwh, n) * 1000.0))
+    metered = _micro("metered_kwh", _vector("metered_kwh", metered_kwh, n) * 1000.0 * _MICRO)
+    planned = (metered if planned_kwh is None else
+               _micro("planned_kwh", _vector("planned_kwh", planned_kwh, n) * 1000.0 * _MICRO))
+    carbon = (np.zeros(n, dtype=np.int64) if carbon_cost is None else
+              _micro("carbon_cost", _vector("carbon_cost", carbon_cost, n) * minor * _MICRO))
 
     energy_raw: npt.NDArray[np.float64] = np.zeros(n)
     payment: npt.NDArray[np.float64] = np.zeros(n)
@@ -322,28 +469,39 @@ def compute_lines(interval: int, clearing: Clearing | None, participants: npt.Ar
                              f"{imbalance_wh_market:.3f} Wh")
         if grid_fee == "locational":
             fee_rate = _locational_rates(clearing, idx, n)
-    market_wh = largest_remainder(energy_raw, 0)
-    market_cents = largest_remainder(payment * minor)
+    market = _micro("clearing", energy_raw * _MICRO)
+    paid = _micro("clearing", payment * minor * _MICRO)
 
-    utility_wh = planned_wh - market_wh
-    utility_price = np.where(utility_wh > 0, prices.retail_price_per_kwh,
+    utility = planned - market
+    utility_price = np.where(utility > 0, prices.retail_price_per_kwh,
                              prices.feed_in_price_per_kwh).astype(np.float64)
-    imbalance_wh = metered_wh - planned_wh
-    imbalance_price = np.where(imbalance_wh > 0, prices.short_price_per_kwh,
+    imbalance = metered - planned
+    imbalance_price = np.where(imbalance > 0, prices.short_price_per_kwh,
                                prices.long_price_per_kwh).astype(np.float64)
-    fee_wh = np.maximum(market_wh, 0) if grid_fee == "flat" else market_wh.copy()
-    carbon = (np.zeros(n, dtype=np.int64) if carbon_cost is None
-              else round_minor(_vector("carbon_cost", carbon_cost, n) * minor))
+    fee_basis = np.maximum(market, 0) if grid_fee == "flat" else market
+
+    def money(name: str, energy: IntArray, rate: npt.NDArray[np.float64]) -> IntArray:
+        return _micro(name, energy * rate * minor / 1000.0)
+
+    exact = np.column_stack([
+        metered, planned, market, paid, money("retail_price_per_kwh", utility, utility_price),
+        money("imbalance_penalty_per_kwh", imbalance, imbalance_price),
+        money("grid_fee_per_kwh", fee_basis, fee_rate), carbon]).astype(np.int64)
+    start = (np.zeros_like(exact) if totals is None
+             else totals.start_of(int(interval), labels))
+    posted = round_micro(start + exact) - round_micro(start)
+    metered_wh, planned_wh, market_wh = posted[:, 0], posted[:, 1], posted[:, 2]
+    flows = np.column_stack([exact[:, 3], market, exact[:, 4], utility, exact[:, 5], imbalance,
+                             exact[:, 6], exact[:, 7]])
     return IntervalLines(
         interval=int(interval), participant=labels, metered_wh=metered_wh,
-        planned_wh=planned_wh, market_wh=market_wh, market_payment=payment,
-        market_cents=market_cents, utility_wh=utility_wh, utility_price_per_kwh=utility_price,
-        utility_cents=round_minor(utility_wh * utility_price * minor / 1000.0),
-        imbalance_wh=imbalance_wh, imbalance_price_per_kwh=imbalance_price,
-        imbalance_cents=round_minor(imbalance_wh * imbalance_price * minor / 1000.0),
-        grid_fee_wh=fee_wh, grid_fee_per_kwh=fee_rate,
-        grid_fee_cents=round_minor(fee_wh * fee_rate * minor / 1000.0),
-        carbon_cents=carbon,
+        planned_wh=planned_wh, market_wh=market_wh, market_cents=posted[:, 3],
+        utility_wh=planned_wh - market_wh, utility_price_per_kwh=utility_price,
+        utility_cents=posted[:, 4], imbalance_wh=metered_wh - planned_wh,
+        imbalance_price_per_kwh=imbalance_price, imbalance_cents=posted[:, 5],
+        grid_fee_wh=np.maximum(market_wh, 0) if grid_fee == "flat" else market_wh.copy(),
+        grid_fee_per_kwh=fee_rate, grid_fee_cents=posted[:, 6], carbon_cents=posted[:, 7],
+        start_micro=start, exact_micro=exact, due=round_micro(flows.sum(axis=0)),
     )
 
 
@@ -381,7 +539,8 @@ def participant_accounts(label: Any) -> tuple[str, str]:
     return f"participant:{label}:money", f"participant:{label}:energy"
 
 
-# code -> (line attribute, counterparty account, unit is energy)
+# code -> (line attribute, counterparty account, unit is energy), in the order of
+# IntervalLines.due
 _FLOWS = (
     ("market_money", "market_cents", ACCOUNTS["market_money"], False),
     ("market_energy", "market_wh", ACCOUNTS["market_energy"], True),
@@ -394,9 +553,25 @@ _FLOWS = (
 )
 
 
+def counterparty_moves(lines: IntervalLines) -> dict[str, int]:
+    """How the interval moves each operator account (credit positive): every
+    counterparty by what it is due, the rounding accounts by the rest."""
+    moves = dict.fromkeys(ACCOUNTS.values(), 0)
+    for (_, attr, counter, energy), due in zip(_FLOWS, lines.due.tolist(), strict=True):
+        posted = int(getattr(lines, attr).sum())
+        sign = -1 if energy else 1
+        moves[counter] += sign * due
+        moves[ACCOUNTS["rounding_energy" if energy else "rounding_money"]] += sign * (
+            posted - due)
+    return moves
+
+
 def line_transfers(lines: IntervalLines, *, prefix: str = "") -> list[Transfer]:
-    """The transfers of an interval, one per non-zero line, with ids
-    ``f"{prefix}{interval}/{code}/{participant}"``.
+    """The transfers of an interval: one per non-zero line, with ids
+    ``f"{prefix}{interval}/{code}/{participant}"``, and one per line whose
+    participants' posted sum differs from what the counterparty is due, between
+    the counterparty and the rounding account, with id
+    ``f"{prefix}{interval}/rounding/{code}"``.
 
     Money lines (positive = pays) debit the participant's money account;
     energy lines (positive = receives) credit the participant's energy account.
@@ -405,7 +580,7 @@ def line_transfers(lines: IntervalLines, *, prefix: str = "") -> list[Transfer]:
     names = [str(p) for p in lines.participant.tolist()]
     accounts = [participant_accounts(p) for p in names]
     out: list[Transfer] = []
-    for code, attr, counter, energy in _FLOWS:
+    for (code, attr, counter, energy), due in zip(_FLOWS, lines.due.tolist(), strict=True):
         values = getattr(lines, attr)
         for i in np.flatnonzero(values).tolist():
             amount = int(values[i])
@@ -414,6 +589,14 @@ def line_transfers(lines: IntervalLines, *, prefix: str = "") -> list[Transfer]:
             debit, credit = (counter, own) if to_participant else (own, counter)
             out.append(Transfer(f"{prefix}{k}/{code}/{names[i]}", debit, credit, abs(amount),
                                 code, k))
+        surplus = int(values.sum()) - due    # what the participants' lines overshoot by
+        if surplus:
+            rounding = ACCOUNTS["rounding_energy" if energy else "rounding_money"]
+            # money: the counterparty got `surplus` too much; energy: gave it too much
+            debit, credit = (counter, rounding) if (surplus > 0) != energy else (rounding,
+                                                                                  counter)
+            out.append(Transfer(f"{prefix}{k}/rounding/{code}", debit, credit, abs(surplus),
+                                "rounding", k))
     return out
 
 
@@ -423,7 +606,8 @@ def check_interval(lines: IntervalLines, transfers: list[Transfer]) -> None:
     Energy sold equals energy bought (the market's energy account nets to
     zero), debits equal credits per unit, each participant's energy account
     moves by exactly its metered energy, its money account by its total bill,
-    and the market's money account by the sum of the market lines.
+    and every operator account by what it is due (the rounding accounts by
+    the rest).
     """
     delta: dict[str, int] = {}
     for t in transfers:
@@ -433,8 +617,9 @@ def check_interval(lines: IntervalLines, transfers: list[Transfer]) -> None:
     if delta.get(ACCOUNTS["market_energy"], 0) != 0:
         problems.append(f"energy sold - energy bought = {delta[ACCOUNTS['market_energy']]} Wh, "
                         "not 0")
-    if delta.get(ACCOUNTS["market_money"], 0) != int(lines.market_cents.sum()):
-        problems.append("market money does not match the market lines")
+    for account, due in counterparty_moves(lines).items():
+        if delta.get(account, 0) != due:
+            problems.append(f"account {account} moves by {delta.get(account, 0)}, due {due}")
     money_sum = sum(v for a, v in delta.items() if a.endswith(":money"))
     energy_sum = sum(v for a, v in delta.items() if a.endswith(":energy"))
     if money_sum != 0 or energy_sum != 0:

@@ -16,7 +16,7 @@ because transfer ids are deterministic: ``f"{run_id}/{interval}/{code}/{particip
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,18 +39,26 @@ from transactive.settlement.ledger import (
 )
 from transactive.settlement.rules import (
     ACCOUNTS,
+    ROUNDED,
     STATEMENT_COLUMNS,
     GridFeeMode,
     IntervalLines,
     IntervalPrices,
     Price,
+    RunningTotals,
     check_interval,
     compute_lines,
+    counterparty_moves,
     line_transfers,
     participant_accounts,
 )
 
 __all__ = ["IntervalSettlement", "Reconciliation", "Settlement", "SettlementConfig"]
+
+_MICRO = 1_000_000
+#: How far an exact amount may be from the double-precision value it stands for
+#: (snapped to a millionth of a cent, from energies snapped to a millionth of a Wh).
+_SNAP_CENTS_PER_LINE = 1e-6
 
 _OPERATORS = (
     Account(ACCOUNTS["market_money"], AccountKind.MARKET, Unit.CENT),
@@ -59,6 +67,8 @@ _OPERATORS = (
     Account(ACCOUNTS["utility_money"], AccountKind.UTILITY, Unit.CENT),
     Account(ACCOUNTS["utility_energy"], AccountKind.UTILITY, Unit.WH),
     Account(ACCOUNTS["carbon"], AccountKind.CARBON, Unit.CENT),
+    Account(ACCOUNTS["rounding_money"], AccountKind.MARKET, Unit.CENT),
+    Account(ACCOUNTS["rounding_energy"], AccountKind.MARKET, Unit.WH),
 )
 
 
@@ -120,15 +130,32 @@ class _Pending:
 
 @dataclass(frozen=True)
 class Reconciliation:
-    """Statements against the ledger, account by account (double-entry reconciliation).
+    """Statements against the ledger, account by account (double-entry
+    reconciliation), and each participant's posted lines against their exact amounts.
 
     ``table`` has one row per account: ``account``, ``unit``, ``statements``
     (the movement the statements imply), ``ledger`` (the movement the
-    ledger's transfers for the same intervals show) and ``difference``.
+    ledger's transfers for the same intervals show) and ``difference``
+    (integers: cents or Wh).
+
+    ``residuals`` has one row per participant and one column per rounded line
+    (:data:`~transactive.settlement.rules.ROUNDED`): the posted total minus
+    the exact total, in Wh or cents, at most 0.5 in size by the rounding rule.
+
+    ``bills`` (when the exact bills were given) has one row per household, in
+    cents: ``energy_cents``, the statement's energy-bill line (market + utility
+    + imbalance); ``exact_cents``, the sum of its exact amounts;
+    ``simulated_cents``, the bill given; ``rounding_cents = energy_cents -
+    exact_cents``, the residual of the running-total rounding (under half a
+    cent per line: 1.5 cents at most); and ``unexplained_cents = exact_cents -
+    simulated_cents``, which only the snapping of exact amounts to 1e-6 of a
+    cent explains (at most a millionth of a cent per line and interval).
     """
 
     table: pd.DataFrame
     problems: tuple[str, ...]
+    residuals: pd.DataFrame
+    bills: pd.DataFrame | None = None
 
     @property
     def is_ok(self) -> bool:
@@ -164,6 +191,12 @@ class Settlement:
               c             0             30               0           30
     >>> s.ledger.balance("participant:a:money"), s.reconciliation().is_ok
     (-59, True)
+
+    Each participant's lines are rounded by its running totals (see
+    :mod:`~transactive.settlement.rules`), kept here (:attr:`totals`) from
+    interval to interval: settle each participant's intervals in order
+    (settling the last one again posts the same transfers). A new
+    ``Settlement`` starts the totals afresh.
     """
 
     def __init__(self, ledger: Ledger, journal: Journal | None = None, *,
@@ -173,6 +206,7 @@ class Settlement:
         self.config = config or SettlementConfig()
         self._pending: _Pending | None = None
         self._settled: list[IntervalSettlement] = []
+        self._totals = RunningTotals()
         if journal is not None:
             if ledger.cursor > journal.seq:
                 raise SettlementError(f"the ledger has applied journal record {ledger.cursor}, "
@@ -216,10 +250,11 @@ class Settlement:
         lines = compute_lines(interval, clearing, participants, metered_kwh, prices,
                               planned_kwh=planned_kwh, carbon_cost=carbon_cost,
                               grid_fee=self.config.grid_fee,
-                              minor_per_unit=self.config.minor_per_unit)
+                              minor_per_unit=self.config.minor_per_unit, totals=self._totals)
         transfers = line_transfers(lines, prefix=self.config.prefix)
         check_interval(lines, transfers)
         new_accounts = self._new_accounts(lines.participant)
+        totals = self._totals.advance(lines)
         if self._pending is not None:
             self._pending.accounts += new_accounts
             if clearing is not None:
@@ -231,12 +266,19 @@ class Settlement:
                 clearings=[] if clearing is None else [(lines.interval, clearing)],
                 accounts=new_accounts, groups=[transfers])
             done = IntervalSettlement(lines, tuple(transfers), self._commit(pending))
+        self._totals = totals
         self._settled.append(done)
         return done
 
+    @property
+    def totals(self) -> RunningTotals:
+        """The running totals of every participant settled here."""
+        return self._totals
+
     def _new_accounts(self, participants: npt.NDArray[np.generic]) -> list[Account]:
+        """The accounts of participants new to the running totals (and the ledger)."""
         new = []
-        for p in participants.tolist():
+        for p in participants[~pd.Index(participants).isin(self._totals.participant)].tolist():
             money, energy = participant_accounts(p)
             if money not in self._known:
                 new += [Account(money, AccountKind.PARTICIPANT_MONEY, Unit.CENT),
@@ -254,12 +296,13 @@ class Settlement:
         if self._pending is not None:
             raise SettlementError("batches do not nest")
         self._pending = _Pending()
-        start = len(self._settled)
+        start, totals = len(self._settled), self._totals
         try:
             yield
         except BaseException:
             pending, self._pending = self._pending, None
             del self._settled[start:]
+            self._totals = totals
             self._known -= {a.id for a in pending.accounts}
             raise
         pending, self._pending = self._pending, None
@@ -311,33 +354,40 @@ class Settlement:
         self.statements().to_csv(out, index=False)
         return out
 
-    def reconciliation(self) -> Reconciliation:
-        """Reconcile the statements with the ledger, account by account.
+    def reconciliation(self, bills: pd.Series | Mapping[str, float] | None = None
+                       ) -> Reconciliation:
+        """Reconcile the statements with the ledger, account by account, and
+        each participant's posted lines with their exact amounts.
 
         For the intervals settled here, each account's movement implied by the
-        statements must equal the movement of its transfers in the ledger;
-        also each unit's debits must equal its credits and the ledger must pass
-        its own integrity check.
+        statements (participants: their rows; operators: what they are due and
+        the rounding accounts the rest) must equal the movement of its
+        transfers in the ledger, in integer cents and Wh; each unit's debits
+        must equal its credits; the ledger must pass its own integrity check;
+        and every participant's posted total of each rounded line must be
+        within half a unit of its exact total.
+
+        Parameters
+        ----------
+        bills : Series or mapping of participant label to currency, optional
+            Each household's exact energy bill (what it paid in the market and
+            to the utility, without grid fees and carbon), e.g. from a
+            simulation. The statements' energy-bill lines are reported against
+            them (see :class:`Reconciliation`), and a difference beyond the
+            rounding rule's residual is a problem.
         """
         frame = self.statements()
-        expected: dict[str, int] = {}
-        if len(frame):
-            grouped = frame.groupby(frame["participant"].astype(str), sort=True)
-            sums = grouped[["metered_wh", "total_cents", "market_cents", "market_wh",
-                            "utility_cents", "imbalance_cents", "grid_fee_cents",
-                            "carbon_cents", "utility_wh", "imbalance_wh"]].sum()
-            for p, row in sums.iterrows():
-                money, energy = participant_accounts(p)
-                expected[money] = -int(row["total_cents"])
-                expected[energy] = int(row["metered_wh"])
-            expected[ACCOUNTS["market_money"]] = int(sums["market_cents"].sum())
-            expected[ACCOUNTS["market_energy"]] = -int(sums["market_wh"].sum())
-            expected[ACCOUNTS["utility_money"]] = int(sums["utility_cents"].sum()
-                                                      + sums["imbalance_cents"].sum())
-            expected[ACCOUNTS["utility_energy"]] = -int(sums["utility_wh"].sum()
-                                                        + sums["imbalance_wh"].sum())
-            expected[ACCOUNTS["grid"]] = int(sums["grid_fee_cents"].sum())
-            expected[ACCOUNTS["carbon"]] = int(sums["carbon_cents"].sum())
+        labels = frame["participant"].astype(str)
+        sums = frame.groupby(labels, sort=True)[[*ROUNDED, "total_cents"]].sum()
+        posted = sums[list(ROUNDED)].astype(np.int64)
+        expected: dict[str, int] = dict.fromkeys(ACCOUNTS.values(), 0)
+        for p, paid, metered in zip(sums.index, sums["total_cents"].tolist(),
+                                    sums["metered_wh"].tolist(), strict=True):
+            money, energy = participant_accounts(p)
+            expected[money], expected[energy] = -int(paid), int(metered)
+        for done in self._settled:
+            for account, move in counterparty_moves(done.lines).items():
+                expected[account] += move
         ids = {t.id for s in self._settled for t in s.transfers}
         moved = self.ledger.transfers_frame()
         moved = moved[moved["id"].isin(ids)]
@@ -359,4 +409,46 @@ class Settlement:
             if int(part["ledger"].sum()) != 0:
                 problems.append(f"unit {unit}: debits != credits by {int(part['ledger'].sum())}")
         problems += self.ledger.check().problems
-        return Reconciliation(table, tuple(problems))
+        exact = self._exact_totals().reindex(posted.index, fill_value=0)
+        residual_micro = posted * _MICRO - exact
+        residual = residual_micro.to_numpy(dtype=np.int64)
+        for i, j in np.argwhere(np.abs(residual) > _MICRO // 2).tolist():
+            problems.append(f"participant {posted.index[i]}: posted {ROUNDED[j]} total is "
+                            f"{residual[i, j] / _MICRO} from its exact total")
+        table_bills = None
+        if bills is not None:
+            table_bills = self._bills_table(posted, exact, bills)
+            problems += self._bill_problems(table_bills)
+        return Reconciliation(table, tuple(problems), residual_micro / _MICRO, table_bills)
+
+    def _exact_totals(self) -> pd.DataFrame:
+        """Each participant's exact total of every rounded line (millionths)."""
+        if not self._settled:
+            return pd.DataFrame(columns=list(ROUNDED), dtype=np.int64)
+        exact = pd.DataFrame(np.concatenate([s.lines.exact_micro for s in self._settled]),
+                             columns=list(ROUNDED))
+        labels = np.concatenate([s.lines.participant for s in self._settled]).astype(str)
+        return exact.groupby(labels, sort=True).sum()
+
+    def _bills_table(self, posted: pd.DataFrame, exact: pd.DataFrame,
+                     bills: pd.Series | Mapping[str, float]) -> pd.DataFrame:
+        given = pd.Series(bills, dtype=np.float64)
+        given.index = given.index.astype(str)
+        bill_lines = ["market_cents", "utility_cents", "imbalance_cents"]
+        energy = posted[bill_lines].sum(axis=1).reindex(given.index)
+        exact_cents = exact[bill_lines].sum(axis=1).reindex(given.index) / _MICRO
+        table = pd.DataFrame({"energy_cents": energy, "exact_cents": exact_cents,
+                              "simulated_cents": given * self.config.minor_per_unit})
+        table["rounding_cents"] = table["energy_cents"] - table["exact_cents"]
+        table["unexplained_cents"] = table["exact_cents"] - table["simulated_cents"]
+        table.index.name = "participant"
+        return table
+
+    def _bill_problems(self, table: pd.DataFrame) -> list[str]:
+        tolerance = _SNAP_CENTS_PER_LINE * 3 * len(self._settled)
+        problems = [f"household {p} has no statement" for p in
+                    table.index[table["energy_cents"].isna()]]
+        off = table[table["unexplained_cents"].abs() > tolerance]
+        problems += [f"household {p}: statement energy bill {r.exact_cents:.6f} exact cents, "
+                     f"simulated bill {r.simulated_cents:.6f}" for p, r in off.iterrows()]
+        return problems
