@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,24 +23,6 @@ from transactive.grid.matpower import (
 from transactive.grid.network import Network
 
 PGLIB = Path("/work/shared/cases")
-BUILTIN_SOURCES = {"case9": "case9", "case14": "case14", "case30": "case30",
-                   "case118": "case118", "case33bw": "case33bw"}
-NO_LIMIT_MW = 9900.0  # pandapower's stand-in rating for "no limit"
-
-
-def builtin_from_pandapower(name: str) -> Network:
-    """The built-in case ``name`` rebuilt from pandapower's copy (how the shipped
-    files were made: ``write_matpower(builtin_from_pandapower(n), path)``)."""
-    pn = pytest.importorskip("pandapower.networks")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pp_net = getattr(pn, BUILTIN_SOURCES[name])()
-    numbers = "index" if name == "case33bw" else "name"
-    net = from_pandapower(pp_net, bus_numbers=numbers)
-    branch = net.branch.copy()
-    for rate in ("rate_a_mw", "rate_b_mw", "rate_c_mw"):
-        branch[rate] = np.where(branch[rate] >= NO_LIMIT_MW, np.inf, branch[rate].round(6))
-    return net.replace(branch=branch, name=name)
 
 
 def small() -> Network:
@@ -205,13 +186,6 @@ def test_feeder_is_baran_wu() -> None:
     assert first["r_pu"] * z_base == pytest.approx(0.0922, rel=1e-4)
     assert first["x_pu"] * z_base == pytest.approx(0.0470, rel=1e-4)
     assert len(matrices.radial_branches(net)) == 32
-
-
-@pytest.mark.parametrize("name", sorted(BUILTIN_SOURCES))
-def test_builtin_files_match_pandapower(name: str) -> None:
-    shipped, rebuilt = load_case(name), builtin_from_pandapower(name)
-    for t in ("bus", "branch", "gen", "load"):
-        pd.testing.assert_frame_equal(getattr(shipped, t), getattr(rebuilt, t), rtol=1e-9)
 
 
 def test_from_pandapower_leaves_net_unchanged() -> None:

@@ -5,16 +5,18 @@ name          case
 ============  ======================================================================
 ``case9``     WSCC 9-bus (MATPOWER ``case9``)
 ``case14``    IEEE 14-bus (MATPOWER ``case14``)
-``case30``    IEEE 30-bus with line limits (MATPOWER ``case_ieee30``/pandapower ``case30``)
+``case30``    IEEE 30-bus with line limits (MATPOWER ``case30``, Alsac & Stott)
 ``case118``   IEEE 118-bus (MATPOWER ``case118``; no line limits)
 ``case33bw``  IEEE 33-bus radial feeder, Baran & Wu (1989), 12.66 kV, base 10 MVA
 ============  ======================================================================
 
-The files were written with :func:`~transactive.grid.matpower.write_matpower`
-from pandapower's copies of these public cases (``pandapower.networks``), with
-pandapower's stand-in ratings for "no limit" written as MATPOWER's 0 (unlimited);
-a test checks they still agree. Bus numbers are MATPOWER's. ``ieee33`` is an
-alias of ``case33bw``.
+Each file holds MATPOWER's own data, element for element (for the four
+transmission cases, as PYPOWER ships them; MATPOWER's "no limit" rating 0
+where PYPOWER writes 9900). The feeder is MATPOWER's ``case33bw`` without its
+five open tie switches, so its 32 branches form the radial feeder. The test
+``tests/test_cases_ac.py`` holds every case against PYPOWER's (or, for the
+feeder, pandapower's) data and AC power flow. Bus numbers are MATPOWER's.
+``ieee33`` is an alias of ``case33bw``.
 
 Reference for the feeder: M. E. Baran and F. F. Wu, "Network reconfiguration in
 distribution systems for loss reduction and load balancing", IEEE Trans. Power

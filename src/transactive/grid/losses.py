@@ -3,8 +3,10 @@
 :func:`ac_power_flow` solves the full AC power flow (Newton-Raphson in polar
 form on the bus admittance matrix, MATPOWER's branch model with taps, phase
 shifters, line charging and shunts), for radial and meshed networks alike.
-The reference bus is the slack; buses of type 2 with an in-service generator
-hold their voltage set point (PV); every other bus is PQ.
+The reference bus is the slack and keeps its angle from the case (``va_deg``,
+as in MATPOWER); buses of type 2 with an in-service generator hold their
+voltage set point (PV); every other bus is PQ. The tests hold it, on every
+built-in case, against PYPOWER's Newton power flow and pandapower's ``runpp``.
 
 :func:`marginal_loss_factors` gives, for every bus, the change in total
 active losses per MW more injected at that bus, the slack taking up the
@@ -228,7 +230,8 @@ def ac_power_flow(
     ref, pv, pq, vset = _bus_types(network)
     base = network.base_mva
     s_spec = (p_spec + 1j * q_spec) / base
-    va = np.zeros(network.n_bus)  # flat start
+    # flat start at the reference bus's angle, which stays fixed (MATPOWER)
+    va = np.full(network.n_bus, np.deg2rad(network.bus["va_deg"].to_numpy()[ref]))
     vm = np.where(np.isin(np.arange(network.n_bus), pv) | (np.arange(network.n_bus) == ref),
                   vset, 1.0)
     pvpq = np.r_[pv, pq]

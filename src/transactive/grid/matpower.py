@@ -212,8 +212,15 @@ def from_ppc(ppc: dict[str, Any], *, name: str = "") -> Network:
                    name=name)
 
 
+def _number(v: float) -> str:
+    """``v`` in at most 10 significant digits when that reads back exactly,
+    else in the shortest text that does (a written case reads back unchanged)."""
+    short = f"{v:.10g}"
+    return short if float(short) == v else repr(float(v))
+
+
 def _rows(arr: npt.NDArray[np.float64]) -> str:
-    return "\n".join("\t" + "\t".join(f"{v:.10g}" for v in row) + ";" for row in arr)
+    return "\n".join("\t" + "\t".join(_number(v) for v in row) + ";" for row in arr)
 
 
 def write_matpower_text(net: Network, *, header: str = "") -> str:

@@ -1,5 +1,5 @@
 function mpc = case9
-%   WSCC 9-bus system (MATPOWER case9), via pandapower.networks.case9.
+%   WSCC 9-bus system: MATPOWER case9, element for element (as shipped by PYPOWER).
 %   Written by transactive.grid.matpower.write_matpower; rating 0 = no limit.
 mpc.version = '2';
 mpc.baseMVA = 100;
@@ -7,7 +7,7 @@ mpc.baseMVA = 100;
 %% bus data
 %	bus_i	type	Pd	Qd	Gs	Bs	area	Vm	Va	baseKV	zone	Vmax	Vmin
 mpc.bus = [
-	1	3	0	0	0	0	1	1	0	345	1	1	0.9999999999;
+	1	3	0	0	0	0	1	1	0	345	1	1.1	0.9;
 	2	2	0	0	0	0	1	1	0	345	1	1.1	0.9;
 	3	2	0	0	0	0	1	1	0	345	1	1.1	0.9;
 	4	1	0	0	0	0	1	1	0	345	1	1.1	0.9;
@@ -29,15 +29,15 @@ mpc.gen = [
 %% branch data
 %	fbus	tbus	r	x	b	rateA	rateB	rateC	ratio	angle	status	angmin	angmax
 mpc.branch = [
-	1	4	0	0.0576	0	250	0	0	1	0	1	-360	360;
-	4	5	0.017	0.092	0.158	250	0	0	1	0	1	-360	360;
-	5	6	0.039	0.17	0.358	150	0	0	1	0	1	-360	360;
-	3	6	0	0.0586	0	300	0	0	1	0	1	-360	360;
-	6	7	0.0119	0.1008	0.209	150	0	0	1	0	1	-360	360;
-	7	8	0.0085	0.072	0.149	250	0	0	1	0	1	-360	360;
-	8	2	0	0.0625	0	250	0	0	1	0	1	-360	360;
-	8	9	0.032	0.161	0.306	250	0	0	1	0	1	-360	360;
-	9	4	0.01	0.085	0.176	250	0	0	1	0	1	-360	360;
+	1	4	0	0.0576	0	250	250	250	1	0	1	-360	360;
+	4	5	0.017	0.092	0.158	250	250	250	1	0	1	-360	360;
+	5	6	0.039	0.17	0.358	150	150	150	1	0	1	-360	360;
+	3	6	0	0.0586	0	300	300	300	1	0	1	-360	360;
+	6	7	0.0119	0.1008	0.209	150	150	150	1	0	1	-360	360;
+	7	8	0.0085	0.072	0.149	250	250	250	1	0	1	-360	360;
+	8	2	0	0.0625	0	250	250	250	1	0	1	-360	360;
+	8	9	0.032	0.161	0.306	250	250	250	1	0	1	-360	360;
+	9	4	0.01	0.085	0.176	250	250	250	1	0	1	-360	360;
 ];
 
 %% generator cost data
