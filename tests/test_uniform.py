@@ -17,7 +17,7 @@ import transactive as te
 from transactive.errors import InputError
 from transactive.markets._curves import cross
 from transactive.markets.uniform import PRICE_RULES, clear_uniform
-from transactive.orders import BUY, OrderBatch
+from transactive.orders import BUY, SELL, OrderBatch
 
 RULES = [(rule, k) for rule in PRICE_RULES for k in ((0.0, 0.3, 1.0) if rule == "k" else (0.5,))]
 TIES = ["pro_rata", "time"]
@@ -70,19 +70,24 @@ def naive(orders: OrderBatch, price_rule: str = "midpoint", k: float = 0.5,
         levels.setdefault((side[r], p[r]), []).append(r)
     traded_b: dict[float, float] = {}
     traded_s: dict[float, float] = {}
+    unfilled: set[tuple[int, float]] = set()  # levels where some quantity does not trade
     for (s, price), rows in levels.items():
         got = float(sum(accepted[r] for r in rows))
         (traded_b if s == BUY else traded_s)[price] = got
         total = sum(q[r] for r in rows)
+        if got < total * (1 - 1e-12):
+            unfilled.add((s, price))
         if tie_break == "pro_rata" and 0 < got < total * (1 - 1e-12):
             for r in rows:
                 accepted[r] = q[r] * (got / total)
     if not any(traded_b.values()):
         return accepted, math.nan
+    # the unit auction's [max(s_k, b_(k+1)), min(b_k, s_(k+1))]: the (k+1)-th unit of
+    # a side is its best unit left over, at a partly filled level if there is one
     last_bid = min(lv for lv, t in traded_b.items() if t > 0)
     last_ask = max(lv for lv, t in traded_s.items() if t > 0)
-    rej_b = sorted((lv for lv, t in traded_b.items() if t == 0), reverse=True)
-    rej_s = sorted(lv for lv, t in traded_s.items() if t == 0)
+    rej_b = sorted((lv for lv in traded_b if (BUY, lv) in unfilled), reverse=True)
+    rej_s = sorted(lv for lv in traded_s if (SELL, lv) in unfilled)
     p_low = max([last_ask, *rej_b[:1]])
     p_high = min([last_bid, *rej_s[:1]])
     weight = {"midpoint": 0.5, "k": k, "marginal_bid": 1.0, "marginal_ask": 0.0}[price_rule]
@@ -131,15 +136,36 @@ def agree(orders: OrderBatch, **options: Any) -> None:
 
 # --------------------------------------------------------------------- hand-worked cases
 def test_registry_doctest_case() -> None:
-    # buy 2 @ 0.30, sell 1.5 @ 0.10: the buy is the long side and partly filled, so
-    # it counts as accepted; no level is rejected: [p_low, p_high] = [0.10, 0.30].
-    c = te.clear(batch(["buy", "sell"], [0.30, 0.10], [2.0, 1.5]), "uniform")
+    # buy 2 @ 0.30, sell 1.5 @ 0.10: the buy is the long side and partly filled. At
+    # any price below 0.30 the buyer wants all 2 units and only 1.5 are offered, so
+    # 0.30 is the only price at which 1.5 units clear: [p_low, p_high] = [0.30, 0.30]
+    # (in unit terms b_k = b_(k+1) = 0.30: the buyer's next unit is left over).
+    ob = batch(["buy", "sell"], [0.30, 0.10], [2.0, 1.5])
+    c = te.clear(ob, "uniform")
     assert c.volume == 1.5
     assert c.accepted.tolist() == [1.5, 1.5]
-    assert (c.info["p_low"], c.info["p_high"]) == (0.10, 0.30)
-    assert c.clearing_price == pytest.approx(0.2)
-    assert c.payment.tolist() == pytest.approx([0.3, -0.3])
+    assert (c.info["p_low"], c.info["p_high"]) == (0.30, 0.30)
+    for rule in PRICE_RULES:  # a one-point interval: every rule gives its price
+        assert clear_uniform(ob, price_rule=rule).clearing_price == 0.30
+    assert c.payment.tolist() == pytest.approx([0.45, -0.45])
     assert c.operator_surplus == pytest.approx(0.0)
+
+
+def test_issue_8_partly_filled_ask_level_sets_the_price() -> None:
+    # Issue 8's case: buys 5 @ 250, 4 @ 150, 3 @ 350; sells 5 @ 200, 4 @ 100, 3 @ 300.
+    # Demand above 200 is 3 + 5 = 8; supply below 200 is 4, at 200 it is 4 + 5 = 9.
+    # 8 units trade: the sells at 200 are partly filled (4 of 5). At p in (200, 250)
+    # 8 are demanded and 9 offered, at p < 200 only 4 are offered: p = 200 alone.
+    ob = batch([1, 1, 1, -1, -1, -1], [250, 150, 350, 200, 100, 300], [5, 4, 3, 5, 4, 3])
+    for rule, k in RULES:
+        c = clear_uniform(ob, price_rule=rule, k=k)  # type: ignore[arg-type]
+        assert c.accepted.tolist() == [5, 0, 3, 4, 4, 0]
+        assert (c.info["p_low"], c.info["p_high"], c.clearing_price) == (200, 200, 200)
+    # one more ask unit at 200 is filled by one more bid unit at 250: the 200 level
+    # fills exactly, the levels beside it bound the interval, [200, 250]
+    full = batch([1, 1, 1, -1, -1, -1], [250, 150, 350, 200, 100, 300], [6, 4, 3, 5, 4, 3])
+    c = clear_uniform(full)
+    assert (c.info["p_low"], c.info["p_high"], c.clearing_price) == (200, 250, 225)
 
 
 def test_textbook_unit_case() -> None:
@@ -176,10 +202,11 @@ def test_pro_rata_and_time_at_the_marginal_level() -> None:
     assert pro.accepted.tolist() == [3, 1, 3, 0, 0, 0.5, 0.5]
     by_time = clear_uniform(ob2, tie_break="time")  # row 6 came first (time 4)
     assert by_time.accepted.tolist() == [3, 1, 3, 0, 0, 0, 1]
-    # last ask 1.5 (partly accepted), first rejected bid 0.5, last bid 5, first
-    # rejected ask 2 -> [1.5, 2] for both tie rules
+    # the asks at 1.5 are partly filled (1 of 4): at any price above 1.5 they would
+    # offer all 4, 3 + 4 = 7 > 4 demanded; below it only 3 are offered. So the price
+    # is 1.5 alone (last ask and first unit left over both at 1.5), for both tie rules
     for c in (pro, by_time):
-        assert (c.info["p_low"], c.info["p_high"], c.clearing_price) == (1.5, 2.0, 1.75)
+        assert (c.info["p_low"], c.info["p_high"], c.clearing_price) == (1.5, 1.5, 1.5)
 
 
 def test_time_ties_break_by_row() -> None:

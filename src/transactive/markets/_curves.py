@@ -86,11 +86,13 @@ class Allocation:
 
     ``accepted`` has one entry per order of the batch (zero for excluded
     orders). A price *level* of one side counts as accepted when any quantity
-    at it trades. ``last_bid`` / ``last_ask`` are the lowest accepted buy level
-    and the highest accepted sell level; ``first_rejected_bid`` /
-    ``first_rejected_ask`` the highest buy level and the lowest sell level at
-    which nothing trades. Missing ones, and all four when nothing trades, are
-    ``nan``.
+    at it trades, and as rejected when any quantity at it does not (a partly
+    filled level is both). ``last_bid`` / ``last_ask`` are the lowest accepted
+    buy level and the highest accepted sell level; ``first_rejected_bid`` /
+    ``first_rejected_ask`` the highest rejected buy level and the lowest
+    rejected sell level. Missing ones, and all four when nothing trades, are
+    ``nan``. ``[p_low, p_high]`` is then the set of competitive-equilibrium
+    prices of the allocation: a partly filled level pins it to its price.
     """
 
     accepted: F64
@@ -170,9 +172,9 @@ def allocate(
     >>> ob = OrderBatch(id=[1, 2, 3], participant=["a", "b", "c"],
     ...                 side=["buy", "sell", "sell"], price=[0.30, 0.10, 0.20],
     ...                 quantity=[2.0, 1.5, 1.0])
-    >>> a = allocate(ob)
+    >>> a = allocate(ob)  # the ask at 0.20 is partly filled: it sets the price
     >>> a.accepted.tolist(), a.volume, a.p_low, a.p_high
-    ([2.0, 1.5, 0.5], 2.0, 0.2, 0.3)
+    ([2.0, 1.5, 0.5], 2.0, 0.2, 0.2)
     """
     floor, cap = _check_options(tie_break, price_floor, price_cap)
     if not isinstance(orders, OrderBatch):
@@ -518,16 +520,19 @@ def cross(
         rows = rows[is_buy[rows] == (side == BUY)]
         accepted[rows] = _share(quantity[rows], time[rows], rows, remainder, level_qty, tie_break)
 
+    partial = 0 < remainder < level_qty  # the rationed level is left partly unfilled
     if side == BUY and remainder > 0 and minus is not None:
         last_bid = minus.price
-        first_rejected_bid = lad.nearest(-1, BUY, p_minus, strict=True)
+        first_rejected_bid = minus.price if partial else lad.nearest(-1, BUY, p_minus,
+                                                                      strict=True)
     else:
         last_bid = lad.nearest(+1, BUY, p_minus, strict=True)
         first_rejected_bid = (math.nan if p_minus is None
                               else lad.nearest(-1, BUY, p_minus, strict=False))
     if side == SELL and plus is not None:
         last_ask = plus.price
-        first_rejected_ask = lad.nearest(+1, SELL, plus.price, strict=True)
+        first_rejected_ask = plus.price if partial else lad.nearest(+1, SELL, plus.price,
+                                                                     strict=True)
     else:
         last_ask = lad.nearest(-1, SELL, p_minus, strict=False)
         first_rejected_ask = lad.nearest(+1, SELL, p_minus, strict=True)

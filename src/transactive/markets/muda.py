@@ -47,9 +47,11 @@ def walrasian_price(orders: OrderBatch) -> float:
     """Midpoint of the interval of prices that clear a batch, or nan when a
     side is empty.
 
-    With trade, the interval is the uniform auction's competitive interval
-    ``[p_low, p_high]`` (:mod:`~transactive.markets._curves`); without trade
-    it is ``[highest bid, lowest ask]``.
+    With trade, the interval is the uniform auction's ``[p_low, p_high]``
+    (:mod:`~transactive.markets._curves`), the competitive-equilibrium prices:
+    every buy priced above the price and every sell priced below it trades in
+    full, and a partly filled level pins the price to its own limit. Without
+    trade it is ``[highest bid, lowest ask]``.
 
     Examples
     --------
@@ -57,6 +59,11 @@ def walrasian_price(orders: OrderBatch) -> float:
     ...                 price=[9.0, 4.0, 2.0, 6.0], quantity=[1.0] * 4)
     >>> walrasian_price(ob)  # one unit trades; [max(2, 4), min(9, 6)]
     5.0
+    >>> ob = OrderBatch(id=range(6), participant=list("abcxyz"), side=[1, 1, 1, -1, -1, -1],
+    ...                 price=[250.0, 150.0, 350.0, 200.0, 100.0, 300.0],
+    ...                 quantity=[5.0, 4.0, 3.0, 5.0, 4.0, 3.0])
+    >>> walrasian_price(ob)  # 8 units; the asks at 200 are partly filled: 200 alone
+    200.0
     """
     buy = orders.is_buy
     if buy.all() or not buy.any():

@@ -15,12 +15,17 @@ Price: every accepted order trades at one price chosen in the interval
 - ``p_high = min(last accepted bid, first rejected ask)``,
 
 missing terms ignored. A price level counts as accepted when any quantity at
-it trades, as rejected when none does: a partly filled level is accepted, so,
-as in the unit auction, the rationed orders may be priced inside their limit
-while they wanted more (the doctest of :func:`transactive.clear` is such a
-case). The tie rule never moves the interval.
-This is the interval ``[max(s_k, b_(k+1)), min(b_k, s_(k+1))]`` of the unit
-double auction, from which the k-double auction picks
+it trades, and as rejected when any quantity at it does not: a partly filled
+level is both, so the interval is then that level's price alone (a rationed
+order priced anywhere else would want more, or nothing). The tie rule never
+moves the interval. It is the set of competitive-equilibrium prices: the
+prices ``p`` at which every buy priced above ``p`` and every sell priced below
+``p`` trades in full, the orders priced at ``p`` trade any part, and demand
+meets supply at the traded volume.
+It is also the interval ``[max(s_k, b_(k+1)), min(b_k, s_(k+1))]`` of the unit
+double auction, reading a quantity ``q`` as ``q`` units at one price (at a
+partly filled level ``b_k = b_(k+1)`` or ``s_k = s_(k+1)``), from which the
+k-double auction picks
 ``p = p_low + k (p_high - p_low)``; Satterthwaite & Williams (1989), "The
 rate of convergence to efficiency in the buyer's bid double auction as the
 market becomes large", *Review of Economic Studies* 56(4), 477-498, and
@@ -121,7 +126,19 @@ def clear_uniform(
     ...                 price=[0.30, 0.22, 0.10, 0.20], quantity=[2.0, 1.0, 1.5, 1.0])
     >>> c = clear_uniform(ob)
     >>> c.accepted.tolist(), c.info["p_low"], c.info["p_high"], round(c.clearing_price, 3)
-    ([2.0, 0.5, 1.5, 1.0], 0.2, 0.22, 0.21)
+    ([2.0, 0.5, 1.5, 1.0], 0.22, 0.22, 0.22)
+
+    The bid at 0.22 is partly filled, so 0.22 is the only clearing price: below
+    it that buyer would want its whole unit. With half a unit less on offer at
+    0.20, the bid at 0.22 gets nothing, no level is partly filled, and the price
+    lies between that rejected bid and the last accepted one:
+
+    >>> ob2 = OrderBatch(id=[1, 2, 3, 4], participant=["a", "b", "c", "d"],
+    ...                  side=["buy", "buy", "sell", "sell"],
+    ...                  price=[0.30, 0.22, 0.10, 0.20], quantity=[2.0, 1.0, 1.5, 0.5])
+    >>> c = clear_uniform(ob2)
+    >>> c.accepted.tolist(), c.info["p_low"], c.info["p_high"], round(c.clearing_price, 3)
+    ([2.0, 0.0, 1.5, 0.5], 0.22, 0.3, 0.26)
     >>> round(clear_uniform(ob, price_cap=0.15).clearing_price, 3)  # the 0.20 ask is out
     0.15
     """
