@@ -4,18 +4,17 @@ Everything here works on arrays over households (index ``h``) and, for
 profiles, intervals (index ``t``) of a :class:`~transactive.timeline.Timeline`.
 """
 
-from transactive.agents.devices import BatteryFleet, BatteryStep
-from transactive.agents.profiles import load_profiles, pv_profiles, solar_elevation_deg
-from transactive.agents.strategies import STRATEGIES, Strategy, limit_prices, net_orders
+from transactive._lazy import attach
 
-__all__ = [
-    "STRATEGIES",
-    "BatteryFleet",
-    "BatteryStep",
-    "Strategy",
-    "limit_prices",
-    "load_profiles",
-    "net_orders",
-    "pv_profiles",
-    "solar_elevation_deg",
-]
+_EXPORTS = {
+    "BatteryFleet": "transactive.agents.devices",
+    "BatteryStep": "transactive.agents.devices",
+    "STRATEGIES": "transactive.agents.strategies",
+    "Strategy": "transactive.agents.strategies",
+    "limit_prices": "transactive.agents.strategies",
+    "load_profiles": "transactive.agents.profiles",
+    "net_orders": "transactive.agents.strategies",
+    "pv_profiles": "transactive.agents.profiles",
+    "solar_elevation_deg": "transactive.agents.profiles",
+}
+__getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

@@ -1,12 +1,14 @@
 """Analysis of a run: metrics and the HTML report."""
 
-from transactive.analysis.metrics import gini, lorenz_curve, summary
-from transactive.analysis.report import (
-    render_comparison,
-    render_report,
-    write_comparison,
-    write_report,
-)
+from transactive._lazy import attach
 
-__all__ = ["gini", "lorenz_curve", "render_comparison", "render_report", "summary",
-           "write_comparison", "write_report"]
+_EXPORTS = {
+    "gini": "transactive.analysis.metrics",
+    "lorenz_curve": "transactive.analysis.metrics",
+    "render_comparison": "transactive.analysis.report",
+    "render_report": "transactive.analysis.report",
+    "summary": "transactive.analysis.metrics",
+    "write_comparison": "transactive.analysis.report",
+    "write_report": "transactive.analysis.report",
+}
+__getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

@@ -1,100 +1,255 @@
-"""Figures of a run: welfare, prices, self-sufficiency, fairness (Lorenz, Gini)."""
+"""Figures of a run, each with one meaning: energy, prices, money, fairness.
+
+:func:`summary` is the one source of the key figures: the CLI summary,
+``transactive simulate --json``, the report and ``compare`` all print it.
+What each figure means (money in the tariff's currency, energy in kWh of the
+simulated community):
+
+Energy
+    ``p2p_kwh``: energy households sold to households. In every interval it
+    is the smaller of what households bought and what households sold in the
+    market (``market_bought_kwh``, ``market_sold_kwh``); the rest of their
+    purchases came from the market's counterparty (the substation of design
+    ``network``, a pool of design ``amm``), the rest of their sales went to it
+    (``counterparty_kwh_in``/``_out``). ``utility_import_kwh`` and
+    ``utility_export_kwh`` are what the community bought from and sold to the
+    utility: directly at the tariff, or through the counterparty.
+    ``grid_import_kwh``/``grid_export_kwh`` are the physical exchange at the
+    community's connection (losses included where the feeder is modelled);
+    ``peak_import_kw`` its highest interval mean.
+Prices
+    ``buyer_price_per_kwh``: what households paid per kWh bought in the market;
+    ``seller_price_per_kwh``: what they received per kWh sold in it (None
+    when nothing was traded).
+Money
+    ``bills_baseline`` and ``bills_market``: the sum of the households' energy
+    bills without and with the market (carbon apart: ``carbon_cost``).
+    ``savings = bills_baseline - bills_market``; ``savings_share`` is the
+    savings over what households spent in the baseline
+    (``baseline_spending``, their purchases from the utility; their feed-in
+    earnings are ``baseline_earnings``), so it stays a share: when no money is
+    created (prices at or above zero, energy balanced) households cannot save
+    more than they spent. Where the money comes from:
+    ``savings = (utility_revenue_baseline - utility_revenue_market) -
+    operator_surplus - pool_lp_pnl`` exactly: what the utility no longer
+    earns, less what the market operator keeps, less what a pool's liquidity
+    providers keep (negative when they lose, ``pool_lp_pnl``; None without a
+    pool, whose opening value is ``pool_opening_value``).
+Fairness
+    A household's gain is its baseline bill less its market bill; a gain
+    smaller than a cent either way is no gain (:data:`CENT`).
+    ``households_better_off``/``households_worse_off`` count gains of at
+    least a cent; ``gini_gains`` is the Gini coefficient of the gains
+    normalised for negative values (:func:`gini`), None when nobody gains or
+    loses a cent ("no gains").
+Warnings
+    ``warnings`` lists what a reader must know to trust the others: load shed,
+    PV curtailed, prices at the value of lost load or at the market's cap,
+    a pool's providers losing more than the pool's opening value.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from transactive.sim.engine import SimulationResult
+from transactive.sim.result import SimulationResult
 
-__all__ = ["fair_share_gains", "gini", "lorenz_curve", "summary"]
+__all__ = ["CENT", "gini", "lorenz_curve", "summary"]
+
+CENT = 0.01
+"""The smallest gain that counts (currency): a gain below it is rounding."""
 
 
 def lorenz_curve(values: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Points ``(x, y)`` of the Lorenz curve of non-negative ``values``.
+    """Points ``(x, y)`` of the Lorenz curve of ``values``.
 
     ``x`` is the population share (0..1), ``y`` the share of the total held by
-    the poorest ``x``; both start at 0.
+    the poorest ``x``; both start at 0. With negative values the curve dips
+    below zero before it rises to 1 (the total must be positive).
 
     Examples
     --------
     >>> x, y = lorenz_curve([1, 1, 2])
     >>> x.round(3).tolist(), y.round(3).tolist()
     ([0.0, 0.333, 0.667, 1.0], [0.0, 0.25, 0.5, 1.0])
+    >>> lorenz_curve([-1, 3])[1].tolist()
+    [0.0, -0.5, 1.0]
     """
     v = np.sort(np.asarray(values, dtype=np.float64))
-    if v.size and v[0] < 0:
-        raise ValueError("a Lorenz curve needs non-negative values")
     cum = np.concatenate([[0.0], np.cumsum(v)])
     total = cum[-1]
-    y = cum / total if total > 0 else np.linspace(0.0, 1.0, v.size + 1)
+    if v.size and total <= 0:
+        raise ValueError("a Lorenz curve needs a positive total")
+    y = cum / total if v.size else cum
     return np.linspace(0.0, 1.0, v.size + 1), y
 
 
 def gini(values: npt.ArrayLike) -> float:
-    """Gini coefficient of non-negative ``values`` (0 = equal, -> 1 = one holds all).
+    """Gini coefficient of ``values``, which may be negative (0 = equal, 1 = one
+    holds all).
+
+    For non-negative values this is the usual coefficient, the mean absolute
+    difference over twice the mean. With negative values it is normalised as
+    Raffinetti, Siletti & Vernizzi (2015, *Statistical Methods &
+    Applications* 24, 507-521) do: ``sum_i sum_j |y_i - y_j| / (2 n (T+ +
+    T-))`` with ``T+`` the sum of the positive values and ``T-`` the absolute
+    sum of the negative ones, so it stays in ``[0, 1]``; it is 0 when all
+    values are equal and tends to 1 when one unit holds all the positive and
+    another all the negative mass. All zeros give 0.
 
     Examples
     --------
-    >>> gini([1, 1, 1, 1]), gini([0, 0, 0, 4])
-    (0.0, 0.75)
+    >>> gini([1, 1, 1, 1]), gini([0, 0, 0, 4]), gini([4, 0, 0, 0])
+    (0.0, 0.75, 0.75)
+    >>> gini([-2, 0, 0, 2])
+    0.75
     """
     v = np.sort(np.asarray(values, dtype=np.float64))
-    if v.size == 0 or v.sum() == 0:
-        return 0.0
-    if v[0] < 0:
-        raise ValueError("the Gini coefficient needs non-negative values")
     n = v.size
-    ranks = np.arange(1, n + 1)
-    return float((2 * np.dot(ranks, v)) / (n * v.sum()) - (n + 1) / n)
+    scale = float(np.abs(v).sum())
+    if n == 0 or scale == 0:
+        return 0.0
+    # sum over pairs of |y_i - y_j| from the sorted values: each y_(i) is
+    # larger than i - 1 values and smaller than n - i
+    weights = 2.0 * np.arange(1, n + 1) - n - 1
+    pair_sum = 2.0 * float(weights @ v)
+    return pair_sum / (2.0 * n * scale)
 
 
-def fair_share_gains(gains: npt.ArrayLike, tol: float = 1e-9) -> npt.NDArray[np.float64] | None:
-    """``gains`` with rounding noise below ``tol`` clipped to 0, or None when
-    someone really lost (then a Lorenz curve or Gini of gains is undefined)."""
-    g = np.asarray(gains, dtype=np.float64)
-    return np.clip(g, 0.0, None) if (g > -tol).all() else None
+def _share(num: float, den: float) -> float | None:
+    return num / den if den > 0 else None
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: numpy scalars to Python, non-finite floats to None."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def summary(result: SimulationResult) -> dict[str, Any]:
-    """The key figures of a run, as plain numbers (money in tariff currency)."""
+    """The key figures of a run (see the module docstring for each meaning);
+    plain JSON-safe values: numbers, strings, None, lists."""
+    sc = result.scenario
     iv, hh = result.intervals, result.households
-    traded = iv["volume_kwh"] > 0
-    volume = float(iv["volume_kwh"].sum())
-    prices = iv.loc[traded, "price"]
-    vwap = float(np.dot(prices, iv.loc[traded, "volume_kwh"]) / volume) if volume > 0 else np.nan
-    load, pv = float(iv["load_kwh"].sum()), float(iv["pv_kwh"].sum())
-    baseline, p2p = float(hh["bill_baseline"].sum()), float(hh["bill_p2p"].sum())
-    gains = hh["gain"].to_numpy()
-    fair = fair_share_gains(gains)
-    return {
+    col = {name: iv[name].to_numpy(dtype=np.float64) for name in (
+        "load_kwh", "pv_kwh", "p2p_kwh", "bought_kwh", "sold_kwh", "buyer_payment",
+        "seller_receipt", "import_kwh", "export_kwh", "counterparty_kwh", "grid_import_kwh",
+        "grid_export_kwh", "curtailed_kwh", "baseline_curtailed_kwh", "unserved_kwh",
+        "baseline_unserved_kwh", "operator_surplus", "utility_revenue", "baseline_cost",
+        "market_cost", "carbon_cost", "baseline_spending", "retail_price", "feed_in_price", "max_buyer_price",
+        "islanded")}
+    dt_h = sc.time.timeline().dt_h
+    load, pv = col["load_kwh"].sum(), col["pv_kwh"].sum()
+    bought, sold = col["bought_kwh"].sum(), col["sold_kwh"].sum()
+    cp_in = np.maximum(col["counterparty_kwh"], 0.0).sum()
+    cp_out = np.maximum(-col["counterparty_kwh"], 0.0).sum()
+    counterparty = sc.market.mechanism in ("network", "amm")
+    utility_import = col["import_kwh"].sum() + (cp_in if counterparty else 0.0)
+    utility_export = col["export_kwh"].sum() + (cp_out if counterparty else 0.0)
+    baseline, market = float(hh["bill_baseline"].sum()), float(hh["bill_market"].sum())
+    # the baseline bill splits into purchases at retail and feed-in earnings
+    spending = float(col["baseline_spending"].sum())
+    earnings = spending - baseline
+    surplus = float(col["operator_surplus"].sum())
+    pool = "pool_opening_value" in result.figures
+    gains = hh["gain"].to_numpy(dtype=np.float64)
+    counted = np.where(np.abs(gains) >= CENT, gains, 0.0)
+    out: dict[str, Any] = {
+        "name": sc.name,
         "households": len(hh),
         "intervals": len(iv),
-        "mechanism": result.scenario.market.mechanism,
-        "strategy": result.scenario.market.strategy,
+        "days": len(iv) * dt_h / 24.0,
+        "mechanism": sc.market.mechanism,
+        "strategy": sc.market.strategy,
+        "currency": sc.tariff.currency,
+        "kw_per_unit": result.figures.get("kw_per_unit"),
         "load_kwh": load,
         "pv_kwh": pv,
-        "p2p_volume_kwh": volume,
-        "p2p_share_of_load": volume / load if load > 0 else 0.0,
-        "import_kwh": float(iv["import_kwh"].sum()),
-        "export_kwh": float(iv["export_kwh"].sum()),
-        "grid_import_kwh": float(iv["grid_import_kwh"].sum()),
-        "curtailed_kwh": float(iv["curtailed_kwh"].sum()),
-        "unserved_kwh": float(iv["unserved_kwh"].sum()),
-        "baseline_unserved_kwh": float(iv["baseline_unserved_kwh"].sum()),
-        "self_sufficiency": 1.0 - float(iv["grid_import_kwh"].sum()) / load if load > 0 else 0.0,
-        "intervals_with_trade": int(traded.sum()),
-        "mean_price": float(prices.mean()) if len(prices) else np.nan,
-        "volume_weighted_price": vwap,
-        "welfare": float(iv["welfare"].sum()),
-        "bill_baseline": baseline,
-        "bill_p2p": p2p,
-        "savings": baseline - p2p,
-        "savings_share": (baseline - p2p) / baseline if baseline > 0 else 0.0,
-        "operator_surplus": float(iv["operator_surplus"].sum()),
-        "households_better_off": int((gains > 1e-9).sum()),
-        "households_worse_off": int((gains < -1e-9).sum()),
-        "gini_of_gains": np.nan if fair is None else gini(fair),
+        "p2p_kwh": col["p2p_kwh"].sum(),
+        "p2p_share_of_load": _share(col["p2p_kwh"].sum(), load),
+        "market_bought_kwh": bought,
+        "market_sold_kwh": sold,
+        "counterparty_kwh_in": cp_in if counterparty else 0.0,
+        "counterparty_kwh_out": cp_out if counterparty else 0.0,
+        "utility_import_kwh": utility_import,
+        "utility_export_kwh": utility_export,
+        "grid_import_kwh": col["grid_import_kwh"].sum(),
+        "grid_export_kwh": col["grid_export_kwh"].sum(),
+        "peak_import_kw": col["grid_import_kwh"].max(initial=0.0) / dt_h,
+        "self_sufficiency": 1.0 - col["grid_import_kwh"].sum() / load if load > 0 else None,
+        "buyer_price_per_kwh": _share(col["buyer_payment"].sum(), bought),
+        "seller_price_per_kwh": _share(col["seller_receipt"].sum(), sold),
+        "bills_baseline": baseline,
+        "bills_market": market,
+        "savings": baseline - market,
+        "savings_share": _share(baseline - market, spending),
+        "baseline_spending": spending,
+        "baseline_earnings": earnings,
+        "utility_revenue_baseline": float(col["baseline_cost"].sum()),
+        "utility_revenue_market": float(col["utility_revenue"].sum()),
+        "operator_surplus": 0.0 if pool else surplus,
+        "pool_lp_pnl": surplus if pool else None,
+        "pool_opening_value": result.figures.get("pool_opening_value"),
+        "carbon_cost": float(col["carbon_cost"].sum()),
+        "curtailed_kwh": col["curtailed_kwh"].sum(),
+        "baseline_curtailed_kwh": col["baseline_curtailed_kwh"].sum(),
+        "unserved_kwh": col["unserved_kwh"].sum(),
+        "baseline_unserved_kwh": col["baseline_unserved_kwh"].sum(),
+        "intervals_islanded": int(col["islanded"].sum()),
+        "households_better_off": int((counted > 0).sum()),
+        "households_worse_off": int((counted < 0).sum()),
+        "gini_gains": gini(counted) if counted.any() else None,
     }
+    out["warnings"] = _warnings(out, result, col)
+    st = result.settlement
+    out["settlement"] = None if st is None else {
+        "intervals": st.intervals, "transfers": st.transfers, "reconciled": st.reconciled,
+        "problems": list(st.problems)}
+    return {key: _clean(value) for key, value in out.items()}
+
+
+def _warnings(s: dict[str, Any], result: SimulationResult,
+              col: dict[str, npt.NDArray[np.float64]]) -> list[str]:
+    """What a reader must know before trusting the other figures."""
+    cur = s["currency"]
+    notes = []
+    market_shed = col["unserved_kwh"][col["islanded"] == 0]
+    if market_shed.sum() > 0:
+        notes.append(f"load shed: {market_shed.sum():,.1f} kWh in "
+                     f"{int((market_shed > 0).sum())} intervals, where the feeder could not "
+                     "carry the load (the baseline shed "
+                     f"{col['baseline_unserved_kwh'][col['islanded'] == 0].sum():,.1f} kWh)")
+    voll = result.scenario.grid.value_of_lost_load_per_kwh
+    at_voll = int((col["max_buyer_price"] >= voll * (1 - 1e-9)).sum())
+    if s["mechanism"] == "network" and at_voll:
+        notes.append(f"prices reached the value of lost load ({voll:,.2f} {cur}/kWh) in "
+                     f"{at_voll} intervals")
+    above = col["max_buyer_price"] > col["retail_price"] * (1 + 1e-9)
+    above &= col["islanded"] == 0
+    if above.any() and not (s["mechanism"] == "network" and at_voll == int(above.sum())):
+        notes.append(f"buyers paid more than the retail price in {int(above.sum())} intervals")
+    cap = result.scenario.market.options.get("price_cap")
+    if isinstance(cap, int | float) and (col["max_buyer_price"] >= cap * (1 - 1e-9)).any():
+        notes.append(f"the price reached the market's cap ({cap:g} {cur}/kWh) in "
+                     f"{int((col['max_buyer_price'] >= cap * (1 - 1e-9)).sum())} intervals")
+    pv = s["pv_kwh"]
+    if pv > 0 and s["curtailed_kwh"] >= 0.01 * pv:
+        notes.append(f"PV curtailed: {s['curtailed_kwh']:,.1f} kWh "
+                     f"({s['curtailed_kwh'] / pv:.1%} of PV; the baseline on the same feeder "
+                     f"curtailed {s['baseline_curtailed_kwh']:,.1f} kWh)")
+    lp, opening = s["pool_lp_pnl"], s["pool_opening_value"]
+    if lp is not None and opening and lp < -opening:
+        notes.append(f"the pool's liquidity providers lost {-lp:,.2f} {cur}, more than the "
+                     f"pool's opening value ({opening:,.2f} {cur}): the households' savings "
+                     "are paid out of the providers' capital")
+    if s["households_worse_off"]:
+        notes.append(f"{s['households_worse_off']} of {s['households']} households are worse "
+                     "off than with the utility alone (the report lists who and why)")
+    return notes

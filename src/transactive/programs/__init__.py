@@ -1,6 +1,11 @@
 """Retail programs: tariffs and carbon pricing."""
 
-from transactive.programs.carbon import CarbonLines, CarbonPrices, carbon_lines
-from transactive.programs.tariffs import Tariff
+from transactive._lazy import attach
 
-__all__ = ["CarbonLines", "CarbonPrices", "Tariff", "carbon_lines"]
+_EXPORTS = {
+    "CarbonLines": "transactive.programs.carbon",
+    "CarbonPrices": "transactive.programs.carbon",
+    "Tariff": "transactive.programs.tariffs",
+    "carbon_lines": "transactive.programs.carbon",
+}
+__getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

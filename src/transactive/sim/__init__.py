@@ -1,8 +1,13 @@
 """Simulation: scenario files, the community builder, the interval loop, the results store."""
 
-from transactive.sim.engine import SimulationResult, simulate
-from transactive.sim.recorder import read_results, write_results
-from transactive.sim.scenario import Scenario, load_scenario
+from transactive._lazy import attach
 
-__all__ = ["Scenario", "SimulationResult", "load_scenario", "read_results", "simulate",
-           "write_results"]
+_EXPORTS = {
+    "Scenario": "transactive.sim.scenario",
+    "SimulationResult": "transactive.sim.result",
+    "load_scenario": "transactive.sim.scenario",
+    "read_results": "transactive.sim.recorder",
+    "simulate": "transactive.sim.engine",
+    "write_results": "transactive.sim.recorder",
+}
+__getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

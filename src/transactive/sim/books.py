@@ -14,22 +14,35 @@ import pandas as pd
 from transactive.clearing import Clearing
 from transactive.timeline import Timeline
 
-__all__ = ["Books", "IntervalOutcome"]
+__all__ = ["GAIN_REASONS", "Books", "IntervalOutcome", "worse_off_reasons"]
 
 FloatArray = npt.NDArray[np.float64]
 
 #: Per-interval community columns, in the order they are stored.
 INTERVAL_COLUMNS = (
     "price", "volume_kwh", "welfare", "n_buy", "n_sell", "load_kwh", "pv_kwh",
-    "charge_kwh", "discharge_kwh", "soc_kwh", "import_kwh", "export_kwh",
-    "operator_surplus", "counterparty_kwh", "curtailed_kwh", "unserved_kwh",
-    "baseline_unserved_kwh", "grid_import_kwh", "grid_export_kwh", "utility_revenue",
-    "baseline_cost", "p2p_cost", "n_binding", "islanded",
+    "charge_kwh", "discharge_kwh", "soc_kwh", "bought_kwh", "sold_kwh", "p2p_kwh",
+    "buyer_payment", "seller_receipt", "max_buyer_price", "import_kwh", "export_kwh",
+    "operator_surplus", "counterparty_kwh", "curtailed_kwh", "baseline_curtailed_kwh",
+    "unserved_kwh", "baseline_unserved_kwh", "grid_import_kwh", "grid_export_kwh",
+    "utility_revenue", "baseline_cost", "baseline_spending", "market_cost", "carbon_cost",
+    "n_binding", "islanded",
 )
 _INT_COLUMNS = ("n_buy", "n_sell", "n_binding", "islanded")
+GAIN_PARTS = ("purchase_gain", "sale_gain", "limits_gain", "island_gain")
 #: Per-household columns summed per day and over the run.
-HOUSEHOLD_COLUMNS = ("bill_p2p", "bill_baseline", "bought_kwh", "sold_kwh", "import_kwh",
-                     "export_kwh", "load_kwh", "pv_kwh", "unserved_kwh")
+HOUSEHOLD_COLUMNS = ("bill_market", "bill_baseline", "carbon_cost", "bought_kwh", "sold_kwh",
+                     "import_kwh", "export_kwh", "load_kwh", "pv_kwh", "unserved_kwh",
+                     "curtailed_kwh", "baseline_unserved_kwh", "baseline_curtailed_kwh",
+                     *GAIN_PARTS)
+#: The parts a household's gain (baseline bill - market bill) is made of, with
+#: what a loss in each means (:func:`worse_off_reasons`).
+GAIN_REASONS = {
+    "purchase_gain": "paid more than retail for energy bought in the market",
+    "sale_gain": "sold below the feed-in price",
+    "limits_gain": "feeder limits: more PV curtailed or load shed than in the baseline",
+    "island_gain": "paid for energy while islanded (the baseline had a blackout)",
+}
 _ORDER_COLUMNS = ("interval", "id", "household", "side", "limit_price", "quantity",
                   "accepted", "price", "payment")
 
@@ -44,12 +57,27 @@ class IntervalOutcome:
     sold_kwh: FloatArray
     import_kwh: FloatArray
     export_kwh: FloatArray
-    bill_p2p: FloatArray
+    bill_market: FloatArray
     bill_baseline: FloatArray
     load_kwh: FloatArray
     pv_kwh: FloatArray
     unserved_kwh: FloatArray
+    curtailed_kwh: FloatArray
+    baseline_unserved_kwh: FloatArray
+    baseline_curtailed_kwh: FloatArray
     soc_kwh: FloatArray
+    purchase_gain: FloatArray
+    """Per household: retail value of what it bought in the market less what it paid."""
+    sale_gain: FloatArray
+    """Per household: what it received for what it sold less the feed-in value."""
+    limits_gain: FloatArray
+    """Per household: the baseline's bill for its load shed and PV curtailed by the
+    feeder's limits, less the market's: ``(unserved - baseline_unserved) * retail
+    - (curtailed - baseline_curtailed) * feed_in``."""
+    island_gain: FloatArray
+    """Per household: minus its bill while islanded (the baseline has no supply)."""
+    carbon_cost: FloatArray = field(default_factory=lambda: np.zeros(0))
+    """Carbon charge per household (currency), apart from the energy bill."""
     stats: dict[str, float] = field(default_factory=dict)
     clearing: Clearing | None = None
     node_price: FloatArray | None = None
@@ -129,7 +157,8 @@ class Books:
         totals = households.copy()
         for name, per_day in self.days.items():
             totals[name] = per_day.sum(axis=0)
-        totals["gain"] = totals["bill_baseline"] - totals["bill_p2p"]
+        totals["gain"] = totals["bill_baseline"] - totals["bill_market"]
+        totals["worse_off_reason"] = worse_off_reasons(totals)
         hh_frame = None
         if self.keep_households:
             hh_frame = pd.DataFrame({
@@ -144,3 +173,30 @@ class Books:
             orders = pd.DataFrame(dict(zip(_ORDER_COLUMNS, cols, strict=True)))
         return {"intervals": intervals, "households": totals, "household_days": day_frame,
                 "household_intervals": hh_frame, "orders": orders, "nodes": nodes}
+
+
+def worse_off_reasons(households: pd.DataFrame, tol: float = 0.005) -> pd.Series:
+    """Why each household is worse off than in the baseline: the parts of
+    its gain that are losses of at least ``tol`` (half a cent), largest
+    first, with the amount; ``""`` for a household that is not worse off
+    (gain above ``-2 * tol``, less than a cent lost).
+
+    Examples
+    --------
+    >>> hh = pd.DataFrame({"gain": [-1.0, 0.3], "purchase_gain": [0.2, 0.3],
+    ...                    "sale_gain": [-0.9, 0.0], "limits_gain": [-0.3, 0.0],
+    ...                    "island_gain": [0.0, 0.0]})
+    >>> worse_off_reasons(hh).tolist()[0]
+    'sold below the feed-in price (-0.90); feeder limits: more PV curtailed or load shed than in the baseline (-0.30)'
+    """
+    parts = households[list(GAIN_PARTS)].to_numpy()
+    worse = households["gain"].to_numpy() <= -2 * tol
+    reasons = []
+    for row, is_worse in zip(parts, worse, strict=True):
+        if not is_worse:
+            reasons.append("")
+            continue
+        losses = [(v, GAIN_REASONS[name]) for name, v in zip(GAIN_PARTS, row, strict=True)
+                  if v <= -tol]
+        reasons.append("; ".join(f"{text} ({v:.2f})" for v, text in sorted(losses)))
+    return pd.Series(reasons, index=households.index, dtype=object)

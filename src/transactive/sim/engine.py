@@ -22,19 +22,27 @@ trades at the island's scarcity price (:mod:`transactive.sim.island`). The
 utility-only baseline has a blackout then: no supply, no bill.
 
 In every interval ``load - unserved + charge - pv - discharge = import -
-export + counterparty - curtailed`` (energy) and ``p2p_cost =
-operator_surplus + utility_revenue`` (money).
+export + counterparty - curtailed`` (energy) and ``market_cost =
+operator_surplus + utility_revenue`` (money). Peer-to-peer energy
+(``p2p_kwh``) is what households sold to households: the smaller of what
+households bought and sold in the market; the rest of their purchases came
+from the counterparty (substation or pool), the rest of their sales went to it.
 
 The baseline ("utility only") bill is the bill with the same devices and the
-same battery dispatch but no P2P market: the whole net position is imported or
-exported at the tariff.
+same battery dispatch but no market: the whole net position is imported or
+exported at the tariff, on the same feeder (with design ``network``, PV is
+curtailed and load shed where the feeder's limits bind, as they are in the
+market: :meth:`MarketSession.baseline_shortfall`). A household's gain
+(baseline bill - market bill) is split into ``purchase_gain``,
+``sale_gain``, ``limits_gain`` and ``island_gain`` (:mod:`transactive.sim.books`).
+Carbon (``[carbon]``) is charged per household apart from the energy bill
+(``carbon_cost``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,29 +55,17 @@ from transactive.orders import BUY
 from transactive.sim.books import Books, IntervalOutcome
 from transactive.sim.community import build_community
 from transactive.sim.island import IslandOutcome, island_window
-from transactive.sim.market import MarketSession
+from transactive.sim.market import MarketSession, feeder_scale
+from transactive.sim.recorder import write_results
+from transactive.sim.result import SimulationResult
+from transactive.sim.rundir import prepare_run_dir
 from transactive.sim.scenario import FaultConfig, Scenario
-from transactive.sim.settling import CarbonContext, RunSettlement, SettlementSummary
+from transactive.sim.settling import CarbonContext, RunSettlement
 from transactive.timeline import Timeline
 
 __all__ = ["SimulationResult", "simulate"]
 
 FloatArray = npt.NDArray[np.float64]
-
-
-@dataclass(frozen=True, eq=False)
-class SimulationResult:
-    """Frames of one run (see :mod:`transactive.sim.recorder` for the columns)."""
-
-    scenario: Scenario
-    intervals: pd.DataFrame
-    households: pd.DataFrame
-    household_days: pd.DataFrame
-    household_intervals: pd.DataFrame | None = None
-    orders: pd.DataFrame | None = None
-    nodes: pd.DataFrame | None = None
-    settlement: SettlementSummary | None = None
-    elapsed_s: float = field(default=0.0, compare=False)
 
 
 _SMALL_RUN = 2_000_000  # household-intervals
@@ -105,7 +101,12 @@ class _Run:
         tariff = scenario.tariff.tariff()
         self.retail = tariff.retail_price_per_kwh(timeline)
         self.feed_in = tariff.feed_in_price_per_kwh_series(timeline)
-        self.market = MarketSession(scenario, market_rng, self.community.node, self.network)
+        self.kw_per_unit = feeder_scale(scenario.grid.kw_per_unit, self.network,
+                                        float(self.community.annual_kwh.sum()))
+        self.market = MarketSession(scenario, market_rng, self.community.node, self.network,
+                                    kw_per_unit=self.kw_per_unit)
+        self.carbon = CarbonContext(scenario.carbon.prices(), self.network, self.community.node,
+                                    timeline.dt_h, self.kw_per_unit or 1.0)
         self.households = np.arange(self.community.size, dtype=np.int64)
         self.soc = self.community.batteries.initial_soc_kwh()
         self.fault = scenario.fault.window(timeline)
@@ -136,32 +137,45 @@ class _Run:
         part, buy, acc = orders.participant, orders.side == BUY, clearing.accepted
         bought = _per_household(part[buy], acc[buy], n)
         sold = _per_household(part[~buy], acc[~buy], n)
-        paid = _per_household(part, clearing.payment, n)
+        paid = _per_household(part[buy], clearing.payment[buy], n)
+        received = -_per_household(part[~buy], clearing.payment[~buy], n)
         need, spare = np.maximum(net_kwh, 0.0), np.maximum(-net_kwh, 0.0)
         imported = np.maximum(need - bought, 0.0)
         exported = np.maximum(spare - sold, 0.0)
-        curtailed = 0.0
-        unserved = np.zeros(n)
+        curtailed = unserved = base_curtailed = base_unserved = np.zeros(n)
         if cleared.unmatched == "curtailed":  # the market cleared the whole feeder:
-            curtailed = float(exported.sum())  # an unsold offer is curtailed PV,
-            exported[:] = 0.0
+            curtailed, exported = exported, np.zeros(n)  # an unsold offer is curtailed PV,
             unserved, imported = imported, np.zeros(n)  # an unserved bid was shed load
-        bill = paid + imported * retail - exported * feed_in
-        baseline = need * retail - spare * feed_in
+            # the utility-only baseline faces the same feeder: its PV is curtailed
+            # (and its load shed) where the feeder's limits bind
+            short = self.market.baseline_shortfall(orders, cleared)
+            base_curtailed = _per_household(part[~buy], short[~buy], n)
+            base_unserved = _per_household(part[buy], short[buy], n)
+        bill = paid - received + imported * retail - exported * feed_in
+        baseline = (need - base_unserved) * retail - (spare - base_curtailed) * feed_in
+        gains = {"purchase_gain": bought * retail - paid, "sale_gain": received - sold * feed_in,
+                 "limits_gain": (unserved - base_unserved) * retail
+                 - (curtailed - base_curtailed) * feed_in, "island_gain": np.zeros(n)}
         if cleared.grid_import_kwh is None or cleared.grid_export_kwh is None:
-            exchange = float(net_kwh.sum()) + curtailed  # a copper plate
+            exchange = float(net_kwh.sum()) + float(curtailed.sum())  # a copper plate
             grid_import, grid_export = max(exchange, 0.0), max(-exchange, 0.0)
         else:
             grid_import, grid_export = cleared.grid_import_kwh, cleared.grid_export_kwh
         n_buy = int(np.count_nonzero(buy))
+        traded_buy = buy & (acc > 0)
         stats = {
             "price": clearing.clearing_price, "volume_kwh": clearing.volume,
             "welfare": clearing.welfare, "n_buy": n_buy, "n_sell": len(orders) - n_buy,
             "charge_kwh": float(step.charge_kw.sum()) * dt_h,
             "discharge_kwh": float(step.discharge_kw.sum()) * dt_h,
             "import_kwh": float(imported.sum()), "export_kwh": float(exported.sum()),
+            "baseline_spending": float((need - base_unserved).sum()) * retail,
+            "buyer_payment": float(clearing.payment[buy].sum()),
+            "seller_receipt": -float(clearing.payment[~buy].sum()),
+            "max_buyer_price": float(clearing.price[traded_buy].max()) if traded_buy.any()
+            else 0.0,
             "operator_surplus": clearing.operator_surplus - cleared.utility_cost,
-            "counterparty_kwh": cleared.counterparty_kwh, "curtailed_kwh": curtailed,
+            "counterparty_kwh": cleared.counterparty_kwh,
             "grid_import_kwh": grid_import, "grid_export_kwh": grid_export,
             "utility_revenue": float(imported.sum()) * retail - float(exported.sum()) * feed_in
             + cleared.utility_cost,
@@ -171,7 +185,8 @@ class _Run:
         return self._outcome(
             t, stats, net_kwh=net_kwh, bought=bought, sold=sold, imported=imported,
             exported=exported, bill=bill, baseline=baseline, load_kw=load_kw, pv_kw=pv_kw,
-            unserved=unserved, clearing=clearing,
+            unserved=unserved, curtailed=curtailed, baseline_unserved=base_unserved,
+            baseline_curtailed=base_curtailed, gains=gains, clearing=clearing,
             node_price=None if vm is None else clearing.node_price, vm_pu=vm,
         )
 
@@ -200,44 +215,64 @@ class _Run:
         bill = price * net_kwh  # everyone trades at the island price; it sums to ~0
         n = c.size
         zero = np.zeros(n)
+        load_kwh = load_kw * dt_h
         stats = {
             "price": price, "volume_kwh": float(bought.sum()),
-            "welfare": _island_welfare(float(load_kw.sum()) * dt_h, isl, k, fault),
+            "welfare": _island_welfare(float(load_kwh.sum()), isl, k, fault),
             "n_buy": int(np.count_nonzero(bought > 0)), "n_sell": int(np.count_nonzero(sold > 0)),
             "charge_kwh": float(charge.sum()) * dt_h,
             "discharge_kwh": float(discharge.sum()) * dt_h,
             "import_kwh": 0.0, "export_kwh": 0.0, "operator_surplus": float(bill.sum()),
+            "baseline_spending": 0.0,
+            "buyer_payment": price * float(bought.sum()),
+            "seller_receipt": price * float(sold.sum()),
+            "max_buyer_price": price if bought.any() else 0.0,
             "counterparty_kwh": float(bought.sum() - sold.sum()),
-            "curtailed_kwh": float((pv_kw - pv_used).sum()) * dt_h,
-            "baseline_unserved_kwh": float(load_kw.sum()) * dt_h,
             "grid_import_kwh": 0.0, "grid_export_kwh": 0.0, "utility_revenue": 0.0,
             "islanded": 1,
         }
+        # the utility-only baseline has a blackout: no supply, no bill
         return self._outcome(
             t, stats, net_kwh=net_kwh, bought=bought, sold=sold, imported=zero,
             exported=zero, bill=bill, baseline=zero, load_kw=load_kw, pv_kw=pv_kw,
-            unserved=(load_kw - served) * dt_h, clearing=None, node_price=None, vm_pu=None,
+            unserved=load_kwh - served * dt_h, curtailed=(pv_kw - pv_used) * dt_h,
+            baseline_unserved=load_kwh, baseline_curtailed=pv_kw * dt_h,
+            gains={"purchase_gain": zero, "sale_gain": zero, "limits_gain": zero,
+                   "island_gain": -bill},
+            clearing=None, node_price=None, vm_pu=None,
         )
 
     def _outcome(self, t: int, stats: dict[str, float], *, net_kwh: FloatArray,
                  bought: FloatArray, sold: FloatArray, imported: FloatArray,
                  exported: FloatArray, bill: FloatArray, baseline: FloatArray,
                  load_kw: FloatArray, pv_kw: FloatArray, unserved: FloatArray,
-                 clearing: Clearing | None, node_price: FloatArray | None, vm_pu: FloatArray | None,
-                 ) -> IntervalOutcome:
+                 curtailed: FloatArray, baseline_unserved: FloatArray,
+                 baseline_curtailed: FloatArray, gains: dict[str, FloatArray],
+                 clearing: Clearing | None,
+                 node_price: FloatArray | None, vm_pu: FloatArray | None) -> IntervalOutcome:
         dt_h = self.timeline.dt_h
+        out = IntervalOutcome(
+            net_kwh=net_kwh, bought_kwh=bought, sold_kwh=sold, import_kwh=imported,
+            export_kwh=exported, bill_market=bill, bill_baseline=baseline,
+            load_kwh=load_kw * dt_h, pv_kwh=pv_kw * dt_h, unserved_kwh=unserved,
+            curtailed_kwh=curtailed, baseline_unserved_kwh=baseline_unserved,
+            baseline_curtailed_kwh=baseline_curtailed, soc_kwh=self.soc, stats=stats, **gains,
+            clearing=clearing, node_price=node_price, vm_pu=vm_pu,
+        )
+        out.carbon_cost = self.carbon.cost(out)
+        bought_total, sold_total = float(bought.sum()), float(sold.sum())
         stats.update({
             "load_kwh": float(load_kw.sum()) * dt_h, "pv_kwh": float(pv_kw.sum()) * dt_h,
             "soc_kwh": float(self.soc.sum()), "unserved_kwh": float(unserved.sum()),
-            "baseline_cost": float(baseline.sum()), "p2p_cost": float(bill.sum()),
+            "curtailed_kwh": float(curtailed.sum()),
+            "baseline_unserved_kwh": float(baseline_unserved.sum()),
+            "baseline_curtailed_kwh": float(baseline_curtailed.sum()),
+            "bought_kwh": bought_total, "sold_kwh": sold_total,
+            "p2p_kwh": min(bought_total, sold_total),
+            "baseline_cost": float(baseline.sum()), "market_cost": float(bill.sum()),
+            "carbon_cost": float(out.carbon_cost.sum()),
         })
-        return IntervalOutcome(
-            net_kwh=net_kwh, bought_kwh=bought, sold_kwh=sold, import_kwh=imported,
-            export_kwh=exported, bill_p2p=bill, bill_baseline=baseline,
-            load_kwh=load_kw * dt_h, pv_kwh=pv_kw * dt_h, unserved_kwh=unserved,
-            soc_kwh=self.soc, stats=stats, clearing=clearing,
-            node_price=node_price, vm_pu=vm_pu,
-        )
+        return out
 
 
 def _per_household(household: npt.NDArray[np.int64], values: FloatArray, n: int) -> FloatArray:
@@ -256,14 +291,20 @@ def simulate(
     scenario: Scenario,
     *,
     run_dir: str | Path | None = None,
+    overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> SimulationResult:
     """Run ``scenario`` and return its results.
 
-    With ``run_dir``, every interval is settled into that folder's ledger and
-    journal (see :mod:`transactive.sim.settling`; ``[settlement] mode``);
-    without it nothing is written to disk. ``progress(done, total)`` is
-    called once per simulated day.
+    With ``run_dir``, the run is written to that folder: every interval
+    settled into its ledger and journal (see :mod:`transactive.sim.settling`;
+    ``[settlement] mode``) and the results store at the end
+    (:mod:`transactive.sim.recorder`), so that ``transactive report`` and
+    ``transactive ledger verify`` accept it. A folder holds one run, whole:
+    an existing non-empty ``run_dir`` is refused, or with ``overwrite``
+    replaced if it holds an earlier run (:func:`~transactive.sim.rundir.prepare_run_dir`).
+    Without ``run_dir`` nothing is written to disk. ``progress(done, total)``
+    is called once per simulated day.
 
     Examples
     --------
@@ -274,15 +315,14 @@ def simulate(
     (96, 6)
     """
     started = time.perf_counter()
+    folder = None if run_dir is None else prepare_run_dir(run_dir, overwrite=overwrite)
     run = _Run(scenario)
     timeline = run.timeline
     books = Books(timeline, run.community.size, _record_level(scenario, timeline))
     ppd, periods = timeline.periods_per_day, timeline.periods
     settle = None
-    if run_dir is not None and _settles(scenario, timeline):
-        settle = RunSettlement(run_dir, run.community.size, ppd, carbon=CarbonContext(
-            scenario.carbon.prices(), run.network, run.community.node,
-            timeline.dt_h, scenario.grid.kw_per_unit))
+    if folder is not None and _settles(scenario, timeline):
+        settle = RunSettlement(folder, run.community.size, ppd)
     fee = scenario.settlement.grid_fee_per_kwh
     for t in range(periods):
         outcome = run.interval(t)
@@ -293,9 +333,13 @@ def simulate(
         if progress is not None and ((t + 1) % ppd == 0 or t + 1 == periods):
             progress(t + 1, periods)
     frames = books.frames(run.community.households_frame(), run.retail, run.feed_in)
-    return SimulationResult(scenario=scenario, **frames,  # type: ignore[arg-type]
-                            settlement=None if settle is None else settle.close(),
-                            elapsed_s=time.perf_counter() - started)
+    figures = {"kw_per_unit": run.kw_per_unit, **run.market.figures()}
+    result = SimulationResult(scenario=scenario, **frames,  # type: ignore[arg-type]
+                              settlement=None if settle is None else settle.close(),
+                              figures=figures, elapsed_s=time.perf_counter() - started)
+    if folder is not None:
+        write_results(result, folder)
+    return result
 
 
 def _generators(scenario: Scenario) -> tuple[np.random.Generator, ...]:

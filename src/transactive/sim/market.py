@@ -30,7 +30,44 @@ from transactive.markets.amm import Pool, arbitrage_to_band
 from transactive.orders import OrderBatch
 from transactive.sim.scenario import ENGINE_OPTIONS, Scenario
 
-__all__ = ["IntervalMarket", "MarketSession"]
+__all__ = ["DESIGN_HOURS", "IntervalMarket", "MarketSession", "feeder_scale"]
+
+DESIGN_HOURS = 1500.0
+"""Hours of use at the design load of a residential feeder: a feeder whose
+customers use ``E`` kWh a year is designed for a peak of about ``E / 1500``
+kW (the utilisation time, German *Benutzungsdauer*, of household load is
+about 1,500 h a year)."""
+
+
+def feeder_scale(kw_per_unit: float | None, network: Network | None,
+                 community_annual_kwh: float) -> float | None:
+    """How many kW on the feeder one simulated kW stands for.
+
+    The simulated community stands for all of the feeder's customers,
+    whatever its size: by default their yearly consumption, scaled, is the
+    one the feeder's design load serves at :data:`DESIGN_HOURS`, so
+    ``kw_per_unit = design_load_kw * DESIGN_HOURS / community_annual_kwh``.
+    A scenario's ``grid.kw_per_unit`` overrides it; without a feeder it is None.
+
+    Examples
+    --------
+    >>> from transactive.grid.cases import load_case
+    >>> feeder = load_case("ieee33")                  # 3,715 kW design load
+    >>> round(feeder_scale(None, feeder, 50 * 3500.0), 1), feeder_scale(12.0, feeder, 1.0)
+    (31.8, 12.0)
+    """
+    if network is None:
+        return None
+    if kw_per_unit is not None:
+        return kw_per_unit
+    design_kw = float(network.bus_load_mw.sum()) * 1000.0
+    if design_kw <= 0:
+        raise InputError("grid.kw_per_unit", "the feeder has no load to scale the community "
+                         "to; set grid.kw_per_unit")
+    if community_annual_kwh <= 0:
+        raise InputError("community.annual_kwh_mean", "the community uses no energy")
+    return design_kw * DESIGN_HOURS / community_annual_kwh
+
 
 @dataclass(frozen=True, eq=False)
 class IntervalMarket:
@@ -63,7 +100,8 @@ class MarketSession:
     """Clears the scenario's mechanism every interval, carrying its state."""
 
     def __init__(self, scenario: Scenario, rng: np.random.Generator,
-                 household_node: npt.NDArray[np.int64], network: Network | None) -> None:
+                 household_node: npt.NDArray[np.int64], network: Network | None, *,
+                 kw_per_unit: float | None = None) -> None:
         market = scenario.market
         self.name = market.mechanism
         self._fn = registry.get(self.name)
@@ -74,26 +112,34 @@ class MarketSession:
         self._options: dict[str, Any] = dict(market.options)
         self._dt_h = scenario.time.timeline().dt_h
         self._pool: Pool | None = None
+        self._pool_opening_value = 0.0
         if "pool" in self._takes:
             pool = market.pool
-            self._pool = Pool.create(
-                pool.energy_kwh_per_household * scenario.community.households,
-                pool.energy_kwh_per_household * scenario.community.households
-                * pool.opening_price_per_kwh,
-                invariant=pool.invariant, fee=pool.fee, amplification=pool.amplification,
-            )
+            energy_kwh = pool.energy_kwh_per_household * scenario.community.households
+            money = energy_kwh * pool.opening_price_per_kwh
+            self._pool = Pool.create(energy_kwh, money, invariant=pool.invariant, fee=pool.fee,
+                                     amplification=pool.amplification)
+            self._pool_opening_value = 2.0 * money  # energy at the opening price + money
         if "network" in self._takes:
             if network is None:
                 raise InputError("grid.case", f"market design {self.name!r} needs a network")
             self._options["network"] = network
         if "kw_per_unit" in self._takes:
-            self._options["kw_per_unit"] = scenario.grid.kw_per_unit
+            if kw_per_unit is None:
+                raise InputError("grid.kw_per_unit", f"market design {self.name!r} needs the "
+                                 "feeder scale")
+            self._options["kw_per_unit"] = kw_per_unit
         if "unit_kwh" in params and "unit_kwh" not in self._options:
             self._options["unit_kwh"] = _LOT_KWH  # unit mechanisms trade kWh in lots
         # demand is shed at the value of lost load only where the feeder cannot
         # carry it (a second solve): the LP without shedding is smaller and faster
         self._shed_price = (scenario.grid.value_of_lost_load_per_kwh
                             if "shed_price" in self._takes else None)
+        self._last_options: dict[str, Any] = {}
+
+    def figures(self) -> dict[str, float]:
+        """Run-level figures of the session: a pool's opening value."""
+        return {"pool_opening_value": self._pool_opening_value} if self._pool else {}
 
     @property
     def pool(self) -> Pool | None:
@@ -120,12 +166,8 @@ class MarketSession:
         if self._pool is not None:
             self._pool, _ = arbitrage_to_band(self._pool, feed_in_price, retail_price)
             options["pool"] = self._pool
-        try:
-            clearing = self._fn(orders, **options)
-        except SolverError:
-            if self._shed_price is None:
-                raise
-            clearing = self._fn(orders, **options, shed_price=self._shed_price)
+        self._last_options = options
+        clearing = self._solve(orders, options)
         if self._pool is not None:
             self._pool = clearing.info["pool"]
         acc: npt.NDArray[np.float64] = clearing.accepted
@@ -137,6 +179,39 @@ class MarketSession:
         info = clearing.info
         return IntervalMarket(clearing, "curtailed", counterparty, float(info["utility_cost"]),
                               float(info["grid_import_kwh"]), float(info["grid_export_kwh"]))
+
+    def _solve(self, orders: OrderBatch, options: dict[str, Any]) -> Clearing:
+        try:
+            return self._fn(orders, **options)
+        except SolverError:
+            if self._shed_price is None:
+                raise
+            return self._fn(orders, **options, shed_price=self._shed_price)
+
+    def baseline_shortfall(self, orders: OrderBatch, cleared: IntervalMarket
+                           ) -> npt.NDArray[np.float64]:
+        """Per order, what the utility-only baseline could not take or serve
+        on the same feeder: PV it curtailed (sell orders) and load it shed
+        (buy orders), kWh.
+
+        Without a market every household exports its surplus at the feed-in
+        price and imports its need at retail; the feeder's limits still
+        bind. The baseline is the same feeder LP with every surplus offered
+        at zero cost (the owner exports all it can) and every need served,
+        so PV is curtailed only where a voltage or branch limit binds. When
+        the market's own offers were all at zero (truthful sellers) its LP is
+        that one, and its outcome is reused without a second solve.
+        """
+        clearing = cleared.clearing
+        sell = ~orders.is_buy
+        if not (clearing.orders.price[sell] == 0.0).all():
+            free = OrderBatch._trusted(
+                id=clearing.orders.id, participant=clearing.orders.participant,
+                side=clearing.orders.side, price=np.where(sell, 0.0, clearing.orders.price),
+                quantity=clearing.orders.quantity, time=clearing.orders.time,
+                node=clearing.orders.node)
+            clearing = self._solve(free, self._last_options)
+        return np.maximum(orders.quantity - clearing.accepted, 0.0)
 
     @property
     def utility_inside(self) -> bool:

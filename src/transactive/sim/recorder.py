@@ -54,8 +54,9 @@ import pandas as pd
 
 from transactive._version import __version__
 from transactive.errors import InputError
-from transactive.sim.engine import SimulationResult
+from transactive.sim.result import SimulationResult
 from transactive.sim.scenario import Scenario
+from transactive.sim.settling import SettlementSummary
 
 __all__ = ["RESULTS_FILE", "read_results", "write_results"]
 
@@ -72,11 +73,16 @@ def write_results(result: SimulationResult, run_dir: str | PathLike[str]) -> Pat
     tmp = path.with_suffix(".sqlite.tmp")
     tmp.unlink(missing_ok=True)
     with sqlite3.connect(tmp) as con:
-        meta = pd.DataFrame({
-            "key": ["scenario", "version"],
-            "value": [result.scenario.model_dump_json(), __version__],
-        })
-        meta.to_sql("run", con, index=False)
+        meta = {"scenario": result.scenario.model_dump_json(), "version": __version__,
+                "figures": json.dumps(dict(result.figures), sort_keys=True)}
+        st = result.settlement
+        if st is not None:
+            meta["settlement"] = json.dumps({"intervals": st.intervals, "transfers": st.transfers,
+                                             "reconciled": st.reconciled,
+                                             "problems": list(st.problems)})
+            st.reconciliation.to_sql("reconciliation", con, index=False)
+        pd.DataFrame({"key": list(meta), "value": list(meta.values())}).to_sql(
+            "run", con, index=False)
         for name in _TABLES:
             frame = getattr(result, name)
             if frame is None:
@@ -102,6 +108,13 @@ def read_results(run_dir: str | PathLike[str]) -> SimulationResult:
                 name: pd.read_sql_query(f"SELECT * FROM {name}", con) if name in names else None
                 for name in _TABLES
             }
+            figures = json.loads(meta.get("figures", "{}"))
+            settlement = None
+            if "settlement" in meta:
+                st = json.loads(meta["settlement"])
+                table = pd.read_sql_query("SELECT * FROM reconciliation", con)
+                settlement = SettlementSummary(st["intervals"], st["transfers"],
+                                               st["reconciled"], tuple(st["problems"]), table)
         except (sqlite3.DatabaseError, KeyError, json.JSONDecodeError) as exc:
             raise InputError("run_dir", f"{path} is not a readable results store: {exc}") from None
     intervals = frames["intervals"]
@@ -116,4 +129,6 @@ def read_results(run_dir: str | PathLike[str]) -> SimulationResult:
         household_intervals=frames["household_intervals"],
         orders=frames["orders"],
         nodes=frames["nodes"],
+        settlement=settlement,
+        figures=figures,
     )

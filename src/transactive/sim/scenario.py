@@ -76,16 +76,19 @@ class CommunityConfig(_Section):
         0.25, ge=0, le=1,
         description="Share of all households with a home battery (batteries go to PV owners).",
     )
-    pv_kw_min: float = Field(3.0, gt=0, description="Smallest PV system, kWp.")
-    pv_kw_max: float = Field(10.0, gt=0, description="Largest PV system, kWp.")
-    battery_kwh_min: float = Field(5.0, gt=0, description="Smallest battery, kWh.")
-    battery_kwh_max: float = Field(13.5, gt=0, description="Largest battery, kWh.")
-    battery_kw_min: float = Field(3.0, gt=0, description="Smallest battery power, kW.")
-    battery_kw_max: float = Field(5.0, gt=0, description="Largest battery power, kW.")
+    pv_kw_min: float = Field(3.0, gt=0, le=1000, description="Smallest PV system, kWp.")
+    pv_kw_max: float = Field(10.0, gt=0, le=1000, description="Largest PV system, kWp.")
+    battery_kwh_min: float = Field(5.0, gt=0, le=10_000, description="Smallest battery, kWh.")
+    battery_kwh_max: float = Field(13.5, gt=0, le=10_000, description="Largest battery, kWh.")
+    battery_kw_min: float = Field(3.0, gt=0, le=5000, description="Smallest battery power, kW.")
+    battery_kw_max: float = Field(5.0, gt=0, le=5000, description="Largest battery power, kW.")
     battery_efficiency: float = Field(
         0.95, gt=0, le=1, description="One-way (charge and discharge) battery efficiency."
     )
-    annual_kwh_mean: float = Field(3500.0, gt=0, description="Mean annual consumption, kWh.")
+    annual_kwh_mean: float = Field(
+        3500.0, ge=100, le=1_000_000,
+        description="Mean annual consumption, kWh (100 kWh to 1 GWh: a flat to a large business).",
+    )
     annual_kwh_sigma: float = Field(
         0.35, ge=0, le=2, description="Spread of annual consumption (sigma of its logarithm)."
     )
@@ -106,14 +109,19 @@ class CommunityConfig(_Section):
 class TariffConfig(_Section):
     """The utility's retail tariff and feed-in price (the status quo)."""
 
+    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$",
+                          description="ISO 4217 code of the tariff's currency (labels only).")
     kind: Literal["flat", "tou"] = Field("tou", description="'flat' or time-of-use 'tou'.")
     energy_price_per_kwh: float = Field(
-        0.28, description="Retail price (flat), or the off-peak price of a 'tou' tariff."
+        0.28, gt=0, le=100,
+        description="Retail price (flat), or the off-peak price of a 'tou' tariff.",
     )
-    peak_price_per_kwh: float = Field(0.38, description="Peak retail price of a 'tou' tariff.")
+    peak_price_per_kwh: float = Field(0.38, gt=0, le=100,
+                                      description="Peak retail price of a 'tou' tariff.")
     peak_start_hour: float = Field(17.0, ge=0, le=24, description="Weekday peak start, local.")
     peak_end_hour: float = Field(21.0, ge=0, le=24, description="Weekday peak end, local.")
-    feed_in_price_per_kwh: float = Field(0.08, description="Price the utility pays for export.")
+    feed_in_price_per_kwh: float = Field(0.08, ge=-100, le=100,
+                                         description="Price the utility pays for export.")
 
     def tariff(self) -> Tariff:
         return Tariff(
@@ -141,11 +149,12 @@ class PoolConfig(_Section):
         "constant_product", description="Pool invariant: x*y=k, x+y=k, or StableSwap."
     )
     fee: float = Field(0.003, ge=0, lt=1, description="Swap fee, kept in the pool for its LPs.")
-    amplification: float = Field(100.0, gt=0, description="StableSwap amplification A.")
+    amplification: float = Field(100.0, gt=0, le=1e6, description="StableSwap amplification A.")
     energy_kwh_per_household: float = Field(
-        5.0, gt=0, description="Opening energy reserve per household, kWh."
+        5.0, gt=0, le=10_000, description="Opening energy reserve per household, kWh."
     )
-    opening_price_per_kwh: float = Field(0.18, gt=0, description="Opening pool price per kWh.")
+    opening_price_per_kwh: float = Field(0.18, gt=0, le=100,
+                                         description="Opening pool price per kWh.")
 
 
 class MarketConfig(_Section):
@@ -193,13 +202,14 @@ class GridConfig(_Section):
     vm_max_pu: float = Field(
         1.05, gt=1.0, lt=1.5, description="Highest voltage allowed at any bus (per unit)."
     )
-    kw_per_unit: float = Field(
-        30.0, gt=0,
-        description="How many kW on the feeder one simulated household's kW stands for: the "
-        "community is a sample of the feeder's customers (design 'network').",
+    kw_per_unit: float | None = Field(
+        None, gt=0, le=1e6,
+        description="How many kW on the feeder one simulated household's kW stands for. Unset: "
+        "derived so that the community stands for all the feeder's customers, whatever its "
+        "size (feeder design load x 1,500 h / the community's annual consumption).",
     )
     value_of_lost_load_per_kwh: float = Field(
-        10.0, gt=0,
+        10.0, gt=0, le=100_000,
         description="Price at which the network market sheds demand it cannot serve "
         "within the limits (design 'network').",
     )
@@ -231,10 +241,10 @@ class FaultConfig(_Section):
         0.3, ge=0, le=1, description="Share of each household's load that is critical."
     )
     critical_value_per_kwh: float = Field(
-        10.0, gt=0, description="Value of lost load of critical load (served first)."
+        10.0, gt=0, le=100_000, description="Value of lost load of critical load (served first)."
     )
     flexible_value_per_kwh: float = Field(
-        0.5, gt=0, description="Value of the rest of the load (curtailed first)."
+        0.5, gt=0, le=100_000, description="Value of the rest of the load (curtailed first)."
     )
     black_start_reserve: float = Field(
         0.2, ge=0, le=1,
@@ -267,12 +277,12 @@ class FaultConfig(_Section):
 class CarbonConfig(_Section):
     """Carbon-aware settlement: each participant's emissions priced in its statement."""
 
-    price_per_kg: float = Field(0.08, ge=0, description="Carbon price per kg CO2.")
+    price_per_kg: float = Field(0.08, ge=0, le=100, description="Carbon price per kg CO2.")
     grid_kg_per_kwh: float = Field(
-        0.4, ge=0, description="Marginal emission rate of supply from the upstream grid."
+        0.4, ge=0, le=5, description="Marginal emission rate of supply from the upstream grid."
     )
     local_kg_per_kwh: float = Field(
-        0.0, ge=0, description="Emissions of local generation sold (e.g. PV life cycle)."
+        0.0, ge=0, le=5, description="Emissions of local generation sold (e.g. PV life cycle)."
     )
 
     def prices(self) -> CarbonPrices:
@@ -289,7 +299,8 @@ class SettlementConfig(_Section):
         "skips it, 'auto' settles runs of up to 2 million household-intervals.",
     )
     grid_fee_per_kwh: float = Field(
-        0.0, ge=0, description="Network fee per kWh bought in the market, to the grid operator."
+        0.0, ge=0, le=100,
+        description="Network fee per kWh bought in the market, to the grid operator."
     )
 
 
@@ -314,7 +325,8 @@ class Scenario(_Section):
     (10, 'network')
     """
 
-    name: str = Field("default-community", min_length=1, description="Name of the run.")
+    name: str = Field("default-community", min_length=1, max_length=200,
+                      description="Name of the run (its folder name is made safe from it).")
     seed: int = Field(42, ge=0, description="Seed of every random draw in the run.")
     time: TimeConfig = Field(default_factory=TimeConfig)
     community: CommunityConfig = Field(default_factory=CommunityConfig)
@@ -380,6 +392,12 @@ def load_scenario(path: str | PathLike[str] | None = None) -> Scenario:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError("scenario", f"{file} is not valid TOML: {exc}") from None
+    grid = data.get("grid")
+    if isinstance(grid, dict) and isinstance(grid.get("case"), str):
+        case = grid["case"]
+        if case.lower().endswith(".m") and not Path(case).is_absolute():
+            # a case file is named relative to the scenario file, not to where we run
+            data = {**data, "grid": {**grid, "case": str(file.parent / case)}}
     return Scenario.from_dict(data)
 
 

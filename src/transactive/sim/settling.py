@@ -81,46 +81,43 @@ class CarbonContext:
     dt_h: float
     kw_per_unit: float
 
-    def cost(self, out: IntervalOutcome, metered_kwh: FloatArray,
-             counterparty_kwh: float) -> FloatArray:
-        """Carbon charge per household (and the counterparty, last, if any):
-        local emissions of what it sold, upstream emissions of its effect on
-        losses, emissions of what it imported (programs.carbon). Energy the
-        counterparty drew upstream reached the buyers, so its emissions go to
-        them pro rata to what they bought; the counterparty's own line is 0."""
+    def cost(self, out: IntervalOutcome) -> FloatArray:
+        """Carbon charge per household: local emissions of what it sold,
+        upstream emissions of its effect on losses, emissions of what it
+        imported (programs.carbon). Energy the counterparty (pool or
+        substation) drew upstream reached the buyers, so its emissions go to
+        them pro rata to what they bought."""
         p = self.prices
+        if p.price_per_kg == 0:
+            return np.zeros(out.net_kwh.size)
         if self.network is None:
             kg = p.local_kg_per_kwh * out.sold_kwh + p.grid_kg_per_kwh * out.import_kwh
             cost = p.price_per_kg * kg
         else:
-            cost = carbon_lines(self.network, self.node, -metered_kwh, out.sold_kwh,
+            metered = out.bought_kwh - out.sold_kwh + out.import_kwh - out.export_kwh
+            cost = carbon_lines(self.network, self.node, -metered, out.sold_kwh,
                                 out.import_kwh, dt_h=self.dt_h, kw_per_unit=self.kw_per_unit,
                                 prices=p).cost
-        if abs(counterparty_kwh) > 1e-9:
-            bought = out.bought_kwh.sum()
-            if counterparty_kwh > 0 and bought > 0:  # upstream energy the buyers received
-                cost = cost + (p.price_per_kg * p.grid_kg_per_kwh * counterparty_kwh
-                               * out.bought_kwh / bought)
-            cost = np.append(cost, 0.0)
+        supplied = float(out.stats.get("counterparty_kwh", 0.0))
+        bought = out.bought_kwh.sum()
+        if supplied > 1e-9 and bought > 0:  # upstream energy the buyers received
+            cost = cost + (p.price_per_kg * p.grid_kg_per_kwh * supplied
+                           * out.bought_kwh / bought)
         return cost
 
 
 class RunSettlement:
-    """Settles one run into ``run_dir`` (a fresh folder for a fresh ledger)."""
+    """Settles one run into ``run_dir`` (an empty folder: a fresh ledger,
+    see :func:`~transactive.sim.rundir.prepare_run_dir`)."""
 
-    def __init__(self, run_dir: str | Path, n_households: int, periods_per_day: int,
-                 carbon: CarbonContext | None = None) -> None:
+    def __init__(self, run_dir: str | Path, n_households: int, periods_per_day: int) -> None:
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        for name in (LEDGER_FILE, JOURNAL_FILE, STATEMENTS_FILE):
-            (self.run_dir / name).unlink(missing_ok=True)
         self._stack = ExitStack()
         ledger = self._stack.enter_context(Ledger(self.run_dir / LEDGER_FILE))
         journal = self._stack.enter_context(Journal(self.run_dir / JOURNAL_FILE))
         self.settlement = Settlement(ledger, journal, config=SettlementConfig())
         self.labels = household_label(np.arange(n_households, dtype=np.int64))
         self.periods_per_day = periods_per_day
-        self.carbon = carbon
         self._batch: ExitStack | None = None
         self._count = 0
         self._transfers = 0
@@ -137,12 +134,9 @@ class RunSettlement:
         if clearing is not None and COUNTERPARTY in clearing.orders.participant:
             participants = np.append(self.labels, COUNTERPARTY)
             metered = np.append(metered, 0.0)
-        carbon = None
-        if self.carbon is not None:
-            has_counterparty = participants.size > self.labels.size
-            carbon = self.carbon.cost(out, metered[: self.labels.size],
-                                      float(out.stats["counterparty_kwh"])
-                                      if has_counterparty else 0.0)
+        carbon = out.carbon_cost
+        if participants.size > self.labels.size:
+            carbon = np.append(carbon, 0.0)  # the counterparty's emissions went to the buyers
         done = self.settlement.settle_interval(
             t, clearing, participants, metered, retail_price_per_kwh=retail_price,
             feed_in_price_per_kwh=feed_in_price, grid_fee_per_kwh=grid_fee_per_kwh,

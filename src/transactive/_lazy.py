@@ -1,0 +1,45 @@
+"""Lazy public faces (SPEC 1): a package names its public API up front and
+imports each name's module on first use, so ``import transactive`` and
+``transactive --help`` cost no pandas, SciPy or matplotlib."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["attach"]
+
+
+def attach(package: str, exports: Mapping[str, str]
+           ) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
+    """``__getattr__``, ``__dir__`` and ``__all__`` for ``package``.
+
+    ``exports`` maps each public name to the module that defines it (a
+    module itself when the name is the module's own last part, e.g.
+    ``{"matrices": "transactive.grid.matrices"}``), or to ``"module:name"``
+    where the public name is another name there.
+
+    Examples
+    --------
+    >>> get, names, public = attach("demo", {"sqrt": "math", "json": "json",
+    ...                                      "root": "math:sqrt"})
+    >>> get("sqrt")(9.0), get("root")(4.0), get("json").__name__, public
+    (3.0, 2.0, 'json', ['json', 'root', 'sqrt'])
+    """
+    public = sorted(exports)
+
+    def __getattr__(name: str) -> Any:
+        target = exports.get(name)
+        if target is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        module, _, attr = target.partition(":")
+        loaded = importlib.import_module(module)
+        if attr:
+            return getattr(loaded, attr)
+        return loaded if module.rsplit(".", 1)[-1] == name else getattr(loaded, name)
+
+    def __dir__() -> list[str]:
+        return list(public)
+
+    return __getattr__, __dir__, public
