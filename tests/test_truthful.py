@@ -283,6 +283,42 @@ def test_mcafee_trade_reduction_branch():
     assert lost.info["efficient_units"] == 1
 
 
+def test_mcafee_single_price_on_the_edges_of_the_interval():
+    # McAfee (1992) keeps all k trades when s_k <= p0 <= b_k, a closed interval.
+    # p0 == s_k: bids 10, 6, 4; asks 2, 5, 6: k = 2 (6 >= 5, 4 < 6), p0 = (4 + 6) / 2 = 5
+    at_ask = te.clear(batch([1, 1, 1, -1, -1, -1], [10.0, 6.0, 4.0, 2.0, 5.0, 6.0], [1] * 6),
+                      "mcafee")
+    assert (at_ask.info["p0"], at_ask.info["branch"]) == (5.0, "single_price")
+    assert at_ask.accepted.tolist() == [1.0, 1.0, 0.0, 1.0, 1.0, 0.0]
+    assert at_ask.payment.tolist() == [5.0, 5.0, 0.0, -5.0, -5.0, 0.0]
+    # p0 == b_k: bids 10, 7, 4; asks 2, 3, 10: k = 2 (7 >= 3, 4 < 10), p0 = (4 + 10) / 2 = 7
+    at_bid = te.clear(batch([1, 1, 1, -1, -1, -1], [10.0, 7.0, 4.0, 2.0, 3.0, 10.0], [1] * 6),
+                      "mcafee")
+    assert (at_bid.info["p0"], at_bid.info["branch"]) == (7.0, "single_price")
+    assert at_bid.accepted.tolist() == [1.0, 1.0, 0.0, 1.0, 1.0, 0.0]
+    assert at_bid.payment.tolist() == [7.0, 7.0, 0.0, -7.0, -7.0, 0.0]
+    # one step past either edge reduces: p0 = (4 + 6.5) / 2 = 5.25 > b_2 = 5.2
+    past = te.clear(batch([1, 1, 1, -1, -1, -1], [10.0, 5.2, 4.0, 2.0, 5.0, 6.5], [1] * 6),
+                    "mcafee")
+    assert past.info["branch"] == "trade_reduction"
+    assert past.payment.tolist() == [5.2, 0.0, 0.0, -5.0, 0.0, 0.0]  # b_2 and s_2
+
+
+def mcafee_reference(bids, asks):
+    """Trades and (buyer, seller) unit prices by McAfee's rule, from sorted unit lists."""
+    b, s = sorted(bids, reverse=True), sorted(asks)
+    k = 0
+    while k < min(len(b), len(s)) and b[k] >= s[k]:
+        k += 1
+    if k == 0:
+        return 0, None, None
+    if k < min(len(b), len(s)):
+        p0 = (b[k] + s[k]) / 2
+        if s[k - 1] <= p0 <= b[k - 1]:
+            return k, p0, p0
+    return k - 1, b[k - 1], s[k - 1]
+
+
 def test_mcafee_no_trade_and_bad_input():
     c = te.clear(batch([1, -1], [1.0, 2.0], [1, 1]), "mcafee")
     assert c.info["branch"] == "no_trade"
@@ -308,8 +344,11 @@ def test_mcafee_properties_and_truthful_dominance(bids, asks, who, lie):
     c = te.clear(ob, "mcafee")
     buy = ob.is_buy
     assert c.accepted[buy].sum() == c.accepted[~buy].sum()
-    k = c.info["efficient_units"]
-    assert c.volume in (k, k - 1) or k == 0
+    trades, buyer_price, seller_price = mcafee_reference(bids, asks)
+    assert c.volume == trades
+    traded = c.accepted > 0
+    assert np.all(c.price[traded & buy] == buyer_price)
+    assert np.all(c.price[traded & ~buy] == seller_price)
     assert c.operator_surplus >= -TOL  # never a deficit
     _, utility = by_participant(c, ob.price)
     assert np.all(utility >= -TOL)
