@@ -161,8 +161,8 @@ class Clearing:
         return {
             "mechanism": self.mechanism,
             "price": _plain(self.clearing_price),
-            "volume": self.volume,
-            "welfare": self.welfare,
-            "operator_surplus": self.operator_surplus,
+            "volume": _plain(self.volume),
+            "welfare": _plain(self.welfare),
+            "operator_surplus": _plain(self.operator_surplus),
             "allocations": allocations,
         }

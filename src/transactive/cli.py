@@ -1,49 +1,184 @@
 """The ``transactive`` command line.
 
-User errors (a bad file, field or option) print one line naming the problem
-and exit with status 2; they never print a traceback.
+Mistakes never end in a traceback. A usage error (no command, an unknown
+command or option, a word where a number goes, a missing argument), bad input
+(a file, a field, an option value) and a path that cannot be read or written
+each print one line on stderr, ``error: ...``, and exit with status 2.
+``transactive`` with no command prints the help on stdout, the one line on
+stderr, and exits 2, as click does for a missing command: a script that forgot
+the command fails. ``transactive --version`` prints the version and exits 0.
+
+Human output is rounded (money to 2 decimals, prices to 4, energy to 3; noise
+below the last digit prints as 0) and bounded (``clear`` lists at most
+:data:`MAX_ROWS` allocations). ``--json`` output is strict JSON (RFC 8259): no
+NaN or infinity; a value that is undefined, such as the price of a market that
+did not clear, is ``null``.
+
+Each command imports the layers it needs when it runs, so ``--help`` stays
+light; the option help that names the registered designs or the default
+scenario's values is filled in when that help is shown.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
+import os
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
-import click
 import numpy as np
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer import _click  # typer >= 0.22 vendors click: its parser raises these errors
+from typer._click import exceptions as usage
+from typer.core import TyperCommand
 
-from transactive.analysis.metrics import summary
-from transactive.analysis.report import write_comparison, write_report
+from transactive._version import __version__
 from transactive.errors import InputError, TransactiveError
-from transactive.grid.scopf import solve_dcopf
-from transactive.markets import registry
-from transactive.markets.audit import audit, plot_audit
-from transactive.orders import OrderBatch
-from transactive.settlement import LEDGER_FILE, verify_run
-from transactive.sim.compare import compare
-from transactive.sim.engine import SimulationResult, simulate
-from transactive.sim.recorder import read_results, write_results
-from transactive.sim.scenario import load_scenario
 
-__all__ = ["app", "main"]
+if TYPE_CHECKING:
+    from transactive.sim.engine import SimulationResult
+
+__all__ = ["MAX_ROWS", "app", "main"]
+
+MAX_ROWS = 20
+"""Most allocation rows ``clear`` prints without ``--json``."""
+
+
+class _Command(TyperCommand):
+    """A command whose option help may hold ``{fact}`` fields (the registered
+    designs, the default scenario's values), filled in only when its help is
+    shown: learning them imports the markets and the scenario schema."""
+
+    def format_help(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
+        facts = _help_facts()
+        for param in self.params:
+            text = getattr(param, "help", None)
+            if text:
+                param.help = text.format_map(facts)  # type: ignore[attr-defined]
+        super().format_help(ctx, formatter)
+
+
+def _help_facts() -> dict[str, str]:
+    """The registered designs and the default scenario's values, for help text."""
+    from transactive.markets import available
+    from transactive.sim.scenario import MarketConfig, Scenario
+
+    default = Scenario()
+    strategy = MarketConfig.model_fields["strategy"].annotation
+    return {
+        "designs": ", ".join(available()),
+        "strategies": ", ".join(get_args(strategy)),
+        "households": str(default.community.households),
+        "days": f"{default.time.days:g}",
+        "mechanism": default.market.mechanism,
+        "strategy": default.market.strategy,
+        "seed": str(default.seed),
+    }
+
 
 app = typer.Typer(
     name="transactive",
     help="Peer-to-peer and transactive electricity markets.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: flags as flags, no boxes
 )
-console = Console()
-err_console = Console(stderr=True)
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _print_help_and_fail(ctx: typer.Context) -> None:
+    """No command given: the help on stdout, then a usage error."""
+    sys.stdout.write(ctx.get_help() + "\n")
+    commands = ", ".join(ctx.command.list_commands(ctx))  # type: ignore[attr-defined]
+    ctx.fail(f"missing command (one of: {commands})")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"transactive {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option(
+        "--version", help="Print the version and exit.", callback=_show_version,
+        is_eager=True)] = False,
+) -> None:
+    if ctx.invoked_subcommand is None:
+        _print_help_and_fail(ctx)
+
+
+# ------------------------------------------------------------------ formatting
+def _fixed(value: float | None, digits: int) -> str:
+    """``value`` to ``digits`` decimals with thousands separators; noise below
+    the last digit prints as 0 (never ``-0.00``), an undefined value as ``-``.
+
+    Examples
+    --------
+    >>> _fixed(0.07500000000000001, 4), _fixed(-5.2e-15, 2), _fixed(12345.678, 2)
+    ('0.0750', '0.00', '12,345.68')
+    >>> _fixed(float("nan"), 2), _fixed(None, 2)
+    ('-', '-')
+    """
+    if value is None or not np.isfinite(value):
+        return "-"
+    return f"{round(value, digits) + 0.0:,.{digits}f}"  # + 0.0 turns -0.0 into 0.0
+
+
+def _print_json(data: Any) -> None:
+    """Strict JSON on stdout; a NaN or infinity left in ``data`` is a bug here."""
+    sys.stdout.write(json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+# ------------------------------------------------------------------ checking
+def _known_design(name: str, option: str) -> str:
+    from transactive.markets import available
+
+    if name not in available():
+        raise InputError(option, f"unknown mechanism {name!r}; available: "
+                                 f"{', '.join(available())}")
+    return name
+
+
+def _designs(names: str, option: str) -> list[str]:
+    """Comma-separated design names: each registered, none twice, at least one."""
+    listed = [n.strip() for n in names.split(",") if n.strip()]
+    if not listed:
+        raise InputError(option, "name at least one mechanism")
+    for i, name in enumerate(listed):
+        if name in listed[:i]:
+            raise InputError(option, f"{name!r} is named twice")
+        _known_design(name, option)
+    return listed
+
+
+def _writable_folder(path: Path, option: str) -> Path:
+    """Refuse, before any work, an output folder that is a file or cannot be
+    made: its nearest existing ancestor must be a folder we may write in."""
+    if path.exists() and not path.is_dir():
+        raise InputError(option, f"{path} is a file, not a folder")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(option, f"cannot make {path}: {existing} is a file")
+    if not path.exists() and not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(option, f"cannot make {path}: {existing} is not writable")
+    if path.exists() and not os.access(path, os.W_OK | os.X_OK):
+        raise InputError(option, f"cannot write in {path}: permission denied")
+    return path
+
+
+def _timestamped(prefix: str) -> Path:
+    return Path("results") / f"{prefix}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 def _parse_options(pairs: list[str]) -> dict[str, Any]:
@@ -61,6 +196,8 @@ def _parse_options(pairs: list[str]) -> dict[str, Any]:
 
 
 def _summary_table(result: SimulationResult, run_dir: Path | None) -> Table:
+    from transactive.analysis.metrics import summary
+
     s = summary(result)
     table = Table(title=f"transactive — {result.scenario.name}", show_header=False)
     table.add_column(style="bold")
@@ -90,25 +227,54 @@ def _summary_table(result: SimulationResult, run_dir: Path | None) -> Table:
     return table
 
 
-@app.command("simulate")
+# ------------------------------------------------------------------ commands
+_SCENARIO_HELP = "Scenario TOML file (default: the built-in community)."
+
+
+@app.command("simulate", cls=_Command)
 def simulate_cmd(
-    scenario: Annotated[Path | None, typer.Argument(help="Scenario TOML file (default: the "
-                                                         "built-in community).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Run folder (default results/<name>-<time>).")]
-    = None,
-    households: Annotated[int | None, typer.Option(help="Override community.households.")] = None,
-    days: Annotated[float | None, typer.Option(help="Override time.days.")] = None,
-    mechanism: Annotated[str | None, typer.Option(help="Override market.mechanism.")] = None,
-    strategy: Annotated[str | None, typer.Option(help="Override market.strategy.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Override seed.")] = None,
+    scenario: Annotated[Path | None, typer.Argument(help=_SCENARIO_HELP,
+                                                    show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option(
+        metavar="DIR", help="Run folder (default: results/<name>-<time>).")] = None,
+    households: Annotated[int | None, typer.Option(
+        metavar="N", help="Override community.households (default: the scenario's, "
+                          "{households}).")] = None,
+    days: Annotated[float | None, typer.Option(
+        metavar="DAYS", help="Override time.days (default: the scenario's, {days}).")] = None,
+    mechanism: Annotated[str | None, typer.Option(
+        metavar="NAME", help="Override market.mechanism (default: the scenario's, "
+                             "{mechanism}); one of {designs}.")] = None,
+    strategy: Annotated[str | None, typer.Option(
+        metavar="NAME", help="Override market.strategy (default: the scenario's, "
+                             "{strategy}); one of {strategies}.")] = None,
+    seed: Annotated[int | None, typer.Option(
+        metavar="N", help="Override seed (default: the scenario's, {seed}).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Simulate a prosumer community and write its results store and report."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from transactive.analysis.report import write_report
+    from transactive.sim.engine import simulate
+    from transactive.sim.recorder import write_results
+    from transactive.sim.scenario import load_scenario
+
+    if out is not None:
+        _writable_folder(out, "--out")
+    if mechanism is not None:
+        _known_design(mechanism, "--mechanism")
     sc = load_scenario(scenario).with_overrides(**{
         "community.households": households, "time.days": days,
         "market.mechanism": mechanism, "market.strategy": strategy, "seed": seed,
     })
-    run_dir = out or Path("results") / f"{sc.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    run_dir = out or _timestamped(sc.name)
     if quiet:
         result = simulate(sc, run_dir=run_dir)
     else:
@@ -126,24 +292,37 @@ def simulate_cmd(
                                + "; ".join(result.settlement.problems))
 
 
-@app.command("compare")
+@app.command("compare", cls=_Command)
 def compare_cmd(
-    scenario: Annotated[Path | None, typer.Argument(help="Scenario TOML file (default: the "
-                                                         "built-in community).")] = None,
-    mechanisms: Annotated[str, typer.Option(help="Comma-separated mechanism names.")]
+    scenario: Annotated[Path | None, typer.Argument(help=_SCENARIO_HELP,
+                                                    show_default=False)] = None,
+    mechanisms: Annotated[str, typer.Option(
+        metavar="NAMES", help="Comma-separated mechanisms, of {designs}.")]
     = "uniform,pay_as_bid",
-    out: Annotated[Path | None, typer.Option(help="Folder (default results/compare-<time>).")]
-    = None,
-    households: Annotated[int | None, typer.Option(help="Override community.households.")] = None,
-    days: Annotated[float | None, typer.Option(help="Override time.days.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Override seed.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        metavar="DIR", help="Folder (default: results/compare-<time>).")] = None,
+    households: Annotated[int | None, typer.Option(
+        metavar="N", help="Override community.households (default: the scenario's, "
+                          "{households}).")] = None,
+    days: Annotated[float | None, typer.Option(
+        metavar="DAYS", help="Override time.days (default: the scenario's, {days}).")] = None,
+    seed: Annotated[int | None, typer.Option(
+        metavar="N", help="Override seed (default: the scenario's, {seed}).")] = None,
 ) -> None:
     """Run one community under several market designs; one report side by side."""
+    from transactive.analysis.metrics import summary
+    from transactive.analysis.report import write_comparison, write_report
+    from transactive.sim.compare import compare
+    from transactive.sim.recorder import write_results
+    from transactive.sim.scenario import load_scenario
+
+    names = _designs(mechanisms, "--mechanisms")
+    if out is not None:
+        _writable_folder(out, "--out")
     sc = load_scenario(scenario).with_overrides(**{
         "community.households": households, "time.days": days, "seed": seed,
     })
-    names = mechanisms.split(",")
-    folder = out or Path("results") / f"compare-{datetime.now():%Y%m%d-%H%M%S}"
+    folder = out or _timestamped("compare")
     runs = compare(sc, names)
     for name, result in runs.items():
         write_results(result, folder / name)
@@ -163,12 +342,14 @@ def compare_cmd(
     console.print(f"wrote {path}")
 
 
-@app.command("opf")
+@app.command("opf", cls=_Command)
 def opf_cmd(
     case: Annotated[str, typer.Argument(help="Built-in case name or MATPOWER .m file.")],
-    security: Annotated[str, typer.Option(help="'none' or 'n-1' (preventive).")] = "none",
+    security: Annotated[str, typer.Option(metavar="KIND",
+                                          help="'none' or 'n-1' (preventive).")] = "none",
     post_rating: Annotated[str, typer.Option(
-        help="Post-contingency rating: 'a', 'b', 'c' or a factor on rate A.")] = "c",
+        metavar="RATING", help="Post-contingency rating: 'a', 'b', 'c' or a factor on rate A.")]
+    = "c",
     losses: Annotated[bool, typer.Option(
         "--losses", help="Price losses (marginal loss factors from the AC power flow).")]
     = False,
@@ -176,47 +357,59 @@ def opf_cmd(
 ) -> None:
     """Network-constrained clearing: dispatch, LMPs (energy / congestion / loss),
     flows and shadow prices."""
+    from transactive.grid.scopf import solve_dcopf
+
     rating: str | float = post_rating
-    with contextlib.suppress(ValueError):
-        rating = float(post_rating)
+    if post_rating not in ("a", "b", "c"):
+        try:
+            rating = float(post_rating)
+        except ValueError:
+            raise InputError("--post-rating", f"expected 'a', 'b', 'c' or a number, "
+                                              f"got {post_rating!r}") from None
     result = solve_dcopf(case, security=security, post_rating=rating,  # type: ignore[arg-type]
                          losses=losses)
     out = result.to_dict()
     if as_json:
-        sys.stdout.write(json.dumps(out, indent=2) + "\n")
+        _print_json(out)
         return
     binding = [b for b in out["branches"] if b["shadow_price"]]
     lmps = [b["lmp"] for b in out["buses"]]
-    console.print(f"[bold]{case}[/]: objective {out['objective']:,.2f}, "
-                  f"{len(out['buses'])} buses, LMP {min(lmps):,.2f} .. {max(lmps):,.2f}, "
-                  f"{len(binding)} binding branch limits")
-    table = Table(title="binding branches")
-    for col in ("from_bus", "to_bus", "flow_mw", "limit_mw", "shadow_price"):
-        table.add_column(col, justify="right")
-    for b in binding:
-        table.add_row(*(f"{b[c]:,.4g}" if isinstance(b[c], float) else str(b[c])
-                        for c in ("from_bus", "to_bus", "flow_mw", "limit_mw", "shadow_price")))
+    console.print(f"[bold]{case}[/]: objective {_fixed(out['objective'], 2)}, "
+                  f"{len(out['buses'])} buses, LMP {_fixed(min(lmps), 4)} .. "
+                  f"{_fixed(max(lmps), 4)}, {len(binding)} binding branch limits")
     if binding:
+        table = Table(title="binding branches")
+        for col in ("from_bus", "to_bus", "flow_mw", "limit_mw", "shadow_price"):
+            table.add_column(col, justify="right")
+        for b in binding:
+            table.add_row(str(b["from_bus"]), str(b["to_bus"]), _fixed(b["flow_mw"], 2),
+                          _fixed(b["limit_mw"], 2), _fixed(b["shadow_price"], 4))
         console.print(table)
 
 
-@app.command("audit")
+@app.command("audit", cls=_Command)
 def audit_cmd(
-    mechanisms: Annotated[str, typer.Option(help="Comma-separated mechanism names.")]
+    mechanisms: Annotated[str, typer.Option(
+        metavar="NAMES", help="Comma-separated mechanisms, of {designs}.")]
     = "uniform,pay_as_bid,mcafee,vcg,vickrey",
-    markets: Annotated[int, typer.Option(help="Random markets per mechanism.")] = 50,
-    buyers: Annotated[int, typer.Option(help="Buyers per market.")] = 8,
-    sellers: Annotated[int, typer.Option(help="Sellers per market.")] = 8,
-    seed: Annotated[int, typer.Option(help="Seed of the generated markets.")] = 0,
-    out: Annotated[Path | None, typer.Option(help="Folder for audit.csv and audit.svg "
-                                                 "(default results/audit-<time>).")] = None,
+    markets: Annotated[int, typer.Option(metavar="N", min=1,
+                                         help="Random markets per mechanism.")] = 50,
+    buyers: Annotated[int, typer.Option(metavar="N", min=1, help="Buyers per market.")] = 8,
+    sellers: Annotated[int, typer.Option(metavar="N", min=1, help="Sellers per market.")] = 8,
+    seed: Annotated[int, typer.Option(metavar="N", min=0,
+                                      help="Seed of the generated markets.")] = 0,
+    out: Annotated[Path | None, typer.Option(
+        metavar="DIR", help="Folder for audit.csv and audit.svg "
+                            "(default: results/audit-<time>).")] = None,
 ) -> None:
     """Measure mechanisms' efficiency, individual rationality, budget balance and
     gain from misreporting on generated markets."""
-    names = [m.strip() for m in mechanisms.split(",") if m.strip()]
+    from transactive.markets.audit import audit, plot_audit
+
+    names = _designs(mechanisms, "--mechanisms")
+    folder = _writable_folder(out or _timestamped("audit"), "--out")
     table = audit(names, rng=np.random.default_rng(seed), n_markets=markets,
                   n_buyers=buyers, n_sellers=sellers)
-    folder = out or Path("results") / f"audit-{datetime.now():%Y%m%d-%H%M%S}"
     folder.mkdir(parents=True, exist_ok=True)
     table.to_csv(folder / "audit.csv")
     plot_audit(table).savefig(folder / "audit.svg")
@@ -226,14 +419,20 @@ def audit_cmd(
     for name in table.index:
         view.add_column(str(name), justify="right")
     for col in table.columns:
-        view.add_row(str(col), *(f"{v:.4g}" if isinstance(v, float) else str(v)
+        view.add_row(str(col), *(_fixed(v, 4) if isinstance(v, float) else str(v)
                                  for v in table[col]))
     console.print(view)
     console.print(f"wrote {folder / 'audit.csv'} and {folder / 'audit.svg'}")
 
 
-ledger_app = typer.Typer(help="The settlement ledger of a run.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The settlement ledger of a run.", rich_markup_mode=None)
 app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.callback(invoke_without_command=True)
+def _ledger(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        _print_help_and_fail(ctx)
 
 
 @ledger_app.command("verify")
@@ -243,13 +442,15 @@ def ledger_verify_cmd(
 ) -> None:
     """Re-check a run's journal and ledger from scratch: hash chain, signatures,
     debits = credits, and that replaying the journal reproduces the ledger."""
+    from transactive.settlement import LEDGER_FILE, verify_run
+
     if not (run_dir / LEDGER_FILE).is_file():
         raise InputError("run_dir", f"no {LEDGER_FILE} in {run_dir}: the run was not settled")
     report = verify_run(run_dir)
     if as_json:
-        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+        _print_json(report.to_dict())
     else:
-        console.print(str(report), highlight=False)
+        console.print(str(report))
     if not report.is_ok:
         raise typer.Exit(1)
 
@@ -259,53 +460,132 @@ def report_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by simulate.")],
 ) -> None:
     """Re-render a run's report.html from its results store."""
+    from transactive.analysis.report import write_report
+    from transactive.sim.recorder import read_results
+
     path = write_report(read_results(run_dir), run_dir)
     console.print(f"wrote {path}")
 
 
-@app.command("clear")
+@app.command("clear", cls=_Command)
 def clear_cmd(
     orders: Annotated[Path, typer.Argument(help="CSV: id, participant, side, price, quantity"
                                                 "[, node].")],
-    mechanism: Annotated[str, typer.Option(help="Registered mechanism.")] = "uniform",
+    mechanism: Annotated[str, typer.Option(metavar="NAME",
+                                           help="Mechanism, one of {designs}.")] = "uniform",
     option: Annotated[list[str] | None, typer.Option(
-        "--option", "-o", help="Mechanism option KEY=VALUE (repeatable).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+        "--option", "-o", metavar="KEY=VALUE",
+        help="Mechanism option (repeatable).", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (every allocation).")]
+    = False,
 ) -> None:
     """Clear one sealed-bid auction from a file of orders."""
+    from transactive.markets import registry
+    from transactive.orders import BUY, OrderBatch
+
+    _known_design(mechanism, "--mechanism")
+    options = _parse_options(option or [])
     batch = OrderBatch.from_csv(orders)
-    result = registry.clear(batch, mechanism, **_parse_options(option or []))
-    out = result.to_dict()
+    result = registry.clear(batch, mechanism, **options)
     if as_json:
-        sys.stdout.write(json.dumps(out, indent=2) + "\n")
+        _print_json(result.to_dict())
         return
-    table = Table(title=f"{mechanism}: price {out['price']}, volume {out['volume']:g}, "
-                        f"welfare {out['welfare']:g}")
+    traded = np.flatnonzero(result.accepted > 0)
+    price = (f"price {_fixed(result.clearing_price, 4)}" if np.isfinite(result.clearing_price)
+             else "no clearing price")
+    table = Table(title=f"{mechanism}: {price}, volume {_fixed(result.volume, 3)}, "
+                        f"welfare {_fixed(result.welfare, 2)}")
     for col in ("id", "participant", "side", "quantity", "price", "payment"):
         table.add_column(col, justify="right")
-    for row in out["allocations"]:
-        table.add_row(*(f"{row[c]:g}" if isinstance(row[c], float) else str(row[c])
-                        for c in ("id", "participant", "side", "quantity", "price", "payment")))
+    o = result.orders
+    for i in traded[:MAX_ROWS]:
+        table.add_row(str(o.id[i]), str(o.participant[i]), "buy" if o.side[i] == BUY else "sell",
+                      _fixed(result.accepted[i], 3), _fixed(result.price[i], 4),
+                      _fixed(result.payment[i], 2))
     console.print(table)
+    if traded.size > MAX_ROWS:
+        console.print(f"... and {traded.size - MAX_ROWS:,} more; use --json for all")
+
+
+# ------------------------------------------------------------------ entry point
+def _param_name(param: Any) -> str:
+    """How the user wrote a parameter: its long option, or an argument's name."""
+    opts = getattr(param, "opts", None) or []
+    long = [o for o in opts if o.startswith("--")]
+    if getattr(param, "param_type_name", "") == "option" and (long or opts):
+        return f"option {max(long or opts, key=len)!r}"
+    return f"argument {getattr(param, 'name', '?')!r}"
+
+
+def _bad_value(exc: usage.BadParameter) -> str:
+    """'abc' is not a number: the value and the problem, from the validation error."""
+    cause = exc.__cause__
+    errors = getattr(cause, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        kind = str(first.get("type", ""))
+        if kind.endswith("parsing") or kind == "int_from_float":
+            return f"{first.get('input')!r} is not a " + (
+                "whole number" if kind.startswith("int") else "number")
+        return f"{first.get('input')!r}: {str(first.get('msg', exc.message)).lower()}"
+    return exc.message.rstrip(".")
+
+
+def _usage_message(exc: typer.TyperException) -> str:
+    """One line for an error of typer's command-line parser."""
+    ctx = getattr(exc, "ctx", None)
+    where = f" (try '{ctx.command_path} --help')" if ctx is not None else ""
+    if isinstance(exc, usage.NoSuchOption):
+        guess = " or ".join(repr(p) for p in sorted(exc.possibilities or ()))
+        return (f"unknown option {exc.option_name!r}"
+                + (f" (did you mean {guess}?)" if guess else where))
+    if isinstance(exc, usage.MissingParameter) and exc.param is not None:
+        return f"missing {_param_name(exc.param)}{where}"
+    if isinstance(exc, usage.BadParameter) and exc.param is not None:
+        return f"{_param_name(exc.param)}: {_bad_value(exc)}"
+    message = exc.format_message() if isinstance(exc, usage.ClickException) else str(exc)
+    unknown = re.fullmatch(r"No such command (.+?)\.(?: Did you mean (.+)\?)?", message)
+    if unknown and ctx is not None:
+        name, guess = unknown.groups()
+        hint = (f"did you mean {guess.replace(', ', ' or ')}?" if guess else
+                "one of: " + ", ".join(ctx.command.list_commands(ctx)))
+        return f"unknown command {name} ({hint})"
+    return message[:1].lower() + message[1:].rstrip(".")
+
+
+def _fail(message: str) -> int:
+    err_console.print(f"[bold red]error:[/] {message}", markup=True)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI, turning user errors into one line and exit 2."""
+    """Entry point: run the CLI; every user error is one line on stderr and exit 2."""
     try:
-        code = app(args=argv, standalone_mode=False)  # a typer.Exit comes back as its code
+        code = app(args=argv, prog_name="transactive", standalone_mode=False)
+    except InputError as exc:
+        if exc.field.startswith("-"):  # one of our options: say so, as the parser does
+            return _fail(_escape(f"option {exc.field!r}: {exc.problem}"))
+        return _fail(_escape(str(exc)))
     except TransactiveError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True,
-                          soft_wrap=True)
-        return 2
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
-        err_console.print("aborted")
+        return _fail(_escape(str(exc)))
+    except typer.TyperException as exc:  # usage errors of typer's (vendored click) parser
+        return _fail(_escape(_usage_message(exc)))
+    except BrokenPipeError:  # the reader went away (| head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as exc:  # a user's path that cannot be read or written
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        return _fail(_escape(f"{where}{(exc.strerror or str(exc)).lower()}"))
+    except typer.Abort:
+        return _fail("aborted")
     return code if isinstance(code, int) else 0
+
+
+def _escape(text: str) -> str:
+    """Text printed as is, not read as rich markup."""
+    from rich.markup import escape
+
+    return escape(text)
 
 
 if __name__ == "__main__":

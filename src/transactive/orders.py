@@ -98,6 +98,25 @@ def _numbers(name: str, values: Any, n: int, dtype: type = np.float64) -> npt.ND
     return arr
 
 
+def _check_notional(price: npt.NDArray[np.float64], quantity: npt.NDArray[np.float64]) -> None:
+    """Refuse an order whose money overflows: ``price x quantity`` must be
+    finite, so that its payment is.
+
+    Examples
+    --------
+    >>> try:
+    ...     _check_notional(np.array([0.2, 1e308]), np.array([3.0, 1e10]))
+    ... except InputError as exc:
+    ...     print(exc)
+    row 1: field 'price': price x quantity must be finite, got 1e+308 x 1e+10
+    """
+    with np.errstate(over="ignore"):
+        row = _first_bad(~np.isfinite(price * quantity))
+    if row is not None:
+        raise InputError("price", "price x quantity must be finite, got "
+                         f"{price[row]:g} x {quantity[row]:g}", row=row)
+
+
 def _sides(values: Any, n: int) -> npt.NDArray[np.int8]:
     arr = np.asarray(values)
     if arr.ndim != 1 or arr.shape[0] != n:
@@ -134,7 +153,8 @@ class OrderBatch:
     side : array of int or str
         ``+1``/``"buy"`` or ``-1``/``"sell"``.
     price : array of float
-        Limit price per unit (finite; may be negative).
+        Limit price per unit (finite; may be negative; ``price x quantity``
+        finite, so that every payment is).
     quantity : array of float
         Most energy the order trades (finite, > 0).
     node, window_start, window_end : array of int, optional
@@ -177,6 +197,7 @@ class OrderBatch:
         row = _first_bad(cols["quantity"] <= 0)
         if row is not None:
             raise InputError("quantity", f"must be > 0, got {cols['quantity'][row]!r}", row=row)
+        _check_notional(cols["price"], cols["quantity"])
         ids = cols["id"]
         if n:
             order = np.argsort(ids, kind="stable")
