@@ -24,6 +24,20 @@ Two formulations give the same optimum:
 
 Units: MW, per MWh, objective per hour. Sign of flows: from -> to.
 
+What a case must hold, and the reference bus
+    A DC-OPF prices generators at their costs, so a case whose in-service
+    generators have no costs at all (a MATPOWER file without ``gencost``) is
+    refused (``InputError`` on field ``gencost``), as is a case with no
+    generator in service and no offers. The reference bus (angle 0, the
+    energy part of the prices) is the case's bus of type 3. With none, the
+    first bus of type 2 with an in-service generator is made the reference,
+    as MATPOWER's ``bustypes`` does; with no such bus either the case is
+    refused. With several buses of type 3 the first is the reference and
+    the others are priced as any other bus (MATPOWER warns, and its OPF
+    holds every type-3 bus at its case angle, which in a connected network
+    also fixes the angle differences between them; we do not). Either
+    choice is said in :attr:`DCOPFResult.notes`.
+
 Examples
 --------
 >>> from transactive.grid.network import Network
@@ -58,7 +72,7 @@ import scipy.sparse as sp
 
 from transactive.errors import InputError, SolverError
 from transactive.grid import matrices
-from transactive.grid.network import Column, Network, TableLike, build_table
+from transactive.grid.network import REF, Column, Network, TableLike, build_table
 
 __all__ = ["DCOPFResult", "Formulation", "Market", "PtdfModel", "branch_limits", "build_result",
            "dcopf", "prepare_market"]
@@ -270,6 +284,10 @@ class DCOPFResult:
     formulation, solve_time_s, n_solves, n_limits
         How it was solved: HiGHS run time over ``n_solves`` solves and the
         number of branch-limit rows in the final model.
+    notes : tuple of str
+        What the clearing decided that the case did not say, one sentence
+        each, for the user to read (e.g. which bus was made the reference
+        when the case has none, or several); empty when there is nothing to say.
     """
 
     network: Network = field(repr=False)
@@ -291,6 +309,7 @@ class DCOPFResult:
     solve_time_s: float
     n_solves: int
     n_limits: int
+    notes: tuple[str, ...]
 
     @property
     def congestion(self) -> Array:
@@ -396,6 +415,37 @@ def branch_limits(net: Network, rating: str | float) -> Array:
     return np.where(net.column("branch", "in_service"), lim, np.inf)
 
 
+def _check_case(net: Network, *, has_offers: bool) -> tuple[str, ...]:
+    """Refuse a case a DC-OPF cannot price; say which bus is the reference
+    when the case does not (the notes of :class:`DCOPFResult`)."""
+    on = net.column("gen", "in_service")
+    if not on.any() and not has_offers:
+        raise InputError("gen", "the case has no generator in service (and there are no "
+                                "offers); a DC-OPF needs supply to clear")
+    pwl = net.pwl_cost
+    priced = ((net.column("gen", "cost_per_mw2h") != 0) | (net.column("gen", "cost_per_mwh") != 0))
+    if pwl is not None and len(pwl):
+        priced[pwl["gen"].to_numpy()] = True
+    if on.any() and not priced[on].any():
+        raise InputError("gencost", "the case has no generator costs; a DC-OPF needs them "
+                                    "(MATPOWER's mpc.gencost, or the gen table's cost columns)")
+    refs = np.flatnonzero(net.column("bus", "type") == REF)
+    numbers = net.bus_numbers
+    if refs.size == 1:
+        return ()
+    if refs.size > 1:
+        listed = ", ".join(str(b) for b in numbers[refs[:10]].tolist())
+        return (f"the case has {refs.size} reference buses (type 3: {listed}"
+                f"{', ...' if refs.size > 10 else ''}); the first, bus {numbers[refs[0]]}, is "
+                "the angle and energy-price reference, the others are priced as any bus",)
+    if net.pv_with_generator.size == 0:
+        raise InputError("bus.type", "the case has no reference bus (type 3) and no PV bus "
+                                     "(type 2) with an in-service generator to take its place")
+    return (f"the case has no reference bus (type 3); bus {net.ref_bus}, the first PV bus "
+            "(type 2) with an in-service generator, was made the reference (as MATPOWER "
+            "does)",)
+
+
 def _check_capacity(net: Network, cols: _Columns) -> None:
     """Clear messages for the commonest infeasibility, before solving."""
     load = float(net.bus_load_mw.sum())
@@ -455,8 +505,10 @@ def dcopf(
     Raises
     ------
     InputError
-        Bad bids/offers, an unknown option, or a split network (names the
-        islands).
+        Bad bids/offers, an unknown option, a split network (names the
+        islands), a case without generator costs (field ``gencost``), without
+        supply, or without a bus that can be the reference (see the module
+        notes).
     SolverError
         The market cannot clear; the message names the conflict (load above
         capacity, or the limits and balances HiGHS finds in conflict).
@@ -489,6 +541,7 @@ class Market:
     loss_offset_mw: float   # constant of the linearised losses, MW
     bids: pd.DataFrame
     offers: pd.DataFrame
+    notes: tuple[str, ...]  # see DCOPFResult.notes
 
     def injection_mw(self, x: Array) -> Array:
         """Net injection per bus position, MW, for column values ``x``."""
@@ -512,10 +565,11 @@ def prepare_market(net: Network, *, bids: TableLike | None = None,
             raise InputError("loss_factors", f"must be {net.n_bus} finite numbers")
     if not np.isfinite(loss_offset_mw):
         raise InputError("loss_offset_mw", "must be finite")
+    notes = _check_case(net, has_offers=len(offer_frame) > 0)
     cols = _columns(net, bid_frame, bid_pos, offer_frame, offer_pos)
     _check_capacity(net, cols)
     return Market(net, cols, matrices.DCPowerFlow(net), limit, weights, lf,
-                  float(loss_offset_mw), bid_frame, offer_frame)
+                  float(loss_offset_mw), bid_frame, offer_frame, notes)
 
 
 @dataclass
@@ -752,4 +806,4 @@ def build_result(market: Market, sol: _Solution, formulation: str,
         bids_in=market.bids, bid_p_mw=x[n_g + cols.n_offer:cols.n_unit],
         offers_in=market.offers, offer_p_mw=x[n_g:n_g + cols.n_offer],
         formulation=formulation, solve_time_s=sol.highs.solve_time_s,
-        n_solves=sol.highs.n_solves, n_limits=sol.n_limits, **extra)
+        n_solves=sol.highs.n_solves, n_limits=sol.n_limits, notes=market.notes, **extra)

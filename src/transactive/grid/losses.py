@@ -50,7 +50,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from transactive.errors import SolverError
-from transactive.grid.network import PV, Network, bus_values
+from transactive.grid.network import Network, bus_values
 
 __all__ = ["LossSensitivity", "PowerFlow", "ac_power_flow", "loss_sensitivities",
            "marginal_loss_factors"]
@@ -186,12 +186,8 @@ def _bus_types(net: Network) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np
     vset = net.bus["vm_pu"].to_numpy().copy()
     gpos = net.gen_position[gen_on]
     vset[gpos] = net.gen["vm_pu"].to_numpy()[gen_on]
-    has_gen = np.zeros(net.n_bus, bool)
-    has_gen[gpos] = True
-    is_pv = (net.bus["type"].to_numpy() == PV) & has_gen
-    is_pv[ref] = False
-    pv = np.flatnonzero(is_pv)
-    pq = np.flatnonzero(~is_pv & (np.arange(net.n_bus) != ref))
+    pv = net.pv_with_generator[net.pv_with_generator != ref]
+    pq = np.setdiff1d(np.arange(net.n_bus), np.r_[pv, ref])
     return ref, pv, pq, vset
 
 

@@ -404,15 +404,37 @@ class Network:
     @cached_property
     def ref_position(self) -> int:
         """Position of the reference bus: the first bus of type 3; failing that,
-        the bus of the in-service generator with the largest ``p_max_mw``;
-        failing that, bus position 0."""
+        the first bus of type 2 (PV) with an in-service generator, as MATPOWER's
+        ``bustypes`` picks one; failing that, the bus of the in-service
+        generator with the largest ``p_max_mw``; failing that, bus position 0.
+        (:func:`~transactive.grid.dcopf.dcopf` refuses the last two.)
+
+        Examples
+        --------
+        >>> net = Network(bus={"bus": [1, 2, 3], "type": [1, 2, 2]},
+        ...               branch={"from_bus": [1, 2], "to_bus": [2, 3], "x_pu": [0.1, 0.1]},
+        ...               gen={"bus": [3, 2], "p_max_mw": [50.0, 10.0]}, load=None)
+        >>> net.ref_bus
+        2
+        """
         ref = np.flatnonzero(self.bus["type"].to_numpy() == REF)
         if ref.size:
             return int(ref[0])
+        pv = self.pv_with_generator
+        if pv.size:
+            return int(pv[0])
         on = np.flatnonzero(self.gen["in_service"].to_numpy())
         if on.size:
             return int(self.gen_position[on[np.argmax(self.gen["p_max_mw"].to_numpy()[on])]])
         return 0
+
+    @cached_property
+    def pv_with_generator(self) -> npt.NDArray[np.int64]:
+        """Positions of the buses of type 2 (PV) with an in-service generator,
+        in bus order (read-only)."""
+        has_gen = np.zeros(self.n_bus, dtype=bool)
+        has_gen[self.gen_position[self.gen["in_service"].to_numpy()]] = True
+        return _readonly(np.flatnonzero((self.bus["type"].to_numpy() == PV) & has_gen))
 
     @property
     def ref_bus(self) -> int:
