@@ -40,11 +40,11 @@ def _check_balances(run):
     np.testing.assert_allclose(
         need, iv["import_kwh"] - iv["export_kwh"] + iv["counterparty_kwh"] - iv["curtailed_kwh"],
         atol=1e-9)
-    np.testing.assert_allclose(iv["p2p_cost"], iv["operator_surplus"] + iv["utility_revenue"],
+    np.testing.assert_allclose(iv["market_cost"], iv["operator_surplus"] + iv["utility_revenue"],
                                atol=1e-9)
-    days = run.household_days.groupby("household")[["bill_p2p", "bought_kwh", "sold_kwh"]].sum()
-    np.testing.assert_allclose(days["bill_p2p"], run.households["bill_p2p"], rtol=1e-12)
-    np.testing.assert_allclose(days["bill_p2p"].sum(), iv["p2p_cost"].sum(), rtol=1e-9)
+    days = run.household_days.groupby("household")[["bill_market", "bought_kwh", "sold_kwh"]].sum()
+    np.testing.assert_allclose(days["bill_market"], run.households["bill_market"], rtol=1e-12)
+    np.testing.assert_allclose(days["bill_market"].sum(), iv["market_cost"].sum(), rtol=1e-9)
     np.testing.assert_allclose(days["bought_kwh"].sum() - days["sold_kwh"].sum(),
                                iv["counterparty_kwh"].sum(), atol=1e-6)
 
@@ -83,10 +83,19 @@ def test_designs_and_strategies_balance(mechanism, strategy):
     _check_balances(r)
     assert r.intervals["volume_kwh"].sum() > 0
     # Nobody loses by bidding within its outside options, except where the design
-    # curtails a seller who asked more than its bus price (network + zic), or an
-    # AMM's pool price moved against a trader within the utility's band.
-    if mechanism != "amm" and not (mechanism == "network" and strategy == "zic"):
-        assert (r.households["gain"] >= -1e-9).all()
+    # curtails a seller who asked more than its bus price (network + zic), pays a
+    # seller its bus price below the feed-in tariff (network), or an AMM's pool
+    # price moved against a trader within the utility's band.
+    hh = r.households
+    np.testing.assert_allclose(
+        hh[["purchase_gain", "sale_gain", "limits_gain", "island_gain"]].sum(axis=1),
+        hh["gain"], atol=1e-9)
+    if mechanism not in ("amm", "network"):
+        assert (hh["gain"] >= -1e-9).all()
+    if mechanism == "network":  # buyers pay their bus price, at most retail
+        assert (hh["purchase_gain"] >= -1e-9).all()
+        if strategy == "truthful":  # the market's LP is the baseline's: same curtailment
+            np.testing.assert_allclose(hh["limits_gain"], 0.0, atol=1e-9)
     physical = r.intervals[["grid_import_kwh", "grid_export_kwh"]].sum()
     assert physical["grid_import_kwh"] > 0
 
@@ -134,7 +143,7 @@ def test_a_scheduled_fault_islands_the_community():
     served = iv.loc[island, "load_kwh"] - iv.loc[island, "unserved_kwh"]
     assert (served >= 0.3 * iv.loc[island, "load_kwh"] - 1e-6).all()
     # everyone trades at the island price, so its money sums to zero
-    np.testing.assert_allclose(iv.loc[island, "p2p_cost"], 0, atol=1e-9)
+    np.testing.assert_allclose(iv.loc[island, "market_cost"], 0, atol=1e-9)
     fleet = r.households["battery_kwh"].sum()
     assert iv.loc[island, "soc_kwh"].min() >= 0.2 * fleet - 1e-6  # black-start reserve kept
 

@@ -31,9 +31,12 @@ def test_every_interval_settles_and_statements_match_the_bills(tmp_path, mechani
     # the simulated bill is the statement's total without its carbon line
     totals = (st["total_cents"] - st["carbon_cents"]).groupby(st["participant"]).sum() / 100
     labels = household_label(r.households["household"].to_numpy())
-    bills = pd.Series(r.households["bill_p2p"].to_numpy(), index=labels)
-    # each interval rounds each line to the cent: at most 1.5 cents per interval
-    assert (totals.reindex(labels) - bills).abs().max() <= 0.015 * 96
+    bills = pd.Series(r.households["bill_market"].to_numpy(), index=labels)
+    # each line is rounded by its running total: half a cent per line kind at most,
+    # however many intervals (market, utility, imbalance, grid fee)
+    assert (totals.reindex(labels) - bills).abs().max() <= 0.005 * 4
+    carbon = st["carbon_cents"].groupby(st["participant"]).sum().reindex(labels) / 100
+    assert (carbon - r.households["carbon_cost"].to_numpy()).abs().max() <= 0.005
     # the market's own counterparty (pool, substation) passes the utility's energy
     # through at cost: its statement nets to zero
     if COUNTERPARTY in totals.index:
@@ -55,8 +58,8 @@ def test_carbon_is_charged_and_credited_in_the_statements(tmp_path):
     # injection that cuts the feeder's losses is credited
     steep = Scenario.from_dict({**_scenario("network").model_dump(mode="json"),
                                 "carbon": {"price_per_kg": 50.0}})
-    r = simulate(steep, run_dir=tmp_path)
-    st = pd.read_csv(tmp_path / STATEMENTS_FILE)
+    r = simulate(steep, run_dir=tmp_path / "steep")
+    st = pd.read_csv(tmp_path / "steep" / STATEMENTS_FILE)
     assert (st["carbon_cents"] < 0).any()
     assert r.settlement is not None
     assert r.settlement.reconciled
@@ -87,4 +90,4 @@ def test_settlement_off_writes_no_ledger(tmp_path):
                             "settlement": {"mode": "off"}})
     r = simulate(s, run_dir=tmp_path)
     assert r.settlement is None
-    assert not any(tmp_path.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.sqlite"]
