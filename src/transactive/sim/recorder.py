@@ -81,6 +81,8 @@ def write_results(result: SimulationResult, run_dir: str | PathLike[str]) -> Pat
                                              "reconciled": st.reconciled,
                                              "problems": list(st.problems)})
             st.reconciliation.to_sql("reconciliation", con, index=False)
+            if st.bills is not None:
+                st.bills.to_sql("statement_bills", con, index=True, index_label="participant")
         pd.DataFrame({"key": list(meta), "value": list(meta.values())}).to_sql(
             "run", con, index=False)
         for name in _TABLES:
@@ -113,8 +115,12 @@ def read_results(run_dir: str | PathLike[str]) -> SimulationResult:
             if "settlement" in meta:
                 st = json.loads(meta["settlement"])
                 table = pd.read_sql_query("SELECT * FROM reconciliation", con)
+                bills = (pd.read_sql_query("SELECT * FROM statement_bills", con,
+                                           index_col="participant")
+                         if "statement_bills" in names else None)
                 settlement = SettlementSummary(st["intervals"], st["transfers"],
-                                               st["reconciled"], tuple(st["problems"]), table)
+                                               st["reconciled"], tuple(st["problems"]), table,
+                                               bills)
         except (sqlite3.DatabaseError, KeyError, json.JSONDecodeError) as exc:
             raise InputError("run_dir", f"{path} is not a readable results store: {exc}") from None
     intervals = frames["intervals"]

@@ -17,9 +17,13 @@ island price. Carbon (``[carbon]``) is charged or credited in every statement:
 the local emissions of what a household sold, the upstream marginal emissions
 of its injection's effect on the feeder's losses (marginal loss factor x
 marginal emission rate), and the emissions of what it imported, directly or
-through the counterparty (shared among the interval's buyers pro rata). Each
-line is rounded to the cent per interval, so effects under half a cent in an
-interval do not show.
+through the counterparty (shared among the interval's buyers pro rata); it
+is the household's ``carbon_cost``, a line of its own beside the energy bill.
+Each line of a household is rounded by its running total
+(:mod:`transactive.settlement.rules`), so its statement stays within half a
+cent of its exact bill, line by line, however long the run, and no rounding
+moves money between households. The reconciliation holds each household's
+statement against its simulated bill (``SettlementSummary.bills``).
 """
 
 from __future__ import annotations
@@ -63,6 +67,10 @@ class SettlementSummary:
     reconciled: bool
     problems: tuple[str, ...]
     reconciliation: pd.DataFrame
+    """One row per account: statements against the ledger (cents, Wh)."""
+    bills: pd.DataFrame | None = None
+    """One row per household (cents): its statements' energy bill against the
+    simulated bill (see :class:`~transactive.settlement.settle.Reconciliation`)."""
 
 
 def household_label(index: npt.NDArray[np.int64]) -> npt.NDArray[np.str_]:
@@ -118,6 +126,7 @@ class RunSettlement:
         self.settlement = Settlement(ledger, journal, config=SettlementConfig())
         self.labels = household_label(np.arange(n_households, dtype=np.int64))
         self.periods_per_day = periods_per_day
+        self._bills = np.zeros(n_households)
         self._batch: ExitStack | None = None
         self._count = 0
         self._transfers = 0
@@ -134,6 +143,7 @@ class RunSettlement:
         if clearing is not None and COUNTERPARTY in clearing.orders.participant:
             participants = np.append(self.labels, COUNTERPARTY)
             metered = np.append(metered, 0.0)
+        self._bills += out.bill_market
         carbon = out.carbon_cost
         if participants.size > self.labels.size:
             carbon = np.append(carbon, 0.0)  # the counterparty's emissions went to the buyers
@@ -189,7 +199,7 @@ class RunSettlement:
         """Commit, write the statements, reconcile, and close the files."""
         self._commit()
         self.settlement.write_statements(self.run_dir / STATEMENTS_FILE)
-        rec = self.settlement.reconciliation()
+        rec = self.settlement.reconciliation(bills=pd.Series(self._bills, index=self.labels))
         self._stack.close()
         return SettlementSummary(self._count, self._transfers, rec.is_ok, rec.problems,
-                                 rec.table)
+                                 rec.table, rec.bills)
