@@ -19,10 +19,10 @@ from transactive.errors import InputError
 
 __all__ = ["RUN_FILES", "prepare_run_dir", "run_folder_name"]
 
-#: The files (and SQLite side files) a run writes into its folder.
+#: The files (and SQLite side files) a run, or a comparison of runs, writes into its folder.
 RUN_FILES = frozenset({
     "results.sqlite", "report.html", "settlement.sqlite", "settlement.sqlite-wal",
-    "settlement.sqlite-shm", "journal.jsonl", "statements.csv",
+    "settlement.sqlite-shm", "journal.jsonl", "statements.csv", "comparison.html",
 })
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
