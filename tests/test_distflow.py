@@ -12,6 +12,8 @@ import pandapower.networks as pn
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pypower.ppoption import ppoption
+from pypower.runpf import runpf
 
 from transactive.errors import InputError, SolverError
 from transactive.grid.cases import load_case
@@ -311,3 +313,46 @@ def test_meshed_and_bad_inputs_are_refused(feeder33):
 def test_infeasible_demand_is_a_solver_error(feeder33):
     with pytest.raises(SolverError, match="cannot be served"):
         solve_distflow(_tight(feeder33, 0.97), import_price_per_mwh=PRICE)
+
+
+# ------------------------------------------------------------ off-nominal taps
+def _tapped_feeder() -> Network:
+    """A 3-bus feeder behind a transformer: branch 1-2 has tap 1.05 at bus 1
+    (MATPOWER's model: the series impedance sees ``V1 / 1.05``), then a line
+    2-3; loads 20 + j5 MW at bus 2 and 30 + j10 at bus 3, base 100 MVA."""
+    return Network(
+        bus={"bus": [1, 2, 3], "type": [3, 1, 1], "vm_min_pu": [1.0, 0.85, 0.85]},
+        branch={"from_bus": [1, 2], "to_bus": [2, 3], "r_pu": [0.01, 0.02],
+                "x_pu": [0.05, 0.02], "tap": [1.05, 1.0]},
+        gen={"bus": [1], "p_max_mw": [100.0]},
+        load={"bus": [2, 3], "p_mw": [20.0, 30.0], "q_mvar": [5.0, 10.0]})
+
+
+def test_lindistflow_voltage_drop_with_an_off_nominal_tap_by_hand() -> None:
+    # LinDistFlow, worked by hand in pu: P12 = 0.5, Q12 = 0.15, P23 = 0.3,
+    # Q23 = 0.1; v2 = 1 / 1.05**2 - 2 (0.01 * 0.5 + 0.05 * 0.15)
+    # = 0.9070295 - 0.025 = 0.8820295; v3 = v2 - 2 (0.02 * 0.3 + 0.02 * 0.1)
+    # = 0.8660295 (a model that ignores the tap gets v2 = 0.975)
+    res = solve_distflow(_tapped_feeder(), model="lindistflow", import_price_per_mwh=50.0)
+    v2 = 1 / 1.05**2 - 0.025
+    np.testing.assert_allclose(res.vm_pu**2, [1.0, v2, v2 - 0.016], atol=1e-9)
+
+
+def test_soc_distflow_with_an_off_nominal_tap_matches_pypower() -> None:
+    net = _tapped_feeder()
+    res = solve_distflow(net, model="soc", import_price_per_mwh=50.0)
+    assert res.exact
+    ppc = {
+        "version": "2", "baseMVA": 100.0,
+        "bus": np.array([[1, 3, 0, 0, 0, 0, 1, 1, 0, 20, 1, 1.1, 0.9],
+                         [2, 1, 20, 5, 0, 0, 1, 1, 0, 20, 1, 1.1, 0.9],
+                         [3, 1, 30, 10, 0, 0, 1, 1, 0, 20, 1, 1.1, 0.9]], dtype=float),
+        "gen": np.array([[1, 0, 0, 100, -100, 1, 100, 1, 100, 0]], dtype=float),
+        "branch": np.array([[1, 2, 0.01, 0.05, 0, 0, 0, 0, 1.05, 0, 1, -360, 360],
+                            [2, 3, 0.02, 0.02, 0, 0, 0, 0, 0, 0, 1, -360, 360]],
+                           dtype=float),
+    }
+    ac, ok = runpf(ppc, ppoption(VERBOSE=0, OUT_ALL=0, PF_TOL=1e-12))
+    assert ok
+    np.testing.assert_allclose(res.vm_pu, ac["bus"][:, 7], atol=1e-6)
+    assert res.losses_mw == pytest.approx(ac["gen"][0, 1] - 50.0, abs=1e-5)
