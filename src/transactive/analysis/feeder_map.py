@@ -1,4 +1,4 @@
-"""A feeder drawn as a tree: nodal prices and voltages on a map of the network.
+"""A feeder drawn as a tree: nodal prices and voltages on an interactive map.
 
 Feeders rarely come with coordinates, so buses are placed from the topology:
 distance (in branches) from the substation along x; the largest subtree of a
@@ -8,16 +8,14 @@ trunk stays straight and laterals hang from it.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
-from matplotlib.collections import LineCollection
-from matplotlib.figure import Figure
+import plotly.graph_objects as go
 
+from transactive.analysis._plotly import COLORS, figure, values
 from transactive.grid.network import Network
 
-__all__ = ["feeder_figure", "radial_layout"]
+__all__ = ["feeder_map", "radial_layout"]
 
 
 def radial_layout(network: Network) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -70,32 +68,51 @@ def radial_layout(network: Network) -> tuple[npt.NDArray[np.float64], npt.NDArra
     return x, y
 
 
-def feeder_figure(network: Network, panels: list[tuple[str, npt.ArrayLike, str]],
-                  marked: npt.ArrayLike | None = None, marked_label: str = "") -> Figure:
-    """One map per panel ``(title, value per bus, colormap)``; buses in
-    ``marked`` (a boolean mask) get a red ring."""
+def feeder_map(network: Network, value: npt.ArrayLike, *, colorbar_title: str,
+               hover: dict[str, list[str]] | None = None, marked: npt.ArrayLike | None = None,
+               marked_label: str = "", height: int = 420) -> go.Figure:
+    """An interactive map of the feeder: branches as lines, buses coloured by
+    ``value`` (one per bus, by position; NaN shows grey), hovering a bus shows
+    its number, the value and any ``hover`` columns (label -> text per bus);
+    buses in ``marked`` (a boolean mask) get a red ring.
+
+    Examples
+    --------
+    >>> from transactive.grid.cases import load_case
+    >>> net = load_case("ieee33")
+    >>> fig = feeder_map(net, net.bus_numbers * 1.0, colorbar_title="bus number")
+    >>> [t.name for t in fig.data], len(fig.data[1].x)
+    (['branch', 'bus'], 33)
+    """
     x, y = radial_layout(network)
-    segments = np.stack([np.c_[x[network.from_position], y[network.from_position]],
-                         np.c_[x[network.to_position], y[network.to_position]]], axis=1)
-    fig = Figure(figsize=(10.0, 2.4 * len(panels) + 0.4), layout="constrained")
-    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    f, t = network.from_position, network.to_position
+    gap = np.full(f.size, np.nan)
+    edge_x = np.c_[x[f], x[t], gap].ravel()
+    edge_y = np.c_[y[f], y[t], gap].ravel()
+    v = np.asarray(value, dtype=np.float64)
+    numbers = network.bus_numbers.tolist()
+    text = [f"bus {n}" for n in numbers]
+    for label, column in (hover or {}).items():
+        text = [f"{a}<br>{label}: {b}" for a, b in zip(text, column, strict=True)]
+    traces = [
+        go.Scatter(x=values(edge_x, 3), y=values(edge_y, 3), mode="lines", name="branch",
+                   line={"color": COLORS["grey"], "width": 2}, hoverinfo="skip",
+                   showlegend=False),
+        go.Scatter(x=values(x, 3), y=values(y, 3), mode="markers", name="bus", text=text,
+                   hovertemplate="%{text}<extra></extra>", showlegend=False,
+                   marker={"size": 13, "color": values(v, 4), "colorscale": "Viridis",
+                           "line": {"color": "black", "width": 0.5},
+                           "colorbar": {"title": {"text": colorbar_title}}}),
+    ]
     ring = None if marked is None else np.asarray(marked, dtype=bool)
-    for ax, (title, values, cmap) in zip(axes, panels, strict=True):
-        ax.add_collection(LineCollection(list(segments), colors="#999999", linewidths=1.2,
-                                         zorder=1))
-        kwargs: dict[str, Any] = {"c": np.asarray(values, dtype=np.float64), "cmap": cmap,
-                                  "s": 60, "zorder": 2, "edgecolors": "black",
-                                  "linewidths": 0.4}
-        points = ax.scatter(x, y, **kwargs)
-        if ring is not None and ring.any():
-            ax.scatter(x[ring], y[ring], s=160, facecolors="none", edgecolors="#d6604d",
-                       linewidths=1.6, zorder=3, label=marked_label)
-            ax.legend(loc="lower right", fontsize=8)
-        for pos in (network.ref_position,):
-            ax.annotate("substation", (x[pos], y[pos]), textcoords="offset points",
-                        xytext=(0, 8), ha="center", fontsize=8)
-        fig.colorbar(points, ax=ax, shrink=0.9).set_label(title, fontsize=8)
-        ax.set_title(title, fontsize=10, loc="left")
-        ax.set_axis_off()
-        ax.margins(0.05, 0.15)
-    return fig
+    if ring is not None and ring.any():
+        traces.append(go.Scatter(
+            x=values(x[ring], 3), y=values(y[ring], 3), mode="markers", name=marked_label,
+            hoverinfo="skip", marker={"size": 22, "color": "rgba(0,0,0,0)",
+                                      "line": {"color": COLORS["import"], "width": 2}}))
+    ref = network.ref_position
+    hidden = {"visible": False, "showgrid": False, "zeroline": False}
+    return figure(traces, y_title="", height=height, hovermode="closest",
+                  xaxis=hidden, yaxis=hidden, legend={"x": 0, "y": 0},
+                  annotations=[{"x": float(x[ref]), "y": float(y[ref]), "text": "substation",
+                                "showarrow": True, "ay": -25}])
