@@ -1,6 +1,10 @@
 """Automated market makers: invariants, exact accounting, quotes, liquidity,
 the ``"amm"`` mechanism and arbitrage to the utility's price band.
 
+Reserves after swaps and the energy a limit order trades are checked against
+references written from the invariants alone (closed forms for constant
+product and constant sum, bisection for StableSwap), never the pool's own code.
+
 Accounting claims (no energy or money created, the constant product never
 falls) are checked exactly, with ``fractions.Fraction`` over the stored
 floats; the StableSwap level comes from Newton's method and is compared with
@@ -22,6 +26,92 @@ from transactive.errors import InputError
 from transactive.markets.amm import Pool, Position, arbitrage_to_band
 
 INVARIANTS = ("constant_product", "constant_sum", "stableswap")
+SLIVER = 1e-9  # share of a reserve a constant sum pool keeps from limit orders (module docs)
+
+
+# --------------------------------------------------------------------- references
+# Written from the invariants alone, in plain floats and bisection: nothing here
+# calls the pool's own curve code.
+def bisect(f, lo: float, hi: float) -> float:
+    """The root of an increasing ``f`` on ``[lo, hi]`` (``f(lo) <= 0 <= f(hi)``)."""
+    for _ in range(2000):
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            break
+        lo, hi = (mid, hi) if f(mid) < 0 else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def stableswap_d(a: float, u: float, v: float) -> float:
+    """``D`` with ``4A(u + v) + D = 4AD + D^3 / (4uv)``: the excess ``D^3 / (4uv) +
+    (4A - 1) D - 4A(u + v)`` rises from ``-4A(u + v)`` at 0 to ``>= 0`` at ``u + v``."""
+    return bisect(lambda d: d**3 / (4 * u * v) + (4 * a - 1) * d - 4 * a * (u + v), 0.0, u + v)
+
+
+def stableswap_v(a: float, d: float, u: float) -> float:
+    """The ``v`` on the level-``d`` curve at ``u`` (the left side grows with ``v``)."""
+    def g(v: float) -> float:
+        return 4 * a * (u + v) + d - 4 * a * d - d**3 / (4 * u * v)
+    hi = d
+    while g(hi) < 0:
+        hi *= 2
+    return bisect(g, 0.0, hi)
+
+
+def stableswap_price(a: float, d: float, u: float, v: float) -> float:
+    """``-dv/du`` on the curve, by implicit differentiation of
+    ``4A(u + v) - D^3 / (4uv)`` (constant along it)."""
+    return (4 * a + d**3 / (4 * u * u * v)) / (4 * a + d**3 / (4 * u * v * v))
+
+
+def reference_swap(pool: Pool, kind: str, amount: float) -> tuple[float, float]:
+    """Reserves ``(energy_kwh, money)`` after a swap, from the invariant in closed form
+    (the fee stays in the pool: only ``1 - fee`` of the input moves along the curve)."""
+    x, y, f, peg = pool.energy_kwh, pool.money, pool.fee, pool.peg_price_per_kwh
+    a = pool.amplification
+    if pool.invariant == "constant_product":
+        if kind == "sell_energy":
+            return x + amount, x * y / (x + amount * (1 - f))
+        if kind == "spend_money":
+            return x * y / (y + amount * (1 - f)), y + amount
+        return x - amount, y + (x * y / (x - amount) - y) / (1 - f)  # buy_energy
+    if pool.invariant == "constant_sum":
+        if kind == "sell_energy":
+            return x + amount, y - amount * (1 - f) * peg
+        if kind == "spend_money":
+            return x - amount * (1 - f) / peg, y + amount
+        return x - amount, y + amount * peg / (1 - f)
+    d = stableswap_d(a, x * peg, y)
+    if kind == "sell_energy":
+        return x + amount, stableswap_v(a, d, (x + amount * (1 - f)) * peg)
+    if kind == "spend_money":
+        return stableswap_v(a, d, y + amount * (1 - f)) / peg, y + amount
+    return x - amount, y + (stableswap_v(a, d, (x - amount) * peg) - y) / (1 - f)
+
+
+def reference_limit_kwh(pool: Pool, side: int, limit: float, quantity: float) -> float:
+    """Energy a limit order trades by the marginal rule: buy while the pool's price
+    over ``1 - fee`` is at most ``limit``, sell while its price times ``1 - fee`` is
+    at least ``limit``; energy sold counts the fee, so it is the curve's move over
+    ``1 - fee``. Closed form for constant product, bisection for StableSwap."""
+    x, y, keep, peg = pool.energy_kwh, pool.money, 1 - pool.fee, pool.peg_price_per_kwh
+    target = limit * keep if side == 1 else limit / keep  # the pool price where it stops
+    if pool.invariant == "constant_sum":  # one price: all or nothing, bar the sliver
+        if side == 1:
+            return min(quantity, x * (1 - SLIVER)) if peg < target else 0.0
+        return min(quantity, y * (1 - SLIVER) / (peg * keep)) if peg > target else 0.0
+    if pool.invariant == "constant_product":
+        x_stop = math.sqrt(x * y / target)
+    else:
+        a = pool.amplification
+        d = stableswap_d(a, x * peg, y)
+
+        def price_below(log_u: float) -> float:  # rises as u (the energy reserve) falls
+            u = math.exp(log_u)
+            return target / peg - stableswap_price(a, d, u, stableswap_v(a, d, u))
+        x_stop = math.exp(bisect(price_below, math.log(d) - 40, math.log(d) + 40)) / peg
+    room = x - x_stop if side == 1 else (x_stop - x) / keep
+    return max(min(quantity, room), 0.0)
 
 
 def exact_level(pool: Pool) -> F:
@@ -141,19 +231,35 @@ def test_swap_sequences_keep_the_invariant_and_create_nothing(
             else:
                 side = 1 if kind == "limit_buy" else -1
                 limit = pool.price_per_kwh * limit_factor
+                expected = reference_limit_kwh(pool, side, limit, amount)
                 pool, receipt = pool.limit_order(side, limit, amount)
-                quoted = receipt
                 if receipt is None:
                     assert pool is before
+                    # nothing, or a dust fill refused (its rounding passes the limit)
+                    assert expected <= 1e-9 * max(before.energy_kwh, 1.0)
                     continue
+                assert receipt.energy_kwh == pytest.approx(expected, rel=1e-7,
+                                                           abs=1e-9 * before.energy_kwh)
                 if side == 1:  # the marginal rule bounds the average price
                     assert receipt.average_price_per_kwh <= limit * (1 + 1e-9)
                 else:
                     assert receipt.average_price_per_kwh >= limit * (1 - 1e-9)
+                kind = "buy_energy" if side == 1 else "sell_energy"
+                quoted = receipt
         except InputError:
             assert pool is before
             continue
-        assert receipt == quoted  # the quote is exactly what executes
+        if quoted is not receipt:
+            assert receipt == quoted  # the quote, asked first, is exactly what executes
+        traded = receipt.money if kind == "spend_money" else receipt.energy_kwh
+        x_ref, y_ref = reference_swap(before, kind, traded)
+        scale = before.energy_kwh * before.peg_price_per_kwh + before.money
+        assert pool.energy_kwh == pytest.approx(x_ref, rel=1e-9,
+                                                abs=1e-11 * scale / before.peg_price_per_kwh)
+        assert pool.money == pytest.approx(y_ref, rel=1e-9, abs=1e-11 * scale)
+        # the money the trader paid (or got) is the pool's money change
+        assert (receipt.money if receipt.side == 1 else -receipt.money) == pytest.approx(
+            y_ref - before.money, rel=1e-9, abs=1e-11 * scale)
         assert_grew(before, pool)
         assert_conserved(before, pool, receipt)
         assert pool.shares == before.shares
@@ -297,8 +403,19 @@ def test_amm_market_executes_in_time_order_by_the_marginal_rule():
         c.accepted[:3] > 0])
     assert c.volume == pytest.approx(c.accepted[:2].sum())
     assert c.info["pool_net_kwh"] == pytest.approx(30.0 - c.volume)
-    assert c.info["pool_money_change"] == pytest.approx(c.operator_surplus)
+    # the pool's money by hand: a pays (k / x1 - 250) / 0.997 to move the curve to
+    # x1 (the fee stays in the pool); c's 30 kWh put 29.91 on the curve through
+    # (x1, y1) and take y1 - x1 y1 / (x1 + 29.91) out; b and d trade nothing
+    x1 = math.sqrt(k / (0.26 * 0.997))
+    y1 = 250.0 + (k / x1 - 250.0) / 0.997
+    paid_c = y1 - x1 * y1 / (x1 + 30 * 0.997)
     final = c.info["pool"]
+    assert final.money == pytest.approx(y1 - paid_c, rel=1e-12)
+    assert c.payment.tolist() == pytest.approx([y1 - 250.0, 0.0, -paid_c, 0.0], rel=1e-12)
+    # (a difference of sums near 250: rounding in the pool's favour, 16 eps of its
+    # size per swap, shows at 1e-12)
+    assert c.info["pool_money_change"] == pytest.approx(y1 - paid_c - 250.0, abs=1e-10)
+    assert c.operator_surplus == pytest.approx(y1 - paid_c - 250.0, abs=1e-10)
     assert final.energy_kwh == pytest.approx(1000.0 - c.volume + 30.0)
     assert c.clearing_price == final.price_per_kwh
     assert pool.energy_kwh == 1000.0  # the input pool is untouched
