@@ -105,6 +105,33 @@ def test_piecewise_cost_equals_split_generator() -> None:
     assert a.gen["p_mw"].iloc[0] == pytest.approx(100.0)
 
 
+def test_loss_factor_at_a_dispatched_bus_by_hand() -> None:
+    """Two buses, the reference 1 and bus 2, one line without a limit;
+    generators at bus 1 (10 per MWh) and bus 2 (12 per MWh), 200 MW each;
+    100 MW of load at bus 2. Marginal loss factors LF = (0, -0.25): one MW
+    more injected at bus 2 saves 0.25 MW of losses. The linearised balance is
+    ``sum((1 - LF) * injection) = loss_offset_mw``, here 5 MW:
+    ``p1 + 1.25 (p2 - 100) = 5``, i.e. ``p1 + 1.25 p2 = 130``. One MW of
+    balance costs 10 from bus 1 and 12 / 1.25 = 9.6 from bus 2, so bus 2
+    serves it all: ``p2 = 104``, ``p1 = 0``, cost 1248 per hour. The system
+    price is lambda = 9.6 and ``LMP_k = lambda (1 - LF_k)`` = (9.6, 12.0):
+    energy 9.6 everywhere, loss part ``-lambda LF`` = (0, 2.4), no congestion.
+    (With the sign of LF flipped the balance would read ``p1 + 0.75 p2 =
+    80``, bus 1 would serve it at 10, and every figure would change.)"""
+    net = Network(bus={"bus": [1, 2], "type": [3, 2]},
+                  branch={"from_bus": [1], "to_bus": [2], "x_pu": [0.1]},
+                  gen={"bus": [1, 2], "p_max_mw": [200.0, 200.0],
+                       "cost_per_mwh": [10.0, 12.0]},
+                  load={"bus": [2], "p_mw": [100.0]})
+    res = dcopf(net, loss_factors=np.array([0.0, -0.25]), loss_offset_mw=5.0)
+    np.testing.assert_allclose(res.gen["p_mw"], [0.0, 104.0], atol=1e-6)
+    assert res.objective == pytest.approx(1248.0)
+    np.testing.assert_allclose(res.lmp, [9.6, 12.0], atol=1e-7)
+    np.testing.assert_allclose(res.energy, 9.6, atol=1e-7)
+    np.testing.assert_allclose(res.loss, [0.0, 2.4], atol=1e-7)
+    np.testing.assert_allclose(res.congestion, 0.0, atol=1e-7)
+
+
 def test_loss_factor_hook() -> None:
     net = triangle(limit_13=1000.0)
     lf = np.array([0.0, 0.02, -0.05])
@@ -112,7 +139,10 @@ def test_loss_factor_hook() -> None:
     # the bus-1 unit is marginal: lambda = 10, LMP_i = 10 (1 - LF_i)
     np.testing.assert_allclose(res.lmp, 10 * (1 - lf), atol=1e-7)
     np.testing.assert_allclose(res.loss, -10 * lf, atol=1e-7)
-    np.testing.assert_allclose(res.energy + res.congestion + res.loss, res.lmp, atol=1e-9)
+    # no limit binds, so no congestion; the energy part is the marginal cost
+    assert not res.shadow_price.any()
+    np.testing.assert_allclose(res.congestion, 0.0, atol=1e-7)
+    np.testing.assert_allclose(res.energy, 10.0, atol=1e-7)
     with pytest.raises(InputError, match="loss_factors"):
         dcopf(net, loss_factors=lf, formulation="angle")
     # 3 MW of losses at the operating point: the bus-1 unit covers them
@@ -290,8 +320,18 @@ def test_property_formulations_agree_and_prices_decompose(net: Network) -> None:
         return
     b = dcopf(net, formulation="angle")
     assert a.objective == pytest.approx(b.objective, rel=1e-6, abs=1e-6)
-    np.testing.assert_allclose(a.energy + a.congestion + a.loss, a.lmp, atol=1e-8)
-    np.testing.assert_allclose(a.lmp, b.lmp, atol=1e-4 * max(1.0, np.abs(b.lmp).max()))
+    tol = 1e-4 * max(1.0, np.abs(b.lmp).max())
+    np.testing.assert_allclose(a.lmp, b.lmp, atol=tol)
+    # the parts, each another way: the energy part (the dual of the PTDF
+    # model's one balance row) is the angle model's LMP at the reference bus;
+    # the congestion part is -PTDF^T mu over the angle model's binding limits
+    # (KKT of the angle model, PTDF from the matrices module); no losses
+    ref = net.ref_position
+    np.testing.assert_allclose(a.energy, b.lmp[ref], atol=tol)
+    h = matrices.ptdf(net)
+    np.testing.assert_allclose(b.congestion, -h.T @ (b.shadow_price * np.sign(b.flow_mw)),
+                               atol=tol)
+    assert not a.loss.any()
     assert np.all(np.abs(a.flow_mw) <= a.limit_mw + 1e-5)
     assert a.merchandising_surplus == pytest.approx(a.congestion_rent, rel=1e-5, abs=1e-4)
     # flows balance the injections at every bus

@@ -137,8 +137,11 @@ def test_brute_force_no_post_contingency_overload(case: str, pg118: Network) -> 
 def test_prices_decompose_and_rent_balances(pg118: Network) -> None:
     res = scopf(pg118, post_rating=1.5)
     assert len(res.contingency) > 0
-    np.testing.assert_allclose(res.energy + res.congestion + res.loss, res.lmp, atol=1e-9)
-    # LMP = energy - sum over binding rows of mu * (PTDF_l + LODF_lk PTDF_k)
+    # lossless, priced against the reference bus
+    assert not res.loss.any()
+    np.testing.assert_allclose(res.energy, res.lmp[pg118.ref_position], atol=1e-9)
+    # LMP = energy - sum over binding rows of mu * (PTDF_l + LODF_lk PTDF_k),
+    # with PTDF and LODF from the matrices module
     h = matrices.ptdf(pg118)
     mu = res.shadow_price * np.sign(res.flow_mw)
     cong = -h.T @ mu
