@@ -36,7 +36,7 @@ def values(data: npt.ArrayLike, digits: int) -> list[float | None]:
     >>> values([0.123456, float("nan"), 2], 3)
     [0.123, None, 2.0]
     """
-    arr = np.round(np.asarray(data, dtype=np.float64), digits)
+    arr = np.round(np.asarray(data, dtype=np.float64), digits) + 0.0  # no -0.0
     out: list[float | None] = arr.tolist()
     if np.isnan(arr).any():
         out = [None if m else v for v, m in zip(out, np.isnan(arr).tolist(), strict=True)]
