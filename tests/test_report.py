@@ -87,7 +87,8 @@ def _parse(doc: str) -> _Page:
     p = _Page()
     p.feed(doc)
     p.close()
-    assert not p.errors and not p.stack, (p.errors[:3], p.stack[-3:])
+    assert not p.errors, p.errors[:3]
+    assert not p.stack, p.stack[-3:]
     return p
 
 
@@ -123,9 +124,11 @@ def test_one_offline_file_one_bundle_every_chart_with_data(settled):
     assert not [u for u in page.urls if re.match(r"(https?:)?//", u)], page.urls
     assert "<script src" not in doc
     assert len(page.ids) == len(set(page.ids))
-    assert len(page.charts) >= 10 and set(page.charts) == set(page.specs)
+    assert len(page.charts) >= 10
+    assert set(page.charts) == set(page.specs)
     for div, spec in page.specs.items():
-        assert spec["data"] and all(_trace_has_data(t) for t in spec["data"]), div
+        assert spec["data"], div
+        assert all(_trace_has_data(t) for t in spec["data"]), div
     # units on every axis: each chart's value axis is titled, money and prices in EUR
     for div, spec in page.specs.items():
         if div == "feeder-map":
@@ -152,7 +155,7 @@ def test_key_figures_carry_units_and_agree_with_the_frames(settled):
     rows = dict(re.findall(r"<tr><th>([^<]+)</th><td>([^<]+)</td></tr>", doc))
     units = {"kwh": " kWh", "kw": " kW", "money": " EUR", "price": " EUR/kWh", "share": " %"}
     for _, figures in KEY_FIGURES:
-        for key, label, kind in figures:
+        for _key, label, kind in figures:
             if kind in units and rows[label] != "–":
                 assert rows[label].endswith(units[kind]), (label, rows[label])
     hh, iv = result.households, result.intervals
@@ -196,7 +199,8 @@ def test_nodal_price_distribution_is_each_bus_quartiles(settled):
 def test_physical_flows_drawn_only_where_not_zero(settled):
     result, _ = settled
     iv = result.intervals
-    assert iv["grid_import_kwh"].sum() > 0 and iv["grid_export_kwh"].sum() > 0
+    assert iv["grid_import_kwh"].sum() > 0
+    assert iv["grid_export_kwh"].sum() > 0
 
     def energy_traces(r):
         return [t["name"] for t in _parse(render_report(r)).specs["tsenergy"]["data"]]
@@ -205,7 +209,8 @@ def test_physical_flows_drawn_only_where_not_zero(settled):
     assert {"physical import at the connection", "physical export at the connection"} <= set(names)
     quiet = dataclasses.replace(result, intervals=iv.assign(grid_export_kwh=0.0, pv_kwh=0.0))
     names = energy_traces(quiet)
-    assert "physical export at the connection" not in names and "PV generation" not in names
+    assert "physical export at the connection" not in names
+    assert "PV generation" not in names
     assert "physical import at the connection" in names
 
 
@@ -249,7 +254,8 @@ def test_a_year_is_drawn_by_day_with_a_drill_down_payload():
     page = _parse(doc)
     payload = page.json["ts-payload"]
     iv = year.intervals
-    assert len(payload["days"]) == 365 and payload["start"][-1] == len(iv)
+    assert len(payload["days"]) == 365
+    assert payload["start"][-1] == len(iv)
     assert payload["step_minutes"] == 15
     daily = page.specs["tsprices-daily"]["data"]
     low, high = daily[0], daily[1]
@@ -264,7 +270,8 @@ def test_a_year_is_drawn_by_day_with_a_drill_down_payload():
     intraday = page.specs["tsprices"]
     assert all(len(t["x"]) == 96 for t in intraday["data"])
     assert all(t["meta"] in payload["columns"] for t in intraday["data"])
-    assert 'data-intraday="1"' in doc and "<select data-days='ts-payload'>" in doc
+    assert 'data-intraday="1"' in doc
+    assert "<select data-days='ts-payload'>" in doc
 
 
 def test_short_runs_show_intervals_without_payload(settled):
@@ -297,5 +304,6 @@ def test_comparison_one_row_per_design_side_by_side():
 def test_write_report_writes_the_file(settled, tmp_path):
     result, _ = settled
     path = write_report(result, tmp_path)
-    assert path.name == "report.html" and path.read_text(encoding="utf-8").startswith(
+    assert path.name == "report.html"
+    assert path.read_text(encoding="utf-8").startswith(
         "<!DOCTYPE html>")
