@@ -15,10 +15,13 @@ def attach(package: str, exports: Mapping[str, str]
            ) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
     """``__getattr__``, ``__dir__`` and ``__all__`` for ``package``.
 
-    ``exports`` maps each public name to the module that defines it (a
-    module itself when the name is the module's own last part, e.g.
-    ``{"matrices": "transactive.grid.matrices"}``), or to ``"module:name"``
-    where the public name is another name there.
+    ``exports`` maps each public name to the module that defines it, or to
+    ``"module:name"`` where the public name is another name there; a name the
+    module does not define stands for the module itself (e.g.
+    ``{"matrices": "transactive.grid.matrices"}``). A package whose public
+    name is also one of its own submodules (``grid.dcopf``) must import it
+    eagerly: importing the submodule would set the package's attribute to
+    the module.
 
     Examples
     --------
@@ -35,9 +38,9 @@ def attach(package: str, exports: Mapping[str, str]
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         module, _, attr = target.partition(":")
         loaded = importlib.import_module(module)
-        if attr:
-            return getattr(loaded, attr)
-        return loaded if module.rsplit(".", 1)[-1] == name else getattr(loaded, name)
+        if hasattr(loaded, attr or name):  # a name defined in the module (even one
+            return getattr(loaded, attr or name)  # the module shares, as audit.audit)
+        return loaded  # the module itself
 
     def __dir__() -> list[str]:
         return list(public)
