@@ -13,6 +13,7 @@ import numpy.typing as npt
 import plotly.graph_objects as go
 
 from transactive.analysis._plotly import COLORS, figure, values
+from transactive.errors import InputError
 from transactive.grid.network import Network
 
 __all__ = ["feeder_map", "radial_layout"]
@@ -72,7 +73,7 @@ def feeder_map(network: Network, value: npt.ArrayLike, *, colorbar_title: str,
                hover: dict[str, list[str]] | None = None, marked: npt.ArrayLike | None = None,
                marked_label: str = "", height: int = 420) -> go.Figure:
     """An interactive map of the feeder: branches as lines, buses coloured by
-    ``value`` (one per bus, by position; NaN shows grey), hovering a bus shows
+    ``value`` (one finite number per bus, by position), hovering a bus shows
     its number, the value and any ``hover`` columns (label -> text per bus);
     buses in ``marked`` (a boolean mask) get a red ring.
 
@@ -90,6 +91,8 @@ def feeder_map(network: Network, value: npt.ArrayLike, *, colorbar_title: str,
     edge_x = np.c_[x[f], x[t], gap].ravel()
     edge_y = np.c_[y[f], y[t], gap].ravel()
     v = np.asarray(value, dtype=np.float64)
+    if v.shape != (network.n_bus,) or not np.isfinite(v).all():
+        raise InputError("value", f"needs one finite number for each of the {network.n_bus} buses")
     numbers = network.bus_numbers.tolist()
     text = [f"bus {n}" for n in numbers]
     for label, column in (hover or {}).items():
