@@ -290,6 +290,8 @@ def test_comparison_one_row_per_design_side_by_side():
     page = _parse(doc)
     table = pd.read_csv(io.StringIO(page.text["comparison-csv"]))
     assert table["design"].tolist() == ["uniform", "mcafee"]
+    assert {"p2p_kwh", "counterparty_kwh_in", "buyer_price_EUR_per_kwh", "savings_share_pct",
+            "gini_gains"} <= set(table.columns)
     for name, r in runs.items():
         row = table.set_index("design").loc[name]
         hh = r.households

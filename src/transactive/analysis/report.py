@@ -458,24 +458,36 @@ def write_report(result: SimulationResult, run_dir: str | PathLike[str]) -> Path
     return path
 
 
+def _column_name(key: str, kind: str, currency: str) -> str:
+    """A summary key with its unit, for a CSV header.
+
+    Examples
+    --------
+    >>> [_column_name(k, kind, "EUR") for k, kind in [("counterparty_kwh_in", "kwh"),
+    ...  ("buyer_price_per_kwh", "price"), ("savings", "money"), ("self_sufficiency", "share")]]
+    ['counterparty_kwh_in', 'buyer_price_EUR_per_kwh', 'savings_EUR', 'self_sufficiency_pct']
+    """
+    if kind == "price":
+        return key.replace("_per_kwh", f"_{currency}_per_kwh")
+    unit = {"kwh": "_kwh", "kw": "_kw", "money": f"_{currency}", "share": "_pct"}.get(kind, "")
+    return key if unit in key else key + unit
+
+
 def comparison_table(stats: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """One row per design, one column per key figure (units in the names,
     shares in percent, money in cents' precision)."""
     cur = str(next(iter(stats.values())).get("currency") or "currency")
-    suffix = {"kwh": "_kwh" , "kw": "_kw", "money": f"_{cur}", "price": f"_{cur}_per_kwh",
-              "share": "_pct", "count": "", "ratio": "", "text": ""}
     digits = {"kwh": 1, "kw": 1, "money": 2, "price": 4, "share": 1, "ratio": 3}
     columns: dict[str, list[Any]] = {"design": list(stats)}
     for _, figures in KEY_FIGURES[1:]:
         for key, _, kind in figures:
-            name = key.removesuffix("_kwh").removesuffix("_kw").removesuffix("_per_kwh")
             col = []
             for s in stats.values():
                 v = s.get(key)
                 if isinstance(v, int | float) and kind in digits:
                     v = round((100 if kind == "share" else 1) * v, digits[kind])
                 col.append(v)
-            columns[name + suffix[kind]] = col
+            columns[_column_name(key, kind, cur)] = col
     return pd.DataFrame(columns)
 
 
