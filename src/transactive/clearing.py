@@ -118,8 +118,10 @@ class Clearing:
 
     @property
     def welfare(self) -> float:
-        """Gains from trade at the reported limit prices."""
-        return float(np.dot(self.accepted * self.orders.side, self.orders.price))
+        """Gains from trade at the reported limit prices (``inf`` if the sum
+        overflows, as it can with limits near the float range)."""
+        with np.errstate(over="ignore"):
+            return float(np.dot(self.accepted * self.orders.side, self.orders.price))
 
     @property
     def operator_surplus(self) -> float:

@@ -231,7 +231,8 @@ def _summary_table(result: SimulationResult, run_dir: Path | None) -> Table:
 _SCENARIO_HELP = "Scenario TOML file (default: the built-in community)."
 
 
-@app.command("simulate", cls=_Command)
+@app.command("simulate", cls=_Command,
+             short_help="Simulate a community: results store, report, summary.")
 def simulate_cmd(
     scenario: Annotated[Path | None, typer.Argument(help=_SCENARIO_HELP,
                                                     show_default=False)] = None,
@@ -292,7 +293,8 @@ def simulate_cmd(
                                + "; ".join(result.settlement.problems))
 
 
-@app.command("compare", cls=_Command)
+@app.command("compare", cls=_Command,
+             short_help="One community under several market designs, side by side.")
 def compare_cmd(
     scenario: Annotated[Path | None, typer.Argument(help=_SCENARIO_HELP,
                                                     show_default=False)] = None,
@@ -342,7 +344,8 @@ def compare_cmd(
     console.print(f"wrote {path}")
 
 
-@app.command("opf", cls=_Command)
+@app.command("opf", cls=_Command,
+             short_help="DC-OPF of a case: LMPs and their parts, flows, shadow prices.")
 def opf_cmd(
     case: Annotated[str, typer.Argument(help="Built-in case name or MATPOWER .m file.")],
     security: Annotated[str, typer.Option(metavar="KIND",
@@ -387,7 +390,8 @@ def opf_cmd(
         console.print(table)
 
 
-@app.command("audit", cls=_Command)
+@app.command("audit", cls=_Command,
+             short_help="Audit mechanisms on generated markets.")
 def audit_cmd(
     mechanisms: Annotated[str, typer.Option(
         metavar="NAMES", help="Comma-separated mechanisms, of {designs}.")]
@@ -435,7 +439,7 @@ def _ledger(ctx: typer.Context) -> None:
         _print_help_and_fail(ctx)
 
 
-@ledger_app.command("verify")
+@ledger_app.command("verify", short_help="Re-check a run's journal and ledger.")
 def ledger_verify_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by simulate.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -475,7 +479,8 @@ def clear_cmd(
                                            help="Mechanism, one of {designs}.")] = "uniform",
     option: Annotated[list[str] | None, typer.Option(
         "--option", "-o", metavar="KEY=VALUE",
-        help="Mechanism option (repeatable).", show_default=False)] = None,
+        help="Mechanism option, repeatable (default: the mechanism's own).",
+        show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (every allocation).")]
     = False,
 ) -> None:
