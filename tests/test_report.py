@@ -309,3 +309,21 @@ def test_write_report_writes_the_file(settled, tmp_path):
     assert path.name == "report.html"
     assert path.read_text(encoding="utf-8").startswith(
         "<!DOCTYPE html>")
+
+
+def test_settlement_page_has_the_reconciliation_line_and_the_statement_totals(settled):
+    result, folder = settled
+    doc = render_report(result, folder)
+    assert "statements reconciled with the ledger: <b>yes</b>" in doc
+    page = _parse(doc)
+    table = pd.read_csv(io.StringIO(page.text["statements-csv"])).set_index("participant")
+    rows = pd.read_csv(folder / "statements.csv")
+    for label in ("h0", "h5"):
+        mine = rows[rows["participant"] == label]
+        assert table.loc[label, "total_EUR"] == pytest.approx(mine["total_cents"].sum() / 100)
+        assert table.loc[label, "carbon_EUR"] == pytest.approx(mine["carbon_cents"].sum() / 100)
+    bills = result.households.set_index("household")["bill_market"]
+    assert table.loc["h5", "energy_EUR"] == pytest.approx(bills[5], abs=0.015)
+    bare = _parse(render_report(result))  # no run folder: the line, no statements
+    assert "statements-csv" not in bare.text
+    assert "statements reconciled with the ledger: <b>yes</b>" in render_report(result)

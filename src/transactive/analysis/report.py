@@ -370,10 +370,10 @@ def _worse_off_table(hh: pd.DataFrame, cur: str) -> str:
             f"<th>households</th><th>their loss on it</th></tr>{''.join(rows)}</table>")
 
 
-def _settlement_section(run: _Run, run_dir: Path) -> str:
+def _settlement_section(run: _Run, run_dir: Path | None) -> str:
     st, cur = run.s.get("settlement"), run.cur
-    path = run_dir / STATEMENTS_FILE
-    if st is None and not path.is_file():
+    path = None if run_dir is None else run_dir / STATEMENTS_FILE
+    if st is None and (path is None or not path.is_file()):
         return ""
     status = ""
     if st is not None:
@@ -382,7 +382,7 @@ def _settlement_section(run: _Run, run_dir: Path) -> str:
                   f"statements reconciled with the ledger: "
                   f"<b>{'yes' if st['reconciled'] else 'NO'}</b>.</p>"
                   + (f"<ul class='warnings'>{problems}</ul>" if problems else ""))
-    if not path.is_file():
+    if path is None or not path.is_file():
         return f"<h2>Settlement</h2>{status}"
     statements = pd.read_csv(path)
     if "energy_cents" not in statements:
@@ -435,8 +435,9 @@ def _prepared(result: SimulationResult) -> pd.DataFrame:
 
 def render_report(result: SimulationResult, run_dir: str | PathLike[str] | None = None,
                   sections: tuple[Section, ...] = SECTIONS) -> str:
-    """The report of ``result`` as one HTML document (with the settlement
-    page when ``run_dir`` holds the run's statements)."""
+    """The report of ``result`` as one HTML document; the settlement page
+    shows the reconciliation line of a settled run and, when ``run_dir``
+    holds the run's statements, every participant's statement totals."""
     sc = result.scenario
     tl = sc.time.timeline()
     run = _Run(result, summary(result), Series(_prepared(result)))
@@ -446,8 +447,7 @@ def render_report(result: SimulationResult, run_dir: str | PathLike[str] | None 
             f"market design <b>{html.escape(sc.market.mechanism)}</b>, seed {sc.seed}; "
             f"money in {html.escape(run.cur)}</p>")
     body = "".join(section(run) for section in sections)
-    if run_dir is not None:
-        body += _settlement_section(run, Path(run_dir))
+    body += _settlement_section(run, None if run_dir is None else Path(run_dir))
     return page(f"transactive report — {sc.name}", head + body + run.series.payload())
 
 
