@@ -5,27 +5,40 @@
 ==================== =========================================================
 table                rows and columns
 ==================== =========================================================
-run                  ``key, value``: ``scenario`` (JSON), ``version``
+run                  ``key, value``: ``scenario`` (JSON), ``version``,
+                     ``figures`` (JSON: ``kw_per_unit``, a pool's
+                     ``pool_opening_value``), ``settlement`` (JSON: intervals,
+                     transfers, reconciled, problems; only for a settled run)
 intervals            one per interval: ``interval, start`` (ISO 8601),
                      ``retail_price, feed_in_price`` (per kWh), ``price`` (the
                      market's price, at the substation for design 'network';
-                     NULL without trade), ``volume_kwh`` (bought), ``welfare,
-                     n_buy, n_sell, load_kwh, pv_kwh, charge_kwh,
-                     discharge_kwh, soc_kwh`` (fleet total at the end),
-                     ``import_kwh, export_kwh`` (households' trade with the
-                     utility at the tariff), ``operator_surplus`` (payments
-                     less what the market paid the utility),
-                     ``counterparty_kwh`` (energy a pool or the substation
-                     supplied inside the market), ``curtailed_kwh``,
-                     ``grid_import_kwh, grid_export_kwh`` (physical exchange
-                     at the community's connection), ``utility_revenue,
-                     baseline_cost, p2p_cost`` (sum of bills), ``n_binding``
-                     (binding network limits); with a network market also
-                     ``vm_min_pu, vm_max_pu``
+                     NULL without trade), ``volume_kwh`` (the mechanism's
+                     volume), ``welfare, n_buy, n_sell, load_kwh, pv_kwh,
+                     charge_kwh, discharge_kwh, soc_kwh`` (fleet total at the
+                     end), ``bought_kwh, sold_kwh`` (households' purchases and
+                     sales in the market), ``p2p_kwh`` (household to
+                     household: the smaller of the two), ``buyer_payment,
+                     seller_receipt, max_buyer_price``, ``import_kwh,
+                     export_kwh`` (households' trade with the utility at the
+                     tariff), ``operator_surplus`` (payments less what the
+                     market paid the utility), ``counterparty_kwh`` (energy a
+                     pool or the substation supplied inside the market),
+                     ``curtailed_kwh, baseline_curtailed_kwh, unserved_kwh,
+                     baseline_unserved_kwh``, ``grid_import_kwh,
+                     grid_export_kwh`` (physical exchange at the community's
+                     connection), ``utility_revenue, baseline_cost,
+                     baseline_spending`` (the baseline's purchases at retail),
+                     ``market_cost`` (sum of bills), ``carbon_cost``,
+                     ``n_binding`` (binding network limits), ``islanded``; with a
+                     network market also ``vm_min_pu, vm_max_pu``
 households           one per household: ``household, node, annual_kwh, pv_kw,
-                     battery_kwh, battery_kw`` and run totals ``bill_p2p,
-                     bill_baseline, bought_kwh, sold_kwh, import_kwh,
-                     export_kwh, load_kwh, pv_kwh, gain`` (baseline - p2p)
+                     battery_kwh, battery_kw`` and run totals ``bill_market,
+                     bill_baseline, carbon_cost, bought_kwh, sold_kwh,
+                     import_kwh, export_kwh, load_kwh, pv_kwh, unserved_kwh,
+                     curtailed_kwh, baseline_unserved_kwh,
+                     baseline_curtailed_kwh``, the parts of its gain
+                     ``purchase_gain, sale_gain, limits_gain, island_gain``,
+                     ``gain`` (baseline - market) and ``worse_off_reason``
 household_days       one per (day, household): the same totals per day
 household_intervals  one per (interval, household): ``net_kwh, bought_kwh,
                      sold_kwh, soc_kwh`` (record level 'households'/'orders')
@@ -34,10 +47,13 @@ orders               one per order: ``interval, id, household, side`` (+1 buy,
                      payment`` (record level 'orders')
 nodes                one per (interval, bus) with a network market: ``bus``
                      (position), ``price`` (nodal price per kWh), ``vm_pu``
+reconciliation       a settled run's accounts: statements against the ledger
+statement_bills      a settled run's households: statement energy bill against
+                     the simulated bill, in cents
 ==================== =========================================================
 
 Identities that hold in every interval: ``load + charge - pv - discharge =
-import - export + counterparty - curtailed`` (energy) and ``p2p_cost =
+import - export + counterparty - curtailed`` (energy) and ``market_cost =
 operator_surplus + utility_revenue`` (money).
 
 Money is in the tariff's currency, energy in kWh.
