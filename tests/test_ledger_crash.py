@@ -12,6 +12,14 @@ absent. Recovery (reopening journal + ledger: done by the next settlement
 process, and by the test itself every tenth round) must then leave a run that
 :func:`verify_run` accepts: chain, signatures, debits = credits and the
 replayed state hash.
+
+Each participant's lines are rounded by running totals over the run (see
+:mod:`transactive.settlement.rules`), so every settlement process continues the
+totals of the intervals before the one it starts at, recomputed from the
+(deterministic) inputs: without them a restarted process would round an
+interval differently from the process that committed it, and the ledger would
+refuse the re-settlement. Each interval therefore has one set of transfers,
+whichever process settles it, rounding transfers included.
 """
 
 from __future__ import annotations
@@ -32,11 +40,14 @@ from transactive.orders import OrderBatch
 from transactive.settlement import (
     JOURNAL_FILE,
     LEDGER_FILE,
+    IntervalLines,
     IntervalPrices,
     Journal,
     Ledger,
+    RunningTotals,
     Settlement,
     SettlementConfig,
+    Transfer,
     compute_lines,
     line_transfers,
     verify_run,
@@ -49,17 +60,21 @@ VERIFY_EVERY = 10
 CONFIG = SettlementConfig(run_id="crash")
 
 ZYGOTE = r"""
-import importlib.util, os, sys
+import importlib.util, os, sys, traceback
 spec = importlib.util.spec_from_file_location("crash_workload", sys.argv[1])
 mod = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(mod)
 os.write(1, b"UP\n")
 for line in sys.stdin:
     run_dir, start = line.split()
+    mod.totals_before(int(start))  # computed once here, inherited by the fork
     pid = os.fork()
     if pid == 0:
         try:
             mod.settle_forever(run_dir, int(start))
+        except BaseException:
+            traceback.print_exc()
+            sys.stderr.flush()
         finally:
             os._exit(1)
     os.write(1, f"PID {pid}\n".encode())
@@ -87,15 +102,40 @@ def interval_inputs(k: int) -> tuple[Clearing, np.ndarray, np.ndarray, IntervalP
     return clearing, metered, planned, IntervalPrices(0.3, 0.06, 0.01, 0.05)
 
 
+_TOTALS: list[RunningTotals] = [RunningTotals()]   # [k]: the running totals before interval k
+_LINES: list[IntervalLines] = []                    # [k]: the lines of interval k
+
+
+def interval_lines(k: int) -> IntervalLines:
+    """The lines of interval ``k``, rounded by the totals of intervals 0 .. k-1."""
+    while len(_LINES) <= k:
+        j = len(_LINES)
+        clearing, metered, planned, prices = interval_inputs(j)
+        lines = compute_lines(j, clearing, PARTICIPANTS, metered, prices, planned_kwh=planned,
+                              totals=_TOTALS[j])
+        _LINES.append(lines)
+        _TOTALS.append(_TOTALS[j].advance(lines))
+    return _LINES[k]
+
+
+def totals_before(k: int) -> RunningTotals:
+    """The participants' running totals before interval ``k``."""
+    if k:
+        interval_lines(k - 1)
+    return _TOTALS[k]
+
+
 def batch_size(k: int) -> int:
     return 1 + k % 3
 
 
 def settle_forever(run_dir: str, start: int) -> None:
-    """The settlement process: recover, then settle batch after batch until killed."""
+    """The settlement process: recover, then settle batch after batch until killed,
+    continuing the running totals of the intervals before ``start``."""
     root = Path(run_dir)
     journal = Journal(root / JOURNAL_FILE)
-    settlement = Settlement(Ledger(root / LEDGER_FILE), journal, config=CONFIG)
+    settlement = Settlement(Ledger(root / LEDGER_FILE), journal, config=CONFIG,
+                            totals=totals_before(start))
     os.write(1, b"R\n")
     k = start
     while True:
@@ -115,10 +155,10 @@ def settle_forever(run_dir: str, start: int) -> None:
 
 
 @functools.cache
-def expected_ids(k: int) -> frozenset[str]:
-    clearing, metered, planned, prices = interval_inputs(k)
-    lines = compute_lines(k, clearing, PARTICIPANTS, metered, prices, planned_kwh=planned)
-    return frozenset(t.id for t in line_transfers(lines, prefix=CONFIG.prefix))
+def expected_transfers(k: int) -> frozenset[Transfer]:
+    """The transfers of interval ``k`` (ids, accounts and amounts), rounding
+    transfers included."""
+    return frozenset(line_transfers(interval_lines(k), prefix=CONFIG.prefix))
 
 
 # ----------------------------------------------------------------- the harness
@@ -169,6 +209,7 @@ def test_sigkill_at_100_random_points_loses_nothing_acknowledged(tmp_path: Path)
 
             def note(msg: str) -> bool:
                 nonlocal open_batch, acked_until
+                assert msg != "DEAD", f"the settlement process died: {errors.read_text()}"
                 tag, k, n = msg.split()
                 if tag == "B":
                     open_batch = (int(k), int(n))
@@ -191,16 +232,18 @@ def test_sigkill_at_100_random_points_loses_nothing_acknowledged(tmp_path: Path)
             # --- the ledger exactly as the kill left it
             with Ledger(tmp_path / LEDGER_FILE, create=False) as ledger:
                 assert ledger.check().is_ok, ledger.check().problems
-                present = set(ledger.transfers_frame()["id"])
+                present = set(ledger.transfers())
                 cursor = ledger.cursor
             for k in range(acked_until):
-                assert expected_ids(k) <= present, f"acknowledged interval {k} is missing transfers"
+                assert expected_transfers(k) <= present, \
+                    f"acknowledged interval {k} is missing transfers"
             for k, n in begun:
-                want = frozenset().union(*(expected_ids(j) for j in range(k, k + n)))
+                want = frozenset().union(*(expected_transfers(j) for j in range(k, k + n)))
                 got = len(want & present)
                 assert got in (0, len(want)), f"batch {k}..{k + n - 1} is half applied"
             if open_batch is not None:
-                stats["committed, not acknowledged"] += expected_ids(open_batch[0]) <= present
+                stats["committed, not acknowledged"] += (
+                    expected_transfers(open_batch[0]) <= present)
             journal_bytes = (tmp_path / JOURNAL_FILE).read_bytes()
             stats["torn journal tail"] += not journal_bytes.endswith(b"\n")
             stats["journal ahead of ledger"] += journal_bytes.count(b"\n") > cursor

@@ -31,6 +31,7 @@ _EXPORTS = {
     "PostResult": "transactive.settlement.ledger",
     "Reconciliation": "transactive.settlement.settle",
     "Refusal": "transactive.settlement.oracle",
+    "RunningTotals": "transactive.settlement.rules",
     "Settlement": "transactive.settlement.settle",
     "SettlementConfig": "transactive.settlement.settle",
     "SettlementError": "transactive.settlement.ledger",

@@ -11,7 +11,10 @@ journal sync and one ledger commit, the fast path for long simulations.
 Crash safety: on construction the ledger is brought up to date with any
 journal records it had not committed (replayed after its cursor); re-settling an
 interval that is already in the ledger answers ``EXISTS`` and changes nothing,
-because transfer ids are deterministic: ``f"{run_id}/{interval}/{code}/{participant}"``.
+because transfer ids are deterministic: ``f"{run_id}/{interval}/{code}/{participant}"``,
+and so are the amounts, provided the restarted service continues the
+participants' running totals (``Settlement(..., totals=...)``): the rounding of
+an interval depends on the intervals before it.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from transactive.settlement.rules import (
     counterparty_moves,
     line_transfers,
     participant_accounts,
+    round_micro,
 )
 
 __all__ = ["IntervalSettlement", "Reconciliation", "Settlement", "SettlementConfig"]
@@ -172,6 +176,12 @@ class Settlement:
         Write-ahead journal; when given, records missing from the ledger are
         replayed into it first (crash recovery).
     config : SettlementConfig, optional
+    totals : RunningTotals, optional
+        The participants' running totals to continue from (default: none, as
+        for a new run). A service restarted in the middle of a run passes the
+        totals of the intervals settled before (e.g. rebuilt with
+        :meth:`RunningTotals.advance` from their lines); every participant in
+        them must have accounts in the ledger.
 
     Examples
     --------
@@ -196,23 +206,33 @@ class Settlement:
     :mod:`~transactive.settlement.rules`), kept here (:attr:`totals`) from
     interval to interval: settle each participant's intervals in order
     (settling the last one again posts the same transfers). A new
-    ``Settlement`` starts the totals afresh.
+    ``Settlement`` starts the totals afresh unless given ``totals``; without
+    them, re-settling an interval of a run already in the ledger may round
+    differently, and the ledger then refuses it (:class:`SettlementError`).
     """
 
     def __init__(self, ledger: Ledger, journal: Journal | None = None, *,
-                 config: SettlementConfig | None = None) -> None:
+                 config: SettlementConfig | None = None,
+                 totals: RunningTotals | None = None) -> None:
+        if totals is not None and not isinstance(totals, RunningTotals):
+            raise InputError("totals", f"must be a RunningTotals, got {type(totals).__name__}")
         self.ledger = ledger
         self.journal = journal
         self.config = config or SettlementConfig()
         self._pending: _Pending | None = None
         self._settled: list[IntervalSettlement] = []
-        self._totals = RunningTotals()
+        self._totals = RunningTotals() if totals is None else totals
         if journal is not None:
             if ledger.cursor > journal.seq:
                 raise SettlementError(f"the ledger has applied journal record {ledger.cursor}, "
                                       f"but the journal holds only {journal.seq}")
             replay_journal(journal.path, ledger, after=ledger.cursor)
         self._known = {a.id for a in ledger.accounts()}
+        unknown = [p for p in self._totals.participant.tolist()
+                   if participant_accounts(p)[0] not in self._known]
+        if unknown:
+            raise InputError("totals", f"participant {unknown[0]!r} has running totals but "
+                             "no accounts in the ledger")
         missing = [a for a in _OPERATORS if a.id not in self._known]
         if missing:
             self._commit(_Pending(accounts=missing))
@@ -410,7 +430,8 @@ class Settlement:
                 problems.append(f"unit {unit}: debits != credits by {int(part['ledger'].sum())}")
         problems += self.ledger.check().problems
         exact = self._exact_totals().reindex(posted.index, fill_value=0)
-        residual_micro = posted * _MICRO - exact
+        residual_micro = posted * _MICRO - exact + self._carried_residual().reindex(
+            posted.index, fill_value=0)
         residual = residual_micro.to_numpy(dtype=np.int64)
         for i, j in np.argwhere(np.abs(residual) > _MICRO // 2).tolist():
             problems.append(f"participant {posted.index[i]}: posted {ROUNDED[j]} total is "
@@ -429,6 +450,18 @@ class Settlement:
                              columns=list(ROUNDED))
         labels = np.concatenate([s.lines.participant for s in self._settled]).astype(str)
         return exact.groupby(labels, sort=True).sum()
+
+    def _carried_residual(self) -> pd.DataFrame:
+        """Each participant's posted minus exact total before its first interval
+        settled here (millionths; zero unless continued from ``totals``)."""
+        if not self._settled:
+            return pd.DataFrame(columns=list(ROUNDED), dtype=np.int64)
+        start = np.concatenate([s.lines.start_micro for s in self._settled])
+        labels = np.concatenate([s.lines.participant for s in self._settled]).astype(str)
+        first = pd.DataFrame(start, columns=list(ROUNDED)).groupby(labels, sort=True).first()
+        micro = first.to_numpy(dtype=np.int64)
+        return pd.DataFrame(round_micro(micro) * _MICRO - micro, index=first.index,
+                            columns=first.columns)
 
     def _bills_table(self, posted: pd.DataFrame, exact: pd.DataFrame,
                      bills: pd.Series | Mapping[str, float]) -> pd.DataFrame:
