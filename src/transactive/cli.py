@@ -33,7 +33,7 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
-from typer import _click  # typer >= 0.22 vendors click: its parser raises these errors
+from typer import _click  # typer 0.29 vendors click: its parser raises these errors
 from typer._click import exceptions as usage
 from typer.core import TyperCommand
 
