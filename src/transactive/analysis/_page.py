@@ -154,7 +154,7 @@ def csv_table(table_id: str, frame: pd.DataFrame, filename: str) -> str:
 def fmt(value: object, kind: str, currency: str = "") -> str:
     """A figure as text with its unit; ``None`` or a non-finite number as a dash.
 
-    ``kind`` is one of ``count, kwh, kw, money, price, share, ratio, text``.
+    ``kind`` is one of ``count, kwh, kw, money, price, share, ratio, number, text``.
 
     Examples
     --------
@@ -162,6 +162,8 @@ def fmt(value: object, kind: str, currency: str = "") -> str:
     ('1,234.6 kWh', '0.2346 EUR/kWh', '-3.50 EUR')
     >>> fmt(0.287, "share"), fmt(None, "share"), fmt(1035, "count"), fmt(-1e-15, "money")
     ('28.7 %', '–', '1,035', '0.00')
+    >>> fmt(365.0, "number"), fmt(2.5, "number")
+    ('365', '2.5')
     """
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
@@ -178,4 +180,4 @@ def fmt(value: object, kind: str, currency: str = "") -> str:
 
 _FORMATS = {"count": (0, "{v:,.0f}"), "kwh": (1, "{v:,.1f} kWh"), "kw": (1, "{v:,.1f} kW"),
             "money": (2, "{v:,.2f} {cur}"), "price": (4, "{v:,.4f} {cur}/kWh"),
-            "share": (1, "{v:,.1f} %"), "ratio": (3, "{v:.3f}")}
+            "share": (1, "{v:,.1f} %"), "ratio": (3, "{v:.3f}"), "number": (2, "{v:,g}")}

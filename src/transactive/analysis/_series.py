@@ -41,15 +41,15 @@ class Line:
 @dataclass(frozen=True)
 class Daily:
     """One trace of a daily chart: ``how`` (min, mean, max, sum) of a column
-    per day; ``band`` fills down to the trace before it."""
+    per day (a day without a value, e.g. without trade, is a gap)."""
 
     column: str
     how: str
     label: str
     color: str
     digits: int = 3
-    band: bool = False
     dash: str = "solid"
+    width: float = 2.0
 
 
 @dataclass
@@ -103,8 +103,8 @@ class Series:
             y = grouped[tr.column].agg(tr.how).to_numpy(dtype=np.float64)
             data.append(go.Scatter(
                 x=self.days, y=values(y, tr.digits), name=tr.label, mode="lines+markers",
-                marker={"size": 4}, fill="tonexty" if tr.band else None,
-                line={"color": tr.color, "dash": tr.dash, "width": 1 if tr.band else 2}))
+                marker={"size": 2 + tr.width}, line={"color": tr.color, "dash": tr.dash,
+                                                     "width": tr.width}))
         fig = figure(data, y_title=y_title, x_title="day (click one for its intervals)",
                      **layout)
         return chart(fig, self.prefix + div_id, daily="1")

@@ -40,7 +40,7 @@ COMPARISON_FILE = "comparison.html"
 #: The key figures of the summary, by group: (key, label, format kind).
 KEY_FIGURES: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
     ("Run", (("households", "Households", "count"), ("intervals", "Intervals", "count"),
-             ("days", "Days", "ratio"), ("mechanism", "Market design", "text"),
+             ("days", "Days", "number"), ("mechanism", "Market design", "text"),
              ("strategy", "Bidding strategy", "text"))),
     ("Energy", (
         ("load_kwh", "Consumption", "kwh"), ("pv_kwh", "PV generation", "kwh"),
@@ -104,7 +104,7 @@ def _figure_text(s: dict[str, Any], key: str, kind: str) -> str:
 def _warnings_section(run: _Run) -> str:
     notes = run.s.get("warnings") or []
     if not notes:
-        return "<p class='ok'>No warnings: no load shed, little PV curtailed, nobody worse off.</p>"
+        return "<p class='ok'>No warnings for this run.</p>"
     items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
     return f"<div class='warnings'><h2>Warnings</h2><ul>{items}</ul></div>"
 
@@ -173,12 +173,12 @@ def _price_lines(iv: pd.DataFrame) -> list[Line]:
 
 def _prices_section(run: _Run) -> str:
     iv, unit = run.series.frame, f"{run.cur}/kWh"
-    daily = [Daily("price", "min", "market price, daily min", COLORS["market"], 4),
-             Daily("price", "max", "market price, daily max", COLORS["market"], 4, band=True),
-             Daily("price", "mean", "market price, daily mean of intervals", COLORS["load"], 4),
-             Daily("retail_price", "mean", "retail, daily mean", COLORS["retail"], 4, dash="dash"),
+    daily = [Daily("price", "min", "market price, daily min", COLORS["feed_in"], 4, width=1),
+             Daily("price", "max", "market price, daily max", COLORS["retail"], 4, width=1),
+             Daily("price", "mean", "market price, daily mean of intervals", COLORS["market"], 4),
+             Daily("retail_price", "mean", "retail, daily mean", COLORS["retail"], 4, dash="dot"),
              Daily("feed_in_price", "mean", "feed-in, daily mean", COLORS["feed_in"], 4,
-                   dash="dash")]
+                   dash="dot")]
     note = (" For design 'network' the market price is the substation's; households pay "
             "their bus's price." if run.s.get("mechanism") == "network" else "")
     return (f"<h2>Prices</h2>{run.series.day_picker()}<p>The market's price against the "
@@ -221,8 +221,8 @@ def _battery_section(run: _Run) -> str:
         return "<h2>Batteries</h2><p>No household has a battery in this scenario.</p>"
     count = int((hh["battery_kwh"] > 0).sum())
     lines = [Line("soc_pct", f"fleet state of charge ({count} batteries)", COLORS["soc"], 2)]
-    daily = [Daily("soc_pct", "min", "daily min", COLORS["soc"], 2),
-             Daily("soc_pct", "max", "daily max", COLORS["soc"], 2, band=True)]
+    daily = [Daily("soc_pct", "min", "daily min", COLORS["feed_in"], 2, width=1),
+             Daily("soc_pct", "max", "daily max", COLORS["soc"], 2, width=1)]
     return ("<h2>Batteries</h2>" + run.series.chart(
         "battery", lines, daily, "state of charge (% of fleet capacity)",
         yaxis={"range": [0, 100]}))
