@@ -164,7 +164,10 @@ def test_key_figures_carry_units_and_agree_with_the_frames(settled):
     share = 100 * iv["p2p_kwh"].sum() / iv["load_kwh"].sum()
     assert rows["Peer-to-peer share of consumption"] == f"{share:.1f} %"
     assert rows["Physical import at the connection"] == f"{iv['grid_import_kwh'].sum():,.1f} kWh"
-    assert page.specs["money-waterfall"]["data"][0]["y"][-1] == 0  # the total is plotly's sum
+    parts = page.specs["money-waterfall"]["data"][0]["y"]
+    assert parts[-1] == 0  # the total bar is plotly's sum of the parts
+    assert sum(parts) == pytest.approx(savings, abs=0.02)  # the parts explain the bills
+    assert "not explained by the parts above" not in rows
 
 
 def test_household_table_csv_round_trips(settled):
@@ -327,3 +330,16 @@ def test_settlement_page_has_the_reconciliation_line_and_the_statement_totals(se
     bare = _parse(render_report(result))  # no run folder: the line, no statements
     assert "statements-csv" not in bare.text
     assert "statements reconciled with the ledger: <b>yes</b>" in render_report(result)
+
+
+def test_a_pools_providers_appear_in_the_money_flows():
+    result = simulate(_scenario(**{"market.mechanism": "amm", "time.days": 1}))
+    s = summary(result)
+    spec = _parse(render_report(result)).specs["money-waterfall"]["data"][0]
+    assert len(spec["x"]) == 4  # utility, operator, pool providers, savings
+    pool = spec["x"][2]
+    assert pool.endswith("loss" if s["pool_lp_pnl"] < 0 else "profit")
+    assert spec["y"][2] == round(-s["pool_lp_pnl"], 2)
+    hh = result.households
+    assert sum(spec["y"]) == pytest.approx(hh["bill_baseline"].sum() - hh["bill_market"].sum(),
+                                           abs=0.02)

@@ -119,12 +119,16 @@ def _key_figures_section(run: _Run) -> str:
 
 
 def _money_parts(s: dict[str, Any]) -> list[tuple[str, float]]:
-    """Where the savings come from, as the summary states them."""
-    parts = [("utility's revenue forgone", s["utility_revenue_baseline"]
+    """Where the savings come from, as the summary states them: each part's
+    contribution to the savings (what the operator or the pool's providers
+    keep counts against them, what they lose adds to them)."""
+    surplus = s["operator_surplus"]
+    parts = [("utility's revenue<br>forgone", s["utility_revenue_baseline"]
               - s["utility_revenue_market"]),
-             ("kept by the operator", -s["operator_surplus"])]
-    if s.get("pool_lp_pnl") is not None:
-        parts.append(("kept by pool providers", -s["pool_lp_pnl"]))
+             (f"operator's {'surplus' if surplus >= 0 else 'deficit'}", -surplus)]
+    pnl = s.get("pool_lp_pnl")
+    if pnl is not None:
+        parts.append((f"pool providers'<br>{'profit' if pnl >= 0 else 'loss'}", -pnl))
     return parts
 
 
@@ -139,8 +143,8 @@ def _money_section(run: _Run) -> str:
             ("Savings", s["savings"]), *parts]
     if abs(rest) >= CENT:
         rows.append(("not explained by the parts above", rest))
-    table = "".join(f"<tr><th>{label}</th><td>{fmt(v, 'money', cur)}</td></tr>"
-                    for label, v in rows)
+    table = "".join(f"<tr><th>{label.replace('<br>', ' ')}</th>"
+                    f"<td>{fmt(v, 'money', cur)}</td></tr>" for label, v in rows)
     fig = figure([go.Waterfall(
         x=[label for label, _ in parts] + ["Savings"], y=values([v for _, v in parts] + [0], 2),
         measure=["relative"] * len(parts) + ["total"], name="money",
@@ -153,8 +157,8 @@ def _money_section(run: _Run) -> str:
     pool = ("" if opening is None else
             f"<p>The pool opened with {fmt(opening, 'money', cur)} of reserves.</p>")
     return (f"<h2>Money flows</h2><p>Savings are what the utility no longer earns, less "
-            f"what the market operator and a pool's providers keep (a providers' loss "
-            f"adds to the savings). Carbon "
+            f"what the market operator and a pool's providers keep (what they lose adds to "
+            f"the savings); below, each part's contribution to the savings. Carbon "
             f"({fmt(s.get('carbon_cost'), 'money', cur)}) is charged apart from the bills.</p>"
             f"{pool}<div class='grid2'><table class='kv'>{table}</table>"
             f"{chart(fig, 'money-waterfall')}</div>")
