@@ -23,14 +23,56 @@ def test_simulate_writes_store_and_report_and_report_rerenders(tmp_path):
     out = tmp_path / "run"
     proc = _run("simulate", "--households", "8", "--days", "1", "--out", str(out), "--quiet")
     assert proc.returncode == 0, proc.stderr
-    assert "P2P traded" in proc.stdout
+    assert "peer-to-peer" in proc.stdout
+    assert str(out) in proc.stdout.replace("\n", "").replace("│", "").replace(" ", "")
     html = (out / "report.html").read_text()
-    assert html.count("<svg") >= 6
-    assert "<script" not in html
-    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # works offline
+    # works offline: nothing loaded from elsewhere (plotly.js is inline)
+    assert not re.search(r"""<(script|link|img|iframe)[^>]*(src|href)=["']?(https?:)?//""",
+                         html)
     (out / "report.html").unlink()
     assert main(["report", str(out)]) == 0
-    assert (out / "report.html").exists()
+    assert (out / "report.html").read_text() == html  # everything simulate wrote
+    # a folder holds one run: a second run there is refused, --overwrite replaces it
+    again = _run("simulate", "--households", "8", "--days", "1", "--out", str(out), "-q")
+    assert again.returncode == 2
+    assert again.stderr.count("\n") == 1
+    assert "not empty" in again.stderr
+
+
+def test_simulate_json_is_the_summary_as_strict_json(tmp_path):
+    out = tmp_path / "run"
+    proc = _run("simulate", "--households", "6", "--days", "1", "--out", str(out), "--json",
+                "--mechanism", "mcafee")
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout, parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
+    for key in ("households", "intervals", "p2p_kwh", "utility_import_kwh",
+                "utility_export_kwh", "buyer_price_per_kwh", "seller_price_per_kwh",
+                "bills_baseline", "bills_market", "savings", "savings_share",
+                "operator_surplus", "pool_lp_pnl", "curtailed_kwh", "unserved_kwh",
+                "peak_import_kw", "households_better_off", "households_worse_off",
+                "gini_gains", "self_sufficiency", "warnings"):
+        assert key in figures
+    assert figures["households"] == 6
+    assert figures["run_dir"] == str(out)
+    # McAfee with truthful bids at the tariff: buyers pay retail, sellers get feed-in
+    assert figures["gini_gains"] is None
+    assert figures["households_better_off"] == 0
+    rerun = _run("simulate", "--households", "6", "--days", "1", "--out", str(out), "--json",
+                 "--mechanism", "mcafee", "--overwrite")
+    assert rerun.returncode == 0, rerun.stderr
+    assert {**json.loads(rerun.stdout), "settlement": None} == {**figures, "settlement": None}
+
+
+def test_a_scenario_name_never_escapes_results(tmp_path):
+    scenario = tmp_path / "s.toml"
+    scenario.write_text('name = "../../escape"\n[time]\ndays = 1\n[community]\nhouseholds = 4\n')
+    proc = subprocess.run([sys.executable, "-m", "transactive.cli", "simulate", str(scenario),
+                           "-q"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    made = [p.name for p in (tmp_path / "results").iterdir()]
+    assert len(made) == 1
+    assert made[0].startswith("escape-")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "s.toml"]
 
 
 def test_clear_json_matches_hand_worked_case(tmp_path):
@@ -77,7 +119,8 @@ def test_user_errors_exit_2_with_one_line(tmp_path, args, message):
 def test_opf_json_has_the_documented_shape(capsys):
     assert main(["opf", "case9", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert sorted(out) == ["branches", "buses", "generators", "objective"]
+    assert sorted(out) == ["branches", "buses", "generators", "notes", "objective"]
+    assert out["notes"] == []  # case9 names its reference bus
     assert sorted(out["buses"][0]) == ["bus", "congestion", "energy", "lmp", "loss"]
     assert sorted(out["branches"][0]) == ["flow_mw", "from_bus", "limit_mw", "shadow_price",
                                           "to_bus"]

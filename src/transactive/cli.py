@@ -27,7 +27,7 @@ import re
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, get_args
+from typing import Annotated, Any, get_args
 
 import numpy as np
 import typer
@@ -39,9 +39,6 @@ from typer.core import TyperCommand
 
 from transactive._version import __version__
 from transactive.errors import InputError, TransactiveError
-
-if TYPE_CHECKING:
-    from transactive.sim.engine import SimulationResult
 
 __all__ = ["MAX_ROWS", "app", "main"]
 
@@ -178,7 +175,10 @@ def _writable_folder(path: Path, option: str) -> Path:
 
 
 def _timestamped(prefix: str) -> Path:
-    return Path("results") / f"{prefix}-{datetime.now():%Y%m%d-%H%M%S}"
+    """``results/<prefix>-<time>``, the prefix made safe as a folder name."""
+    from transactive.sim.rundir import run_folder_name
+
+    return Path("results") / f"{run_folder_name(prefix)}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 def _parse_options(pairs: list[str]) -> dict[str, Any]:
@@ -195,35 +195,65 @@ def _parse_options(pairs: list[str]) -> dict[str, Any]:
     return options
 
 
-def _summary_table(result: SimulationResult, run_dir: Path | None) -> Table:
-    from transactive.analysis.metrics import summary
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{_fixed(100 * value, 1)} %"
 
-    s = summary(result)
-    table = Table(title=f"transactive — {result.scenario.name}", show_header=False)
+
+def _summary_table(s: dict[str, Any], run_dir: Path | None, elapsed_s: float) -> Table:
+    """The summary of :func:`transactive.analysis.metrics.summary` for people."""
+    cur = s["currency"]
+    table = Table(title=f"transactive — {s['name']} ({s['mechanism']} market, "
+                        f"{s['strategy']} bids)", show_header=False)
     table.add_column(style="bold")
-    table.add_column(justify="right")
+    table.add_column(justify="right", overflow="fold")
+    days = f"{s['days']:g}"
+    pool = s["pool_lp_pnl"]
+    source = " (through the substation)" if s["mechanism"] == "network" else (
+        " (through the pool)" if pool is not None else "")
     rows = [
-        ("households / intervals", f"{s['households']} / {s['intervals']}"),
-        ("market design / strategy", f"{s['mechanism']} / {s['strategy']}"),
-        ("consumption / PV", f"{s['load_kwh']:,.0f} kWh / {s['pv_kwh']:,.0f} kWh"),
-        ("P2P traded", f"{s['p2p_volume_kwh']:,.1f} kWh ({s['p2p_share_of_load']:.1%} of load)"),
-        ("intervals with trade", f"{s['intervals_with_trade']}"),
-        ("volume-weighted P2P price", f"{s['volume_weighted_price']:.4f} per kWh"),
-        ("community self-sufficiency", f"{s['self_sufficiency']:.1%}"),
-        ("bills: utility only -> P2P", f"{s['bill_baseline']:,.2f} -> {s['bill_p2p']:,.2f}"),
-        ("savings", f"{s['savings']:,.2f} ({s['savings_share']:.1%})"),
-        ("better off / worse off", f"{s['households_better_off']} / {s['households_worse_off']}"),
-        ("Gini of gains", f"{s['gini_of_gains']:.3f}"),
-        ("simulated in", f"{result.elapsed_s:.2f} s"),
+        ("households / days / intervals", f"{s['households']} / {days} / {s['intervals']}"),
+        ("consumption / PV", f"{_fixed(s['load_kwh'], 1)} kWh / {_fixed(s['pv_kwh'], 1)} kWh"),
+        ("peer-to-peer (household to household)",
+         f"{_fixed(s['p2p_kwh'], 1)} kWh ({_pct(s['p2p_share_of_load'])} of consumption)"),
+        (f"from / to the utility{source}",
+         f"{_fixed(s['utility_import_kwh'], 1)} kWh / {_fixed(s['utility_export_kwh'], 1)} kWh"),
+        ("market price: buyers paid / sellers got",
+         f"{_fixed(s['buyer_price_per_kwh'], 4)} / {_fixed(s['seller_price_per_kwh'], 4)} "
+         f"{cur}/kWh"),
+        ("bills: utility only -> market",
+         f"{_fixed(s['bills_baseline'], 2)} -> {_fixed(s['bills_market'], 2)} {cur}"),
+        ("savings", f"{_fixed(s['savings'], 2)} {cur} ({_pct(s['savings_share'])} of the "
+                    f"{_fixed(s['baseline_spending'], 2)} spent with the utility alone)"),
+        ("paid by: utility revenue lost / operator surplus",
+         f"{_fixed(s['utility_revenue_baseline'] - s['utility_revenue_market'], 2)} / "
+         f"{_fixed(s['operator_surplus'], 2)} {cur}"),
     ]
-    if result.settlement is not None:
-        st = result.settlement
-        rows.insert(-1, ("settled", f"{st.intervals} intervals, {st.transfers:,} transfers, "
-                                    f"{'reconciled' if st.reconciled else 'NOT reconciled'}"))
+    if pool is not None:
+        rows.append(("pool providers' gain (opening value)",
+                     f"{_fixed(pool, 2)} {cur} ({_fixed(s['pool_opening_value'], 2)})"))
+    rows += [
+        ("carbon charge (apart from the bills)", f"{_fixed(s['carbon_cost'], 2)} {cur}"),
+        ("PV curtailed: market / baseline",
+         f"{_fixed(s['curtailed_kwh'], 1)} / {_fixed(s['baseline_curtailed_kwh'], 1)} kWh"),
+        ("load shed: market / baseline",
+         f"{_fixed(s['unserved_kwh'], 1)} / {_fixed(s['baseline_unserved_kwh'], 1)} kWh"),
+        ("peak import", f"{_fixed(s['peak_import_kw'], 1)} kW"),
+        ("self-sufficiency", _pct(s["self_sufficiency"])),
+        ("better off / worse off (by a cent or more)",
+         f"{s['households_better_off']} / {s['households_worse_off']}"),
+        ("Gini of gains", "no gains" if s["gini_gains"] is None else _fixed(s["gini_gains"], 3)),
+    ]
+    st = s["settlement"]
+    if st is not None:
+        rows.append(("settled", f"{st['intervals']} intervals, {st['transfers']:,} transfers, "
+                                f"{'reconciled' if st['reconciled'] else 'NOT reconciled'}"))
+    rows.append(("simulated in", f"{elapsed_s:.2f} s"))
     if run_dir is not None:
         rows.append(("results", str(run_dir)))
     for key, value in rows:
         table.add_row(key, value)
+    for note in s["warnings"]:
+        table.add_row("[yellow]warning[/]", f"[yellow]{_escape(note)}[/]")
     return table
 
 
@@ -251,6 +281,11 @@ def simulate_cmd(
                              "{strategy}); one of {strategies}.")] = None,
     seed: Annotated[int | None, typer.Option(
         metavar="N", help="Override seed (default: the scenario's, {seed}).")] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace the run in a non-empty --out folder (only a folder "
+                            "holding an earlier run).")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the summary as one JSON object (no progress bar).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Simulate a prosumer community and write its results store and report."""
@@ -262,9 +297,10 @@ def simulate_cmd(
         TimeElapsedColumn,
     )
 
+    from transactive.analysis.metrics import summary
     from transactive.analysis.report import write_report
     from transactive.sim.engine import simulate
-    from transactive.sim.recorder import write_results
+    from transactive.sim.rundir import prepare_run_dir
     from transactive.sim.scenario import load_scenario
 
     if out is not None:
@@ -275,19 +311,22 @@ def simulate_cmd(
         "community.households": households, "time.days": days,
         "market.mechanism": mechanism, "market.strategy": strategy, "seed": seed,
     })
-    run_dir = out or _timestamped(sc.name)
-    if quiet:
-        result = simulate(sc, run_dir=run_dir)
+    run_dir = prepare_run_dir(out or _timestamped(sc.name), overwrite=overwrite)
+    if quiet or as_json:
+        result = simulate(sc, run_dir=run_dir, overwrite=True)
     else:
         with Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("intervals"), TimeElapsedColumn(), console=err_console,
                       transient=True) as bar:
             task = bar.add_task("simulate", total=sc.time.timeline().periods)
-            result = simulate(sc, run_dir=run_dir,
+            result = simulate(sc, run_dir=run_dir, overwrite=True,
                               progress=lambda done, total: bar.update(task, completed=done))
-    write_results(result, run_dir)
     write_report(result, run_dir)
-    console.print(_summary_table(result, run_dir))
+    figures = summary(result)
+    if as_json:
+        _print_json({**figures, "run_dir": str(run_dir)})
+    else:
+        console.print(_summary_table(figures, run_dir, result.elapsed_s))
     if result.settlement is not None and not result.settlement.reconciled:
         raise TransactiveError("settlement does not reconcile: "
                                + "; ".join(result.settlement.problems))
@@ -310,12 +349,16 @@ def compare_cmd(
         metavar="DAYS", help="Override time.days (default: the scenario's, {days}).")] = None,
     seed: Annotated[int | None, typer.Option(
         metavar="N", help="Override seed (default: the scenario's, {seed}).")] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace an earlier comparison in a non-empty --out folder.")]
+    = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print each design's summary as one JSON object.")] = False,
 ) -> None:
     """Run one community under several market designs; one report side by side."""
     from transactive.analysis.metrics import summary
     from transactive.analysis.report import write_comparison, write_report
     from transactive.sim.compare import compare
-    from transactive.sim.recorder import write_results
     from transactive.sim.scenario import load_scenario
 
     names = _designs(mechanisms, "--mechanisms")
@@ -325,22 +368,42 @@ def compare_cmd(
         "community.households": households, "time.days": days, "seed": seed,
     })
     folder = out or _timestamped("compare")
-    runs = compare(sc, names)
+    runs = compare(sc, names, run_dir=folder, overwrite=overwrite)
     for name, result in runs.items():
-        write_results(result, folder / name)
         write_report(result, folder / name)
     path = write_comparison(runs, folder)
-    table = Table(title="market designs compared")
+    figures = {name: summary(r) for name, r in runs.items()}
+    if as_json:
+        _print_json(figures)
+        return
+    cur = sc.tariff.currency
+    table = Table(title=f"market designs compared: {sc.community.households} households, "
+                        f"{sc.time.days:g} days")
     table.add_column("design", style="bold")
-    columns = {"p2p_volume_kwh": "traded kWh", "volume_weighted_price": "price/kWh",
-               "savings": "savings", "operator_surplus": "operator",
-               "households_worse_off": "worse off", "gini_of_gains": "Gini"}
-    for label in columns.values():
+    columns = {"p2p_kwh": ("P2P kWh", 1), "buyer_price_per_kwh": (f"buyers {cur}/kWh", 4),
+               "seller_price_per_kwh": (f"sellers {cur}/kWh", 4),
+               "savings": (f"savings {cur}", 2), "savings_share": ("savings %", None),
+               "operator_surplus": (f"operator {cur}", 2),
+               "pool_lp_pnl": (f"pool providers {cur}", 2),
+               "curtailed_kwh": ("curtailed kWh", 1),
+               "households_worse_off": ("worse off", 0), "gini_gains": ("Gini of gains", 3)}
+    for label, _ in columns.values():
         table.add_column(label, justify="right")
-    for name, r in runs.items():
-        stats = summary(r)
-        table.add_row(name, *(f"{stats[key]:,.4g}" for key in columns))
+    for name, f in figures.items():
+        cells = []
+        for key, (_, digits) in columns.items():
+            value = f[key]
+            if key == "gini_gains" and value is None:
+                cells.append("no gains")
+            elif digits is None:
+                cells.append(_pct(value))
+            else:
+                cells.append(_fixed(value, digits))
+        table.add_row(name, *cells)
     console.print(table)
+    for name, f in figures.items():
+        for note in f["warnings"]:
+            console.print(f"[yellow]{name}: {_escape(note)}[/]")
     console.print(f"wrote {path}")
 
 
@@ -373,8 +436,10 @@ def opf_cmd(
                          losses=losses)
     out = result.to_dict()
     if as_json:
-        _print_json(out)
+        _print_json({**out, "notes": list(result.notes)})
         return
+    for note in result.notes:  # e.g. which bus became the reference
+        err_console.print(f"note: {_escape(note)}", highlight=False)
     binding = [b for b in out["branches"] if b["shadow_price"]]
     lmps = [b["lmp"] for b in out["buses"]]
     console.print(f"[bold]{case}[/]: objective {_fixed(out['objective'], 2)}, "
