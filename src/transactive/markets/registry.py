@@ -93,8 +93,9 @@ def clear(orders: OrderBatch, mechanism: str = "uniform", **options: Any) -> Cle
     >>> ob = te.OrderBatch(id=[1, 2], participant=["a", "b"], side=["buy", "sell"],
     ...                    price=[0.30, 0.10], quantity=[2.0, 1.5])
     >>> c = te.clear(ob, "uniform")
+    >>> # the buyer is partly filled: only its limit clears the market
     >>> round(c.clearing_price, 3), c.volume
-    (0.2, 1.5)
+    (0.3, 1.5)
     """
     if not isinstance(orders, OrderBatch):
         raise InputError("orders", f"expected an OrderBatch, got {type(orders).__name__}")
