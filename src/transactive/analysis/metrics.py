@@ -143,8 +143,8 @@ def summary(result: SimulationResult) -> dict[str, Any]:
         "seller_receipt", "import_kwh", "export_kwh", "counterparty_kwh", "grid_import_kwh",
         "grid_export_kwh", "curtailed_kwh", "baseline_curtailed_kwh", "unserved_kwh",
         "baseline_unserved_kwh", "operator_surplus", "utility_revenue", "baseline_cost",
-        "market_cost", "carbon_cost", "baseline_spending", "retail_price", "feed_in_price", "max_buyer_price",
-        "islanded")}
+        "market_cost", "carbon_cost", "baseline_spending", "retail_price", "feed_in_price",
+        "max_buyer_price", "islanded")}
     dt_h = sc.time.timeline().dt_h
     load, pv = col["load_kwh"].sum(), col["pv_kwh"].sum()
     bought, sold = col["bought_kwh"].sum(), col["sold_kwh"].sum()

@@ -186,8 +186,11 @@ def worse_off_reasons(households: pd.DataFrame, tol: float = 0.005) -> pd.Series
     >>> hh = pd.DataFrame({"gain": [-1.0, 0.3], "purchase_gain": [0.2, 0.3],
     ...                    "sale_gain": [-0.9, 0.0], "limits_gain": [-0.3, 0.0],
     ...                    "island_gain": [0.0, 0.0]})
-    >>> worse_off_reasons(hh).tolist()[0]
-    'sold below the feed-in price (-0.90); feeder limits: more PV curtailed or load shed than in the baseline (-0.30)'
+    >>> print(worse_off_reasons(hh)[0].replace("; ", "\n"))
+    sold below the feed-in price (-0.90)
+    feeder limits: more PV curtailed or load shed than in the baseline (-0.30)
+    >>> worse_off_reasons(hh)[1]
+    ''
     """
     parts = households[list(GAIN_PARTS)].to_numpy()
     worse = households["gain"].to_numpy() <= -2 * tol

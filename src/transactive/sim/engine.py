@@ -47,7 +47,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from transactive.agents.strategies import limit_prices, net_orders
 from transactive.clearing import Clearing
