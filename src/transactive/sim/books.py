@@ -186,7 +186,8 @@ def worse_off_reasons(households: pd.DataFrame, tol: float = 0.005) -> pd.Series
     >>> hh = pd.DataFrame({"gain": [-1.0, 0.3], "purchase_gain": [0.2, 0.3],
     ...                    "sale_gain": [-0.9, 0.0], "limits_gain": [-0.3, 0.0],
     ...                    "island_gain": [0.0, 0.0]})
-    >>> print(worse_off_reasons(hh)[0].replace("; ", "\n"))
+    >>> for reason in worse_off_reasons(hh)[0].split("; "):
+    ...     print(reason)
     sold below the feed-in price (-0.90)
     feeder limits: more PV curtailed or load shed than in the baseline (-0.30)
     >>> worse_off_reasons(hh)[1]
