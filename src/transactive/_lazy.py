@@ -30,7 +30,8 @@ def attach(package: str, exports: Mapping[str, str]
     >>> get("sqrt")(9.0), get("root")(4.0), get("json").__name__, public
     (3.0, 2.0, 'json', ['json', 'root', 'sqrt'])
     """
-    public = sorted(exports)
+    # constants, then classes, then functions and modules (isort's order)
+    public = sorted(exports, key=lambda n: (0 if n.isupper() else 1 if n[0].isupper() else 2, n))
 
     def __getattr__(name: str) -> Any:
         target = exports.get(name)
