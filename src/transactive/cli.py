@@ -224,13 +224,13 @@ def _summary_table(s: dict[str, Any], run_dir: Path | None, elapsed_s: float) ->
          f"{_fixed(s['bills_baseline'], 2)} -> {_fixed(s['bills_market'], 2)} {cur}"),
         ("savings", f"{_fixed(s['savings'], 2)} {cur} ({_pct(s['savings_share'])} of the "
                     f"{_fixed(s['baseline_spending'], 2)} spent with the utility alone)"),
-        ("paid by: utility revenue lost / operator surplus",
-         f"{_fixed(s['utility_revenue_baseline'] - s['utility_revenue_market'], 2)} / "
+        ("= utility revenue lost - operator surplus",
+         f"{_fixed(s['utility_revenue_baseline'] - s['utility_revenue_market'], 2)} - "
          f"{_fixed(s['operator_surplus'], 2)} {cur}"),
     ]
     if pool is not None:
-        rows.append(("pool providers' gain (opening value)",
-                     f"{_fixed(pool, 2)} {cur} ({_fixed(s['pool_opening_value'], 2)})"))
+        rows.append(("  - pool providers' gain (opening value)",
+                     f"{_fixed(pool, 2)} {cur} (of {_fixed(s['pool_opening_value'], 2)})"))
     rows += [
         ("carbon charge (apart from the bills)", f"{_fixed(s['carbon_cost'], 2)} {cur}"),
         ("PV curtailed: market / baseline",
