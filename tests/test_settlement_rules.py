@@ -4,7 +4,6 @@ verification of a run folder."""
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
@@ -34,7 +33,6 @@ from transactive.settlement import (
     Transfer,
     Unit,
     compute_lines,
-    largest_remainder,
     line_transfers,
     verify_run,
 )
@@ -137,31 +135,6 @@ def test_budget_imbalance_stays_with_the_market_operator() -> None:
                       feed_in_price_per_kwh=0.05)
     assert s.ledger.balance("market:money") == 23
     assert s.ledger.balance("rounding:money") == -1       # participants paid 22 in all
-
-
-# ----------------------------------------------------------------- rounding
-def _l1_optimum(x: list[float], total: int) -> float:
-    """Brute force: the least total deviation of any floor/ceil rounding summing to total."""
-    floors = [int(np.floor(v)) for v in x]
-    best = np.inf
-    for ups in itertools.product((0, 1), repeat=len(x)):
-        y = [f + u for f, u in zip(floors, ups, strict=True)]
-        if sum(y) == total:
-            best = min(best, sum(abs(a - b) for a, b in zip(y, x, strict=True)))
-    return float(best)
-
-
-@given(st.lists(st.floats(-1e4, 1e4, allow_nan=False).map(lambda v: round(v, 3)),
-                min_size=1, max_size=8))
-@settings(max_examples=200, deadline=None)
-def test_largest_remainder_is_an_optimal_exact_rounding(x: list[float]) -> None:
-    y = largest_remainder(x)
-    total = int(Decimal(str(sum(Decimal(str(v)) for v in x))).quantize(
-        Decimal(1), rounding=ROUND_HALF_EVEN))
-    assert int(y.sum()) == total
-    assert np.all(np.abs(y - np.array(x)) < 1)
-    assert sum(abs(a - b) for a, b in zip(y.tolist(), x, strict=True)) == pytest.approx(
-        _l1_optimum(x, total), abs=1e-6)
 
 
 # ----------------------------------------------------------------- invariants

@@ -41,7 +41,6 @@ _EXPORTS = {
     "Verdict": "transactive.settlement.oracle",
     "VerificationReport": "transactive.settlement.verify",
     "compute_lines": "transactive.settlement.rules",
-    "largest_remainder": "transactive.settlement.rules",
     "line_transfers": "transactive.settlement.rules",
     "order_messages": "transactive.settlement._signing",
     "read_journal": "transactive.settlement.journal",

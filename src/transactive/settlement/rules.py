@@ -105,7 +105,6 @@ __all__ = [
     "RunningTotals",
     "check_interval",
     "compute_lines",
-    "largest_remainder",
     "line_transfers",
     "participant_accounts",
     "round_micro",
@@ -159,34 +158,6 @@ def _micro(name: str, scaled: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
         raise InputError(name, f"an amount of {scaled[bad[0]] / _MICRO!r} units is too large "
                          "to settle", row=int(bad[0]))
     return out.astype(np.int64)
-
-
-def largest_remainder(x: npt.ArrayLike, total: int | None = None) -> npt.NDArray[np.int64]:
-    """Integers within one unit of ``x`` that add up to ``total``
-    (default: ``sum(x)`` rounded half to even after snapping to 1e-6).
-
-    Settlement does not use it: it can move a unit between the entries of
-    ``x`` (see the module docstring for what settlement does instead).
-
-    Examples
-    --------
-    >>> largest_remainder([33.4, 33.3, 33.3]).tolist()     # 100.0 split three ways
-    [34, 33, 33]
-    >>> largest_remainder([0.5, 0.5, -1.0]).tolist()       # budget balanced stays balanced
-    [1, 0, -1]
-    """
-    arr = np.round(np.asarray(x, dtype=np.float64), _SNAP)
-    if total is None:
-        total = round(round(math.fsum(arr.tolist()), _SNAP))
-    floor = np.floor(arr)
-    extra = int(total) - int(floor.sum())
-    if not 0 <= extra <= arr.size:
-        raise InputError("total", f"{total} is not reachable by rounding values summing to "
-                         f"{math.fsum(arr.tolist())}")
-    order = np.lexsort((np.arange(arr.size), -(arr - floor)))
-    out = floor.astype(np.int64)
-    out[order[:extra]] += 1
-    return out
 
 
 Price = float | npt.NDArray[np.float64]
