@@ -22,6 +22,7 @@ scenario's values is filled in when that help is shown.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -29,7 +30,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -125,7 +125,7 @@ def _fixed(value: float | None, digits: int) -> str:
     >>> _fixed(float("nan"), 2), _fixed(None, 2)
     ('-', '-')
     """
-    if value is None or not np.isfinite(value):
+    if value is None or not math.isfinite(value):
         return "-"
     return f"{round(value, digits) + 0.0:,.{digits}f}"  # + 0.0 turns -0.0 into 0.0
 
@@ -477,6 +477,8 @@ def audit_cmd(
 
     names = _designs(mechanisms, "--mechanisms")
     folder = _writable_folder(out or _timestamped("audit"), "--out")
+    import numpy as np
+
     table = audit(names, rng=np.random.default_rng(seed), n_markets=markets,
                   n_buyers=buyers, n_sellers=sellers)
     folder.mkdir(parents=True, exist_ok=True)
@@ -560,8 +562,8 @@ def clear_cmd(
     if as_json:
         _print_json(result.to_dict())
         return
-    traded = np.flatnonzero(result.accepted > 0)
-    price = (f"price {_fixed(result.clearing_price, 4)}" if np.isfinite(result.clearing_price)
+    traded = (result.accepted > 0).nonzero()[0]
+    price = (f"price {_fixed(result.clearing_price, 4)}" if math.isfinite(result.clearing_price)
              else "no clearing price")
     table = Table(title=f"{mechanism}: {price}, volume {_fixed(result.volume, 3)}, "
                         f"welfare {_fixed(result.welfare, 2)}")
