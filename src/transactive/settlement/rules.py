@@ -83,6 +83,7 @@ amounts in interval order, apply ``R``, take differences.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -104,10 +105,13 @@ __all__ = [
     "IntervalPrices",
     "RunningTotals",
     "check_interval",
+    "check_transfers",
     "compute_lines",
     "line_transfers",
+    "net_transfers",
     "participant_accounts",
     "round_micro",
+    "statement_frame",
 ]
 
 GridFeeMode = Literal["flat", "locational"]
@@ -269,13 +273,26 @@ class IntervalLines:
 
     def to_frame(self) -> pd.DataFrame:
         """One statement row per participant (the statement CSV's columns)."""
-        data: dict[str, Any] = {name: getattr(self, name) for name in _LINE_COLUMNS}
-        exact = self.exact_micro / _MICRO
-        data |= {"interval": np.full(self.participant.size, self.interval),
-                 "participant": self.participant, "energy_cents": self.energy_cents,
-                 "total_cents": self.total_cents}
-        data |= {name: exact[:, j] for j, name in enumerate(EXACT_COLUMNS)}
-        return pd.DataFrame(data, columns=list(STATEMENT_COLUMNS))
+        return statement_frame([self])
+
+
+def statement_frame(lines: Sequence[IntervalLines]) -> pd.DataFrame:
+    """The statement rows of several intervals, one per participant and
+    interval, in order (columns :data:`STATEMENT_COLUMNS`)."""
+    if not lines:
+        return pd.DataFrame(columns=list(STATEMENT_COLUMNS))
+
+    def stack(name: str) -> npt.NDArray[Any]:
+        return np.concatenate([getattr(x, name) for x in lines])
+
+    data: dict[str, Any] = {name: stack(name) for name in _LINE_COLUMNS}
+    exact = np.concatenate([x.exact_micro for x in lines]) / _MICRO
+    data |= {"interval": np.repeat([x.interval for x in lines],
+                                   [x.participant.size for x in lines]),
+             "participant": stack("participant"), "energy_cents": stack("energy_cents"),
+             "total_cents": stack("total_cents")}
+    data |= {name: exact[:, j] for j, name in enumerate(EXACT_COLUMNS)}
+    return pd.DataFrame(data, columns=list(STATEMENT_COLUMNS))
 
 
 def _empty_totals() -> IntArray:
@@ -537,48 +554,98 @@ def counterparty_moves(lines: IntervalLines) -> dict[str, int]:
     return moves
 
 
-def line_transfers(lines: IntervalLines, *, prefix: str = "") -> list[Transfer]:
-    """The transfers of an interval: one per non-zero line, with ids
-    ``f"{prefix}{interval}/{code}/{participant}"``, and one per line whose
-    participants' posted sum differs from what the counterparty is due, between
-    the counterparty and the rounding account, with id
-    ``f"{prefix}{interval}/rounding/{code}"``.
+def _span(lines: Sequence[IntervalLines]) -> str:
+    first, last = lines[0].interval, lines[-1].interval
+    return str(first) if first == last else f"{first}-{last}"
+
+
+def _summed(lines: Sequence[IntervalLines]) -> tuple[npt.NDArray[Any], IntArray, IntArray]:
+    """The participants of the intervals (in order of first appearance), each one's
+    posted amounts summed over the intervals (columns as :data:`_FLOWS`, then
+    ``metered_wh`` and ``total_cents``), and the summed dues of the flows."""
+    labels = np.concatenate([x.participant for x in lines])
+    codes, uniques = pd.factorize(labels)
+    posted = np.concatenate([np.column_stack([*(getattr(x, attr) for _, attr, _, _ in _FLOWS),
+                                              x.metered_wh, x.total_cents])
+                             for x in lines]).astype(np.int64)
+    sums = np.zeros((uniques.size, posted.shape[1]), dtype=np.int64)
+    np.add.at(sums, codes, posted)
+    due = np.stack([x.due for x in lines]).sum(axis=0)
+    return np.asarray(uniques), sums, due
+
+
+def net_transfers(lines: Sequence[IntervalLines], *, prefix: str = "") -> list[Transfer]:
+    """The transfers of consecutive intervals netted into one group: for each
+    participant and line, one transfer of the sum of its posted amounts over
+    the intervals (none if it is zero), with id ``f"{prefix}{span}/{code}/{participant}"``;
+    and for each line whose participants' summed posted amounts differ from the
+    sum of what its counterparty is due, one transfer between the counterparty
+    and the rounding account, with id ``f"{prefix}{span}/rounding/{code}"``.
+    ``span`` is ``"{first}-{last}"`` of the intervals (``"{k}"`` for one interval,
+    as in :func:`line_transfers`); each transfer's ``interval`` is the first.
 
     Money lines (positive = pays) debit the participant's money account;
     energy lines (positive = receives) credit the participant's energy account.
+    Because the posted amounts are whole units, the netted transfers move every
+    account by exactly the sum of the intervals' statement lines.
+
+    Examples
+    --------
+    >>> a = compute_lines(0, None, ["a"], [0.0014], IntervalPrices(0.3, 0.05))
+    >>> b = compute_lines(1, None, ["a"], [0.0014], IntervalPrices(0.3, 0.05),
+    ...                   totals=RunningTotals().advance(a))
+    >>> a.metered_wh.tolist(), b.metered_wh.tolist()     # 1.4 Wh, then 2.8 Wh in total
+    ([1], [2])
+    >>> [(t.id, t.amount) for t in net_transfers([a, b]) if t.code == "utility_energy"]
+    [('0-1/utility_energy/a', 3)]
     """
-    k = lines.interval
-    names = [str(p) for p in lines.participant.tolist()]
+    if not lines:
+        return []
+    k, span = lines[0].interval, _span(lines)
+    labels, sums, due = _summed(lines)
+    names = [str(p) for p in labels.tolist()]
     accounts = [participant_accounts(p) for p in names]
     out: list[Transfer] = []
-    for (code, attr, counter, energy), due in zip(_FLOWS, lines.due.tolist(), strict=True):
-        values = getattr(lines, attr)
+    for j, (code, _, counter, energy) in enumerate(_FLOWS):
+        values = sums[:, j]
         for i in np.flatnonzero(values).tolist():
             amount = int(values[i])
             own = accounts[i][1] if energy else accounts[i][0]
             to_participant = (amount > 0) == energy
             debit, credit = (counter, own) if to_participant else (own, counter)
-            out.append(Transfer(f"{prefix}{k}/{code}/{names[i]}", debit, credit, abs(amount),
-                                code, k))
-        surplus = int(values.sum()) - due    # what the participants' lines overshoot by
+            out.append(Transfer(f"{prefix}{span}/{code}/{names[i]}", debit, credit,
+                                abs(amount), code, k))
+        surplus = int(values.sum()) - int(due[j])  # what the participants' lines overshoot by
         if surplus:
             rounding = ACCOUNTS["rounding_energy" if energy else "rounding_money"]
             # money: the counterparty got `surplus` too much; energy: gave it too much
             debit, credit = (counter, rounding) if (surplus > 0) != energy else (rounding,
                                                                                   counter)
-            out.append(Transfer(f"{prefix}{k}/rounding/{code}", debit, credit, abs(surplus),
-                                "rounding", k))
+            out.append(Transfer(f"{prefix}{span}/rounding/{code}", debit, credit,
+                                abs(surplus), "rounding", k))
     return out
 
 
+def line_transfers(lines: IntervalLines, *, prefix: str = "") -> list[Transfer]:
+    """The transfers of one interval: :func:`net_transfers` of it alone, with ids
+    ``f"{prefix}{interval}/{code}/{participant}"`` and
+    ``f"{prefix}{interval}/rounding/{code}"``."""
+    return net_transfers([lines], prefix=prefix)
+
+
 def check_interval(lines: IntervalLines, transfers: list[Transfer]) -> None:
-    """Check the interval's invariants on its transfers; raise SettlementError if broken.
+    """:func:`check_transfers` of one interval."""
+    check_transfers([lines], transfers)
+
+
+def check_transfers(lines: Sequence[IntervalLines], transfers: list[Transfer]) -> None:
+    """Check the invariants of the intervals' transfers; raise SettlementError if broken.
 
     Energy sold equals energy bought (the market's energy account nets to
     zero), debits equal credits per unit, each participant's energy account
-    moves by exactly its metered energy, its money account by its total bill,
-    and every operator account by what it is due (the rounding accounts by
-    the rest).
+    moves by exactly its metered energy, its money account by its total bill
+    (summed over the intervals), and every operator account by what it is due
+    (the rounding accounts by the rest).
     """
     delta: dict[str, int] = {}
     for t in transfers:
@@ -588,22 +655,27 @@ def check_interval(lines: IntervalLines, transfers: list[Transfer]) -> None:
     if delta.get(ACCOUNTS["market_energy"], 0) != 0:
         problems.append(f"energy sold - energy bought = {delta[ACCOUNTS['market_energy']]} Wh, "
                         "not 0")
-    for account, due in counterparty_moves(lines).items():
+    moves = dict.fromkeys(ACCOUNTS.values(), 0)
+    for x in lines:
+        for account, move in counterparty_moves(x).items():
+            moves[account] += move
+    for account, due in moves.items():
         if delta.get(account, 0) != due:
             problems.append(f"account {account} moves by {delta.get(account, 0)}, due {due}")
     money_sum = sum(v for a, v in delta.items() if a.endswith(":money"))
     energy_sum = sum(v for a, v in delta.items() if a.endswith(":energy"))
     if money_sum != 0 or energy_sum != 0:
         problems.append(f"debits != credits (money {money_sum}, energy {energy_sum})")
-    accounts = [participant_accounts(p) for p in lines.participant.tolist()]
+    labels, sums, _ = _summed(lines)
+    accounts = [participant_accounts(p) for p in labels.tolist()]
     energy_moved = np.array([delta.get(e, 0) for _, e in accounts], dtype=np.int64)
     money_paid = np.array([-delta.get(m, 0) for m, _ in accounts], dtype=np.int64)
-    for label, moved, expected in (("energy moved (Wh)", energy_moved, lines.metered_wh),
-                                   ("money paid", money_paid, lines.total_cents)):
+    for label, moved, expected in (("energy moved (Wh)", energy_moved, sums[:, -2]),
+                                   ("money paid", money_paid, sums[:, -1])):
         bad = np.flatnonzero(moved != expected)
         if bad.size:
             i = int(bad[0])
-            problems.append(f"participant {lines.participant.tolist()[i]!r}: {label} {moved[i]}, "
+            problems.append(f"participant {labels.tolist()[i]!r}: {label} {moved[i]}, "
                             f"expected {expected[i]}")
     if problems:
-        raise SettlementError(f"interval {lines.interval}: " + "; ".join(problems[:5]))
+        raise SettlementError(f"intervals {_span(lines)}: " + "; ".join(problems[:5]))

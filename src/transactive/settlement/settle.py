@@ -8,10 +8,23 @@ invariants, journals the clearing, the new accounts and the transfers
 the journal position. :meth:`Settlement.batch` groups many intervals into one
 journal sync and one ledger commit, the fast path for long simulations.
 
+Granularity (:attr:`SettlementConfig.granularity`): with ``"interval"`` every
+interval is one linked group of transfers, ids ``f"{run_id}/{interval}/{code}/{participant}"``,
+and the journal holds each interval's clearing. With ``"day"`` the intervals of
+a day (``interval // periods_per_day``) are netted into one group: one transfer
+per participant and line (:func:`~transactive.settlement.rules.net_transfers`),
+ids ``f"{run_id}/{first}-{last}/{code}/{participant}"``. The statements keep
+every interval's row unchanged: each line is still rounded interval by
+interval by the participant's running total, and the day's transfer is the sum
+of those whole units, so statements and ledger reconcile exactly. A day is
+settled inside one :meth:`Settlement.batch` (the netting happens when the batch
+ends), and the journal holds only what the ledger needs to be replayed and
+verified (accounts and transfers), not the clearings.
+
 Crash safety: on construction the ledger is brought up to date with any
 journal records it had not committed (replayed after its cursor); re-settling an
 interval that is already in the ledger answers ``EXISTS`` and changes nothing,
-because transfer ids are deterministic: ``f"{run_id}/{interval}/{code}/{participant}"``,
+because transfer ids are deterministic,
 and so are the amounts, provided the restarted service continues the
 participants' running totals (``Settlement(..., totals=...)``): the rounding of
 an interval depends on the intervals before it.
@@ -23,6 +36,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -43,21 +57,25 @@ from transactive.settlement.ledger import (
 from transactive.settlement.rules import (
     ACCOUNTS,
     ROUNDED,
-    STATEMENT_COLUMNS,
     GridFeeMode,
     IntervalLines,
     IntervalPrices,
     Price,
     RunningTotals,
     check_interval,
+    check_transfers,
     compute_lines,
     counterparty_moves,
     line_transfers,
+    net_transfers,
     participant_accounts,
     round_micro,
+    statement_frame,
 )
 
 __all__ = ["IntervalSettlement", "Reconciliation", "Settlement", "SettlementConfig"]
+
+Granularity = Literal["interval", "day"]
 
 _MICRO = 1_000_000
 #: How far an exact amount may be from the double-precision value it stands for
@@ -82,12 +100,17 @@ class SettlementConfig:
 
     ``run_id`` prefixes every transfer id (so several runs can share a ledger);
     ``grid_fee`` is ``"flat"`` or ``"locational"`` (see the rules);
-    ``minor_per_unit`` is the number of minor units (cents) per currency unit.
+    ``minor_per_unit`` is the number of minor units (cents) per currency unit;
+    ``granularity`` is ``"interval"`` (one group of transfers per interval) or
+    ``"day"`` (each day's transfers netted, a day being ``periods_per_day``
+    intervals; see the module docstring).
     """
 
     run_id: str = ""
     grid_fee: GridFeeMode = "flat"
     minor_per_unit: int = 100
+    granularity: Granularity = "interval"
+    periods_per_day: int = 96
 
     def __post_init__(self) -> None:
         if "/" in self.run_id or len(self.run_id) > 64:
@@ -98,6 +121,13 @@ class SettlementConfig:
                 or self.minor_per_unit <= 0:
             raise InputError("minor_per_unit", f"must be a positive integer, "
                              f"got {self.minor_per_unit!r}")
+        if self.granularity not in ("interval", "day"):
+            raise InputError("granularity", f"must be 'interval' or 'day', "
+                             f"got {self.granularity!r}")
+        if isinstance(self.periods_per_day, bool) or not isinstance(self.periods_per_day, int) \
+                or self.periods_per_day <= 0:
+            raise InputError("periods_per_day", f"must be a positive integer, "
+                             f"got {self.periods_per_day!r}")
 
     @property
     def prefix(self) -> str:
@@ -109,7 +139,8 @@ class IntervalSettlement:
     """The settlement of one interval: its lines and transfers.
 
     ``report`` is the ledger's answer (``None`` inside :meth:`Settlement.batch`
-    until the batch commits).
+    until the batch commits). With ``"day"`` granularity the last interval of
+    each day carries the day's netted transfers and the others none.
     """
 
     lines: IntervalLines
@@ -130,6 +161,7 @@ class _Pending:
     clearings: list[tuple[int, Clearing]] = field(default_factory=list)
     accounts: list[Account] = field(default_factory=list)
     groups: list[list[Transfer]] = field(default_factory=list)
+    days: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -222,6 +254,7 @@ class Settlement:
         self._pending: _Pending | None = None
         self._settled: list[IntervalSettlement] = []
         self._totals = RunningTotals() if totals is None else totals
+        self._days_done: set[int] = set()
         if journal is not None:
             if ledger.cursor > journal.seq:
                 raise SettlementError(f"the ledger has applied journal record {ledger.cursor}, "
@@ -271,10 +304,19 @@ class Settlement:
                               planned_kwh=planned_kwh, carbon_cost=carbon_cost,
                               grid_fee=self.config.grid_fee,
                               minor_per_unit=self.config.minor_per_unit, totals=self._totals)
-        transfers = line_transfers(lines, prefix=self.config.prefix)
-        check_interval(lines, transfers)
         new_accounts = self._new_accounts(lines.participant)
         totals = self._totals.advance(lines)
+        if self.config.granularity == "day":
+            if self._pending is None:
+                raise SettlementError("with 'day' granularity, settle intervals inside "
+                                      "Settlement.batch() (a day is netted when it ends)")
+            self._pending.accounts += new_accounts
+            done = IntervalSettlement(lines, ())
+            self._totals = totals
+            self._settled.append(done)
+            return done
+        transfers = line_transfers(lines, prefix=self.config.prefix)
+        check_interval(lines, transfers)
         if self._pending is not None:
             self._pending.accounts += new_accounts
             if clearing is not None:
@@ -319,6 +361,8 @@ class Settlement:
         start, totals = len(self._settled), self._totals
         try:
             yield
+            if self.config.granularity == "day":
+                self._net_days(self._pending, start)
         except BaseException:
             pending, self._pending = self._pending, None
             del self._settled[start:]
@@ -327,6 +371,7 @@ class Settlement:
             raise
         pending, self._pending = self._pending, None
         report = self._commit(pending)
+        self._days_done.update(pending.days)
         pos = 0
         for i in range(start, len(self._settled)):
             done = self._settled[i]
@@ -334,6 +379,28 @@ class Settlement:
             self._settled[i] = IntervalSettlement(
                 done.lines, done.transfers, PostReport(report.results[pos:pos + n]))
             pos += n
+
+    def _net_days(self, pending: _Pending, start: int) -> None:
+        """Net the batch's intervals day by day into ``pending`` (one group a day),
+        the day's transfers carried by its last interval."""
+        ppd = self.config.periods_per_day
+        pos = start
+        while pos < len(self._settled):
+            day = self._settled[pos].interval // ppd
+            if day in self._days_done or day in pending.days:
+                raise SettlementError(f"day {day} (interval {self._settled[pos].interval}) "
+                                      "is already settled in another batch: with 'day' "
+                                      "granularity settle each day's intervals in one batch")
+            end = pos
+            while end < len(self._settled) and self._settled[end].interval // ppd == day:
+                end += 1
+            lines = [s.lines for s in self._settled[pos:end]]
+            transfers = net_transfers(lines, prefix=self.config.prefix)
+            check_transfers(lines, transfers)
+            pending.groups.append(transfers)
+            pending.days.append(day)
+            self._settled[end - 1] = IntervalSettlement(lines[-1], tuple(transfers))
+            pos = end
 
     def _commit(self, pending: _Pending) -> PostReport:
         cursor = None
@@ -363,9 +430,7 @@ class Settlement:
 
     def statements(self) -> pd.DataFrame:
         """Every participant's statement rows for the intervals settled here."""
-        if not self._settled:
-            return pd.DataFrame(columns=list(STATEMENT_COLUMNS))
-        return pd.concat([s.statement() for s in self._settled], ignore_index=True)
+        return statement_frame([s.lines for s in self._settled])
 
     def write_statements(self, path: str | Path) -> Path:
         """Write the statements as CSV (one row per participant and interval)."""

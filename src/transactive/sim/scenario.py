@@ -298,6 +298,12 @@ class SettlementConfig(_Section):
         description="'on' settles every interval through the double-entry ledger, 'off' "
         "skips it, 'auto' settles runs of up to 2 million household-intervals.",
     )
+    granularity: Literal["auto", "interval", "day"] = Field(
+        "auto",
+        description="'interval' posts each interval's transfers; 'day' nets each "
+        "account's transfers per day (the statements keep every interval); 'auto' "
+        "picks 'day' above 200,000 household-intervals.",
+    )
     grid_fee_per_kwh: float = Field(
         0.0, ge=0, le=100,
         description="Network fee per kWh bought in the market, to the grid operator."

@@ -5,6 +5,11 @@ Every interval's clearing and metered energy go through
 (``journal.jsonl``) and a double-entry ledger (``settlement.sqlite``), one
 durable commit per simulated day. After the run, every household's statement
 goes to ``statements.csv`` and the statements are reconciled with the ledger.
+The granularity (``settlement.granularity``) is ``"interval"`` (one group of
+transfers per interval, each interval's clearing journaled) or ``"day"`` (each
+household's transfers netted per day, the statements still one row per
+household and interval; see :mod:`transactive.settlement.settle`); ``"auto"``
+picks ``"day"`` for runs above :data:`DAY_GRANULARITY_ABOVE` household-intervals.
 
 What each household's meter reads is what it took from the grid: ``bought -
 sold + imported - exported`` (curtailed PV is not metered). A design whose
@@ -37,6 +42,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from transactive.clearing import Clearing
+from transactive.errors import InputError
 from transactive.grid.network import Network
 from transactive.orders import BUY, SELL, OrderBatch
 from transactive.programs.carbon import CarbonPrices, carbon_lines
@@ -48,13 +54,16 @@ from transactive.settlement import (
     Settlement,
     SettlementConfig,
 )
+from transactive.settlement.settle import Granularity
 from transactive.sim.books import IntervalOutcome
 
-__all__ = ["COUNTERPARTY", "STATEMENTS_FILE", "CarbonContext", "RunSettlement",
-           "SettlementSummary", "household_label"]
+__all__ = ["COUNTERPARTY", "DAY_GRANULARITY_ABOVE", "STATEMENTS_FILE", "CarbonContext",
+           "RunSettlement", "SettlementSummary", "household_label", "settlement_granularity"]
 
 STATEMENTS_FILE = "statements.csv"
 COUNTERPARTY = "counterparty"
+#: ``granularity = "auto"`` nets per day above this many household-intervals.
+DAY_GRANULARITY_ABOVE = 200_000
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -71,6 +80,23 @@ class SettlementSummary:
     bills: pd.DataFrame | None = None
     """One row per household (cents): its statements' energy bill against the
     simulated bill (see :class:`~transactive.settlement.settle.Reconciliation`)."""
+
+
+def settlement_granularity(granularity: str, household_intervals: int) -> Granularity:
+    """``"interval"`` or ``"day"``: ``granularity`` itself, or for ``"auto"``
+    ``"day"`` above :data:`DAY_GRANULARITY_ABOVE` household-intervals.
+
+    Examples
+    --------
+    >>> settlement_granularity("auto", 50 * 672), settlement_granularity("auto", 1000 * 35040)
+    ('interval', 'day')
+    """
+    if granularity == "auto":
+        return "day" if household_intervals > DAY_GRANULARITY_ABOVE else "interval"
+    if granularity not in ("interval", "day"):
+        raise InputError("granularity", f"must be 'interval', 'day' or 'auto', "
+                         f"got {granularity!r}")
+    return "day" if granularity == "day" else "interval"
 
 
 def household_label(index: npt.NDArray[np.int64]) -> npt.NDArray[np.str_]:
@@ -116,20 +142,22 @@ class CarbonContext:
 
 class RunSettlement:
     """Settles one run into ``run_dir`` (an empty folder: a fresh ledger,
-    see :func:`~transactive.sim.rundir.prepare_run_dir`)."""
+    see :func:`~transactive.sim.rundir.prepare_run_dir`), at ``granularity``
+    ``"interval"`` or ``"day"`` (see :func:`settlement_granularity`)."""
 
-    def __init__(self, run_dir: str | Path, n_households: int, periods_per_day: int) -> None:
+    def __init__(self, run_dir: str | Path, n_households: int, periods_per_day: int, *,
+                 granularity: Granularity = "interval") -> None:
         self.run_dir = Path(run_dir)
+        config = SettlementConfig(granularity=granularity, periods_per_day=periods_per_day)
         self._stack = ExitStack()
         ledger = self._stack.enter_context(Ledger(self.run_dir / LEDGER_FILE))
         journal = self._stack.enter_context(Journal(self.run_dir / JOURNAL_FILE))
-        self.settlement = Settlement(ledger, journal, config=SettlementConfig())
+        self.settlement = Settlement(ledger, journal, config=config)
         self.labels = household_label(np.arange(n_households, dtype=np.int64))
         self.periods_per_day = periods_per_day
         self._bills = np.zeros(n_households)
         self._batch: ExitStack | None = None
         self._count = 0
-        self._transfers = 0
 
     def interval(self, t: int, out: IntervalOutcome, *, retail_price: float,
                  feed_in_price: float, grid_fee_per_kwh: float = 0.0) -> None:
@@ -147,12 +175,11 @@ class RunSettlement:
         carbon = out.carbon_cost
         if participants.size > self.labels.size:
             carbon = np.append(carbon, 0.0)  # the counterparty's emissions went to the buyers
-        done = self.settlement.settle_interval(
+        self.settlement.settle_interval(
             t, clearing, participants, metered, retail_price_per_kwh=retail_price,
             feed_in_price_per_kwh=feed_in_price, grid_fee_per_kwh=grid_fee_per_kwh,
             carbon_cost=carbon)
         self._count += 1
-        self._transfers += len(done.transfers)
         if (t + 1) % self.periods_per_day == 0:
             self._commit()
 
@@ -201,5 +228,6 @@ class RunSettlement:
         self.settlement.write_statements(self.run_dir / STATEMENTS_FILE)
         rec = self.settlement.reconciliation(bills=pd.Series(self._bills, index=self.labels))
         self._stack.close()
-        return SettlementSummary(self._count, self._transfers, rec.is_ok, rec.problems,
+        transfers = sum(len(done.transfers) for done in self.settlement.settled)
+        return SettlementSummary(self._count, transfers, rec.is_ok, rec.problems,
                                  rec.table, rec.bills)
