@@ -40,12 +40,16 @@ Examples
 
 from __future__ import annotations
 
+import warnings
 import weakref
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
@@ -95,18 +99,105 @@ class LossSensitivity:
 
 _DENSE_BUSES = 200
 """Networks up to this size use dense algebra: faster than sparse overheads."""
-_YBUS: weakref.WeakKeyDictionary[Network, tuple[Any, ...]] = weakref.WeakKeyDictionary()
 
 
-def _ybus(net: Network) -> tuple[Any, sp.csr_matrix, sp.csr_matrix, npt.NDArray[np.int64]]:
-    """Bus admittance matrix (dense for small networks) and the from/to branch
-    admittances (MATPOWER), built once per network."""
-    cached = _YBUS.get(net)
-    if cached is None:
-        ybus, yf, yt, on = _build_ybus(net)
-        cached = _YBUS[net] = (ybus.toarray() if net.n_bus <= _DENSE_BUSES else ybus,
-                               yf, yt, on)
-    return cached
+@dataclass(frozen=True, eq=False)
+class _Model:
+    """Everything the power flow of one network needs that does not depend on
+    the injections, built once per network (:func:`_model`).
+
+    ``pvpq`` is ``pv`` then ``pq``, so the PQ buses are its last ``pq.size``
+    entries; the unknowns are the angles at ``pvpq`` then the magnitudes at
+    ``pq``. Dense networks keep ``y_sub`` (the rows and columns of ``pvpq``
+    of the Y-bus) and the flat positions of the Jacobian's four block
+    diagonals in ``diag``. The Jacobian at the flat start does not depend on
+    the injections either: ``flat_step`` solves with its factors (None if it
+    is singular), so the first Newton step costs one triangular solve.
+    """
+
+    ybus: Any
+    yf: sp.csr_matrix
+    yt: sp.csr_matrix
+    on: npt.NDArray[np.int64]
+    ref: int
+    pv: npt.NDArray[np.int64]
+    pq: npt.NDArray[np.int64]
+    pvpq: npt.NDArray[np.int64]
+    va_start: Array
+    vm_start: Array
+    p_default_mw: Array
+    q_default_mvar: Array
+    base_mva: float
+    y_sub: npt.NDArray[np.complex128] | None
+    y_ref: npt.NDArray[np.complex128] | None
+    diag: tuple[npt.NDArray[np.int64], ...]
+    flat_step: Callable[[Array], Array] | None = None
+
+
+_MODELS: weakref.WeakKeyDictionary[Network, _Model] = weakref.WeakKeyDictionary()
+
+
+def _model(net: Network) -> _Model:
+    """The cached :class:`_Model` of ``net`` (networks are immutable), built and
+    checked for connectivity on first use."""
+    model = _MODELS.get(net)
+    if model is None:
+        model = _MODELS[net] = _build_model(net)
+    return model
+
+
+def _build_model(net: Network) -> _Model:
+    net.check_connected()
+    n = net.n_bus
+    ybus, yf, yt, on = _build_ybus(net)
+    ref = net.ref_position
+    gen_on = net.gen["in_service"].to_numpy()
+    gpos = net.gen_position[gen_on]
+    vset = net.bus["vm_pu"].to_numpy().astype(np.float64)
+    vset[gpos] = net.gen["vm_pu"].to_numpy()[gen_on]
+    pv = net.pv_with_generator[net.pv_with_generator != ref]
+    pq = np.setdiff1d(np.arange(n), np.r_[pv, ref])
+    pvpq = np.r_[pv, pq]
+    # flat start at the reference bus's angle, which stays fixed (MATPOWER)
+    va = np.full(n, np.deg2rad(net.bus["va_deg"].to_numpy()[ref]))
+    vm = np.ones(n)
+    vm[pv], vm[ref] = vset[pv], vset[ref]
+    load_p = np.bincount(net.load_position, net.load["p_mw"].to_numpy(), n)
+    load_q = np.bincount(net.load_position, net.load["q_mvar"].to_numpy(), n)
+    p_default = np.bincount(gpos, net.gen["p_mw"].to_numpy()[gen_on], n) - load_p
+    q_default = np.bincount(gpos, net.gen["q_mvar"].to_numpy()[gen_on], n) - load_q
+    y_sub = y_ref = None
+    diag: tuple[npt.NDArray[np.int64], ...] = ()
+    if n <= _DENSE_BUSES:
+        ybus = ybus.toarray()
+        y_sub, y_ref = ybus[np.ix_(pvpq, pvpq)], ybus[ref, pvpq]
+        n1, m, k = pvpq.size, pvpq.size + pq.size, np.arange(pq.size)
+        at_pq = pv.size + k  # positions of the PQ buses within pvpq
+        diag = (np.arange(n1) * (m + 1),          # dP/dva
+                at_pq * m + n1 + k,                # dP/dvm
+                (n1 + k) * m + at_pq,              # dQ/dva
+                (n1 + k) * (m + 1))                # dQ/dvm
+    model = _Model(ybus=ybus, yf=yf, yt=yt, on=on, ref=ref, pv=pv, pq=pq, pvpq=pvpq,
+                   va_start=va, vm_start=vm, p_default_mw=p_default,
+                   q_default_mvar=q_default, base_mva=net.base_mva, y_sub=y_sub, y_ref=y_ref,
+                   diag=diag)
+    v = vm * np.exp(1j * va)
+    return replace(model, flat_step=_factorize(_jacobian(model, v, v * np.conj(ybus @ v))[0]))
+
+
+def _factorize(jac: Any) -> Callable[[Array], Array] | None:
+    """A solver of ``jac x = b`` from its LU factors, None if ``jac`` is singular."""
+    if isinstance(jac, np.ndarray):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", sla.LinAlgWarning)
+            lu = sla.lu_factor(jac, check_finite=False)
+        if not np.all(np.diag(lu[0])):
+            return None
+        return partial(sla.lu_solve, lu, check_finite=False)
+    try:
+        return spla.splu(jac).solve
+    except RuntimeError:  # "Factor is exactly singular"
+        return None
 
 
 def _build_ybus(net: Network) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix,
@@ -132,15 +223,11 @@ def _build_ybus(net: Network) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matr
     return ybus, yf.tocsr(), yt.tocsr(), on
 
 
-def _ds_dv(ybus: Any, v: npt.NDArray[np.complex128]) -> tuple[Any, Any]:
+def _sparse_ds_dv(ybus: sp.csr_matrix,
+                  v: npt.NDArray[np.complex128]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """Derivatives of the complex injections with respect to voltage angle and
-    magnitude (polar form); dense for a dense ``ybus``."""
+    magnitude (polar form, MATPOWER's ``dSbus_dV``), sparse."""
     ibus = ybus @ v
-    if isinstance(ybus, np.ndarray):
-        vn = v / np.abs(v)
-        ds_dvm = v[:, None] * np.conj(ybus * vn[None, :]) + np.diag(np.conj(ibus) * vn)
-        ds_dva = 1j * v[:, None] * np.conj(np.diag(ibus) - ybus * v[None, :])
-        return ds_dva, ds_dvm
     dv, di = sp.diags(v), sp.diags(ibus)
     dvn = sp.diags(v / np.abs(v))
     ds_dvm = dv @ (ybus @ dvn).conj() + di.conj() @ dvn
@@ -148,14 +235,41 @@ def _ds_dv(ybus: Any, v: npt.NDArray[np.complex128]) -> tuple[Any, Any]:
     return ds_dva.tocsr(), ds_dvm.tocsr()
 
 
-def _jacobian(ds_dva: Any, ds_dvm: Any, pvpq: npt.NDArray[np.int64],
-              pq: npt.NDArray[np.int64]) -> Any:
-    """The Newton Jacobian of the mismatches (P at PV and PQ buses, Q at PQ)."""
-    if isinstance(ds_dva, np.ndarray):
-        return np.block([[ds_dva[np.ix_(pvpq, pvpq)].real, ds_dvm[np.ix_(pvpq, pq)].real],
-                         [ds_dva[np.ix_(pq, pvpq)].imag, ds_dvm[np.ix_(pq, pq)].imag]])
-    return sp.bmat([[ds_dva[pvpq][:, pvpq].real, ds_dvm[pvpq][:, pq].real],
-                    [ds_dva[pq][:, pvpq].imag, ds_dvm[pq][:, pq].imag]], format="csc")
+def _jacobian(model: _Model, v: npt.NDArray[np.complex128],
+              s: npt.NDArray[np.complex128]) -> tuple[Any, Array]:
+    """The Newton Jacobian of the mismatches (P at PV and PQ buses, Q at PQ; in
+    the angles at ``pvpq`` and the magnitudes at ``pq``) at voltages ``v`` with
+    injections ``s = v * conj(Y v)`` (pu), and the gradient of the slack's
+    active injection in the same unknowns."""
+    pvpq, pq, ref = model.pvpq, model.pq, model.ref
+    if model.y_sub is None or model.y_ref is None:
+        ds_dva, ds_dvm = _sparse_ds_dv(model.ybus, v)
+        jac = sp.bmat([[ds_dva[pvpq][:, pvpq].real, ds_dvm[pvpq][:, pq].real],
+                       [ds_dva[pq][:, pvpq].imag, ds_dvm[pq][:, pq].imag]], format="csc")
+        grad = np.r_[ds_dva[[ref]][:, pvpq].real.toarray().ravel(),
+                     ds_dvm[[ref]][:, pq].real.toarray().ravel()]
+        return jac, grad
+    # dS_i/dva_j = j S_i [i = j] - j M_ij and dS_i/d|v_j| = M_ij / |v_j| + S_i / |v_i| [i = j],
+    # with M_ij = v_i conj(Y_ij v_j): MATPOWER's dSbus_dV, restricted to the unknowns
+    npv, n1 = model.pv.size, pvpq.size
+    m = n1 + pq.size
+    vr = v[pvpq]
+    vm = np.abs(vr[npv:])
+    mij = vr[:, None] * np.conj(model.y_sub * vr)
+    jac = np.empty((m, m))
+    jac[:n1, :n1] = mij.imag
+    jac[:n1, n1:] = mij.real[:, npv:] / vm
+    jac[n1:, :n1] = -mij.real[npv:]
+    jac[n1:, n1:] = mij.imag[npv:, npv:] / vm
+    flat, (d_pa, d_pm, d_qa, d_qm) = jac.ravel(), model.diag
+    sr = s[pvpq]
+    sq = sr[npv:]
+    flat[d_pa] -= sr.imag
+    flat[d_pm] += sq.real / vm
+    flat[d_qa] += sq.real
+    flat[d_qm] += sq.imag / vm
+    mref = v[ref] * np.conj(model.y_ref * vr)
+    return jac, np.r_[mref.imag, mref.real[npv:] / vm]
 
 
 def _solve(jac: Any, rhs: Array, *, transpose: bool = False) -> Array:
@@ -167,28 +281,50 @@ def _solve(jac: Any, rhs: Array, *, transpose: bool = False) -> Array:
     return spla.spsolve(jac.T.tocsc() if transpose else jac, rhs)
 
 
-def _injections(net: Network, p_inj_mw: npt.ArrayLike | None,
-                q_inj_mvar: npt.ArrayLike | None) -> tuple[Array, Array]:
-    n = net.n_bus
-    gen_on = net.gen["in_service"].to_numpy()
-    load_q = np.bincount(net.load_position, net.load["q_mvar"].to_numpy(), n)
-    load_p = np.bincount(net.load_position, net.load["p_mw"].to_numpy(), n)
-    default_p = np.bincount(net.gen_position[gen_on], net.gen["p_mw"].to_numpy()[gen_on], n)
-    default_q = np.bincount(net.gen_position[gen_on], net.gen["q_mvar"].to_numpy()[gen_on], n)
-    return (bus_values("p_inj_mw", p_inj_mw, n, default_p - load_p),
-            bus_values("q_inj_mvar", q_inj_mvar, n, default_q - load_q))
+def _newton(model: _Model, p_inj_mw: npt.ArrayLike | None, q_inj_mvar: npt.ArrayLike | None,
+            tol_mva: float, max_iter: int) -> tuple[npt.NDArray[np.complex128],
+                                                    npt.NDArray[np.complex128], int]:
+    """Newton-Raphson from the flat start: the voltages, the complex injections
+    (pu) at the solution, and the number of iterations."""
+    n = model.va_start.size
+    base, ybus, pvpq, pq = model.base_mva, model.ybus, model.pvpq, model.pq
+    p_spec = bus_values("p_inj_mw", p_inj_mw, n, model.p_default_mw)
+    q_spec = bus_values("q_inj_mvar", q_inj_mvar, n, model.q_default_mvar)
+    s_spec = (p_spec + 1j * q_spec) / base
+    va, vm = model.va_start.copy(), model.vm_start.copy()
+    n1 = pvpq.size
+    v = vm * np.exp(1j * va)
+    for it in range(max_iter + 1):
+        s = v * np.conj(ybus @ v)
+        mis = s - s_spec
+        f = np.r_[mis.real[pvpq], mis.imag[pq]]
+        worst = float(np.abs(f).max(initial=0.0)) * base
+        if worst < tol_mva:
+            return v, s, it
+        if it == max_iter:
+            raise SolverError(f"the AC power flow did not converge in {max_iter} iterations "
+                              f"(largest mismatch {worst:.3g} MVA)")
+        if it == 0 and model.flat_step is not None:
+            dx = model.flat_step(-f)
+        else:
+            dx = _solve(_jacobian(model, v, s)[0], -f)
+        if not np.isfinite(dx).all():
+            raise SolverError("the AC power flow hit a singular Jacobian")
+        va[pvpq] += dx[:n1]
+        vm[pq] += dx[n1:]
+        v = vm * np.exp(1j * va)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _bus_types(net: Network) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64], Array]:
-    """Slack position, PV and PQ positions, and the voltage set points."""
-    ref = net.ref_position
-    gen_on = net.gen["in_service"].to_numpy()
-    vset = net.bus["vm_pu"].to_numpy().copy()
-    gpos = net.gen_position[gen_on]
-    vset[gpos] = net.gen["vm_pu"].to_numpy()[gen_on]
-    pv = net.pv_with_generator[net.pv_with_generator != ref]
-    pq = np.setdiff1d(np.arange(net.n_bus), np.r_[pv, ref])
-    return ref, pv, pq, vset
+def _power_flow(network: Network, model: _Model, v: npt.NDArray[np.complex128],
+                s: npt.NDArray[np.complex128], iterations: int) -> PowerFlow:
+    base, on = model.base_mva, model.on
+    loss = np.full(network.n_branch, np.nan)
+    s_from = v[network.from_position[on]] * np.conj(model.yf @ v)
+    s_to = v[network.to_position[on]] * np.conj(model.yt @ v)
+    loss[on] = (s_from + s_to).real * base
+    return PowerFlow(vm_pu=np.abs(v), va_deg=np.rad2deg(np.angle(v)), p_inj_mw=s.real * base,
+                     q_inj_mvar=s.imag * base, loss_mw=loss, iterations=iterations)
 
 
 def ac_power_flow(
@@ -220,42 +356,23 @@ def ac_power_flow(
         If Newton's method does not converge (often: a load the network
         cannot carry).
     """
-    network.check_connected()
-    ybus, yf, yt, on = _ybus(network)
-    p_spec, q_spec = _injections(network, p_inj_mw, q_inj_mvar)
-    ref, pv, pq, vset = _bus_types(network)
-    base = network.base_mva
-    s_spec = (p_spec + 1j * q_spec) / base
-    # flat start at the reference bus's angle, which stays fixed (MATPOWER)
-    va = np.full(network.n_bus, np.deg2rad(network.bus["va_deg"].to_numpy()[ref]))
-    vm = np.where(np.isin(np.arange(network.n_bus), pv) | (np.arange(network.n_bus) == ref),
-                  vset, 1.0)
-    pvpq = np.r_[pv, pq]
-    n1 = pvpq.size
-    v = vm * np.exp(1j * va)
-    for it in range(max_iter + 1):
-        mis = v * np.conj(ybus @ v) - s_spec
-        f = np.r_[mis.real[pvpq], mis.imag[pq]]
-        worst = float(np.abs(f).max(initial=0.0)) * base
-        if worst < tol_mva:
-            break
-        if it == max_iter:
-            raise SolverError(f"the AC power flow did not converge in {max_iter} iterations "
-                              f"(largest mismatch {worst:.3g} MVA)")
-        ds_dva, ds_dvm = _ds_dv(ybus, v)
-        dx = _solve(_jacobian(ds_dva, ds_dvm, pvpq, pq), -f)
-        if not np.isfinite(dx).all():
-            raise SolverError("the AC power flow hit a singular Jacobian")
-        va[pvpq] += dx[:n1]
-        vm[pq] += dx[n1:]
-        v = vm * np.exp(1j * va)
-    s = v * np.conj(ybus @ v) * base
-    loss = np.full(network.n_branch, np.nan)
-    s_from = v[network.from_position[on]] * np.conj(yf @ v)
-    s_to = v[network.to_position[on]] * np.conj(yt @ v)
-    loss[on] = (s_from + s_to).real * base
-    return PowerFlow(vm_pu=np.abs(v), va_deg=np.rad2deg(np.angle(v)), p_inj_mw=s.real,
-                     q_inj_mvar=s.imag, loss_mw=loss, iterations=it)
+    model = _model(network)
+    v, s, it = _newton(model, p_inj_mw, q_inj_mvar, tol_mva, max_iter)
+    return _power_flow(network, model, v, s, it)
+
+
+def _adjoint(model: _Model, v: npt.NDArray[np.complex128],
+             s: npt.NDArray[np.complex128]) -> tuple[Array, Array]:
+    """``dLoss/dP`` and ``dLoss/dQ`` per bus at the solution ``v``."""
+    jac, grad = _jacobian(model, v, s)
+    w = _solve(jac, grad, transpose=True)
+    n, n1 = v.size, model.pvpq.size
+    dp, dq = np.zeros(n), np.zeros(n)
+    # F(x, u) = g(x) - u = 0 gives dx/du = J^-1, so dP_slack/du = J^-T grad = w;
+    # the loss is P_slack + sum of the other injections: dLoss/dP_k = 1 + w_k
+    dp[model.pvpq] = 1.0 + w[:n1]
+    dq[model.pq] = w[n1:]
+    return dp, dq
 
 
 def loss_sensitivities(
@@ -268,25 +385,11 @@ def loss_sensitivities(
 
     Parameters are those of :func:`ac_power_flow`.
     """
-    pf = ac_power_flow(network, p_inj_mw, q_inj_mvar)
-    ybus, _, _, _ = _ybus(network)
-    ref, pv, pq, _ = _bus_types(network)
-    pvpq = np.r_[pv, pq]
-    v = (pf.vm_pu * np.exp(1j * np.deg2rad(pf.va_deg))).astype(np.complex128)
-    ds_dva, ds_dvm = _ds_dv(ybus, v)
-    jac = _jacobian(ds_dva, ds_dvm, pvpq, pq)
-    if isinstance(ds_dva, np.ndarray):
-        grad = np.r_[ds_dva[ref, pvpq].real, ds_dvm[ref, pq].real]
-    else:
-        grad = np.r_[ds_dva[[ref]][:, pvpq].real.toarray().ravel(),
-                     ds_dvm[[ref]][:, pq].real.toarray().ravel()]
-    w = _solve(jac, grad, transpose=True)
-    dp, dq = np.zeros(network.n_bus), np.zeros(network.n_bus)
-    # F(x, u) = g(x) - u = 0 gives dx/du = J^-1, so dP_slack/du = J^-T grad = w;
-    # the loss is P_slack + sum of the other injections: dLoss/dP_k = 1 + w_k
-    dp[pvpq] = 1.0 + w[:pvpq.size]
-    dq[pq] = w[pvpq.size:]
-    return LossSensitivity(dloss_dp=dp, dloss_dq=dq, power_flow=pf)
+    model = _model(network)
+    v, s, it = _newton(model, p_inj_mw, q_inj_mvar, 1e-9, 30)
+    dp, dq = _adjoint(model, v, s)
+    return LossSensitivity(dloss_dp=dp, dloss_dq=dq,
+                           power_flow=_power_flow(network, model, v, s, it))
 
 
 def marginal_loss_factors(
@@ -301,4 +404,6 @@ def marginal_loss_factors(
     net injections per bus (defaults: the network's own generators and
     loads). A delivered price at bus ``k`` is ``price_slack * (1 - mlf_k)``.
     """
-    return loss_sensitivities(network, p_inj_mw, q_inj_mvar).dloss_dp
+    model = _model(network)
+    v, s, _ = _newton(model, p_inj_mw, q_inj_mvar, 1e-9, 30)
+    return _adjoint(model, v, s)[0]
