@@ -1,7 +1,17 @@
-"""Time and memory of whole simulations: the default run and a large one.
+"""Time, memory and run-folder size of whole simulations, and where the time goes.
 
-Run: ``python benchmarks/bench_simulate.py [--households 1000] [--days 365]``.
-Each case runs in a fresh process so its peak memory is its own.
+Run: ``python benchmarks/bench_simulate.py [--households 1000] [--days 365] [--split]``.
+Each case runs in a fresh process with every default (network market, settlement
+as ``[settlement] mode = "auto"`` decides) into a fresh run folder, so its peak
+memory and folder are its own. ``--split`` profiles each case once more and
+splits its time by part: devices (profiles, batteries), orders (bidding
+strategies), market (the mechanism and the baseline in Python: for the network
+market building and reading its LPs), HiGHS (the solver's own runs), carbon
+(loss factors), results (books, store) and settlement (ledger, journal,
+statements); profiling slows Python, so the split is in shares of the profiled
+time.
+Targets (issue "fast years"): a year of 1,000 households under 20 s, 2 GiB and a
+1 GiB run folder; the default run under 3 s of simulation.
 """
 
 from __future__ import annotations
@@ -12,26 +22,50 @@ import subprocess
 import sys
 
 _CHILD = """
-import json, resource, sys, time
-from transactive.sim import Scenario, simulate, write_results
-import tempfile
-overrides = json.loads(sys.argv[1])
+import cProfile, json, pathlib, pstats, resource, sys, tempfile, time
+from transactive.sim import Scenario, simulate
+overrides, split = json.loads(sys.argv[1]), sys.argv[2] == "1"
 scenario = Scenario().with_overrides(**overrides)
-t0 = time.perf_counter()
-with tempfile.TemporaryDirectory() as run_dir:  # settles into a ledger where the run is small
-    result = simulate(scenario, run_dir=run_dir)
-t1 = time.perf_counter()
+# each part: the cumulative time of its entry points (file suffix, function)
+parts = {"devices": [("sim/community.py", "build_community"),
+                     ("agents/devices.py", "self_consumption")],
+         "orders": [("agents/strategies.py", "limit_prices"),
+                    ("agents/strategies.py", "net_orders")],
+         "market": [("sim/market.py", "clear"), ("sim/market.py", "baseline_shortfall")],
+         "carbon": [("sim/settling.py", "cost")],
+         "results": [("sim/books.py", "add"), ("sim/books.py", "frames"),
+                     ("sim/recorder.py", "write_results")],
+         "settlement": [("sim/settling.py", "interval"), ("sim/settling.py", "close")]}
 with tempfile.TemporaryDirectory() as tmp:
-    write_results(result, tmp)
-t2 = time.perf_counter()
-print(json.dumps({"simulate_s": t1 - t0, "store_s": t2 - t1,
-                  "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "intervals": len(result.intervals)}))
+    run_dir = pathlib.Path(tmp) / "run"
+    prof = cProfile.Profile() if split else None
+    t0 = time.perf_counter()
+    if prof: prof.enable()
+    result = simulate(scenario, run_dir=run_dir)
+    if prof: prof.disable()
+    elapsed = time.perf_counter() - t0
+    size = sum(p.stat().st_size for p in run_dir.iterdir())
+    out = {"simulate_s": elapsed, "folder_mib": size / 2**20,
+           "settled": result.settlement is not None,
+           "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "intervals": len(result.intervals)}
+    if prof:
+        stats = pstats.Stats(prof).stats
+        def cumulative(file, name):
+            return sum(v[3] for (f, _, n), v in stats.items() if f.endswith(file) and n == name)
+        split = {k: sum(cumulative(f, n) for f, n in v) for k, v in parts.items()}
+        highs = sum(v[3] for (f, _, n), v in stats.items() if n.endswith("highspy._core.run>"))
+        split["market"] -= highs  # the market's Python: building and reading its LPs
+        split["HiGHS"] = highs
+        total = sum(v[3] for (f, _, n), v in stats.items() if n == "simulate")
+        split["other"] = total - sum(split.values())
+        out["split"] = {k: v / total for k, v in split.items()}
+print(json.dumps(out))
 """
 
 
-def _case(overrides: dict[str, object]) -> dict[str, float]:
-    proc = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(overrides)],
+def _case(overrides: dict[str, object], split: bool) -> dict[str, object]:
+    proc = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(overrides), str(int(split))],
                           capture_output=True, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -40,22 +74,25 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--households", type=int, default=1000)
     parser.add_argument("--days", type=float, default=365)
+    parser.add_argument("--split", action="store_true", help="profile where the time goes")
     args = parser.parse_args(argv)
-    # the same feeder loading as the default (50 households standing for 1,500)
-    big = {"community.households": args.households, "time.days": args.days,
-           "grid.kw_per_unit": 1500 / args.households}
+    big = {"community.households": args.households, "time.days": args.days}
     cases = [
         ("default (50 households, 7 days)", {}),
-        (f"{args.households} households, {args.days:g} days, network",
-         {**big, "market.mechanism": "network"}),
+        (f"{args.households} households, {args.days:g} days, network", big),
         (f"{args.households} households, {args.days:g} days, uniform",
          {**big, "market.mechanism": "uniform"}),
     ]
-    print(f"{'case':<44} {'intervals':>9} {'simulate s':>11} {'store s':>8} {'peak MiB':>9}")
+    print(f"{'case':<40} {'intervals':>9} {'simulate s':>11} {'peak MiB':>9} {'folder MiB':>10}"
+          f" {'settled':>8}")
     for label, overrides in cases:
-        r = _case(overrides)
-        print(f"{label:<44} {r['intervals']:>9} {r['simulate_s']:>11.2f} {r['store_s']:>8.2f} "
-              f"{r['peak_mib']:>9.0f}")
+        r = _case(overrides, split=False)
+        print(f"{label:<40} {r['intervals']:>9} {r['simulate_s']:>11.2f} {r['peak_mib']:>9.0f}"
+              f" {r['folder_mib']:>10.1f} {'yes' if r['settled'] else 'no':>8}", flush=True)
+        if args.split:
+            split = _case(overrides, split=True)["split"]
+            print("    time split: " + ", ".join(f"{k} {v:.0%}" for k, v in split.items()),
+                  flush=True)
 
 
 if __name__ == "__main__":
