@@ -25,7 +25,7 @@ import pandas as pd
 
 from transactive.orders import BUY, OrderBatch
 
-__all__ = ["Clearing"]
+__all__ = ["Clearing", "json_value"]
 
 
 def _adopt(values: npt.ArrayLike, copy: bool = True) -> npt.NDArray[np.float64]:
@@ -41,8 +41,14 @@ def _readonly(values: npt.ArrayLike, copy: bool = True) -> npt.NDArray[np.float6
     return arr
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-ready Python value: numpy scalars unwrapped, nan as None."""
+def json_value(value: Any) -> Any:
+    """A JSON-ready Python value: numpy scalars unwrapped, nan and infinities as None.
+
+    Examples
+    --------
+    >>> json_value(np.float64(0.5)), json_value(float("nan")), json_value(np.int64(3))
+    (0.5, None, 3)
+    """
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not np.isfinite(value):
@@ -151,20 +157,20 @@ class Clearing:
         o = self.orders
         allocations = [
             {
-                "id": _plain(o.id[i]),
-                "participant": _plain(o.participant[i]),
+                "id": json_value(o.id[i]),
+                "participant": json_value(o.participant[i]),
                 "side": "buy" if o.side[i] == BUY else "sell",
-                "quantity": _plain(self.accepted[i]),
-                "price": _plain(self.price[i]),
-                "payment": _plain(self.payment[i]),
+                "quantity": json_value(self.accepted[i]),
+                "price": json_value(self.price[i]),
+                "payment": json_value(self.payment[i]),
             }
             for i in traded
         ]
         return {
             "mechanism": self.mechanism,
-            "price": _plain(self.clearing_price),
-            "volume": _plain(self.volume),
-            "welfare": _plain(self.welfare),
-            "operator_surplus": _plain(self.operator_surplus),
+            "price": json_value(self.clearing_price),
+            "volume": json_value(self.volume),
+            "welfare": json_value(self.welfare),
+            "operator_surplus": json_value(self.operator_surplus),
             "allocations": allocations,
         }

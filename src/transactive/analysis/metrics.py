@@ -50,12 +50,12 @@ Warnings
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from transactive.clearing import json_value
 from transactive.sim.result import SimulationResult
 
 __all__ = ["CENT", "gini", "lorenz_curve", "summary"]
@@ -122,15 +122,6 @@ def gini(values: npt.ArrayLike) -> float:
 
 def _share(num: float, den: float) -> float | None:
     return num / den if den > 0 else None
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe: numpy scalars to Python, non-finite floats to None."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def summary(result: SimulationResult) -> dict[str, Any]:
@@ -212,7 +203,7 @@ def summary(result: SimulationResult) -> dict[str, Any]:
     out["settlement"] = None if st is None else {
         "intervals": st.intervals, "transfers": st.transfers, "reconciled": st.reconciled,
         "problems": list(st.problems)}
-    return {key: _clean(value) for key, value in out.items()}
+    return {key: json_value(value) for key, value in out.items()}
 
 
 def _warnings(s: dict[str, Any], result: SimulationResult,
