@@ -298,6 +298,9 @@ class Settlement:
         commits when it ends). Raises :class:`SettlementError` if the ledger
         refuses the interval.
         """
+        if self.config.granularity == "day" and self._pending is None:
+            raise SettlementError("with 'day' granularity, settle intervals inside "
+                                  "Settlement.batch() (a day is netted when it ends)")
         prices = IntervalPrices(retail_price_per_kwh, feed_in_price_per_kwh, grid_fee_per_kwh,
                                 imbalance_penalty_per_kwh)
         lines = compute_lines(interval, clearing, participants, metered_kwh, prices,
@@ -307,9 +310,6 @@ class Settlement:
         new_accounts = self._new_accounts(lines.participant)
         totals = self._totals.advance(lines)
         if self.config.granularity == "day":
-            if self._pending is None:
-                raise SettlementError("with 'day' granularity, settle intervals inside "
-                                      "Settlement.batch() (a day is netted when it ends)")
             self._pending.accounts += new_accounts
             done = IntervalSettlement(lines, ())
             self._totals = totals
