@@ -108,3 +108,9 @@ def test_plot_audit(table):
     assert heights == pytest.approx(table["efficiency"].tolist())
     with pytest.raises(InputError, match="not an audit table"):
         plot_audit(pd.DataFrame({"x": [1]}))
+
+
+def test_a_mechanisms_figures_do_not_depend_on_the_others_audited_with_it():
+    alone = audit(["uniform"], rng=np.random.default_rng(3), n_markets=6)
+    among = audit(["vickrey", "muda", "uniform"], rng=np.random.default_rng(3), n_markets=6)
+    pd.testing.assert_series_equal(alone.loc["uniform"], among.loc["uniform"])

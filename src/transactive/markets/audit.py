@@ -153,15 +153,17 @@ def audit(
     if not np.all(np.isfinite(grid)) or grid.min() < 0:
         raise InputError("factors", "must be finite and >= 0")
     forms = {name: MARKET_FORMS.get(name, "double") for name in mechanisms}
-    markets = {
-        form: [_market(form, n_buyers, n_sellers, rng) for _ in range(n_markets)]
-        for form in set(forms.values())
-    }
-    seeds = rng.integers(0, 2**63, size=n_markets)
-    pick = {form: [rng.choice(n_buyers if form == "lot" else n_buyers + n_sellers,
-                              size=min(deviators, n_buyers if form == "lot"
-                                       else n_buyers + n_sellers), replace=False)
-                   for _ in range(n_markets)] for form in markets}
+    # each market form draws from its own stream, so a mechanism's markets are
+    # the same whichever others are audited with it, in whatever order
+    streams = dict(zip(("double", "lot"), rng.spawn(2), strict=True))
+    markets, seeds, pick = {}, {}, {}
+    for form in sorted(set(forms.values())):
+        draw = streams[form]
+        markets[form] = [_market(form, n_buyers, n_sellers, draw) for _ in range(n_markets)]
+        seeds[form] = draw.integers(0, 2**63, size=n_markets)
+        traders = n_buyers if form == "lot" else n_buyers + n_sellers
+        pick[form] = [draw.choice(traders, size=min(deviators, traders), replace=False)
+                      for _ in range(n_markets)]
     optimum = {form: np.array([welfare_optimum(ob)[1] for ob in obs])
                for form, obs in markets.items()}
     rows = []
@@ -173,7 +175,8 @@ def audit(
             extra = {"rng": np.random.default_rng(seed)} if takes_rng[name] else {}
             return fn(ob, **options.get(name, {}), **extra)
 
-        rows.append(_measure(name, markets[form], optimum[form], pick[form], seeds, grid, run))
+        rows.append(_measure(name, markets[form], optimum[form], pick[form], seeds[form],
+                             grid, run))
     return pd.DataFrame(rows).set_index("mechanism")
 
 
