@@ -309,8 +309,8 @@ class Settlement:
                               minor_per_unit=self.config.minor_per_unit, totals=self._totals)
         new_accounts = self._new_accounts(lines.participant)
         totals = self._totals.advance(lines)
-        if self.config.granularity == "day":
-            self._pending.accounts += new_accounts
+        if self.config.granularity == "day" and self._pending is not None:
+            self._pending.accounts += new_accounts  # the day is netted when the batch ends
             done = IntervalSettlement(lines, ())
             self._totals = totals
             self._settled.append(done)
