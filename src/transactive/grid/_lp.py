@@ -1,6 +1,8 @@
 """Small shared solver plumbing for the distribution models: sparse triplets
-built block by block, one HiGHS call (LP/MILP) and one Clarabel call (SOCP,
-through cvxpy), each returning primal and dual values in one convention."""
+built block by block, one HiGHS call (LP/MILP), an LP kept in HiGHS and
+re-solved from its previous basis (:class:`KeptLP`), and one Clarabel call
+(SOCP, through cvxpy), each returning primal and dual values in one
+convention."""
 
 from __future__ import annotations
 
@@ -107,12 +109,104 @@ def solve_highs(c: Array, lb: Array, ub: Array, a: sp.csc_matrix, rl: Array, ru:
                            for k in integer]
     h.passModel(lp)
     h.run()
-    status = h.getModelStatus()
-    if status != highspy.HighsModelStatus.kOptimal:
-        raise SolverError(f"the {what} is {h.modelStatusToString(status).lower()}")
+    error = _highs_status_error(h, what)
+    if error is not None:
+        raise error
     s = h.getSolution()
     return LPSolution(np.asarray(s.col_value), np.asarray(s.row_dual), np.asarray(s.col_dual),
                       float(h.getInfo().objective_function_value))
+
+
+def _highs_status_error(h: highspy.Highs, what: str) -> SolverError | None:
+    status = h.getModelStatus()
+    if status == highspy.HighsModelStatus.kOptimal:
+        return None
+    return SolverError(f"the {what} is {h.modelStatusToString(status).lower()}")
+
+
+class KeptLP:
+    """``min c x  s.t.  rl <= A x <= ru,  lb <= x <= ub`` kept in its own HiGHS
+    instance between solves: :meth:`solve` passes only the costs and bounds
+    that changed since the last solve and HiGHS re-solves by the dual simplex
+    (no presolve) from the previous optimal basis. Columns and rows may be
+    appended; none are removed. One instance per thread (HiGHS is not
+    thread-safe).
+
+    The arrays ``c, lb, ub, rl, ru`` and the matrix ``a`` always mirror the
+    model in HiGHS (they are what the last solve solved).
+
+    Examples
+    --------
+    >>> lp = KeptLP(np.array([1.0, 2.0]), np.zeros(2), np.full(2, np.inf),
+    ...             sp.csc_matrix(np.ones((1, 2))), np.array([3.0]), np.array([3.0]))
+    >>> lp.solve(lp.c, lp.lb, lp.ub, np.array([4.0]), np.array([4.0])).x.tolist()
+    [4.0, 0.0]
+    >>> lp.solve(np.array([3.0, 2.0]), lp.lb, lp.ub, lp.rl, lp.ru).row_dual.tolist()
+    [2.0]
+    """
+
+    def __init__(self, c: Array, lb: Array, ub: Array, a: sp.csc_matrix, rl: Array,
+                 ru: Array) -> None:
+        self.c, self.lb, self.ub = c.copy(), lb.copy(), ub.copy()
+        self.rl, self.ru, self.a = rl.copy(), ru.copy(), sp.csc_matrix(a)
+        h = self._h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("presolve", "off")
+        h.setOptionValue("simplex_strategy", 1)
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = c.size, rl.size
+        lp.col_cost_, lp.col_lower_, lp.col_upper_ = c, lb, ub
+        lp.row_lower_, lp.row_upper_ = rl, ru
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = self.a.indptr
+        lp.a_matrix_.index_, lp.a_matrix_.value_ = self.a.indices, self.a.data
+        h.passModel(lp)
+
+    def add_columns(self, c: Array, lb: Array, ub: Array, cols: sp.csc_matrix) -> None:
+        """Append columns (``cols``: one column of ``A`` each); they enter
+        the basis as nonbasic at a bound."""
+        cols = sp.csc_matrix(cols)
+        self._h.addCols(c.size, c, lb, ub, cols.nnz, cols.indptr[:-1].astype(np.int32),
+                        cols.indices.astype(np.int32), cols.data)
+        self.c, self.lb, self.ub = (np.concatenate([old, new]) for old, new in
+                                    ((self.c, c), (self.lb, lb), (self.ub, ub)))
+        self.a = append_columns(self.a, cols.data, cols.indices.astype(np.int64),
+                                cols.indptr.astype(np.int64))
+
+    def add_rows(self, rl: Array, ru: Array, rows: sp.csr_matrix) -> None:
+        """Append rows (``rows``: one row of ``A`` each, over all columns);
+        their slacks enter the basis."""
+        rows = sp.csr_matrix(rows)
+        self._h.addRows(rl.size, rl, ru, rows.nnz, rows.indptr[:-1].astype(np.int32),
+                        rows.indices.astype(np.int32), rows.data)
+        self.rl, self.ru = np.concatenate([self.rl, rl]), np.concatenate([self.ru, ru])
+        self.a = sp.vstack([self.a, rows], format="csc")
+
+    def solve(self, c: Array, lb: Array, ub: Array, rl: Array, ru: Array, *,
+              what: str = "LP") -> LPSolution:
+        """Change the costs and bounds to these and re-solve; :class:`SolverError`
+        unless optimal (the next solve then starts from a fresh basis)."""
+        h = self._h
+        j = np.flatnonzero(c != self.c)
+        if j.size:
+            h.changeColsCost(j.size, j.astype(np.int32), c[j])
+        j = np.flatnonzero((lb != self.lb) | (ub != self.ub))
+        if j.size:
+            h.changeColsBounds(j.size, j.astype(np.int32), lb[j], ub[j])
+        i = np.flatnonzero((rl != self.rl) | (ru != self.ru))
+        if i.size:
+            # in highspy's _core, missing from its stubs
+            h.changeRowsBounds(i.size, i.astype(np.int32), rl[i], ru[i])  # type: ignore[attr-defined]
+        self.c, self.lb, self.ub, self.rl, self.ru = (
+            np.array(v, dtype=np.float64) for v in (c, lb, ub, rl, ru))
+        h.run()
+        error = _highs_status_error(h, what)
+        if error is not None:
+            h.clearSolver()
+            raise error
+        s = h.getSolution()
+        return LPSolution(np.asarray(s.col_value), np.asarray(s.row_dual),
+                          np.asarray(s.col_dual), float(h.getInfo().objective_function_value))
 
 
 def solve_socp(c: Array, lb: Array, ub: Array, a: sp.csc_matrix, b: Array,

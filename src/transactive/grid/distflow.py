@@ -58,6 +58,7 @@ Examples
 
 from __future__ import annotations
 
+import threading
 import time
 import weakref
 from dataclasses import dataclass, field, replace
@@ -72,6 +73,7 @@ from scipy.sparse.csgraph import breadth_first_order
 from transactive.errors import InputError, SolverError
 from transactive.grid._lp import (
     Cone,
+    KeptLP,
     LPSolution,
     Triplets,
     append_columns,
@@ -556,6 +558,123 @@ def _could_bind(fd: _Feeder, inj: Injections, inj_pos: npt.NDArray[np.int64],
     return rated[reach > fd.rate[rated] * _POLY * (1 - 1e-9)]
 
 
+# ------------------------------------------------------------- the kept LP
+_KEPT = threading.local()  # per thread: feeder -> its kept LinDistFlow LP
+
+
+class _KeptLinDistFlow:
+    """The LinDistFlow LP of one feeder, kept in HiGHS from call to call.
+
+    Its columns are the network block's, then injection *slots*: a slot is
+    one column made for a (bus, ``q_per_p``) pair, and the k-th injection of
+    a call with that pair takes the pair's k-th slot (made when first
+    needed). Slots a call does not use are fixed at 0 with no cost. Its rows
+    are the network block's, then the polygons of every rating that could
+    bind in some call so far (one that cannot bind now is slack, which
+    changes nothing). A call changes only costs and bounds, and HiGHS
+    re-solves from the previous basis. It takes injections with a fixed
+    reactive power and no apparent-power limit (the market's orders);
+    others take a fresh LP.
+    """
+
+    def __init__(self, fd: _Feeder) -> None:
+        blk = self.blk = _network_block(fd, "lindistflow")
+        nrow, ncol = blk["a"].shape
+        self.lp = KeptLP(np.zeros(ncol), blk["lb"], blk["ub"], blk["a"], np.zeros(nrow),
+                         np.zeros(nrow))
+        self.q_values = np.zeros(0)  # the q_per_p of each slot table, sorted
+        self.slots = np.full((0, fd.n, 0), -1, np.int64)  # [q value, bus, rank] -> column
+        self.lim = np.zeros(0, np.int64)  # rated branches with polygon rows, in row order
+
+    @staticmethod
+    def takes(inj: Injections) -> bool:
+        """Whether the kept LP can stand for these injections."""
+        return bool(np.array_equal(inj.q_min_mvar, inj.q_max_mvar)
+                    and not np.isfinite(inj.s_max_mva).any())
+
+    def _columns(self, fd: _Feeder, inj: Injections,
+                 inj_pos: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """The slot of each injection, made where missing."""
+        q_values = self.q_values
+        qi = np.searchsorted(q_values, inj.q_per_p)
+        if not (qi < q_values.size).all() or (q_values[qi] != inj.q_per_p).any():
+            q_values = np.union1d(q_values, inj.q_per_p)
+            qi = np.searchsorted(q_values, inj.q_per_p)
+        key = qi * fd.n + inj_pos
+        order = np.argsort(key, kind="stable")
+        first = np.r_[True, key[order][1:] != key[order][:-1]]
+        rank = np.empty(key.size, np.int64)
+        rank[order] = np.arange(key.size) - np.maximum.accumulate(
+            np.where(first, np.arange(key.size), 0))
+        depth = max(self.slots.shape[2], int(rank.max(initial=-1)) + 1)
+        if q_values.size > self.q_values.size or depth > self.slots.shape[2]:
+            grown = np.full((q_values.size, fd.n, depth), -1, np.int64)
+            grown[np.searchsorted(q_values, self.q_values), :, :self.slots.shape[2]] = self.slots
+            self.q_values, self.slots = q_values, grown
+        cols = self.slots[qi, inj_pos, rank]
+        new = np.flatnonzero(cols < 0)
+        if new.size:
+            made = self.lp.c.size + np.arange(new.size)
+            coo = Triplets()
+            coo.put(inj_pos[new], np.arange(new.size), 1.0)
+            coo.put(fd.n + inj_pos[new], np.arange(new.size), inj.q_per_p[new])
+            zero = np.zeros(new.size)
+            self.lp.add_columns(zero, zero, zero, coo.matrix(self.lp.rl.size, new.size))
+            self.slots[qi[new], inj_pos[new], rank[new]] = made
+            cols[new] = made
+        return cols
+
+    def _ratings(self, fd: _Feeder, lim: npt.NDArray[np.int64]) -> None:
+        """Polygon rows for the ratings in ``lim`` that have none yet."""
+        new = np.setdiff1d(lim, self.lim)
+        if new.size:
+            coo = Triplets()
+            one = np.ones(new.size)
+            _polygon(coo, 0, [(new, one)], [(fd.on.size + new, one)], new.size)
+            rows = coo.matrix(new.size * _K, self.lp.c.size).tocsr()
+            self.lp.add_rows(np.full(new.size * _K, -_INF),
+                             np.repeat(fd.rate[new] * _POLY, _K), rows)
+            self.lim = np.r_[self.lim, new]
+
+    def problem(self, fd: _Feeder, inj: Injections, inj_pos: npt.NDArray[np.int64],
+                d_p: Array, d_q: Array, price_import: float, price_export: float,
+                import_max: float, export_max: float) -> tuple[_Problem, dict[str, Any]]:
+        """The problem of one call on the kept columns and rows (what
+        :func:`_build` makes fresh), growing the model where it must."""
+        cols = self._columns(fd, inj, inj_pos)
+        self._ratings(fd, _could_bind(fd, inj, inj_pos, d_p, d_q))
+        blk, lp, base, n = self.blk, self.lp, fd.base, fd.n
+        nrow0, ncol0 = blk["a"].shape
+        c, lb, ub = np.zeros(lp.c.size), np.zeros(lp.c.size), np.zeros(lp.c.size)
+        lb[:ncol0], ub[:ncol0] = blk["lb"], blk["ub"]
+        i_imp = blk["i_imp"]
+        ub[i_imp], ub[i_imp + 1] = import_max / base, export_max / base
+        c[i_imp], c[i_imp + 1] = price_import * base, -price_export * base
+        c[cols] = inj.cost_per_mwh * base
+        lb[cols], ub[cols] = inj.p_min_mw / base, inj.p_max_mw / base
+        q_fixed = np.array(inj.q_min_mvar)
+        rl, ru = lp.rl.copy(), lp.ru.copy()
+        rl[:n] = d_p
+        rl[n:2 * n] = d_q - np.bincount(inj_pos, q_fixed, n) / base
+        rl[2 * n:nrow0] = 0.0
+        ru[:nrow0] = rl[:nrow0]
+        empty = np.zeros(0, np.int64)
+        layout = {"ip": cols, "iqp": empty, "iqn": empty, "iq": empty, "q_fixed": q_fixed,
+                  "lim": self.lim, "poly": slice(nrow0, nrow0 + self.lim.size * _K)}
+        return _Problem(c, lb, ub, lp.a, rl, ru, []), {**blk, **layout}
+
+
+def _kept(fd: _Feeder) -> _KeptLinDistFlow:
+    """This thread's kept LinDistFlow LP of a feeder (made on first use)."""
+    models = getattr(_KEPT, "models", None)
+    if models is None:
+        models = _KEPT.models = weakref.WeakKeyDictionary()
+    kept = models.get(fd)
+    if kept is None:
+        kept = models[fd] = _KeptLinDistFlow(fd)
+    return kept
+
+
 def _sel(idx: npt.NDArray[np.int64], ncol: int, coef: Any = 1.0) -> sp.csr_matrix:
     vals = np.broadcast_to(np.asarray(coef, float), idx.shape)
     return sp.csr_matrix((vals, (np.arange(idx.size), idx)), shape=(idx.size, ncol))
@@ -583,11 +702,13 @@ def _soc_cones(fd: _Feeder, blk: dict[str, Any], ncol: int, inj: Injections,
 
 
 # ---------------------------------------------------------------- solvers
-def _solve(pb: _Problem, model: DistFlowModel) -> LPSolution:
+def _solve(pb: _Problem, model: DistFlowModel, kept: KeptLP | None = None) -> LPSolution:
     what = "SOC dispatch" if model == "soc" else "dispatch LP"
     try:
         if model == "soc":
             return solve_socp(pb.c, pb.lb, pb.ub, pb.a, pb.rl, pb.cones, what=what)
+        if kept is not None:
+            return kept.solve(pb.c, pb.lb, pb.ub, pb.rl, pb.ru, what=what)
         return solve_highs(pb.c, pb.lb, pb.ub, pb.a, pb.rl, pb.ru, what=what, presolve=False)
     except SolverError as exc:
         raise SolverError(f"{exc} (the demand cannot be served within the voltage and "
@@ -607,6 +728,7 @@ def solve_distflow(
     network_loads: bool = True,
     import_max_mw: float = _INF,
     export_max_mw: float = _INF,
+    reuse_model: bool = True,
 ) -> DistFlowResult:
     """Least-cost dispatch of a radial network with voltages and prices.
 
@@ -630,6 +752,13 @@ def solve_distflow(
         when ``network_loads`` is true.
     import_max_mw, export_max_mw : float
         Capacity of the supply point.
+    reuse_model : bool
+        LinDistFlow: solve on this network's kept LP, changing only costs
+        and bounds and re-solving from the previous basis (True), or build
+        and solve a fresh LP (False). Both reach an optimum of the same LP;
+        only where it has several (ties between buses, a degenerate price)
+        may they report different ones of equal cost. Injections with a
+        reactive range or an apparent-power limit take a fresh LP either way.
 
     Returns
     -------
@@ -647,7 +776,10 @@ def solve_distflow(
     The network part of the problem is built once per network object and
     cached; a call adds only the injections' columns and the polygons of the
     ratings that could bind (a rating above everything that could flow
-    through the branch is left out, which changes nothing).
+    through the branch is left out, which changes nothing). With
+    ``reuse_model`` the whole LinDistFlow LP is kept per network (and
+    thread) with a fixed slot of columns per bus, and grows only when a call
+    needs more slots or rating polygons than any call before it.
     """
     t0 = time.perf_counter()
     if model not in _MODELS:
@@ -665,6 +797,8 @@ def solve_distflow(
     for name, value in (("import_max_mw", import_max_mw), ("export_max_mw", export_max_mw)):
         if np.isnan(value) or value < 0:
             raise InputError(name, f"must be >= 0, got {value!r}")
+    if not isinstance(reuse_model, bool | np.bool_):
+        raise InputError("reuse_model", f"must be true or false, got {reuse_model!r}")
     fd = _feeder(network)
     inj = injections if injections is not None else Injections(
         bus=[], p_min_mw=[], p_max_mw=[], cost_per_mwh=[])
@@ -684,9 +818,15 @@ def solve_distflow(
                 + np.abs(inj.p_max_mw).sum() + np.abs(inj.q_min_mvar).sum()
                 + np.abs(inj.q_max_mvar).sum()) / fd.base
         fd = fd.rescaled(float(np.clip(size, 1e-4, 1.0)))
-    pb, lay = _build(fd, model, inj, inj_pos, d_p / fd.base, d_q / fd.base,
-                     float(import_price_per_mwh), float(export), import_max_mw, export_max_mw)
-    sol = _solve(pb, model)
+    d_p, d_q = d_p / fd.base, d_q / fd.base
+    supply = (float(import_price_per_mwh), float(export), import_max_mw, export_max_mw)
+    if reuse_model and model == "lindistflow" and _KeptLinDistFlow.takes(inj):
+        kept = _kept(fd)
+        pb, lay = kept.problem(fd, inj, inj_pos, d_p, d_q, *supply)
+        sol = _solve(pb, model, kept.lp)
+    else:
+        pb, lay = _build(fd, model, inj, inj_pos, d_p, d_q, *supply)
+        sol = _solve(pb, model)
     return _result(network, fd, model, inj, inj_pos, pb, lay, sol, time.perf_counter() - t0)
 
 

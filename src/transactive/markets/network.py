@@ -36,8 +36,10 @@ constraints (voltage limits, the substation voltage, branch ratings) comes
 from their duals; ``info["rent"]`` is that figure and equals
 ``operator_surplus + background_payment - utility_cost``.
 
-The network structure is built once per network object and cached; a call
-costs one LP (see ``benchmarks/bench_distflow.py``).
+The network structure is built once per network object and cached; with
+LinDistFlow the whole LP is kept and a call changes only its costs and
+bounds and re-solves from the previous basis (see
+``benchmarks/bench_distflow.py``).
 
 Examples
 --------
@@ -104,6 +106,7 @@ def clear_network(
     shed_price: float | None = None,
     power_factor: float = 1.0,
     background_load: bool = False,
+    reuse_model: bool = True,
 ) -> Clearing:
     """Clear orders at their buses through the network: nodal prices.
 
@@ -135,6 +138,10 @@ def clear_network(
     background_load : bool
         Keep the network's own loads as inelastic demand of non-participants
         (their payment is ``info["background_payment"]``).
+    reuse_model : bool
+        LinDistFlow: clear on the network's kept LP, updated and re-solved
+        from the previous interval's basis (True), or on a fresh LP (False);
+        see :func:`~transactive.grid.distflow.solve_distflow`.
 
     Returns
     -------
@@ -153,7 +160,7 @@ def clear_network(
         Orders without nodes or with a node outside the network; bad options.
     """
     opts = _options(model, import_price, export_price, dt_h, kw_per_unit, shed_price,
-                    power_factor, inelastic_demand, background_load)
+                    power_factor, inelastic_demand, background_load, reuse_model)
     net = _network(network)
     node = _nodes(orders, net)
     n = net.n_bus
@@ -189,6 +196,7 @@ def clear_network(
         net, model=opts["model"], import_price_per_mwh=opts["import_price"] * per_mwh,
         export_price_per_mwh=opts["export_price"] * per_mwh, injections=inj,
         load_p_mw=demand, load_q_mvar=demand * tan_phi, network_loads=opts["background_load"],
+        reuse_model=opts["reuse_model"],
     )
     # fill fraction of each group -> accepted per order
     frac = np.clip(np.abs(res.p_inj_mw[:first.size]) / np.where(g_qty > 0, g_qty, 1.0), 0, 1)
@@ -227,7 +235,7 @@ def clear_network(
 
 def _options(model: Any, import_price: Any, export_price: Any, dt_h: Any, kw_per_unit: Any,
              shed_price: Any, power_factor: Any, inelastic_demand: Any,
-             background_load: Any) -> dict[str, Any]:
+             background_load: Any, reuse_model: Any) -> dict[str, Any]:
     if model not in _MODELS:
         raise InputError("model", f"must be one of {', '.join(_MODELS)}, got {model!r}")
     out: dict[str, Any] = {"model": model}
@@ -244,7 +252,7 @@ def _options(model: Any, import_price: Any, export_price: Any, dt_h: Any, kw_per
         raise InputError("power_factor", f"must be in (0, 1], got {power_factor!r}")
     out["power_factor"] = pf
     for name, value in (("inelastic_demand", inelastic_demand),
-                        ("background_load", background_load)):
+                        ("background_load", background_load), ("reuse_model", reuse_model)):
         if not isinstance(value, bool | np.bool_):
             raise InputError(name, f"must be true or false, got {value!r}")
         out[name] = bool(value)
