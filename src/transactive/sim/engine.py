@@ -59,7 +59,7 @@ from transactive.sim.recorder import write_results
 from transactive.sim.result import SimulationResult
 from transactive.sim.rundir import prepare_run_dir
 from transactive.sim.scenario import FaultConfig, Scenario
-from transactive.sim.settling import CarbonContext, RunSettlement
+from transactive.sim.settling import CarbonContext, RunSettlement, settlement_granularity
 from transactive.timeline import Timeline
 
 __all__ = ["SimulationResult", "simulate"]
@@ -321,7 +321,9 @@ def simulate(
     ppd, periods = timeline.periods_per_day, timeline.periods
     settle = None
     if folder is not None and _settles(scenario, timeline):
-        settle = RunSettlement(folder, run.community.size, ppd)
+        granularity = settlement_granularity(scenario.settlement.granularity,
+                                             run.community.size * periods)
+        settle = RunSettlement(folder, run.community.size, ppd, granularity=granularity)
     fee = scenario.settlement.grid_fee_per_kwh
     for t in range(periods):
         outcome = run.interval(t)
