@@ -53,8 +53,8 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from transactive.errors import SolverError
-from transactive.grid.network import Network, bus_values
+from transactive.errors import InputError, SolverError
+from transactive.grid.network import Network
 
 __all__ = ["LossSensitivity", "PowerFlow", "ac_power_flow", "loss_sensitivities",
            "marginal_loss_factors"]
@@ -108,9 +108,12 @@ class _Model:
 
     ``pvpq`` is ``pv`` then ``pq``, so the PQ buses are its last ``pq.size``
     entries; the unknowns are the angles at ``pvpq`` then the magnitudes at
-    ``pq``. Dense networks keep ``y_sub`` (the rows and columns of ``pvpq``
-    of the Y-bus) and the flat positions of the Jacobian's four block
-    diagonals in ``diag``. The Jacobian at the flat start does not depend on
+    ``pq``. The Y-bus is sparse (its products run in scipy's own loops, not
+    in a BLAS that may start threads for a stack of operating points); small
+    networks (up to ``_DENSE_BUSES``) build dense Jacobians from ``y_sub``
+    (the rows and columns of ``pvpq`` of the Y-bus) and ``y_ref`` (the slack's
+    row), with the flat positions of the Jacobian's four block diagonals in
+    ``diag``. The Jacobian at the flat start does not depend on
     the injections either: ``flat_step`` solves with its factors (None if it
     is singular), so the first Newton step costs one triangular solve.
     """
@@ -164,13 +167,15 @@ def _build_model(net: Network) -> _Model:
     vm[pv], vm[ref] = vset[pv], vset[ref]
     load_p = np.bincount(net.load_position, net.load["p_mw"].to_numpy(), n)
     load_q = np.bincount(net.load_position, net.load["q_mvar"].to_numpy(), n)
-    p_default = np.bincount(gpos, net.gen["p_mw"].to_numpy()[gen_on], n) - load_p
-    q_default = np.bincount(gpos, net.gen["q_mvar"].to_numpy()[gen_on], n) - load_q
+    p_default = (np.bincount(gpos, net.gen["p_mw"].to_numpy()[gen_on], n)
+                 - load_p).astype(np.float64)
+    q_default = (np.bincount(gpos, net.gen["q_mvar"].to_numpy()[gen_on], n)
+                 - load_q).astype(np.float64)
     y_sub = y_ref = None
     diag: tuple[npt.NDArray[np.int64], ...] = ()
     if n <= _DENSE_BUSES:
-        ybus = ybus.toarray()
-        y_sub, y_ref = ybus[np.ix_(pvpq, pvpq)], ybus[ref, pvpq]
+        dense = ybus.toarray()
+        y_sub, y_ref = dense[np.ix_(pvpq, pvpq)], dense[ref, pvpq]
         n1, m, k = pvpq.size, pvpq.size + pq.size, np.arange(pq.size)
         at_pq = pv.size + k  # positions of the PQ buses within pvpq
         diag = (np.arange(n1) * (m + 1),          # dP/dva
@@ -181,8 +186,9 @@ def _build_model(net: Network) -> _Model:
                    va_start=va, vm_start=vm, p_default_mw=p_default,
                    q_default_mvar=q_default, base_mva=net.base_mva, y_sub=y_sub, y_ref=y_ref,
                    diag=diag)
-    v = vm * np.exp(1j * va)
-    return replace(model, flat_step=_factorize(_jacobian(model, v, v * np.conj(ybus @ v))[0]))
+    v = (vm * np.exp(1j * va)).astype(np.complex128)
+    jac = _jacobian(model, v[None], (v * np.conj(ybus @ v))[None])[0]
+    return replace(model, flat_step=_factorize(jac[0] if y_sub is not None else jac))
 
 
 def _factorize(jac: Any) -> Callable[[Array], Array] | None:
@@ -243,75 +249,111 @@ def _jacobian(model: _Model, v: npt.NDArray[np.complex128],
     active injection in the same unknowns."""
     pvpq, pq, ref = model.pvpq, model.pq, model.ref
     if model.y_sub is None or model.y_ref is None:
-        ds_dva, ds_dvm = _sparse_ds_dv(model.ybus, v)
+        ds_dva, ds_dvm = _sparse_ds_dv(model.ybus, v[0])
         jac = sp.bmat([[ds_dva[pvpq][:, pvpq].real, ds_dvm[pvpq][:, pq].real],
                        [ds_dva[pq][:, pvpq].imag, ds_dvm[pq][:, pq].imag]], format="csc")
-        grad = np.r_[ds_dva[[ref]][:, pvpq].real.toarray().ravel(),
-                     ds_dvm[[ref]][:, pq].real.toarray().ravel()]
-        return jac, grad
+        grad = sp.hstack([ds_dva[[ref]][:, pvpq].real, ds_dvm[[ref]][:, pq].real])
+        return jac, grad.toarray()
     # dS_i/dva_j = j S_i [i = j] - j M_ij and dS_i/d|v_j| = M_ij / |v_j| + S_i / |v_i| [i = j],
     # with M_ij = v_i conj(Y_ij v_j): MATPOWER's dSbus_dV, restricted to the unknowns
     npv, n1 = model.pv.size, pvpq.size
     m = n1 + pq.size
-    vr = v[pvpq]
-    vm = np.abs(vr[npv:])
-    mij = vr[:, None] * np.conj(model.y_sub * vr)
-    jac = np.empty((m, m))
-    jac[:n1, :n1] = mij.imag
-    jac[:n1, n1:] = mij.real[:, npv:] / vm
-    jac[n1:, :n1] = -mij.real[npv:]
-    jac[n1:, n1:] = mij.imag[npv:, npv:] / vm
-    flat, (d_pa, d_pm, d_qa, d_qm) = jac.ravel(), model.diag
-    sr = s[pvpq]
-    sq = sr[npv:]
-    flat[d_pa] -= sr.imag
-    flat[d_pm] += sq.real / vm
-    flat[d_qa] += sq.real
-    flat[d_qm] += sq.imag / vm
-    mref = v[ref] * np.conj(model.y_ref * vr)
-    return jac, np.r_[mref.imag, mref.real[npv:] / vm]
+    vr = v[..., pvpq]
+    vm = np.abs(vr[..., None, npv:])
+    mij = vr[..., :, None] * np.conj(model.y_sub * vr[..., None, :])
+    jac = np.empty((*v.shape[:-1], m, m))
+    jac[..., :n1, :n1] = mij.imag
+    jac[..., :n1, n1:] = mij.real[..., :, npv:] / vm
+    jac[..., n1:, :n1] = -mij.real[..., npv:, :]
+    jac[..., n1:, n1:] = mij.imag[..., npv:, npv:] / vm
+    flat, (d_pa, d_pm, d_qa, d_qm) = jac.reshape(*v.shape[:-1], m * m), model.diag
+    vm = vm[..., 0, :]
+    sr = s[..., pvpq]
+    sq = sr[..., npv:]
+    flat[..., d_pa] -= sr.imag
+    flat[..., d_pm] += sq.real / vm
+    flat[..., d_qa] += sq.real
+    flat[..., d_qm] += sq.imag / vm
+    mref = v[..., ref, None] * np.conj(model.y_ref * vr)
+    return jac, np.concatenate([mref.imag, mref.real[..., npv:] / vm], axis=-1)
 
 
 def _solve(jac: Any, rhs: Array, *, transpose: bool = False) -> Array:
+    """Solve ``jac x = rhs`` (or ``jac^T x = rhs``) for each row of ``rhs``: a
+    stack of dense matrices, or one sparse matrix and one row; ``nan`` if singular."""
     if isinstance(jac, np.ndarray):
         try:
-            return np.asarray(np.linalg.solve(jac.T if transpose else jac, rhs), dtype=np.float64)
+            out = np.linalg.solve(jac.swapaxes(-1, -2) if transpose else jac, rhs[..., None])
         except np.linalg.LinAlgError:
             return np.full(rhs.shape, np.nan)
-    return spla.spsolve(jac.T.tocsc() if transpose else jac, rhs)
+        return np.asarray(out[..., 0], dtype=np.float64)
+    return spla.spsolve(jac.T.tocsc() if transpose else jac, rhs[0])[None]
 
 
-def _newton(model: _Model, p_inj_mw: npt.ArrayLike | None, q_inj_mvar: npt.ArrayLike | None,
-            tol_mva: float, max_iter: int) -> tuple[npt.NDArray[np.complex128],
-                                                    npt.NDArray[np.complex128], int]:
-    """Newton-Raphson from the flat start: the voltages, the complex injections
-    (pu) at the solution, and the number of iterations."""
+def _spec(model: _Model, p_inj_mw: npt.ArrayLike | None, q_inj_mvar: npt.ArrayLike | None,
+          *, stack: bool = False) -> npt.NDArray[np.complex128]:
+    """The specified complex injections (pu), one row per operating point: a
+    row of ``n_bus`` values, or with ``stack`` also a ``(T, n_bus)`` stack
+    (defaults: the network's)."""
     n = model.va_start.size
+    p = np.asarray(p_inj_mw if p_inj_mw is not None else model.p_default_mw, dtype=np.float64)
+    q = np.asarray(q_inj_mvar if q_inj_mvar is not None else model.q_default_mvar,
+                   dtype=np.float64)
+    rows = max(p.shape[0] if p.ndim == 2 else 1, q.shape[0] if q.ndim == 2 else 1)
+    s = np.empty((rows, n), dtype=np.complex128)
+    for name, arr in (("p_inj_mw", p), ("q_inj_mvar", q)):
+        if arr.shape != (n,) and not (stack and arr.shape == (rows, n)):
+            rows_of = f", or one row of them per operating point ({rows})" if stack else ""
+            raise InputError(name, f"must have one value per bus ({n}){rows_of}, "
+                             f"got shape {arr.shape}")
+        bad = np.flatnonzero(~np.isfinite(arr).reshape(-1, n).all(axis=1))
+        if bad.size:
+            raise InputError(name, "must be finite", row=int(bad[0]))
+    s[:] = (p + 1j * q) / model.base_mva
+    return s
+
+
+def _newton(model: _Model, s_spec: npt.NDArray[np.complex128], tol_mva: float,
+            max_iter: int) -> tuple[npt.NDArray[np.complex128], npt.NDArray[np.complex128],
+                                    npt.NDArray[np.int64]]:
+    """Newton-Raphson from the flat start for each row of ``s_spec`` (pu), the
+    rows of a dense network side by side: the voltages and the complex
+    injections (pu) at the solutions, and the iterations of each row."""
+    if model.y_sub is None and s_spec.shape[0] > 1:
+        rows = [_newton(model, row[None], tol_mva, max_iter) for row in s_spec]
+        return tuple(np.concatenate(parts) for parts in zip(*rows, strict=True))  # type: ignore[return-value]
     base, ybus, pvpq, pq = model.base_mva, model.ybus, model.pvpq, model.pq
-    p_spec = bus_values("p_inj_mw", p_inj_mw, n, model.p_default_mw)
-    q_spec = bus_values("q_inj_mvar", q_inj_mvar, n, model.q_default_mvar)
-    s_spec = (p_spec + 1j * q_spec) / base
-    va, vm = model.va_start.copy(), model.vm_start.copy()
-    n1 = pvpq.size
+    count, n1 = s_spec.shape[0], pvpq.size
+    v_out, s_out = np.empty(s_spec.shape, np.complex128), np.empty(s_spec.shape, np.complex128)
+    iterations = np.zeros(count, dtype=np.int64)
+    # the rows still iterating: their positions, angles, magnitudes, specification
+    live, spec = np.arange(count), s_spec
+    va, vm = np.tile(model.va_start, (count, 1)), np.tile(model.vm_start, (count, 1))
     v = vm * np.exp(1j * va)
     for it in range(max_iter + 1):
-        s = v * np.conj(ybus @ v)
-        mis = s - s_spec
-        f = np.r_[mis.real[pvpq], mis.imag[pq]]
-        worst = float(np.abs(f).max(initial=0.0)) * base
-        if worst < tol_mva:
-            return v, s, it
+        s = v * np.conj(ybus @ v.T).T
+        mis = s - spec
+        f = np.concatenate([mis.real[:, pvpq], mis.imag[:, pq]], axis=1)
+        worst = np.abs(f).max(axis=1, initial=0.0) * base
+        done = worst < tol_mva
+        if done.any():
+            at = live[done]
+            v_out[at], s_out[at], iterations[at] = v[done], s[done], it
+            if done.all():
+                return v_out, s_out, iterations
+            keep = ~done
+            live, spec, va, vm, v, s, f = (x[keep] for x in (live, spec, va, vm, v, s, f))
         if it == max_iter:
             raise SolverError(f"the AC power flow did not converge in {max_iter} iterations "
-                              f"(largest mismatch {worst:.3g} MVA)")
+                              f"(largest mismatch {worst.max():.3g} MVA)")
         if it == 0 and model.flat_step is not None:
-            dx = model.flat_step(-f)
+            dx = model.flat_step(-f.T).T
         else:
             dx = _solve(_jacobian(model, v, s)[0], -f)
         if not np.isfinite(dx).all():
             raise SolverError("the AC power flow hit a singular Jacobian")
-        va[pvpq] += dx[:n1]
-        vm[pq] += dx[n1:]
+        va[:, pvpq] += dx[:, :n1]
+        vm[:, pq] += dx[:, n1:]
         v = vm * np.exp(1j * va)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -357,21 +399,25 @@ def ac_power_flow(
         cannot carry).
     """
     model = _model(network)
-    v, s, it = _newton(model, p_inj_mw, q_inj_mvar, tol_mva, max_iter)
-    return _power_flow(network, model, v, s, it)
+    v, s, it = _newton(model, _spec(model, p_inj_mw, q_inj_mvar), tol_mva, max_iter)
+    return _power_flow(network, model, v[0], s[0], int(it[0]))
 
 
 def _adjoint(model: _Model, v: npt.NDArray[np.complex128],
              s: npt.NDArray[np.complex128]) -> tuple[Array, Array]:
-    """``dLoss/dP`` and ``dLoss/dQ`` per bus at the solution ``v``."""
+    """``dLoss/dP`` and ``dLoss/dQ`` per bus at the solutions ``v`` (one row
+    each; a sparse network solves them one by one)."""
+    if model.y_sub is None and v.shape[0] > 1:
+        rows = [_adjoint(model, v[t:t + 1], s[t:t + 1]) for t in range(v.shape[0])]
+        return np.concatenate([r[0] for r in rows]), np.concatenate([r[1] for r in rows])
     jac, grad = _jacobian(model, v, s)
     w = _solve(jac, grad, transpose=True)
-    n, n1 = v.size, model.pvpq.size
-    dp, dq = np.zeros(n), np.zeros(n)
+    n1 = model.pvpq.size
+    dp, dq = np.zeros(v.shape), np.zeros(v.shape)
     # F(x, u) = g(x) - u = 0 gives dx/du = J^-1, so dP_slack/du = J^-T grad = w;
     # the loss is P_slack + sum of the other injections: dLoss/dP_k = 1 + w_k
-    dp[model.pvpq] = 1.0 + w[:n1]
-    dq[model.pq] = w[n1:]
+    dp[:, model.pvpq] = 1.0 + w[:, :n1]
+    dq[:, model.pq] = w[:, n1:]
     return dp, dq
 
 
@@ -386,10 +432,10 @@ def loss_sensitivities(
     Parameters are those of :func:`ac_power_flow`.
     """
     model = _model(network)
-    v, s, it = _newton(model, p_inj_mw, q_inj_mvar, 1e-9, 30)
+    v, s, it = _newton(model, _spec(model, p_inj_mw, q_inj_mvar), 1e-9, 30)
     dp, dq = _adjoint(model, v, s)
-    return LossSensitivity(dloss_dp=dp, dloss_dq=dq,
-                           power_flow=_power_flow(network, model, v, s, it))
+    return LossSensitivity(dloss_dp=dp[0], dloss_dq=dq[0],
+                           power_flow=_power_flow(network, model, v[0], s[0], int(it[0])))
 
 
 def marginal_loss_factors(
@@ -403,7 +449,35 @@ def marginal_loss_factors(
     Parameters are those of :func:`ac_power_flow`: the operating point as
     net injections per bus (defaults: the network's own generators and
     loads). A delivered price at bus ``k`` is ``price_slack * (1 - mlf_k)``.
+
+    Many operating points of one network at once (say, every interval of a
+    day): give ``p_inj_mw`` and/or ``q_inj_mvar`` as ``(T, n_bus)`` arrays, one
+    row per operating point (a row of ``n_bus`` values stands for all), and
+    get a ``(T, n_bus)`` array back, row ``t`` equal to the call for row
+    ``t`` alone. Small networks solve the rows side by side, each Newton
+    step one stacked LAPACK call.
+
+    Raises
+    ------
+    InputError
+        Naming ``p_inj_mw`` or ``q_inj_mvar`` if its shape is wrong or a value
+        is not finite (``row``: the bus, or the operating point of a stack).
+    SolverError
+        If the power flow of any row does not converge.
+
+    Examples
+    --------
+    >>> from transactive.grid.network import Network
+    >>> net = Network(bus={"bus": [1, 2], "type": [3, 1]},
+    ...               branch={"from_bus": [1], "to_bus": [2], "r_pu": [0.05], "x_pu": [0.04]},
+    ...               gen={"bus": [1], "p_max_mw": [10.0]}, load=None)
+    >>> day = [[0.0, -40.0], [0.0, -20.0], [0.0, 20.0]]    # MW drawn, drawn, fed in at bus 2
+    >>> marginal_loss_factors(net, day, [0.0, 0.0]).round(4).tolist()
+    [[0.0, -0.0426], [0.0, -0.0206], [0.0, 0.0194]]
     """
     model = _model(network)
-    v, s, _ = _newton(model, p_inj_mw, q_inj_mvar, 1e-9, 30)
-    return _adjoint(model, v, s)[0]
+    spec = _spec(model, p_inj_mw, q_inj_mvar, stack=True)
+    v, s, _ = _newton(model, spec, 1e-9, 30)
+    dp = _adjoint(model, v, s)[0]
+    stacked = any(np.ndim(x) == 2 for x in (p_inj_mw, q_inj_mvar) if x is not None)
+    return dp if stacked else dp[0]
