@@ -159,3 +159,11 @@ def test_a_feeder_that_cannot_carry_the_load_sheds_it_at_the_value_of_lost_load(
     assert shed.any()
     assert (iv.loc[shed, "price"] <= r.scenario.grid.value_of_lost_load_per_kwh + 1e-9).all()
     assert (iv["import_kwh"] == 0).all()  # nothing shed is booked as imported
+
+
+def test_a_network_run_is_the_same_twice_in_one_process():
+    # the feeder's LP is kept between intervals of a run (warm starts), never between runs
+    s = _scenario(**{"market.mechanism": "network", "time.days": 1})
+    a, b = simulate(s), simulate(s)
+    for name in ("intervals", "households", "orders", "nodes"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), check_exact=True)
