@@ -42,6 +42,13 @@ def _check_balances(run):
         atol=1e-9)
     np.testing.assert_allclose(iv["market_cost"], iv["operator_surplus"] + iv["utility_revenue"],
                                atol=1e-9)
+    if run.orders is not None:  # the bills again, from the orders' own payments
+        paid = run.orders.groupby("interval")["payment"].sum().reindex(iv.index, fill_value=0)
+        market = iv["islanded"] == 0
+        np.testing.assert_allclose(
+            iv.loc[market, "market_cost"],
+            (paid + iv["import_kwh"] * iv["retail_price"]
+             - iv["export_kwh"] * iv["feed_in_price"])[market], atol=1e-9)
     days = run.household_days.groupby("household")[["bill_market", "bought_kwh", "sold_kwh"]].sum()
     np.testing.assert_allclose(days["bill_market"], run.households["bill_market"], rtol=1e-12)
     np.testing.assert_allclose(days["bill_market"].sum(), iv["market_cost"].sum(), rtol=1e-9)
