@@ -101,16 +101,20 @@ __all__ = [
     "EXACT_COLUMNS",
     "ROUNDED",
     "STATEMENT_COLUMNS",
+    "ExactAmounts",
     "IntervalLines",
     "IntervalPrices",
     "RunningTotals",
     "check_interval",
     "check_transfers",
     "compute_lines",
+    "exact_amounts",
     "line_transfers",
     "net_transfers",
     "participant_accounts",
+    "post_running",
     "round_micro",
+    "running_lines",
     "statement_frame",
 ]
 
@@ -347,20 +351,27 @@ class RunningTotals:
 
     def advance(self, lines: IntervalLines) -> RunningTotals:
         """The totals after ``lines`` (computed from :meth:`start_of` of this object)."""
-        rows = self._rows(lines.participant)
+        return self._updated(lines.participant, lines.interval, lines.start_micro,
+                             lines.start_micro + lines.exact_micro)
+
+    def _updated(self, labels: npt.NDArray[Any], last_interval: int | IntArray,
+                 before: IntArray, through: IntArray) -> RunningTotals:
+        """These totals with ``labels``' rows replaced (newcomers appended)."""
+        rows = self._rows(labels)
         new = rows < 0
         n_new = int(new.sum())
         rows[new] = np.arange(self.participant.size, self.participant.size + n_new)
         pad = np.zeros((n_new, len(ROUNDED)), dtype=np.int64)
-        before = np.concatenate([self.before, pad])
-        through = np.concatenate([self.through, pad])
+        new_before = np.concatenate([self.before, pad])
+        new_through = np.concatenate([self.through, pad])
         last = np.concatenate([self.last_interval, np.zeros(n_new, dtype=np.int64)])
-        before[rows] = lines.start_micro
-        through[rows] = lines.start_micro + lines.exact_micro
-        last[rows] = lines.interval
+        new_before[rows] = before
+        new_through[rows] = through
+        last[rows] = last_interval
         participant = np.concatenate([self.participant.astype(object),
-                                      lines.participant[new].astype(object)])
-        return RunningTotals(participant, last, before, through)
+                                      labels[new].astype(object)])
+        return RunningTotals(participant, last, new_before, new_through)
+
 
 def _vector(name: str, values: Any, n: int) -> npt.NDArray[np.float64]:
     arr = np.asarray(values, dtype=np.float64) if values is not None else None
@@ -423,12 +434,64 @@ def compute_lines(interval: int, clearing: Clearing | None, participants: npt.Ar
     >>> lines.market_cents.tolist(), lines.utility_wh.tolist(), lines.total_cents.tolist()
     ([40, -40], [500, 0], [55, -40])
     """
+    _check_interval_and_fee(interval, grid_fee)
+    labels = _labels(participants)
+    at = None
+    if clearing is not None and len(clearing.orders):
+        at = pd.Index(labels).get_indexer(clearing.orders.participant)
+        if (at < 0).any():
+            row = int(np.flatnonzero(at < 0)[0])
+            raise InputError("participants", f"participant {clearing.orders.participant[row]!r} "
+                             "has orders in the clearing but is not listed", row=row)
+    amounts = exact_amounts(int(interval), clearing, at, np.arange(labels.size), metered_kwh,
+                            prices, planned_kwh=planned_kwh, carbon_cost=carbon_cost,
+                            grid_fee=grid_fee, minor_per_unit=minor_per_unit)
+    exact = amounts.exact_micro
+    start = (np.zeros_like(exact) if totals is None
+             else totals.start_of(int(interval), labels))
+    return _assemble(amounts, labels, start, round_micro(start + exact) - round_micro(start),
+                     grid_fee)
+
+
+def _check_interval_and_fee(interval: Any, grid_fee: Any) -> None:
     if isinstance(interval, bool) or not isinstance(interval, int | np.integer) or interval < 0:
         raise InputError("interval", f"must be an integer >= 0, got {interval!r}")
     if grid_fee not in ("flat", "locational"):
         raise InputError("grid_fee", f"must be 'flat' or 'locational', got {grid_fee!r}")
-    labels = _labels(participants)
-    n = labels.size
+
+
+@dataclass(frozen=True, eq=False)
+class ExactAmounts:
+    """One interval's exact amounts, before rounding, for participants given by position.
+
+    ``rows`` are the positions of the interval's participants among a run's
+    participant labels (the interval's rows, in order); ``exact_micro``
+    (rows x :data:`ROUNDED`) their exact amounts in millionths; the rates are
+    those applied to each (see :class:`IntervalLines`).
+    """
+
+    interval: int
+    rows: npt.NDArray[np.intp]
+    exact_micro: IntArray
+    utility_price_per_kwh: npt.NDArray[np.float64]
+    imbalance_price_per_kwh: npt.NDArray[np.float64]
+    grid_fee_per_kwh: npt.NDArray[np.float64]
+
+
+def exact_amounts(interval: int, clearing: Clearing | None, at: npt.NDArray[np.intp] | None,
+                  rows: npt.NDArray[np.intp], metered_kwh: npt.ArrayLike,
+                  prices: IntervalPrices, *, planned_kwh: npt.ArrayLike | None = None,
+                  carbon_cost: npt.ArrayLike | None = None, grid_fee: GridFeeMode = "flat",
+                  minor_per_unit: int = 100) -> ExactAmounts:
+    """The exact amounts of one interval (the part of :func:`compute_lines` before
+    rounding), with participants by position: ``rows`` are the interval's
+    participants (positions in the caller's labels), ``at`` each order's index
+    into ``rows`` (``None`` without orders); ``metered_kwh`` and the other
+    per-participant arrays follow ``rows``. No label is looked up, so a run
+    that aligns its participants once settles each interval in array operations.
+    """
+    _check_interval_and_fee(interval, grid_fee)
+    n = rows.size
     minor = float(minor_per_unit)
     metered = _micro("metered_kwh", _vector("metered_kwh", metered_kwh, n) * 1000.0 * _MICRO)
     planned = (metered if planned_kwh is None else
@@ -441,22 +504,16 @@ def compute_lines(interval: int, clearing: Clearing | None, participants: npt.Ar
     prices.check_size(n)
     fee_rate = np.broadcast_to(np.asarray(prices.grid_fee_per_kwh, dtype=np.float64),
                                (n,)).copy()
-    if clearing is not None and len(clearing.orders):
-        orders = clearing.orders
-        idx = pd.Index(labels).get_indexer(orders.participant)
-        if (idx < 0).any():
-            row = int(np.flatnonzero(idx < 0)[0])
-            raise InputError("participants", f"participant {orders.participant[row]!r} has "
-                             "orders in the clearing but is not listed", row=row)
-        energy_raw = np.bincount(idx, weights=clearing.accepted * orders.side * 1000.0,
+    if clearing is not None and at is not None and len(clearing.orders):
+        energy_raw = np.bincount(at, weights=clearing.accepted * clearing.orders.side * 1000.0,
                                  minlength=n).astype(np.float64)
-        payment = np.bincount(idx, weights=clearing.payment, minlength=n).astype(np.float64)
+        payment = np.bincount(at, weights=clearing.payment, minlength=n).astype(np.float64)
         imbalance_wh_market = math.fsum(energy_raw.tolist())
         if abs(imbalance_wh_market) > _ENERGY_TOLERANCE_WH:
             raise InputError("clearing", f"energy bought and sold differ by "
                              f"{imbalance_wh_market:.3f} Wh")
         if grid_fee == "locational":
-            fee_rate = _locational_rates(clearing, idx, n)
+            fee_rate = _locational_rates(clearing, at, n)
     market = _micro("clearing", energy_raw * _MICRO)
     paid = _micro("clearing", payment * minor * _MICRO)
 
@@ -475,22 +532,87 @@ def compute_lines(interval: int, clearing: Clearing | None, participants: npt.Ar
         metered, planned, market, paid, money("retail_price_per_kwh", utility, utility_price),
         money("imbalance_penalty_per_kwh", imbalance, imbalance_price),
         money("grid_fee_per_kwh", fee_basis, fee_rate), carbon]).astype(np.int64)
-    start = (np.zeros_like(exact) if totals is None
-             else totals.start_of(int(interval), labels))
-    posted = round_micro(start + exact) - round_micro(start)
+    return ExactAmounts(int(interval), np.asarray(rows, dtype=np.intp), exact, utility_price,
+                        imbalance_price, fee_rate)
+
+
+def _assemble(amounts: ExactAmounts, labels: npt.NDArray[Any], start: IntArray,
+              posted: IntArray, grid_fee: GridFeeMode) -> IntervalLines:
+    """The lines of one interval from its exact amounts, running totals before it
+    and posted whole units (``labels``: the interval's participants)."""
+    exact = amounts.exact_micro
     metered_wh, planned_wh, market_wh = posted[:, 0], posted[:, 1], posted[:, 2]
-    flows = np.column_stack([exact[:, 3], market, exact[:, 4], utility, exact[:, 5], imbalance,
-                             exact[:, 6], exact[:, 7]])
+    # what each counterparty is due: the flows' exact amounts (energies in micro-Wh)
+    flows = np.column_stack([exact[:, 3], exact[:, 2], exact[:, 4], exact[:, 1] - exact[:, 2],
+                             exact[:, 5], exact[:, 0] - exact[:, 1], exact[:, 6], exact[:, 7]])
     return IntervalLines(
-        interval=int(interval), participant=labels, metered_wh=metered_wh,
+        interval=amounts.interval, participant=labels, metered_wh=metered_wh,
         planned_wh=planned_wh, market_wh=market_wh, market_cents=posted[:, 3],
-        utility_wh=planned_wh - market_wh, utility_price_per_kwh=utility_price,
+        utility_wh=planned_wh - market_wh, utility_price_per_kwh=amounts.utility_price_per_kwh,
         utility_cents=posted[:, 4], imbalance_wh=metered_wh - planned_wh,
-        imbalance_price_per_kwh=imbalance_price, imbalance_cents=posted[:, 5],
+        imbalance_price_per_kwh=amounts.imbalance_price_per_kwh, imbalance_cents=posted[:, 5],
         grid_fee_wh=np.maximum(market_wh, 0) if grid_fee == "flat" else market_wh.copy(),
-        grid_fee_per_kwh=fee_rate, grid_fee_cents=posted[:, 6], carbon_cents=posted[:, 7],
-        start_micro=start, exact_micro=exact, due=round_micro(flows.sum(axis=0)),
+        grid_fee_per_kwh=amounts.grid_fee_per_kwh, grid_fee_cents=posted[:, 6],
+        carbon_cents=posted[:, 7], start_micro=start, exact_micro=exact,
+        due=round_micro(flows.sum(axis=0)),
     )
+
+
+def post_running(start_micro: npt.ArrayLike, exact_micro: npt.ArrayLike) -> IntArray:
+    """Whole units posted in each of consecutive intervals by running totals.
+
+    ``start_micro`` (participants x lines) are the running totals before the
+    first interval, ``exact_micro`` (intervals x participants x lines) the
+    exact amounts, all in millionths; the result (the shape of
+    ``exact_micro``) is ``R(E(k)) - R(E(k - 1))`` for every interval ``k``
+    (see the module docstring), in one pass: running totals by a cumulative
+    sum along time, rounded, differenced.
+
+    Examples
+    --------
+    >>> post_running([[0]], [[[1_400_000]], [[1_400_000]], [[-300_000]]])[:, 0, 0].tolist()
+    [1, 2, -1]
+    """
+    start = np.asarray(start_micro, dtype=np.int64)
+    running = start + np.cumsum(np.asarray(exact_micro, dtype=np.int64), axis=0)
+    rounded = round_micro(running)
+    return np.diff(rounded, axis=0, prepend=round_micro(start)[None])
+
+
+def running_lines(labels: npt.NDArray[Any], amounts: Sequence[ExactAmounts],
+                  totals: RunningTotals, grid_fee: GridFeeMode = "flat"
+                  ) -> tuple[list[IntervalLines], RunningTotals]:
+    """The lines of consecutive intervals, rounded in one step, and the totals after them.
+
+    ``labels`` are all the participants of the intervals, aligned once;
+    each interval's :class:`ExactAmounts` names its participants by position
+    in ``labels``. Posts the same whole units as :func:`compute_lines` interval
+    by interval with the totals carried from one to the next.
+    """
+    if not amounts:
+        return [], totals
+    order = [a.interval for a in amounts]
+    if (np.diff(order) <= 0).any():
+        raise InputError("interval", f"intervals must increase, got {order}")
+    n_t, n = len(amounts), labels.size
+    present = np.zeros((n_t, n), dtype=bool)
+    exact = np.zeros((n_t, n, len(ROUNDED)), dtype=np.int64)
+    for k, a in enumerate(amounts):
+        present[k, a.rows] = True
+        exact[k, a.rows] = a.exact_micro
+    seen = present.any(axis=0)
+    start = np.zeros((n, len(ROUNDED)), dtype=np.int64)
+    start[seen] = totals.start_of(order[0], labels[seen])
+    posted = post_running(start, exact)
+    before = start + np.cumsum(exact, axis=0) - exact  # running totals before each interval
+    lines = [_assemble(a, labels[a.rows], before[k, a.rows], posted[k, a.rows], grid_fee)
+             for k, a in enumerate(amounts)]
+    last = n_t - 1 - np.argmax(present[::-1], axis=0)  # each participant's last interval
+    cols = np.flatnonzero(seen)
+    at = last[cols]
+    new_totals = totals._updated(labels[cols], np.asarray(order)[at], before[at, cols],
+                                 before[at, cols] + exact[at, cols])
+    return lines, new_totals
 
 
 def _locational_rates(clearing: Clearing, idx: npt.NDArray[np.intp], n: int
