@@ -21,6 +21,7 @@ scenario's values is filled in when that help is shown.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -28,17 +29,19 @@ import re
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
-from rich.console import Console
-from rich.table import Table
 from typer import _click  # typer 0.29 vendors click: its parser raises these errors
 from typer._click import exceptions as usage
 from typer.core import TyperCommand
 
 from transactive._version import __version__
 from transactive.errors import InputError, TransactiveError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 __all__ = ["MAX_ROWS", "app", "main"]
 
@@ -85,8 +88,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: flags as flags, no boxes
 )
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+@functools.cache
+def _out() -> Console:
+    """Standard output for people (rich is imported only when something prints)."""
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+@functools.cache
+def _err() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _print_help_and_fail(ctx: typer.Context) -> None:
@@ -202,6 +216,8 @@ def _pct(value: float | None) -> str:
 def _summary_table(s: dict[str, Any], run_dir: Path | None, elapsed_s: float) -> Table:
     """The summary of :func:`transactive.analysis.metrics.summary` for people."""
     cur = s["currency"]
+    from rich.table import Table
+
     table = Table(title=f"transactive — {s['name']} ({s['mechanism']} market, "
                         f"{s['strategy']} bids)", show_header=False)
     table.add_column(style="bold")
@@ -316,7 +332,7 @@ def simulate_cmd(
         result = simulate(sc, run_dir=run_dir, overwrite=True)
     else:
         with Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("intervals"), TimeElapsedColumn(), console=err_console,
+                      TextColumn("intervals"), TimeElapsedColumn(), console=_err(),
                       transient=True) as bar:
             task = bar.add_task("simulate", total=sc.time.timeline().periods)
             result = simulate(sc, run_dir=run_dir, overwrite=True,
@@ -326,7 +342,7 @@ def simulate_cmd(
     if as_json:
         _print_json({**figures, "run_dir": str(run_dir)})
     else:
-        console.print(_summary_table(figures, run_dir, result.elapsed_s))
+        _out().print(_summary_table(figures, run_dir, result.elapsed_s))
     if result.settlement is not None and not result.settlement.reconciled:
         raise TransactiveError("settlement does not reconcile: "
                                + "; ".join(result.settlement.problems))
@@ -377,6 +393,8 @@ def compare_cmd(
         _print_json(figures)
         return
     cur = sc.tariff.currency
+    from rich.table import Table
+
     table = Table(title=f"market designs compared: {sc.community.households} households, "
                         f"{sc.time.days:g} days")
     table.add_column("design", style="bold")
@@ -400,11 +418,11 @@ def compare_cmd(
             else:
                 cells.append(_fixed(value, digits))
         table.add_row(name, *cells)
-    console.print(table)
+    _out().print(table)
     for name, f in figures.items():
         for note in f["warnings"]:
-            console.print(f"[yellow]{name}: {_escape(note)}[/]")
-    console.print(f"wrote {path}")
+            _out().print(f"[yellow]{name}: {_escape(note)}[/]")
+    _out().print(f"wrote {path}")
 
 
 @app.command("opf", cls=_Command,
@@ -439,20 +457,22 @@ def opf_cmd(
         _print_json({**out, "notes": list(result.notes)})
         return
     for note in result.notes:  # e.g. which bus became the reference
-        err_console.print(f"note: {_escape(note)}", highlight=False)
+        _err().print(f"note: {_escape(note)}", highlight=False)
     binding = [b for b in out["branches"] if b["shadow_price"]]
     lmps = [b["lmp"] for b in out["buses"]]
-    console.print(f"[bold]{case}[/]: objective {_fixed(out['objective'], 2)}, "
+    _out().print(f"[bold]{case}[/]: objective {_fixed(out['objective'], 2)}, "
                   f"{len(out['buses'])} buses, LMP {_fixed(min(lmps), 4)} .. "
                   f"{_fixed(max(lmps), 4)}, {len(binding)} binding branch limits")
     if binding:
+        from rich.table import Table
+
         table = Table(title="binding branches")
         for col in ("from_bus", "to_bus", "flow_mw", "limit_mw", "shadow_price"):
             table.add_column(col, justify="right")
         for b in binding:
             table.add_row(str(b["from_bus"]), str(b["to_bus"]), _fixed(b["flow_mw"], 2),
                           _fixed(b["limit_mw"], 2), _fixed(b["shadow_price"], 4))
-        console.print(table)
+        _out().print(table)
 
 
 @app.command("audit", cls=_Command,
@@ -484,6 +504,8 @@ def audit_cmd(
     folder.mkdir(parents=True, exist_ok=True)
     table.to_csv(folder / "audit.csv")
     plot_audit(table).savefig(folder / "audit.svg")
+    from rich.table import Table
+
     view = Table(title=f"mechanism audit: {markets} markets of {buyers} buyers x {sellers} "
                        f"sellers, seed {seed}")
     view.add_column("measure", style="bold")
@@ -492,8 +514,8 @@ def audit_cmd(
     for col in table.columns:
         view.add_row(str(col), *(_fixed(v, 4) if isinstance(v, float) else str(v)
                                  for v in table[col]))
-    console.print(view)
-    console.print(f"wrote {folder / 'audit.csv'} and {folder / 'audit.svg'}")
+    _out().print(view)
+    _out().print(f"wrote {folder / 'audit.csv'} and {folder / 'audit.svg'}")
 
 
 ledger_app = typer.Typer(help="The settlement ledger of a run.", rich_markup_mode=None)
@@ -521,7 +543,7 @@ def ledger_verify_cmd(
     if as_json:
         _print_json(report.to_dict())
     else:
-        console.print(str(report))
+        _out().print(str(report))
     if not report.is_ok:
         raise typer.Exit(1)
 
@@ -535,7 +557,7 @@ def report_cmd(
     from transactive.sim.recorder import read_results
 
     path = write_report(read_results(run_dir), run_dir)
-    console.print(f"wrote {path}")
+    _out().print(f"wrote {path}")
 
 
 @app.command("clear", cls=_Command)
@@ -565,6 +587,8 @@ def clear_cmd(
     traded = (result.accepted > 0).nonzero()[0]
     price = (f"price {_fixed(result.clearing_price, 4)}" if math.isfinite(result.clearing_price)
              else "no clearing price")
+    from rich.table import Table
+
     table = Table(title=f"{mechanism}: {price}, volume {_fixed(result.volume, 3)}, "
                         f"welfare {_fixed(result.welfare, 2)}")
     for col in ("id", "participant", "side", "quantity", "price", "payment"):
@@ -574,9 +598,9 @@ def clear_cmd(
         table.add_row(str(o.id[i]), str(o.participant[i]), "buy" if o.side[i] == BUY else "sell",
                       _fixed(result.accepted[i], 3), _fixed(result.price[i], 4),
                       _fixed(result.payment[i], 2))
-    console.print(table)
+    _out().print(table)
     if traded.size > MAX_ROWS:
-        console.print(f"... and {traded.size - MAX_ROWS:,} more; use --json for all")
+        _out().print(f"... and {traded.size - MAX_ROWS:,} more; use --json for all")
 
 
 # ------------------------------------------------------------------ entry point
@@ -626,7 +650,7 @@ def _usage_message(exc: typer.TyperException) -> str:
 
 
 def _fail(message: str) -> int:
-    err_console.print(f"[bold red]error:[/] {message}", markup=True)
+    _err().print(f"[bold red]error:[/] {message}", markup=True)
     return 2
 
 
