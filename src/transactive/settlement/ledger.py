@@ -503,6 +503,42 @@ class Ledger:
         for r in rows:
             yield Transfer(r[0], r[1], r[2], int(r[3]), r[4], int(r[5]))
 
+    def movements(self, spans: Sequence[tuple[int, int]], ids: Sequence[str] = ()
+                  ) -> tuple[dict[str, int], int]:
+        """``credits - debits`` of every account over the transfers whose sequence
+        number is in one of ``spans`` (inclusive ``(first, last)`` ranges) or whose
+        id is in ``ids``, summed in the database; and how many transfers that is.
+
+        Examples
+        --------
+        >>> ledger = Ledger(":memory:")
+        >>> _ = ledger.create_accounts([Account("a", AccountKind.MARKET, Unit.CENT),
+        ...                             Account("b", AccountKind.MARKET, Unit.CENT)])
+        >>> _ = ledger.post([Transfer("t1", "a", "b", 5, "x", 0),
+        ...                  Transfer("t2", "b", "a", 2, "x", 0)])
+        >>> ledger.movements([(2, 2)], ids=["t1"])
+        ({'a': -3, 'b': 3}, 2)
+        """
+        sums: dict[str, int] = {}
+        count = 0
+
+        def add(rows: list[tuple[Any, ...]]) -> None:
+            nonlocal count
+            for debit, credit, amount, n in rows:
+                sums[debit] = sums.get(debit, 0) - int(amount)
+                sums[credit] = sums.get(credit, 0) + int(amount)
+                count += int(n)
+
+        select = "SELECT debit, credit, SUM(amount), COUNT(*) FROM transfers WHERE "
+        for first, last in spans:
+            add(self._read(select + "seq BETWEEN ? AND ? GROUP BY debit, credit",
+                           (int(first), int(last))))
+        for i in range(0, len(ids), _CHUNK):
+            part = list(ids[i:i + _CHUNK])
+            add(self._read(select + "id IN ({}) GROUP BY debit, credit".format(
+                ",".join("?" * len(part))), part))
+        return dict(sorted(sums.items())), count
+
     def transfers_frame(self) -> pd.DataFrame:
         """All transfers as a frame (one row each, in posting order)."""
         rows = self._read("SELECT seq, id, debit, credit, amount, code, interval_no "

@@ -32,7 +32,7 @@ an interval depends on the intervals before it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,9 +54,10 @@ from transactive.settlement.ledger import (
     Transfer,
     Unit,
 )
+from transactive.settlement.reconcile import Reconciliation, Tally
 from transactive.settlement.rules import (
     ACCOUNTS,
-    ROUNDED,
+    ExactAmounts,
     GridFeeMode,
     IntervalLines,
     IntervalPrices,
@@ -65,22 +66,17 @@ from transactive.settlement.rules import (
     check_interval,
     check_transfers,
     compute_lines,
-    counterparty_moves,
     line_transfers,
     net_transfers,
     participant_accounts,
-    round_micro,
+    running_lines,
     statement_frame,
 )
+from transactive.settlement.statements import StatementWriter
 
 __all__ = ["IntervalSettlement", "Reconciliation", "Settlement", "SettlementConfig"]
 
 Granularity = Literal["interval", "day"]
-
-_MICRO = 1_000_000
-#: How far an exact amount may be from the double-precision value it stands for
-#: (snapped to a millionth of a cent, from energies snapped to a millionth of a Wh).
-_SNAP_CENTS_PER_LINE = 1e-6
 
 _OPERATORS = (
     Account(ACCOUNTS["market_money"], AccountKind.MARKET, Unit.CENT),
@@ -164,40 +160,6 @@ class _Pending:
     days: list[int] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Reconciliation:
-    """Statements against the ledger, account by account (double-entry
-    reconciliation), and each participant's posted lines against their exact amounts.
-
-    ``table`` has one row per account: ``account``, ``unit``, ``statements``
-    (the movement the statements imply), ``ledger`` (the movement the
-    ledger's transfers for the same intervals show) and ``difference``
-    (integers: cents or Wh).
-
-    ``residuals`` has one row per participant and one column per rounded line
-    (:data:`~transactive.settlement.rules.ROUNDED`): the posted total minus
-    the exact total, in Wh or cents, at most 0.5 in size by the rounding rule.
-
-    ``bills`` (when the exact bills were given) has one row per household, in
-    cents: ``energy_cents``, the statement's energy-bill line (market + utility
-    + imbalance); ``exact_cents``, the sum of its exact amounts;
-    ``simulated_cents``, the bill given; ``rounding_cents = energy_cents -
-    exact_cents``, the residual of the running-total rounding (under half a
-    cent per line: 1.5 cents at most); and ``unexplained_cents = exact_cents -
-    simulated_cents``, which only the snapping of exact amounts to 1e-6 of a
-    cent explains (at most a millionth of a cent per line and interval).
-    """
-
-    table: pd.DataFrame
-    problems: tuple[str, ...]
-    residuals: pd.DataFrame
-    bills: pd.DataFrame | None = None
-
-    @property
-    def is_ok(self) -> bool:
-        return not self.problems
-
-
 class Settlement:
     """Settle market intervals into a ledger, optionally through a journal.
 
@@ -214,6 +176,13 @@ class Settlement:
         totals of the intervals settled before (e.g. rebuilt with
         :meth:`RunningTotals.advance` from their lines); every participant in
         them must have accounts in the ledger.
+    statements : path, optional
+        Stream the statements to this file as they are committed (CSV, gzip-ed
+        if the name ends in ``.gz``; :class:`~transactive.settlement.statements.StatementWriter`)
+        instead of keeping the lines in memory: :attr:`settled` and
+        :meth:`statements` then hold only the batch not yet committed, and the
+        reconciliation, kept as running sums (:class:`~transactive.settlement.reconcile.Tally`)
+        either way, is all that stays. Close the file with :meth:`close`.
 
     Examples
     --------
@@ -245,7 +214,8 @@ class Settlement:
 
     def __init__(self, ledger: Ledger, journal: Journal | None = None, *,
                  config: SettlementConfig | None = None,
-                 totals: RunningTotals | None = None) -> None:
+                 totals: RunningTotals | None = None,
+                 statements: str | Path | None = None) -> None:
         if totals is not None and not isinstance(totals, RunningTotals):
             raise InputError("totals", f"must be a RunningTotals, got {type(totals).__name__}")
         self.ledger = ledger
@@ -253,6 +223,8 @@ class Settlement:
         self.config = config or SettlementConfig()
         self._pending: _Pending | None = None
         self._settled: list[IntervalSettlement] = []
+        self._open = 0  # where the intervals of the open batch start in _settled
+        self._tally = Tally()
         self._totals = RunningTotals() if totals is None else totals
         self._days_done: set[int] = set()
         if journal is not None:
@@ -270,6 +242,7 @@ class Settlement:
         if missing:
             self._commit(_Pending(accounts=missing))
             self._known |= {a.id for a in missing}
+        self._writer = None if statements is None else StatementWriter(statements)
 
     # ----------------------------------------------------------------- settling
     def settle_interval(
@@ -307,12 +280,48 @@ class Settlement:
                               planned_kwh=planned_kwh, carbon_cost=carbon_cost,
                               grid_fee=self.config.grid_fee,
                               minor_per_unit=self.config.minor_per_unit, totals=self._totals)
-        new_accounts = self._new_accounts(lines.participant)
         totals = self._totals.advance(lines)
+        done = self._add(lines, clearing, self._new_accounts(lines.participant))
+        self._totals = totals
+        return done
+
+    def settle_amounts(self, participants: npt.ArrayLike, amounts: Sequence[ExactAmounts],
+                       clearings: Sequence[Clearing | None] | None = None) -> None:
+        """Settle consecutive intervals from their exact amounts, rounded in one step.
+
+        ``participants`` are the labels of everyone in the intervals, aligned
+        once; each interval's :class:`~transactive.settlement.rules.ExactAmounts`
+        (from :func:`~transactive.settlement.rules.exact_amounts`) names its
+        participants by position in them, and ``clearings`` (optional, one per
+        interval) are journaled with ``"interval"`` granularity. The lines and
+        transfers are those of :meth:`settle_interval` called interval by
+        interval (:func:`~transactive.settlement.rules.running_lines`), without
+        looking up a label per interval. Inside a :meth:`batch`, or in a batch
+        of its own; the results are in :attr:`settled` (or the statements file).
+        """
+        if clearings is not None and len(clearings) != len(amounts):
+            raise InputError("clearings", f"must have one clearing per interval "
+                             f"({len(amounts)}), got {len(clearings)}")
+        if self._pending is None:
+            with self.batch():
+                self.settle_amounts(participants, amounts, clearings)
+            return
+        labels = np.asarray(participants)
+        lines, totals = running_lines(labels, amounts, self._totals, self.config.grid_fee)
+        if not lines:
+            return
+        seen = np.unique(np.concatenate([a.rows for a in amounts]))
+        self._pending.accounts += self._new_accounts(labels[seen])
+        for k, x in enumerate(lines):
+            self._add(x, None if clearings is None else clearings[k], [])
+        self._totals = totals
+
+    def _add(self, lines: IntervalLines, clearing: Clearing | None,
+             new_accounts: list[Account]) -> IntervalSettlement:
+        """Turn one interval's lines into transfers: held for the batch, or committed."""
         if self.config.granularity == "day" and self._pending is not None:
             self._pending.accounts += new_accounts  # the day is netted when the batch ends
             done = IntervalSettlement(lines, ())
-            self._totals = totals
             self._settled.append(done)
             return done
         transfers = line_transfers(lines, prefix=self.config.prefix)
@@ -323,14 +332,26 @@ class Settlement:
                 self._pending.clearings.append((lines.interval, clearing))
             self._pending.groups.append(transfers)
             done = IntervalSettlement(lines, tuple(transfers))
-        else:
-            pending = _Pending(
-                clearings=[] if clearing is None else [(lines.interval, clearing)],
-                accounts=new_accounts, groups=[transfers])
-            done = IntervalSettlement(lines, tuple(transfers), self._commit(pending))
-        self._totals = totals
+            self._settled.append(done)
+            return done
+        pending = _Pending(clearings=[] if clearing is None else [(lines.interval, clearing)],
+                           accounts=new_accounts, groups=[transfers])
+        done = IntervalSettlement(lines, tuple(transfers), self._commit(pending))
         self._settled.append(done)
+        self._finish(len(self._settled) - 1)
         return done
+
+    def _finish(self, start: int) -> None:
+        """The intervals from ``start`` on are committed: add them to the tally, write
+        their statements and, when streaming, let them go."""
+        done = self._settled[start:]
+        lines = [d.lines for d in done]
+        results = tuple(r for d in done if d.report is not None for r in d.report.results)
+        self._tally.add(lines, [t for d in done for t in d.transfers], PostReport(results),
+                        last_seq=self.ledger.n_transfers)
+        if self._writer is not None:
+            self._writer.write(lines)
+            del self._settled[start:]
 
     @property
     def totals(self) -> RunningTotals:
@@ -379,6 +400,7 @@ class Settlement:
             self._settled[i] = IntervalSettlement(
                 done.lines, done.transfers, PostReport(report.results[pos:pos + n]))
             pos += n
+        self._finish(start)
 
     def _net_days(self, pending: _Pending, start: int) -> None:
         """Net the batch's intervals day by day into ``pending`` (one group a day),
@@ -425,32 +447,46 @@ class Settlement:
     # ----------------------------------------------------------------- results
     @property
     def settled(self) -> tuple[IntervalSettlement, ...]:
-        """The intervals settled through this object, in order."""
+        """The intervals settled through this object, in order (when streaming
+        statements, only those not committed yet)."""
         return tuple(self._settled)
 
+    @property
+    def tally(self) -> Tally:
+        """Running sums of every committed interval (for :meth:`reconciliation`)."""
+        return self._tally
+
     def statements(self) -> pd.DataFrame:
-        """Every participant's statement rows for the intervals settled here."""
+        """Every participant's statement rows for the intervals in :attr:`settled`."""
         return statement_frame([s.lines for s in self._settled])
 
     def write_statements(self, path: str | Path) -> Path:
-        """Write the statements as CSV (one row per participant and interval)."""
+        """Write the statements of :attr:`settled` as CSV (one row per participant
+        and interval)."""
         out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
         self.statements().to_csv(out, index=False)
         return out
+
+    def close(self) -> None:
+        """Close the statements file (if streaming)."""
+        if self._writer is not None:
+            self._writer.close()
 
     def reconciliation(self, bills: pd.Series | Mapping[str, float] | None = None
                        ) -> Reconciliation:
         """Reconcile the statements with the ledger, account by account, and
         each participant's posted lines with their exact amounts.
 
-        For the intervals settled here, each account's movement implied by the
-        statements (participants: their rows; operators: what they are due and
-        the rounding accounts the rest) must equal the movement of its
-        transfers in the ledger, in integer cents and Wh; each unit's debits
-        must equal its credits; the ledger must pass its own integrity check;
-        and every participant's posted total of each rounded line must be
-        within half a unit of its exact total.
+        For the intervals committed here, each account's movement implied by
+        the statements (participants: their rows; operators: what they are
+        due and the rounding accounts the rest) must equal the movement of
+        the transfers the ledger accepted for them, in integer cents and Wh;
+        each unit's debits must equal its credits; the ledger must pass its
+        own integrity check; and every participant's posted total of each
+        rounded line must be within half a unit of its exact total. Kept as
+        running sums (:class:`~transactive.settlement.reconcile.Tally`), so
+        it needs no interval's lines.
 
         Parameters
         ----------
@@ -461,92 +497,4 @@ class Settlement:
             them (see :class:`Reconciliation`), and a difference beyond the
             rounding rule's residual is a problem.
         """
-        frame = self.statements()
-        labels = frame["participant"].astype(str)
-        sums = frame.groupby(labels, sort=True)[[*ROUNDED, "total_cents"]].sum()
-        posted = sums[list(ROUNDED)].astype(np.int64)
-        expected: dict[str, int] = dict.fromkeys(ACCOUNTS.values(), 0)
-        for p, paid, metered in zip(sums.index, sums["total_cents"].tolist(),
-                                    sums["metered_wh"].tolist(), strict=True):
-            money, energy = participant_accounts(p)
-            expected[money], expected[energy] = -int(paid), int(metered)
-        for done in self._settled:
-            for account, move in counterparty_moves(done.lines).items():
-                expected[account] += move
-        ids = {t.id for s in self._settled for t in s.transfers}
-        moved = self.ledger.transfers_frame()
-        moved = moved[moved["id"].isin(ids)]
-        actual = (moved.groupby("credit")["amount"].sum()
-                  .sub(moved.groupby("debit")["amount"].sum(), fill_value=0))
-        units = {a.id: str(a.unit) for a in self.ledger.accounts()}
-        rows = []
-        for account in sorted(set(expected) | set(actual.index)):
-            want, got = expected.get(account, 0), int(actual.get(account, 0))
-            rows.append((account, units.get(account, "?"), want, got, got - want))
-        table = pd.DataFrame(rows, columns=["account", "unit", "statements", "ledger",
-                                            "difference"])
-        problems = [f"account {r.account}: statements {r.statements}, ledger {r.ledger}"
-                    for r in table.itertuples() if r.difference != 0]
-        missing = len(ids) - len(moved)
-        if missing:
-            problems.append(f"{missing} settled transfers are not in the ledger")
-        for unit, part in table.groupby("unit"):
-            if int(part["ledger"].sum()) != 0:
-                problems.append(f"unit {unit}: debits != credits by {int(part['ledger'].sum())}")
-        problems += self.ledger.check().problems
-        exact = self._exact_totals().reindex(posted.index, fill_value=0)
-        residual_micro = posted * _MICRO - exact + self._carried_residual().reindex(
-            posted.index, fill_value=0)
-        residual = residual_micro.to_numpy(dtype=np.int64)
-        for i, j in np.argwhere(np.abs(residual) > _MICRO // 2).tolist():
-            problems.append(f"participant {posted.index[i]}: posted {ROUNDED[j]} total is "
-                            f"{residual[i, j] / _MICRO} from its exact total")
-        table_bills = None
-        if bills is not None:
-            table_bills = self._bills_table(posted, exact, bills)
-            problems += self._bill_problems(table_bills)
-        return Reconciliation(table, tuple(problems), residual_micro / _MICRO, table_bills)
-
-    def _exact_totals(self) -> pd.DataFrame:
-        """Each participant's exact total of every rounded line (millionths)."""
-        if not self._settled:
-            return pd.DataFrame(columns=list(ROUNDED), dtype=np.int64)
-        exact = pd.DataFrame(np.concatenate([s.lines.exact_micro for s in self._settled]),
-                             columns=list(ROUNDED))
-        labels = np.concatenate([s.lines.participant for s in self._settled]).astype(str)
-        return exact.groupby(labels, sort=True).sum()
-
-    def _carried_residual(self) -> pd.DataFrame:
-        """Each participant's posted minus exact total before its first interval
-        settled here (millionths; zero unless continued from ``totals``)."""
-        if not self._settled:
-            return pd.DataFrame(columns=list(ROUNDED), dtype=np.int64)
-        start = np.concatenate([s.lines.start_micro for s in self._settled])
-        labels = np.concatenate([s.lines.participant for s in self._settled]).astype(str)
-        first = pd.DataFrame(start, columns=list(ROUNDED)).groupby(labels, sort=True).first()
-        micro = first.to_numpy(dtype=np.int64)
-        return pd.DataFrame(round_micro(micro) * _MICRO - micro, index=first.index,
-                            columns=first.columns)
-
-    def _bills_table(self, posted: pd.DataFrame, exact: pd.DataFrame,
-                     bills: pd.Series | Mapping[str, float]) -> pd.DataFrame:
-        given = pd.Series(bills, dtype=np.float64)
-        given.index = given.index.astype(str)
-        bill_lines = ["market_cents", "utility_cents", "imbalance_cents"]
-        energy = posted[bill_lines].sum(axis=1).reindex(given.index)
-        exact_cents = exact[bill_lines].sum(axis=1).reindex(given.index) / _MICRO
-        table = pd.DataFrame({"energy_cents": energy, "exact_cents": exact_cents,
-                              "simulated_cents": given * self.config.minor_per_unit})
-        table["rounding_cents"] = table["energy_cents"] - table["exact_cents"]
-        table["unexplained_cents"] = table["exact_cents"] - table["simulated_cents"]
-        table.index.name = "participant"
-        return table
-
-    def _bill_problems(self, table: pd.DataFrame) -> list[str]:
-        tolerance = _SNAP_CENTS_PER_LINE * 3 * len(self._settled)
-        problems = [f"household {p} has no statement" for p in
-                    table.index[table["energy_cents"].isna()]]
-        off = table[table["unexplained_cents"].abs() > tolerance]
-        problems += [f"household {p}: statement energy bill {r.exact_cents:.6f} exact cents, "
-                     f"simulated bill {r.simulated_cents:.6f}" for p, r in off.iterrows()]
-        return problems
+        return self._tally.reconcile(self.ledger, self.config.minor_per_unit, bills)
