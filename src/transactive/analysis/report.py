@@ -29,7 +29,7 @@ from transactive.analysis.feeder_map import feeder_map
 from transactive.analysis.metrics import CENT, lorenz_curve, summary
 from transactive.sim.books import GAIN_REASONS
 from transactive.sim.result import SimulationResult
-from transactive.sim.settling import STATEMENTS_FILE, household_label
+from transactive.sim.settling import household_label, statements_path
 
 __all__ = ["KEY_FIGURES", "REPORT_FILE", "household_table", "render_comparison",
            "render_report", "write_comparison", "write_report"]
@@ -376,8 +376,8 @@ def _worse_off_table(hh: pd.DataFrame, cur: str) -> str:
 
 def _settlement_section(run: _Run, run_dir: Path | None) -> str:
     st, cur = run.s.get("settlement"), run.cur
-    path = None if run_dir is None else run_dir / STATEMENTS_FILE
-    if st is None and (path is None or not path.is_file()):
+    path = None if run_dir is None else statements_path(run_dir)
+    if st is None and path is None:
         return ""
     status = ""
     if st is not None:
@@ -386,14 +386,16 @@ def _settlement_section(run: _Run, run_dir: Path | None) -> str:
                   f"statements reconciled with the ledger: "
                   f"<b>{'yes' if st['reconciled'] else 'NO'}</b>.</p>"
                   + (f"<ul class='warnings'>{problems}</ul>" if problems else ""))
-    if path is None or not path.is_file():
+    if path is None:
         return f"<h2>Settlement</h2>{status}"
-    statements = pd.read_csv(path)
-    if "energy_cents" not in statements:
-        statements["energy_cents"] = statements[["market_cents", "utility_cents",
-                                                 "imbalance_cents"]].sum(axis=1)
     money = ["energy_cents", "grid_fee_cents", "carbon_cents", "total_cents"]
-    per = statements.groupby("participant", sort=False)[["metered_wh", *money]].sum()
+    energy = ["market_cents", "utility_cents", "imbalance_cents"]
+    columns = ["participant", "metered_wh", *energy, *money[1:]]
+    parts = []  # plain or gzip-ed CSV, a year of it too: summed a million rows at a time
+    for chunk in pd.read_csv(path, usecols=columns, chunksize=1_000_000):
+        chunk["energy_cents"] = chunk[energy].sum(axis=1)
+        parts.append(chunk.groupby("participant", sort=False)[["metered_wh", *money]].sum())
+    per = pd.concat(parts).groupby(level=0, sort=False).sum()
     hh = run.result.households
     bills = hh["bill_market"] if "bill_market" in hh else hh["bill_p2p"]
     simulated = pd.Series(bills.to_numpy(), index=household_label(hh["household"].to_numpy()))
@@ -404,7 +406,7 @@ def _settlement_section(run: _Run, run_dir: Path | None) -> str:
     diff = (per["energy_cents"] / 100 - simulated.reindex(per.index)).abs()
     worst = float(diff.max()) if diff.notna().any() else float("nan")
     return (f"<h2>Settlement</h2>{status}<p>Each participant's statement over the run, "
-            f"summed from <code>{STATEMENTS_FILE}</code>: the energy bill (market, utility and "
+            f"summed from <code>{path.name}</code>: the energy bill (market, utility and "
             "imbalance lines), grid fees and carbon apart, in integer cents. Against the "
             f"simulated energy bills the statements differ by at most "
             f"{fmt(worst, 'money', cur)} per household (each line rounded to the cent on its "

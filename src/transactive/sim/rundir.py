@@ -1,9 +1,9 @@
 """Run folders: one run, whole, per folder; folder names that stay where they are put.
 
 A run folder holds what one run wrote: ``results.sqlite``, ``report.html`` and,
-when it settled, ``settlement.sqlite``, ``journal.jsonl`` and
-``statements.csv``. A folder that exists and is not empty is refused, so two
-runs never mix (a settled run's ledger beside another run's results would
+when it settled, ``settlement.sqlite``, ``journal.jsonl`` and ``statements.csv``
+(``statements.csv.gz`` when settled by day). A folder that exists and is not
+empty is refused, so two runs never mix (a settled run's ledger beside another run's results would
 verify for the wrong run). With ``overwrite`` a folder that holds an earlier
 run (and nothing else) is emptied first; any other non-empty folder is still
 refused, so no user file is ever deleted.
@@ -22,7 +22,8 @@ __all__ = ["RUN_FILES", "prepare_run_dir", "run_folder_name"]
 #: The files (and SQLite side files) a run, or a comparison of runs, writes into its folder.
 RUN_FILES = frozenset({
     "results.sqlite", "report.html", "settlement.sqlite", "settlement.sqlite-wal",
-    "settlement.sqlite-shm", "journal.jsonl", "statements.csv", "comparison.html",
+    "settlement.sqlite-shm", "journal.jsonl", "statements.csv", "statements.csv.gz",
+    "comparison.html",
 })
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -3,13 +3,18 @@
 Every interval's clearing and metered energy go through
 :class:`~transactive.settlement.Settlement`: a hash-chained journal
 (``journal.jsonl``) and a double-entry ledger (``settlement.sqlite``), one
-durable commit per simulated day. After the run, every household's statement
-goes to ``statements.csv`` and the statements are reconciled with the ledger.
+durable commit per simulated day. After the run, the statements are
+reconciled with the ledger.
 The granularity (``settlement.granularity``) is ``"interval"`` (one group of
 transfers per interval, each interval's clearing journaled) or ``"day"`` (each
 household's transfers netted per day, the statements still one row per
 household and interval; see :mod:`transactive.settlement.settle`); ``"auto"``
 picks ``"day"`` for runs above :data:`DAY_GRANULARITY_ABOVE` household-intervals.
+Statements are written day by day as each day commits, to ``statements.csv``
+(``"interval"``) or, compact for long runs, ``statements.csv.gz`` (``"day"``:
+the same CSV through one gzip stream, :mod:`transactive.settlement.statements`),
+and the reconciliation is kept as running sums, so a run holds at most a day
+of intervals in memory, however long it is.
 
 What each household's meter reads is what it took from the grid: ``bought -
 sold + imported - exported`` (curtailed PV is not metered). A design whose
@@ -54,13 +59,17 @@ from transactive.settlement import (
     Settlement,
     SettlementConfig,
 )
+from transactive.settlement.rules import ExactAmounts, IntervalPrices, exact_amounts
 from transactive.settlement.settle import Granularity
 from transactive.sim.books import IntervalOutcome
 
-__all__ = ["COUNTERPARTY", "DAY_GRANULARITY_ABOVE", "STATEMENTS_FILE", "CarbonContext",
-           "RunSettlement", "SettlementSummary", "household_label", "settlement_granularity"]
+__all__ = ["COUNTERPARTY", "DAY_GRANULARITY_ABOVE", "STATEMENTS_FILE", "STATEMENTS_GZ_FILE",
+           "CarbonContext", "RunSettlement", "SettlementSummary", "household_label",
+           "settlement_granularity", "statements_path"]
 
 STATEMENTS_FILE = "statements.csv"
+#: The statements of a run settled by day: the same CSV through one gzip stream.
+STATEMENTS_GZ_FILE = "statements.csv.gz"
 COUNTERPARTY = "counterparty"
 #: ``granularity = "auto"`` nets per day above this many household-intervals.
 DAY_GRANULARITY_ABOVE = 200_000
@@ -97,6 +106,16 @@ def settlement_granularity(granularity: str, household_intervals: int) -> Granul
         raise InputError("granularity", f"must be 'interval', 'day' or 'auto', "
                          f"got {granularity!r}")
     return "day" if granularity == "day" else "interval"
+
+
+def statements_path(run_dir: str | Path) -> Path | None:
+    """The statements file of a run folder (``statements.csv`` or
+    ``statements.csv.gz``), or None if the run was not settled."""
+    for name in (STATEMENTS_FILE, STATEMENTS_GZ_FILE):
+        path = Path(run_dir) / name
+        if path.is_file():
+            return path
+    return None
 
 
 def household_label(index: npt.NDArray[np.int64]) -> npt.NDArray[np.str_]:
@@ -143,66 +162,83 @@ class CarbonContext:
 class RunSettlement:
     """Settles one run into ``run_dir`` (an empty folder: a fresh ledger,
     see :func:`~transactive.sim.rundir.prepare_run_dir`), at ``granularity``
-    ``"interval"`` or ``"day"`` (see :func:`settlement_granularity`)."""
+    ``"interval"`` or ``"day"`` (see :func:`settlement_granularity`).
+
+    Each interval's exact amounts are computed as it comes, with households
+    by position (``h0``, ``h1``, ... and the counterparty aligned once per
+    run); at the end of each day the day is rounded in one step and settled,
+    durably, and its statement rows are appended to the statements file
+    (``statements.csv``, or ``statements.csv.gz`` at ``"day"`` granularity),
+    so no more than a day of intervals is held in memory.
+    """
 
     def __init__(self, run_dir: str | Path, n_households: int, periods_per_day: int, *,
                  granularity: Granularity = "interval") -> None:
         self.run_dir = Path(run_dir)
-        config = SettlementConfig(granularity=granularity, periods_per_day=periods_per_day)
+        self.config = SettlementConfig(granularity=granularity, periods_per_day=periods_per_day)
+        name = STATEMENTS_GZ_FILE if granularity == "day" else STATEMENTS_FILE
         self._stack = ExitStack()
         ledger = self._stack.enter_context(Ledger(self.run_dir / LEDGER_FILE))
         journal = self._stack.enter_context(Journal(self.run_dir / JOURNAL_FILE))
-        self.settlement = Settlement(ledger, journal, config=config)
+        self.settlement = Settlement(ledger, journal, config=self.config,
+                                     statements=self.run_dir / name)
+        self._stack.callback(self.settlement.close)
         self.labels = household_label(np.arange(n_households, dtype=np.int64))
+        self._participants = np.append(self.labels, COUNTERPARTY)
+        self._rows = np.arange(n_households, dtype=np.intp)
+        self._rows_with_counterparty = np.arange(n_households + 1, dtype=np.intp)
         self.periods_per_day = periods_per_day
         self._bills = np.zeros(n_households)
-        self._batch: ExitStack | None = None
+        self._day: list[ExactAmounts] = []
+        self._clearings: list[Clearing | None] = []
         self._count = 0
 
     def interval(self, t: int, out: IntervalOutcome, *, retail_price: float,
                  feed_in_price: float, grid_fee_per_kwh: float = 0.0) -> None:
         """Settle interval ``t`` (durable at the end of its day)."""
-        if self._batch is None:
-            self._batch = ExitStack()
-            self._batch.enter_context(self.settlement.batch())
-        clearing = self._settlement_clearing(t, out)
+        clearing, at = self._settlement_clearing(t, out)
         metered = out.bought_kwh - out.sold_kwh + out.import_kwh - out.export_kwh
-        participants: npt.NDArray[np.str_] = self.labels
-        if clearing is not None and COUNTERPARTY in clearing.orders.participant:
-            participants = np.append(self.labels, COUNTERPARTY)
-            metered = np.append(metered, 0.0)
-        self._bills += out.bill_market
         carbon = out.carbon_cost
-        if participants.size > self.labels.size:
-            carbon = np.append(carbon, 0.0)  # the counterparty's emissions went to the buyers
-        self.settlement.settle_interval(
-            t, clearing, participants, metered, retail_price_per_kwh=retail_price,
-            feed_in_price_per_kwh=feed_in_price, grid_fee_per_kwh=grid_fee_per_kwh,
-            carbon_cost=carbon)
+        rows = self._rows
+        if at is not None and (at == self.labels.size).any():  # the counterparty traded
+            rows = self._rows_with_counterparty
+            metered = np.append(metered, 0.0)
+            carbon = np.append(carbon, 0.0)  # its emissions went to the buyers
+        self._bills += out.bill_market
+        self._day.append(exact_amounts(
+            t, clearing, at, rows, metered,
+            IntervalPrices(retail_price, feed_in_price, grid_fee_per_kwh),
+            carbon_cost=carbon, grid_fee=self.config.grid_fee,
+            minor_per_unit=self.config.minor_per_unit))
+        self._clearings.append(clearing)
         self._count += 1
         if (t + 1) % self.periods_per_day == 0:
             self._commit()
 
     def _commit(self) -> None:
-        if self._batch is not None:
-            batch, self._batch = self._batch, None
-            batch.close()
+        """Round and settle the intervals held (one durable commit)."""
+        if self._day:
+            self.settlement.settle_amounts(self._participants, self._day, self._clearings)
+            self._day, self._clearings = [], []
 
-    def _settlement_clearing(self, t: int, out: IntervalOutcome) -> Clearing | None:
-        """The interval's market with household labels (and the counterparty)."""
+    def _settlement_clearing(self, t: int, out: IntervalOutcome
+                             ) -> tuple[Clearing | None, npt.NDArray[np.intp] | None]:
+        """The interval's market with household labels (and the counterparty), and
+        each order's participant by position (the counterparty after the households)."""
         c = out.clearing
         if c is None:  # islanded: every household trades its net at the island price
             net = out.net_kwh
             rows = np.flatnonzero(np.abs(net) > 1e-9)
             if rows.size == 0:
-                return None
+                return None, None
             orders = OrderBatch._trusted(
                 id=rows.astype(np.int64), participant=self.labels[rows],
                 side=np.where(net[rows] > 0, BUY, SELL).astype(np.int8),
                 price=np.full(rows.size, out.stats["price"]), quantity=np.abs(net[rows]))
             return Clearing.from_allocation("island", orders, np.abs(net[rows]),
-                                            orders.price, out.stats["price"])
+                                            orders.price, out.stats["price"]), rows
         o = c.orders
+        at = o.participant.astype(np.intp)
         cols = {"id": o.id, "participant": self.labels[o.participant], "side": o.side,
                 "price": o.price, "quantity": o.quantity}
         accepted, price, payment = c.accepted, c.price, c.payment
@@ -218,16 +254,15 @@ class RunSettlement:
             accepted = np.append(accepted, qty)
             price = np.append(price, utility_cost / counterparty_kwh)
             payment = np.append(payment, -utility_cost)
+            at = np.append(at, self.labels.size)
         orders = OrderBatch._trusted(**cols)
         return Clearing.from_allocation(c.mechanism, orders, accepted, price,
-                                        c.clearing_price, payment=payment)
+                                        c.clearing_price, payment=payment), at
 
     def close(self) -> SettlementSummary:
-        """Commit, write the statements, reconcile, and close the files."""
+        """Commit the last intervals, reconcile, and close the files."""
         self._commit()
-        self.settlement.write_statements(self.run_dir / STATEMENTS_FILE)
         rec = self.settlement.reconciliation(bills=pd.Series(self._bills, index=self.labels))
         self._stack.close()
-        transfers = sum(len(done.transfers) for done in self.settlement.settled)
-        return SettlementSummary(self._count, transfers, rec.is_ok, rec.problems,
-                                 rec.table, rec.bills)
+        return SettlementSummary(self._count, self.settlement.tally.transfers, rec.is_ok,
+                                 rec.problems, rec.table, rec.bills)
