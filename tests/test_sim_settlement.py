@@ -6,10 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from transactive.analysis.report import render_report
 from transactive.cli import main
 from transactive.settlement import JOURNAL_FILE, verify_run
 from transactive.sim import Scenario, simulate
-from transactive.sim.settling import COUNTERPARTY, STATEMENTS_FILE, household_label
+from transactive.sim.settling import (
+    COUNTERPARTY,
+    STATEMENTS_FILE,
+    STATEMENTS_GZ_FILE,
+    household_label,
+)
 
 
 def _scenario(mechanism: str) -> Scenario:
@@ -91,3 +97,30 @@ def test_settlement_off_writes_no_ledger(tmp_path):
     r = simulate(s, run_dir=tmp_path)
     assert r.settlement is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.sqlite"]
+
+
+def test_a_run_settled_by_day_streams_the_same_statements_gzip_ed(tmp_path):
+    """Day granularity: the statements of interval granularity, row for row, in
+    statements.csv.gz; fewer transfers; the same reconciliation; the report
+    sums the gzip-ed file; the folder can be overwritten."""
+    base = {"community": {"households": 8}, "time": {"days": 2}, "seed": 4,
+            "market": {"mechanism": "amm"}}
+    runs = {}
+    for granularity in ("interval", "day"):
+        scenario = Scenario.from_dict({**base, "settlement": {"granularity": granularity}})
+        runs[granularity] = r = simulate(scenario, run_dir=tmp_path / granularity)
+        assert r.settlement is not None
+        assert r.settlement.reconciled, r.settlement.problems
+        assert verify_run(tmp_path / granularity).is_ok
+    assert not (tmp_path / "day" / STATEMENTS_FILE).exists()
+    by_interval = pd.read_csv(tmp_path / "interval" / STATEMENTS_FILE)
+    by_day = pd.read_csv(tmp_path / "day" / STATEMENTS_GZ_FILE)
+    assert COUNTERPARTY in set(by_day["participant"])
+    pd.testing.assert_frame_equal(by_interval, by_day)
+    day, interval = runs["day"].settlement, runs["interval"].settlement
+    assert day.transfers < interval.transfers
+    pd.testing.assert_frame_equal(day.reconciliation[["account", "statements"]],
+                                  interval.reconciliation[["account", "statements"]])
+    page = render_report(runs["day"], tmp_path / "day")
+    assert STATEMENTS_GZ_FILE in page
+    simulate(Scenario.from_dict(base), run_dir=tmp_path / "day", overwrite=True)
