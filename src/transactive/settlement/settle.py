@@ -6,7 +6,16 @@ turns them into one linked group of transfers, checks the interval's
 invariants, journals the clearing, the new accounts and the transfers
 (write-ahead, forced to disk) and then commits them to the ledger together with
 the journal position. :meth:`Settlement.batch` groups many intervals into one
-journal sync and one ledger commit, the fast path for long simulations.
+journal sync and one ledger commit, the fast path for long simulations, and
+:meth:`Settlement.settle_amounts` settles a block of intervals (a day) whose
+participants are aligned once, rounding the block in one step
+(:func:`~transactive.settlement.rules.running_lines`: the same cents as interval
+by interval).
+
+Memory: given a ``statements`` file, the service writes each committed
+interval's statement rows to it and keeps none of them; the reconciliation is
+kept as running sums either way (:class:`~transactive.settlement.reconcile.Tally`),
+so a year of a thousand households settles in the memory of a day.
 
 Granularity (:attr:`SettlementConfig.granularity`): with ``"interval"`` every
 interval is one linked group of transfers, ids ``f"{run_id}/{interval}/{code}/{participant}"``,
