@@ -16,13 +16,24 @@ A trade here is one signed order that ends settled in the ledger. Target:
 at least 10,000 per second on this machine (about three times the ~3,500 tx/s
 reported for Hyperledger Fabric).
 
-Run: ``python benchmarks/bench_settlement.py [--orders 10000] [--intervals 8]``.
+A second table times the settlement of a simulated run, the path of
+``transactive simulate``: synthetic 15-minute intervals of ``--run-households``
+households (a market among them every interval) settled by day, each day's
+exact amounts rounded in one step (``Settlement.settle_amounts``), netted,
+journaled, committed, and its statement rows appended to ``statements.csv.gz``.
+It reports seconds per day (settling, and writing the statements), the bytes of
+each file per day and per statement row, the peak memory of the process, and
+the same extrapolated to a year.
+
+Run: ``python benchmarks/bench_settlement.py [--orders 10000] [--intervals 8]
+[--run-households 1000] [--run-days 7]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import tempfile
 import time
 from dataclasses import dataclass
@@ -39,9 +50,12 @@ from transactive.settlement import (
     Journal,
     Ledger,
     Settlement,
+    SettlementConfig,
     sign_orders,
     verify_run,
 )
+from transactive.settlement.rules import IntervalLines, IntervalPrices, exact_amounts
+from transactive.settlement.statements import StatementWriter
 
 TARGET_PER_S = 10_000
 
@@ -113,6 +127,88 @@ def run(names: np.ndarray, keys: dict[str, Ed25519PrivateKey], intervals: list[I
     return {**times, "total": total, "trades": trades, "transfers": transfers}
 
 
+def settle_run(households: int, days: int, folder: Path, seed: int = 1) -> dict[str, float]:
+    """Settle ``days`` synthetic days of ``households`` as a simulated run does
+    (by day, statements streamed gzip-ed); seconds, bytes and rows."""
+    ppd = 96
+    rng = np.random.default_rng(seed)
+    times = {"amounts": 0.0, "settle": 0.0, "statements": 0.0}
+    write = StatementWriter.write
+
+    def timed_write(self: StatementWriter, lines: list[IntervalLines]) -> None:
+        t0 = time.perf_counter()
+        write(self, lines)
+        times["statements"] += time.perf_counter() - t0
+
+    StatementWriter.write = timed_write  # type: ignore[method-assign,assignment]
+    try:
+        _settle_days(households, days, folder, rng, times)
+    finally:
+        StatementWriter.write = write  # type: ignore[method-assign]
+    times["settle"] -= times["statements"]
+    sizes = {p.name: p.stat().st_size for p in folder.iterdir()}
+    return {**times, "rows": households * ppd * days,
+            "statements_bytes": sizes["statements.csv.gz"],
+            "ledger_bytes": sum(v for k, v in sizes.items() if k.startswith(LEDGER_FILE)),
+            "journal_bytes": sizes[JOURNAL_FILE],
+            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _settle_days(households: int, days: int, folder: Path, rng: np.random.Generator,
+                 times: dict[str, float]) -> None:
+    ppd = 96
+    labels = np.char.add("h", np.arange(households).astype(str))
+    rows = np.arange(households, dtype=np.intp)
+    config = SettlementConfig(granularity="day", periods_per_day=ppd)
+    with Ledger(folder / LEDGER_FILE) as ledger, Journal(folder / JOURNAL_FILE) as journal:
+        s = Settlement(ledger, journal, config=config, statements=folder / "statements.csv.gz")
+        for day in range(days):
+            intervals = []
+            for k in range(day * ppd, (day + 1) * ppd):
+                side = np.where(rng.random(households) < 0.5, 1, -1).astype(np.int8)
+                qty = rng.uniform(0.0, 0.5, households)
+                qty[side < 0] *= qty[side > 0].sum() / qty[side < 0].sum()
+                price = np.full(households, 0.2)
+                orders = OrderBatch._trusted(id=rows.astype(np.int64), participant=labels,
+                                             side=side, price=price, quantity=qty)
+                clearing = Clearing.from_allocation("uniform", orders, qty, price, 0.2)
+                t0 = time.perf_counter()
+                intervals.append(exact_amounts(
+                    k, clearing, rows, rows, rng.normal(0.1, 0.4, households),
+                    IntervalPrices(0.2875, 0.0613), carbon_cost=rng.uniform(0, 0.01, households)))
+                times["amounts"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            s.settle_amounts(labels, intervals)
+            times["settle"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        times["reconciled"] = float(s.reconciliation().is_ok)
+        times["reconcile"] = time.perf_counter() - t0
+        s.close()
+
+
+def print_run_table(households: int, days: int) -> None:
+    """The settlement of a simulated run, per day and extrapolated to a year."""
+    with tempfile.TemporaryDirectory() as tmp:
+        r = settle_run(households, days, Path(tmp))
+    per_day = {k: r[k] / days for k in ("amounts", "settle", "statements")}
+    mib = {k: r[f"{k}_bytes"] / 2**20 for k in ("statements", "ledger", "journal")}
+    print(f"\nsettling a run: {households:,} households x {days} days of 96 intervals, by day, "
+          f"statements gzip-ed (reconciled: {'yes' if r['reconciled'] else 'NO'})")
+    print(f"{'':>8} | {'exact amounts':>13} {'round+net+commit':>16} {'write statements':>16} | "
+          f"{'statements':>10} {'ledger':>8} {'journal':>8} | {'peak':>8}")
+    print(f"{'per day':>8} | {per_day['amounts']:>11.2f} s {per_day['settle']:>14.2f} s "
+          f"{per_day['statements']:>14.2f} s | {mib['statements'] / days:>6.1f} MiB "
+          f"{mib['ledger'] / days:>4.1f} MiB {mib['journal'] / days:>4.1f} MiB | "
+          f"{r['peak_mib']:>4.0f} MiB")
+    year = 365 / days
+    print(f"{'a year':>8} | {per_day['amounts'] * 365:>11.0f} s {per_day['settle'] * 365:>14.0f} s "
+          f"{per_day['statements'] * 365:>14.0f} s | {mib['statements'] * year:>6.0f} MiB "
+          f"{mib['ledger'] * year:>4.0f} MiB {mib['journal'] * year:>4.0f} MiB | "
+          "(memory: a day's)")
+    print(f"statements: {r['statements_bytes'] / r['rows']:.1f} bytes a row gzip-ed; "
+          f"reconciliation {r['reconcile']:.2f} s")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--participants", type=int, default=1_000)
@@ -120,7 +216,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--intervals", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--run-households", type=int, default=1_000)
+    parser.add_argument("--run-days", type=int, default=7)
+    parser.add_argument("--run-only", action="store_true", help="only the run table")
     args = parser.parse_args(argv)
+    if args.run_only:
+        print_run_table(args.run_households, args.run_days)
+        return
     rng = np.random.default_rng(args.seed)
     t = time.perf_counter()
     names, keys, intervals = make_workload(rng, args.participants, args.orders, args.intervals)
@@ -157,6 +259,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{'met' if rate >= TARGET_PER_S else 'no':>6}")
     print(f"\nbest: {best_all:,.0f} signed trades/s verified, journaled and settled durably "
           f"(target {TARGET_PER_S:,}); one run per row re-verified from scratch (verify_run)")
+    print_run_table(args.run_households, args.run_days)
 
 
 if __name__ == "__main__":
