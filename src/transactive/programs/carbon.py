@@ -97,7 +97,7 @@ from transactive.errors import InputError
 from transactive.grid.losses import marginal_loss_factors
 from transactive.grid.network import Network
 
-__all__ = ["CarbonLines", "CarbonPrices", "carbon_lines"]
+__all__ = ["CarbonLines", "CarbonPrices", "carbon_costs", "carbon_lines"]
 
 Array = npt.NDArray[np.float64]
 
@@ -271,10 +271,53 @@ def carbon_lines(
 
     p_inj_mw = np.bincount(at, injection, network.n_bus) * (scale / hours / 1000.0)
     mlf = marginal_loss_factors(network, p_inj_mw, np.zeros(network.n_bus))[at]
-    local_kg = prices.local_kg_per_kwh * sold
-    upstream_kg = prices.grid_kg_per_kwh * mlf * injection
-    import_kg = prices.grid_kg_per_kwh * imported
+    local_kg, upstream_kg, import_kg = _emissions(mlf, injection, sold, imported, prices)
     cost = prices.price_per_kg * (local_kg + upstream_kg + import_kg)
     return CarbonLines(loss_factor=_frozen(mlf), local_kg=_frozen(local_kg),
                        upstream_kg=_frozen(upstream_kg), import_kg=_frozen(import_kg),
                        cost=_frozen(cost))
+
+
+def _emissions(mlf: Array, injection: Array, sold: Array, imported: Array,
+               prices: CarbonPrices) -> tuple[Array, Array, Array]:
+    """Local, upstream (loss effect) and import emissions, kg (any shape)."""
+    return (prices.local_kg_per_kwh * sold, prices.grid_kg_per_kwh * mlf * injection,
+            prices.grid_kg_per_kwh * imported)
+
+
+def carbon_costs(network: Network, node: npt.ArrayLike, injection_kwh: Array, sold_kwh: Array,
+                 imported_kwh: Array, *, dt_h: float, kw_per_unit: float,
+                 prices: CarbonPrices) -> Array:
+    """The carbon charge of :func:`carbon_lines` for many intervals at once:
+    energies are ``(T, P)`` arrays (interval by participant), the charge is
+    ``(T, P)``; the loss factors of all ``T`` operating points come from one
+    stacked AC power flow (:func:`~transactive.grid.losses.marginal_loss_factors`).
+    Row ``t`` equals ``carbon_lines`` of row ``t`` alone.
+
+    Examples
+    --------
+    >>> from transactive.grid.network import Network
+    >>> net = Network(bus={"bus": [1, 2], "type": [3, 1]},
+    ...               branch={"from_bus": [1], "to_bus": [2], "r_pu": [0.05], "x_pu": [0.04]},
+    ...               gen={"bus": [1], "p_max_mw": [100.0]}, load={"bus": [], "p_mw": []})
+    >>> prices = CarbonPrices(price_per_kg=0.1, grid_kg_per_kwh=0.4)
+    >>> inj, zero = np.array([[-12.0, 2.0], [-6.0, 1.0]]), np.zeros((2, 2))
+    >>> stacked = carbon_costs(net, [1, 1], inj, zero, zero, dt_h=0.25, kw_per_unit=1000.0,
+    ...                        prices=prices)
+    >>> one = carbon_lines(net, [1, 1], inj[1], zero[1], zero[1], dt_h=0.25,
+    ...                    kw_per_unit=1000.0, prices=prices).cost
+    >>> bool(np.allclose(stacked[1], one, rtol=1e-12, atol=0))
+    True
+    """
+    at = _nodes(node, network.n_bus)
+    injection = np.asarray(injection_kwh, dtype=np.float64)
+    if injection.ndim != 2 or injection.shape[1] != at.size:
+        raise InputError("injection_kwh", f"must be (T, {at.size}), got {injection.shape}")
+    scale = _positive("kw_per_unit", kw_per_unit) / _positive("dt_h", dt_h) / 1000.0
+    t = injection.shape[0]
+    rows = np.repeat(np.arange(t), at.size) * network.n_bus + np.tile(at, t)
+    p_inj_mw = np.bincount(rows, injection.ravel(), t * network.n_bus).reshape(t, -1) * scale
+    mlf = marginal_loss_factors(network, p_inj_mw, np.zeros(network.n_bus))[:, at]
+    kg = _emissions(mlf, injection, np.asarray(sold_kwh, dtype=np.float64),
+                    np.asarray(imported_kwh, dtype=np.float64), prices)
+    return prices.price_per_kg * (kg[0] + kg[1] + kg[2])

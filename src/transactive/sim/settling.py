@@ -50,7 +50,7 @@ from transactive.clearing import Clearing
 from transactive.errors import InputError
 from transactive.grid.network import Network
 from transactive.orders import BUY, SELL, OrderBatch
-from transactive.programs.carbon import CarbonPrices, carbon_lines
+from transactive.programs.carbon import CarbonPrices, carbon_costs
 from transactive.settlement import (
     JOURNAL_FILE,
     LEDGER_FILE,
@@ -134,29 +134,37 @@ class CarbonContext:
     dt_h: float
     kw_per_unit: float
 
-    def cost(self, out: IntervalOutcome) -> FloatArray:
-        """Carbon charge per household: local emissions of what it sold,
-        upstream emissions of its effect on losses, emissions of what it
-        imported (programs.carbon). Energy the counterparty (pool or
-        substation) drew upstream reached the buyers, so its emissions go to
-        them pro rata to what they bought."""
+    def charge(self, day: list[IntervalOutcome]) -> None:
+        """Set each outcome's carbon charge per household (``carbon_cost``, and
+        its sum in ``stats``): local emissions of what it sold, upstream
+        emissions of its effect on losses, emissions of what it imported
+        (programs.carbon), the loss factors of all the outcomes from one
+        stacked power flow. Energy the counterparty (pool or substation) drew
+        upstream reached the buyers, so its emissions go to them pro rata to
+        what they bought."""
+        if not day:
+            return
         p = self.prices
+        sold, imported, bought = (np.stack([getattr(o, name) for o in day])
+                                  for name in ("sold_kwh", "import_kwh", "bought_kwh"))
         if p.price_per_kg == 0:
-            return np.zeros(out.net_kwh.size)
-        if self.network is None:
-            kg = p.local_kg_per_kwh * out.sold_kwh + p.grid_kg_per_kwh * out.import_kwh
-            cost = p.price_per_kg * kg
+            cost = np.zeros_like(sold)
+        elif self.network is None:
+            cost = p.price_per_kg * (p.local_kg_per_kwh * sold + p.grid_kg_per_kwh * imported)
         else:
-            metered = out.bought_kwh - out.sold_kwh + out.import_kwh - out.export_kwh
-            cost = carbon_lines(self.network, self.node, -metered, out.sold_kwh,
-                                out.import_kwh, dt_h=self.dt_h, kw_per_unit=self.kw_per_unit,
-                                prices=p).cost
-        supplied = float(out.stats.get("counterparty_kwh", 0.0))
-        bought = out.bought_kwh.sum()
-        if supplied > 1e-9 and bought > 0:  # upstream energy the buyers received
-            cost = cost + (p.price_per_kg * p.grid_kg_per_kwh * supplied
-                           * out.bought_kwh / bought)
-        return cost
+            exported = np.stack([o.export_kwh for o in day])
+            cost = carbon_costs(self.network, self.node, sold - bought - imported + exported,
+                                sold, imported, dt_h=self.dt_h,
+                                kw_per_unit=self.kw_per_unit, prices=p)
+        supplied = np.array([float(o.stats.get("counterparty_kwh", 0.0)) for o in day])
+        total = bought.sum(axis=1)
+        upstream = (supplied > 1e-9) & (total > 0) & (p.price_per_kg > 0)
+        share = np.divide(bought, total[:, None], out=np.zeros_like(bought),
+                          where=upstream[:, None])
+        cost = cost + p.price_per_kg * p.grid_kg_per_kwh * supplied[:, None] * share
+        for out, row in zip(day, cost, strict=True):
+            out.carbon_cost = row
+            out.stats["carbon_cost"] = float(row.sum())
 
 
 class RunSettlement:
