@@ -219,3 +219,18 @@ def test_running_reconciliation_reads_the_ledger(tmp_path: Path) -> None:
         rec = s.reconciliation()
     assert not rec.is_ok
     assert (rec.table["difference"] != 0).sum() == 2
+
+
+def test_gzip_statements_are_the_same_bytes_every_time(tmp_path: Path) -> None:
+    """No file name or time stamp in the gzip header: a run's bytes do not depend
+    on when or where it was written."""
+    rng = np.random.default_rng(9)
+    ivs = [_interval(rng, k) for k in range(4)]
+    for name in ("one", "two"):
+        s = Settlement(Ledger(":memory:"), statements=tmp_path / name / "statements.csv.gz")
+        with s.batch():
+            _one_by_one(s, ivs)
+        s.close()
+    one = (tmp_path / "one" / "statements.csv.gz").read_bytes()
+    assert one[4:8] == b"\0\0\0\0"  # MTIME (RFC 1952)
+    assert one == (tmp_path / "two" / "statements.csv.gz").read_bytes()

@@ -7,9 +7,12 @@ A path ending in ``.gz`` is written through one gzip stream (RFC 1952, level
 :data:`GZIP_LEVEL`, no file name and a zero time stamp in its header, so the
 same run writes the same bytes); any gzip reader, and
 ``pandas.read_csv(path)`` itself, reads it as the plain CSV. The gzip-ed form
-is the compact one for long runs: the exact amounts make a row about 110
-bytes of CSV, of which gzip keeps about a quarter (measured in
-``benchmarks/bench_settlement.py``).
+is the compact one for long runs. Measured on the default scenario with 1,000
+households (one day, 96,096 rows): the CSV is 109 bytes a row; gzip keeps 27.7
+bytes a row at level 1, 23.8 at 3, 20.6 at 6 and 20.1 at 9, taking 0.07, 0.10,
+0.24 and 0.97 s for the day; level 6 costs a sixth of the time pandas takes to
+format the rows (about 1.3 s a day) and makes a year's statements about
+0.7 GiB (35 million rows).
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from transactive.settlement.rules import STATEMENT_COLUMNS, IntervalLines, state
 
 __all__ = ["GZIP_LEVEL", "StatementWriter"]
 
-#: zlib level of gzip-ed statements: fast, within a few percent of the smallest.
-GZIP_LEVEL = 3
+#: zlib level of gzip-ed statements (gzip's default): within 3 % of the smallest
+#: at a quarter of level 9's time.
+GZIP_LEVEL = 6
 
 
 class StatementWriter:
