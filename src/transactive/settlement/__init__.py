@@ -3,6 +3,8 @@
 - :mod:`~transactive.settlement.ledger`: double-entry ledger (SQLite or PostgreSQL);
 - :mod:`~transactive.settlement.rules`: clearing + meters -> transfers, statements;
 - :mod:`~transactive.settlement.settle`: :class:`Settlement`, the per-interval service;
+- :mod:`~transactive.settlement.reconcile`: statements against the ledger, as running sums;
+- :mod:`~transactive.settlement.statements`: statements streamed to CSV or gzip-ed CSV;
 - :mod:`~transactive.settlement.journal`: hash-chained, signed journal;
 - :mod:`~transactive.settlement.oracle`: signed meter readings;
 - :mod:`~transactive.settlement.verify`: re-check a run folder from scratch.
@@ -29,7 +31,7 @@ _EXPORTS = {
     "OrderAcceptance": "transactive.settlement.journal",
     "PostReport": "transactive.settlement.ledger",
     "PostResult": "transactive.settlement.ledger",
-    "Reconciliation": "transactive.settlement.settle",
+    "Reconciliation": "transactive.settlement.reconcile",
     "Refusal": "transactive.settlement.oracle",
     "RunningTotals": "transactive.settlement.rules",
     "Settlement": "transactive.settlement.settle",
