@@ -397,27 +397,31 @@ def compare_cmd(
 
     table = Table(title=f"market designs compared: {sc.community.households} households, "
                         f"{sc.time.days:g} days")
-    table.add_column("design", style="bold")
-    columns = {"p2p_kwh": ("P2P kWh", 1), "buyer_price_per_kwh": (f"buyers {cur}/kWh", 4),
-               "seller_price_per_kwh": (f"sellers {cur}/kWh", 4),
-               "savings": (f"savings {cur}", 2), "savings_share": ("savings %", None),
-               "operator_surplus": (f"operator {cur}", 2),
-               "pool_lp_pnl": (f"pool providers {cur}", 2),
-               "curtailed_kwh": ("curtailed kWh", 1),
-               "households_worse_off": ("worse off", 0), "gini_gains": ("Gini of gains", 3)}
-    for label, _ in columns.values():
-        table.add_column(label, justify="right")
-    for name, f in figures.items():
+    rows = {"p2p_kwh": ("peer-to-peer (kWh)", 1),
+            "buyer_price_per_kwh": (f"buyers paid ({cur}/kWh)", 4),
+            "seller_price_per_kwh": (f"sellers got ({cur}/kWh)", 4),
+            "savings": (f"savings ({cur})", 2), "savings_share": ("savings share", None),
+            "operator_surplus": (f"operator surplus ({cur})", 2),
+            "pool_lp_pnl": (f"pool providers ({cur})", 2),
+            "curtailed_kwh": ("PV curtailed (kWh)", 1),
+            "households_worse_off": ("households worse off", 0),
+            "gini_gains": ("Gini of gains", 3)}
+    table.add_column("figure", style="bold")
+    for name in figures:
+        table.add_column(name, justify="right", overflow="fold")
+    for key, (label, digits) in rows.items():
         cells = []
-        for key, (_, digits) in columns.items():
+        for f in figures.values():
             value = f[key]
             if key == "gini_gains" and value is None:
                 cells.append("no gains")
             elif digits is None:
                 cells.append(_pct(value))
+            elif digits == 0:
+                cells.append(str(value))
             else:
                 cells.append(_fixed(value, digits))
-        table.add_row(name, *cells)
+        table.add_row(label, *cells)
     _out().print(table)
     for name, f in figures.items():
         for note in f["warnings"]:
