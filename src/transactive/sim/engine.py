@@ -32,7 +32,7 @@ The baseline ("utility only") bill is the bill with the same devices and the
 same battery dispatch but no market: the whole net position is imported or
 exported at the tariff, on the same feeder (with design ``network``, PV is
 curtailed and load shed where the feeder's limits bind, as they are in the
-market: :meth:`MarketSession.baseline_shortfall`). A household's gain
+market: ``IntervalMarket.baseline_shortfall_kwh``). A household's gain
 (baseline bill - market bill) is split into ``purchase_gain``,
 ``sale_gain``, ``limits_gain`` and ``island_gain`` (:mod:`transactive.sim.books`).
 Carbon (``[carbon]``) is charged per household apart from the energy bill
@@ -147,7 +147,8 @@ class _Run:
             unserved, imported = imported, np.zeros(n)  # an unserved bid was shed load
             # the utility-only baseline faces the same feeder: its PV is curtailed
             # (and its load shed) where the feeder's limits bind
-            short = self.market.baseline_shortfall(orders, cleared)
+            short = cleared.baseline_shortfall_kwh
+            assert short is not None  # a design that clears the feeder reports it
             base_curtailed = _per_household(part[~buy], short[~buy], n)
             base_unserved = _per_household(part[buy], short[buy], n)
         bill = paid - received + imported * retail - exported * feed_in

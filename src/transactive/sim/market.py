@@ -90,6 +90,10 @@ class IntervalMarket:
     grid_export_kwh: float | None
     """The feeder's exchange at the substation as the network model saw it
     (losses included); None where the design has no network model."""
+    baseline_shortfall_kwh: npt.NDArray[np.float64] | None = None
+    """Per order, what the utility-only baseline on the same feeder could not
+    take or serve: PV curtailed (sell orders), load shed (buy orders); None
+    where the design has no feeder (see :meth:`MarketSession.clear`)."""
 
 
 _LOT_KWH = 0.01
@@ -135,7 +139,6 @@ class MarketSession:
         # carry it (a second solve): the LP without shedding is smaller and faster
         self._shed_price = (scenario.grid.value_of_lost_load_per_kwh
                             if "shed_price" in self._takes else None)
-        self._last_options: dict[str, Any] = {}
 
     def figures(self) -> dict[str, float]:
         """Run-level figures of the session: a pool's opening value."""
@@ -149,7 +152,9 @@ class MarketSession:
     def clear(self, orders: OrderBatch, retail_price: float, feed_in_price: float
               ) -> IntervalMarket:
         """Clear one interval's orders (participant = household index); they
-        arrive in a random order, each at its household's bus."""
+        arrive in a random order, each at its household's bus. A design that
+        clears the whole feeder also reports the utility-only baseline's
+        shortfall on it (:attr:`IntervalMarket.baseline_shortfall_kwh`)."""
         n = len(orders)
         arrival = self._rng.permutation(n).astype(np.float64)
         cols = {name: getattr(orders, name) for name in
@@ -166,7 +171,6 @@ class MarketSession:
         if self._pool is not None:
             self._pool, _ = arbitrage_to_band(self._pool, feed_in_price, retail_price)
             options["pool"] = self._pool
-        self._last_options = options
         clearing = self._solve(orders, options)
         if self._pool is not None:
             self._pool = clearing.info["pool"]
@@ -178,7 +182,8 @@ class MarketSession:
             return IntervalMarket(clearing, "utility", counterparty, cost, None, None)
         info = clearing.info
         return IntervalMarket(clearing, "curtailed", counterparty, float(info["utility_cost"]),
-                              float(info["grid_import_kwh"]), float(info["grid_export_kwh"]))
+                              float(info["grid_import_kwh"]), float(info["grid_export_kwh"]),
+                              self._baseline_shortfall(orders, clearing, options))
 
     def _solve(self, orders: OrderBatch, options: dict[str, Any]) -> Clearing:
         try:
@@ -188,8 +193,8 @@ class MarketSession:
                 raise
             return self._fn(orders, **options, shed_price=self._shed_price)
 
-    def baseline_shortfall(self, orders: OrderBatch, cleared: IntervalMarket
-                           ) -> npt.NDArray[np.float64]:
+    def _baseline_shortfall(self, orders: OrderBatch, clearing: Clearing,
+                            options: dict[str, Any]) -> npt.NDArray[np.float64]:
         """Per order, what the utility-only baseline could not take or serve
         on the same feeder: PV it curtailed (sell orders) and load it shed
         (buy orders), kWh.
@@ -202,15 +207,13 @@ class MarketSession:
         the market's own offers were all at zero (truthful sellers) its LP is
         that one, and its outcome is reused without a second solve.
         """
-        clearing = cleared.clearing
         sell = ~orders.is_buy
-        if not (clearing.orders.price[sell] == 0.0).all():
+        if not (orders.price[sell] == 0.0).all():
             free = OrderBatch._trusted(
-                id=clearing.orders.id, participant=clearing.orders.participant,
-                side=clearing.orders.side, price=np.where(sell, 0.0, clearing.orders.price),
-                quantity=clearing.orders.quantity, time=clearing.orders.time,
-                node=clearing.orders.node)
-            clearing = self._solve(free, self._last_options)
+                id=orders.id, participant=orders.participant, side=orders.side,
+                price=np.where(sell, 0.0, orders.price), quantity=orders.quantity,
+                time=orders.time, node=orders.node)
+            clearing = self._solve(free, options)
         return np.maximum(orders.quantity - clearing.accepted, 0.0)
 
     @property
