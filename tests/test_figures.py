@@ -222,3 +222,14 @@ def test_a_case_file_resolves_relative_to_the_scenario_file(tmp_path, monkeypatc
     monkeypatch.chdir("/")
     sc = load_scenario(tmp_path / "s.toml")
     assert sc.grid.case == str(tmp_path / "cases" / "feeder.m")
+
+
+def test_the_utility_supplies_nothing_while_islanded():
+    fault = {"fault.start": "2026-06-01T18:00:00+02:00", "fault.hours": 6.0}
+    s = summary(simulate(_scenario(**fault)))  # network: the substation is the counterparty
+    assert s["intervals_islanded"] == 24
+    # LinDistFlow is lossless: what came through the substation is what the utility sold
+    assert s["utility_import_kwh"] == pytest.approx(s["grid_import_kwh"], rel=1e-9)
+    auction = summary(simulate(_scenario(**fault, **{"market.mechanism": "uniform"})))
+    assert auction["counterparty_kwh_in"] == 0.0  # a double auction has no counterparty
+    assert auction["counterparty_kwh_out"] == 0.0

@@ -139,11 +139,13 @@ def summary(result: SimulationResult) -> dict[str, Any]:
     dt_h = sc.time.timeline().dt_h
     load, pv = col["load_kwh"].sum(), col["pv_kwh"].sum()
     bought, sold = col["bought_kwh"].sum(), col["sold_kwh"].sum()
-    cp_in = np.maximum(col["counterparty_kwh"], 0.0).sum()
-    cp_out = np.maximum(-col["counterparty_kwh"], 0.0).sum()
-    counterparty = sc.market.mechanism in ("network", "amm")
-    utility_import = col["import_kwh"].sum() + (cp_in if counterparty else 0.0)
-    utility_export = col["export_kwh"].sum() + (cp_out if counterparty else 0.0)
+    # what the market's counterparty (substation, pool) supplied or took came from or
+    # went to the utility; while islanded there is no utility (the island's own
+    # imbalance is not a counterparty), and a double auction has none (0)
+    supplied = np.where(col["islanded"] > 0, 0.0, col["counterparty_kwh"])
+    cp_in, cp_out = np.maximum(supplied, 0.0).sum(), np.maximum(-supplied, 0.0).sum()
+    utility_import = col["import_kwh"].sum() + cp_in
+    utility_export = col["export_kwh"].sum() + cp_out
     baseline, market = float(hh["bill_baseline"].sum()), float(hh["bill_market"].sum())
     # the baseline bill splits into purchases at retail and feed-in earnings
     spending = float(col["baseline_spending"].sum())
@@ -167,8 +169,8 @@ def summary(result: SimulationResult) -> dict[str, Any]:
         "p2p_share_of_load": _share(col["p2p_kwh"].sum(), load),
         "market_bought_kwh": bought,
         "market_sold_kwh": sold,
-        "counterparty_kwh_in": cp_in if counterparty else 0.0,
-        "counterparty_kwh_out": cp_out if counterparty else 0.0,
+        "counterparty_kwh_in": cp_in,
+        "counterparty_kwh_out": cp_out,
         "utility_import_kwh": utility_import,
         "utility_export_kwh": utility_export,
         "grid_import_kwh": col["grid_import_kwh"].sum(),

@@ -177,6 +177,8 @@ class MarketSession:
         acc: npt.NDArray[np.float64] = clearing.accepted
         buy = orders.is_buy
         counterparty = float(acc[buy].sum() - acc[~buy].sum())
+        if self._pool is None and not self.utility_inside:
+            counterparty = 0.0  # a double auction has none: its sums differ by rounding only
         if not self.utility_inside:
             cost = max(counterparty, 0.0) * retail_price - max(-counterparty, 0.0) * feed_in_price
             return IntervalMarket(clearing, "utility", counterparty, cost, None, None)
