@@ -56,12 +56,10 @@ import numpy as np
 import numpy.typing as npt
 
 from transactive.clearing import json_value
+from transactive.sim.books import CENT
 from transactive.sim.result import SimulationResult
 
-__all__ = ["CENT", "gini", "lorenz_curve", "summary"]
-
-CENT = 0.01
-"""The smallest gain that counts (currency): a gain below it is rounding."""
+__all__ = ["CENT", "counted_gains", "gini", "lorenz_curve", "summary"]
 
 
 def lorenz_curve(values: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -120,6 +118,19 @@ def gini(values: npt.ArrayLike) -> float:
     return pair_sum / (2.0 * n * scale)
 
 
+def counted_gains(gains: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """``gains`` with those smaller than a :data:`CENT` either way set to 0
+    (no gain): the gains the fairness figures count.
+
+    Examples
+    --------
+    >>> counted_gains([0.004, -0.02, 1e-15, 3.0]).tolist()
+    [0.0, -0.02, 0.0, 3.0]
+    """
+    g = np.asarray(gains, dtype=np.float64)
+    return np.where(np.abs(g) >= CENT, g, 0.0)
+
+
 def _share(num: float, den: float) -> float | None:
     return num / den if den > 0 else None
 
@@ -152,8 +163,7 @@ def summary(result: SimulationResult) -> dict[str, Any]:
     earnings = spending - baseline
     surplus = float(col["operator_surplus"].sum())
     pool = "pool_opening_value" in result.figures
-    gains = hh["gain"].to_numpy(dtype=np.float64)
-    counted = np.where(np.abs(gains) >= CENT, gains, 0.0)
+    counted = counted_gains(hh["gain"])
     out: dict[str, Any] = {
         "name": sc.name,
         "households": len(hh),

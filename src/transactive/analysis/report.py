@@ -26,7 +26,7 @@ from transactive.analysis._page import csv_table, fmt, page
 from transactive.analysis._plotly import COLORS, chart, figure, values
 from transactive.analysis._series import Daily, Line, Series
 from transactive.analysis.feeder_map import feeder_map
-from transactive.analysis.metrics import CENT, lorenz_curve, summary
+from transactive.analysis.metrics import CENT, counted_gains, lorenz_curve, summary
 from transactive.sim.books import GAIN_REASONS
 from transactive.sim.result import SimulationResult
 from transactive.sim.settling import household_label, statements_path
@@ -299,8 +299,6 @@ def household_table(result: SimulationResult, currency: str) -> pd.DataFrame:
     hh = result.households
     network = result.scenario.grid.network()
     node = hh["node"].to_numpy()
-    bill_market = hh["bill_market"] if "bill_market" in hh else hh["bill_p2p"]
-    reason = hh["worse_off_reason"] if "worse_off_reason" in hh else pd.Series("", index=hh.index)
     return pd.DataFrame({
         "household": hh["household"].to_numpy(),
         "bus": node if network is None else network.bus_numbers[node],
@@ -308,16 +306,16 @@ def household_table(result: SimulationResult, currency: str) -> pd.DataFrame:
         "battery_kwh": hh["battery_kwh"].round(2).to_numpy(),
         "consumption_kwh": hh["load_kwh"].round(1).to_numpy(),
         f"bill_baseline_{currency}": hh["bill_baseline"].round(2).to_numpy(),
-        f"bill_market_{currency}": bill_market.round(2).to_numpy(),
+        f"bill_market_{currency}": hh["bill_market"].round(2).to_numpy(),
         f"gain_{currency}": hh["gain"].round(2).to_numpy(),
-        "why_worse_off": reason.fillna("").astype(str).to_numpy(),
+        "why_worse_off": hh["worse_off_reason"].fillna("").astype(str).to_numpy(),
     })
 
 
 def _households_section(run: _Run) -> str:
     hh, cur = run.result.households, run.cur
     gains = hh["gain"].to_numpy(dtype=np.float64)
-    counted = np.where(np.abs(gains) >= CENT, gains, 0.0)
+    counted = counted_gains(gains)
     table = household_table(run.result, cur)
     hist = figure([go.Histogram(x=values(gains, 2), name="households",
                                 marker={"color": COLORS["market"]})],
@@ -359,12 +357,11 @@ def _households_section(run: _Run) -> str:
 def _worse_off_table(hh: pd.DataFrame, cur: str) -> str:
     """Who is worse off and why: per reason, the households losing on it and
     the sum of those losses."""
-    parts = [p for p in GAIN_REASONS if p in hh]
     worse = hh["gain"].to_numpy() <= -CENT
-    if not parts or not worse.any():
+    if not worse.any():
         return ""
     rows = []
-    for part in parts:
+    for part in GAIN_REASONS:
         loss = hh.loc[worse, part].to_numpy()
         hit = loss <= -CENT / 2
         if hit.any():
@@ -397,7 +394,7 @@ def _settlement_section(run: _Run, run_dir: Path | None) -> str:
         parts.append(chunk.groupby("participant", sort=False)[["metered_wh", *money]].sum())
     per = pd.concat(parts).groupby(level=0, sort=False).sum()
     hh = run.result.households
-    bills = hh["bill_market"] if "bill_market" in hh else hh["bill_p2p"]
+    bills = hh["bill_market"]
     simulated = pd.Series(bills.to_numpy(), index=household_label(hh["household"].to_numpy()))
     table = pd.DataFrame({
         "participant": per.index, "metered_kwh": (per["metered_wh"] / 1000).round(3),
@@ -534,7 +531,7 @@ def render_comparison(runs: dict[str, SimulationResult]) -> str:
     lorenz = []
     for i, (name, r) in enumerate(runs.items()):
         gains = r.households["gain"].to_numpy(dtype=np.float64)
-        counted = np.where(np.abs(gains) >= CENT, gains, 0.0)
+        counted = counted_gains(gains)
         if stats[name].get("gini_gains") is not None and counted.sum() > 0:
             x, y = lorenz_curve(counted)
             lorenz.append(go.Scatter(x=values(100 * x, 2), y=values(100 * y, 2),

@@ -14,7 +14,10 @@ import pandas as pd
 from transactive.clearing import Clearing
 from transactive.timeline import Timeline
 
-__all__ = ["GAIN_REASONS", "Books", "IntervalOutcome", "worse_off_reasons"]
+__all__ = ["CENT", "GAIN_REASONS", "Books", "IntervalOutcome", "worse_off_reasons"]
+
+CENT = 0.01
+"""The smallest gain or loss that counts (currency): less is rounding."""
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -175,11 +178,11 @@ class Books:
                 "household_intervals": hh_frame, "orders": orders, "nodes": nodes}
 
 
-def worse_off_reasons(households: pd.DataFrame, tol: float = 0.005) -> pd.Series:
+def worse_off_reasons(households: pd.DataFrame) -> pd.Series:
     """Why each household is worse off than in the baseline: the parts of
-    its gain that are losses of at least ``tol`` (half a cent), largest
-    first, with the amount; ``""`` for a household that is not worse off
-    (gain above ``-2 * tol``, less than a cent lost).
+    its gain that are losses of at least half a cent, largest first, with the
+    amount; ``""`` for a household that is not worse off (it lost less than
+    a :data:`CENT`).
 
     Examples
     --------
@@ -194,13 +197,13 @@ def worse_off_reasons(households: pd.DataFrame, tol: float = 0.005) -> pd.Series
     ''
     """
     parts = households[list(GAIN_PARTS)].to_numpy()
-    worse = households["gain"].to_numpy() <= -2 * tol
+    worse = households["gain"].to_numpy() <= -CENT
     reasons = []
     for row, is_worse in zip(parts, worse, strict=True):
         if not is_worse:
             reasons.append("")
             continue
         losses = [(v, GAIN_REASONS[name]) for name, v in zip(GAIN_PARTS, row, strict=True)
-                  if v <= -tol]
+                  if v <= -CENT / 2]
         reasons.append("; ".join(f"{text} ({v:.2f})" for v, text in sorted(losses)))
     return pd.Series(reasons, index=households.index, dtype=object)
