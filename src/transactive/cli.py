@@ -275,6 +275,14 @@ def _summary_table(s: dict[str, Any], run_dir: Path | None, elapsed_s: float) ->
 
 # ------------------------------------------------------------------ commands
 _SCENARIO_HELP = "Scenario TOML file (default: the built-in community)."
+# the overrides simulate and compare share ({...}: the default scenario's values)
+_Households = Annotated[int | None, typer.Option(
+    metavar="N", help="Override community.households (default: the scenario's, "
+                      "{households}).")]
+_Days = Annotated[float | None, typer.Option(
+    metavar="DAYS", help="Override time.days (default: the scenario's, {days}).")]
+_Seed = Annotated[int | None, typer.Option(
+    metavar="N", help="Override seed (default: the scenario's, {seed}).")]
 
 
 @app.command("simulate", cls=_Command,
@@ -284,19 +292,15 @@ def simulate_cmd(
                                                     show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(
         metavar="DIR", help="Run folder (default: results/<name>-<time>).")] = None,
-    households: Annotated[int | None, typer.Option(
-        metavar="N", help="Override community.households (default: the scenario's, "
-                          "{households}).")] = None,
-    days: Annotated[float | None, typer.Option(
-        metavar="DAYS", help="Override time.days (default: the scenario's, {days}).")] = None,
+    households: _Households = None,
+    days: _Days = None,
     mechanism: Annotated[str | None, typer.Option(
         metavar="NAME", help="Override market.mechanism (default: the scenario's, "
                              "{mechanism}); one of {designs}.")] = None,
     strategy: Annotated[str | None, typer.Option(
         metavar="NAME", help="Override market.strategy (default: the scenario's, "
                              "{strategy}); one of {strategies}.")] = None,
-    seed: Annotated[int | None, typer.Option(
-        metavar="N", help="Override seed (default: the scenario's, {seed}).")] = None,
+    seed: _Seed = None,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace the run in a non-empty --out folder (only a folder "
                             "holding an earlier run).")] = False,
@@ -358,13 +362,9 @@ def compare_cmd(
     = "uniform,pay_as_bid",
     out: Annotated[Path | None, typer.Option(
         metavar="DIR", help="Folder (default: results/compare-<time>).")] = None,
-    households: Annotated[int | None, typer.Option(
-        metavar="N", help="Override community.households (default: the scenario's, "
-                          "{households}).")] = None,
-    days: Annotated[float | None, typer.Option(
-        metavar="DAYS", help="Override time.days (default: the scenario's, {days}).")] = None,
-    seed: Annotated[int | None, typer.Option(
-        metavar="N", help="Override seed (default: the scenario's, {seed}).")] = None,
+    households: _Households = None,
+    days: _Days = None,
+    seed: _Seed = None,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace an earlier comparison in a non-empty --out folder.")]
     = False,
