@@ -336,8 +336,9 @@ def simulate(
             progress(first + len(day), periods)
     frames = books.frames(run.community.households_frame(), run.retail, run.feed_in)
     figures = {"kw_per_unit": run.kw_per_unit, **run.market.figures()}
+    bills = frames["households"]["bill_market"].to_numpy()  # type: ignore[index]
     result = SimulationResult(scenario=scenario, **frames,  # type: ignore[arg-type]
-                              settlement=None if settle is None else settle.close(),
+                              settlement=None if settle is None else settle.close(bills),
                               figures=figures, elapsed_s=time.perf_counter() - started)
     if folder is not None:
         write_results(result, folder)

@@ -196,7 +196,6 @@ class RunSettlement:
         self._rows = np.arange(n_households, dtype=np.intp)
         self._rows_with_counterparty = np.arange(n_households + 1, dtype=np.intp)
         self.periods_per_day = periods_per_day
-        self._bills = np.zeros(n_households)
         self._day: list[ExactAmounts] = []
         self._clearings: list[Clearing | None] = []
         self._count = 0
@@ -212,7 +211,6 @@ class RunSettlement:
             rows = self._rows_with_counterparty
             metered = np.append(metered, 0.0)
             carbon = np.append(carbon, 0.0)  # its emissions went to the buyers
-        self._bills += out.bill_market
         self._day.append(exact_amounts(
             t, clearing, at, rows, metered,
             IntervalPrices(retail_price, feed_in_price, grid_fee_per_kwh),
@@ -267,10 +265,12 @@ class RunSettlement:
         return Clearing.from_allocation(c.mechanism, orders, accepted, price,
                                         c.clearing_price, payment=payment), at
 
-    def close(self) -> SettlementSummary:
-        """Commit the last intervals, reconcile, and close the files."""
+    def close(self, bills: FloatArray) -> SettlementSummary:
+        """Commit the last intervals, reconcile (the statements against the
+        ledger, and against each household's simulated ``bills`` over the run),
+        and close the files."""
         self._commit()
-        rec = self.settlement.reconciliation(bills=pd.Series(self._bills, index=self.labels))
+        rec = self.settlement.reconciliation(bills=pd.Series(bills, index=self.labels))
         self._stack.close()
         return SettlementSummary(self._count, self.settlement.tally.transfers, rec.is_ok,
                                  rec.problems, rec.table, rec.bills)
