@@ -212,9 +212,7 @@ def summary(result: SimulationResult) -> dict[str, Any]:
     }
     out["warnings"] = _warnings(out, result, col)
     st = result.settlement
-    out["settlement"] = None if st is None else {
-        "intervals": st.intervals, "transfers": st.transfers, "reconciled": st.reconciled,
-        "problems": list(st.problems)}
+    out["settlement"] = None if st is None else st.figures()
     return {key: json_value(value) for key, value in out.items()}
 
 

@@ -93,9 +93,7 @@ def write_results(result: SimulationResult, run_dir: str | PathLike[str]) -> Pat
                 "figures": json.dumps(dict(result.figures), sort_keys=True)}
         st = result.settlement
         if st is not None:
-            meta["settlement"] = json.dumps({"intervals": st.intervals, "transfers": st.transfers,
-                                             "reconciled": st.reconciled,
-                                             "problems": list(st.problems)})
+            meta["settlement"] = json.dumps(st.figures())
             st.reconciliation.to_sql("reconciliation", con, index=False)
             if st.bills is not None:
                 st.bills.to_sql("statement_bills", con, index=True, index_label="participant")

@@ -90,6 +90,11 @@ class SettlementSummary:
     """One row per household (cents): its statements' energy bill against the
     simulated bill (see :class:`~transactive.settlement.settle.Reconciliation`)."""
 
+    def figures(self) -> dict[str, int | bool | list[str]]:
+        """The summary's figures (JSON-ready): intervals, transfers, reconciled, problems."""
+        return {"intervals": self.intervals, "transfers": self.transfers,
+                "reconciled": self.reconciled, "problems": list(self.problems)}
+
 
 def settlement_granularity(granularity: str, household_intervals: int) -> Granularity:
     """``"interval"`` or ``"day"``: ``granularity`` itself, or for ``"auto"``
