@@ -11,12 +11,9 @@ from transactive.sim import Scenario, read_results, simulate, write_results
 
 def _scenario(**over):
     """A small run of a plain double auction (override any dotted field)."""
-    data = {"community": {"households": 20}, "time": {"days": 2}, "seed": 7,
+    base = {"community": {"households": 20}, "time": {"days": 2}, "seed": 7,
             "market": {"mechanism": "uniform"}}
-    for dotted, value in over.items():
-        section, _, key = dotted.partition(".")
-        data.setdefault(section, {})[key] = value
-    return Scenario.from_dict(data)
+    return Scenario.from_dict(base).with_overrides(**over)
 
 
 @pytest.fixture(scope="module")

@@ -54,11 +54,8 @@ def test_lorenz_curve_of_signed_values_dips_then_reaches_one():
 
 
 def _scenario(**sections):
-    data = {"community": {"households": 12}, "time": {"days": 1}, "seed": 3}
-    for dotted, value in sections.items():
-        section, _, key = dotted.partition(".")
-        data.setdefault(section, {})[key] = value
-    return Scenario.from_dict(data)
+    base = {"community": {"households": 12}, "time": {"days": 1}, "seed": 3}
+    return Scenario.from_dict(base).with_overrides(**sections)
 
 
 @pytest.fixture(scope="module")

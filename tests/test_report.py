@@ -93,12 +93,9 @@ def _parse(doc: str) -> _Page:
 
 
 def _scenario(**over):
-    data: dict = {"community": {"households": 12}, "time": {"days": 2}, "seed": 3,
-                  "market": {"mechanism": "network"}}
-    for dotted, value in over.items():
-        section, _, key = dotted.partition(".")
-        data.setdefault(section, {})[key] = value
-    return Scenario.from_dict(data)
+    base = {"community": {"households": 12}, "time": {"days": 2}, "seed": 3,
+            "market": {"mechanism": "network"}}
+    return Scenario.from_dict(base).with_overrides(**over)
 
 
 @pytest.fixture(scope="module")
