@@ -230,3 +230,15 @@ def test_the_utility_supplies_nothing_while_islanded():
     auction = summary(simulate(_scenario(**fault, **{"market.mechanism": "uniform"})))
     assert auction["counterparty_kwh_in"] == 0.0  # a double auction has no counterparty
     assert auction["counterparty_kwh_out"] == 0.0
+
+
+def test_a_failed_run_leaves_nothing_behind(tmp_path):
+    # vickrey sells one lot of whole units: a community's kWh are refused at once
+    bad = _scenario(**{"market.mechanism": "vickrey"})
+    with pytest.raises(InputError, match="whole units"):
+        simulate(bad, run_dir=tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(InputError):
+        simulate(bad, run_dir=tmp_path / "mine")
+    assert list((tmp_path / "mine").iterdir()) == []  # the user's empty folder stays

@@ -320,7 +320,6 @@ def simulate_cmd(
     from transactive.analysis.metrics import summary
     from transactive.analysis.report import write_report
     from transactive.sim.engine import simulate
-    from transactive.sim.rundir import prepare_run_dir
     from transactive.sim.scenario import load_scenario
 
     if out is not None:
@@ -331,15 +330,15 @@ def simulate_cmd(
         "community.households": households, "time.days": days,
         "market.mechanism": mechanism, "market.strategy": strategy, "seed": seed,
     })
-    run_dir = prepare_run_dir(out or _timestamped(sc.name), overwrite=overwrite)
+    run_dir = out or _timestamped(sc.name)
     if quiet or as_json:
-        result = simulate(sc, run_dir=run_dir, overwrite=True)
+        result = simulate(sc, run_dir=run_dir, overwrite=overwrite)
     else:
         with Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("intervals"), TimeElapsedColumn(), console=_err(),
                       transient=True) as bar:
             task = bar.add_task("simulate", total=sc.time.timeline().periods)
-            result = simulate(sc, run_dir=run_dir, overwrite=True,
+            result = simulate(sc, run_dir=run_dir, overwrite=overwrite,
                               progress=lambda done, total: bar.update(task, completed=done))
     write_report(result, run_dir)
     figures = summary(result)

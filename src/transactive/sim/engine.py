@@ -50,6 +50,7 @@ import numpy.typing as npt
 
 from transactive.agents.strategies import limit_prices, net_orders
 from transactive.clearing import Clearing
+from transactive.errors import TransactiveError
 from transactive.orders import BUY
 from transactive.sim.books import Books, IntervalOutcome
 from transactive.sim.community import build_community
@@ -57,7 +58,7 @@ from transactive.sim.island import IslandOutcome, island_window
 from transactive.sim.market import MarketSession, feeder_scale
 from transactive.sim.recorder import write_results
 from transactive.sim.result import SimulationResult
-from transactive.sim.rundir import prepare_run_dir
+from transactive.sim.rundir import discard_run, prepare_run_dir
 from transactive.sim.scenario import FaultConfig, Scenario
 from transactive.sim.settling import CarbonContext, RunSettlement, settlement_granularity
 from transactive.timeline import Timeline
@@ -313,7 +314,18 @@ def simulate(
     (96, 6)
     """
     started = time.perf_counter()
+    made = run_dir is not None and not Path(run_dir).exists()
     folder = None if run_dir is None else prepare_run_dir(run_dir, overwrite=overwrite)
+    try:
+        return _simulate(scenario, folder, progress, started)
+    except TransactiveError:  # bad input or an infeasible run: leave nothing behind
+        if folder is not None:
+            discard_run(folder, made=made)
+        raise
+
+
+def _simulate(scenario: Scenario, folder: Path | None,
+              progress: Callable[[int, int], None] | None, started: float) -> SimulationResult:
     run = _Run(scenario)
     timeline = run.timeline
     books = Books(timeline, run.community.size, _record_level(scenario, timeline))
@@ -324,16 +336,21 @@ def simulate(
                                              run.community.size * periods)
         settle = RunSettlement(folder, run.community.size, ppd, granularity=granularity)
     fee = scenario.settlement.grid_fee_per_kwh
-    for first in range(0, periods, ppd):  # a day at a time: carbon in one stacked call
-        day = [run.interval(t) for t in range(first, min(first + ppd, periods))]
-        run.carbon.charge(day)
-        for t, outcome in enumerate(day, start=first):
-            books.add(t, outcome)
-            if settle is not None:
-                settle.interval(t, outcome, retail_price=run.retail[t],
-                                feed_in_price=run.feed_in[t], grid_fee_per_kwh=fee)
-        if progress is not None:
-            progress(first + len(day), periods)
+    try:
+        for first in range(0, periods, ppd):  # a day at a time: carbon in one stacked call
+            day = [run.interval(t) for t in range(first, min(first + ppd, periods))]
+            run.carbon.charge(day)
+            for t, outcome in enumerate(day, start=first):
+                books.add(t, outcome)
+                if settle is not None:
+                    settle.interval(t, outcome, retail_price=run.retail[t],
+                                    feed_in_price=run.feed_in[t], grid_fee_per_kwh=fee)
+            if progress is not None:
+                progress(first + len(day), periods)
+    except TransactiveError:
+        if settle is not None:
+            settle.abandon()
+        raise
     frames = books.frames(run.community.households_frame(), run.retail, run.feed_in)
     figures = {"kw_per_unit": run.kw_per_unit, **run.market.figures()}
     bills = frames["households"]["bill_market"].to_numpy()  # type: ignore[index]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from transactive.errors import InputError
 
-__all__ = ["RUN_FILES", "prepare_run_dir", "run_folder_name"]
+__all__ = ["RUN_FILES", "discard_run", "prepare_run_dir", "run_folder_name"]
 
 #: The files (and SQLite side files) a run, or a comparison of runs, writes into its folder.
 RUN_FILES = frozenset({
@@ -72,3 +72,13 @@ def prepare_run_dir(path: str | PathLike[str], *, overwrite: bool = False) -> Pa
     except OSError as exc:
         raise InputError("run_dir", f"cannot create {folder}: {exc.strerror}") from None
     return folder
+
+
+def discard_run(folder: Path, *, made: bool) -> None:
+    """Remove what a failed run wrote into ``folder`` (which was empty when
+    it began), and the folder itself if the run ``made`` it: bad input
+    changes nothing on disk."""
+    for name in RUN_FILES:
+        (folder / name).unlink(missing_ok=True)
+    if made and not any(folder.iterdir()):
+        folder.rmdir()

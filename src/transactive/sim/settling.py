@@ -270,6 +270,10 @@ class RunSettlement:
         return Clearing.from_allocation(c.mechanism, orders, accepted, price,
                                         c.clearing_price, payment=payment), at
 
+    def abandon(self) -> None:
+        """Close the files without settling what is held (the run failed)."""
+        self._stack.close()
+
     def close(self, bills: FloatArray) -> SettlementSummary:
         """Commit the last intervals, reconcile (the statements against the
         ledger, and against each household's simulated ``bills`` over the run),
