@@ -70,12 +70,12 @@ def _finite_number(name: str, value: Any) -> float:
 
 
 def _within(name: str, values: FloatArray, rows: npt.NDArray[np.bool_],
-            lo: float, hi: float) -> None:
+            lo: FloatArray, hi: FloatArray) -> None:
     bad = np.flatnonzero(rows & ((values < lo) | (values > hi)))
     if bad.size:
         row = int(bad[0])
         raise InputError(name, f"{values[row]!r} is outside [price_floor, price_cap] = "
-                               f"[{lo!r}, {hi!r}]", row=row)
+                               f"[{lo[row]!r}, {hi[row]!r}]", row=row)
 
 
 def limit_prices(
@@ -85,8 +85,8 @@ def limit_prices(
     sell_value: npt.ArrayLike | float,
     rng: np.random.Generator,
     *,
-    price_floor: float,
-    price_cap: float,
+    price_floor: npt.ArrayLike | float,
+    price_cap: npt.ArrayLike | float,
 ) -> FloatArray:
     """The limit price of each household's order under ``strategy``.
 
@@ -101,8 +101,9 @@ def limit_prices(
         matching side are used, and they must lie in ``[price_floor, price_cap]``.
     rng : numpy.random.Generator
         Source of the random draws ("zic" draws exactly ``n`` uniforms).
-    price_floor, price_cap : float
-        The lowest and highest price the market admits.
+    price_floor, price_cap : float or array of float, shape (n,)
+        The lowest and highest price the market admits (per household: the
+        households of several intervals, flattened, are cleared at once).
 
     Returns
     -------
@@ -124,10 +125,13 @@ def limit_prices(
     if buy.ndim != 1 or buy.dtype != np.bool_:
         raise InputError("is_buy", "must be a 1-d boolean array")
     n = buy.shape[0]
-    floor = _finite_number("price_floor", price_floor)
-    cap = _finite_number("price_cap", price_cap)
-    if cap < floor:
-        raise InputError("price_cap", f"must be >= price_floor ({floor!r}), got {cap!r}")
+    floor = _finite_1d("price_floor", price_floor, n)
+    cap = _finite_1d("price_cap", price_cap, n)
+    below = np.flatnonzero(cap < floor)
+    if below.size:
+        row = int(below[0])
+        raise InputError("price_cap", f"must be >= price_floor ({floor[row]!r}), "
+                         f"got {cap[row]!r}", row=row)
     bv = _finite_1d("buy_value", buy_value, n)
     sv = _finite_1d("sell_value", sell_value, n)
     _within("buy_value", bv, buy, floor, cap)

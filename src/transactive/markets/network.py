@@ -56,10 +56,12 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp
 
 from transactive.clearing import Clearing
 from transactive.errors import InputError
@@ -67,11 +69,12 @@ from transactive.grid.cases import load_case
 from transactive.grid.dcopf import dcopf
 from transactive.grid.distflow import DistFlowModel, Injections, solve_distflow
 from transactive.grid.network import Network
+from transactive.grid.screen import screen_feeder, screenable
 from transactive.markets.registry import register
 from transactive.markets.vcg import WelfareSolver
 from transactive.orders import BUY, OrderBatch
 
-__all__ = ["clear_network", "dcopf_welfare"]
+__all__ = ["MeritOrderBlock", "clear_network", "clear_network_merit", "dcopf_welfare"]
 
 _MODELS: tuple[DistFlowModel, ...] = ("lindistflow", "soc", "dc")
 
@@ -278,6 +281,101 @@ def _nodes(orders: OrderBatch, net: Network) -> npt.NDArray[np.int64]:
         raise InputError("node", f"bus position {int(orders.node[row])} is outside the network "
                          f"(positions 0..{net.n_bus - 1})", row=row)
     return orders.node
+
+
+
+@dataclass(frozen=True, eq=False)
+class MeritOrderBlock:
+    """Intervals of a network market (rows) cleared by merit order, where
+    that is the LP's unique optimum (:func:`clear_network_merit`); the
+    arrays of the other rows are undefined."""
+
+    exact: npt.NDArray[np.bool_]
+    """The merit order is the LP's unique optimum, and no limit binds, in the
+    market and in its utility-only baseline (offers at zero)."""
+    accepted: npt.NDArray[np.float64]
+    """Per interval and participant (the columns of ``quantity``), kWh."""
+    price: npt.NDArray[np.float64]
+    """The price at every bus (no limit binds: one price), per kWh."""
+    grid_import_kwh: npt.NDArray[np.float64]
+    grid_export_kwh: npt.NDArray[np.float64]
+    utility_cost: npt.NDArray[np.float64]
+    losses_kwh: npt.NDArray[np.float64]
+    max_loading: npt.NDArray[np.float64]
+    vm_pu: npt.NDArray[np.float64]
+    """Per interval and bus."""
+
+
+def clear_network_merit(quantity: npt.ArrayLike, limit_price: npt.ArrayLike,
+                        node: npt.ArrayLike, import_price: npt.ArrayLike,
+                        export_price: npt.ArrayLike, *, network: Network | str = "ieee33",
+                        dt_h: float = 0.25, kw_per_unit: float = 1.0,
+                        **options: Any) -> MeritOrderBlock | None:
+    """:func:`clear_network` for many intervals at once, where no limit binds.
+
+    ``quantity`` (intervals x participants) is each participant's order of
+    the interval, kWh: ``> 0`` buys, ``< 0`` sells, ``0`` none; each
+    participant sits at ``node`` (bus position) with its ``limit_price``;
+    the utility's prices are per interval. In an interval where no offer's
+    limit lies within ``[export_price, import_price]``, the LinDistFlow LP's
+    optimum is the merit order: every buyer is served, offers below the
+    export price are dispatched in full, those above the import price not at
+    all, and the substation imports (exports) the rest at one price
+    everywhere, ``import_price`` (``export_price``). Where that dispatch and
+    the baseline's (every offer at zero) are strictly within the feeder's
+    limits (:func:`~transactive.grid.screen.screen_feeder`) and the
+    substation's exchange is not zero (a degenerate price), it is the unique
+    optimum of the LP :func:`clear_network` solves, with all its network
+    duals zero: the row is ``exact`` and its figures are the LP's to solver
+    tolerance. Other rows need :func:`clear_network`.
+
+    Returns None where the options are not those of the merit order
+    (another model than LinDistFlow, elastic or sheddable demand, background
+    load) or the feeder is not screenable (shunts, taps, generators).
+    """
+    opts = _options(options.get("model", "lindistflow"), 0.0, 0.0, dt_h, kw_per_unit,
+                    options.get("shed_price"), options.get("power_factor", 1.0),
+                    options.get("inelastic_demand", True),
+                    options.get("background_load", False), options.get("reuse_model", True))
+    net = _network(network)
+    if (set(options) - {"model", "shed_price", "power_factor", "inelastic_demand",
+                        "background_load", "reuse_model"}
+            or opts["model"] != "lindistflow" or not opts["inelastic_demand"]
+            or opts["shed_price"] is not None or opts["background_load"]
+            or not screenable(net)):
+        return None
+    qty = np.atleast_2d(np.asarray(quantity, dtype=np.float64))
+    limit = np.atleast_2d(np.asarray(limit_price, dtype=np.float64))
+    at = np.asarray(node, dtype=np.int64)
+    p_imp = np.asarray(import_price, dtype=np.float64)
+    p_exp = np.asarray(export_price, dtype=np.float64)
+    buy, sell = qty > 0, qty < 0
+    offer = np.where(sell, -qty, 0.0)
+    dispatched = sell & (limit < p_exp[:, None])
+    straddle = (sell & ~dispatched & (limit <= p_imp[:, None])).any(axis=1)
+    demand = np.where(buy, qty, 0.0)
+    accepted = np.where(buy, qty, np.where(dispatched, offer, 0.0))
+    exchange = demand.sum(axis=1) - accepted.sum(axis=1, where=sell)
+    base_exchange = demand.sum(axis=1) - offer.sum(axis=1)
+    mw = opts["kw_per_unit"] / opts["dt_h"] / 1000.0
+    tan_phi = math.tan(math.acos(opts["power_factor"]))
+    bus = sp.csr_matrix((np.ones(at.size), (at, np.arange(at.size))),
+                        shape=(net.n_bus, at.size))  # bus x participant
+    q_mvar = (bus @ (demand * (tan_phi * mw)).T).T
+    market = screen_feeder(net, (bus @ (np.where(sell, -accepted, demand) * mw).T).T, q_mvar)
+    scale = np.maximum(1.0, demand.sum(axis=1) + offer.sum(axis=1))
+    exact = (~straddle & market.within & (np.abs(exchange) > 1e-9 * scale)
+             & (p_exp > 0))  # at a zero feed-in price the baseline's offers tie with exports
+    truthful = ((limit == 0.0) | ~sell).all(axis=1)
+    if not truthful.all():  # the baseline offers everything at zero: all of it dispatched
+        baseline = screen_feeder(net, (bus @ (qty * mw).T).T, q_mvar)
+        exact &= truthful | (baseline.within & (np.abs(base_exchange) > 1e-9 * scale))
+    price = np.where(exchange > 0, p_imp, p_exp)
+    grid_import, grid_export = np.maximum(exchange, 0.0), np.maximum(-exchange, 0.0)
+    return MeritOrderBlock(
+        exact=exact, accepted=accepted, price=price, grid_import_kwh=grid_import,
+        grid_export_kwh=grid_export, utility_cost=grid_import * p_imp - grid_export * p_exp,
+        losses_kwh=market.losses_mw / mw, max_loading=market.max_loading, vm_pu=market.vm_pu)
 
 
 

@@ -4,7 +4,7 @@ for the columns)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ import pandas as pd
 from transactive.clearing import Clearing
 from transactive.timeline import Timeline
 
-__all__ = ["CENT", "GAIN_REASONS", "Books", "IntervalOutcome", "worse_off_reasons"]
+__all__ = ["CENT", "GAIN_REASONS", "Books", "DayOutcome", "worse_off_reasons"]
 
 CENT = 0.01
 """The smallest gain or loss that counts (currency): less is rounding."""
@@ -51,13 +51,20 @@ _ORDER_COLUMNS = ("interval", "id", "household", "side", "limit_price", "quantit
 
 
 @dataclass(eq=False)
-class IntervalOutcome:
-    """What happened in one interval: per-household arrays (kWh, money) and
-    community figures (``stats``, keys from :data:`INTERVAL_COLUMNS`)."""
+class DayOutcome:
+    """What happened in consecutive intervals ``start, start + 1, ...`` (a day
+    or the rest of one): per-household arrays of shape (intervals,
+    households), kWh or money, and community figures per interval (``stats``:
+    one array per key of :data:`INTERVAL_COLUMNS`)."""
 
+    start: int
     net_kwh: FloatArray
     bought_kwh: FloatArray
     sold_kwh: FloatArray
+    paid: FloatArray
+    """What each household paid for what it bought in the market (money)."""
+    received: FloatArray
+    """What each household received for what it sold in the market (money)."""
     import_kwh: FloatArray
     export_kwh: FloatArray
     bill_market: FloatArray
@@ -69,6 +76,7 @@ class IntervalOutcome:
     baseline_unserved_kwh: FloatArray
     baseline_curtailed_kwh: FloatArray
     soc_kwh: FloatArray
+    """Stored energy at the end of each interval."""
     purchase_gain: FloatArray
     """Per household: retail value of what it bought in the market less what it paid."""
     sale_gain: FloatArray
@@ -79,12 +87,21 @@ class IntervalOutcome:
     - (curtailed - baseline_curtailed) * feed_in``."""
     island_gain: FloatArray
     """Per household: minus its bill while islanded (the baseline has no supply)."""
-    carbon_cost: FloatArray = field(default_factory=lambda: np.zeros(0))
-    """Carbon charge per household (currency), apart from the energy bill."""
-    stats: dict[str, float] = field(default_factory=dict)
-    clearing: Clearing | None = None
+    stats: dict[str, FloatArray]
+    islanded: npt.NDArray[np.bool_]
+    """Per interval: the community was islanded (no market, no utility)."""
+    carbon_cost: FloatArray | None = None
+    """Carbon charge per household (currency), apart from the energy bill
+    (set by :meth:`~transactive.sim.settling.CarbonContext.charge`)."""
+    clearings: list[Clearing | None] | None = None
+    """Each interval's clearing (None while islanded), where they are kept (a
+    run that records orders or settles interval by interval)."""
     node_price: FloatArray | None = None
+    """Per interval and bus (NaN while islanded); None without a network market."""
     vm_pu: FloatArray | None = None
+
+    def __len__(self) -> int:
+        return int(self.net_kwh.shape[0])
 
 
 class Books:
@@ -106,24 +123,27 @@ class Books:
         self.node_price: FloatArray | None = None
         self.node_vm: FloatArray | None = None
 
-    def add(self, t: int, out: IntervalOutcome) -> None:
-        """Book interval ``t``."""
-        for name, value in out.stats.items():
-            self.iv[name][t] = value
-        d = t // self.timeline.periods_per_day
+    def add(self, out: DayOutcome) -> None:
+        """Book the intervals of ``out`` (all of one day)."""
+        t = slice(out.start, out.start + len(out))
+        for name, values in out.stats.items():
+            self.iv[name][t] = values
+        d = out.start // self.timeline.periods_per_day
         for name in HOUSEHOLD_COLUMNS:
-            self.days[name][d] += getattr(out, name)
+            self.days[name][d] += getattr(out, name).sum(axis=0)
         if self.keep_households:
-            for name, values in self.hh.items():
-                values[t] = getattr(out, name)
-        c = out.clearing
-        if self.level == "orders" and c is not None:
-            o = c.orders
-            self.order_parts.append((np.full(len(o), t), o.id, o.participant, o.side, o.price,
-                                     o.quantity, c.accepted, c.price, c.payment))
+            for name, kept in self.hh.items():
+                kept[t] = getattr(out, name)
+        if self.level == "orders" and out.clearings is not None:
+            for k, c in enumerate(out.clearings, start=out.start):
+                if c is not None:
+                    o = c.orders
+                    self.order_parts.append((np.full(len(o), k), o.id, o.participant, o.side,
+                                             o.price, o.quantity, c.accepted, c.price,
+                                             c.payment))
         if out.node_price is not None and out.vm_pu is not None:
             if self.node_price is None or self.node_vm is None:
-                shape = (self.timeline.periods, out.node_price.size)
+                shape = (self.timeline.periods, out.node_price.shape[1])
                 self.node_price, self.node_vm = np.full(shape, np.nan), np.full(shape, np.nan)
             self.node_price[t] = out.node_price
             self.node_vm[t] = out.vm_pu

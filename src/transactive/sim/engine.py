@@ -44,15 +44,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from transactive.agents.strategies import limit_prices, net_orders
-from transactive.clearing import Clearing
+from transactive.agents.strategies import limit_prices
 from transactive.errors import TransactiveError
-from transactive.orders import BUY
-from transactive.sim.books import Books, IntervalOutcome
+from transactive.sim.books import Books, DayOutcome
 from transactive.sim.community import build_community
 from transactive.sim.island import IslandOutcome, island_window
 from transactive.sim.market import MarketSession, feeder_scale
@@ -111,87 +110,119 @@ class _Run:
         self.soc = self.community.batteries.initial_soc_kwh()
         self.fault = scenario.fault.window(timeline)
         self.island: IslandOutcome | None = None
+        self.keep_clearings = False  # set by the run: it records orders or journals them
 
-    def interval(self, t: int) -> IntervalOutcome:
-        if t in self.fault:
-            return self._islanded(t)
-        return self._market(t)
+    def day(self, first: int, stop: int) -> DayOutcome:
+        """Simulate intervals ``first .. stop - 1`` (one day, or its end): the
+        devices interval by interval (their state carries over), then the
+        market of every interval not islanded at once, then the books."""
+        c, dt_h, n = self.community, self.timeline.dt_h, self.community.size
+        load_kw = c.load_kw[first:stop].astype(np.float64)
+        pv_kw = c.pv_kw[first:stop].astype(np.float64)
+        n_t = stop - first
+        charge, discharge, soc = (np.zeros((n_t, n)) for _ in range(3))
+        islanded = np.array([t in self.fault for t in range(first, stop)], dtype=bool)
+        island: dict[str, FloatArray] = {name: np.zeros((n_t, n)) for name in
+                                         ("served_kw", "pv_used_kw", "unserved_kwh")}
+        island_stats: dict[int, dict[str, float]] = {}
+        for k in range(n_t):
+            if islanded[k]:
+                island_stats[k] = self._islanded(first + k, k, island, charge, discharge)
+            else:
+                step = c.batteries.self_consumption(self.soc, load_kw[k] - pv_kw[k], dt_h)
+                charge[k], discharge[k], self.soc = step.charge_kw, step.discharge_kw, step.soc_kwh
+            soc[k] = self.soc
+        net_kwh = (np.where(islanded[:, None], island["served_kw"] - island["pv_used_kw"],
+                            load_kw - pv_kw) + charge - discharge) * dt_h
+        out = self._market(first, net_kwh, ~islanded)
+        out.update(load_kwh=load_kw * dt_h, pv_kwh=pv_kw * dt_h, soc_kwh=soc,
+                   charge_kwh=charge.sum(axis=1) * dt_h,
+                   discharge_kwh=discharge.sum(axis=1) * dt_h)
+        for k, stats in island_stats.items():
+            self._island_row(out, k, stats, load_kw[k] * dt_h, pv_kw[k] * dt_h,
+                             island["unserved_kwh"][k], (pv_kw[k] - island["pv_used_kw"][k]) * dt_h)
+        return _day_outcome(first, out, islanded)
 
-    def _market(self, t: int) -> IntervalOutcome:
-        c, dt_h = self.community, self.timeline.dt_h
+    def _market(self, first: int, net_kwh: FloatArray, rows: npt.NDArray[np.bool_]
+                ) -> dict[str, Any]:
+        """The market intervals (``rows``) of a day, cleared and booked; the
+        others left at zero for :meth:`_island_row`."""
+        n_t, n = net_kwh.shape
+        t = np.arange(first, first + n_t)[rows]
         retail, feed_in = self.retail[t], self.feed_in[t]
-        load_kw = c.load_kw[t].astype(np.float64)
-        pv_kw = c.pv_kw[t].astype(np.float64)
-        step = c.batteries.self_consumption(self.soc, load_kw - pv_kw, dt_h)
-        self.soc = step.soc_kwh
-        net_kwh = (load_kw - pv_kw + step.charge_kw - step.discharge_kw) * dt_h
-
-        floor = 0.0 if self.market.utility_inside else feed_in
-        limits = limit_prices(self.scenario.market.strategy, net_kwh > 0, retail, floor,
-                              self.strategy_rng, price_floor=floor, price_cap=retail)
-        orders = net_orders(t, net_kwh, self.households, limits)
-        cleared = self.market.clear(orders, retail, feed_in)
-        clearing = cleared.clearing
-
-        n = c.size
-        part, buy, acc = orders.participant, orders.side == BUY, clearing.accepted
-        bought = _per_household(part[buy], acc[buy], n)
-        sold = _per_household(part[~buy], acc[~buy], n)
-        paid = _per_household(part[buy], clearing.payment[buy], n)
-        received = -_per_household(part[~buy], clearing.payment[~buy], n)
-        need, spare = np.maximum(net_kwh, 0.0), np.maximum(-net_kwh, 0.0)
-        imported = np.maximum(need - bought, 0.0)
-        exported = np.maximum(spare - sold, 0.0)
-        curtailed = unserved = base_curtailed = base_unserved = np.zeros(n)
-        if cleared.unmatched == "curtailed":  # the market cleared the whole feeder:
-            curtailed, exported = exported, np.zeros(n)  # an unsold offer is curtailed PV,
-            unserved, imported = imported, np.zeros(n)  # an unserved bid was shed load
-            # the utility-only baseline faces the same feeder: its PV is curtailed
-            # (and its load shed) where the feeder's limits bind
-            short = cleared.baseline_shortfall_kwh
-            assert short is not None  # a design that clears the feeder reports it
-            base_curtailed = _per_household(part[~buy], short[~buy], n)
-            base_unserved = _per_household(part[buy], short[buy], n)
-        bill = paid - received + imported * retail - exported * feed_in
-        baseline = (need - base_unserved) * retail - (spare - base_curtailed) * feed_in
-        gains = {"purchase_gain": bought * retail - paid, "sale_gain": received - sold * feed_in,
-                 "limits_gain": (unserved - base_unserved) * retail
-                 - (curtailed - base_curtailed) * feed_in, "island_gain": np.zeros(n)}
-        if cleared.grid_import_kwh is None or cleared.grid_export_kwh is None:
-            exchange = float(net_kwh.sum()) + float(curtailed.sum())  # a copper plate
-            grid_import, grid_export = max(exchange, 0.0), max(-exchange, 0.0)
-        else:
-            grid_import, grid_export = cleared.grid_import_kwh, cleared.grid_export_kwh
-        n_buy = int(np.count_nonzero(buy))
-        traded_buy = buy & (acc > 0)
-        stats = {
-            "price": clearing.clearing_price, "volume_kwh": clearing.volume,
-            "welfare": clearing.welfare, "n_buy": n_buy, "n_sell": len(orders) - n_buy,
-            "charge_kwh": float(step.charge_kw.sum()) * dt_h,
-            "discharge_kwh": float(step.discharge_kw.sum()) * dt_h,
-            "import_kwh": float(imported.sum()), "export_kwh": float(exported.sum()),
-            "baseline_spending": float((need - base_unserved).sum()) * retail,
-            "buyer_payment": float(clearing.payment[buy].sum()),
-            "seller_receipt": -float(clearing.payment[~buy].sum()),
-            "max_buyer_price": float(clearing.price[traded_buy].max()) if traded_buy.any()
-            else 0.0,
-            "operator_surplus": clearing.operator_surplus - cleared.utility_cost,
-            "counterparty_kwh": cleared.counterparty_kwh,
-            "grid_import_kwh": grid_import, "grid_export_kwh": grid_export,
-            "utility_revenue": float(imported.sum()) * retail - float(exported.sum()) * feed_in
-            + cleared.utility_cost,
-            "n_binding": len(clearing.info.get("binding", ())),
+        net = net_kwh[rows]
+        floor = np.zeros_like(feed_in) if self.market.utility_inside else feed_in
+        limits = limit_prices(self.scenario.market.strategy, (net > 0).ravel(),
+                              np.repeat(retail, n), np.repeat(floor, n), self.strategy_rng,
+                              price_floor=np.repeat(floor, n),
+                              price_cap=np.repeat(retail, n)).reshape(net.shape)
+        m = self.market.clear_day(t, net, limits, retail, feed_in,
+                                  keep_clearings=self.keep_clearings) if t.size else None
+        out: dict[str, Any] = {name: np.zeros((n_t, n)) for name in _HOUSEHOLD_ARRAYS}
+        out["stats"] = {name: np.zeros(n_t) for name in _MARKET_STATS}
+        out["net_kwh"] = net_kwh
+        out["clearings"] = [None] * n_t if self.keep_clearings else None
+        n_bus = None if self.network is None else self.network.n_bus
+        out["node_price"] = out["vm_pu"] = None
+        if m is None:
+            return out
+        retail_, feed_in_ = retail[:, None], feed_in[:, None]
+        need, spare = np.maximum(net, 0.0), np.maximum(-net, 0.0)
+        imported = np.maximum(need - m.bought, 0.0)
+        exported = np.maximum(spare - m.sold, 0.0)
+        curtailed = unserved = np.zeros_like(net)
+        base_curtailed, base_unserved = m.baseline_curtailed, m.baseline_unserved
+        if m.unmatched == "curtailed":  # the market cleared the whole feeder:
+            curtailed, exported = exported, np.zeros_like(net)  # an unsold offer is curtailed,
+            unserved, imported = imported, np.zeros_like(net)  # an unserved bid was shed load
+        bill = m.paid - m.received + imported * retail_ - exported * feed_in_
+        rows_ = {
+            "bought_kwh": m.bought, "sold_kwh": m.sold, "paid": m.paid, "received": m.received,
+            "import_kwh": imported, "export_kwh": exported, "bill_market": bill,
+            "bill_baseline": (need - base_unserved) * retail_ - (spare - base_curtailed) * feed_in_,
+            "unserved_kwh": unserved, "curtailed_kwh": curtailed,
+            "baseline_unserved_kwh": base_unserved, "baseline_curtailed_kwh": base_curtailed,
+            "purchase_gain": m.bought * retail_ - m.paid,
+            "sale_gain": m.received - m.sold * feed_in_,
+            "limits_gain": (unserved - base_unserved) * retail_
+            - (curtailed - base_curtailed) * feed_in_,
         }
-        vm = clearing.info.get("vm_pu")
-        return self._outcome(
-            t, stats, net_kwh=net_kwh, bought=bought, sold=sold, imported=imported,
-            exported=exported, bill=bill, baseline=baseline, load_kw=load_kw, pv_kw=pv_kw,
-            unserved=unserved, curtailed=curtailed, baseline_unserved=base_unserved,
-            baseline_curtailed=base_curtailed, gains=gains, clearing=clearing,
-            node_price=None if vm is None else clearing.node_price, vm_pu=vm,
-        )
+        for name, values in rows_.items():
+            out[name][rows] = values
+        f = m.figures
+        import_total, export_total = imported.sum(axis=1), exported.sum(axis=1)
+        if m.unmatched == "curtailed":
+            grid_import, grid_export = f["grid_import_kwh"], f["grid_export_kwh"]
+        else:  # a copper plate
+            exchange = net.sum(axis=1) + curtailed.sum(axis=1)
+            grid_import, grid_export = np.maximum(exchange, 0.0), np.maximum(-exchange, 0.0)
+        stats = {
+            "price": f["price"], "volume_kwh": f["volume_kwh"], "welfare": f["welfare"],
+            "n_buy": f["n_buy"], "n_sell": f["n_sell"],
+            "import_kwh": import_total, "export_kwh": export_total,
+            "baseline_spending": (need - base_unserved).sum(axis=1) * retail,
+            "buyer_payment": m.paid.sum(axis=1), "seller_receipt": m.received.sum(axis=1),
+            "max_buyer_price": f["max_buyer_price"], "operator_surplus": f["operator_surplus"],
+            "counterparty_kwh": f["counterparty_kwh"],
+            "grid_import_kwh": grid_import, "grid_export_kwh": grid_export,
+            "utility_revenue": import_total * retail - export_total * feed_in
+            + f["utility_cost"],
+            "n_binding": f["n_binding"],
+        }
+        for name, values in stats.items():
+            out["stats"][name][rows] = values
+        if m.clearings is not None and out["clearings"] is not None:
+            for k, clearing in zip(np.flatnonzero(rows), m.clearings, strict=True):
+                out["clearings"][k] = clearing
+        if n_bus is not None and m.node_price is not None and m.vm_pu is not None:
+            out["node_price"], out["vm_pu"] = (np.full((n_t, n_bus), np.nan) for _ in range(2))
+            out["node_price"][rows], out["vm_pu"][rows] = m.node_price, m.vm_pu
+        return out
 
-    def _islanded(self, t: int) -> IntervalOutcome:
+    def _islanded(self, t: int, k: int, island: dict[str, FloatArray], charge: FloatArray,
+                  discharge: FloatArray) -> dict[str, float]:
+        """Interval ``t`` (row ``k``) islanded: the island's dispatch (solved
+        for the whole fault window when it starts), its price and welfare."""
         c, dt_h, fault = self.community, self.timeline.dt_h, self.scenario.fault
         window = self.fault
         if t == window.start or self.island is None:
@@ -204,79 +235,71 @@ class _Run:
                 flexible_value_per_kwh=fault.flexible_value_per_kwh,
                 reserve_frac=fault.black_start_reserve,
             )
-        isl, k = self.island, t - window.start
-        load_kw = c.load_kw[t].astype(np.float64)
-        pv_kw = c.pv_kw[t].astype(np.float64)
-        served, pv_used = isl.served_kw[k], isl.pv_used_kw[k]
-        charge, discharge = isl.charge_kw[k], isl.discharge_kw[k]
-        self.soc = isl.soc_kwh[k].copy()
-        net_kwh = (served + charge - pv_used - discharge) * dt_h
-        price = float(isl.price_per_kwh[k])
-        bought, sold = np.maximum(net_kwh, 0.0), np.maximum(-net_kwh, 0.0)
-        bill = price * net_kwh  # everyone trades at the island price; it sums to ~0
-        n = c.size
-        zero = np.zeros(n)
-        load_kwh = load_kw * dt_h
-        stats = {
-            "price": price, "volume_kwh": float(bought.sum()),
-            "welfare": _island_welfare(float(load_kwh.sum()), isl, k, fault),
+        isl, j = self.island, t - window.start
+        island["served_kw"][k], island["pv_used_kw"][k] = isl.served_kw[j], isl.pv_used_kw[j]
+        island["unserved_kwh"][k] = c.load_kw[t].astype(np.float64) * dt_h - isl.served_kw[j] * dt_h
+        charge[k], discharge[k] = isl.charge_kw[j], isl.discharge_kw[j]
+        self.soc = isl.soc_kwh[j].copy()
+        load_kwh = float(c.load_kw[t].astype(np.float64).sum()) * dt_h
+        return {"price": float(isl.price_per_kwh[j]),
+                "welfare": _island_welfare(load_kwh, isl, j, fault)}
+
+    @staticmethod
+    def _island_row(out: dict[str, Any], k: int, stats: dict[str, float], load_kwh: FloatArray,
+                    pv_kwh: FloatArray, unserved: FloatArray, curtailed: FloatArray) -> None:
+        """Book islanded row ``k``: everyone trades its net position at the
+        island's price (the bills sum to ~0); the utility-only baseline has a
+        blackout: no supply, no bill."""
+        net, price = out["net_kwh"][k], stats["price"]
+        bought, sold = np.maximum(net, 0.0), np.maximum(-net, 0.0)
+        bill = price * net
+        rows = {"bought_kwh": bought, "sold_kwh": sold, "paid": price * bought,
+                "received": price * sold, "bill_market": bill, "unserved_kwh": unserved,
+                "curtailed_kwh": curtailed, "baseline_unserved_kwh": load_kwh,
+                "baseline_curtailed_kwh": pv_kwh, "island_gain": -bill}
+        for name, values in rows.items():
+            out[name][k] = values
+        volume = float(bought.sum())
+        figures = {
+            "price": price, "volume_kwh": volume, "welfare": stats["welfare"],
             "n_buy": int(np.count_nonzero(bought > 0)), "n_sell": int(np.count_nonzero(sold > 0)),
-            "charge_kwh": float(charge.sum()) * dt_h,
-            "discharge_kwh": float(discharge.sum()) * dt_h,
-            "import_kwh": 0.0, "export_kwh": 0.0, "operator_surplus": float(bill.sum()),
-            "baseline_spending": 0.0,
-            "buyer_payment": price * float(bought.sum()),
+            "operator_surplus": float(bill.sum()), "buyer_payment": price * volume,
             "seller_receipt": price * float(sold.sum()),
             "max_buyer_price": price if bought.any() else 0.0,
-            "counterparty_kwh": float(bought.sum() - sold.sum()),
-            "grid_import_kwh": 0.0, "grid_export_kwh": 0.0, "utility_revenue": 0.0,
-            "islanded": 1,
+            "counterparty_kwh": volume - float(sold.sum()), "islanded": 1,
         }
-        # the utility-only baseline has a blackout: no supply, no bill
-        return self._outcome(
-            t, stats, net_kwh=net_kwh, bought=bought, sold=sold, imported=zero,
-            exported=zero, bill=bill, baseline=zero, load_kw=load_kw, pv_kw=pv_kw,
-            unserved=load_kwh - served * dt_h, curtailed=(pv_kw - pv_used) * dt_h,
-            baseline_unserved=load_kwh, baseline_curtailed=pv_kw * dt_h,
-            gains={"purchase_gain": zero, "sale_gain": zero, "limits_gain": zero,
-                   "island_gain": -bill},
-            clearing=None, node_price=None, vm_pu=None,
-        )
-
-    def _outcome(self, t: int, stats: dict[str, float], *, net_kwh: FloatArray,
-                 bought: FloatArray, sold: FloatArray, imported: FloatArray,
-                 exported: FloatArray, bill: FloatArray, baseline: FloatArray,
-                 load_kw: FloatArray, pv_kw: FloatArray, unserved: FloatArray,
-                 curtailed: FloatArray, baseline_unserved: FloatArray,
-                 baseline_curtailed: FloatArray, gains: dict[str, FloatArray],
-                 clearing: Clearing | None,
-                 node_price: FloatArray | None, vm_pu: FloatArray | None) -> IntervalOutcome:
-        dt_h = self.timeline.dt_h
-        out = IntervalOutcome(
-            net_kwh=net_kwh, bought_kwh=bought, sold_kwh=sold, import_kwh=imported,
-            export_kwh=exported, bill_market=bill, bill_baseline=baseline,
-            load_kwh=load_kw * dt_h, pv_kwh=pv_kw * dt_h, unserved_kwh=unserved,
-            curtailed_kwh=curtailed, baseline_unserved_kwh=baseline_unserved,
-            baseline_curtailed_kwh=baseline_curtailed, soc_kwh=self.soc, stats=stats, **gains,
-            clearing=clearing, node_price=node_price, vm_pu=vm_pu,
-        )
-        bought_total, sold_total = float(bought.sum()), float(sold.sum())
-        stats.update({
-            "load_kwh": float(load_kw.sum()) * dt_h, "pv_kwh": float(pv_kw.sum()) * dt_h,
-            "soc_kwh": float(self.soc.sum()), "unserved_kwh": float(unserved.sum()),
-            "curtailed_kwh": float(curtailed.sum()),
-            "baseline_unserved_kwh": float(baseline_unserved.sum()),
-            "baseline_curtailed_kwh": float(baseline_curtailed.sum()),
-            "bought_kwh": bought_total, "sold_kwh": sold_total,
-            "p2p_kwh": min(bought_total, sold_total),
-            "baseline_cost": float(baseline.sum()), "market_cost": float(bill.sum()),
-        })
-        return out
+        for name, value in figures.items():
+            out["stats"][name][k] = value
 
 
-def _per_household(household: npt.NDArray[np.int64], values: FloatArray, n: int) -> FloatArray:
-    """Sum of ``values`` per household index (0..n-1)."""
-    return np.bincount(household, values, minlength=n).astype(np.float64, copy=False)
+_HOUSEHOLD_ARRAYS = ("bought_kwh", "sold_kwh", "paid", "received", "import_kwh", "export_kwh",
+                     "bill_market", "bill_baseline", "unserved_kwh", "curtailed_kwh",
+                     "baseline_unserved_kwh", "baseline_curtailed_kwh", "purchase_gain",
+                     "sale_gain", "limits_gain", "island_gain")
+_MARKET_STATS = ("price", "volume_kwh", "welfare", "n_buy", "n_sell", "import_kwh",
+                 "export_kwh", "baseline_spending", "buyer_payment", "seller_receipt",
+                 "max_buyer_price", "operator_surplus", "counterparty_kwh", "grid_import_kwh",
+                 "grid_export_kwh", "utility_revenue", "n_binding", "islanded")
+
+
+def _day_outcome(first: int, out: dict[str, Any], islanded: npt.NDArray[np.bool_]
+                 ) -> DayOutcome:
+    """The day's outcome with its community figures per interval."""
+    stats = out["stats"]
+    charge, discharge = out.pop("charge_kwh"), out.pop("discharge_kwh")
+    bought, sold = out["bought_kwh"].sum(axis=1), out["sold_kwh"].sum(axis=1)
+    stats.update({
+        "charge_kwh": charge, "discharge_kwh": discharge,
+        "load_kwh": out["load_kwh"].sum(axis=1), "pv_kwh": out["pv_kwh"].sum(axis=1),
+        "soc_kwh": out["soc_kwh"].sum(axis=1), "unserved_kwh": out["unserved_kwh"].sum(axis=1),
+        "curtailed_kwh": out["curtailed_kwh"].sum(axis=1),
+        "baseline_unserved_kwh": out["baseline_unserved_kwh"].sum(axis=1),
+        "baseline_curtailed_kwh": out["baseline_curtailed_kwh"].sum(axis=1),
+        "bought_kwh": bought, "sold_kwh": sold, "p2p_kwh": np.minimum(bought, sold),
+        "baseline_cost": out["bill_baseline"].sum(axis=1),
+        "market_cost": out["bill_market"].sum(axis=1),
+    })
+    return DayOutcome(start=first, islanded=islanded, **out)
 
 
 def _island_welfare(load_kwh: float, isl: IslandOutcome, k: int, fault: FaultConfig) -> float:
@@ -336,15 +359,17 @@ def _simulate(scenario: Scenario, folder: Path | None,
                                              run.community.size * periods)
         settle = RunSettlement(folder, run.community.size, ppd, granularity=granularity)
     fee = scenario.settlement.grid_fee_per_kwh
+    run.keep_clearings = books.level == "orders" or (
+        settle is not None and settle.config.granularity == "interval")
     try:
-        for first in range(0, periods, ppd):  # a day at a time: carbon in one stacked call
-            day = [run.interval(t) for t in range(first, min(first + ppd, periods))]
+        for first in range(0, periods, ppd):  # a day at a time
+            day = run.day(first, min(first + ppd, periods))
             run.carbon.charge(day)
-            for t, outcome in enumerate(day, start=first):
-                books.add(t, outcome)
-                if settle is not None:
-                    settle.interval(t, outcome, retail_price=run.retail[t],
-                                    feed_in_price=run.feed_in[t], grid_fee_per_kwh=fee)
+            books.add(day)
+            if settle is not None:
+                t = slice(first, first + len(day))
+                settle.day(day, retail_price=run.retail[t], feed_in_price=run.feed_in[t],
+                           grid_fee_per_kwh=fee)
             if progress is not None:
                 progress(first + len(day), periods)
     except TransactiveError:

@@ -22,15 +22,20 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from transactive.agents.strategies import net_orders
 from transactive.clearing import Clearing
 from transactive.errors import InputError, SolverError
 from transactive.grid.network import Network
 from transactive.markets import registry
 from transactive.markets.amm import Pool, arbitrage_to_band
-from transactive.orders import OrderBatch
+from transactive.markets.network import MeritOrderBlock, clear_network_merit
+from transactive.orders import BUY, OrderBatch
 from transactive.sim.scenario import ENGINE_OPTIONS, Scenario
 
-__all__ = ["DESIGN_HOURS", "IntervalMarket", "MarketSession", "feeder_scale"]
+FloatArray = npt.NDArray[np.float64]
+
+__all__ = ["DESIGN_HOURS", "MIN_ORDER_KWH", "DayMarket", "IntervalMarket", "MarketSession",
+           "feeder_scale"]
 
 DESIGN_HOURS = 1500.0
 """Hours of use at the design load of a residential feeder: a feeder whose
@@ -96,6 +101,137 @@ class IntervalMarket:
     where the design has no feeder (see :meth:`MarketSession.clear`)."""
 
 
+MIN_ORDER_KWH = 1e-6
+"""A household whose net position is smaller places no order."""
+
+_INTERVAL_FIGURES = ("price", "volume_kwh", "welfare", "operator_surplus", "counterparty_kwh",
+                     "utility_cost", "grid_import_kwh", "grid_export_kwh", "max_buyer_price",
+                     "n_buy", "n_sell", "n_binding")
+
+
+@dataclass(eq=False)
+class DayMarket:
+    """The market's outcome in consecutive intervals: per household
+    (intervals x households) what it bought, sold, paid and received, and
+    what the utility-only baseline could not serve or take on the same feeder
+    (zero without one); per interval the figures of :data:`_INTERVAL_FIGURES`
+    (``operator_surplus`` after the counterparty's ``utility_cost``;
+    ``grid_*`` NaN where the design has no network model)."""
+
+    unmatched: Literal["utility", "curtailed"]
+    bought: FloatArray
+    sold: FloatArray
+    paid: FloatArray
+    received: FloatArray
+    baseline_unserved: FloatArray
+    baseline_curtailed: FloatArray
+    figures: dict[str, FloatArray]
+    node_price: FloatArray | None
+    vm_pu: FloatArray | None
+    clearings: list[Clearing | None] | None
+
+    @classmethod
+    def empty(cls, n_t: int, n: int, unmatched: Literal["utility", "curtailed"],
+              n_bus: int | None, keep_clearings: bool) -> DayMarket:
+        """A day with nothing cleared yet (figures NaN, arrays zero)."""
+        def grid() -> FloatArray | None:
+            return None if n_bus is None else np.full((n_t, n_bus), np.nan)
+
+        z = [np.zeros((n_t, n)) for _ in range(6)]
+        return cls(unmatched=unmatched, bought=z[0], sold=z[1], paid=z[2], received=z[3],
+                   baseline_unserved=z[4], baseline_curtailed=z[5],
+                   figures={name: np.full(n_t, np.nan) for name in _INTERVAL_FIGURES},
+                   node_price=grid(), vm_pu=grid(),
+                   clearings=[None] * n_t if keep_clearings else None)
+
+    def put(self, k: int, cleared: IntervalMarket) -> None:
+        """Row ``k`` from one interval's clearing (participant = household index)."""
+        c = cleared.clearing
+        o, n = c.orders, self.bought.shape[1]
+        part, buy, acc = o.participant, o.side == BUY, c.accepted
+        self.bought[k] = np.bincount(part[buy], acc[buy], n)
+        self.sold[k] = np.bincount(part[~buy], acc[~buy], n)
+        self.paid[k] = np.bincount(part[buy], c.payment[buy], n)
+        self.received[k] = -np.bincount(part[~buy], c.payment[~buy], n)
+        short = cleared.baseline_shortfall_kwh
+        if short is not None:  # a design that clears the feeder reports the baseline's
+            self.baseline_curtailed[k] = np.bincount(part[~buy], short[~buy], n)
+            self.baseline_unserved[k] = np.bincount(part[buy], short[buy], n)
+        traded_buy = buy & (acc > 0)
+        n_buy = int(np.count_nonzero(buy))
+        row = {"price": c.clearing_price, "volume_kwh": c.volume, "welfare": c.welfare,
+               "operator_surplus": c.operator_surplus - cleared.utility_cost,
+               "counterparty_kwh": cleared.counterparty_kwh,
+               "utility_cost": cleared.utility_cost,
+               "grid_import_kwh": np.nan if cleared.grid_import_kwh is None
+               else cleared.grid_import_kwh,
+               "grid_export_kwh": np.nan if cleared.grid_export_kwh is None
+               else cleared.grid_export_kwh,
+               "max_buyer_price": float(c.price[traded_buy].max()) if traded_buy.any() else 0.0,
+               "n_buy": n_buy, "n_sell": len(o) - n_buy,
+               "n_binding": len(c.info.get("binding", ()))}
+        for name, value in row.items():
+            self.figures[name][k] = value
+        vm = c.info.get("vm_pu")
+        if vm is not None and self.node_price is not None and self.vm_pu is not None:
+            self.node_price[k], self.vm_pu[k] = c.node_price, vm
+        if self.clearings is not None:
+            self.clearings[k] = c
+
+    def put_merit(self, rows: npt.NDArray[np.bool_], quantity: FloatArray, limits: FloatArray,
+                  node: npt.NDArray[np.int64], merit: MeritOrderBlock,
+                  intervals: npt.NDArray[np.int64]) -> None:
+        """The ``rows`` a network market cleared by merit order (one price
+        everywhere, no limit binding, the baseline short of nothing)."""
+        q, acc, price = quantity[rows], merit.accepted[rows], merit.price[rows]
+        buy, sell = q > 0, q < 0
+        bought, sold = np.where(buy, acc, 0.0), np.where(sell, acc, 0.0)
+        self.bought[rows], self.sold[rows] = bought, sold
+        self.paid[rows], self.received[rows] = price[:, None] * bought, price[:, None] * sold
+        volume, supplied = bought.sum(axis=1), sold.sum(axis=1)
+        utility_cost = merit.utility_cost[rows]
+        figures = {
+            "price": price, "volume_kwh": volume,
+            "welfare": (np.where(buy, acc, -acc) * limits[rows]).sum(axis=1, where=buy | sell),
+            "operator_surplus": price * (volume - supplied) - utility_cost,
+            "counterparty_kwh": volume - supplied, "utility_cost": utility_cost,
+            "grid_import_kwh": merit.grid_import_kwh[rows],
+            "grid_export_kwh": merit.grid_export_kwh[rows],
+            "max_buyer_price": np.where((bought > 0).any(axis=1), price, 0.0),
+            "n_buy": buy.sum(axis=1), "n_sell": sell.sum(axis=1), "n_binding": 0.0}
+        for name, values in figures.items():
+            self.figures[name][rows] = values
+        if self.node_price is not None and self.vm_pu is not None:
+            self.node_price[rows] = price[:, None]
+            self.vm_pu[rows] = merit.vm_pu[rows]
+        if self.clearings is not None:
+            for k in np.flatnonzero(rows):
+                self.clearings[k] = _merit_clearing(int(intervals[k]), quantity[k], limits[k],
+                                                    node, merit, int(k))
+
+
+def _merit_clearing(t: int, quantity: FloatArray, limits: FloatArray,
+                    node: npt.NDArray[np.int64], merit: MeritOrderBlock, k: int) -> Clearing:
+    """Interval ``t``'s clearing by merit order, as :func:`clear_network` reports it."""
+    orders = net_orders(t, quantity, np.arange(quantity.size, dtype=np.int64), limits,
+                        min_kwh=MIN_ORDER_KWH)
+    who = orders.participant
+    orders = OrderBatch._trusted(
+        id=orders.id, participant=who, side=orders.side, price=orders.price,
+        quantity=orders.quantity, node=node[who])
+    price = float(merit.price[k])
+    n_bus = merit.vm_pu.shape[1]
+    info = {"model": "lindistflow", "grid_import_kwh": float(merit.grid_import_kwh[k]),
+            "grid_export_kwh": float(merit.grid_export_kwh[k]),
+            "losses_kwh": float(merit.losses_kwh[k]), "vm_pu": merit.vm_pu[k],
+            "node_price_q": np.zeros(n_bus), "max_loading": float(merit.max_loading[k]),
+            "binding": (), "utility_cost": float(merit.utility_cost[k]), "rent": 0.0,
+            "background_payment": 0.0, "soc_gap": float("nan"), "exact": True,
+            "solve_time_s": 0.0, "merit_order": True}
+    return Clearing.from_allocation("network", orders, merit.accepted[k, who], price, price,
+                                    node_price=np.full(n_bus, price), info=info)
+
+
 _LOT_KWH = 0.01
 """Lot size for mechanisms that trade whole units (McAfee): 10 Wh."""
 
@@ -113,6 +249,8 @@ class MarketSession:
         self._node = household_node
         params = inspect.signature(self._fn).parameters
         self._takes = {name for name in ENGINE_OPTIONS if name in params}
+        self._network = network if "network" in self._takes else None
+        self._merit = self.name == "network"  # where no limit binds: by merit order
         self._options: dict[str, Any] = dict(market.options)
         self._dt_h = scenario.time.timeline().dt_h
         self._pool: Pool | None = None
@@ -186,6 +324,35 @@ class MarketSession:
         return IntervalMarket(clearing, "curtailed", counterparty, float(info["utility_cost"]),
                               float(info["grid_import_kwh"]), float(info["grid_export_kwh"]),
                               self._baseline_shortfall(orders, clearing, options))
+
+    def clear_day(self, intervals: npt.NDArray[np.int64], net_kwh: FloatArray,
+                  limits: FloatArray, retail_price: FloatArray, feed_in_price: FloatArray, *,
+                  keep_clearings: bool) -> DayMarket:
+        """Clear several intervals: row ``k`` of ``net_kwh`` and ``limits``
+        (intervals x households) is interval ``intervals[k]``, each household ordering its net position at its limit
+        price (none below :data:`MIN_ORDER_KWH`). A network market clears the
+        rows where no limit binds by merit order, all at once
+        (:func:`~transactive.markets.network.clear_network_merit`), and the
+        others one by one with :meth:`clear`, as every other design does.
+        With ``keep_clearings`` every interval's :class:`Clearing` is kept."""
+        n_t, n = net_kwh.shape
+        day = DayMarket.empty(n_t, n, "curtailed" if self.utility_inside else "utility",
+                              None if self._network is None else self._network.n_bus,
+                              keep_clearings)
+        quantity = np.where(np.abs(net_kwh) >= MIN_ORDER_KWH, net_kwh, 0.0)
+        done = np.zeros(n_t, dtype=bool)
+        if self._merit:
+            merit = clear_network_merit(quantity, limits, self._node, retail_price,
+                                        feed_in_price, dt_h=self._dt_h, **self._options)
+            if merit is not None:
+                done = merit.exact
+                day.put_merit(done, quantity, limits, self._node, merit, intervals)
+        households = np.arange(n, dtype=np.int64)
+        for k in np.flatnonzero(~done):
+            orders = net_orders(int(intervals[k]), net_kwh[k], households, limits[k],
+                                min_kwh=MIN_ORDER_KWH)
+            day.put(int(k), self.clear(orders, float(retail_price[k]), float(feed_in_price[k])))
+        return day
 
     def _solve(self, orders: OrderBatch, options: dict[str, Any]) -> Clearing:
         try:

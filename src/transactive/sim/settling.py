@@ -61,7 +61,7 @@ from transactive.settlement import (
 )
 from transactive.settlement.rules import ExactAmounts, IntervalPrices, exact_amounts
 from transactive.settlement.settle import Granularity
-from transactive.sim.books import IntervalOutcome
+from transactive.sim.books import DayOutcome
 
 __all__ = ["COUNTERPARTY", "DAY_GRANULARITY_ABOVE", "STATEMENTS_FILE", "STATEMENTS_GZ_FILE",
            "CarbonContext", "RunSettlement", "SettlementSummary", "household_label",
@@ -139,37 +139,31 @@ class CarbonContext:
     dt_h: float
     kw_per_unit: float
 
-    def charge(self, day: list[IntervalOutcome]) -> None:
-        """Set each outcome's carbon charge per household (``carbon_cost``, and
-        its sum in ``stats``): local emissions of what it sold, upstream
-        emissions of its effect on losses, emissions of what it imported
-        (programs.carbon), the loss factors of all the outcomes from one
-        stacked power flow. Energy the counterparty (pool or substation) drew
-        upstream reached the buyers, so its emissions go to them pro rata to
-        what they bought."""
-        if not day:
-            return
+    def charge(self, day: DayOutcome) -> None:
+        """Set the day's carbon charge per household (``day.carbon_cost``, and
+        its sum per interval in ``day.stats``): local emissions of what it
+        sold, upstream emissions of its effect on losses, emissions of what it
+        imported (programs.carbon), the loss factors of all the intervals
+        from one stacked power flow. Energy the counterparty (pool or
+        substation) drew upstream reached the buyers, so its emissions go to
+        them pro rata to what they bought."""
         p = self.prices
-        sold, imported, bought = (np.stack([getattr(o, name) for o in day])
-                                  for name in ("sold_kwh", "import_kwh", "bought_kwh"))
+        sold, imported, bought = day.sold_kwh, day.import_kwh, day.bought_kwh
         if p.price_per_kg == 0:
             cost = np.zeros_like(sold)
         elif self.network is None:
             cost = p.price_per_kg * (p.local_kg_per_kwh * sold + p.grid_kg_per_kwh * imported)
         else:
-            exported = np.stack([o.export_kwh for o in day])
-            cost = carbon_costs(self.network, self.node, sold - bought - imported + exported,
+            cost = carbon_costs(self.network, self.node, sold - bought - imported + day.export_kwh,
                                 sold, imported, dt_h=self.dt_h,
                                 kw_per_unit=self.kw_per_unit, prices=p)
-        supplied = np.array([float(o.stats.get("counterparty_kwh", 0.0)) for o in day])
+        supplied = day.stats["counterparty_kwh"]
         total = bought.sum(axis=1)
         upstream = (supplied > 1e-9) & (total > 0) & (p.price_per_kg > 0)
         share = np.divide(bought, total[:, None], out=np.zeros_like(bought),
                           where=upstream[:, None])
-        cost = cost + p.price_per_kg * p.grid_kg_per_kwh * supplied[:, None] * share
-        for out, row in zip(day, cost, strict=True):
-            out.carbon_cost = row
-            out.stats["carbon_cost"] = float(row.sum())
+        day.carbon_cost = cost + p.price_per_kg * p.grid_kg_per_kwh * supplied[:, None] * share
+        day.stats["carbon_cost"] = day.carbon_cost.sum(axis=1)
 
 
 class RunSettlement:
@@ -205,12 +199,20 @@ class RunSettlement:
         self._clearings: list[Clearing | None] = []
         self._count = 0
 
-    def interval(self, t: int, out: IntervalOutcome, *, retail_price: float,
-                 feed_in_price: float, grid_fee_per_kwh: float = 0.0) -> None:
-        """Settle interval ``t`` (durable at the end of its day)."""
-        clearing, at = self._settlement_clearing(t, out)
-        metered = out.bought_kwh - out.sold_kwh + out.import_kwh - out.export_kwh
-        carbon = out.carbon_cost
+    def day(self, out: DayOutcome, *, retail_price: FloatArray, feed_in_price: FloatArray,
+            grid_fee_per_kwh: float = 0.0) -> None:
+        """Settle the intervals of ``out`` (durable at the end of their day)."""
+        for k in range(len(out)):
+            self._interval(out, k, float(retail_price[k]), float(feed_in_price[k]),
+                           grid_fee_per_kwh)
+
+    def _interval(self, out: DayOutcome, k: int, retail_price: float, feed_in_price: float,
+                  grid_fee_per_kwh: float) -> None:
+        t = out.start + k
+        clearing, at = self._settlement_clearing(out, k)
+        metered = out.bought_kwh[k] - out.sold_kwh[k] + out.import_kwh[k] - out.export_kwh[k]
+        assert out.carbon_cost is not None  # charged before settling
+        carbon = out.carbon_cost[k]
         rows = self._rows
         if at is not None and (at == self.labels.size).any():  # the counterparty traded
             rows = self._rows_with_counterparty
@@ -232,43 +234,49 @@ class RunSettlement:
             self.settlement.settle_amounts(self._participants, self._day, self._clearings)
             self._day, self._clearings = [], []
 
-    def _settlement_clearing(self, t: int, out: IntervalOutcome
+    def _settlement_clearing(self, out: DayOutcome, k: int
                              ) -> tuple[Clearing | None, npt.NDArray[np.intp] | None]:
-        """The interval's market with household labels (and the counterparty), and
+        """Row ``k``'s market with household labels (and the counterparty), and
         each order's participant by position (the counterparty after the households)."""
-        c = out.clearing
-        if c is None:  # islanded: every household trades its net at the island price
-            net = out.net_kwh
+        c = None if out.clearings is None else out.clearings[k]
+        price = float(out.stats["price"][k])
+        if out.islanded[k] or c is None:
+            # islanded (everyone trades its net at the island price), or a
+            # clearing not kept: one order per household with its market position
+            net = out.bought_kwh[k] - out.sold_kwh[k]
             rows = np.flatnonzero(np.abs(net) > 1e-9)
-            if rows.size == 0:
+            if rows.size == 0 and out.islanded[k]:
                 return None, None
-            orders = OrderBatch._trusted(
-                id=rows.astype(np.int64), participant=self.labels[rows],
-                side=np.where(net[rows] > 0, BUY, SELL).astype(np.int8),
-                price=np.full(rows.size, out.stats["price"]), quantity=np.abs(net[rows]))
-            return Clearing.from_allocation("island", orders, np.abs(net[rows]),
-                                            orders.price, out.stats["price"]), rows
-        o = c.orders
-        at = o.participant.astype(np.intp)
-        cols = {"id": o.id, "participant": self.labels[o.participant], "side": o.side,
-                "price": o.price, "quantity": o.quantity}
-        accepted, price, payment = c.accepted, c.price, c.payment
-        counterparty_kwh = float(out.stats.get("counterparty_kwh", 0.0))
-        if abs(counterparty_kwh) > 1e-9:
-            utility_cost = float(c.payment.sum()) - float(out.stats["operator_surplus"])
+            pay = out.paid[k] - out.received[k]
+            cols = {"id": rows.astype(np.int64), "participant": self.labels[rows],
+                    "side": np.where(net[rows] > 0, BUY, SELL).astype(np.int8),
+                    "price": np.full(rows.size, price), "quantity": np.abs(net[rows])}
+            accepted, unit, payment = np.abs(net[rows]), np.full(rows.size, price), pay[rows]
+            mechanism = "island" if out.islanded[k] else "market"
+            at = rows.astype(np.intp)
+        else:
+            o = c.orders
+            at = o.participant.astype(np.intp)
+            cols = {"id": o.id, "participant": self.labels[o.participant], "side": o.side,
+                    "price": o.price, "quantity": o.quantity}
+            accepted, unit, payment, mechanism = c.accepted, c.price, c.payment, c.mechanism
+            price = c.clearing_price
+        counterparty_kwh = float(out.stats["counterparty_kwh"][k])
+        if abs(counterparty_kwh) > 1e-9 and not out.islanded[k]:
+            utility_cost = float(payment.sum()) - float(out.stats["operator_surplus"][k])
             qty = abs(counterparty_kwh)
-            cols = {"id": np.append(o.id, -1), "participant": np.append(cols["participant"],
-                                                                         COUNTERPARTY),
-                    "side": np.append(o.side, SELL if counterparty_kwh > 0 else BUY),
-                    "price": np.append(o.price, utility_cost / counterparty_kwh),
-                    "quantity": np.append(o.quantity, qty)}
+            cols = {"id": np.append(cols["id"], -1),
+                    "participant": np.append(cols["participant"], COUNTERPARTY),
+                    "side": np.append(cols["side"], SELL if counterparty_kwh > 0 else BUY),
+                    "price": np.append(cols["price"], utility_cost / counterparty_kwh),
+                    "quantity": np.append(cols["quantity"], qty)}
             accepted = np.append(accepted, qty)
-            price = np.append(price, utility_cost / counterparty_kwh)
+            unit = np.append(unit, utility_cost / counterparty_kwh)
             payment = np.append(payment, -utility_cost)
             at = np.append(at, self.labels.size)
         orders = OrderBatch._trusted(**cols)
-        return Clearing.from_allocation(c.mechanism, orders, accepted, price,
-                                        c.clearing_price, payment=payment), at
+        return Clearing.from_allocation(mechanism, orders, accepted, unit, price,
+                                        payment=payment), at
 
     def abandon(self) -> None:
         """Close the files without settling what is held (the run failed)."""
