@@ -300,10 +300,13 @@ def test_a_fleet_of_alike_batteries_carries_the_aggregate_dispatch_exactly(data)
     _assert_feasible(out, load, pv, soc, fleet, dt_h, share, reserve)
     (plan,) = plans  # one dispatch for the whole window
     np.testing.assert_array_equal(out.price_per_kwh, plan.price_per_kwh + 0.0)
-    np.testing.assert_allclose(out.served_kw.sum(1), plan.served_kw.sum(0), atol=1e-7)
-    np.testing.assert_allclose(out.pv_used_kw.sum(1), plan.gen_kw[0], atol=1e-7)
+    # HiGHS holds the dispatch's rows (energy, kWh) to 1e-7, so a plan may ask a
+    # battery for up to 1e-7 / dt_h kW more than it holds; the split sheds that
+    kw_tol = 1.5e-7 / dt_h
+    np.testing.assert_allclose(out.served_kw.sum(1), plan.served_kw.sum(0), atol=kw_tol)
+    np.testing.assert_allclose(out.pv_used_kw.sum(1), plan.gen_kw[0], atol=kw_tol)
     np.testing.assert_allclose(out.charge_kw.sum(1) - out.discharge_kw.sum(1),
-                               plan.charge_kw - plan.discharge_kw, atol=1e-7)
+                               plan.charge_kw - plan.discharge_kw, atol=kw_tol)
     # the dispatch may charge and discharge at once where stored energy is worth
     # nothing (a tie); the split nets the two, so the fleet keeps at least as much
     assert (out.soc_kwh.sum(1) >= plan.soc_kwh[1:] - 1e-7).all()
