@@ -162,7 +162,7 @@ class BatteryFleet:
     def self_consumption(
         self, soc_kwh: npt.ArrayLike, net_load_kw: npt.ArrayLike, dt_h: float
     ) -> BatteryStep:
-        """One interval of self-consumption: store surplus PV, cover deficits.
+        """Self-consumption: store surplus PV, cover deficits.
 
         A household with a surplus (``net_load_kw < 0``) charges with as much
         of it as the power limit and the free capacity allow; one with a
@@ -172,10 +172,12 @@ class BatteryFleet:
         Parameters
         ----------
         soc_kwh : array of float
-            Stored energy at the start of the interval, within
-            ``[soc_min_kwh, capacity_kwh]``.
-        net_load_kw : array of float
-            ``load - pv`` of each household (positive = deficit).
+            Stored energy at the start, within ``[soc_min_kwh, capacity_kwh]``.
+        net_load_kw : array of float, shape (n,) or (T, n)
+            ``load - pv`` of each household (positive = deficit), in one
+            interval or in ``T`` consecutive ones (the state carries over;
+            the step's arrays are then ``(T, n)``, ``soc_kwh`` at the end of
+            each interval).
         dt_h : float
             Interval length in hours (> 0).
 
@@ -187,8 +189,22 @@ class BatteryFleet:
         >>> step = fleet.self_consumption(np.array([5.0]), np.array([-3.0]), dt_h=1.0)
         >>> step.charge_kw.tolist(), round(float(step.soc_kwh[0]), 4)
         ([3.0], 7.85)
+        >>> day = fleet.self_consumption(np.array([5.0]), np.array([[-3.0], [2.0]]), dt_h=1.0)
+        >>> day.discharge_kw[:, 0].tolist(), day.soc_kwh[:, 0].round(4).tolist()
+        ([0.0, 2.0], [7.85, 5.7447])
         """
         soc, net = self._check_step(soc_kwh, net_load_kw, dt_h)
+        if net.ndim == 1:
+            charge, discharge, soc = self._step(soc, net, dt_h)
+            return BatteryStep(charge_kw=charge, discharge_kw=discharge, soc_kwh=soc)
+        charge, discharge, soc_out = (np.zeros(net.shape) for _ in range(3))
+        for k in range(net.shape[0]):
+            charge[k], discharge[k], soc = self._step(soc, net[k], dt_h)
+            soc_out[k] = soc
+        return BatteryStep(charge_kw=charge, discharge_kw=discharge, soc_kwh=soc_out)
+
+    def _step(self, soc: FloatArray, net: FloatArray, dt_h: float
+              ) -> tuple[FloatArray, FloatArray, FloatArray]:
         cap, eta_c, eta_d = self.capacity_kwh, self.efficiency_charge, self.efficiency_discharge
         soc_min = self.soc_min_kwh
         headroom_kw = np.maximum(cap - soc, 0.0) / (eta_c * dt_h)
@@ -196,7 +212,7 @@ class BatteryFleet:
         charge = np.minimum(np.minimum(np.maximum(-net, 0.0), self.power_kw), headroom_kw)
         discharge = np.minimum(np.minimum(np.maximum(net, 0.0), self.power_kw), available_kw)
         new_soc = np.clip(soc + (charge * eta_c - discharge / eta_d) * dt_h, soc_min, cap)
-        return BatteryStep(charge_kw=charge, discharge_kw=discharge, soc_kwh=new_soc)
+        return charge, discharge, new_soc
 
     def _check_step(
         self, soc_kwh: Any, net_load_kw: Any, dt_h: float
@@ -207,11 +223,14 @@ class BatteryFleet:
         soc = np.asarray(soc_kwh, dtype=np.float64)
         net = np.asarray(net_load_kw, dtype=np.float64)
         for name, arr in (("soc_kwh", soc), ("net_load_kw", net)):
-            if arr.shape != (n,):
-                raise InputError(name, f"must have shape ({n},), got {arr.shape}")
-            bad = np.flatnonzero(~np.isfinite(arr))
+            if arr.shape != (n,) and not (name == "net_load_kw" and arr.ndim == 2
+                                          and arr.shape[1] == n):
+                shapes = f"({n},)" if name == "soc_kwh" else f"({n},) or (T, {n})"
+                raise InputError(name, f"must have shape {shapes}, got {arr.shape}")
+            bad = np.flatnonzero(~np.isfinite(arr))  # row: flat position
             if bad.size:
-                raise InputError(name, f"must be finite, got {arr[bad[0]]!r}", row=int(bad[0]))
+                raise InputError(name, f"must be finite, got {arr.ravel()[bad[0]]!r}",
+                                 row=int(bad[0]))
         tol = 1e-9 * np.maximum(self.capacity_kwh, 1.0)
         bad = np.flatnonzero((soc < self.soc_min_kwh - tol) | (soc > self.capacity_kwh + tol))
         if bad.size:

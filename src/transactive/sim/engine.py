@@ -126,13 +126,19 @@ class _Run:
         island: dict[str, FloatArray] = {name: np.zeros((n_t, n)) for name in
                                          ("served_kw", "pv_used_kw", "unserved_kwh")}
         island_stats: dict[int, dict[str, float]] = {}
-        for k in range(n_t):
+        k = 0
+        while k < n_t:  # runs of market intervals, and islanded intervals
             if islanded[k]:
                 island_stats[k] = self._islanded(first + k, k, island, charge, discharge)
-            else:
-                step = c.batteries.self_consumption(self.soc, load_kw[k] - pv_kw[k], dt_h)
-                charge[k], discharge[k], self.soc = step.charge_kw, step.discharge_kw, step.soc_kwh
-            soc[k] = self.soc
+                soc[k] = self.soc
+                k += 1
+                continue
+            end = k + int(np.argmax(islanded[k:])) if islanded[k:].any() else n_t
+            step = c.batteries.self_consumption(self.soc, load_kw[k:end] - pv_kw[k:end], dt_h)
+            charge[k:end], discharge[k:end], soc[k:end] = (step.charge_kw, step.discharge_kw,
+                                                           step.soc_kwh)
+            self.soc = soc[end - 1].copy()
+            k = end
         net_kwh = (np.where(islanded[:, None], island["served_kw"] - island["pv_used_kw"],
                             load_kw - pv_kw) + charge - discharge) * dt_h
         out = self._market(first, net_kwh, ~islanded)

@@ -329,8 +329,9 @@ class MarketSession:
                   limits: FloatArray, retail_price: FloatArray, feed_in_price: FloatArray, *,
                   keep_clearings: bool) -> DayMarket:
         """Clear several intervals: row ``k`` of ``net_kwh`` and ``limits``
-        (intervals x households) is interval ``intervals[k]``, each household ordering its net position at its limit
-        price (none below :data:`MIN_ORDER_KWH`). A network market clears the
+        (intervals x households) is interval ``intervals[k]``, each household
+        ordering its net position at its limit price (none below
+        :data:`MIN_ORDER_KWH`). A network market clears the
         rows where no limit binds by merit order, all at once
         (:func:`~transactive.markets.network.clear_network_merit`), and the
         others one by one with :meth:`clear`, as every other design does.
