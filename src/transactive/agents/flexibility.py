@@ -1,0 +1,206 @@
+"""Flexibility as bid-curve segments, and the household's energy manager.
+
+Every device fleet states, each interval, what it would consume or produce at
+what price: *segments* (household, side, quantity in kWh, limit price per kWh).
+A buy segment runs if energy costs at most its limit; a sell segment delivers
+if it is paid at least its limit. A fleet's segments come from its state and
+a price forecast (the strategies of each fleet's module); a must-run segment
+(an EV out of laxity, a house below its comfort band) bids the price cap.
+
+The household's energy manager (:func:`net_in_home`) first matches what it
+can inside the home, its highest buy segments against its cheapest sell
+segments while the buy's limit is at least the sell's (the house's own PV
+runs its own heat pump: no market, no money), and sends the rest, one order
+per segment, to the market. After clearing, each segment was served by the
+home, by the market (its order's accepted quantity) and, for what is left,
+by the utility where that is worth it (a buy limit at or above the retail
+price, a sell limit at or below the feed-in price; :func:`served`); the
+fleets then advance their states by what they got.
+
+Because the home matches first, a household's remaining buy limits all lie
+below its remaining sell limits: it never trades with itself.
+
+Examples
+--------
+>>> seg = Segments(household=[0, 0, 0], side=[BUY, BUY, SELL],
+...                quantity_kwh=[1.0, 0.5, 1.2], price_per_kwh=[0.30, 0.12, 0.08])
+>>> home = net_in_home(seg, n_households=1)
+>>> home.matched_kwh.round(6).tolist()   # 1 kWh load, 0.2 kWh of the heat pump on own PV
+[1.0, 0.2, 1.2]
+>>> home.residual_kwh.round(6).tolist()  # the heat pump's other 0.3 kWh goes to the market
+[0.0, 0.3, 0.0]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from transactive.errors import InputError
+from transactive.orders import BUY, SELL
+
+__all__ = ["HomeMatch", "Segments", "net_in_home", "served"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, eq=False, init=False)
+class Segments:
+    """Bid-curve segments, one row each: ``household`` (index), ``side``
+    (``BUY`` = consume, ``SELL`` = produce), ``quantity_kwh`` (> 0) and
+    ``price_per_kwh`` (the limit)."""
+
+    household: IntArray
+    side: npt.NDArray[np.int8]
+    quantity_kwh: FloatArray
+    price_per_kwh: FloatArray
+
+    def __init__(self, *, household: npt.ArrayLike, side: npt.ArrayLike,
+                 quantity_kwh: npt.ArrayLike, price_per_kwh: npt.ArrayLike) -> None:
+        h = np.asarray(household, dtype=np.int64)
+        n = h.shape[0] if h.ndim == 1 else -1
+        cols = {"side": np.asarray(side), "quantity_kwh": np.asarray(quantity_kwh, np.float64),
+                "price_per_kwh": np.asarray(price_per_kwh, np.float64)}
+        for name, arr in {"household": h, **cols}.items():
+            if arr.shape != (n,):
+                raise InputError(name, f"must be a 1-d array like household ({max(n, 0)}), "
+                                 f"got shape {arr.shape}")
+        if (h < 0).any():
+            raise InputError("household", "must be >= 0", row=int(np.flatnonzero(h < 0)[0]))
+        bad = np.flatnonzero((cols["side"] != BUY) & (cols["side"] != SELL))
+        if bad.size:
+            raise InputError("side", f"must be BUY (1) or SELL (-1), got {cols['side'][bad[0]]!r}",
+                             row=int(bad[0]))
+        q, p = cols["quantity_kwh"], cols["price_per_kwh"]
+        bad = np.flatnonzero(~np.isfinite(q) | (q < 0))
+        if bad.size:
+            raise InputError("quantity_kwh", f"must be finite and >= 0, got {q[bad[0]]!r}",
+                             row=int(bad[0]))
+        bad = np.flatnonzero(~np.isfinite(p))
+        if bad.size:
+            raise InputError("price_per_kwh", f"must be finite, got {p[bad[0]]!r}",
+                             row=int(bad[0]))
+        object.__setattr__(self, "household", h)
+        object.__setattr__(self, "side", cols["side"].astype(np.int8))
+        object.__setattr__(self, "quantity_kwh", q)
+        object.__setattr__(self, "price_per_kwh", p)
+
+    def __len__(self) -> int:
+        return int(self.household.shape[0])
+
+    @classmethod
+    def concat(cls, parts: list[Segments]) -> Segments:
+        """The segments of several fleets, in order."""
+        return cls(household=np.concatenate([s.household for s in parts]),
+                   side=np.concatenate([s.side for s in parts]),
+                   quantity_kwh=np.concatenate([s.quantity_kwh for s in parts]),
+                   price_per_kwh=np.concatenate([s.price_per_kwh for s in parts]))
+
+
+@dataclass(frozen=True, eq=False)
+class HomeMatch:
+    """What each segment got inside its home and what it sends to the market."""
+
+    matched_kwh: FloatArray
+    """Per segment: served by the home's own segments of the other side."""
+    residual_kwh: FloatArray
+    """Per segment: the rest, the quantity of its order to the market."""
+
+
+def net_in_home(segments: Segments, n_households: int) -> HomeMatch:
+    """Match each household's buy segments against its sell segments.
+
+    Within a household, buys are taken from the highest limit down and sells
+    from the lowest up, and matched while the buy's limit is at least the
+    sell's (a greedy match, which maximises the home's gain from matching
+    itself). Ties in price keep the segments' order. Vectorised over
+    households: one step per segment of the longest side of any household.
+    """
+    if len(segments) and int(segments.household.max()) >= n_households:
+        raise InputError("household", f"must be < n_households ({n_households})")
+    q, p, h = segments.quantity_kwh, segments.price_per_kwh, segments.household
+    matched = np.zeros(len(segments))
+    buys, b_rank = _ranked(h, np.where(segments.side == BUY, -p, np.nan))
+    sells, s_rank = _ranked(h, np.where(segments.side == SELL, p, np.nan))
+    if buys.size and sells.size:
+        # per household, the positions of its k-th buy (by falling limit) and
+        # k-th sell (by rising limit); -1 beyond its last
+        width = int(max(b_rank.max(), s_rank.max())) + 1
+        b_at = np.full((n_households, width + 1), -1, np.int64)
+        s_at = np.full((n_households, width + 1), -1, np.int64)
+        b_at[h[buys], b_rank] = buys
+        s_at[h[sells], s_rank] = sells
+        rows = np.arange(n_households)
+        i, j = np.zeros(n_households, np.int64), np.zeros(n_households, np.int64)
+        left_b, left_s = np.zeros(n_households), np.zeros(n_households)
+        b, s = b_at[rows, i], s_at[rows, j]
+        left_b[b >= 0], left_s[s >= 0] = q[b[b >= 0]], q[s[s >= 0]]
+        while True:
+            live = (b >= 0) & (s >= 0)
+            live[live] &= p[b[live]] >= p[s[live]]
+            if not live.any():
+                break
+            take = np.where(live, np.minimum(left_b, left_s), 0.0)
+            np.add.at(matched, b[live], take[live])
+            np.add.at(matched, s[live], take[live])
+            left_b -= take
+            left_s -= take
+            next_b, next_s = live & (left_b <= 0), live & (left_s <= 0)
+            i[next_b] += 1
+            j[next_s] += 1
+            b, s = b_at[rows, i], s_at[rows, j]
+            left_b = np.where(next_b, np.where(b >= 0, q[np.maximum(b, 0)], 0.0), left_b)
+            left_s = np.where(next_s, np.where(s >= 0, q[np.maximum(s, 0)], 0.0), left_s)
+    matched = np.minimum(matched, q)
+    return HomeMatch(matched_kwh=matched, residual_kwh=q - matched)
+
+
+def _ranked(household: IntArray, key: FloatArray) -> tuple[IntArray, IntArray]:
+    """The rows with a key (not NaN), sorted by household then key (stable),
+    and each one's rank within its household."""
+    rows = np.flatnonzero(~np.isnan(key))
+    if not rows.size:
+        return rows, rows
+    rows = rows[np.lexsort((key[rows], household[rows]))]
+    hh = household[rows]
+    start = np.r_[True, hh[1:] != hh[:-1]]
+    first = np.maximum.accumulate(np.where(start, np.arange(rows.size), 0))
+    return rows, np.arange(rows.size) - first
+
+
+def served(segments: Segments, home: HomeMatch, accepted_kwh: npt.ArrayLike,
+           retail_price_per_kwh: float, feed_in_price_per_kwh: float
+           ) -> tuple[FloatArray, FloatArray]:
+    """Per segment, what it got in all, and the part of it from (to) the utility.
+
+    ``accepted_kwh`` is what the market accepted of each segment's order (its
+    residual). What is left of a buy segment is imported if its limit is at
+    least the retail price, and of a sell segment exported if its limit is at
+    most the feed-in price; otherwise it is not served (the device waits, the
+    PV is curtailed).
+
+    Examples
+    --------
+    >>> seg = Segments(household=[0, 0], side=[BUY, SELL], quantity_kwh=[2.0, 0.5],
+    ...                price_per_kwh=[0.30, 0.08])
+    >>> home = net_in_home(seg, 1)
+    >>> total, utility = served(seg, home, [0.0, 0.0], 0.30, 0.08)
+    >>> total.tolist(), utility.tolist()
+    ([2.0, 0.5], [1.5, 0.0])
+    """
+    acc = np.asarray(accepted_kwh, dtype=np.float64)
+    if acc.shape != home.residual_kwh.shape:
+        raise InputError("accepted_kwh", f"must have one value per segment "
+                         f"({home.residual_kwh.size}), got shape {acc.shape}")
+    if (acc > home.residual_kwh + 1e-9).any() or (acc < 0).any():
+        row = int(np.flatnonzero((acc > home.residual_kwh + 1e-9) | (acc < 0))[0])
+        raise InputError("accepted_kwh", "must be within [0, the segment's order]", row=row)
+    left = home.residual_kwh - acc
+    buy = segments.side == BUY
+    to_utility = np.where(buy, segments.price_per_kwh >= retail_price_per_kwh,
+                          segments.price_per_kwh <= feed_in_price_per_kwh)
+    utility = np.where(to_utility, left, 0.0)
+    return home.matched_kwh + acc + utility, utility
