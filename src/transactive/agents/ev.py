@@ -1,0 +1,197 @@
+"""Electric vehicles as a fleet over households: trips, plug-in times, laxity bids.
+
+Each EV owner leaves in the morning and comes home in the evening; while
+plugged in, the car charges at up to ``charger_kw`` (at its efficiency) and,
+with vehicle-to-grid (``v2g``), may discharge as well. By each departure it
+must hold ``required_kwh``; the trip then uses ``trip_kwh`` before it plugs
+in again. Seeded defaults (:meth:`EVFleet.draw`): arrival around 18:00 and
+departure around 07:30 local time (standard deviations 1.5 h and 0.75 h,
+clipped to the evening and the morning), a daily distance drawn around
+40 km at 0.18 kWh/km, cars of 40-75 kWh with 7.4 or 11 kW chargers
+(household and workplace patterns of the German mobility survey MiD 2017
+and ADAC's consumption tests, rounded).
+
+The bid (:meth:`EVFleet.segments`): the *laxity* of a plugged-in car is the
+time it can still wait, ``hours_to_departure - energy_missing / (charger_kw *
+efficiency)``. It bids for the energy it still misses at a price that rises
+as its laxity falls, from the price floor at a laxity of
+``laxity_horizon_h`` up to the price cap, and at the cap (any price) once it
+cannot wait another interval; energy beyond what it needs, up to its
+capacity, it bids at the floor (only when energy is cheap). With V2G, stored
+energy above what it needs can be sold at the cap (only at scarcity prices,
+the round trip costs).
+
+Examples
+--------
+>>> import pandas as pd
+>>> from transactive.timeline import Timeline
+>>> tl = Timeline(pd.Timestamp("2026-06-01", tz="Europe/Berlin"), periods=96 * 2)
+>>> fleet = EVFleet.draw(tl, np.array([True, False]), np.random.default_rng(1))
+>>> bool(fleet.plugged[:, 1].any()), bool(fleet.plugged[:, 0].any())   # no car, a car
+(False, True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from transactive.agents.flexibility import Segments
+from transactive.errors import InputError
+from transactive.orders import BUY, SELL
+from transactive.timeline import Timeline
+
+__all__ = ["EVFleet"]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(eq=False)
+class EVFleet:
+    """EVs of ``n`` households (a household without one has ``capacity_kwh``
+    0) over a timeline of ``T`` intervals of ``dt_h`` hours.
+
+    ``plugged`` (T, n): plugged in during the interval; ``departure`` (T, n):
+    the interval of the next departure (``T`` if none in the timeline);
+    ``trip_kwh`` (T, n): energy used by the trip that ends when the car
+    plugs in at that interval (0 elsewhere). ``soc_kwh`` is the state.
+    """
+
+    capacity_kwh: FloatArray
+    charger_kw: FloatArray
+    efficiency: FloatArray
+    required_kwh: FloatArray
+    v2g: npt.NDArray[np.bool_]
+    plugged: npt.NDArray[np.bool_]
+    departure: npt.NDArray[np.int64]
+    trip_kwh: FloatArray
+    dt_h: float
+    laxity_horizon_h: float = 8.0
+    soc_kwh: FloatArray = field(init=False)
+    shortfall_kwh: FloatArray = field(init=False)
+    """Per household: energy missing at departures so far (summed)."""
+    soc_at_departure_kwh: list[tuple[int, FloatArray]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        n = self.capacity_kwh.shape[0]
+        for name in ("charger_kw", "efficiency", "required_kwh"):
+            arr = getattr(self, name)
+            if arr.shape != (n,) or not np.isfinite(arr).all():
+                raise InputError(f"ev.{name}", f"must be {n} finite values")
+        if (self.capacity_kwh < 0).any() or (self.charger_kw < 0).any():
+            raise InputError("ev.capacity_kwh", "capacity and charger power must be >= 0")
+        if ((self.efficiency <= 0) | (self.efficiency > 1)).any():
+            raise InputError("ev.efficiency", "must be in (0, 1]")
+        if ((self.required_kwh < 0) | (self.required_kwh > self.capacity_kwh)).any():
+            raise InputError("ev.required_kwh", "must be within [0, capacity_kwh]")
+        if not (np.isfinite(self.dt_h) and self.dt_h > 0):
+            raise InputError("dt_h", f"must be > 0, got {self.dt_h!r}")
+        if not (np.isfinite(self.laxity_horizon_h) and self.laxity_horizon_h > 0):
+            raise InputError("ev.laxity_horizon_h", "must be > 0")
+        self.soc_kwh = self.required_kwh.copy()  # each car starts ready to leave
+        self.shortfall_kwh = np.zeros(n)
+        self.soc_at_departure_kwh = []
+
+    @classmethod
+    def draw(cls, timeline: Timeline, has_ev: npt.NDArray[np.bool_], rng: np.random.Generator,
+             *, arrival_hour: float = 18.0, departure_hour: float = 7.5,
+             km_per_day: float = 40.0, kwh_per_km: float = 0.18,
+             capacity_kwh: tuple[float, float] = (40.0, 75.0),
+             required_frac: float = 0.8, v2g_share: float = 0.0) -> EVFleet:
+        """Draw cars and a trip per day for the households in ``has_ev``
+        (seeded; see the module docstring for the defaults)."""
+        mask = np.asarray(has_ev, dtype=bool)
+        n, T, ppd = mask.size, timeline.periods, timeline.periods_per_day
+        if not 0 < required_frac <= 1:
+            raise InputError("ev.required_frac", f"must be in (0, 1], got {required_frac!r}")
+        if not (0 <= arrival_hour < 24 and 0 <= departure_hour < arrival_hour):
+            raise InputError("ev.departure_hour", "need 0 <= departure_hour < arrival_hour < 24")
+        lo, hi = capacity_kwh
+        if not 0 < lo <= hi:
+            raise InputError("ev.capacity_kwh", f"must be 0 < low <= high, got {capacity_kwh!r}")
+        cap = np.where(mask, rng.uniform(lo, hi, n), 0.0)
+        charger = np.where(mask, rng.choice([7.4, 11.0], n), 0.0)
+        v2g = mask & (rng.random(n) < v2g_share)
+        days = -(-T // ppd) + 1
+        step_h = 24.0 / ppd
+        arrive = np.clip(rng.normal(arrival_hour, 1.5, (days, n)), 15.0, 23.5)
+        leave = np.clip(rng.normal(departure_hour, 0.75, (days, n)), 5.0, 10.0)
+        distance = rng.gamma(4.0, km_per_day / 4.0, (days, n))
+        first = round(float(timeline.hour_of_day[0]) / step_h)  # local clock
+        day_start = np.arange(days)[:, None] * ppd - first
+        t_arrive = day_start + np.round(arrive / step_h).astype(np.int64)
+        t_leave = day_start + np.round(leave / step_h).astype(np.int64)
+        plugged = np.ones((T, n), dtype=bool)
+        trip = np.zeros((T, n))
+        departure = np.full((T, n), T, dtype=np.int64)
+        t = np.arange(T)[:, None]
+        for d in range(days):  # a loop over days, vectorised over households and intervals
+            away = (t >= t_leave[d]) & (t < t_arrive[d])
+            plugged &= ~away
+            rows = np.flatnonzero((t_arrive[d] < T) & mask)
+            trip[t_arrive[d][rows], rows] = np.minimum(distance[d][rows] * kwh_per_km,
+                                                       required_frac * cap[rows])
+            before = (t < t_leave[d]) & (departure == T)
+            departure = np.where(before, t_leave[d], departure)
+        plugged &= mask
+        return cls(capacity_kwh=cap, charger_kw=charger, efficiency=np.where(mask, 0.92, 1.0),
+                   required_kwh=required_frac * cap, v2g=v2g, plugged=plugged,
+                   departure=np.where(mask, departure, T), trip_kwh=trip,
+                   dt_h=timeline.dt_h)
+
+    def laxity_h(self, t: int) -> FloatArray:
+        """Hours each plugged-in car can still wait before it must charge at
+        full power to hold ``required_kwh`` at departure (inf: unplugged or
+        no car)."""
+        missing = np.maximum(self.required_kwh - self.soc_kwh, 0.0)
+        rate = self.charger_kw * self.efficiency
+        need_h = np.divide(missing, rate, out=np.zeros_like(missing), where=rate > 0)
+        to_go = (self.departure[t] - t) * self.dt_h
+        return np.where(self.plugged[t], to_go - need_h, np.inf)
+
+    def segments(self, t: int, price_floor: float, price_cap: float) -> Segments:
+        """Interval ``t``'s bids (see the module docstring)."""
+        plugged = self.plugged[t]
+        full_kwh = self.charger_kw * self.dt_h  # at the plug
+        missing = np.maximum(self.required_kwh - self.soc_kwh, 0.0) / self.efficiency
+        room = np.maximum(self.capacity_kwh - self.soc_kwh, 0.0) / self.efficiency
+        need = np.where(plugged, np.minimum(missing, full_kwh), 0.0)
+        extra = np.where(plugged, np.minimum(room, full_kwh) - need, 0.0)
+        lax = self.laxity_h(t)
+        urgency = np.clip(1.0 - lax / self.laxity_horizon_h, 0.0, 1.0)
+        urgency = np.where(lax < self.dt_h, 1.0, urgency)  # must charge now
+        need_price = price_floor + urgency * (price_cap - price_floor)
+        spare = np.where(plugged & self.v2g,
+                         np.minimum(np.maximum(self.soc_kwh - self.required_kwh, 0.0)
+                                    * self.efficiency, full_kwh), 0.0)
+        h = np.arange(self.capacity_kwh.size)
+        parts = [(need, BUY, need_price), (extra, BUY, np.full(h.size, price_floor)),
+                 (spare, SELL, np.full(h.size, price_cap))]
+        rows = [(np.flatnonzero(q > 1e-9), q, side, p) for q, side, p in parts]
+        return Segments(household=np.concatenate([h[r] for r, *_ in rows]),
+                        side=np.concatenate([np.full(r.size, s) for r, _, s, _ in rows]),
+                        quantity_kwh=np.concatenate([q[r] for r, q, *_ in rows]),
+                        price_per_kwh=np.concatenate([p[r] for r, _, _, p in rows]))
+
+    def advance(self, t: int, energy_kwh: npt.ArrayLike) -> None:
+        """The cars drew ``energy_kwh`` at the plug in interval ``t`` (negative:
+        fed back, V2G); store it, record departures, take the trips."""
+        e = np.asarray(energy_kwh, dtype=np.float64)
+        if e.shape != self.soc_kwh.shape:
+            raise InputError("energy_kwh", f"must have shape {self.soc_kwh.shape}")
+        if ((e != 0) & ~self.plugged[t]).any():
+            raise InputError("energy_kwh", "an unplugged car cannot charge or discharge",
+                             row=int(np.flatnonzero((e != 0) & ~self.plugged[t])[0]))
+        if (e > self.charger_kw * self.dt_h * (1 + 1e-9) + 1e-12).any():
+            raise InputError("energy_kwh", "exceeds the charger's power")
+        stored = np.where(e > 0, e * self.efficiency, e / self.efficiency)
+        self.soc_kwh = np.clip(self.soc_kwh + stored, 0.0, self.capacity_kwh)
+        leaving = self.plugged[t] & (self.departure[t] == t + 1)
+        if leaving.any():
+            short = np.where(leaving, np.maximum(self.required_kwh - self.soc_kwh, 0.0), 0.0)
+            self.shortfall_kwh += short
+            self.soc_at_departure_kwh.append((t + 1, np.where(leaving, self.soc_kwh, np.nan)))
+        if t + 1 < self.trip_kwh.shape[0]:
+            self.soc_kwh = np.maximum(self.soc_kwh - self.trip_kwh[t + 1], 0.0)

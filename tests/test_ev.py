@@ -1,0 +1,112 @@
+"""EV fleet: trips, plugging, laxity bids, physics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from transactive.agents.ev import EVFleet
+from transactive.errors import InputError
+from transactive.orders import BUY, SELL
+from transactive.timeline import Timeline
+
+TL = Timeline(pd.Timestamp("2026-06-01", tz="Europe/Berlin"), periods=96 * 7)
+
+
+def _fleet(n=20, seed=3, **kw):
+    return EVFleet.draw(TL, np.ones(n, bool), np.random.default_rng(seed), **kw)
+
+
+def _run(fleet, accept):
+    """Step the fleet through its timeline, accepting bids by ``accept(segments)``."""
+    for t in range(TL.periods):
+        seg = fleet.segments(t, 0.05, 0.40)
+        got = accept(seg)
+        energy = np.bincount(seg.household, np.where(seg.side == BUY, got, -got),
+                             fleet.capacity_kwh.size)
+        fleet.advance(t, energy)
+
+
+def test_cars_leave_in_the_morning_and_come_home_in_the_evening():
+    fleet = _fleet()
+    hour = np.asarray(TL.hour_of_day)
+    away = ~fleet.plugged
+    assert away[(hour >= 11) & (hour < 15)].all()  # everyone is out at midday
+    assert not away[(hour >= 0) & (hour < 4)].any()  # and home at night
+    assert fleet.trip_kwh.sum(axis=0).min() > 0  # trips take energy
+
+
+def test_a_fleet_given_what_it_bids_for_leaves_with_what_it_needs():
+    fleet = _fleet()
+    _run(fleet, lambda seg: seg.quantity_kwh * (seg.side == BUY))
+    assert fleet.shortfall_kwh.max() == pytest.approx(0.0, abs=1e-9)
+    _, soc = fleet.soc_at_departure_kwh[-1]
+    leaving = ~np.isnan(soc)
+    assert (soc[leaving] >= fleet.required_kwh[leaving] - 1e-9).all()
+
+
+def test_a_car_given_only_its_must_charge_bids_still_leaves_ready():
+    # accept only bids at the cap (laxity gone): the laxity rule alone suffices
+    fleet = _fleet()
+    _run(fleet, lambda seg: np.where((seg.side == BUY) & (seg.price_per_kwh >= 0.40 - 1e-12),
+                                     seg.quantity_kwh, 0.0))
+    assert fleet.shortfall_kwh.max() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_bids_rise_as_laxity_falls():
+    fleet = _fleet(n=1, seed=5)
+    fleet.soc_kwh[:] = 0.2 * fleet.capacity_kwh
+    t0 = int(np.flatnonzero(fleet.plugged[:, 0] & (np.arange(TL.periods) > 40))[0])
+    prices, laxity = [], []
+    for t in range(t0, int(fleet.departure[t0, 0])):
+        seg = fleet.segments(t, 0.05, 0.40)
+        need = (seg.side == BUY) & (seg.price_per_kwh > 0.05)
+        laxity.append(float(fleet.laxity_h(t)[0]))
+        prices.append(float(seg.price_per_kwh[need][0]) if need.any() else 0.05)
+        fleet.advance(t, np.zeros(1))  # nothing accepted: laxity falls
+    assert np.all(np.diff(prices) >= -1e-12)
+    assert prices[-1] == pytest.approx(0.40)  # out of laxity: any price
+    assert laxity[0] > laxity[-1]
+
+
+def test_energy_is_conserved_and_limits_hold():
+    fleet = _fleet(n=5, seed=9)
+    soc0 = fleet.soc_kwh.copy()
+    drawn = np.zeros(5)
+    trips = np.zeros(5)
+    for t in range(TL.periods):
+        seg = fleet.segments(t, 0.05, 0.40)
+        energy = np.bincount(seg.household, np.where(seg.side == BUY, seg.quantity_kwh, 0.0), 5)
+        assert (energy <= fleet.charger_kw * TL.dt_h + 1e-9).all()
+        fleet.advance(t, energy)
+        drawn += energy
+        if t + 1 < TL.periods:
+            trips += fleet.trip_kwh[t + 1]
+        assert (fleet.soc_kwh <= fleet.capacity_kwh + 1e-9).all()
+    np.testing.assert_allclose(fleet.soc_kwh, soc0 + drawn * fleet.efficiency - trips,
+                               atol=1e-9)
+
+
+def test_v2g_offers_only_what_it_does_not_need():
+    fleet = _fleet(n=4, seed=2, v2g_share=1.0)
+    fleet.soc_kwh[:] = fleet.capacity_kwh
+    t = int(np.flatnonzero(fleet.plugged.all(axis=1))[0])
+    seg = fleet.segments(t, 0.05, 0.40)
+    sell = seg.side == SELL
+    assert sell.any()
+    spare = (fleet.capacity_kwh - fleet.required_kwh) * fleet.efficiency
+    assert (seg.quantity_kwh[sell] <= spare[seg.household[sell]] + 1e-9).all()
+
+
+def test_an_unplugged_car_cannot_charge_and_bad_parameters_are_refused():
+    fleet = _fleet(n=2)
+    t = int(np.flatnonzero(~fleet.plugged[:, 0])[0])
+    with pytest.raises(InputError, match="unplugged"):
+        fleet.advance(t, np.array([1.0, 0.0]))
+    with pytest.raises(InputError) as err:
+        EVFleet.draw(TL, np.ones(2, bool), np.random.default_rng(0), required_frac=1.5)
+    assert err.value.field == "ev.required_frac"
+    with pytest.raises(InputError) as err:
+        EVFleet.draw(TL, np.ones(2, bool), np.random.default_rng(0), departure_hour=20.0)
+    assert err.value.field == "ev.departure_hour"
