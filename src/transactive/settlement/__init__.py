@@ -2,9 +2,14 @@
 
 - :mod:`~transactive.settlement.ledger`: double-entry ledger (SQLite or PostgreSQL);
 - :mod:`~transactive.settlement.rules`: clearing + meters -> transfers, statements;
-- :mod:`~transactive.settlement.settle`: :class:`Settlement`, the per-interval service;
+- :mod:`~transactive.settlement.amounts`: exact amounts and running-total rounding, one
+  interval or a block of intervals as arrays;
+- :mod:`~transactive.settlement.transfers`: posted sums -> transfers, and their invariants;
+- :mod:`~transactive.settlement.settle`: :class:`Settlement`, the service (per interval,
+  or a day block at a time);
 - :mod:`~transactive.settlement.reconcile`: statements against the ledger, as running sums;
-- :mod:`~transactive.settlement.statements`: statements streamed to CSV or gzip-ed CSV;
+- :mod:`~transactive.settlement.statements`: statements streamed to CSV, gzip-ed CSV or
+  Parquet, and read back (:func:`read_statements`);
 - :mod:`~transactive.settlement.journal`: hash-chained, signed journal;
 - :mod:`~transactive.settlement.oracle`: signed meter readings;
 - :mod:`~transactive.settlement.verify`: re-check a run folder from scratch.
@@ -15,6 +20,7 @@ from transactive._lazy import attach
 _EXPORTS = {
     "Account": "transactive.settlement.ledger",
     "AccountKind": "transactive.settlement.ledger",
+    "BlockAmounts": "transactive.settlement.amounts",
     "IntegrityReport": "transactive.settlement.ledger",
     "IntervalLines": "transactive.settlement.rules",
     "IntervalPrices": "transactive.settlement.rules",
@@ -34,6 +40,7 @@ _EXPORTS = {
     "Reconciliation": "transactive.settlement.reconcile",
     "Refusal": "transactive.settlement.oracle",
     "RunningTotals": "transactive.settlement.rules",
+    "STATEMENT_COLUMNS": "transactive.settlement.statements",
     "Settlement": "transactive.settlement.settle",
     "SettlementConfig": "transactive.settlement.settle",
     "SettlementError": "transactive.settlement.ledger",
@@ -42,10 +49,13 @@ _EXPORTS = {
     "Unit": "transactive.settlement.ledger",
     "Verdict": "transactive.settlement.oracle",
     "VerificationReport": "transactive.settlement.verify",
+    "block_amounts": "transactive.settlement.amounts",
     "compute_lines": "transactive.settlement.rules",
+    "iter_statements": "transactive.settlement.statements",
     "line_transfers": "transactive.settlement.rules",
     "order_messages": "transactive.settlement._signing",
     "read_journal": "transactive.settlement.journal",
+    "read_statements": "transactive.settlement.statements",
     "replay_journal": "transactive.settlement.journal",
     "sign_orders": "transactive.settlement._signing",
     "sign_reading": "transactive.settlement.oracle",

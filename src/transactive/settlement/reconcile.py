@@ -17,23 +17,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
+from transactive.settlement.amounts import MICRO, ROUNDED, round_micro
 from transactive.settlement.ledger import Ledger, PostReport, Status, Transfer
-from transactive.settlement.rules import (
-    ACCOUNTS,
-    ROUNDED,
-    IntervalLines,
-    counterparty_moves,
-    participant_accounts,
-    round_micro,
-)
+from transactive.settlement.rules import IntervalLines, counterparty_moves
+from transactive.settlement.transfers import ACCOUNTS, participant_accounts
 
 __all__ = ["Reconciliation", "Tally"]
 
-_MICRO = 1_000_000
+_MICRO = MICRO
+IntArray = npt.NDArray[np.int64]
 #: How far an exact amount may be from the double-precision value it stands for
 #: (snapped to a millionth of a cent, from energies snapped to a millionth of a Wh).
 _SNAP_CENTS_PER_LINE = 1e-6
@@ -106,29 +104,50 @@ class Tally:
         if lines:
             labels = np.concatenate([x.participant for x in lines]).astype(str)
             codes, uniques = pd.factorize(labels)
-            new = [u for u in uniques.tolist() if u not in self._row]
-            if new:
-                first = np.empty(len(uniques), dtype=np.int64)
-                first[codes[::-1]] = np.arange(codes.size)[::-1]  # first row of each label
-                start = np.concatenate([x.start_micro for x in lines])
-                fresh = set(new)
-                is_new = np.array([u in fresh for u in uniques.tolist()])
-                micro = start[first[is_new]]
-                self._row |= {u: self._posted.shape[0] + i for i, u in enumerate(new)}
-                self._posted = np.vstack([self._posted, np.zeros((len(new), len(_POSTED)),
-                                                                 dtype=np.int64)])
-                self._exact = np.vstack([self._exact, np.zeros((len(new), len(ROUNDED)),
-                                                               dtype=np.int64)])
-                self._carried = np.vstack([self._carried, round_micro(micro) * _MICRO - micro])
-            rows = np.array([self._row[u] for u in uniques.tolist()], dtype=np.intp)[codes]
+            first = np.empty(len(uniques), dtype=np.int64)
+            first[codes[::-1]] = np.arange(codes.size)[::-1]  # first row of each label
             posted = np.concatenate([np.column_stack([getattr(x, c) for c in _POSTED])
                                      for x in lines]).astype(np.int64)
-            np.add.at(self._posted, rows, posted)
-            np.add.at(self._exact, rows, np.concatenate([x.exact_micro for x in lines]))
+            sums = np.zeros((uniques.size, len(_POSTED)), dtype=np.int64)
+            np.add.at(sums, codes, posted)
+            exact = np.zeros((uniques.size, len(ROUNDED)), dtype=np.int64)
+            np.add.at(exact, codes, np.concatenate([x.exact_micro for x in lines]))
+            moves = dict.fromkeys(ACCOUNTS.values(), 0)
             for x in lines:
                 for account, move in counterparty_moves(x).items():
-                    self._expected[account] += move
-            self.intervals += len(lines)
+                    moves[account] += move
+            start = np.concatenate([x.start_micro for x in lines])[first]
+            self.add_sums(np.asarray(uniques), sums, exact, start, moves, len(lines))
+        self.add_report(transfers, report, last_seq)
+
+    def add_sums(self, labels: npt.NDArray[Any], posted: IntArray, exact_micro: IntArray,
+                 start_micro: IntArray, moves: Mapping[str, int], intervals: int) -> None:
+        """Add committed intervals by their sums: per participant (``labels``), the
+        posted amounts (columns :data:`~transactive.settlement.rules.ROUNDED`, then
+        ``total_cents``) and the exact amounts summed over the intervals, and the
+        running totals before its first one (``start_micro``); how they move each
+        operator account (``moves``); and how many intervals they are."""
+        names = np.asarray(labels).astype(str)
+        known = np.array([u in self._row for u in names.tolist()], dtype=bool)
+        if not known.all():
+            new = names[~known].tolist()
+            micro = np.asarray(start_micro, dtype=np.int64)[~known]
+            self._row |= {u: self._posted.shape[0] + i for i, u in enumerate(new)}
+            self._posted = np.vstack([self._posted, np.zeros((len(new), len(_POSTED)),
+                                                             dtype=np.int64)])
+            self._exact = np.vstack([self._exact, np.zeros((len(new), len(ROUNDED)),
+                                                           dtype=np.int64)])
+            self._carried = np.vstack([self._carried, round_micro(micro) * _MICRO - micro])
+        rows = np.array([self._row[u] for u in names.tolist()], dtype=np.intp)
+        self._posted[rows] += posted
+        self._exact[rows] += exact_micro
+        for account, move in moves.items():
+            self._expected[account] += move
+        self.intervals += intervals
+
+    def add_report(self, transfers: Sequence[Transfer], report: PostReport,
+                   last_seq: int) -> None:
+        """Add committed transfers and the ledger's report on them (see :meth:`add`)."""
         created = report.count(Status.CREATED)
         self._existing += [t.id for t, r in zip(transfers, report.results, strict=True)
                            if r.status is Status.EXISTS]

@@ -86,7 +86,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -94,7 +94,29 @@ import pandas as pd
 
 from transactive.clearing import Clearing
 from transactive.errors import InputError
-from transactive.settlement.ledger import SettlementError, Transfer
+from transactive.settlement.amounts import (
+    ENERGY_TOLERANCE_WH,
+    EXACT_COLUMNS,
+    MICRO,
+    ROUNDED,
+    ExactAmounts,
+    GridFeeMode,
+    exact_lines,
+    flows,
+    micro,
+    post_running,
+    round_micro,
+)
+from transactive.settlement.ledger import Transfer
+from transactive.settlement.statements import STATEMENT_COLUMNS, StatementRows
+from transactive.settlement.transfers import (
+    ACCOUNTS,
+    FLOWS,
+    check_sums,
+    operator_moves,
+    participant_accounts,
+    transfers_from_sums,
+)
 
 __all__ = [
     "ACCOUNTS",
@@ -108,6 +130,7 @@ __all__ = [
     "check_interval",
     "check_transfers",
     "compute_lines",
+    "counterparty_moves",
     "exact_amounts",
     "line_transfers",
     "net_transfers",
@@ -116,58 +139,10 @@ __all__ = [
     "round_micro",
     "running_lines",
     "statement_frame",
+    "statement_rows",
 ]
 
-GridFeeMode = Literal["flat", "locational"]
-
-#: The operator accounts settlement posts against: (id, unit).
-ACCOUNTS = {
-    "market_money": "market:money",
-    "market_energy": "market:energy",
-    "grid": "grid:money",
-    "utility_money": "utility:money",
-    "utility_energy": "utility:energy",
-    "carbon": "carbon:money",
-    "rounding_money": "rounding:money",
-    "rounding_energy": "rounding:energy",
-}
-
-_SNAP = 6
-_MICRO = 10**_SNAP
-_MAX_MICRO = float(2**62)
-_ENERGY_TOLERANCE_WH = 0.5
-
-#: The lines rounded by running totals (the columns of the exact-amount arrays).
-ROUNDED = ("metered_wh", "planned_wh", "market_wh", "market_cents", "utility_cents",
-           "imbalance_cents", "grid_fee_cents", "carbon_cents")
-#: The statement columns of their exact amounts, in the same order.
-EXACT_COLUMNS = tuple("{}_exact_{}".format(*name.rsplit("_", 1)) for name in ROUNDED)
-
-
-def round_micro(micro: npt.ArrayLike) -> npt.NDArray[np.int64]:
-    """Millionths of a unit to whole units, rounded half to even in integer arithmetic.
-
-    Examples
-    --------
-    >>> round_micro([2_500_000, 3_500_000, -2_500_000, 1_499_999, -1_500_001]).tolist()
-    [2, 4, -2, 1, -2]
-    """
-    q, r = np.divmod(np.asarray(micro, dtype=np.int64), _MICRO)
-    half = _MICRO // 2
-    up = (r > half) | ((r == half) & (q % 2 == 1))
-    return (q + up).astype(np.int64)
-
-
-def _micro(name: str, scaled: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
-    """``scaled`` (already in millionths) rounded half to even to an integer."""
-    out = np.round(scaled)
-    bad = np.flatnonzero(~(np.abs(out) < _MAX_MICRO))
-    if bad.size:
-        raise InputError(name, f"an amount of {scaled[bad[0]] / _MICRO!r} units is too large "
-                         "to settle", row=int(bad[0]))
-    return out.astype(np.int64)
-
-
+IntArray = npt.NDArray[np.int64]
 Price = float | npt.NDArray[np.float64]
 _PRICE_FIELDS = ("retail_price_per_kwh", "feed_in_price_per_kwh", "grid_fee_per_kwh",
                  "imbalance_penalty_per_kwh")
@@ -219,19 +194,6 @@ class IntervalPrices:
         """What a surplus (consumed less than planned) earns per kWh."""
         return self.feed_in_price_per_kwh - self.imbalance_penalty_per_kwh
 
-
-#: Columns of a statement, one row per participant and interval.
-STATEMENT_COLUMNS = (
-    "interval", "participant", "metered_wh", "planned_wh", "market_wh", "market_cents",
-    "utility_wh", "utility_price_per_kwh", "utility_cents", "imbalance_wh",
-    "imbalance_price_per_kwh", "imbalance_cents", "energy_cents", "grid_fee_wh",
-    "grid_fee_per_kwh", "grid_fee_cents", "carbon_cents", "total_cents", *EXACT_COLUMNS,
-)
-_LINE_COLUMNS = tuple(c for c in STATEMENT_COLUMNS[2:]
-                      if c not in ("energy_cents", "total_cents") and c not in EXACT_COLUMNS)
-IntArray = npt.NDArray[np.int64]
-
-
 @dataclass(frozen=True)
 class IntervalLines:
     """The settlement lines of every participant in one interval (columnar).
@@ -279,24 +241,44 @@ class IntervalLines:
         """One statement row per participant (the statement CSV's columns)."""
         return statement_frame([self])
 
+    @property
+    def flows_posted(self) -> IntArray:
+        """The posted amounts of the flows (participants x :data:`FLOWS`)."""
+        return np.column_stack([getattr(self, attr) for _, attr, _, _ in FLOWS])
+
+
+def statement_rows(lines: Sequence[IntervalLines]) -> StatementRows:
+    """The statement rows of several intervals in columns, one per participant
+    and interval, in order."""
+    if not lines:
+        return StatementRows.concat([])
+    return StatementRows.from_columns(
+        interval=np.repeat(np.array([x.interval for x in lines], dtype=np.int64),
+                           [x.participant.size for x in lines]),
+        participant=np.concatenate([x.participant for x in lines]),
+        posted=np.concatenate([np.stack([x.metered_wh, x.planned_wh, x.market_wh,
+                                         x.market_cents, x.utility_cents, x.imbalance_cents,
+                                         x.grid_fee_cents, x.carbon_cents])
+                               for x in lines], axis=1).astype(np.int64),
+        exact_micro=np.concatenate([x.exact_micro for x in lines]).T,
+        utility_price_per_kwh=np.concatenate([x.utility_price_per_kwh for x in lines]),
+        imbalance_price_per_kwh=np.concatenate([x.imbalance_price_per_kwh for x in lines]),
+        grid_fee_per_kwh=np.concatenate([x.grid_fee_per_kwh for x in lines]),
+        grid_fee=_grid_fee_mode(lines))
+
+
+def _grid_fee_mode(lines: Sequence[IntervalLines]) -> GridFeeMode:
+    """How the lines count the grid-fee energy (``"flat"``: what was bought)."""
+    for x in lines:
+        if (x.grid_fee_wh != np.maximum(x.market_wh, 0)).any():
+            return "locational"
+    return "flat"
+
 
 def statement_frame(lines: Sequence[IntervalLines]) -> pd.DataFrame:
     """The statement rows of several intervals, one per participant and
     interval, in order (columns :data:`STATEMENT_COLUMNS`)."""
-    if not lines:
-        return pd.DataFrame(columns=list(STATEMENT_COLUMNS))
-
-    def stack(name: str) -> npt.NDArray[Any]:
-        return np.concatenate([getattr(x, name) for x in lines])
-
-    data: dict[str, Any] = {name: stack(name) for name in _LINE_COLUMNS}
-    exact = np.concatenate([x.exact_micro for x in lines]) / _MICRO
-    data |= {"interval": np.repeat([x.interval for x in lines],
-                                   [x.participant.size for x in lines]),
-             "participant": stack("participant"), "energy_cents": stack("energy_cents"),
-             "total_cents": stack("total_cents")}
-    data |= {name: exact[:, j] for j, name in enumerate(EXACT_COLUMNS)}
-    return pd.DataFrame(data, columns=list(STATEMENT_COLUMNS))
+    return statement_rows(lines).frame()
 
 
 def _empty_totals() -> IntArray:
@@ -460,24 +442,6 @@ def _check_interval_and_fee(interval: Any, grid_fee: Any) -> None:
         raise InputError("grid_fee", f"must be 'flat' or 'locational', got {grid_fee!r}")
 
 
-@dataclass(frozen=True, eq=False)
-class ExactAmounts:
-    """One interval's exact amounts, before rounding, for participants given by position.
-
-    ``rows`` are the positions of the interval's participants among a run's
-    participant labels (the interval's rows, in order); ``exact_micro``
-    (rows x :data:`ROUNDED`) their exact amounts in millionths; the rates are
-    those applied to each (see :class:`IntervalLines`).
-    """
-
-    interval: int
-    rows: npt.NDArray[np.intp]
-    exact_micro: IntArray
-    utility_price_per_kwh: npt.NDArray[np.float64]
-    imbalance_price_per_kwh: npt.NDArray[np.float64]
-    grid_fee_per_kwh: npt.NDArray[np.float64]
-
-
 def exact_amounts(interval: int, clearing: Clearing | None, at: npt.NDArray[np.intp] | None,
                   rows: npt.NDArray[np.intp], metered_kwh: npt.ArrayLike,
                   prices: IntervalPrices, *, planned_kwh: npt.ArrayLike | None = None,
@@ -489,51 +453,40 @@ def exact_amounts(interval: int, clearing: Clearing | None, at: npt.NDArray[np.i
     into ``rows`` (``None`` without orders); ``metered_kwh`` and the other
     per-participant arrays follow ``rows``. No label is looked up, so a run
     that aligns its participants once settles each interval in array operations.
+    (:func:`~transactive.settlement.amounts.block_amounts` does the same for a
+    block of intervals at once.)
     """
     _check_interval_and_fee(interval, grid_fee)
     n = rows.size
     minor = float(minor_per_unit)
-    metered = _micro("metered_kwh", _vector("metered_kwh", metered_kwh, n) * 1000.0 * _MICRO)
+    metered = micro("metered_kwh", _vector("metered_kwh", metered_kwh, n) * 1000.0 * MICRO)
     planned = (metered if planned_kwh is None else
-               _micro("planned_kwh", _vector("planned_kwh", planned_kwh, n) * 1000.0 * _MICRO))
+               micro("planned_kwh", _vector("planned_kwh", planned_kwh, n) * 1000.0 * MICRO))
     carbon = (np.zeros(n, dtype=np.int64) if carbon_cost is None else
-              _micro("carbon_cost", _vector("carbon_cost", carbon_cost, n) * minor * _MICRO))
+              micro("carbon_cost", _vector("carbon_cost", carbon_cost, n) * minor * MICRO))
 
     energy_raw: npt.NDArray[np.float64] = np.zeros(n)
     payment: npt.NDArray[np.float64] = np.zeros(n)
     prices.check_size(n)
-    fee_rate = np.broadcast_to(np.asarray(prices.grid_fee_per_kwh, dtype=np.float64),
-                               (n,)).copy()
+    fee_rate: Price = prices.grid_fee_per_kwh
     if clearing is not None and at is not None and len(clearing.orders):
         energy_raw = np.bincount(at, weights=clearing.accepted * clearing.orders.side * 1000.0,
                                  minlength=n).astype(np.float64)
         payment = np.bincount(at, weights=clearing.payment, minlength=n).astype(np.float64)
         imbalance_wh_market = math.fsum(energy_raw.tolist())
-        if abs(imbalance_wh_market) > _ENERGY_TOLERANCE_WH:
+        if abs(imbalance_wh_market) > ENERGY_TOLERANCE_WH:
             raise InputError("clearing", f"energy bought and sold differ by "
                              f"{imbalance_wh_market:.3f} Wh")
         if grid_fee == "locational":
             fee_rate = _locational_rates(clearing, at, n)
-    market = _micro("clearing", energy_raw * _MICRO)
-    paid = _micro("clearing", payment * minor * _MICRO)
-
-    utility = planned - market
-    utility_price = np.where(utility > 0, prices.retail_price_per_kwh,
-                             prices.feed_in_price_per_kwh).astype(np.float64)
-    imbalance = metered - planned
-    imbalance_price = np.where(imbalance > 0, prices.short_price_per_kwh,
-                               prices.long_price_per_kwh).astype(np.float64)
-    fee_basis = np.maximum(market, 0) if grid_fee == "flat" else market
-
-    def money(name: str, energy: IntArray, rate: npt.NDArray[np.float64]) -> IntArray:
-        return _micro(name, energy * rate * minor / 1000.0)
-
-    exact = np.column_stack([
-        metered, planned, market, paid, money("retail_price_per_kwh", utility, utility_price),
-        money("imbalance_penalty_per_kwh", imbalance, imbalance_price),
-        money("grid_fee_per_kwh", fee_basis, fee_rate), carbon]).astype(np.int64)
+    exact, utility_price, imbalance_price, fee = exact_lines(
+        metered, planned, micro("clearing", energy_raw * MICRO),
+        micro("clearing", payment * minor * MICRO), carbon,
+        retail=prices.retail_price_per_kwh, feed_in=prices.feed_in_price_per_kwh,
+        short=prices.short_price_per_kwh, long=prices.long_price_per_kwh, fee_rate=fee_rate,
+        grid_fee=grid_fee, minor_per_unit=minor_per_unit)
     return ExactAmounts(int(interval), np.asarray(rows, dtype=np.intp), exact, utility_price,
-                        imbalance_price, fee_rate)
+                        imbalance_price, fee)
 
 
 def _assemble(amounts: ExactAmounts, labels: npt.NDArray[Any], start: IntArray,
@@ -542,9 +495,6 @@ def _assemble(amounts: ExactAmounts, labels: npt.NDArray[Any], start: IntArray,
     and posted whole units (``labels``: the interval's participants)."""
     exact = amounts.exact_micro
     metered_wh, planned_wh, market_wh = posted[:, 0], posted[:, 1], posted[:, 2]
-    # what each counterparty is due: the flows' exact amounts (energies in micro-Wh)
-    flows = np.column_stack([exact[:, 3], exact[:, 2], exact[:, 4], exact[:, 1] - exact[:, 2],
-                             exact[:, 5], exact[:, 0] - exact[:, 1], exact[:, 6], exact[:, 7]])
     return IntervalLines(
         interval=amounts.interval, participant=labels, metered_wh=metered_wh,
         planned_wh=planned_wh, market_wh=market_wh, market_cents=posted[:, 3],
@@ -554,30 +504,8 @@ def _assemble(amounts: ExactAmounts, labels: npt.NDArray[Any], start: IntArray,
         grid_fee_wh=np.maximum(market_wh, 0) if grid_fee == "flat" else market_wh.copy(),
         grid_fee_per_kwh=amounts.grid_fee_per_kwh, grid_fee_cents=posted[:, 6],
         carbon_cents=posted[:, 7], start_micro=start, exact_micro=exact,
-        due=round_micro(flows.sum(axis=0)),
+        due=round_micro(flows(exact).sum(axis=0)),  # what each counterparty is due
     )
-
-
-def post_running(start_micro: npt.ArrayLike, exact_micro: npt.ArrayLike) -> IntArray:
-    """Whole units posted in each of consecutive intervals by running totals.
-
-    ``start_micro`` (participants x lines) are the running totals before the
-    first interval, ``exact_micro`` (intervals x participants x lines) the
-    exact amounts, all in millionths; the result (the shape of
-    ``exact_micro``) is ``R(E(k)) - R(E(k - 1))`` for every interval ``k``
-    (see the module docstring), in one pass: running totals by a cumulative
-    sum along time, rounded, differenced.
-
-    Examples
-    --------
-    >>> post_running([[0]], [[[1_400_000]], [[1_400_000]], [[-300_000]]])[:, 0, 0].tolist()
-    [1, 2, -1]
-    """
-    start = np.asarray(start_micro, dtype=np.int64)
-    running = start + np.cumsum(np.asarray(exact_micro, dtype=np.int64), axis=0)
-    rounded = round_micro(running)
-    return np.diff(rounded, axis=0, prepend=round_micro(start)[None])
-
 
 def running_lines(labels: npt.NDArray[Any], amounts: Sequence[ExactAmounts],
                   totals: RunningTotals, grid_fee: GridFeeMode = "flat"
@@ -614,7 +542,6 @@ def running_lines(labels: npt.NDArray[Any], amounts: Sequence[ExactAmounts],
                                  before[at, cols] + exact[at, cols])
     return lines, new_totals
 
-
 def _locational_rates(clearing: Clearing, idx: npt.NDArray[np.intp], n: int
                       ) -> npt.NDArray[np.float64]:
     """``node_price[node] - clearing_price`` per participant (0 where it did not trade)."""
@@ -644,36 +571,10 @@ def _locational_rates(clearing: Clearing, idx: npt.NDArray[np.intp], n: int
     return rates
 
 
-def participant_accounts(label: Any) -> tuple[str, str]:
-    """The money and energy account ids of a participant."""
-    return f"participant:{label}:money", f"participant:{label}:energy"
-
-
-# code -> (line attribute, counterparty account, unit is energy), in the order of
-# IntervalLines.due
-_FLOWS = (
-    ("market_money", "market_cents", ACCOUNTS["market_money"], False),
-    ("market_energy", "market_wh", ACCOUNTS["market_energy"], True),
-    ("utility_money", "utility_cents", ACCOUNTS["utility_money"], False),
-    ("utility_energy", "utility_wh", ACCOUNTS["utility_energy"], True),
-    ("imbalance_money", "imbalance_cents", ACCOUNTS["utility_money"], False),
-    ("imbalance_energy", "imbalance_wh", ACCOUNTS["utility_energy"], True),
-    ("grid_fee", "grid_fee_cents", ACCOUNTS["grid"], False),
-    ("carbon", "carbon_cents", ACCOUNTS["carbon"], False),
-)
-
-
 def counterparty_moves(lines: IntervalLines) -> dict[str, int]:
     """How the interval moves each operator account (credit positive): every
     counterparty by what it is due, the rounding accounts by the rest."""
-    moves = dict.fromkeys(ACCOUNTS.values(), 0)
-    for (_, attr, counter, energy), due in zip(_FLOWS, lines.due.tolist(), strict=True):
-        posted = int(getattr(lines, attr).sum())
-        sign = -1 if energy else 1
-        moves[counter] += sign * due
-        moves[ACCOUNTS["rounding_energy" if energy else "rounding_money"]] += sign * (
-            posted - due)
-    return moves
+    return operator_moves(lines.flows_posted.sum(axis=0), lines.due)
 
 
 def _span(lines: Sequence[IntervalLines]) -> str:
@@ -683,12 +584,11 @@ def _span(lines: Sequence[IntervalLines]) -> str:
 
 def _summed(lines: Sequence[IntervalLines]) -> tuple[npt.NDArray[Any], IntArray, IntArray]:
     """The participants of the intervals (in order of first appearance), each one's
-    posted amounts summed over the intervals (columns as :data:`_FLOWS`, then
+    posted amounts summed over the intervals (columns as :data:`FLOWS`, then
     ``metered_wh`` and ``total_cents``), and the summed dues of the flows."""
     labels = np.concatenate([x.participant for x in lines])
     codes, uniques = pd.factorize(labels)
-    posted = np.concatenate([np.column_stack([*(getattr(x, attr) for _, attr, _, _ in _FLOWS),
-                                              x.metered_wh, x.total_cents])
+    posted = np.concatenate([np.column_stack([x.flows_posted, x.metered_wh, x.total_cents])
                              for x in lines]).astype(np.int64)
     sums = np.zeros((uniques.size, posted.shape[1]), dtype=np.int64)
     np.add.at(sums, codes, posted)
@@ -723,29 +623,9 @@ def net_transfers(lines: Sequence[IntervalLines], *, prefix: str = "") -> list[T
     """
     if not lines:
         return []
-    k, span = lines[0].interval, _span(lines)
     labels, sums, due = _summed(lines)
-    names = [str(p) for p in labels.tolist()]
-    accounts = [participant_accounts(p) for p in names]
-    out: list[Transfer] = []
-    for j, (code, _, counter, energy) in enumerate(_FLOWS):
-        values = sums[:, j]
-        for i in np.flatnonzero(values).tolist():
-            amount = int(values[i])
-            own = accounts[i][1] if energy else accounts[i][0]
-            to_participant = (amount > 0) == energy
-            debit, credit = (counter, own) if to_participant else (own, counter)
-            out.append(Transfer(f"{prefix}{span}/{code}/{names[i]}", debit, credit,
-                                abs(amount), code, k))
-        surplus = int(values.sum()) - int(due[j])  # what the participants' lines overshoot by
-        if surplus:
-            rounding = ACCOUNTS["rounding_energy" if energy else "rounding_money"]
-            # money: the counterparty got `surplus` too much; energy: gave it too much
-            debit, credit = (counter, rounding) if (surplus > 0) != energy else (rounding,
-                                                                                  counter)
-            out.append(Transfer(f"{prefix}{span}/rounding/{code}", debit, credit,
-                                abs(surplus), "rounding", k))
-    return out
+    return transfers_from_sums([str(p) for p in labels.tolist()], sums[:, :len(FLOWS)], due,
+                               span=_span(lines), interval=lines[0].interval, prefix=prefix)
 
 
 def line_transfers(lines: IntervalLines, *, prefix: str = "") -> list[Transfer]:
@@ -761,43 +641,10 @@ def check_interval(lines: IntervalLines, transfers: list[Transfer]) -> None:
 
 
 def check_transfers(lines: Sequence[IntervalLines], transfers: list[Transfer]) -> None:
-    """Check the invariants of the intervals' transfers; raise SettlementError if broken.
-
-    Energy sold equals energy bought (the market's energy account nets to
-    zero), debits equal credits per unit, each participant's energy account
-    moves by exactly its metered energy, its money account by its total bill
-    (summed over the intervals), and every operator account by what it is due
-    (the rounding accounts by the rest).
-    """
-    delta: dict[str, int] = {}
-    for t in transfers:
-        delta[t.debit] = delta.get(t.debit, 0) - t.amount
-        delta[t.credit] = delta.get(t.credit, 0) + t.amount
-    problems = []
-    if delta.get(ACCOUNTS["market_energy"], 0) != 0:
-        problems.append(f"energy sold - energy bought = {delta[ACCOUNTS['market_energy']]} Wh, "
-                        "not 0")
-    moves = dict.fromkeys(ACCOUNTS.values(), 0)
-    for x in lines:
-        for account, move in counterparty_moves(x).items():
-            moves[account] += move
-    for account, due in moves.items():
-        if delta.get(account, 0) != due:
-            problems.append(f"account {account} moves by {delta.get(account, 0)}, due {due}")
-    money_sum = sum(v for a, v in delta.items() if a.endswith(":money"))
-    energy_sum = sum(v for a, v in delta.items() if a.endswith(":energy"))
-    if money_sum != 0 or energy_sum != 0:
-        problems.append(f"debits != credits (money {money_sum}, energy {energy_sum})")
-    labels, sums, _ = _summed(lines)
-    accounts = [participant_accounts(p) for p in labels.tolist()]
-    energy_moved = np.array([delta.get(e, 0) for _, e in accounts], dtype=np.int64)
-    money_paid = np.array([-delta.get(m, 0) for m, _ in accounts], dtype=np.int64)
-    for label, moved, expected in (("energy moved (Wh)", energy_moved, sums[:, -2]),
-                                   ("money paid", money_paid, sums[:, -1])):
-        bad = np.flatnonzero(moved != expected)
-        if bad.size:
-            i = int(bad[0])
-            problems.append(f"participant {labels.tolist()[i]!r}: {label} {moved[i]}, "
-                            f"expected {expected[i]}")
-    if problems:
-        raise SettlementError(f"intervals {_span(lines)}: " + "; ".join(problems[:5]))
+    """Check the invariants of the intervals' transfers; raise SettlementError if broken
+    (:func:`~transactive.settlement.transfers.check_sums`: the market's energy
+    nets to zero, debits equal credits, each participant's accounts move by its
+    metered energy and total bill, each operator account by what it is due)."""
+    labels, sums, due = _summed(lines)
+    check_sums(_span(lines), [str(p) for p in labels.tolist()], sums[:, -2], sums[:, -1],
+               operator_moves(sums[:, :len(FLOWS)].sum(axis=0), due), transfers)

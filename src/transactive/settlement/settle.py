@@ -53,6 +53,13 @@ import pandas as pd
 
 from transactive.clearing import Clearing
 from transactive.errors import InputError
+from transactive.settlement.amounts import (
+    BlockAmounts,
+    ExactAmounts,
+    flows,
+    post_running,
+    round_micro,
+)
 from transactive.settlement.journal import Journal, replay_journal
 from transactive.settlement.ledger import (
     Account,
@@ -65,8 +72,6 @@ from transactive.settlement.ledger import (
 )
 from transactive.settlement.reconcile import Reconciliation, Tally
 from transactive.settlement.rules import (
-    ACCOUNTS,
-    ExactAmounts,
     GridFeeMode,
     IntervalLines,
     IntervalPrices,
@@ -77,11 +82,17 @@ from transactive.settlement.rules import (
     compute_lines,
     line_transfers,
     net_transfers,
-    participant_accounts,
     running_lines,
-    statement_frame,
+    statement_rows,
 )
-from transactive.settlement.statements import StatementWriter
+from transactive.settlement.statements import StatementRows, StatementWriter
+from transactive.settlement.transfers import (
+    ACCOUNTS,
+    check_sums,
+    operator_moves,
+    participant_accounts,
+    transfers_from_sums,
+)
 
 __all__ = ["IntervalSettlement", "Reconciliation", "Settlement", "SettlementConfig"]
 
@@ -169,6 +180,16 @@ class _Pending:
     days: list[int] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _DayPart:
+    """A day of a block, planned: its statement rows and its sums for the tally
+    (the arguments of :meth:`~transactive.settlement.reconcile.Tally.add_sums`)."""
+
+    rows: StatementRows
+    sums: tuple[npt.NDArray[np.generic], npt.NDArray[np.int64], npt.NDArray[np.int64],
+                npt.NDArray[np.int64], dict[str, int], int]
+
+
 class Settlement:
     """Settle market intervals into a ledger, optionally through a journal.
 
@@ -232,6 +253,7 @@ class Settlement:
         self.config = config or SettlementConfig()
         self._pending: _Pending | None = None
         self._settled: list[IntervalSettlement] = []
+        self._kept: list[StatementRows] = []  # rows of blocks, when not streaming
         self._open = 0  # where the intervals of the open batch start in _settled
         self._tally = Tally()
         self._totals = RunningTotals() if totals is None else totals
@@ -325,6 +347,126 @@ class Settlement:
             self._add(x, None if clearings is None else clearings[k], [])
         self._totals = totals
 
+    def settle_block(self, participants: npt.ArrayLike, block: BlockAmounts,
+                     clearings: Sequence[Clearing | None] | None = None) -> None:
+        """Settle consecutive intervals from their exact amounts, as arrays.
+
+        ``participants`` are the labels of the block's participants by position
+        and ``block`` their exact amounts
+        (:func:`~transactive.settlement.amounts.block_amounts`). With ``"day"``
+        granularity each day of the block is settled from the block's arrays
+        alone, in one durable commit: rounded in one pass
+        (:func:`~transactive.settlement.amounts.post_running`), netted into one
+        group of transfers per day straight from each participant's posted
+        amounts summed over the day, checked, journaled and committed, its
+        statement rows written (or kept) and the reconciliation's sums updated,
+        with no per-interval object. The days must be whole and not settled
+        before, and the call is a batch of its own (not inside :meth:`batch`).
+        With ``"interval"`` granularity it is :meth:`settle_amounts` of the
+        block's intervals, ``clearings`` (one per interval, optional) journaled.
+        The lines, transfers and statements are those of :meth:`settle_amounts`
+        either way.
+
+        Examples
+        --------
+        >>> from transactive.settlement.amounts import block_amounts
+        >>> s = Settlement(Ledger(":memory:"), config=SettlementConfig(
+        ...     granularity="day", periods_per_day=2))
+        >>> b = block_amounts(0, [[0.05, -0.05], [0.05, -0.05]], np.zeros((2, 2)),
+        ...                   np.zeros((2, 2)), retail_price_per_kwh=0.3,
+        ...                   feed_in_price_per_kwh=0.05)
+        >>> s.settle_block(["a", "b"], b)
+        >>> s.statements()["utility_cents"].tolist()     # 1.5 cents by running totals
+        [2, 0, 1, 0]
+        >>> s.ledger.balance("participant:a:money"), s.reconciliation().is_ok
+        (-3, True)
+        """
+        labels = np.asarray(participants)
+        if labels.shape != (block.present.shape[1],):
+            raise InputError("participants", f"must have one label per column of the block "
+                             f"({block.present.shape[1]}), got shape {labels.shape}")
+        if clearings is not None and len(clearings) != len(block):
+            raise InputError("clearings", f"must have one clearing per interval "
+                             f"({len(block)}), got {len(clearings)}")
+        if self.config.granularity == "interval":
+            self.settle_amounts(labels, [block.interval(k) for k in range(len(block))],
+                                clearings)
+            return
+        if self._pending is not None:
+            raise SettlementError("settle_block commits its days itself: call it outside "
+                                  "Settlement.batch()")
+        ppd = self.config.periods_per_day
+        days = block.intervals // ppd
+        cuts = np.flatnonzero(np.diff(days)) + 1
+        pending, totals, done = _Pending(), self._totals, []
+        try:
+            for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), len(block)], strict=True):
+                day = int(days[a])
+                if day in self._days_done or day in pending.days:
+                    raise SettlementError(f"day {day} (interval {block.first + a}) is already "
+                                          "settled: with 'day' granularity settle each day's "
+                                          "intervals in one call")
+                part, totals = self._day_part(labels, block.part(a, b), totals, pending)
+                pending.days.append(day)
+                done.append(part)
+            report = self._commit(pending)
+        except BaseException:
+            self._known -= {a.id for a in pending.accounts}
+            raise
+        self._totals = totals
+        self._days_done.update(pending.days)
+        transfers = [t for g in pending.groups for t in g]
+        for part in done:
+            self._tally.add_sums(*part.sums)
+        self._tally.add_report(transfers, report, last_seq=self.ledger.n_transfers)
+        for part in done:
+            if self._writer is not None:
+                self._writer.write(part.rows)
+            else:
+                self._kept.append(part.rows)
+
+    def _day_part(self, labels: npt.NDArray[np.generic], block: BlockAmounts,
+                  totals: RunningTotals, pending: _Pending) -> tuple[_DayPart, RunningTotals]:
+        """One day of a block: its transfers (added to ``pending``, with the new
+        accounts), statement rows and sums for the tally, and the totals after it."""
+        present, exact = block.present, block.exact_micro
+        n_t, n = present.shape
+        cols = np.flatnonzero(present.any(axis=0))  # who is in the day, by position
+        start = np.zeros((n, exact.shape[2]), dtype=np.int64)
+        if cols.size:
+            start[cols] = totals.start_of(block.first, labels[cols])
+        posted = post_running(start, exact)
+        # each participant in order of first appearance (interval, then position)
+        order = cols[np.lexsort((cols, np.argmax(present[:, cols], axis=0)))]
+        names = [str(p) for p in labels[order].tolist()]
+        summed = posted.sum(axis=0)[order]
+        flow_sums = flows(summed)
+        total = summed[:, 3:].sum(axis=1)  # energy bill + grid fee + carbon
+        due = round_micro(flows(exact.sum(axis=1))).sum(axis=0)  # R per interval, summed
+        last = block.first + n_t - 1
+        span = str(block.first) if n_t == 1 else f"{block.first}-{last}"
+        transfers = transfers_from_sums(names, flow_sums, due, span=span,
+                                        interval=block.first, prefix=self.config.prefix)
+        moves = operator_moves(flow_sums.sum(axis=0), due)
+        check_sums(span, names, summed[:, 0], total, moves, transfers)
+        pending.accounts += self._new_accounts(labels[cols])
+        pending.groups.append(transfers)
+        # the totals after the day: through its end, and before each one's last interval
+        through = start + exact.sum(axis=0)
+        at = n_t - 1 - np.argmax(present[::-1, cols], axis=0)
+        totals = totals._updated(labels[cols], block.first + at, through[cols] - exact[at, cols],
+                                 through[cols])
+        idx = np.flatnonzero(present.ravel())
+        rows = StatementRows(
+            block.first + idx // n, labels, (idx % n).astype(np.intp),
+            posted.reshape(-1, posted.shape[2])[idx].T, exact.reshape(-1, exact.shape[2])[idx].T,
+            block.utility_price_per_kwh.reshape(-1)[idx],
+            block.imbalance_price_per_kwh.reshape(-1)[idx],
+            block.grid_fee_per_kwh.reshape(-1)[idx], grid_fee=self.config.grid_fee)
+        sums = (labels[order], np.column_stack([summed, total]), exact.sum(axis=0)[order],
+                start[order], moves, n_t)
+        return _DayPart(rows, sums), totals
+
     def _add(self, lines: IntervalLines, clearing: Clearing | None,
              new_accounts: list[Account]) -> IntervalSettlement:
         """Turn one interval's lines into transfers: held for the batch, or committed."""
@@ -359,7 +501,7 @@ class Settlement:
         self._tally.add(lines, [t for d in done for t in d.transfers], PostReport(results),
                         last_seq=self.ledger.n_transfers)
         if self._writer is not None:
-            self._writer.write(lines)
+            self._writer.write(statement_rows(lines))
             del self._settled[start:]
 
     @property
@@ -466,8 +608,14 @@ class Settlement:
         return self._tally
 
     def statements(self) -> pd.DataFrame:
-        """Every participant's statement rows for the intervals in :attr:`settled`."""
-        return statement_frame([s.lines for s in self._settled])
+        """Every participant's statement rows for the intervals in :attr:`settled`
+        and the blocks settled (:meth:`settle_block`), when not streaming them."""
+        rows = StatementRows.concat([statement_rows([s.lines for s in self._settled]),
+                                     *self._kept])
+        frame = rows.frame()
+        if self._kept and self._settled:  # both kinds: in interval order
+            frame = frame.sort_values("interval", kind="stable", ignore_index=True)
+        return frame
 
     def write_statements(self, path: str | Path) -> Path:
         """Write the statements of :attr:`settled` as CSV (one row per participant

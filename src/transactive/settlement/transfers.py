@@ -1,0 +1,172 @@
+"""Posted lines -> ledger transfers, and the invariants they must keep.
+
+Whatever the granularity, the transfers of a group of intervals are made from
+two sums (see :mod:`~transactive.settlement.rules` for the lines): each
+participant's posted whole units of the eight :data:`FLOWS` summed over the
+intervals, and what each flow's counterparty is due, ``R`` of the interval's
+exact aggregate, summed over the intervals. :func:`transfers_from_sums` turns
+them into one transfer per participant and flow (none for zero) and one
+rounding transfer per flow; :func:`check_sums` checks the invariants;
+:func:`operator_moves` says how each operator account moves. Interval lines
+(:func:`~transactive.settlement.rules.net_transfers`) and day blocks
+(:meth:`~transactive.settlement.settle.Settlement.settle_block`) differ only
+in how they sum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from transactive.settlement.ledger import SettlementError, Transfer
+
+__all__ = ["ACCOUNTS", "FLOWS", "check_sums", "operator_moves", "participant_accounts",
+           "transfers_from_sums"]
+
+IntArray = npt.NDArray[np.int64]
+
+#: The operator accounts settlement posts against: (id, unit).
+ACCOUNTS = {
+    "market_money": "market:money",
+    "market_energy": "market:energy",
+    "grid": "grid:money",
+    "utility_money": "utility:money",
+    "utility_energy": "utility:energy",
+    "carbon": "carbon:money",
+    "rounding_money": "rounding:money",
+    "rounding_energy": "rounding:energy",
+}
+
+#: code -> (statement line, counterparty account, unit is energy), in the order
+#: of :func:`~transactive.settlement.amounts.flows`.
+FLOWS = (
+    ("market_money", "market_cents", ACCOUNTS["market_money"], False),
+    ("market_energy", "market_wh", ACCOUNTS["market_energy"], True),
+    ("utility_money", "utility_cents", ACCOUNTS["utility_money"], False),
+    ("utility_energy", "utility_wh", ACCOUNTS["utility_energy"], True),
+    ("imbalance_money", "imbalance_cents", ACCOUNTS["utility_money"], False),
+    ("imbalance_energy", "imbalance_wh", ACCOUNTS["utility_energy"], True),
+    ("grid_fee", "grid_fee_cents", ACCOUNTS["grid"], False),
+    ("carbon", "carbon_cents", ACCOUNTS["carbon"], False),
+)
+
+
+def participant_accounts(label: Any) -> tuple[str, str]:
+    """The money and energy account ids of a participant."""
+    return f"participant:{label}:money", f"participant:{label}:energy"
+
+
+def operator_moves(posted: npt.ArrayLike, due: npt.ArrayLike) -> dict[str, int]:
+    """How intervals move each operator account (credit positive), from the
+    participants' posted amounts of each flow summed over them and over the
+    intervals (``posted``, 8 numbers in :data:`FLOWS` order) and what each
+    flow's counterparty is due (``due``): every counterparty by what it is
+    due, the rounding accounts by the rest.
+
+    Examples
+    --------
+    >>> moves = operator_moves([0, 0, 8, -300, 0, 0, 0, 0], [0, 0, 9, -300, 0, 0, 0, 0])
+    >>> moves["utility:money"], moves["rounding:money"], moves["utility:energy"]
+    (9, -1, 300)
+    """
+    moves = dict.fromkeys(ACCOUNTS.values(), 0)
+    for (_, _, counter, energy), p, d in zip(FLOWS, np.asarray(posted).tolist(),
+                                              np.asarray(due).tolist(), strict=True):
+        sign = -1 if energy else 1
+        moves[counter] += sign * d
+        moves[ACCOUNTS["rounding_energy" if energy else "rounding_money"]] += sign * (p - d)
+    return moves
+
+
+def transfers_from_sums(labels: Sequence[str], sums: IntArray, due: IntArray, *, span: str,
+                        interval: int, prefix: str = "") -> list[Transfer]:
+    """One group of transfers: for each participant (``labels``) and flow, one
+    transfer of its summed posted amount (``sums``, participants x :data:`FLOWS`;
+    none if zero), id ``f"{prefix}{span}/{code}/{participant}"``, flow by flow;
+    then per flow whose participants' amounts differ from what its counterparty
+    is due (``due``), one transfer between the counterparty and the rounding
+    account, id ``f"{prefix}{span}/rounding/{code}"``. Every transfer's
+    ``interval`` is ``interval``.
+
+    Money lines (positive = pays) debit the participant's money account;
+    energy lines (positive = receives) credit the participant's energy account.
+
+    Examples
+    --------
+    >>> out = transfers_from_sums(["a"], np.array([[0, 0, 4, 150, 0, 0, 0, 0]]),
+    ...                           np.array([0, 0, 5, 150, 0, 0, 0, 0]), span="0-2", interval=0)
+    >>> for t in out:
+    ...     print(t.id, t.debit, t.credit, t.amount)
+    0-2/utility_money/a participant:a:money utility:money 4
+    0-2/rounding/utility_money rounding:money utility:money 1
+    0-2/utility_energy/a utility:energy participant:a:energy 150
+    """
+    names = [str(p) for p in labels]
+    head = f"{prefix}{span}/"
+    out: list[Transfer] = []
+    for j, (code, _, counter, energy) in enumerate(FLOWS):
+        values = sums[:, j]
+        nonzero = np.flatnonzero(values)
+        if nonzero.size:
+            amounts = values[nonzero].tolist()
+            who = [names[i] for i in nonzero.tolist()]
+            suffix = ":energy" if energy else ":money"
+            tag = f"{head}{code}/"
+            # to the participant: money it receives (< 0), energy it receives (> 0)
+            out += [Transfer(f"{tag}{p}", counter, f"participant:{p}{suffix}", a if energy
+                             else -a, code, interval)
+                    if (a > 0) == energy else
+                    Transfer(f"{tag}{p}", f"participant:{p}{suffix}", counter,
+                             -a if energy else a, code, interval)
+                    for p, a in zip(who, amounts, strict=True)]
+        surplus = int(values.sum()) - int(due[j])  # what the participants' lines overshoot by
+        if surplus:
+            rounding = ACCOUNTS["rounding_energy" if energy else "rounding_money"]
+            # money: the counterparty got `surplus` too much; energy: gave it too much
+            debit, credit = (counter, rounding) if (surplus > 0) != energy else (rounding,
+                                                                                  counter)
+            out.append(Transfer(f"{head}rounding/{code}", debit, credit, abs(surplus),
+                                "rounding", interval))
+    return out
+
+
+def check_sums(span: str, labels: Sequence[str], metered: IntArray, total: IntArray,
+               moves: dict[str, int], transfers: Sequence[Transfer]) -> None:
+    """Check the invariants of a group of transfers; raise SettlementError if broken.
+
+    Energy sold equals energy bought (the market's energy account nets to
+    zero), debits equal credits per unit, each participant's energy account
+    moves by exactly its metered energy (``metered``), its money account by its
+    total bill (``total``), and every operator account as ``moves`` says
+    (:func:`operator_moves`).
+    """
+    delta: dict[str, int] = {}
+    for t in transfers:
+        delta[t.debit] = delta.get(t.debit, 0) - t.amount
+        delta[t.credit] = delta.get(t.credit, 0) + t.amount
+    problems = []
+    if delta.get(ACCOUNTS["market_energy"], 0) != 0:
+        problems.append(f"energy sold - energy bought = {delta[ACCOUNTS['market_energy']]} Wh, "
+                        "not 0")
+    for account, due in moves.items():
+        if delta.get(account, 0) != due:
+            problems.append(f"account {account} moves by {delta.get(account, 0)}, due {due}")
+    money_sum = sum(v for a, v in delta.items() if a.endswith(":money"))
+    energy_sum = sum(v for a, v in delta.items() if a.endswith(":energy"))
+    if money_sum != 0 or energy_sum != 0:
+        problems.append(f"debits != credits (money {money_sum}, energy {energy_sum})")
+    accounts = [participant_accounts(p) for p in labels]
+    energy_moved = np.array([delta.get(e, 0) for _, e in accounts], dtype=np.int64)
+    money_paid = np.array([-delta.get(m, 0) for m, _ in accounts], dtype=np.int64)
+    for label, moved, expected in (("energy moved (Wh)", energy_moved, metered),
+                                   ("money paid", money_paid, total)):
+        bad = np.flatnonzero(moved != expected)
+        if bad.size:
+            i = int(bad[0])
+            problems.append(f"participant {labels[i]!r}: {label} {moved[i]}, "
+                            f"expected {expected[i]}")
+    if problems:
+        raise SettlementError(f"intervals {span}: " + "; ".join(problems[:5]))
