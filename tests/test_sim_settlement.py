@@ -6,15 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from transactive.analysis.report import render_report
 from transactive.cli import main
 from transactive.settlement import JOURNAL_FILE, verify_run
 from transactive.sim import Scenario, simulate
 from transactive.sim.settling import (
     COUNTERPARTY,
     STATEMENTS_FILE,
-    STATEMENTS_GZ_FILE,
+    STATEMENTS_PARQUET_FILE,
     household_label,
+    read_statements,
+    statements_path,
 )
 
 
@@ -99,10 +100,9 @@ def test_settlement_off_writes_no_ledger(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.sqlite"]
 
 
-def test_a_run_settled_by_day_streams_the_same_statements_gzip_ed(tmp_path):
+def test_a_run_settled_by_day_streams_the_same_statements_in_parquet(tmp_path):
     """Day granularity: the statements of interval granularity, row for row, in
-    statements.csv.gz; fewer transfers; the same reconciliation; the report
-    sums the gzip-ed file; the folder can be overwritten."""
+    statements.parquet; fewer transfers; the same reconciliation."""
     base = {"community": {"households": 8}, "time": {"days": 2}, "seed": 4,
             "market": {"mechanism": "amm"}}
     runs = {}
@@ -113,14 +113,14 @@ def test_a_run_settled_by_day_streams_the_same_statements_gzip_ed(tmp_path):
         assert r.settlement.reconciled, r.settlement.problems
         assert verify_run(tmp_path / granularity).is_ok
     assert not (tmp_path / "day" / STATEMENTS_FILE).exists()
-    by_interval = pd.read_csv(tmp_path / "interval" / STATEMENTS_FILE)
-    by_day = pd.read_csv(tmp_path / "day" / STATEMENTS_GZ_FILE)
+    assert statements_path(tmp_path / "day") == tmp_path / "day" / STATEMENTS_PARQUET_FILE
+    by_interval = pd.read_csv(tmp_path / "interval" / STATEMENTS_FILE,
+                              float_precision="round_trip")
+    by_day = read_statements(tmp_path / "day")
     assert COUNTERPARTY in set(by_day["participant"])
     pd.testing.assert_frame_equal(by_interval, by_day)
+    pd.testing.assert_frame_equal(read_statements(tmp_path / "interval"), by_interval)
     day, interval = runs["day"].settlement, runs["interval"].settlement
     assert day.transfers < interval.transfers
     pd.testing.assert_frame_equal(day.reconciliation[["account", "statements"]],
                                   interval.reconciliation[["account", "statements"]])
-    page = render_report(runs["day"], tmp_path / "day")
-    assert STATEMENTS_GZ_FILE in page
-    simulate(Scenario.from_dict(base), run_dir=tmp_path / "day", overwrite=True)

@@ -1,27 +1,38 @@
-"""Settle a simulation interval by interval into the run folder's ledger.
+"""Settle a simulation day by day into the run folder's ledger.
 
-Every interval's clearing and metered energy go through
-:class:`~transactive.settlement.Settlement`: a hash-chained journal
-(``journal.jsonl``) and a double-entry ledger (``settlement.sqlite``), one
-durable commit per simulated day. After the run, the statements are
+Each simulated day (:class:`~transactive.sim.books.DayOutcome`, arrays of
+intervals x households) goes through
+:class:`~transactive.settlement.Settlement` as one block of exact amounts
+(:func:`~transactive.settlement.amounts.block_amounts`): a hash-chained
+journal (``journal.jsonl``) and a double-entry ledger (``settlement.sqlite``),
+one durable commit per simulated day. After the run, the statements are
 reconciled with the ledger.
 The granularity (``settlement.granularity``) is ``"interval"`` (one group of
 transfers per interval, each interval's clearing journaled) or ``"day"`` (each
 household's transfers netted per day, the statements still one row per
 household and interval; see :mod:`transactive.settlement.settle`); ``"auto"``
 picks ``"day"`` for runs above :data:`DAY_GRANULARITY_ABOVE` household-intervals.
+A day settled by day is computed from the day's arrays alone, with no object
+per interval or household (:meth:`~transactive.settlement.Settlement.settle_block`).
 Statements are written day by day as each day commits, to ``statements.csv``
-(``"interval"``) or, compact for long runs, ``statements.csv.gz`` (``"day"``:
-the same CSV through one gzip stream, :mod:`transactive.settlement.statements`),
-and the reconciliation is kept as running sums, so a run holds at most a day
-of intervals in memory, however long it is.
+(``"interval"``) or, compact for long runs, ``statements.parquet`` (``"day"``:
+one row group a day, :mod:`transactive.settlement.statements`; read either
+with :func:`~transactive.settlement.statements.read_statements`), and the
+reconciliation is kept as running sums, so a run holds at most a day of
+intervals in memory, however long it is.
 
 What each household's meter reads is what it took from the grid: ``bought -
 sold + imported - exported`` (curtailed PV is not metered). A design whose
 counterparty is a pool or the substation (``amm``, ``network``) settles that
 counterparty as one more participant, ``counterparty``: it sells in the
-market what it supplied and buys it from the utility at the tariff, so the
-market account keeps exactly the operator's surplus. An islanded interval
+market what it supplied (``stats["counterparty_kwh"]``) for what it paid the
+utility, ``paid - received - operator_surplus`` summed over the households,
+and buys it from the utility at the tariff, so the market account keeps
+exactly the operator's surplus (with ``"interval"`` granularity that payment
+is the journaled clearing's, the households' payments summed over their
+orders). A household's market energy is ``bought - sold`` (one order per
+household and interval; none under 1e-9 kWh) and its market payment ``paid -
+received``. An islanded interval
 settles as a market in which every household trades its net position at the
 island price. Carbon (``[carbon]``) is charged or credited in every statement:
 the local emissions of what a household sold, the upstream marginal emissions
@@ -59,18 +70,24 @@ from transactive.settlement import (
     Settlement,
     SettlementConfig,
 )
-from transactive.settlement.rules import ExactAmounts, IntervalPrices, exact_amounts
+from transactive.settlement.amounts import block_amounts
 from transactive.settlement.settle import Granularity
+from transactive.settlement.statements import (
+    STATEMENTS_FILE,
+    STATEMENTS_GZ_FILE,
+    STATEMENTS_PARQUET_FILE,
+    read_statements,
+    statements_path,
+)
 from transactive.sim.books import DayOutcome
 
 __all__ = ["COUNTERPARTY", "DAY_GRANULARITY_ABOVE", "STATEMENTS_FILE", "STATEMENTS_GZ_FILE",
-           "CarbonContext", "RunSettlement", "SettlementSummary", "household_label",
-           "settlement_granularity", "statements_path"]
+           "STATEMENTS_PARQUET_FILE", "CarbonContext", "RunSettlement", "SettlementSummary",
+           "household_label", "read_statements", "settlement_granularity", "statements_path"]
 
-STATEMENTS_FILE = "statements.csv"
-#: The statements of a run settled by day: the same CSV through one gzip stream.
-STATEMENTS_GZ_FILE = "statements.csv.gz"
 COUNTERPARTY = "counterparty"
+#: A market position smaller than this (kWh) is no trade.
+_TRADE_KWH = 1e-9
 #: ``granularity = "auto"`` nets per day above this many household-intervals.
 DAY_GRANULARITY_ABOVE = 200_000
 FloatArray = npt.NDArray[np.float64]
@@ -111,16 +128,6 @@ def settlement_granularity(granularity: str, household_intervals: int) -> Granul
         raise InputError("granularity", f"must be 'interval', 'day' or 'auto', "
                          f"got {granularity!r}")
     return "day" if granularity == "day" else "interval"
-
-
-def statements_path(run_dir: str | Path) -> Path | None:
-    """The statements file of a run folder (``statements.csv`` or
-    ``statements.csv.gz``), or None if the run was not settled."""
-    for name in (STATEMENTS_FILE, STATEMENTS_GZ_FILE):
-        path = Path(run_dir) / name
-        if path.is_file():
-            return path
-    return None
 
 
 def household_label(index: npt.NDArray[np.int64]) -> npt.NDArray[np.str_]:
@@ -171,19 +178,19 @@ class RunSettlement:
     see :func:`~transactive.sim.rundir.prepare_run_dir`), at ``granularity``
     ``"interval"`` or ``"day"`` (see :func:`settlement_granularity`).
 
-    Each interval's exact amounts are computed as it comes, with households
-    by position (``h0``, ``h1``, ... and the counterparty aligned once per
-    run); at the end of each day the day is rounded in one step and settled,
-    durably, and its statement rows are appended to the statements file
-    (``statements.csv``, or ``statements.csv.gz`` at ``"day"`` granularity),
-    so no more than a day of intervals is held in memory.
+    Each day's exact amounts are computed from the day's arrays at once, with
+    households by position (``h0``, ``h1``, ... and the counterparty aligned
+    once per run), rounded in one step and settled, durably, and its
+    statement rows appended to the statements file (``statements.csv``, or
+    ``statements.parquet`` at ``"day"`` granularity), so no more than a day of
+    intervals is held in memory.
     """
 
     def __init__(self, run_dir: str | Path, n_households: int, periods_per_day: int, *,
                  granularity: Granularity = "interval") -> None:
         self.run_dir = Path(run_dir)
         self.config = SettlementConfig(granularity=granularity, periods_per_day=periods_per_day)
-        name = STATEMENTS_GZ_FILE if granularity == "day" else STATEMENTS_FILE
+        name = STATEMENTS_PARQUET_FILE if granularity == "day" else STATEMENTS_FILE
         self._stack = ExitStack()
         ledger = self._stack.enter_context(Ledger(self.run_dir / LEDGER_FILE))
         journal = self._stack.enter_context(Journal(self.run_dir / JOURNAL_FILE))
@@ -192,77 +199,85 @@ class RunSettlement:
         self._stack.callback(self.settlement.close)
         self.labels = household_label(np.arange(n_households, dtype=np.int64))
         self._participants = np.append(self.labels, COUNTERPARTY)
-        self._rows = np.arange(n_households, dtype=np.intp)
-        self._rows_with_counterparty = np.arange(n_households + 1, dtype=np.intp)
         self.periods_per_day = periods_per_day
-        self._day: list[ExactAmounts] = []
-        self._clearings: list[Clearing | None] = []
         self._count = 0
 
     def day(self, out: DayOutcome, *, retail_price: FloatArray, feed_in_price: FloatArray,
             grid_fee_per_kwh: float = 0.0) -> None:
-        """Settle the intervals of ``out`` (durable at the end of their day)."""
+        """Settle the intervals of ``out`` (a day, or the rest of one), durably:
+        ``retail_price`` and ``feed_in_price`` per interval, the grid fee per kWh
+        bought in the market. The carbon charges must be set
+        (:meth:`CarbonContext.charge`)."""
+        if out.carbon_cost is None:
+            raise InputError("carbon_cost", "charge the day's carbon before settling it")
+        n_t, n = out.net_kwh.shape
+        counterparty_kwh = np.asarray(out.stats["counterparty_kwh"], dtype=np.float64)
+        with_counterparty = (np.abs(counterparty_kwh) > _TRADE_KWH) & ~out.islanded
+        position = out.bought_kwh - out.sold_kwh
+        traded = np.abs(position) > _TRADE_KWH
+        clearings = None
+        if self.config.granularity == "interval":  # small runs: journal each clearing
+            clearings, utility_cost = self._journal_clearings(out)
+        else:
+            utility_cost = (out.paid.sum(axis=1) - out.received.sum(axis=1)
+                            - out.stats["operator_surplus"])
+        metered, market, payment, carbon = (np.zeros((n_t, n + 1)) for _ in range(4))
+        metered[:, :n] = out.bought_kwh - out.sold_kwh + out.import_kwh - out.export_kwh
+        market[:, :n] = np.where(traded, position, 0.0)
+        payment[:, :n] = np.where(traded, out.paid - out.received, 0.0)
+        carbon[:, :n] = out.carbon_cost  # the counterparty's emissions went to the buyers
+        # the counterparty sells what it supplied (buys if negative) for what it paid
+        market[:, n] = np.where(with_counterparty, -counterparty_kwh, 0.0)
+        payment[:, n] = np.where(with_counterparty, -utility_cost, 0.0)
+        present = np.ones((n_t, n + 1), dtype=bool)
+        present[:, n] = with_counterparty
+        block = block_amounts(out.start, metered, market, payment,
+                              retail_price_per_kwh=retail_price,
+                              feed_in_price_per_kwh=feed_in_price,
+                              grid_fee_per_kwh=grid_fee_per_kwh, carbon_cost=carbon,
+                              present=present, grid_fee=self.config.grid_fee,
+                              minor_per_unit=self.config.minor_per_unit)
+        self.settlement.settle_block(self._participants, block, clearings)
+        self._count += n_t
+
+    def _journal_clearings(self, out: DayOutcome
+                           ) -> tuple[list[Clearing | None], FloatArray]:
+        """Each interval's market as journaled (:meth:`_settlement_clearing`), and
+        what the counterparty paid the utility in it (NaN where it did not trade)."""
+        clearings, cost = [], np.full(len(out), np.nan)
         for k in range(len(out)):
-            self._interval(out, k, float(retail_price[k]), float(feed_in_price[k]),
-                           grid_fee_per_kwh)
+            clearing, cost[k] = self._settlement_clearing(out, k)
+            clearings.append(clearing)
+        return clearings, cost
 
-    def _interval(self, out: DayOutcome, k: int, retail_price: float, feed_in_price: float,
-                  grid_fee_per_kwh: float) -> None:
-        t = out.start + k
-        clearing, at = self._settlement_clearing(out, k)
-        metered = out.bought_kwh[k] - out.sold_kwh[k] + out.import_kwh[k] - out.export_kwh[k]
-        assert out.carbon_cost is not None  # charged before settling
-        carbon = out.carbon_cost[k]
-        rows = self._rows
-        if at is not None and (at == self.labels.size).any():  # the counterparty traded
-            rows = self._rows_with_counterparty
-            metered = np.append(metered, 0.0)
-            carbon = np.append(carbon, 0.0)  # its emissions went to the buyers
-        self._day.append(exact_amounts(
-            t, clearing, at, rows, metered,
-            IntervalPrices(retail_price, feed_in_price, grid_fee_per_kwh),
-            carbon_cost=carbon, grid_fee=self.config.grid_fee,
-            minor_per_unit=self.config.minor_per_unit))
-        self._clearings.append(clearing)
-        self._count += 1
-        if (t + 1) % self.periods_per_day == 0:
-            self._commit()
-
-    def _commit(self) -> None:
-        """Round and settle the intervals held (one durable commit)."""
-        if self._day:
-            self.settlement.settle_amounts(self._participants, self._day, self._clearings)
-            self._day, self._clearings = [], []
-
-    def _settlement_clearing(self, out: DayOutcome, k: int
-                             ) -> tuple[Clearing | None, npt.NDArray[np.intp] | None]:
-        """Row ``k``'s market with household labels (and the counterparty), and
-        each order's participant by position (the counterparty after the households)."""
+    def _settlement_clearing(self, out: DayOutcome, k: int) -> tuple[Clearing | None, float]:
+        """Row ``k``'s market with household labels (and the counterparty as its
+        last order), and what the counterparty paid the utility (NaN if it did
+        not trade)."""
         c = None if out.clearings is None else out.clearings[k]
         price = float(out.stats["price"][k])
         if out.islanded[k] or c is None:
             # islanded (everyone trades its net at the island price), or a
             # clearing not kept: one order per household with its market position
             net = out.bought_kwh[k] - out.sold_kwh[k]
-            rows = np.flatnonzero(np.abs(net) > 1e-9)
+            rows = np.flatnonzero(np.abs(net) > _TRADE_KWH)
             if rows.size == 0 and out.islanded[k]:
-                return None, None
+                return None, float("nan")
             pay = out.paid[k] - out.received[k]
             cols = {"id": rows.astype(np.int64), "participant": self.labels[rows],
                     "side": np.where(net[rows] > 0, BUY, SELL).astype(np.int8),
                     "price": np.full(rows.size, price), "quantity": np.abs(net[rows])}
             accepted, unit, payment = np.abs(net[rows]), np.full(rows.size, price), pay[rows]
             mechanism = "island" if out.islanded[k] else "market"
-            at = rows.astype(np.intp)
         else:
             o = c.orders
-            at = o.participant.astype(np.intp)
             cols = {"id": o.id, "participant": self.labels[o.participant], "side": o.side,
                     "price": o.price, "quantity": o.quantity}
             accepted, unit, payment, mechanism = c.accepted, c.price, c.payment, c.mechanism
             price = c.clearing_price
         counterparty_kwh = float(out.stats["counterparty_kwh"][k])
-        if abs(counterparty_kwh) > 1e-9 and not out.islanded[k]:
+        utility_cost = float("nan")
+        if abs(counterparty_kwh) > _TRADE_KWH and not out.islanded[k]:
             utility_cost = float(payment.sum()) - float(out.stats["operator_surplus"][k])
             qty = abs(counterparty_kwh)
             cols = {"id": np.append(cols["id"], -1),
@@ -273,20 +288,17 @@ class RunSettlement:
             accepted = np.append(accepted, qty)
             unit = np.append(unit, utility_cost / counterparty_kwh)
             payment = np.append(payment, -utility_cost)
-            at = np.append(at, self.labels.size)
         orders = OrderBatch._trusted(**cols)
         return Clearing.from_allocation(mechanism, orders, accepted, unit, price,
-                                        payment=payment), at
+                                        payment=payment), utility_cost
 
     def abandon(self) -> None:
         """Close the files without settling what is held (the run failed)."""
         self._stack.close()
 
     def close(self, bills: FloatArray) -> SettlementSummary:
-        """Commit the last intervals, reconcile (the statements against the
-        ledger, and against each household's simulated ``bills`` over the run),
-        and close the files."""
-        self._commit()
+        """Reconcile (the statements against the ledger, and against each
+        household's simulated ``bills`` over the run) and close the files."""
         rec = self.settlement.reconciliation(bills=pd.Series(bills, index=self.labels))
         self._stack.close()
         return SettlementSummary(self._count, self.settlement.tally.transfers, rec.is_ok,
