@@ -95,3 +95,12 @@ def test_accepting_more_than_an_order_is_refused() -> None:
     home = net_in_home(seg, 1)
     with pytest.raises(InputError, match="accepted_kwh"):
         served(seg, home, [1.5], 0.3, 0.08)
+
+
+def test_an_indivisible_run_partly_accepted_gets_the_rest_from_the_utility():
+    seg = Segments(household=[0, 1], side=[BUY, BUY], quantity_kwh=[0.5, 0.5],
+                   price_per_kwh=[0.2, 0.2], indivisible=[True, True])
+    home = net_in_home(seg, 2)
+    total, utility = served(seg, home, [0.1, 0.0], 0.30, 0.08)
+    assert total.tolist() == [0.5, 0.0]  # started whole, or not at all
+    assert utility.tolist() == [0.4, 0.0]

@@ -50,20 +50,26 @@ IntArray = npt.NDArray[np.int64]
 @dataclass(frozen=True, eq=False, init=False)
 class Segments:
     """Bid-curve segments, one row each: ``household`` (index), ``side``
-    (``BUY`` = consume, ``SELL`` = produce), ``quantity_kwh`` (> 0) and
-    ``price_per_kwh`` (the limit)."""
+    (``BUY`` = consume, ``SELL`` = produce), ``quantity_kwh`` (> 0),
+    ``price_per_kwh`` (the limit) and ``indivisible`` (a run that starts
+    whole or not at all: an appliance's cycle; partly accepted, the rest
+    comes from the utility, see :func:`served`)."""
 
     household: IntArray
     side: npt.NDArray[np.int8]
     quantity_kwh: FloatArray
     price_per_kwh: FloatArray
+    indivisible: npt.NDArray[np.bool_]
 
     def __init__(self, *, household: npt.ArrayLike, side: npt.ArrayLike,
-                 quantity_kwh: npt.ArrayLike, price_per_kwh: npt.ArrayLike) -> None:
+                 quantity_kwh: npt.ArrayLike, price_per_kwh: npt.ArrayLike,
+                 indivisible: npt.ArrayLike | None = None) -> None:
         h = np.asarray(household, dtype=np.int64)
         n = h.shape[0] if h.ndim == 1 else -1
         cols = {"side": np.asarray(side), "quantity_kwh": np.asarray(quantity_kwh, np.float64),
-                "price_per_kwh": np.asarray(price_per_kwh, np.float64)}
+                "price_per_kwh": np.asarray(price_per_kwh, np.float64),
+                "indivisible": np.zeros(max(n, 0), bool) if indivisible is None
+                else np.asarray(indivisible, dtype=bool)}
         for name, arr in {"household": h, **cols}.items():
             if arr.shape != (n,):
                 raise InputError(name, f"must be a 1-d array like household ({max(n, 0)}), "
@@ -87,6 +93,7 @@ class Segments:
         object.__setattr__(self, "side", cols["side"].astype(np.int8))
         object.__setattr__(self, "quantity_kwh", q)
         object.__setattr__(self, "price_per_kwh", p)
+        object.__setattr__(self, "indivisible", cols["indivisible"])
 
     def __len__(self) -> int:
         return int(self.household.shape[0])
@@ -97,7 +104,8 @@ class Segments:
         return cls(household=np.concatenate([s.household for s in parts]),
                    side=np.concatenate([s.side for s in parts]),
                    quantity_kwh=np.concatenate([s.quantity_kwh for s in parts]),
-                   price_per_kwh=np.concatenate([s.price_per_kwh for s in parts]))
+                   price_per_kwh=np.concatenate([s.price_per_kwh for s in parts]),
+                   indivisible=np.concatenate([s.indivisible for s in parts]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -180,7 +188,8 @@ def served(segments: Segments, home: HomeMatch, accepted_kwh: npt.ArrayLike,
     residual). What is left of a buy segment is imported if its limit is at
     least the retail price, and of a sell segment exported if its limit is at
     most the feed-in price; otherwise it is not served (the device waits, the
-    PV is curtailed).
+    PV is curtailed). An indivisible segment that got anything gets the rest
+    from (gives it to) the utility.
 
     Examples
     --------
@@ -202,5 +211,6 @@ def served(segments: Segments, home: HomeMatch, accepted_kwh: npt.ArrayLike,
     buy = segments.side == BUY
     to_utility = np.where(buy, segments.price_per_kwh >= retail_price_per_kwh,
                           segments.price_per_kwh <= feed_in_price_per_kwh)
+    to_utility |= segments.indivisible & (home.matched_kwh + acc > 0)
     utility = np.where(to_utility, left, 0.0)
     return home.matched_kwh + acc + utility, utility

@@ -1,0 +1,163 @@
+"""Shiftable appliances: a cycle of fixed length and power, placed in a window.
+
+A household's washing machine or dishwasher runs one cycle on some days: it
+becomes ready at ``earliest`` (an interval of that day), must have finished
+by ``latest_finish``, and once started runs ``duration`` intervals at
+``power_kw`` without a break. Seeded defaults (:meth:`ShiftableFleet.draw`):
+a cycle on 60 % of days, 0.8-2 kW for 1-2 h (about 1-3 kWh, the range of
+EU energy-label programmes), ready around 08:00 and due around 22:00.
+
+The bid (:meth:`ShiftableFleet.segments`): a ready appliance bids to start
+now, for its first interval's energy, at a price that rises as its window
+closes, ``floor + (cap - floor) * (1 - slack / window)`` with ``slack`` the
+intervals it can still wait; at no slack it bids the cap (it must start).
+The start is indivisible (:class:`~transactive.agents.flexibility.Segments`).
+A running appliance bids the cap for its next interval (it cannot stop).
+
+Examples
+--------
+>>> import pandas as pd
+>>> from transactive.timeline import Timeline
+>>> tl = Timeline(pd.Timestamp("2026-06-01", tz="Europe/Berlin"), periods=96)
+>>> fleet = ShiftableFleet.draw(tl, np.ones(3, bool), np.random.default_rng(0))
+>>> fleet.energy_per_cycle_kwh.round(2).tolist()
+[1.56, 1.97, 1.7]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from transactive.agents.flexibility import Segments
+from transactive.errors import InputError
+from transactive.orders import BUY
+from transactive.timeline import Timeline
+
+__all__ = ["ShiftableFleet"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(eq=False)
+class ShiftableFleet:
+    """Appliances of ``n`` households, one cycle per day at most: for each
+    day ``d`` and household, ``earliest[d]`` and ``latest_finish[d]``
+    (intervals of the run's timeline; -1: no cycle that day)."""
+
+    power_kw: FloatArray
+    duration: IntArray
+    earliest: IntArray
+    latest_finish: IntArray
+    dt_h: float
+    remaining: IntArray = field(init=False)
+    """Intervals of the running cycle still to go (0: not running)."""
+    next_cycle: IntArray = field(init=False)
+    """Index into ``earliest`` of each household's next cycle."""
+    missed: IntArray = field(init=False)
+    """Cycles that could not finish within their window (should stay 0)."""
+    started: list[tuple[int, IntArray]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        n = self.power_kw.shape[0]
+        if self.duration.shape != (n,) or (self.duration < 1).any():
+            raise InputError("shiftable.duration", "must be >= 1 interval per household")
+        if (self.power_kw < 0).any() or not np.isfinite(self.power_kw).all():
+            raise InputError("shiftable.power_kw", "must be finite and >= 0")
+        if self.earliest.shape != self.latest_finish.shape or self.earliest.shape[1:] != (n,):
+            raise InputError("shiftable.earliest", "needs one window per day and household")
+        has = self.earliest >= 0
+        if (has & (self.latest_finish - self.earliest < self.duration)).any():
+            raise InputError("shiftable.latest_finish", "a window is shorter than its cycle "
+                             "(the latest finish comes before the earliest start + duration)")
+        self.remaining = np.zeros(n, np.int64)
+        self.next_cycle = np.zeros(n, np.int64)
+        self.missed = np.zeros(n, np.int64)
+        self.started = []
+
+    @classmethod
+    def draw(cls, timeline: Timeline, has_appliance: npt.NDArray[np.bool_],
+             rng: np.random.Generator, *, ready_hour: float = 8.0, due_hour: float = 22.0,
+             cycle_share: float = 0.6) -> ShiftableFleet:
+        """Seeded appliances and windows (see the module docstring)."""
+        mask = np.asarray(has_appliance, dtype=bool)
+        if not 0 <= ready_hour < due_hour <= 24:
+            raise InputError("shiftable.due_hour", "need 0 <= ready_hour < due_hour <= 24")
+        if not 0 <= cycle_share <= 1:
+            raise InputError("shiftable.cycle_share", f"must be in [0, 1], got {cycle_share!r}")
+        n, ppd, dt_h = mask.size, timeline.periods_per_day, timeline.dt_h
+        power = np.where(mask, rng.uniform(0.8, 2.0, n), 0.0)
+        duration = np.maximum(np.round(rng.uniform(1.0, 2.0, n) / dt_h), 1).astype(np.int64)
+        days = -(-timeline.periods // ppd)
+        first = round(float(timeline.hour_of_day[0]) / dt_h)
+        start = np.arange(days)[:, None] * ppd - first
+        ready = start + np.round(rng.normal(ready_hour, 1.0, (days, n)).clip(0, due_hour - 3)
+                                 / dt_h).astype(np.int64)
+        due = start + np.round(rng.normal(due_hour, 1.0, (days, n)).clip(ready_hour + 3, 24)
+                               / dt_h).astype(np.int64)
+        due = np.maximum(due, ready + duration)
+        cycle = mask & (rng.random((days, n)) < cycle_share) & (ready >= 0) & (
+            due <= timeline.periods)
+        return cls(power_kw=power, duration=duration, earliest=np.where(cycle, ready, -1),
+                   latest_finish=np.where(cycle, due, -1), dt_h=dt_h)
+
+    @property
+    def energy_per_cycle_kwh(self) -> FloatArray:
+        """Energy of one cycle of each household's appliance."""
+        return self.power_kw * self.duration * self.dt_h
+
+    def _window(self, t: int) -> tuple[IntArray, IntArray, npt.NDArray[np.bool_]]:
+        """Each household's current cycle: earliest, latest finish, and whether
+        it is ready to start at ``t`` (skipping days without a cycle)."""
+        days = self.earliest.shape[0]
+        nxt = self.next_cycle
+        while True:  # move past days without a cycle or whose window is over
+            at = np.minimum(nxt, days - 1)
+            h = np.arange(nxt.size)
+            early, late = self.earliest[at, h], self.latest_finish[at, h]
+            skip = (nxt < days) & (self.remaining == 0) & ((early < 0) | (late <= t))
+            if not skip.any():
+                break
+            self.missed += skip & (early >= 0)  # a window ended unstarted: missed
+            nxt = nxt + skip
+        self.next_cycle = nxt
+        ready = (nxt < days) & (self.remaining == 0) & (early >= 0) & (early <= t)
+        return early, late, ready
+
+    def segments(self, t: int, price_floor: float, price_cap: float) -> Segments:
+        """Interval ``t``'s bids: running cycles at the cap, ready ones to start."""
+        early, late, ready = self._window(t)
+        step_kwh = self.power_kw * self.dt_h
+        slack = late - self.duration - t  # intervals it can still wait
+        window = np.maximum(late - self.duration - early, 1)
+        price = price_floor + (price_cap - price_floor) * np.clip(1 - slack / window, 0, 1)
+        price = np.where(slack <= 0, price_cap, price)
+        running = np.flatnonzero(self.remaining > 0)
+        starting = np.flatnonzero(ready & (step_kwh > 0))
+        rows = np.r_[running, starting]
+        return Segments(household=rows, side=np.full(rows.size, BUY),
+                        quantity_kwh=step_kwh[rows],
+                        price_per_kwh=np.r_[np.full(running.size, price_cap), price[starting]],
+                        indivisible=np.ones(rows.size, bool))
+
+    def advance(self, t: int, energy_kwh: npt.ArrayLike) -> None:
+        """The appliances drew ``energy_kwh`` in interval ``t``: a ready one
+        that drew its step started, a running one ran its step."""
+        e = np.asarray(energy_kwh, dtype=np.float64)
+        step = self.power_kw * self.dt_h
+        if e.shape != step.shape:
+            raise InputError("energy_kwh", f"must have shape {step.shape}")
+        on = e > 1e-12
+        if (on & (np.abs(e - step) > 1e-9 * np.maximum(step, 1.0))).any():
+            raise InputError("energy_kwh", "an appliance runs at its power or not at all")
+        if ((self.remaining > 0) & ~on).any():
+            raise InputError("energy_kwh", "a running cycle cannot stop")
+        start = on & (self.remaining == 0)
+        if start.any():
+            self.started.append((t, np.flatnonzero(start)))
+            self.remaining = np.where(start, self.duration, self.remaining)
+            self.next_cycle = self.next_cycle + start
+        self.remaining = np.where(on, self.remaining - 1, self.remaining)
