@@ -17,13 +17,17 @@ at least 10,000 per second on this machine (about three times the ~3,500 tx/s
 reported for Hyperledger Fabric).
 
 A second table times the settlement of a simulated run, the path of
-``transactive simulate``: synthetic 15-minute intervals of ``--run-households``
-households (a market among them every interval) settled by day, each day's
-exact amounts rounded in one step (``Settlement.settle_amounts``), netted,
-journaled, committed, and its statement rows appended to ``statements.csv.gz``.
-It reports seconds per day (settling, and writing the statements), the bytes of
-each file per day and per statement row, the peak memory of the process, and
-the same extrapolated to a year.
+``transactive simulate`` without the simulator: synthetic days
+(:func:`synthetic_day`: ``DayOutcome`` blocks of 96 intervals x
+``--run-households`` households shaped like a network-market run, the
+substation as counterparty) settled by ``RunSettlement.day`` at ``"day"``
+granularity: the day's exact amounts from its arrays (``block_amounts``),
+rounded in one pass, netted into one group of transfers, checked, journaled
+and committed (``Settlement.settle_block``), its statement rows appended to
+``statements.parquet`` on the writer's own thread. It reports milliseconds per
+day (and the part spent waiting for the statements writer, whose own time is
+shown apart), the bytes of each file per day and per statement row, the peak
+memory of the process, and the same extrapolated to a year.
 
 Run: ``python benchmarks/bench_settlement.py [--orders 10000] [--intervals 8]
 [--run-households 1000] [--run-days 7]``.
@@ -35,6 +39,7 @@ import argparse
 import os
 import resource
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,12 +55,14 @@ from transactive.settlement import (
     Journal,
     Ledger,
     Settlement,
-    SettlementConfig,
     sign_orders,
+    statements,
     verify_run,
 )
-from transactive.settlement.rules import IntervalLines, IntervalPrices, exact_amounts
-from transactive.settlement.statements import StatementWriter
+from transactive.settlement.statements import STATEMENTS_PARQUET_FILE
+from transactive.sim import settling
+from transactive.sim.books import DayOutcome
+from transactive.sim.settling import RunSettlement
 
 TARGET_PER_S = 10_000
 
@@ -127,86 +134,141 @@ def run(names: np.ndarray, keys: dict[str, Ed25519PrivateKey], intervals: list[I
     return {**times, "total": total, "trades": trades, "transfers": transfers}
 
 
+def synthetic_day(rng: np.random.Generator, households: int, start: int,
+                  periods: int = 96) -> tuple[DayOutcome, np.ndarray, np.ndarray]:
+    """A made-up day shaped like a network-market run: each household's load
+    (an evening peak) and, for two thirds of them, PV (a midday bell); a
+    share of each net position traded in the market at one price per
+    interval, the rest with the utility; the substation as the counterparty;
+    carbon on what was imported. Returns the day, retail and feed-in prices."""
+    t = (np.arange(periods) + 0.5) / periods
+    load = (0.08 + 0.12 * np.exp(-((t - 0.8) / 0.08) ** 2))[:, None] * rng.lognormal(
+        0, 0.3, households) * rng.lognormal(0, 0.25, (periods, households))
+    sun = np.clip(np.sin(np.pi * (t - 0.25) / 0.5), 0, None)[:, None]
+    pv = sun * rng.uniform(0.2, 0.6, households) * (rng.random(households) < 2 / 3) \
+        * rng.lognormal(0, 0.1, (periods, households))
+    net = load - pv
+    share = rng.uniform(0.3, 1.0, (periods, households))
+    bought, sold = np.maximum(net, 0) * share, np.maximum(-net, 0) * share
+    retail = np.where((t > 0.7) & (t < 0.9), 0.38, 0.2875)
+    feed_in = np.full(periods, 0.0613)
+    price = rng.uniform(0.08, 0.2, periods)
+    paid, received = price[:, None] * bought, price[:, None] * sold
+    supplied = bought.sum(axis=1) - sold.sum(axis=1)
+    utility_cost = np.where(supplied > 0, supplied * retail, supplied * feed_in)
+    imported, exported = np.maximum(net, 0) - bought, np.maximum(-net, 0) - sold
+    zero = np.zeros((periods, households))
+    stats = {"price": price, "counterparty_kwh": supplied,
+             "operator_surplus": price * supplied - utility_cost}
+    day = DayOutcome(
+        start=start, net_kwh=net, bought_kwh=bought, sold_kwh=sold, paid=paid,
+        received=received, import_kwh=imported, export_kwh=exported, bill_market=zero,
+        bill_baseline=zero, load_kwh=load, pv_kwh=pv, unserved_kwh=zero, curtailed_kwh=zero,
+        baseline_unserved_kwh=zero, baseline_curtailed_kwh=zero, soc_kwh=zero,
+        purchase_gain=zero, sale_gain=zero, limits_gain=zero, island_gain=zero, stats=stats,
+        islanded=np.zeros(periods, dtype=bool), carbon_cost=0.08 * 0.4 * imported)
+    return day, retail, feed_in
+
+
+class _Timer:
+    """Seconds spent in methods, wrapped while the timer is entered (a lock for
+    the statements thread)."""
+
+    def __init__(self, spots: dict[str, tuple[object, str]]) -> None:
+        self.spots, self.seconds = spots, dict.fromkeys(spots, 0.0)
+        self._lock = threading.Lock()
+        self._saved: list[tuple[object, str, object]] = []
+
+    def __enter__(self) -> _Timer:
+        for key, (owner, name) in self.spots.items():
+            original = getattr(owner, name)
+            self._saved.append((owner, name, original))
+            setattr(owner, name, self._wrap(key, original))
+        return self
+
+    def _wrap(self, key: str, fn):  # type: ignore[no-untyped-def]
+        def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self._lock:
+                    self.seconds[key] += time.perf_counter() - t0
+        return timed
+
+    def __exit__(self, *exc: object) -> None:
+        for owner, name, original in reversed(self._saved):
+            setattr(owner, name, original)
+
+
 def settle_run(households: int, days: int, folder: Path, seed: int = 1) -> dict[str, float]:
     """Settle ``days`` synthetic days of ``households`` as a simulated run does
-    (by day, statements streamed gzip-ed); seconds, bytes and rows."""
-    ppd = 96
+    (``RunSettlement.day`` at ``"day"`` granularity, statements in Parquet);
+    seconds, bytes and rows."""
+    import pyarrow.parquet as pq
+
     rng = np.random.default_rng(seed)
-    times = {"amounts": 0.0, "settle": 0.0, "statements": 0.0}
-    write = StatementWriter.write
-
-    def timed_write(self: StatementWriter, lines: list[IntervalLines]) -> None:
+    outcomes = [synthetic_day(rng, households, 96 * d) for d in range(days)]
+    spots = {"amounts": (settling, "block_amounts"),
+             "commit": (Settlement, "_commit"),
+             "statements (own thread)": (pq.ParquetWriter, "write_table"),
+             "statements (waiting)": (statements._ParquetSink, "wait")}
+    with _Timer(spots) as timer:
         t0 = time.perf_counter()
-        write(self, lines)
-        times["statements"] += time.perf_counter() - t0
-
-    StatementWriter.write = timed_write  # type: ignore[method-assign,assignment]
-    try:
-        _settle_days(households, days, folder, rng, times)
-    finally:
-        StatementWriter.write = write  # type: ignore[method-assign]
-    times["settle"] -= times["statements"]
+        run = RunSettlement(folder, households, 96, granularity="day")
+        for out, retail, feed_in in outcomes:
+            run.day(out, retail_price=retail, feed_in_price=feed_in)
+        settled = time.perf_counter()
+        bills = sum((o.paid - o.received + o.import_kwh * r[:, None]
+                     - o.export_kwh * f[:, None]).sum(axis=0) for o, r, f in outcomes)
+        summary = run.close(bills)
+        closed = time.perf_counter()
+    rows = sum(len(out) * households + int((np.abs(out.stats["counterparty_kwh"]) > 1e-9).sum())
+               for out, _, _ in outcomes)
     sizes = {p.name: p.stat().st_size for p in folder.iterdir()}
-    return {**times, "rows": households * ppd * days,
-            "statements_bytes": sizes["statements.csv.gz"],
+    sec = timer.seconds
+    return {"total": settled - t0, "amounts": sec["amounts"], "commit": sec["commit"],
+            "writer": sec["statements (own thread)"], "waiting": sec["statements (waiting)"],
+            "close": closed - settled, "reconciled": float(summary.reconciled), "rows": rows,
+            "statements_bytes": sizes[STATEMENTS_PARQUET_FILE],
             "ledger_bytes": sum(v for k, v in sizes.items() if k.startswith(LEDGER_FILE)),
-            "journal_bytes": sizes[JOURNAL_FILE],
+            "journal_bytes": sizes[JOURNAL_FILE], "transfers": summary.transfers,
             "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-
-
-def _settle_days(households: int, days: int, folder: Path, rng: np.random.Generator,
-                 times: dict[str, float]) -> None:
-    ppd = 96
-    labels = np.char.add("h", np.arange(households).astype(str))
-    rows = np.arange(households, dtype=np.intp)
-    config = SettlementConfig(granularity="day", periods_per_day=ppd)
-    with Ledger(folder / LEDGER_FILE) as ledger, Journal(folder / JOURNAL_FILE) as journal:
-        s = Settlement(ledger, journal, config=config, statements=folder / "statements.csv.gz")
-        for day in range(days):
-            intervals = []
-            for k in range(day * ppd, (day + 1) * ppd):
-                side = np.where(rng.random(households) < 0.5, 1, -1).astype(np.int8)
-                qty = rng.uniform(0.0, 0.5, households)
-                qty[side < 0] *= qty[side > 0].sum() / qty[side < 0].sum()
-                price = np.full(households, 0.2)
-                orders = OrderBatch._trusted(id=rows.astype(np.int64), participant=labels,
-                                             side=side, price=price, quantity=qty)
-                clearing = Clearing.from_allocation("uniform", orders, qty, price, 0.2)
-                t0 = time.perf_counter()
-                intervals.append(exact_amounts(
-                    k, clearing, rows, rows, rng.normal(0.1, 0.4, households),
-                    IntervalPrices(0.2875, 0.0613), carbon_cost=rng.uniform(0, 0.01, households)))
-                times["amounts"] += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            s.settle_amounts(labels, intervals)
-            times["settle"] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        times["reconciled"] = float(s.reconciliation().is_ok)
-        times["reconcile"] = time.perf_counter() - t0
-        s.close()
 
 
 def print_run_table(households: int, days: int) -> None:
     """The settlement of a simulated run, per day and extrapolated to a year."""
     with tempfile.TemporaryDirectory() as tmp:
         r = settle_run(households, days, Path(tmp))
-    per_day = {k: r[k] / days for k in ("amounts", "settle", "statements")}
+    rest = r["total"] - r["amounts"] - r["commit"] - r["waiting"]
+    per_day = {"total": r["total"], "amounts": r["amounts"], "round+net+check": rest,
+               "journal+ledger": r["commit"], "wait": r["waiting"], "writer": r["writer"]}
+    per_day = {k: v / days for k, v in per_day.items()}
     mib = {k: r[f"{k}_bytes"] / 2**20 for k in ("statements", "ledger", "journal")}
-    print(f"\nsettling a run: {households:,} households x {days} days of 96 intervals, by day, "
-          f"statements gzip-ed (reconciled: {'yes' if r['reconciled'] else 'NO'})")
-    print(f"{'':>8} | {'exact amounts':>13} {'round+net+commit':>16} {'write statements':>16} | "
-          f"{'statements':>10} {'ledger':>8} {'journal':>8} | {'peak':>8}")
-    print(f"{'per day':>8} | {per_day['amounts']:>11.2f} s {per_day['settle']:>14.2f} s "
-          f"{per_day['statements']:>14.2f} s | {mib['statements'] / days:>6.1f} MiB "
+    print(f"\nsettling a run: {households:,} households x {days} synthetic days of 96 "
+          f"intervals (RunSettlement.day, 'day' granularity, statements in Parquet; "
+          f"reconciled: {'yes' if r['reconciled'] else 'NO'})")
+    print(f"{'':>8} | {'settle a day':>12} = {'amounts':>8} {'round+net':>9} "
+          f"{'journal+ledger':>14} {'wait':>6} | {'writer':>6} | {'statements':>10} "
+          f"{'ledger':>8} {'journal':>8} | {'peak':>8}")
+    print(f"{'per day':>8} | {per_day['total'] * 1e3:>9.0f} ms = "
+          f"{per_day['amounts'] * 1e3:>5.0f} ms {per_day['round+net+check'] * 1e3:>6.0f} ms "
+          f"{per_day['journal+ledger'] * 1e3:>11.0f} ms {per_day['wait'] * 1e3:>3.0f} ms | "
+          f"{per_day['writer'] * 1e3:>3.0f} ms | {mib['statements'] / days:>6.1f} MiB "
           f"{mib['ledger'] / days:>4.1f} MiB {mib['journal'] / days:>4.1f} MiB | "
           f"{r['peak_mib']:>4.0f} MiB")
     year = 365 / days
-    print(f"{'a year':>8} | {per_day['amounts'] * 365:>11.0f} s {per_day['settle'] * 365:>14.0f} s "
-          f"{per_day['statements'] * 365:>14.0f} s | {mib['statements'] * year:>6.0f} MiB "
+    print(f"{'a year':>8} | {per_day['total'] * 365:>10.1f} s = "
+          f"{per_day['amounts'] * 365:>6.1f} s {per_day['round+net+check'] * 365:>7.1f} s "
+          f"{per_day['journal+ledger'] * 365:>12.1f} s {per_day['wait'] * 365:>4.1f} s | "
+          f"{per_day['writer'] * 365:>4.1f} s | {mib['statements'] * year:>6.0f} MiB "
           f"{mib['ledger'] * year:>4.0f} MiB {mib['journal'] * year:>4.0f} MiB | "
           "(memory: a day's)")
-    print(f"statements: {r['statements_bytes'] / r['rows']:.1f} bytes a row gzip-ed; "
-          f"reconciliation {r['reconcile']:.2f} s")
+    print(f"statements: {r['statements_bytes'] / r['rows']:.1f} bytes a row, "
+          f"{r['statements_bytes'] / days / 1e6:.2f} MB a day; "
+          f"{r['transfers'] / days:,.0f} transfers a day; the writer runs on its own thread "
+          f"('wait': the day's settlement waiting for it); reconciliation and closing "
+          f"{r['close']:.2f} s")
 
 
 def main(argv: list[str] | None = None) -> None:
