@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from transactive.agents.flexibility import Segments
 from transactive.agents.profiles import household_values
 from transactive.errors import InputError
+from transactive.orders import BUY, SELL
 
-__all__ = ["BatteryFleet", "BatteryStep"]
+__all__ = ["BatteryFleet", "BatteryStep", "arbitrage_prices"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -203,6 +205,49 @@ class BatteryFleet:
             soc_out[k] = soc
         return BatteryStep(charge_kw=charge, discharge_kw=discharge, soc_kwh=soc_out)
 
+    def segments(self, soc_kwh: npt.ArrayLike, dt_h: float, *, buy_below: npt.ArrayLike,
+                 sell_above: npt.ArrayLike) -> Segments:
+        """Price-responsive bids of one interval (energies at the terminals):
+        charge what power and free capacity allow at up to ``buy_below``,
+        discharge what power and stored energy allow at ``sell_above`` or
+        more (per household or one price each; see :func:`arbitrage_prices`).
+        Inside the home these meet the household's own PV and load, so the
+        battery still stores surplus PV worth less than ``buy_below`` and
+        covers load dearer than ``sell_above``.
+
+        >>> fleet = BatteryFleet(capacity_kwh=[10.0], power_kw=[4.0], efficiency_charge=[0.95],
+        ...                      efficiency_discharge=[0.95], soc_min_frac=[0.1])
+        >>> seg = fleet.segments([5.0], 0.25, buy_below=0.10, sell_above=0.25)
+        >>> seg.side.tolist(), seg.quantity_kwh.round(3).tolist()
+        ([1, -1], [1.0, 1.0])
+        """
+        soc, _ = self._check_step(soc_kwh, np.zeros(len(self)), dt_h)
+        n = len(self)
+        buy = np.broadcast_to(np.asarray(buy_below, np.float64), (n,))
+        sell = np.broadcast_to(np.asarray(sell_above, np.float64), (n,))
+        charge, discharge, _ = self._step(soc, np.full(n, -np.inf), dt_h)
+        _, discharge, _ = self._step(soc, np.full(n, np.inf), dt_h)
+        h = np.arange(n)
+        c, d = np.flatnonzero(charge * dt_h > 1e-9), np.flatnonzero(discharge * dt_h > 1e-9)
+        return Segments(household=np.r_[h[c], h[d]],
+                        side=np.r_[np.full(c.size, BUY), np.full(d.size, SELL)],
+                        quantity_kwh=np.r_[charge[c], discharge[d]] * dt_h,
+                        price_per_kwh=np.r_[buy[c], sell[d]])
+
+    def store(self, soc_kwh: npt.ArrayLike, energy_kwh: npt.ArrayLike, dt_h: float
+              ) -> FloatArray:
+        """The state of charge after drawing ``energy_kwh`` at the terminals
+        over an interval (negative: discharged), within the power limit."""
+        soc, e = self._check_step(soc_kwh, energy_kwh, dt_h)
+        if (np.abs(e) > self.power_kw * dt_h * (1 + 1e-9) + 1e-12).any():
+            raise InputError("energy_kwh", "exceeds the battery's power")
+        stored = np.where(e > 0, e * self.efficiency_charge, e / self.efficiency_discharge)
+        tol = 1e-9 * np.maximum(self.capacity_kwh, 1.0)
+        new = soc + stored
+        if ((new > self.capacity_kwh + tol) | (new < self.soc_min_kwh - tol)).any():
+            raise InputError("energy_kwh", "takes a battery beyond its capacity or floor")
+        return np.clip(new, self.soc_min_kwh, self.capacity_kwh)
+
     def _step(self, soc: FloatArray, net: FloatArray, dt_h: float
               ) -> tuple[FloatArray, FloatArray, FloatArray]:
         cap, eta_c, eta_d = self.capacity_kwh, self.efficiency_charge, self.efficiency_discharge
@@ -238,3 +283,31 @@ class BatteryFleet:
             raise InputError("soc_kwh", f"{soc[row]!r} is outside [{self.soc_min_kwh[row]!r}, "
                              f"{self.capacity_kwh[row]!r}]", row=row)
         return soc, net
+
+
+def arbitrage_prices(forecast_per_kwh: npt.ArrayLike, efficiency_charge: npt.ArrayLike,
+                     efficiency_discharge: npt.ArrayLike, *, low_quantile: float = 0.25,
+                     high_quantile: float = 0.75) -> tuple[FloatArray, FloatArray]:
+    """A battery's buy and sell limits from a price forecast: buy below the
+    forecast's low quantile, sell above its high quantile, but never sell
+    below ``buy / (eta_c * eta_d)``, so a cycle never loses money on its own
+    losses: ``sell / buy >= 1 / (eta_c * eta_d)`` whenever ``buy > 0``.
+
+    >>> buy, sell = arbitrage_prices([0.10, 0.12, 0.30, 0.35], 0.95, 0.95)
+    >>> round(float(buy), 3), round(float(sell), 4)
+    (0.115, 0.3125)
+    >>> buy, sell = arbitrage_prices([0.20, 0.21], 0.9, 0.9)   # too flat to gain
+    >>> bool(sell * 0.81 >= buy)
+    True
+    """
+    f = np.asarray(forecast_per_kwh, dtype=np.float64)
+    if f.size == 0 or not np.isfinite(f).all():
+        raise InputError("forecast_per_kwh", "must be a non-empty array of finite prices")
+    if not 0 <= low_quantile <= high_quantile <= 1:
+        raise InputError("high_quantile", "need 0 <= low_quantile <= high_quantile <= 1")
+    eta = np.asarray(efficiency_charge, np.float64) * np.asarray(efficiency_discharge, np.float64)
+    if ((eta <= 0) | (eta > 1)).any():
+        raise InputError("efficiency_charge", "efficiencies must be in (0, 1]")
+    buy = np.quantile(f, low_quantile)
+    sell = np.maximum(np.quantile(f, high_quantile), np.where(buy > 0, buy / eta, buy))
+    return np.broadcast_to(buy, eta.shape).astype(np.float64), np.asarray(sell, np.float64)
