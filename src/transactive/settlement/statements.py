@@ -44,17 +44,18 @@ Files
     ``planned_exact_wh`` from ``metered - imbalance``).
 
     The integer columns are stored byte-stream-split, so that zstd sees the
-    near-constant high bytes apart from the random low ones. Measured on one
-    simulated week (the default scenario, 50 households, replicated to 1,000
-    households with noise): 15.8 bytes a row, against 16.4 with the exact
-    amounts stored as the remainders of the posted units, 19.2 without the
-    byte-stream split and about 20 for the gzip-ed CSV of the same rows
-    (level 6; 46 bytes a row on the benchmark's synthetic days); zstd level 1
-    keeps 18.8 bytes a row in about the same time. Writing a day of 1,000
-    households takes about 25 ms (no column statistics but the interval's,
-    8 MiB pages), done on a thread of its own while settlement goes on
-    (:class:`StatementWriter`), against about 1.3 s to format the same rows
-    as CSV.
+    near-constant high bytes apart from the random low ones. Measured on the
+    default scenario with 1,000 households: 15.5 bytes a row over a year
+    (35 million rows, 519 MiB); on its 50-household week 16.1, against 21.6
+    for the gzip-ed CSV of the same rows. On a week of those rows
+    replicated to 1,000 households with noise, the exact amounts stored as
+    remainders of the posted units take 17.0 bytes a row against 15.9, and zstd
+    level 1 takes 18.8 in about the same time (the encoding, not the
+    compression, takes most of it); without the byte-stream split 19.2 (level
+    1). Writing a day of 1,000 households takes about 25 ms on an idle core
+    (no column statistics but the interval's, 8 MiB pages), on a thread of its
+    own while settlement goes on (:class:`StatementWriter`), against about
+    1.3 s to format the same rows as CSV.
 """
 
 from __future__ import annotations
@@ -89,8 +90,8 @@ STATEMENTS_PARQUET_FILE = "statements.parquet"
 #: zlib level of gzip-ed statements (gzip's default): within 3 % of the smallest
 #: at a quarter of level 9's time.
 GZIP_LEVEL = 6
-#: zstd level of Parquet statements: 15.8 bytes a row against 18.8 at level 1,
-#: in about the same time (the encoding, not the compression, takes most of it).
+#: zstd level of Parquet statements: 15.9 bytes a row against 18.8 at level 1 (on
+#: the same rows), in about the same time (the encoding takes most of it).
 PARQUET_ZSTD_LEVEL = 3
 
 GridFeeMode = Literal["flat", "locational"]
