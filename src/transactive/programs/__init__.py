@@ -1,5 +1,10 @@
 """Retail programs: tariffs, carbon pricing and demand response (baselines,
-negawatt settlement)."""
+negawatt settlement).
+
+The baseline function itself is imported from its module,
+``from transactive.programs.baseline import baseline``: a public name equal to
+its submodule's name would be replaced by the module once the submodule is
+imported."""
 
 from transactive._lazy import attach
 
@@ -10,7 +15,6 @@ _EXPORTS = {
     "DayType": "transactive.programs.dr",
     "Negawatts": "transactive.programs.dr",
     "Tariff": "transactive.programs.tariffs",
-    "baseline": "transactive.programs.baseline",
     "baseline_errors": "transactive.programs.baseline",
     "carbon_lines": "transactive.programs.carbon",
     "day_types": "transactive.programs.dr",
