@@ -119,18 +119,25 @@ class HeatPumpFleet:
         decay = np.exp(-self.dt_h / (self.r_k_per_kw * self.c_kwh_per_k))
         return steady + (self.indoor_c - steady) * decay
 
+    def power_to_reach_kw(self, outdoor_c: npt.ArrayLike, target_c: npt.ArrayLike
+                          ) -> FloatArray:
+        """Electric power that brings each house to ``target_c`` by the end of
+        the interval (0 if it gets there without heating), within the heat
+        pump's power: the 1R1C step solved for the heat."""
+        out = np.broadcast_to(np.asarray(outdoor_c, np.float64), self.indoor_c.shape)
+        decay = np.exp(-self.dt_h / (self.r_k_per_kw * self.c_kwh_per_k))
+        steady = out + (target_c - out - (self.indoor_c - out) * decay) / (1 - decay)
+        p_heat = (steady - out) / self.r_k_per_kw - self.gains_kw
+        return np.clip(p_heat / cop(out), 0.0, self.p_max_kw)
+
     def segments(self, outdoor_c: npt.ArrayLike, t: int, *, price_mean: float,
                  price_std: float, price_floor: float, price_cap: float) -> Segments:
         """Interval ``t``'s bids at outdoor temperature ``outdoor_c`` (a
         number, or one per household)."""
         out = np.broadcast_to(np.asarray(outdoor_c, np.float64), self.indoor_c.shape)
         on = (self.p_max_kw > 0) & (out < self.heating_limit_c)
-        low = self.setpoint_c - self.band_k
-        # electric power that just keeps the house at the band's lower edge
-        decay = np.exp(-self.dt_h / (self.r_k_per_kw * self.c_kwh_per_k))
-        steady_needed = out + (low - out - (self.indoor_c - out) * decay) / (1 - decay)
-        p_must = (steady_needed - out) / self.r_k_per_kw - self.gains_kw
-        p_must = np.clip(p_must / cop(out), 0.0, self.p_max_kw)
+        # the power that just keeps the house at the band's lower edge
+        p_must = self.power_to_reach_kw(out, self.setpoint_c - self.band_k)
         must = np.where(on, p_must * self.dt_h, 0.0)
         rest = np.where(on & (self.indoor_c < self.setpoint_c + self.band_k),
                         self.p_max_kw * self.dt_h - must, 0.0)

@@ -24,6 +24,12 @@ from transactive.grid.network import Network
 from transactive.markets import registry
 from transactive.programs.carbon import CarbonPrices
 from transactive.programs.tariffs import Tariff
+from transactive.sim.flex_config import (
+    EVConfig,
+    FlexibilityConfig,
+    HeatPumpConfig,
+    ShiftableConfig,
+)
 from transactive.timeline import Timeline
 
 __all__ = ["ENGINE_OPTIONS", "Scenario", "load_scenario", "scenario_template"]
@@ -342,6 +348,10 @@ class Scenario(_Section):
     fault: FaultConfig = Field(default_factory=FaultConfig)
     settlement: SettlementConfig = Field(default_factory=SettlementConfig)
     carbon: CarbonConfig = Field(default_factory=CarbonConfig)
+    flexibility: FlexibilityConfig = Field(default_factory=FlexibilityConfig)
+    ev: EVConfig = Field(default_factory=EVConfig)
+    heat_pump: HeatPumpConfig = Field(default_factory=HeatPumpConfig)
+    shiftable: ShiftableConfig = Field(default_factory=ShiftableConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @classmethod
@@ -367,6 +377,14 @@ class Scenario(_Section):
         if self.fault.start is not None and not self.fault.window(self.time.timeline()):
             raise ValueError("fault.start: the fault lies outside the simulated period")
         return self
+
+    @property
+    def flexible(self) -> bool:
+        """Whether any device responds to prices (``[flexibility] control =
+        "market"``) or runs by rules beyond the plain battery (an EV, a heat
+        pump, an appliance): the engine then steps interval by interval."""
+        return (self.flexibility.control == "market" or self.ev.share > 0
+                or self.heat_pump.share > 0 or self.shiftable.share > 0)
 
     def with_overrides(self, **overrides: Any) -> Scenario:
         """A re-validated copy with dotted-path overrides, e.g.

@@ -1,0 +1,225 @@
+"""The flexible devices of a run: fleets built from the scenario, stepped by
+rules or bidding through the household's energy manager.
+
+:class:`Devices` holds every fleet of a community (battery state of charge,
+EVs, heat pumps, shiftable appliances, the outdoor temperature) and moves
+them one interval at a time, either
+
+- by plain rules (:meth:`Devices.by_rules`): the battery stores surplus PV
+  and covers deficits, an EV charges at full power from plug-in until it
+  holds what it needs, a heat pump holds its set point, an appliance starts
+  as soon as it is ready; the result is each household's net energy, which
+  the engine orders as before; or
+- as bidders (:meth:`Devices.segments` then :meth:`Devices.dispatch`): each
+  fleet states its flexibility as segments from its state and the price
+  forecast (the tariff's retail prices of the next ``horizon_h`` hours), the
+  base load bids the price cap and PV offers at the floor, the energy
+  manager matches in the home and orders the rest
+  (:mod:`transactive.agents.flexibility`), and after clearing every fleet
+  advances by what its segments got.
+
+A run with ``[flexibility] control = "market"`` keeps a second set of the
+same devices on rules, stepped in lockstep: the utility-only baseline, the
+same households with the same devices and no market.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from transactive.agents.devices import BatteryFleet, arbitrage_prices
+from transactive.agents.ev import EVFleet
+from transactive.agents.flexibility import Segments
+from transactive.agents.heatpump import HeatPumpFleet
+from transactive.agents.shiftable import ShiftableFleet
+from transactive.agents.weather import annual_cycle_c, outdoor_temperature_c
+from transactive.orders import BUY, SELL
+from transactive.sim.scenario import Scenario
+from transactive.timeline import Timeline
+
+__all__ = ["FLEETS", "Devices"]
+
+FloatArray = npt.NDArray[np.float64]
+
+#: Codes of the segment owners, in order: what :meth:`Devices.segments` tags.
+FLEETS = ("load", "pv", "battery", "ev", "heat_pump", "shiftable")
+_CODE = {name: k for k, name in enumerate(FLEETS)}
+
+
+@dataclass(eq=False)
+class Devices:
+    """Every device of a community's households, with its state."""
+
+    batteries: BatteryFleet
+    soc_kwh: FloatArray
+    ev: EVFleet | None
+    heat_pump: HeatPumpFleet | None
+    shiftable: ShiftableFleet | None
+    outdoor_c: FloatArray
+    dt_h: float
+    horizon: int
+    """Intervals of price forecast a device bids from."""
+
+    @classmethod
+    def build(cls, scenario: Scenario, timeline: Timeline, batteries: BatteryFleet,
+              rng: np.random.Generator) -> Devices:
+        """The fleets of the scenario's sections, drawn from ``rng``."""
+        n, dt_h = scenario.community.households, timeline.dt_h
+        weather_rng, own_rng, ev_rng, hp_rng, app_rng = rng.spawn(5)
+        c = scenario.community
+        outdoor = outdoor_temperature_c(timeline, weather_rng, latitude_deg=c.latitude_deg,
+                                        longitude_deg=c.longitude_deg)
+        share = own_rng.random((3, n))
+        e, h, s = scenario.ev, scenario.heat_pump, scenario.shiftable
+        ev = None if e.share == 0 else EVFleet.draw(
+            timeline, share[0] < e.share, ev_rng, arrival_hour=e.arrival_hour,
+            departure_hour=e.departure_hour, km_per_day=e.km_per_day, kwh_per_km=e.kwh_per_km,
+            capacity_kwh=(e.capacity_kwh_min, e.capacity_kwh_max),
+            required_frac=e.required_frac, v2g_share=e.v2g_share)
+        if ev is not None:
+            ev.laxity_horizon_h = e.laxity_horizon_h
+        hp = None if h.share == 0 else HeatPumpFleet.draw(
+            share[1] < h.share, hp_rng, dt_h=dt_h, setpoint_c=h.setpoint_c, band_k=h.band_k)
+        if hp is not None:
+            hp.comfort_k, hp.heating_limit_c, hp.gains_kw = (h.comfort_k, h.heating_limit_c,
+                                                             h.gains_kw)
+        app = None if s.share == 0 else ShiftableFleet.draw(
+            timeline, share[2] < s.share, app_rng, ready_hour=s.ready_hour,
+            due_hour=s.due_hour, cycle_share=s.cycle_share)
+        horizon = max(round(scenario.flexibility.horizon_h / dt_h), 1)
+        return cls(batteries, batteries.initial_soc_kwh(), ev, hp, app, outdoor, dt_h, horizon)
+
+    def annual_kwh(self, latitude_deg: float) -> float:
+        """The devices' yearly consumption, estimated (kWh): EVs' daily trips,
+        heat pumps' heat over the site's climatological heating degree days
+        at a seasonal COP of 3, appliances' cycles. With the households' own
+        consumption it sizes the feeder a community stands for
+        (:func:`~transactive.sim.market.feeder_scale`), so a community with
+        EVs and heat pumps loads its feeder as one designed for them."""
+        total = 0.0
+        if self.ev is not None:
+            days = self.ev.trip_kwh.shape[0] * self.dt_h / 24.0
+            total += float(self.ev.trip_kwh.sum() / self.ev.efficiency.mean()) * 365.0 / days
+        if self.heat_pump is not None:
+            hp = self.heat_pump
+            mean, amplitude, coldest = annual_cycle_c(latitude_deg)
+            doy = np.arange(365)
+            daily = mean - amplitude * np.cos(2 * np.pi * (doy - coldest) / 365.25)
+            degree_days = np.maximum(hp.heating_limit_c - daily, 0.0).sum()
+            ua = 1.0 / hp.r_k_per_kw[hp.p_max_kw > 0]
+            total += float(ua.sum()) * degree_days * 24.0 / 3.0
+        if self.shiftable is not None:
+            app = self.shiftable
+            cycles = (app.earliest >= 0).sum(axis=0) * 365.0 / app.earliest.shape[0]
+            total += float((app.energy_per_cycle_kwh * cycles).sum())
+        return total
+
+    def twin(self) -> Devices:
+        """An independent copy in the same state (the baseline's devices)."""
+        return copy.deepcopy(self)
+
+    # ------------------------------------------------------------ by rules
+    def by_rules(self, t: int, load_kw: FloatArray, pv_kw: FloatArray
+                 ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Step every device by its rule in interval ``t``: the households'
+        net energy (kWh, + from outside), the battery's charge and discharge
+        (kW)."""
+        flex_kwh = np.zeros_like(load_kw)
+        if self.ev is not None:
+            ev = self.ev
+            missing = np.maximum(ev.required_kwh - ev.soc_kwh, 0.0) / ev.efficiency
+            e = np.where(ev.plugged[t], np.minimum(missing, ev.charger_kw * self.dt_h), 0.0)
+            ev.advance(t, e)
+            flex_kwh += e
+        if self.heat_pump is not None:
+            hp = self.heat_pump
+            e = _thermostat_kwh(hp, self.outdoor_c[t])
+            hp.advance(self.outdoor_c[t], e)
+            flex_kwh += e
+        if self.shiftable is not None:
+            app = self.shiftable
+            seg = app.segments(t, 0.0, 1.0)
+            e = np.bincount(seg.household, seg.quantity_kwh, load_kw.size)
+            app.advance(t, e)
+            flex_kwh += e
+        step = self.batteries.self_consumption(self.soc_kwh, load_kw - pv_kw
+                                               + flex_kwh / self.dt_h, self.dt_h)
+        self.soc_kwh = step.soc_kwh
+        net = (load_kw - pv_kw + step.charge_kw - step.discharge_kw) * self.dt_h + flex_kwh
+        return net, step.charge_kw, step.discharge_kw
+
+    # ------------------------------------------------------------ bidding
+    def segments(self, t: int, load_kw: FloatArray, pv_kw: FloatArray,
+                 forecast_per_kwh: FloatArray, price_floor: float, price_cap: float,
+                 load_price: FloatArray, pv_price: FloatArray
+                 ) -> tuple[Segments, npt.NDArray[np.int8]]:
+        """Interval ``t``'s segments of every household and which fleet owns
+        each (codes of :data:`FLEETS`): the load at ``load_price`` and the PV
+        at ``pv_price`` (the strategy's limits, per household), the battery
+        from its arbitrage limits over the forecast, EVs, heat pumps and
+        appliances by their bids."""
+        n, dt_h = load_kw.size, self.dt_h
+        h = np.arange(n)
+        parts: list[tuple[Segments, int]] = []
+        for q, side, price, name in ((load_kw * dt_h, BUY, load_price, "load"),
+                                     (pv_kw * dt_h, SELL, pv_price, "pv")):
+            rows = np.flatnonzero(q > 1e-9)
+            parts.append((Segments(household=h[rows], side=np.full(rows.size, side),
+                                   quantity_kwh=q[rows], price_per_kwh=price[rows]), _CODE[name]))
+        b = self.batteries
+        buy, sell = arbitrage_prices(forecast_per_kwh, b.efficiency_charge,
+                                     b.efficiency_discharge)
+        parts.append((b.segments(self.soc_kwh, dt_h, buy_below=np.clip(buy, price_floor,
+                                                                        price_cap),
+                                 sell_above=np.clip(sell, price_floor, price_cap)),
+                      _CODE["battery"]))
+        if self.ev is not None:
+            parts.append((self.ev.segments(t, price_floor, price_cap), _CODE["ev"]))
+        if self.heat_pump is not None:
+            parts.append((self.heat_pump.segments(
+                self.outdoor_c[t], t, price_mean=float(forecast_per_kwh.mean()),
+                price_std=float(forecast_per_kwh.std()), price_floor=price_floor,
+                price_cap=price_cap), _CODE["heat_pump"]))
+        if self.shiftable is not None:
+            parts.append((self.shiftable.segments(t, price_floor, price_cap),
+                          _CODE["shiftable"]))
+        owner = np.concatenate([np.full(len(s), code, np.int8) for s, code in parts])
+        return Segments.concat([s for s, _ in parts]), owner
+
+    def dispatch(self, t: int, segments: Segments, owner: npt.NDArray[np.int8],
+                 served_kwh: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Advance every fleet by what its segments got in interval ``t``;
+        the battery's charge and discharge (kW)."""
+        n = self.soc_kwh.size
+        signed = np.where(segments.side == BUY, served_kwh, -served_kwh)
+
+        def energy(name: str) -> FloatArray:
+            mine = owner == _CODE[name]
+            return np.bincount(segments.household[mine], signed[mine], n).astype(np.float64)
+
+        battery = energy("battery")
+        self.soc_kwh = self.batteries.store(self.soc_kwh, battery, self.dt_h)
+        if self.ev is not None:
+            self.ev.advance(t, energy("ev"))
+        if self.heat_pump is not None:
+            self.heat_pump.advance(self.outdoor_c[t], np.maximum(energy("heat_pump"), 0.0))
+        if self.shiftable is not None:
+            self.shiftable.advance(t, energy("shiftable"))
+        return np.maximum(battery, 0.0) / self.dt_h, np.maximum(-battery, 0.0) / self.dt_h
+
+    def forecast(self, retail: FloatArray, t: int) -> FloatArray:
+        """The price forecast a device bids from: the next ``horizon``
+        intervals of ``retail`` (the tariff is known ahead)."""
+        return retail[t:t + self.horizon]
+
+
+def _thermostat_kwh(hp: HeatPumpFleet, outdoor_c: float) -> FloatArray:
+    """A plain thermostat's energy this interval: what brings the house to its
+    set point (within the heat pump's power), nothing above its heating limit."""
+    if outdoor_c >= hp.heating_limit_c:
+        return np.zeros_like(hp.indoor_c)
+    return hp.power_to_reach_kw(outdoor_c, hp.setpoint_c) * hp.dt_h
