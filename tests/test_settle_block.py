@@ -179,6 +179,10 @@ def test_streamed_parquet_reads_back_as_the_kept_statements(tmp_path: Path) -> N
         frame[["participant", "total_cents", "planned_exact_wh"]])
     with pytest.raises(InputError, match="no statement column"):
         read_statements(tmp_path / "statements.parquet", ["bill"])
+    # each column alone (read from only the stored columns it needs)
+    for name in STATEMENT_COLUMNS:
+        pd.testing.assert_frame_equal(read_statements(tmp_path / "statements.parquet", [name]),
+                                      frame[[name]])
 
 
 def test_parquet_keeps_planned_and_locational_grid_fees(tmp_path: Path) -> None:

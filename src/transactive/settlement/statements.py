@@ -167,27 +167,29 @@ class StatementRows:
         if not len(self):
             return pd.DataFrame(columns=names)
         p = dict(zip(ROUNDED, self.posted, strict=True))
-        exact = self.exact_micro / MICRO
-        market_wh = p["market_wh"]
-        data: dict[str, Any] = {
-            "interval": self.interval, "participant": self.participant,
-            "metered_wh": p["metered_wh"], "planned_wh": p["planned_wh"],
-            "market_wh": market_wh, "market_cents": p["market_cents"],
-            "utility_wh": p["planned_wh"] - market_wh,
-            "utility_price_per_kwh": self.utility_price_per_kwh,
-            "utility_cents": p["utility_cents"],
-            "imbalance_wh": p["metered_wh"] - p["planned_wh"],
-            "imbalance_price_per_kwh": self.imbalance_price_per_kwh,
-            "imbalance_cents": p["imbalance_cents"],
-            "energy_cents": p["market_cents"] + p["utility_cents"] + p["imbalance_cents"],
-            "grid_fee_wh": (np.maximum(market_wh, 0) if self.grid_fee == "flat"
-                            else market_wh.copy()),
-            "grid_fee_per_kwh": self.grid_fee_per_kwh, "grid_fee_cents": p["grid_fee_cents"],
-            "carbon_cents": p["carbon_cents"],
-        }
-        data["total_cents"] = data["energy_cents"] + p["grid_fee_cents"] + p["carbon_cents"]
-        data |= {name: exact[j] for j, name in enumerate(EXACT_COLUMNS)}
-        return pd.DataFrame({name: data[name] for name in names}, columns=names)
+
+        def column(name: str) -> npt.NDArray[Any]:
+            if name in p:
+                return p[name]
+            if name in EXACT_COLUMNS:
+                return self.exact_micro[EXACT_COLUMNS.index(name)] / MICRO
+            if name in _RATES:
+                return np.asarray(getattr(self, name))
+            if name in ("interval", "participant"):
+                return np.asarray(getattr(self, name))
+            if name == "utility_wh":
+                return p["planned_wh"] - p["market_wh"]
+            if name == "imbalance_wh":
+                return p["metered_wh"] - p["planned_wh"]
+            if name == "grid_fee_wh":
+                return (np.maximum(p["market_wh"], 0) if self.grid_fee == "flat"
+                        else p["market_wh"].copy())
+            energy = p["market_cents"] + p["utility_cents"] + p["imbalance_cents"]
+            if name == "energy_cents":
+                return energy
+            return energy + p["grid_fee_cents"] + p["carbon_cents"]  # total_cents
+
+        return pd.DataFrame({name: column(name) for name in names}, columns=names)
 
     @staticmethod
     def concat(parts: Sequence[StatementRows]) -> StatementRows:
@@ -304,19 +306,57 @@ def _parquet_frames(path: Path, columns: Sequence[str] | None) -> Iterator[pd.Da
             raise InputError("statements", f"{path} is not a statements file (no "
                              f"{_META_KEY.decode()} metadata)")
         grid_fee = json.loads(meta[_META_KEY])["grid_fee"]
+        stored = _stored_columns(wanted)
         for g in range(f.num_row_groups):
-            table = f.read_row_group(g)
-            code = table.column("participant").combine_chunks()
-            labels = code.dictionary.to_numpy(zero_copy_only=False).astype(object)
-            rate = {c: table.column(c).to_numpy() for c in _RATES}
+            table = f.read_row_group(g, columns=stored)
+            n = table.num_rows
+
+            def column(name: str, dtype: type = np.int64) -> npt.NDArray[Any]:
+                """A stored column, or zeros where the wanted columns do not use it."""
+                return (table.column(name).to_numpy() if name in stored  # noqa: B023
+                        else np.zeros(n, dtype=dtype))  # noqa: B023
+
+            labels, code = np.zeros(0, dtype=object), np.zeros(n, dtype=np.intp)
+            if "participant" in stored:
+                part = table.column("participant").combine_chunks()
+                labels = part.dictionary.to_numpy(zero_copy_only=False).astype(object)
+                code = part.indices.to_numpy().astype(np.intp)
             rows = StatementRows(
-                table.column("interval").to_numpy(), labels,
-                code.indices.to_numpy().astype(np.intp),
-                _stored(np.stack([table.column(c).to_numpy() for c in _STORED])),
-                _stored(np.stack([table.column(c).to_numpy() for c in _STORED_EXACT])),
-                rate["utility_price_per_kwh"], rate["imbalance_price_per_kwh"],
-                rate["grid_fee_per_kwh"], grid_fee=grid_fee)
+                column("interval"), labels, code,
+                _stored(np.stack([column(c) for c in _STORED])),
+                _stored(np.stack([column(c) for c in _STORED_EXACT])),
+                column("utility_price_per_kwh", np.float64),
+                column("imbalance_price_per_kwh", np.float64),
+                column("grid_fee_per_kwh", np.float64), grid_fee=grid_fee)
             yield rows.frame(wanted)
+
+
+#: The statement columns each stored column of the Parquet form is needed for
+#: (the others: the stored column of the same name).
+_LINE_USES = {
+    "metered_wh": ("metered_wh", "planned_wh", "utility_wh"),
+    "imbalance_wh": ("planned_wh", "utility_wh", "imbalance_wh"),
+    "market_wh": ("market_wh", "utility_wh", "grid_fee_wh"),
+    "market_cents": ("market_cents", "energy_cents", "total_cents"),
+    "utility_cents": ("utility_cents", "energy_cents", "total_cents"),
+    "imbalance_cents": ("imbalance_cents", "energy_cents", "total_cents"),
+    "grid_fee_cents": ("grid_fee_cents", "total_cents"),
+    "carbon_cents": ("carbon_cents", "total_cents"),
+    "metered_exact_uwh": ("metered_exact_wh", "planned_exact_wh"),
+    "imbalance_exact_uwh": ("planned_exact_wh",),
+}
+
+
+def _stored_columns(wanted: Sequence[str]) -> list[str]:
+    """The stored columns of the Parquet form that ``wanted`` statement columns need."""
+    exact = dict(zip(_STORED_EXACT, (*EXACT_COLUMNS[:1], "", *EXACT_COLUMNS[2:]),
+                     strict=True))
+    needed = []
+    for name in ("interval", "participant", *_STORED, *_STORED_EXACT, *_RATES):
+        uses = _LINE_USES.get(name, (exact.get(name, name),))
+        if any(u in wanted for u in uses):
+            needed.append(name)
+    return needed
 
 
 # ------------------------------------------------------------------ CSV forms
