@@ -47,3 +47,29 @@ def test_help_loads_no_heavy_layer():
             "    main(['--help'])")
     loaded = set(_loaded_after(code))
     assert not loaded & set(HEAVY)
+
+
+def test_opf_loads_no_pandas_nor_pydantic():
+    """``transactive opf`` (a plain DC-OPF) needs numpy, SciPy's sparse LU and
+    HiGHS, nothing more: no pandas, no pydantic (typer's parameter checks), no
+    rich for --json."""
+    code = ("from transactive.cli import main\n"
+            "import contextlib, io\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    assert main(['opf', 'case9', '--json']) == 0")
+    loaded = set(_loaded_after(code))
+    assert "highspy" in loaded  # it did clear
+    assert not loaded & {"pandas", "pydantic", "rich", "matplotlib", "plotly", "scipy.optimize"}
+
+
+def test_importing_a_submodule_keeps_the_public_face():
+    """``grid.dcopf`` is the function even after ``grid/dcopf.py`` is imported
+    (lazily, the import would otherwise set the package attribute to the module)."""
+    code = ("import transactive.grid.dcopf, transactive.grid.scopf, transactive.grid.matrices\n"
+            "import transactive.grid as g\n"
+            "from transactive.grid.dcopf import dcopf\n"
+            "from transactive.grid.scopf import scopf\n"
+            "assert g.dcopf is dcopf and g.scopf is scopf\n"
+            "assert g.matrices is transactive.grid.matrices and callable(g.matrices.ptdf)\n"
+            "assert transactive.grid.network.Network is g.Network")
+    _loaded_after(code)

@@ -5,10 +5,26 @@ imports each name's module on first use, so ``import transactive`` and
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = ["attach"]
+
+
+class _Package(types.ModuleType):
+    """A package whose public name is also one of its own submodules
+    (``grid.dcopf``, the function of ``grid/dcopf.py``). Importing the
+    submodule sets the package's attribute to the module; here the public
+    name the submodule defines is kept instead (what an eager ``from .dcopf
+    import dcopf`` in the package gives)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if (isinstance(value, types.ModuleType) and value.__name__ == f"{self.__name__}.{name}"
+                and name in self.__dict__.get("__all__", ()) and hasattr(value, name)):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
 
 
 def attach(package: str, exports: Mapping[str, str]
@@ -18,10 +34,10 @@ def attach(package: str, exports: Mapping[str, str]
     ``exports`` maps each public name to the module that defines it, or to
     ``"module:name"`` where the public name is another name there; a name the
     module does not define stands for the module itself (e.g.
-    ``{"matrices": "transactive.grid.matrices"}``). A package whose public
-    name is also one of its own submodules (``grid.dcopf``) must import it
-    eagerly: importing the submodule would set the package's attribute to
-    the module.
+    ``{"matrices": "transactive.grid.matrices"}``). A public name that is
+    also a submodule of the package and a name that submodule defines
+    (``{"dcopf": "transactive.grid.dcopf"}``) stays that name when the
+    submodule is imported (the package's module becomes a :class:`_Package`).
 
     Examples
     --------
@@ -32,6 +48,9 @@ def attach(package: str, exports: Mapping[str, str]
     """
     # constants, then classes, then functions and modules (isort's order)
     public = sorted(exports, key=lambda n: (0 if n.isupper() else 1 if n[0].isupper() else 2, n))
+    module = sys.modules.get(package)
+    if module is not None and any(t == f"{package}.{n}" for n, t in exports.items()):
+        module.__class__ = _Package
 
     def __getattr__(name: str) -> Any:
         target = exports.get(name)

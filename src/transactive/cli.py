@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Annotated, Any, get_args
 import typer
 from typer import _click  # typer 0.29 vendors click: its parser raises these errors
 from typer._click import exceptions as usage
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
 
 from transactive._version import __version__
 from transactive.errors import InputError, TransactiveError
@@ -63,6 +63,46 @@ class _Command(TyperCommand):
         super().format_help(ctx, formatter)
 
 
+def _plain_params(params: list[_click.Parameter]) -> None:
+    """Parse plain ``str`` parameters and flags without pydantic.
+
+    typer 0.29 checks each parameter value with a pydantic ``TypeAdapter``
+    that it builds when a command runs (even for ``--help`` when it is not
+    given); importing pydantic for that alone costs ~80 ms. A ``str`` or a
+    flag needs no conversion, so these get typer's own pass-through check.
+    With another typer (other internals) nothing is changed.
+    """
+    try:
+        from typer._coercion import PassThroughRuntimeParam
+    except ImportError:  # pragma: no cover - another typer
+        return
+    for param in params:
+        desc = getattr(param, "type_descriptor", None)
+        if desc is None or getattr(param, "_runtime_param", False) is not None:
+            continue
+        flag = desc.annotation is bool and getattr(param, "is_flag", False)
+        if (desc.annotation is str or flag) and desc.parameter_info.parser is None:
+            param._runtime_param = PassThroughRuntimeParam(  # type: ignore[attr-defined]
+                parameter_info=desc.parameter_info, annotation=desc.annotation)
+
+
+class _Group(TyperGroup):
+    """The root: its flags (``--version``, ``--help``) parsed without pydantic."""
+
+    def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:
+        _plain_params(self.get_params(ctx))
+        return super().parse_args(ctx, args)
+
+
+class _TextCommand(_Command):
+    """A command whose parameters are plain ``str`` and flags, parsed without
+    pydantic (``opf``: a guard test keeps it so)."""
+
+    def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:
+        _plain_params(self.get_params(ctx))
+        return super().parse_args(ctx, args)
+
+
 def _help_facts() -> dict[str, str]:
     """The registered designs and the default scenario's values, for help text."""
     from transactive.markets import available
@@ -83,6 +123,7 @@ def _help_facts() -> dict[str, str]:
 
 app = typer.Typer(
     name="transactive",
+    cls=_Group,
     help="Peer-to-peer and transactive electricity markets.",
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -428,7 +469,7 @@ def compare_cmd(
     _out().print(f"wrote {path}")
 
 
-@app.command("opf", cls=_Command,
+@app.command("opf", cls=_TextCommand,
              short_help="DC-OPF of a case: LMPs and their parts, flows, shadow prices.")
 def opf_cmd(
     case: Annotated[str, typer.Argument(help="Built-in case name or MATPOWER .m file.")],
@@ -444,8 +485,6 @@ def opf_cmd(
 ) -> None:
     """Network-constrained clearing: dispatch, LMPs (energy / congestion / loss),
     flows and shadow prices."""
-    from transactive.grid.scopf import solve_dcopf
-
     rating: str | float = post_rating
     if post_rating not in ("a", "b", "c"):
         try:
@@ -453,8 +492,18 @@ def opf_cmd(
         except ValueError:
             raise InputError("--post-rating", f"expected 'a', 'b', 'c' or a number, "
                                               f"got {post_rating!r}") from None
-    result = solve_dcopf(case, security=security, post_rating=rating,  # type: ignore[arg-type]
-                         losses=losses)
+    if security == "none" and not losses:
+        # what solve_dcopf does here, without importing the N-1 and loss
+        # modules (and pandas with them): a plain DC-OPF of the case
+        from transactive.grid.cases import load_case
+        from transactive.grid.dcopf import dcopf
+
+        result = dcopf(load_case(case))
+    else:
+        from transactive.grid.scopf import solve_dcopf
+
+        result = solve_dcopf(case, security=security, post_rating=rating,  # type: ignore[arg-type]
+                             losses=losses)
     out = result.to_dict()
     if as_json:
         _print_json({**out, "notes": list(result.notes)})

@@ -13,45 +13,35 @@ Public face (import from here):
 - Distribution: :func:`solve_distflow` (LinDistFlow LP or DistFlow SOC, P and Q
   prices), :func:`marginal_loss_factors` (AC), :func:`dispatch_island`
   (islanded microgrid with a black-start reserve).
+
+Each name's module is imported on first use (as the other layers do), so a
+DC-OPF of a case (``transactive opf``) imports no pandas.
 """
 
-from transactive.grid import matrices
-from transactive.grid.cases import available_cases, load_case
-from transactive.grid.dcopf import DCOPFResult, dcopf
-from transactive.grid.distflow import DistFlowResult, Injections, solve_distflow
-from transactive.grid.island import Battery, IslandDispatch, dispatch_island
-from transactive.grid.losses import marginal_loss_factors
-from transactive.grid.matpower import (
-    from_pandapower,
-    from_ppc,
-    parse_matpower,
-    read_matpower,
-    write_matpower,
-)
-from transactive.grid.network import SCHEMA, Network
-from transactive.grid.scopf import SCOPFResult, scopf, solve_dcopf
+from transactive._lazy import attach
 
-__all__ = [
-    "SCHEMA",
-    "Battery",
-    "DCOPFResult",
-    "DistFlowResult",
-    "Injections",
-    "IslandDispatch",
-    "Network",
-    "SCOPFResult",
-    "available_cases",
-    "dcopf",
-    "dispatch_island",
-    "from_pandapower",
-    "from_ppc",
-    "load_case",
-    "marginal_loss_factors",
-    "matrices",
-    "parse_matpower",
-    "read_matpower",
-    "scopf",
-    "solve_dcopf",
-    "solve_distflow",
-    "write_matpower",
-]
+_EXPORTS = {
+    "SCHEMA": "transactive.grid.network",
+    "Battery": "transactive.grid.island",
+    "DCOPFResult": "transactive.grid.dcopf",
+    "DistFlowResult": "transactive.grid.distflow",
+    "Injections": "transactive.grid.distflow",
+    "IslandDispatch": "transactive.grid.island",
+    "Network": "transactive.grid.network",
+    "SCOPFResult": "transactive.grid.scopf",
+    "available_cases": "transactive.grid.cases",
+    "dcopf": "transactive.grid.dcopf",
+    "dispatch_island": "transactive.grid.island",
+    "from_pandapower": "transactive.grid.matpower",
+    "from_ppc": "transactive.grid.matpower",
+    "load_case": "transactive.grid.cases",
+    "marginal_loss_factors": "transactive.grid.losses",
+    "matrices": "transactive.grid.matrices",
+    "parse_matpower": "transactive.grid.matpower",
+    "read_matpower": "transactive.grid.matpower",
+    "scopf": "transactive.grid.scopf",
+    "solve_dcopf": "transactive.grid.scopf",
+    "solve_distflow": "transactive.grid.distflow",
+    "write_matpower": "transactive.grid.matpower",
+}
+__getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

@@ -58,21 +58,26 @@ Examples
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import highspy
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 import scipy.sparse as sp
 
 from transactive.errors import InputError, SolverError
 from transactive.grid import matrices
-from transactive.grid.network import REF, Column, Network, TableLike, build_table
+from transactive.grid.network import REF, Column, Network, build_table
+
+if TYPE_CHECKING:  # pandas is imported where a DataFrame is made: a clearing needs none
+    import pandas as pd
+
+    from transactive.grid.network import TableLike
 
 __all__ = ["DCOPFResult", "Formulation", "Market", "PtdfModel", "branch_limits", "build_result",
            "dcopf", "prepare_market"]
@@ -86,15 +91,15 @@ _UNIT = (
     Column("p_max_mw", "float", None, "most power bought (bid) or sold (offer), MW"),
     Column("price_per_mwh", "float", None, "limit price, per MWh"),
 )
-_NO_UNITS = build_table("units", None, _UNIT)
 _INF = highspy.kHighsInf
 _FEAS_TOL = 1e-6  # MW: flows within the limit by this much count as feasible
 
 
-def _units(name: str, data: TableLike | None, net: Network) -> tuple[pd.DataFrame, IntArray]:
-    """Validated bid/offer table and the bus position of each row."""
+def _units(name: str, data: TableLike | None,
+           net: Network) -> tuple[pd.DataFrame | None, IntArray]:
+    """Validated bid/offer table (None if none given) and the bus position of each row."""
     if data is None:
-        return _NO_UNITS, np.zeros(0, dtype=np.int64)
+        return None, np.zeros(0, dtype=np.int64)
     frame = build_table(name, data, _UNIT)
     pmax = frame["p_max_mw"].to_numpy()
     bad = np.flatnonzero(pmax < 0)
@@ -131,17 +136,17 @@ class _Columns:
         return self.pos.size + self.n_y
 
 
-def _columns(net: Network, bids: pd.DataFrame, bid_pos: IntArray,
-             offers: pd.DataFrame, offer_pos: IntArray) -> _Columns:
+def _columns(net: Network, bids: pd.DataFrame | None, bid_pos: IntArray,
+             offers: pd.DataFrame | None, offer_pos: IntArray) -> _Columns:
     on = net.column("gen", "in_service")
     rows = np.flatnonzero(on)
-    n_g, n_o, n_b = rows.size, len(offers), len(bids)
+    n_g, n_o, n_b = rows.size, offer_pos.size, bid_pos.size
     cat = np.concatenate
     pos = cat([net.gen_position[rows], offer_pos, bid_pos]).astype(np.int64)
     sign = cat([np.ones(n_g + n_o), -np.ones(n_b)])
     lower = cat([net.column("gen", "p_min_mw")[rows], np.zeros(n_o + n_b)])
-    def col(frame: pd.DataFrame, name: str) -> Array:
-        return frame[name].to_numpy() if len(frame) else np.zeros(0)
+    def col(frame: pd.DataFrame | None, name: str) -> Array:
+        return frame[name].to_numpy() if frame is not None and len(frame) else np.zeros(0)
 
     upper = cat([net.column("gen", "p_max_mw")[rows], col(offers, "p_max_mw"),
                  col(bids, "p_max_mw")])
@@ -150,13 +155,12 @@ def _columns(net: Network, bids: pd.DataFrame, bid_pos: IntArray,
     quad = cat([2.0 * net.column("gen", "cost_per_mw2h")[rows], np.zeros(n_o + n_b)])
     offset = float(net.column("gen", "cost_per_h")[rows].sum())
     # piecewise costs: y_g >= m_s p_g + c_s for every segment s of generator g
-    pwl = net.pwl_cost
-    assert pwl is not None
     col_of_gen = np.full(net.n_gen, -1)
     col_of_gen[rows] = np.arange(n_g)
-    g = pwl["gen"].to_numpy()
+    g = net.column("pwl_cost", "gen")
     live = col_of_gen[g] >= 0
-    g, p, c = g[live], pwl["p_mw"].to_numpy()[live], pwl["cost_per_h"].to_numpy()[live]
+    g, p, c = (g[live], net.column("pwl_cost", "p_mw")[live],
+               net.column("pwl_cost", "cost_per_h")[live])
     seg = np.flatnonzero(g[1:] == g[:-1])
     ygens, y_of_seg = np.unique(g[seg], return_inverse=True)
     slope = (c[seg + 1] - c[seg]) / (p[seg + 1] - p[seg])
@@ -301,9 +305,9 @@ class DCOPFResult:
     limit_mw: Array = field(repr=False)
     shadow_price: Array = field(repr=False)
     gen_p_mw: Array = field(repr=False)
-    bids_in: pd.DataFrame = field(repr=False)
+    bids_in: pd.DataFrame | None = field(repr=False)  # None: no bids were given
     bid_p_mw: Array = field(repr=False)
-    offers_in: pd.DataFrame = field(repr=False)
+    offers_in: pd.DataFrame | None = field(repr=False)
     offer_p_mw: Array = field(repr=False)
     formulation: str
     solve_time_s: float
@@ -330,6 +334,8 @@ class DCOPFResult:
     @cached_property
     def bus(self) -> pd.DataFrame:
         """Per bus: bus, lmp, energy, congestion, loss, va_deg, injection_mw."""
+        import pandas as pd
+
         return pd.DataFrame({
             "bus": self.network.bus_numbers, "lmp": self.lmp, "energy": self.energy,
             "congestion": self.congestion, "loss": self.loss, "va_deg": np.rad2deg(self.va_rad),
@@ -338,22 +344,30 @@ class DCOPFResult:
     @cached_property
     def branch(self) -> pd.DataFrame:
         """Per branch: from_bus, to_bus, flow_mw, limit_mw, shadow_price, loading."""
-        br = self.network.branch
+        import pandas as pd
+
+        net = self.network
         with np.errstate(divide="ignore", invalid="ignore"):
             loading = np.abs(self.flow_mw) / self.limit_mw
         return pd.DataFrame({
-            "from_bus": br["from_bus"].to_numpy(), "to_bus": br["to_bus"].to_numpy(),
+            "from_bus": net.column("branch", "from_bus"), "to_bus": net.column("branch", "to_bus"),
             "flow_mw": self.flow_mw, "limit_mw": self.limit_mw,
             "shadow_price": self.shadow_price, "loading": loading})
 
     @cached_property
     def gen(self) -> pd.DataFrame:
         """Per generator row of the network: bus, p_mw, in_service."""
-        g = self.network.gen
-        return pd.DataFrame({"bus": g["bus"].to_numpy(), "p_mw": self.gen_p_mw,
-                             "in_service": g["in_service"].to_numpy()})
+        import pandas as pd
 
-    def _units(self, frame: pd.DataFrame, p_mw: Array) -> pd.DataFrame:
+        net = self.network
+        return pd.DataFrame({"bus": net.column("gen", "bus"), "p_mw": self.gen_p_mw,
+                             "in_service": net.column("gen", "in_service")})
+
+    def _units(self, frame: pd.DataFrame | None, p_mw: Array) -> pd.DataFrame:
+        import pandas as pd
+
+        if frame is None:
+            frame = build_table("units", None, _UNIT)
         pos = self.network.bus_position(frame["bus"].to_numpy())
         return pd.DataFrame({"bus": frame["bus"].to_numpy(), "p_mw": p_mw,
                              "price_per_mwh": frame["price_per_mwh"].to_numpy(),
@@ -378,23 +392,25 @@ class DCOPFResult:
 
         An unlimited branch has ``limit_mw`` ``None``.
         """
-        b = self.bus
-        br = self.branch
-        limit = [None if not np.isfinite(v) else float(v) for v in br["limit_mw"]]
+        net = self.network
+        # tolist() gives Python ints and floats (as int() and float() of each element)
+        limit = [v if math.isfinite(v) else None for v in self.limit_mw.tolist()]
         return {
             "objective": float(self.objective),
             "buses": [
-                {"bus": int(n), "lmp": float(a), "energy": float(e), "congestion": float(c),
-                 "loss": float(lo)}
-                for n, a, e, c, lo in zip(b["bus"], b["lmp"], b["energy"], b["congestion"],
-                                          b["loss"], strict=True)],
+                {"bus": n, "lmp": a, "energy": e, "congestion": c, "loss": lo}
+                for n, a, e, c, lo in zip(net.bus_numbers.tolist(), self.lmp.tolist(),
+                                          self.energy.tolist(), self.congestion.tolist(),
+                                          self.loss.tolist(), strict=True)],
             "branches": [
-                {"from_bus": int(f), "to_bus": int(t), "flow_mw": float(fl), "limit_mw": lim,
-                 "shadow_price": float(s)}
-                for f, t, fl, lim, s in zip(br["from_bus"], br["to_bus"], br["flow_mw"], limit,
-                                            br["shadow_price"], strict=True)],
-            "generators": [{"bus": int(n), "p_mw": float(p)}
-                           for n, p in zip(self.gen["bus"], self.gen["p_mw"], strict=True)],
+                {"from_bus": f, "to_bus": t, "flow_mw": fl, "limit_mw": lim, "shadow_price": s}
+                for f, t, fl, lim, s in zip(net.column("branch", "from_bus").tolist(),
+                                            net.column("branch", "to_bus").tolist(),
+                                            self.flow_mw.tolist(), limit,
+                                            self.shadow_price.tolist(), strict=True)],
+            "generators": [{"bus": n, "p_mw": p}
+                           for n, p in zip(net.column("gen", "bus").tolist(),
+                                           self.gen_p_mw.tolist(), strict=True)],
         }
 
 
@@ -422,10 +438,8 @@ def _check_case(net: Network, *, has_offers: bool) -> tuple[str, ...]:
     if not on.any() and not has_offers:
         raise InputError("gen", "the case has no generator in service (and there are no "
                                 "offers); a DC-OPF needs supply to clear")
-    pwl = net.pwl_cost
     priced = ((net.column("gen", "cost_per_mw2h") != 0) | (net.column("gen", "cost_per_mwh") != 0))
-    if pwl is not None and len(pwl):
-        priced[pwl["gen"].to_numpy()] = True
+    priced[net.column("pwl_cost", "gen")] = True
     if on.any() and not priced[on].any():
         raise InputError("gencost", "the case has no generator costs; a DC-OPF needs them "
                                     "(MATPOWER's mpc.gencost, or the gen table's cost columns)")
@@ -539,8 +553,8 @@ class Market:
     weights: Array          # slack weights for the energy / congestion split
     lf: Array               # marginal loss factors (0 in the lossless model)
     loss_offset_mw: float   # constant of the linearised losses, MW
-    bids: pd.DataFrame
-    offers: pd.DataFrame
+    bids: pd.DataFrame | None    # None: no bids
+    offers: pd.DataFrame | None  # None: no offers
     notes: tuple[str, ...]  # see DCOPFResult.notes
 
     def injection_mw(self, x: Array) -> Array:
@@ -565,7 +579,7 @@ def prepare_market(net: Network, *, bids: TableLike | None = None,
             raise InputError("loss_factors", f"must be {net.n_bus} finite numbers")
     if not np.isfinite(loss_offset_mw):
         raise InputError("loss_offset_mw", "must be finite")
-    notes = _check_case(net, has_offers=len(offer_frame) > 0)
+    notes = _check_case(net, has_offers=offer_pos.size > 0)
     cols = _columns(net, bid_frame, bid_pos, offer_frame, offer_pos)
     _check_capacity(net, cols)
     return Market(net, cols, matrices.DCPowerFlow(net), limit, weights, lf,
@@ -637,8 +651,8 @@ def _solve_angle(market: Market) -> _Solution:
 
 
 def _branch_name(net: Network, k: int) -> str:
-    br = net.branch
-    return f"branch {k} ({br['from_bus'].iat[k]}-{br['to_bus'].iat[k]})"
+    f, t = net.column("branch", "from_bus")[k], net.column("branch", "to_bus")[k]
+    return f"branch {k} ({f}-{t})"
 
 
 class PtdfModel:

@@ -39,7 +39,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from transactive.errors import InputError, MissingExtraError
 from transactive.grid.network import Network
@@ -68,6 +67,12 @@ _BRANCH = ("from_bus", "to_bus", "r_pu", "x_pu", "b_pu", "rate_a_mw", "rate_b_mw
 def _matrix(name: str, body: str) -> npt.NDArray[np.float64]:
     """Parse a MATLAB numeric matrix literal ``[ ... ]`` into a 2-d float array."""
     inner = body.strip()[1:-1]
+    lines = inner.replace(",", " ").replace(";", "\n").split("\n")
+    if any(line.strip() for line in lines):
+        try:  # numpy's parser (C), for the common case: numbers, equal rows
+            return np.loadtxt(lines, dtype=np.float64, comments=None, ndmin=2)
+        except ValueError:
+            pass  # something it does not read: Python's float() below, and the error
     rows = []
     for line in re.split(r"[;\n]", inner):
         tokens = line.replace(",", " ").split()
@@ -135,7 +140,7 @@ def _need(ppc: dict[str, Any], key: str, width: int) -> npt.NDArray[np.float64]:
 
 
 def _costs(gencost: npt.NDArray[np.float64] | None, ng: int) -> tuple[
-        dict[str, npt.NDArray[np.float64]], pd.DataFrame | None]:
+        dict[str, npt.NDArray[np.float64]], dict[str, npt.NDArray[np.float64]] | None]:
     """Polynomial cost columns and piecewise breakpoints from ``gencost``."""
     poly = {k: np.zeros(ng) for k in ("cost_per_mw2h", "cost_per_mwh", "cost_per_h")}
     if gencost is None or gencost.size == 0 or ng == 0:
@@ -171,8 +176,8 @@ def _costs(gencost: npt.NDArray[np.float64] | None, ng: int) -> tuple[
         gens.append(np.full(ncost[g], g))
         ps.append(pts[0::2])
         cs.append(pts[1::2])
-    pwl = pd.DataFrame({"gen": np.concatenate(gens), "p_mw": np.concatenate(ps),
-                        "cost_per_h": np.concatenate(cs)})
+    pwl = {"gen": np.concatenate(gens), "p_mw": np.concatenate(ps),
+           "cost_per_h": np.concatenate(cs)}
     return poly, pwl
 
 
@@ -207,9 +212,9 @@ def from_ppc(ppc: dict[str, Any], *, name: str = "") -> Network:
         br_t[rate] = np.where(br_t[rate] == 0, np.inf, br_t[rate])
     br_t["tap"] = np.where(br_t["tap"] == 0, 1.0, br_t["tap"])
     br_t["in_service"] = br_t["in_service"] > 0
-    return Network(bus=pd.DataFrame(bus_t), branch=pd.DataFrame(br_t), gen=pd.DataFrame(gen_t),
-                   load=pd.DataFrame(load), pwl_cost=pwl, base_mva=float(ppc.get("baseMVA", 100)),
-                   name=name)
+    tables: dict[str, Any] = {"bus": bus_t, "branch": br_t, "gen": gen_t, "load": load,
+                              "pwl_cost": pwl}  # mappings of columns: no DataFrames here
+    return Network(**tables, base_mva=float(ppc.get("baseMVA", 100)), name=name)
 
 
 def _number(v: float) -> str:
@@ -296,6 +301,7 @@ def from_pandapower(net: Any, *, bus_numbers: str = "index") -> Network:
         from pandapower.converter.pypower import to_ppc
     except ImportError:  # pragma: no cover - depends on the environment
         raise MissingExtraError("pandapower", "bench") from None
+    import pandas as pd
     if bus_numbers not in ("index", "name"):
         raise InputError("bus_numbers", f"must be 'index' or 'name', got {bus_numbers!r}")
     work = copy.deepcopy(net)

@@ -86,7 +86,7 @@ def shift_injection(net: Network) -> tuple[npt.NDArray[np.float64], npt.NDArray[
     ``p_shift = A^T f_shift`` per bus, so that ``f = Bf theta * base + f_shift``
     and ``B theta * base = p - p_shift``.
     """
-    phi = np.deg2rad(net.branch["shift_deg"].to_numpy())
+    phi = np.deg2rad(net.column("branch", "shift_deg"))
     f_shift = -branch_susceptance(net) * phi * net.base_mva
     return f_shift, incidence(net).T @ f_shift
 
@@ -247,7 +247,7 @@ def lodf(net: Network, ptdf_matrix: npt.NDArray[np.float64] | None = None) -> LO
     """
     h_bus = ptdf(net) if ptdf_matrix is None else ptdf_matrix
     h = h_bus[:, net.from_position] - h_bus[:, net.to_position]  # flow per from->to transfer
-    on = net.branch["in_service"].to_numpy()
+    on = net.column("branch", "in_service")
     islanding = np.zeros(net.n_branch, dtype=bool)
     islanding[radial_branches(net)] = True
     ok = on & ~islanding
@@ -264,7 +264,7 @@ def radial_branches(net: Network) -> npt.NDArray[np.int64]:
     Parallel branches are not bridges. Uses an iterative depth-first search
     (Tarjan's bridge algorithm), linear in the network size.
     """
-    on = np.flatnonzero(net.branch["in_service"].to_numpy())
+    on = np.flatnonzero(net.column("branch", "in_service"))
     f, t, n = net.from_position[on], net.to_position[on], net.n_bus
     ends = np.r_[f, t]
     other = np.r_[t, f]

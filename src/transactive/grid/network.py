@@ -5,6 +5,9 @@ as data, in :data:`SCHEMA` (name, kind, default, unit and meaning). The tables
 are validated completely when the network is built; every error names the
 table, the column and the row. A network is never changed by any solver:
 results live in separate result objects (see :mod:`transactive.grid.dcopf`).
+The solvers read the validated columns as arrays (:meth:`Network.column`);
+the DataFrames are built on first use, so a clearing that never asks for one
+(``transactive opf``) does not import pandas.
 
 Conventions (stated once, used by every grid module):
 
@@ -37,23 +40,37 @@ Network('', 2 buses, 1 branches, 1 generators, 1 loads, base 100.0 MVA)
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from transactive.errors import InputError
 
-__all__ = ["SCHEMA", "Column", "Network", "TableLike", "build_table"]
+if TYPE_CHECKING:
+    import pandas as pd
 
-TableLike = pd.DataFrame | Mapping[str, Any]
-"""What a table may be given as: a DataFrame or a mapping of column -> values."""
+    TableLike: TypeAlias = pd.DataFrame | Mapping[str, Any]
+
+__all__ = ["SCHEMA", "Column", "Network", "TableLike", "build_table", "table_columns"]
+
+Columns: TypeAlias = dict[str, npt.NDArray[Any]]
+"""A validated table as arrays: column name -> read-only 1-d array, all of one length."""
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TableLike":  # needs pandas, so it is made when first imported
+        import pandas as pd
+
+        # What a table may be given as: a DataFrame or a mapping of column -> values.
+        return pd.DataFrame | Mapping[str, Any]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 Kind = Literal["int", "float", "bool"]
 
@@ -135,15 +152,18 @@ SCHEMA: dict[str, tuple[Column, ...]] = {
 }
 
 
-def build_table(name: str, data: TableLike | None,
-                columns: tuple[Column, ...] | None = None) -> pd.DataFrame:
-    """Build a validated table from ``data``: known columns only, defaults filled,
-    typed, a fresh RangeIndex. ``columns`` defaults to ``SCHEMA[name]``; errors
-    name ``<name>.<column>`` and the row."""
+_DTYPE = {"int": np.int64, "float": np.float64, "bool": np.bool_}
+
+
+def table_columns(name: str, data: TableLike | None,
+                  columns: tuple[Column, ...] | None = None) -> Columns:
+    """Validate ``data`` as table ``name``: known columns only, defaults filled,
+    typed, as read-only arrays. ``columns`` defaults to ``SCHEMA[name]``;
+    errors name ``<name>.<column>`` and the row."""
     columns = SCHEMA[name] if columns is None else columns
     if data is None:
         data = {c.name: np.zeros(0) for c in columns}
-    if not isinstance(data, pd.DataFrame | Mapping):
+    if not (isinstance(data, Mapping) or _is_frame(data)):
         raise InputError(name, f"expected a DataFrame or a mapping, got {type(data).__name__}")
     known = {c.name for c in columns}
     unknown = [str(k) for k in data if k not in known]
@@ -154,19 +174,19 @@ def build_table(name: str, data: TableLike | None,
     if any(n < 0 for n in lengths.values()) or len(set(lengths.values())) > 1:
         raise InputError(name, f"columns must be 1-d and of equal length, got {lengths}")
     n = next(iter(lengths.values()), 0)
-    out: dict[str, npt.NDArray[Any]] = {}
+    out: Columns = {}
     for col in columns:
         field = f"{name}.{col.name}"
         if col.name not in raw:
             if col.default is None:
                 raise InputError(field, "is required")
-            out[col.name] = np.full(n, col.default)
+            out[col.name] = _readonly(np.full(n, col.default, dtype=_DTYPE[col.kind]))
             continue
         values = raw[col.name]
         if col.kind == "bool":
             if values.dtype.kind not in "biuf":
                 raise InputError(field, f"must be true/false, got type {values.dtype}")
-            out[col.name] = values.astype(bool)
+            out[col.name] = _readonly(values.astype(bool))
             continue
         try:
             arr = values.astype(np.float64)
@@ -182,16 +202,35 @@ def build_table(name: str, data: TableLike | None,
                 row = int(np.flatnonzero(frac)[0])
                 raise InputError(field, f"must be an integer, got {arr[row]!r}", row=row)
             arr = arr.astype(np.int64)
-        out[col.name] = arr
-    frame = pd.DataFrame(out, index=pd.RangeIndex(n))
-    for col in columns:
-        if col.kind == "bool":
-            frame[col.name] = frame[col.name].astype(bool)
-        elif col.kind == "int":
-            frame[col.name] = frame[col.name].astype(np.int64)
-        else:
-            frame[col.name] = frame[col.name].astype(np.float64)
-    return frame
+        out[col.name] = _readonly(arr)
+    return out
+
+
+def build_table(name: str, data: TableLike | None,
+                columns: tuple[Column, ...] | None = None) -> pd.DataFrame:
+    """Build a validated table from ``data``: known columns only, defaults filled,
+    typed, a fresh RangeIndex. ``columns`` defaults to ``SCHEMA[name]``; errors
+    name ``<name>.<column>`` and the row."""
+    return _frame(table_columns(name, data, columns))
+
+
+def _is_frame(data: object) -> bool:
+    """Whether ``data`` is a pandas DataFrame (without importing pandas: one
+    cannot exist before pandas is imported)."""
+    pd = sys.modules.get("pandas")
+    return pd is not None and isinstance(data, pd.DataFrame)
+
+
+def _frame(columns: Columns) -> pd.DataFrame:
+    """A DataFrame (own, writable copies of the columns; a fresh RangeIndex)."""
+    import pandas as pd
+
+    return pd.DataFrame({k: np.array(v) for k, v in columns.items()},
+                        index=pd.RangeIndex(_length(columns)))
+
+
+def _length(columns: Columns) -> int:
+    return len(next(iter(columns.values())))
 
 
 def _check(mask: npt.NDArray[np.bool_], field: str, problem: str) -> None:
@@ -221,6 +260,8 @@ class Network:
     -----
     The tables are copies owned by the network: treat them as read-only and
     use :meth:`replace` to derive a changed network (it validates again).
+    Each table is a DataFrame built from the validated columns when it is
+    first used; :meth:`column` reads a column without it.
     """
 
     bus: pd.DataFrame
@@ -230,12 +271,13 @@ class Network:
     pwl_cost: pd.DataFrame | None = None
     base_mva: float = 100.0
     name: str = ""
+    _columns: dict[str, Columns] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        names = ("bus", "branch", "gen", "load", "pwl_cost")
-        tables = {t: build_table(t, getattr(self, t)) for t in names}
-        for t, frame in tables.items():
-            object.__setattr__(self, t, frame)
+        # the given tables are validated into columns and dropped: the
+        # attributes are _Table descriptors that build the DataFrames on first use
+        tables = {t: table_columns(t, self.__dict__.pop(t)) for t in _TABLES}
+        object.__setattr__(self, "_columns", tables)
         if not np.isfinite(self.base_mva) or self.base_mva <= 0:
             raise InputError("base_mva", f"must be > 0, got {self.base_mva!r}")
         object.__setattr__(self, "base_mva", float(self.base_mva))
@@ -243,65 +285,64 @@ class Network:
 
     # ---------------------------------------------------------------- validation
     def _validate(self) -> None:
-        bus, br, gen, load = self.bus, self.branch, self.gen, self.load
-        if len(bus) == 0:
+        bus, br, gen, load = (self._columns[t] for t in ("bus", "branch", "gen", "load"))
+        if self.n_bus == 0:
             raise InputError("bus", "the network has no buses")
-        nums = bus["bus"].to_numpy()
+        nums = bus["bus"]
         _check(nums <= 0, "bus.bus", "bus numbers must be > 0")
         order = np.argsort(nums, kind="stable")
         dup = np.flatnonzero(nums[order][1:] == nums[order][:-1])
         if dup.size:
             row = int(order[dup[0] + 1])
             raise InputError("bus.bus", f"duplicate bus number {nums[row]}", row=row)
-        _check(~np.isin(bus["type"].to_numpy(), (PQ, PV, REF, ISOLATED)), "bus.type",
+        _check(~np.isin(bus["type"], (PQ, PV, REF, ISOLATED)), "bus.type",
                "must be 1 (PQ), 2 (PV), 3 (reference) or 4 (isolated)")
-        _check(bus["vn_kv"].to_numpy() < 0, "bus.vn_kv", "must be >= 0")
-        _check(bus["vm_min_pu"].to_numpy() > bus["vm_max_pu"].to_numpy(), "bus.vm_min_pu",
+        _check(bus["vn_kv"] < 0, "bus.vn_kv", "must be >= 0")
+        _check(bus["vm_min_pu"] > bus["vm_max_pu"], "bus.vm_min_pu",
                "is above vm_max_pu")
         for table, col in (("branch", "from_bus"), ("branch", "to_bus"), ("gen", "bus"),
                            ("load", "bus")):
-            self.bus_position(getattr(self, table)[col].to_numpy(), f"{table}.{col}")
-        _check(br["from_bus"].to_numpy() == br["to_bus"].to_numpy(), "branch.to_bus",
+            self.bus_position(self._columns[table][col], f"{table}.{col}")
+        _check(br["from_bus"] == br["to_bus"], "branch.to_bus",
                "a branch must join two different buses")
-        on = br["in_service"].to_numpy()
-        _check(on & (br["x_pu"].to_numpy() == 0), "branch.x_pu",
+        on = br["in_service"]
+        _check(on & (br["x_pu"] == 0), "branch.x_pu",
                "is zero on an in-service branch (the DC model needs a reactance)")
         for rate in ("rate_a_mw", "rate_b_mw", "rate_c_mw"):
-            _check(br[rate].to_numpy() <= 0, f"branch.{rate}",
+            _check(br[rate] <= 0, f"branch.{rate}",
                    "must be > 0 (a negative or zero limit; use inf for no limit)")
-        _check(br["tap"].to_numpy() <= 0, "branch.tap", "must be > 0")
-        _check(br["angmin_deg"].to_numpy() > br["angmax_deg"].to_numpy(), "branch.angmin_deg",
+        _check(br["tap"] <= 0, "branch.tap", "must be > 0")
+        _check(br["angmin_deg"] > br["angmax_deg"], "branch.angmin_deg",
                "is above angmax_deg")
-        pmax, pmin = gen["p_max_mw"].to_numpy(), gen["p_min_mw"].to_numpy()
+        pmax, pmin = gen["p_max_mw"], gen["p_min_mw"]
         _check(pmin > pmax, "gen.p_min_mw", "is above p_max_mw")
-        _check(gen["q_min_mvar"].to_numpy() > gen["q_max_mvar"].to_numpy(), "gen.q_min_mvar",
+        _check(gen["q_min_mvar"] > gen["q_max_mvar"], "gen.q_min_mvar",
                "is above q_max_mvar")
-        _check(gen["cost_per_mw2h"].to_numpy() < 0, "gen.cost_per_mw2h",
+        _check(gen["cost_per_mw2h"] < 0, "gen.cost_per_mw2h",
                "must be >= 0 (a negative quadratic cost is not convex)")
-        isolated = bus["type"].to_numpy() == ISOLATED
+        isolated = bus["type"] == ISOLATED
         if isolated.any():
             for table, col, live in (
                 ("branch", "from_bus", on), ("branch", "to_bus", on),
-                ("gen", "bus", gen["in_service"].to_numpy()),
-                ("load", "bus", np.ones(len(load), bool)),
+                ("gen", "bus", gen["in_service"]),
+                ("load", "bus", np.ones(_length(load), bool)),
             ):
-                pos = self.bus_position(getattr(self, table)[col].to_numpy(), f"{table}.{col}")
+                pos = self.bus_position(self._columns[table][col], f"{table}.{col}")
                 _check(live & isolated[pos], f"{table}.{col}",
                        "is an isolated bus (type 4) but the element is in service")
         self._validate_pwl()
 
     def _validate_pwl(self) -> None:
-        pwl = self.pwl_cost
-        assert pwl is not None
-        if len(pwl) == 0:
+        pwl = self._columns["pwl_cost"]
+        g = pwl["gen"]
+        if g.size == 0:
             return
-        g = pwl["gen"].to_numpy()
-        _check((g < 0) | (g >= len(self.gen)), "pwl_cost.gen", "is not a generator row")
-        p, c = pwl["p_mw"].to_numpy(), pwl["cost_per_h"].to_numpy()
+        _check((g < 0) | (g >= self.n_gen), "pwl_cost.gen", "is not a generator row")
+        p, c = pwl["p_mw"], pwl["cost_per_h"]
         order = np.lexsort((p, g))
-        if not np.array_equal(order, np.arange(len(pwl))):
+        if not np.array_equal(order, np.arange(g.size)):
             raise InputError("pwl_cost", "rows must be sorted by gen, then increasing p_mw")
-        counts = np.bincount(g, minlength=len(self.gen))
+        counts = np.bincount(g, minlength=self.n_gen)
         _check(counts[g] < 2, "pwl_cost.gen", "a piecewise cost needs at least 2 breakpoints")
         same = g[1:] == g[:-1]
         dp = np.diff(p)
@@ -310,16 +351,19 @@ class Network:
         worse = same[1:] & same[:-1] & (slope[1:] < slope[:-1] - 1e-9 * np.abs(slope[:-1]))
         _check(np.r_[False, False, worse], "pwl_cost.cost_per_h",
                "piecewise cost is not convex (slopes must not decrease)")
-        poly = self.gen[["cost_per_mw2h", "cost_per_mwh", "cost_per_h"]].to_numpy()
-        listed = np.zeros(len(self.gen), bool)
+        poly = np.column_stack([self.column("gen", c)
+                                for c in ("cost_per_mw2h", "cost_per_mwh", "cost_per_h")])
+        listed = np.zeros(self.n_gen, bool)
         listed[g] = True
         _check(listed & (poly != 0).any(axis=1), "gen.cost_per_mwh",
                "a generator with a piecewise cost must have zero polynomial costs")
 
     # ------------------------------------------------------------------ indexing
     @cached_property
-    def _lookup(self) -> pd.Index:
-        return pd.Index(self.bus["bus"].to_numpy())
+    def _lookup(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Bus numbers sorted, and the position of each."""
+        order = np.argsort(self.column("bus", "bus"), kind="stable")
+        return self.column("bus", "bus")[order], order
 
     def bus_position(self, numbers: npt.ArrayLike, field: str = "bus") -> npt.NDArray[np.int64]:
         """Positions (rows of ``bus``) of the given bus numbers.
@@ -327,79 +371,76 @@ class Network:
         Raises InputError naming ``field`` and the row of the first unknown bus.
         """
         nums = np.asarray(numbers, dtype=np.int64).ravel()
-        pos = self._lookup.get_indexer(pd.Index(nums)).astype(np.int64)
+        known, order = self._lookup
+        at = np.searchsorted(known, nums)
+        hit = at < known.size
+        hit[hit] = known[at[hit]] == nums[hit]
+        pos = np.full(nums.size, -1, dtype=np.int64)
+        pos[hit] = order[at[hit]]
         if (pos < 0).any():
             row = int(np.flatnonzero(pos < 0)[0])
             raise InputError(field, f"refers to a bus that does not exist: {nums[row]}", row=row)
         return pos
 
-    @cached_property
-    def _arrays(self) -> dict[tuple[str, str], npt.NDArray[Any]]:
-        return {}
-
     def column(self, table: str, name: str) -> npt.NDArray[Any]:
-        """A read-only numpy copy of one column, cached (a fast path for solvers).
+        """One validated column as a read-only numpy array (what solvers read).
 
         Examples
         --------
         >>> Network(bus={"bus": [1]}, branch=None, gen=None, load=None).column("bus", "bus")
         array([1])
         """
-        key = (table, name)
-        arr = self._arrays.get(key)
+        arr = self._columns.get(table, {}).get(name)
         if arr is None:
-            frame = getattr(self, table) if table in SCHEMA else None
-            if not isinstance(frame, pd.DataFrame) or name not in frame.columns:
-                raise InputError("column", f"no column {table}.{name}")
-            arr = self._arrays[key] = _readonly(frame[name].to_numpy())
+            raise InputError("column", f"no column {table}.{name}")
         return arr
 
     @property
     def n_bus(self) -> int:
         """Number of buses."""
-        return len(self.bus)
+        return _length(self._columns["bus"])
 
     @property
     def n_branch(self) -> int:
         """Number of branches (in service or not)."""
-        return len(self.branch)
+        return _length(self._columns["branch"])
 
     @property
     def n_gen(self) -> int:
         """Number of generators (in service or not)."""
-        return len(self.gen)
+        return _length(self._columns["gen"])
 
-    @cached_property
+    @property
     def bus_numbers(self) -> npt.NDArray[np.int64]:
         """Bus numbers in position order (read-only)."""
-        return _readonly(self.bus["bus"].to_numpy())
+        return self.column("bus", "bus")
 
     @cached_property
     def from_position(self) -> npt.NDArray[np.int64]:
         """Bus position of each branch's from end (read-only)."""
-        return _readonly(self.bus_position(self.branch["from_bus"], "branch.from_bus"))
+        return _readonly(self.bus_position(self.column("branch", "from_bus"), "branch.from_bus"))
 
     @cached_property
     def to_position(self) -> npt.NDArray[np.int64]:
         """Bus position of each branch's to end (read-only)."""
-        return _readonly(self.bus_position(self.branch["to_bus"], "branch.to_bus"))
+        return _readonly(self.bus_position(self.column("branch", "to_bus"), "branch.to_bus"))
 
     @cached_property
     def gen_position(self) -> npt.NDArray[np.int64]:
         """Bus position of each generator (read-only)."""
-        return _readonly(self.bus_position(self.gen["bus"], "gen.bus"))
+        return _readonly(self.bus_position(self.column("gen", "bus"), "gen.bus"))
 
     @cached_property
     def load_position(self) -> npt.NDArray[np.int64]:
         """Bus position of each load (read-only)."""
-        return _readonly(self.bus_position(self.load["bus"], "load.bus"))
+        return _readonly(self.bus_position(self.column("load", "bus"), "load.bus"))
 
     @cached_property
     def bus_load_mw(self) -> npt.NDArray[np.float64]:
         """Active load per bus position, MW: loads plus shunt ``gs_mw`` (read-only)."""
-        d = np.bincount(self.load_position, weights=self.load["p_mw"].to_numpy(),
+        d = np.bincount(self.load_position, weights=self.column("load", "p_mw"),
                         minlength=self.n_bus)
-        return _readonly(d + self.bus["gs_mw"].to_numpy())
+        return _readonly(d + self.column("bus", "gs_mw"))
 
     @cached_property
     def ref_position(self) -> int:
@@ -417,15 +458,15 @@ class Network:
         >>> net.ref_bus
         2
         """
-        ref = np.flatnonzero(self.bus["type"].to_numpy() == REF)
+        ref = np.flatnonzero(self.column("bus", "type") == REF)
         if ref.size:
             return int(ref[0])
         pv = self.pv_with_generator
         if pv.size:
             return int(pv[0])
-        on = np.flatnonzero(self.gen["in_service"].to_numpy())
+        on = np.flatnonzero(self.column("gen", "in_service"))
         if on.size:
-            return int(self.gen_position[on[np.argmax(self.gen["p_max_mw"].to_numpy()[on])]])
+            return int(self.gen_position[on[np.argmax(self.column("gen", "p_max_mw")[on])]])
         return 0
 
     @cached_property
@@ -433,8 +474,8 @@ class Network:
         """Positions of the buses of type 2 (PV) with an in-service generator,
         in bus order (read-only)."""
         has_gen = np.zeros(self.n_bus, dtype=bool)
-        has_gen[self.gen_position[self.gen["in_service"].to_numpy()]] = True
-        return _readonly(np.flatnonzero((self.bus["type"].to_numpy() == PV) & has_gen))
+        has_gen[self.gen_position[self.column("gen", "in_service")]] = True
+        return _readonly(np.flatnonzero((self.column("bus", "type") == PV) & has_gen))
 
     @property
     def ref_bus(self) -> int:
@@ -449,7 +490,7 @@ class Network:
         Labels are 0, 1, ... with the reference bus's island labelled 0; an
         isolated bus (type 4) gets -1.
         """
-        on = self.branch["in_service"].to_numpy()
+        on = self.column("branch", "in_service")
         f, t, n = self.from_position[on], self.to_position[on], self.n_bus
         graph = sp.coo_matrix((np.ones(f.size), (f, t)), shape=(n, n)).tocsr()
         _, labels = connected_components(graph, directed=False)
@@ -462,7 +503,7 @@ class Network:
         order = np.r_[ref_label, order[order != ref_label]]
         rank[order] = np.arange(order.size)
         labels = rank[labels]
-        isolated = self.bus["type"].to_numpy() == ISOLATED
+        isolated = self.column("bus", "type") == ISOLATED
         if isolated.any():
             labels = np.where(isolated, -1, labels)
             live = np.unique(labels[labels >= 0])
@@ -509,8 +550,7 @@ class Network:
         [0.0, 5.0]
         """
         fields: dict[str, Any] = {
-            "bus": self.bus, "branch": self.branch, "gen": self.gen, "load": self.load,
-            "pwl_cost": self.pwl_cost, "base_mva": self.base_mva, "name": self.name,
+            **self._columns, "base_mva": self.base_mva, "name": self.name,
         }
         unknown = set(changes) - set(fields)
         if unknown:
@@ -520,7 +560,29 @@ class Network:
 
     def __repr__(self) -> str:
         return (f"Network({self.name!r}, {self.n_bus} buses, {self.n_branch} branches, "
-                f"{self.n_gen} generators, {len(self.load)} loads, base {self.base_mva} MVA)")
+                f"{self.n_gen} generators, {_length(self._columns['load'])} loads, "
+                f"base {self.base_mva} MVA)")
+
+
+_TABLES = ("bus", "branch", "gen", "load", "pwl_cost")  # of a Network, as in SCHEMA
+
+
+class _Table:
+    """``Network.bus`` and the other tables: the DataFrame of the validated
+    columns, built on first use and then kept by the network."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, net: Network | None, owner: type | None = None) -> Any:
+        if net is None:
+            return self
+        frame = net.__dict__[self.name] = _frame(net._columns[self.name])
+        return frame
+
+
+for _name in _TABLES:  # after @dataclass, which has made its __init__ from the fields
+    setattr(Network, _name, _Table(_name))
 
 
 def _readonly(arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
