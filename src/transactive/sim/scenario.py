@@ -15,6 +15,8 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -23,7 +25,19 @@ from transactive.grid.cases import load_case
 from transactive.grid.network import Network
 from transactive.markets import registry
 from transactive.programs.carbon import CarbonPrices
-from transactive.programs.tariffs import Tariff
+from transactive.programs.critical_peak import (
+    CriticalPeakTariff,
+    PriceTrigger,
+    TemperatureTrigger,
+)
+from transactive.programs.tariffs import RealTimeTariff, RetailTariff, Tariff
+from transactive.programs.wholesale import (
+    DayAheadModel,
+    SyntheticDayAhead,
+    WholesalePrices,
+    child_seed,
+    read_day_ahead_csv,
+)
 from transactive.sim.flex_config import (
     EVConfig,
     FlexibilityConfig,
@@ -117,32 +131,142 @@ class TariffConfig(_Section):
 
     currency: str = Field("EUR", pattern=r"^[A-Z]{3}$",
                           description="ISO 4217 code of the tariff's currency (labels only).")
-    kind: Literal["flat", "tou"] = Field("tou", description="'flat' or time-of-use 'tou'.")
+    kind: Literal["flat", "tou", "rtp", "cpp"] = Field(
+        "tou",
+        description="'flat', time-of-use 'tou', real-time 'rtp' (the day-ahead price plus an "
+        "adder) or critical-peak 'cpp' (a flat or tou base and a critical price on event days).",
+    )
     energy_price_per_kwh: float = Field(
         0.28, gt=0, le=100,
-        description="Retail price (flat), or the off-peak price of a 'tou' tariff.",
+        description="Retail price (flat), or the off-peak price of a 'tou' tariff (and of a "
+        "'cpp' base).",
     )
     peak_price_per_kwh: float = Field(0.38, gt=0, le=100,
                                       description="Peak retail price of a 'tou' tariff.")
     peak_start_hour: float = Field(17.0, ge=0, le=24, description="Weekday peak start, local.")
     peak_end_hour: float = Field(21.0, ge=0, le=24, description="Weekday peak end, local.")
-    feed_in_price_per_kwh: float = Field(0.08, ge=-100, le=100,
-                                         description="Price the utility pays for export.")
+    feed_in_price_per_kwh: float = Field(
+        0.08, ge=-100, le=100,
+        description="Price the utility pays for export ('flat', 'tou' and 'cpp').",
+    )
+    adder_per_kwh: float = Field(
+        0.20, ge=0, le=100,
+        description="'rtp': retail = day-ahead price + this (network charges, levies, taxes, "
+        "margin; 0.20 puts the mean retail price near the 'flat' default).",
+    )
+    feed_in_floor_per_kwh: float | None = Field(
+        0.0, ge=-100, le=100,
+        description="'rtp': feed-in = the day-ahead price, but not below this (never above "
+        "retail); unset: no floor.",
+    )
+    wholesale_csv: str | None = Field(
+        None, min_length=1,
+        description="Day-ahead prices for 'rtp' (and a 'cpp' price trigger) from a CSV file: "
+        "columns start (ISO 8601 with a UTC offset) and price_per_kwh or price_per_mwh. "
+        "Unset: synthetic prices drawn from the run's seed.",
+    )
+    wholesale_mean_price_per_kwh: float = Field(
+        0.0796, gt=0, le=10,
+        description="Mean of the synthetic day-ahead price (0.0796: the German-Luxembourg "
+        "base price of 2024, 79.6 EUR/MWh).",
+    )
+    cpp_base: Literal["flat", "tou"] = Field(
+        "tou", description="'cpp': the base tariff outside events, priced by the fields above."
+    )
+    critical_price_per_kwh: float = Field(
+        0.80, gt=0, le=100,
+        description="'cpp': retail price in the event hours of event days (above the base).",
+    )
+    event_start_hour: float = Field(17.0, ge=0, le=24, description="'cpp': event start, local.")
+    event_end_hour: float = Field(20.0, ge=0, le=24, description="'cpp': event end, local.")
+    event_trigger: Literal["price", "heat", "cold"] = Field(
+        "price",
+        description="'cpp': what calls an event day (weekdays only), averaged over its event "
+        "hours: the day-ahead price, or a hot or a cold outdoor temperature.",
+    )
+    event_price_threshold_per_kwh: float = Field(
+        0.20, ge=-100, le=100, description="'cpp', trigger 'price': the price at or above which."
+    )
+    event_heat_threshold_c: float = Field(
+        28.0, ge=-60, le=60, description="'cpp', trigger 'heat': the temperature at or above which."
+    )
+    event_cold_threshold_c: float = Field(
+        -5.0, ge=-60, le=60, description="'cpp', trigger 'cold': the temperature at or below which."
+    )
+    max_events_per_year: int = Field(
+        15, ge=0, le=366, description="'cpp': most event days a calendar year (first come)."
+    )
+    event_notice_hour: float = Field(
+        14.0, ge=0, lt=24,
+        description="'cpp': when an event is announced the day before, local (after the noon "
+        "day-ahead auction).",
+    )
 
-    def tariff(self) -> Tariff:
-        return Tariff(
-            kind=self.kind,
+    def tariff(
+        self,
+        seed: int | np.random.SeedSequence | None = None,
+        *,
+        outdoor_c: npt.ArrayLike | None = None,
+        latitude_deg: float = 48.0,
+        longitude_deg: float = 11.0,
+    ) -> RetailTariff:
+        """The tariff. ``seed`` draws the synthetic day-ahead prices (child 0)
+        and the weather of a temperature trigger (child 1); it is needed for
+        'rtp' without ``wholesale_csv`` and for 'cpp' with a synthetic price or
+        a temperature trigger. A 'heat' or 'cold' trigger uses ``outdoor_c``
+        (one value per interval of the run) if given, else the seeded weather
+        at ``latitude_deg``, ``longitude_deg``."""
+        base = Tariff(
+            kind=self.cpp_base if self.kind == "cpp" else "flat" if self.kind == "flat" else "tou",
             energy_price_per_kwh=self.energy_price_per_kwh,
             feed_in_price_per_kwh=self.feed_in_price_per_kwh,
             peak_price_per_kwh=self.peak_price_per_kwh,
             peak_start_hour=self.peak_start_hour,
             peak_end_hour=self.peak_end_hour,
         )
+        if self.kind in ("flat", "tou"):
+            return base
+        if self.kind == "rtp":
+            return RealTimeTariff(self._wholesale(seed), adder_per_kwh=self.adder_per_kwh,
+                                  feed_in_floor_per_kwh=self.feed_in_floor_per_kwh)
+        trigger: PriceTrigger | TemperatureTrigger
+        if self.event_trigger == "price":
+            trigger = PriceTrigger(self._wholesale(seed), self.event_price_threshold_per_kwh)
+        else:
+            hot = self.event_trigger == "heat"
+            threshold = self.event_heat_threshold_c if hot else self.event_cold_threshold_c
+            if outdoor_c is None:
+                trigger = TemperatureTrigger(threshold, hot=hot, seed=self._seed(seed, 1),
+                                             latitude_deg=latitude_deg,
+                                             longitude_deg=longitude_deg)
+            else:
+                trigger = TemperatureTrigger(threshold, hot=hot,
+                                             temperature_c=np.asarray(outdoor_c, np.float64))
+        return CriticalPeakTariff(
+            base, self.critical_price_per_kwh, trigger, event_start_hour=self.event_start_hour,
+            event_end_hour=self.event_end_hour, max_events_per_year=self.max_events_per_year,
+            notice_hour=self.event_notice_hour)
+
+    def _wholesale(self, seed: int | np.random.SeedSequence | None) -> WholesalePrices:
+        if self.wholesale_csv is not None:
+            try:
+                return read_day_ahead_csv(self.wholesale_csv)
+            except InputError as exc:
+                raise InputError("tariff.wholesale_csv", str(exc)) from None
+        model = DayAheadModel(mean_price_per_kwh=self.wholesale_mean_price_per_kwh)
+        return SyntheticDayAhead(self._seed(seed, 0), model)
+
+    @staticmethod
+    def _seed(seed: int | np.random.SeedSequence | None, key: int) -> np.random.SeedSequence:
+        if seed is None:
+            raise ValueError("this tariff draws random prices or weather: pass the run's "
+                             "seed, TariffConfig.tariff(seed=...)")
+        return child_seed(seed, key)
 
     @model_validator(mode="after")
     def _consistent(self) -> TariffConfig:
         try:
-            self.tariff()
+            self.tariff(seed=0)
         except InputError as exc:
             raise ValueError(f"{exc.field.removeprefix('tariff.')}: {exc.problem}") from None
         return self
