@@ -27,9 +27,11 @@ from transactive.settlement.amounts import block_amounts
 from transactive.settlement.rules import IntervalPrices, exact_amounts
 from transactive.settlement.statements import (
     STATEMENT_COLUMNS,
+    SUMMED_COLUMNS,
     StatementWriter,
     iter_statements,
     read_statements,
+    statement_totals,
 )
 
 LABELS = np.array(["a", "b", "c", "d", "pool"])
@@ -179,6 +181,12 @@ def test_streamed_parquet_reads_back_as_the_kept_statements(tmp_path: Path) -> N
         frame[["participant", "total_cents", "planned_exact_wh"]])
     with pytest.raises(InputError, match="no statement column"):
         read_statements(tmp_path / "statements.parquet", ["bill"])
+    # each participant's sums, from either form
+    want = frame.groupby("participant", sort=False)[list(SUMMED_COLUMNS)].sum()
+    for name in ("statements.parquet", "statements.csv"):
+        pd.testing.assert_frame_equal(statement_totals(tmp_path / name), want)
+    with pytest.raises(InputError, match="summed"):
+        statement_totals(tmp_path / "statements.parquet", ["utility_price_per_kwh"])
     # each column alone (read from only the stored columns it needs)
     for name in STATEMENT_COLUMNS:
         pd.testing.assert_frame_equal(read_statements(tmp_path / "statements.parquet", [name]),

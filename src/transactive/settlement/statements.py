@@ -78,8 +78,9 @@ from transactive.errors import InputError
 from transactive.settlement.amounts import EXACT_COLUMNS, MICRO, ROUNDED
 
 __all__ = ["GZIP_LEVEL", "PARQUET_ZSTD_LEVEL", "STATEMENTS_FILE", "STATEMENTS_GZ_FILE",
-           "STATEMENTS_PARQUET_FILE", "STATEMENT_COLUMNS", "StatementRows", "StatementWriter",
-           "iter_statements", "read_statements", "statements_path"]
+           "STATEMENTS_PARQUET_FILE", "STATEMENT_COLUMNS", "SUMMED_COLUMNS", "StatementRows",
+           "StatementWriter", "iter_statements", "read_statements", "statement_totals",
+           "statements_path"]
 
 STATEMENTS_FILE = "statements.csv"
 #: The statements as one gzip-ed CSV stream (runs settled by day before Parquet).
@@ -160,36 +161,36 @@ class StatementRows:
         """The label of each row."""
         return self.labels[self.code]
 
+    def column(self, name: str) -> npt.NDArray[Any]:
+        """The values of statement column ``name`` (of :data:`STATEMENT_COLUMNS`)."""
+        p = dict(zip(ROUNDED, self.posted, strict=True))
+        if name in p:
+            return p[name]
+        if name in EXACT_COLUMNS:
+            return self.exact_micro[EXACT_COLUMNS.index(name)] / MICRO
+        if name in (*_RATES, "interval", "participant"):
+            return np.asarray(getattr(self, name))
+        if name == "utility_wh":
+            return p["planned_wh"] - p["market_wh"]
+        if name == "imbalance_wh":
+            return p["metered_wh"] - p["planned_wh"]
+        if name == "grid_fee_wh":
+            return (np.maximum(p["market_wh"], 0) if self.grid_fee == "flat"
+                    else p["market_wh"].copy())
+        energy = p["market_cents"] + p["utility_cents"] + p["imbalance_cents"]
+        if name == "energy_cents":
+            return energy
+        if name == "total_cents":
+            return energy + p["grid_fee_cents"] + p["carbon_cents"]
+        raise InputError("columns", f"no statement column {name!r}")
+
     def frame(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """The rows as a DataFrame with the columns of :data:`STATEMENT_COLUMNS`
         (or ``columns`` of them)."""
         names = list(STATEMENT_COLUMNS if columns is None else columns)
         if not len(self):
             return pd.DataFrame(columns=names)
-        p = dict(zip(ROUNDED, self.posted, strict=True))
-
-        def column(name: str) -> npt.NDArray[Any]:
-            if name in p:
-                return p[name]
-            if name in EXACT_COLUMNS:
-                return self.exact_micro[EXACT_COLUMNS.index(name)] / MICRO
-            if name in _RATES:
-                return np.asarray(getattr(self, name))
-            if name in ("interval", "participant"):
-                return np.asarray(getattr(self, name))
-            if name == "utility_wh":
-                return p["planned_wh"] - p["market_wh"]
-            if name == "imbalance_wh":
-                return p["metered_wh"] - p["planned_wh"]
-            if name == "grid_fee_wh":
-                return (np.maximum(p["market_wh"], 0) if self.grid_fee == "flat"
-                        else p["market_wh"].copy())
-            energy = p["market_cents"] + p["utility_cents"] + p["imbalance_cents"]
-            if name == "energy_cents":
-                return energy
-            return energy + p["grid_fee_cents"] + p["carbon_cents"]  # total_cents
-
-        return pd.DataFrame({name: column(name) for name in names}, columns=names)
+        return pd.DataFrame({name: self.column(name) for name in names}, columns=names)
 
     @staticmethod
     def concat(parts: Sequence[StatementRows]) -> StatementRows:
@@ -292,11 +293,11 @@ class _ParquetSink:
             self._writer.close()
 
 
-def _parquet_frames(path: Path, columns: Sequence[str] | None) -> Iterator[pd.DataFrame]:
-    """The statement rows of a Parquet statements file, one frame per row group."""
+def _parquet_rows(path: Path, wanted: Sequence[str]) -> Iterator[StatementRows]:
+    """The statement rows of a Parquet statements file, one row group at a time,
+    with what the ``wanted`` statement columns need (the other lines zero)."""
     import pyarrow.parquet as pq
 
-    wanted = list(STATEMENT_COLUMNS if columns is None else columns)
     unknown = [c for c in wanted if c not in STATEMENT_COLUMNS]
     if unknown:
         raise InputError("columns", f"no statement column {unknown[0]!r}")
@@ -308,27 +309,32 @@ def _parquet_frames(path: Path, columns: Sequence[str] | None) -> Iterator[pd.Da
         grid_fee = json.loads(meta[_META_KEY])["grid_fee"]
         stored = _stored_columns(wanted)
         for g in range(f.num_row_groups):
-            table = f.read_row_group(g, columns=stored)
-            n = table.num_rows
+            yield _row_group(f.read_row_group(g, columns=stored), stored, grid_fee)
 
-            def column(name: str, dtype: type = np.int64) -> npt.NDArray[Any]:
-                """A stored column, or zeros where the wanted columns do not use it."""
-                return (table.column(name).to_numpy() if name in stored  # noqa: B023
-                        else np.zeros(n, dtype=dtype))  # noqa: B023
 
-            labels, code = np.zeros(0, dtype=object), np.zeros(n, dtype=np.intp)
-            if "participant" in stored:
-                part = table.column("participant").combine_chunks()
-                labels = part.dictionary.to_numpy(zero_copy_only=False).astype(object)
-                code = part.indices.to_numpy().astype(np.intp)
-            rows = StatementRows(
-                column("interval"), labels, code,
-                _stored(np.stack([column(c) for c in _STORED])),
-                _stored(np.stack([column(c) for c in _STORED_EXACT])),
-                column("utility_price_per_kwh", np.float64),
-                column("imbalance_price_per_kwh", np.float64),
-                column("grid_fee_per_kwh", np.float64), grid_fee=grid_fee)
-            yield rows.frame(wanted)
+def _row_group(table: Any, stored: Sequence[str], grid_fee: GridFeeMode) -> StatementRows:
+    """The statement rows of one row group read as ``stored`` columns (a
+    pyarrow Table); what was not read is zero."""
+    n = table.num_rows
+
+    def column(name: str, dtype: type = np.int64) -> npt.NDArray[Any]:
+        return table.column(name).to_numpy() if name in stored else np.zeros(n, dtype=dtype)
+
+    def lines(names: tuple[str, ...]) -> IntArray:
+        """Stored lines in ROUNDED order (zeros, not copied, if none was read)."""
+        if not any(c in stored for c in names):
+            return np.broadcast_to(np.zeros((1, 1), dtype=np.int64), (len(names), n))
+        return _stored(np.stack([column(c) for c in names]))
+
+    labels, code = np.zeros(0, dtype=object), np.zeros(n, dtype=np.intp)
+    if "participant" in stored:
+        part = table.column("participant").combine_chunks()
+        labels = part.dictionary.to_numpy(zero_copy_only=False).astype(object)
+        code = part.indices.to_numpy().astype(np.intp)
+    return StatementRows(column("interval"), labels, code, lines(_STORED), lines(_STORED_EXACT),
+                         column("utility_price_per_kwh", np.float64),
+                         column("imbalance_price_per_kwh", np.float64),
+                         column("grid_fee_per_kwh", np.float64), grid_fee=grid_fee)
 
 
 #: The statement columns each stored column of the Parquet form is needed for
@@ -470,7 +476,9 @@ def iter_statements(source: str | Path, columns: Sequence[str] | None = None, *,
     statements, which does not fit in memory as one frame."""
     path = _source(source)
     if path.suffix == ".parquet":
-        yield from _parquet_frames(path, columns)
+        wanted = list(STATEMENT_COLUMNS if columns is None else columns)
+        for rows in _parquet_rows(path, wanted):
+            yield rows.frame(wanted)
         return
     usecols = None if columns is None else list(columns)
     with pd.read_csv(path, usecols=usecols, chunksize=chunk_rows,
@@ -504,7 +512,64 @@ def read_statements(source: str | Path, columns: Sequence[str] | None = None
         usecols = None if columns is None else list(columns)
         frame = pd.read_csv(path, usecols=usecols, float_precision="round_trip")
         return frame if usecols is None else frame.reindex(columns=usecols)
-    parts = list(_parquet_frames(path, columns))
+    parts = list(iter_statements(path, columns))
     if not parts:
         return pd.DataFrame(columns=list(STATEMENT_COLUMNS if columns is None else columns))
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+#: The statement columns :func:`statement_totals` sums (whole Wh and cents).
+SUMMED_COLUMNS = tuple(c for c in STATEMENT_COLUMNS[2:]
+                       if c.endswith(("_wh", "_cents")) and "_exact_" not in c)
+
+
+def statement_totals(source: str | Path, columns: Sequence[str] = SUMMED_COLUMNS
+                     ) -> pd.DataFrame:
+    """Each participant's statement lines summed over a run folder's (or a
+    statements file's) rows: one row per participant, in order of first
+    appearance, the ``columns`` of :data:`SUMMED_COLUMNS` (int64, Wh and cents).
+    Read a day (or a million CSV rows) at a time, so a year's statements sum
+    in the memory of a day.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from transactive.settlement.rules import IntervalPrices, compute_lines, statement_rows
+    >>> with tempfile.TemporaryDirectory() as run:
+    ...     with StatementWriter(f"{run}/{STATEMENTS_PARQUET_FILE}") as out:
+    ...         for k in range(3):
+    ...             out.write(statement_rows([compute_lines(
+    ...                 k, None, ["a", "b"], [0.05, -0.2], IntervalPrices(0.3, 0.05))]))
+    ...     totals = statement_totals(run, ["metered_wh", "total_cents"])
+    >>> totals.index.tolist(), totals["metered_wh"].tolist(), totals["total_cents"].tolist()
+    (['a', 'b'], [150, -600], [6, -3])
+    """
+    names = list(columns)
+    bad = [c for c in names if c not in SUMMED_COLUMNS]
+    if bad:
+        raise InputError("columns", f"{bad[0]!r} is not a summed statement column (one of "
+                         f"{', '.join(SUMMED_COLUMNS)})")
+    path = _source(source)
+    index: dict[Any, int] = {}
+    parts: list[tuple[npt.NDArray[np.intp], IntArray]] = []  # rows of `index`, their sums
+    if path.suffix == ".parquet":
+        labels, at = np.zeros(0, dtype=object), np.zeros(0, dtype=np.intp)
+        for rows in _parquet_rows(path, ["participant", *names]):
+            if not np.array_equal(rows.labels, labels):  # a run's days share their labels
+                labels = rows.labels
+                at = np.array([index.setdefault(p, len(index)) for p in labels.tolist()],
+                              dtype=np.intp)
+            # a day's sums of whole units: exact in double precision (far below 2**53)
+            parts.append((at, np.column_stack([
+                np.bincount(rows.code, weights=rows.column(name), minlength=at.size)
+                for name in names]).round().astype(np.int64)))
+    else:
+        for chunk in iter_statements(path, ["participant", *names]):
+            per = chunk.groupby("participant", sort=False)[names].sum()
+            at = np.array([index.setdefault(p, len(index)) for p in per.index.tolist()],
+                          dtype=np.intp)
+            parts.append((at, per.to_numpy(dtype=np.int64)))
+    total = np.zeros((len(index), len(names)), dtype=np.int64)
+    for at, sums in parts:
+        total[at] += sums
+    return pd.DataFrame(total, index=pd.Index(list(index), name="participant"), columns=names)
