@@ -41,7 +41,7 @@ import resource
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -157,16 +157,16 @@ def synthetic_day(rng: np.random.Generator, households: int, start: int,
     supplied = bought.sum(axis=1) - sold.sum(axis=1)
     utility_cost = np.where(supplied > 0, supplied * retail, supplied * feed_in)
     imported, exported = np.maximum(net, 0) - bought, np.maximum(-net, 0) - sold
-    zero = np.zeros((periods, households))
     stats = {"price": price, "counterparty_kwh": supplied,
              "operator_surplus": price * supplied - utility_cost}
-    day = DayOutcome(
-        start=start, net_kwh=net, bought_kwh=bought, sold_kwh=sold, paid=paid,
-        received=received, import_kwh=imported, export_kwh=exported, bill_market=zero,
-        bill_baseline=zero, load_kwh=load, pv_kwh=pv, unserved_kwh=zero, curtailed_kwh=zero,
-        baseline_unserved_kwh=zero, baseline_curtailed_kwh=zero, soc_kwh=zero,
-        purchase_gain=zero, sale_gain=zero, limits_gain=zero, island_gain=zero, stats=stats,
-        islanded=np.zeros(periods, dtype=bool), carbon_cost=0.08 * 0.4 * imported)
+    given = {"start": start, "net_kwh": net, "bought_kwh": bought, "sold_kwh": sold,
+             "paid": paid, "received": received, "import_kwh": imported,
+             "export_kwh": exported, "load_kwh": load, "pv_kwh": pv, "stats": stats,
+             "islanded": np.zeros(periods, dtype=bool), "carbon_cost": 0.08 * 0.4 * imported}
+    # what settlement does not read (bills, gains, ...): zero per interval and household
+    rest = {f.name: np.zeros((periods, households)) for f in fields(DayOutcome)
+            if f.name not in given and f.default is MISSING}
+    day = DayOutcome(**given, **rest)
     return day, retail, feed_in
 
 

@@ -459,7 +459,9 @@ class Settlement:
         idx = np.flatnonzero(present.ravel())
         rows = StatementRows(
             block.first + idx // n, labels, (idx % n).astype(np.intp),
-            posted.reshape(-1, posted.shape[2])[idx].T, exact.reshape(-1, exact.shape[2])[idx].T,
+            # lines x rows, each line contiguous (a column of the statements)
+            np.ascontiguousarray(posted.reshape(-1, posted.shape[2])[idx].T),
+            np.ascontiguousarray(exact.reshape(-1, exact.shape[2])[idx].T),
             block.utility_price_per_kwh.reshape(-1)[idx],
             block.imbalance_price_per_kwh.reshape(-1)[idx],
             block.grid_fee_per_kwh.reshape(-1)[idx], grid_fee=self.config.grid_fee)

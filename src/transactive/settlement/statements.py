@@ -268,8 +268,10 @@ class _ParquetSink:
         labels = pa.array(np.asarray(rows.labels).astype(str))
         columns = [pa.array(rows.interval.astype(np.int64, copy=False)),
                    pa.DictionaryArray.from_arrays(pa.array(rows.code.astype(np.int32)), labels)]
-        columns += [pa.array(np.ascontiguousarray(c)) for c in _stored(rows.posted)]
-        columns += [pa.array(np.ascontiguousarray(c)) for c in _stored(rows.exact_micro)]
+        for lines in (rows.posted, rows.exact_micro):  # planned stored as metered - planned
+            columns += [pa.array(np.ascontiguousarray(lines[j] if j != 1 else
+                                                      lines[0] - lines[1]))
+                        for j in range(len(_STORED))]
         columns += [pa.array(np.asarray(getattr(rows, name), dtype=np.float64))
                     for name in _RATES]
         table = pa.Table.from_arrays(columns, schema=self._schema)
