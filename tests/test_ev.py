@@ -12,6 +12,8 @@ from transactive.orders import BUY, SELL
 from transactive.timeline import Timeline
 
 TL = Timeline(pd.Timestamp("2026-06-01", tz="Europe/Berlin"), periods=96 * 7)
+# a forecast with a daily shape: dear in the evening, cheap at night
+PRICES = 0.25 + 0.1 * np.sin(2 * np.pi * (np.arange(TL.periods) / 96 - 0.5))
 
 
 def _fleet(n=20, seed=3, **kw):
@@ -21,7 +23,7 @@ def _fleet(n=20, seed=3, **kw):
 def _run(fleet, accept):
     """Step the fleet through its timeline, accepting bids by ``accept(segments)``."""
     for t in range(TL.periods):
-        seg = fleet.segments(t, 0.05, 0.40)
+        seg = fleet.segments(t, PRICES[t:t + 96], 0.05, 0.40)
         got = accept(seg)
         energy = np.bincount(seg.household, np.where(seg.side == BUY, got, -got),
                              fleet.capacity_kwh.size)
@@ -54,20 +56,24 @@ def test_a_car_given_only_its_must_charge_bids_still_leaves_ready():
     assert fleet.shortfall_kwh.max() == pytest.approx(0.0, abs=1e-6)
 
 
-def test_bids_rise_as_laxity_falls():
+def test_bids_rise_with_urgency_and_reach_the_cap_without_laxity():
+    # the same car at the same time and forecast, missing more and more energy
     fleet = _fleet(n=1, seed=5)
-    fleet.soc_kwh[:] = 0.2 * fleet.capacity_kwh
-    t0 = int(np.flatnonzero(fleet.plugged[:, 0] & (np.arange(TL.periods) > 40))[0])
+    t = int(np.flatnonzero(fleet.plugged[:, 0] & (np.arange(TL.periods) > 40))[0])
     prices, laxity = [], []
-    for t in range(t0, int(fleet.departure[t0, 0])):
-        seg = fleet.segments(t, 0.05, 0.40)
-        need = (seg.side == BUY) & (seg.price_per_kwh > 0.05)
+    for frac in (0.79, 0.6, 0.4, 0.2, 0.0):
+        fleet.soc_kwh[:] = frac * fleet.capacity_kwh
+        seg = fleet.segments(t, PRICES[t:t + 96], 0.05, 0.40)
+        need = (seg.side == BUY) & (seg.quantity_kwh > 0)
         laxity.append(float(fleet.laxity_h(t)[0]))
-        prices.append(float(seg.price_per_kwh[need][0]) if need.any() else 0.05)
-        fleet.advance(t, np.zeros(1))  # nothing accepted: laxity falls
+        prices.append(float(seg.price_per_kwh[need][0]))
+    assert np.all(np.diff(laxity) < 0)
     assert np.all(np.diff(prices) >= -1e-12)
-    assert prices[-1] == pytest.approx(0.40)  # out of laxity: any price
-    assert laxity[0] > laxity[-1]
+    t_last = int(fleet.departure[t, 0]) - 1  # one interval before it leaves: must charge
+    fleet.soc_kwh[:] = 0.5 * fleet.capacity_kwh
+    seg = fleet.segments(t_last, PRICES[t_last:t_last + 96], 0.05, 0.40)
+    assert seg.price_per_kwh.max() == pytest.approx(0.40)
+    assert seg.must_run.any()
 
 
 def test_energy_is_conserved_and_limits_hold():
@@ -76,7 +82,7 @@ def test_energy_is_conserved_and_limits_hold():
     drawn = np.zeros(5)
     trips = np.zeros(5)
     for t in range(TL.periods):
-        seg = fleet.segments(t, 0.05, 0.40)
+        seg = fleet.segments(t, PRICES[t:t + 96], 0.05, 0.40)
         energy = np.bincount(seg.household, np.where(seg.side == BUY, seg.quantity_kwh, 0.0), 5)
         assert (energy <= fleet.charger_kw * TL.dt_h + 1e-9).all()
         fleet.advance(t, energy)
@@ -92,7 +98,7 @@ def test_v2g_offers_only_what_it_does_not_need():
     fleet = _fleet(n=4, seed=2, v2g_share=1.0)
     fleet.soc_kwh[:] = fleet.capacity_kwh
     t = int(np.flatnonzero(fleet.plugged.all(axis=1))[0])
-    seg = fleet.segments(t, 0.05, 0.40)
+    seg = fleet.segments(t, PRICES[t:t + 96], 0.05, 0.40)
     sell = seg.side == SELL
     assert sell.any()
     spare = (fleet.capacity_kwh - fleet.required_kwh) * fleet.efficiency

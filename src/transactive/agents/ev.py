@@ -13,13 +13,17 @@ and ADAC's consumption tests, rounded).
 
 The bid (:meth:`EVFleet.segments`): the *laxity* of a plugged-in car is the
 time it can still wait, ``hours_to_departure - energy_missing / (charger_kw *
-efficiency)``. It bids for the energy it still misses at a price that rises
-as its laxity falls, from the price floor at a laxity of
-``laxity_horizon_h`` up to the price cap, and at the cap (any price) once it
-cannot wait another interval; energy beyond what it needs, up to its
-capacity, it bids at the floor (only when energy is cheap). With V2G, stored
-energy above what it needs can be sold at the cap (only at scarcity prices,
-the round trip costs).
+efficiency)``, and its *urgency* ``u`` the share of the hours to departure it
+needs to charge. It bids for the energy it still misses in the manner of the
+Olympic Peninsula thermostats, ``mean + k * std * (2 u - 1)`` over the price
+forecast up to its departure (``k`` = ``urgency_k``): below the mean while it
+has time, above it when it has little, so that cars with different needs
+and departures come in at different prices and times rather than all at the
+first cheap interval; once it cannot wait another interval it bids the price
+cap (any price). Energy beyond what it
+needs, up to its capacity, it bids at the forecast's minimum (only the
+cheapest hours). With V2G, stored energy above what it needs is offered at
+the forecast's maximum (only the dearest hours).
 
 Examples
 --------
@@ -38,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from transactive.agents.flexibility import Segments
+from transactive.agents.flexibility import Segments, window_quantile
 from transactive.errors import InputError
 from transactive.orders import BUY, SELL
 from transactive.timeline import Timeline
@@ -68,7 +72,9 @@ class EVFleet:
     departure: npt.NDArray[np.int64]
     trip_kwh: FloatArray
     dt_h: float
-    laxity_horizon_h: float = 8.0
+    urgency_k: float = 1.0
+    """``k`` of the bid: standard deviations of the forecast between a car
+    with all the time it needs and one that must charge throughout."""
     soc_kwh: FloatArray = field(init=False)
     shortfall_kwh: FloatArray = field(init=False)
     """Per household: energy missing at departures so far (summed)."""
@@ -88,8 +94,6 @@ class EVFleet:
             raise InputError("ev.required_kwh", "must be within [0, capacity_kwh]")
         if not (np.isfinite(self.dt_h) and self.dt_h > 0):
             raise InputError("dt_h", f"must be > 0, got {self.dt_h!r}")
-        if not (np.isfinite(self.laxity_horizon_h) and self.laxity_horizon_h > 0):
-            raise InputError("ev.laxity_horizon_h", "must be > 0")
         self.soc_kwh = self.required_kwh.copy()  # each car starts ready to leave
         self.shortfall_kwh = np.zeros(n)
         self.soc_at_departure_kwh = []
@@ -151,8 +155,11 @@ class EVFleet:
         to_go = (self.departure[t] - t) * self.dt_h
         return np.where(self.plugged[t], to_go - need_h, np.inf)
 
-    def segments(self, t: int, price_floor: float, price_cap: float) -> Segments:
-        """Interval ``t``'s bids (see the module docstring)."""
+    def segments(self, t: int, forecast_per_kwh: npt.ArrayLike, price_floor: float,
+                 price_cap: float) -> Segments:
+        """Interval ``t``'s bids from the price forecast of the intervals from
+        ``t`` on (see the module docstring), within the floor and cap."""
+        f = np.clip(np.asarray(forecast_per_kwh, dtype=np.float64), price_floor, price_cap)
         plugged = self.plugged[t]
         full_kwh = self.charger_kw * self.dt_h  # at the plug
         missing = np.maximum(self.required_kwh - self.soc_kwh, 0.0) / self.efficiency
@@ -160,20 +167,27 @@ class EVFleet:
         need = np.where(plugged, np.minimum(missing, full_kwh), 0.0)
         extra = np.where(plugged, np.minimum(room, full_kwh) - need, 0.0)
         lax = self.laxity_h(t)
-        urgency = np.clip(1.0 - lax / self.laxity_horizon_h, 0.0, 1.0)
-        urgency = np.where(lax < self.dt_h, 1.0, urgency)  # must charge now
-        need_price = price_floor + urgency * (price_cap - price_floor)
+        to_go = np.clip(self.departure[t] - t, 1, f.size)
+        need_h = np.where(plugged, np.maximum(self.departure[t] - t, 1) * self.dt_h - lax, 0.0)
+        urgency = np.clip(need_h / (np.maximum(self.departure[t] - t, 1) * self.dt_h), 0, 1)
+        mean, std = _window_moments(f, to_go)
+        need_price = np.clip(mean + self.urgency_k * std * (2 * urgency - 1), price_floor,
+                             price_cap)
+        need_price = np.where(lax < self.dt_h, price_cap, need_price)  # must charge now
         spare = np.where(plugged & self.v2g,
                          np.minimum(np.maximum(self.soc_kwh - self.required_kwh, 0.0)
                                     * self.efficiency, full_kwh), 0.0)
         h = np.arange(self.capacity_kwh.size)
-        parts = [(need, BUY, need_price), (extra, BUY, np.full(h.size, price_floor)),
-                 (spare, SELL, np.full(h.size, price_cap))]
-        rows = [(np.flatnonzero(q > 1e-9), q, side, p) for q, side, p in parts]
+        must = lax < self.dt_h
+        none = np.zeros(h.size, bool)
+        parts = [(need, BUY, need_price, must), (extra, BUY, window_quantile(f, to_go, 0.0), none),
+                 (spare, SELL, window_quantile(f, to_go, 1.0), none)]
+        rows = [(np.flatnonzero(q > 1e-9), q, side, p, m) for q, side, p, m in parts]
         return Segments(household=np.concatenate([h[r] for r, *_ in rows]),
-                        side=np.concatenate([np.full(r.size, s) for r, _, s, _ in rows]),
+                        side=np.concatenate([np.full(r.size, s) for r, _, s, *_ in rows]),
                         quantity_kwh=np.concatenate([q[r] for r, q, *_ in rows]),
-                        price_per_kwh=np.concatenate([p[r] for r, _, _, p in rows]))
+                        price_per_kwh=np.concatenate([p[r] for r, _, _, p, _ in rows]),
+                        must_run=np.concatenate([m[r] for r, *_, m in rows]))
 
     def advance(self, t: int, energy_kwh: npt.ArrayLike) -> None:
         """The cars drew ``energy_kwh`` at the plug in interval ``t`` (negative:
@@ -195,3 +209,13 @@ class EVFleet:
             self.soc_at_departure_kwh.append((t + 1, np.where(leaving, self.soc_kwh, np.nan)))
         if t + 1 < self.trip_kwh.shape[0]:
             self.soc_kwh = np.maximum(self.soc_kwh - self.trip_kwh[t + 1], 0.0)
+
+
+def _window_moments(forecast: FloatArray, length: npt.NDArray[np.int64]
+                    ) -> tuple[FloatArray, FloatArray]:
+    """Mean and standard deviation of the first ``length`` prices of the
+    forecast, per household (``length`` within 1 .. forecast size)."""
+    s1 = np.r_[0.0, np.cumsum(forecast)]
+    s2 = np.r_[0.0, np.cumsum(forecast**2)]
+    mean = s1[length] / length
+    return mean, np.sqrt(np.maximum(s2[length] / length - mean**2, 0.0))

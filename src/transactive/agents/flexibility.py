@@ -41,7 +41,7 @@ import numpy.typing as npt
 from transactive.errors import InputError
 from transactive.orders import BUY, SELL
 
-__all__ = ["HomeMatch", "Segments", "net_in_home", "served"]
+__all__ = ["HomeMatch", "Segments", "net_in_home", "served", "window_quantile"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -51,25 +51,31 @@ IntArray = npt.NDArray[np.int64]
 class Segments:
     """Bid-curve segments, one row each: ``household`` (index), ``side``
     (``BUY`` = consume, ``SELL`` = produce), ``quantity_kwh`` (> 0),
-    ``price_per_kwh`` (the limit) and ``indivisible`` (a run that starts
+    ``price_per_kwh`` (the limit), ``indivisible`` (a run that starts
     whole or not at all: an appliance's cycle; partly accepted, the rest
-    comes from the utility, see :func:`served`)."""
+    comes from the utility, see :func:`served`) and ``must_run`` (energy the
+    device cannot do without this interval: a base load, a car out of
+    laxity, a house at the edge of its band, a started cycle)."""
 
     household: IntArray
     side: npt.NDArray[np.int8]
     quantity_kwh: FloatArray
     price_per_kwh: FloatArray
     indivisible: npt.NDArray[np.bool_]
+    must_run: npt.NDArray[np.bool_]
 
     def __init__(self, *, household: npt.ArrayLike, side: npt.ArrayLike,
                  quantity_kwh: npt.ArrayLike, price_per_kwh: npt.ArrayLike,
-                 indivisible: npt.ArrayLike | None = None) -> None:
+                 indivisible: npt.ArrayLike | None = None,
+                 must_run: npt.ArrayLike | None = None) -> None:
         h = np.asarray(household, dtype=np.int64)
         n = h.shape[0] if h.ndim == 1 else -1
         cols = {"side": np.asarray(side), "quantity_kwh": np.asarray(quantity_kwh, np.float64),
                 "price_per_kwh": np.asarray(price_per_kwh, np.float64),
                 "indivisible": np.zeros(max(n, 0), bool) if indivisible is None
-                else np.asarray(indivisible, dtype=bool)}
+                else np.asarray(indivisible, dtype=bool),
+                "must_run": np.zeros(max(n, 0), bool) if must_run is None
+                else np.asarray(must_run, dtype=bool)}
         for name, arr in {"household": h, **cols}.items():
             if arr.shape != (n,):
                 raise InputError(name, f"must be a 1-d array like household ({max(n, 0)}), "
@@ -94,6 +100,7 @@ class Segments:
         object.__setattr__(self, "quantity_kwh", q)
         object.__setattr__(self, "price_per_kwh", p)
         object.__setattr__(self, "indivisible", cols["indivisible"])
+        object.__setattr__(self, "must_run", cols["must_run"])
 
     def __len__(self) -> int:
         return int(self.household.shape[0])
@@ -105,7 +112,8 @@ class Segments:
                    side=np.concatenate([s.side for s in parts]),
                    quantity_kwh=np.concatenate([s.quantity_kwh for s in parts]),
                    price_per_kwh=np.concatenate([s.price_per_kwh for s in parts]),
-                   indivisible=np.concatenate([s.indivisible for s in parts]))
+                   indivisible=np.concatenate([s.indivisible for s in parts]),
+                   must_run=np.concatenate([s.must_run for s in parts]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -214,3 +222,28 @@ def served(segments: Segments, home: HomeMatch, accepted_kwh: npt.ArrayLike,
     to_utility |= segments.indivisible & (home.matched_kwh + acc > 0)
     utility = np.where(to_utility, left, 0.0)
     return home.matched_kwh + acc + utility, utility
+
+
+def window_quantile(forecast_per_kwh: npt.ArrayLike, length: npt.ArrayLike,
+                    q: npt.ArrayLike) -> FloatArray:
+    """Per household, the ``q``-quantile (lower) of the first ``length``
+    intervals of the price forecast: the price below which a device that
+    needs a share ``q`` of the next ``length`` intervals finds enough of them.
+    ``length`` is clipped to the forecast (at least 1).
+
+    >>> window_quantile([0.3, 0.1, 0.2, 0.4], [4, 2, 4], [0.0, 1.0, 0.5]).tolist()
+    [0.1, 0.3, 0.2]
+    """
+    f = np.asarray(forecast_per_kwh, dtype=np.float64)
+    if f.ndim != 1 or f.size == 0 or not np.isfinite(f).all():
+        raise InputError("forecast_per_kwh", "must be a non-empty 1-d array of finite prices")
+    size = np.clip(np.asarray(length, dtype=np.int64), 1, f.size)
+    share = np.clip(np.asarray(q, dtype=np.float64), 0.0, 1.0)
+    if size.size == 0:
+        return np.zeros(0)
+    top = int(size.max())
+    lengths = np.arange(1, top + 1)[:, None]
+    prefix = np.where(np.arange(top)[None, :] < lengths, f[:top], np.inf)
+    prefix.sort(axis=1)  # row L - 1: the first L prices, sorted, then inf
+    rank = np.floor(share * (size - 1)).astype(np.int64)
+    return prefix[size - 1, rank]

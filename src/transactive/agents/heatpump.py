@@ -125,8 +125,9 @@ class HeatPumpFleet:
         the interval (0 if it gets there without heating), within the heat
         pump's power: the 1R1C step solved for the heat."""
         out = np.broadcast_to(np.asarray(outdoor_c, np.float64), self.indoor_c.shape)
+        target = np.asarray(target_c, np.float64)
         decay = np.exp(-self.dt_h / (self.r_k_per_kw * self.c_kwh_per_k))
-        steady = out + (target_c - out - (self.indoor_c - out) * decay) / (1 - decay)
+        steady = out + (target - out - (self.indoor_c - out) * decay) / (1 - decay)
         p_heat = (steady - out) / self.r_k_per_kw - self.gains_kw
         return np.clip(p_heat / cop(out), 0.0, self.p_max_kw)
 
@@ -148,7 +149,8 @@ class HeatPumpFleet:
         a, b = np.flatnonzero(must > 1e-9), np.flatnonzero(rest > 1e-9)
         return Segments(household=np.r_[h[a], h[b]], side=np.full(a.size + b.size, BUY),
                         quantity_kwh=np.r_[must[a], rest[b]],
-                        price_per_kwh=np.r_[np.full(a.size, price_cap), price[b]])
+                        price_per_kwh=np.r_[np.full(a.size, price_cap), price[b]],
+                        must_run=np.r_[np.ones(a.size, bool), np.zeros(b.size, bool)])
 
     def advance(self, outdoor_c: npt.ArrayLike, energy_kwh: npt.ArrayLike) -> None:
         """The heat pumps drew ``energy_kwh`` over the interval: the houses'

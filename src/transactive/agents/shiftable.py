@@ -8,9 +8,11 @@ a cycle on 60 % of days, 0.8-2 kW for 1-2 h (about 1-3 kWh, the range of
 EU energy-label programmes), ready around 08:00 and due around 22:00.
 
 The bid (:meth:`ShiftableFleet.segments`): a ready appliance bids to start
-now, for its first interval's energy, at a price that rises as its window
-closes, ``floor + (cap - floor) * (1 - slack / window)`` with ``slack`` the
-intervals it can still wait; at no slack it bids the cap (it must start).
+now, for its first interval's energy, at ``mean + std * (2 u - 1)`` of the
+price forecast over the ``slack + 1`` intervals it may still start in, with
+``u = 1 / (slack + 1)`` (``slack``: the intervals it can still wait): below
+the mean while it has time, more as its window closes; at no slack it bids
+the cap (it must start).
 The start is indivisible (:class:`~transactive.agents.flexibility.Segments`).
 A running appliance bids the cap for its next interval (it cannot stop).
 
@@ -127,13 +129,19 @@ class ShiftableFleet:
         ready = (nxt < days) & (self.remaining == 0) & (early >= 0) & (early <= t)
         return early, late, ready
 
-    def segments(self, t: int, price_floor: float, price_cap: float) -> Segments:
-        """Interval ``t``'s bids: running cycles at the cap, ready ones to start."""
-        early, late, ready = self._window(t)
+    def segments(self, t: int, forecast_per_kwh: npt.ArrayLike, price_floor: float,
+                 price_cap: float) -> Segments:
+        """Interval ``t``'s bids from the price forecast of the intervals from
+        ``t`` on: running cycles at the cap, ready ones to start."""
+        f = np.clip(np.asarray(forecast_per_kwh, dtype=np.float64), price_floor, price_cap)
+        _, late, ready = self._window(t)
         step_kwh = self.power_kw * self.dt_h
-        slack = late - self.duration - t  # intervals it can still wait
-        window = np.maximum(late - self.duration - early, 1)
-        price = price_floor + (price_cap - price_floor) * np.clip(1 - slack / window, 0, 1)
+        slack = np.maximum(late - self.duration - t, 0)  # intervals it can still wait
+        window = np.minimum(slack + 1, f.size)
+        s1, s2 = np.r_[0.0, np.cumsum(f)], np.r_[0.0, np.cumsum(f**2)]
+        mean = s1[window] / window
+        std = np.sqrt(np.maximum(s2[window] / window - mean**2, 0.0))
+        price = np.clip(mean + std * (2.0 / (slack + 1) - 1), price_floor, price_cap)
         price = np.where(slack <= 0, price_cap, price)
         running = np.flatnonzero(self.remaining > 0)
         starting = np.flatnonzero(ready & (step_kwh > 0))
@@ -141,7 +149,8 @@ class ShiftableFleet:
         return Segments(household=rows, side=np.full(rows.size, BUY),
                         quantity_kwh=step_kwh[rows],
                         price_per_kwh=np.r_[np.full(running.size, price_cap), price[starting]],
-                        indivisible=np.ones(rows.size, bool))
+                        indivisible=np.ones(rows.size, bool),
+                        must_run=np.r_[np.ones(running.size, bool), slack[starting] <= 0])
 
     def advance(self, t: int, energy_kwh: npt.ArrayLike) -> None:
         """The appliances drew ``energy_kwh`` in interval ``t``: a ready one

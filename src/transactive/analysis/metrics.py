@@ -216,15 +216,20 @@ def summary(result: SimulationResult) -> dict[str, Any]:
     return {key: json_value(value) for key, value in out.items()}
 
 
+_NOISE_KWH = 1e-6
+"""Energy per interval below which a community figure is solver tolerance (1 mWh)."""
+
+
 def _warnings(s: dict[str, Any], result: SimulationResult,
               col: dict[str, npt.NDArray[np.float64]]) -> list[str]:
     """What a reader must know before trusting the other figures."""
     cur = s["currency"]
     notes = []
     market_shed = col["unserved_kwh"][col["islanded"] == 0]
-    if market_shed.sum() > 0:
-        notes.append(f"load shed: {market_shed.sum():,.1f} kWh in "
-                     f"{int((market_shed > 0).sum())} intervals, where the feeder could not "
+    shed = market_shed > _NOISE_KWH  # an LP's tolerance is no shed load
+    if market_shed[shed].sum() >= 0.05:
+        notes.append(f"load shed: {market_shed[shed].sum():,.1f} kWh in "
+                     f"{int(shed.sum())} intervals, where the feeder could not "
                      "carry the load (the baseline shed "
                      f"{col['baseline_unserved_kwh'][col['islanded'] == 0].sum():,.1f} kWh)")
     voll = result.scenario.grid.value_of_lost_load_per_kwh

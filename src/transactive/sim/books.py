@@ -32,7 +32,7 @@ INTERVAL_COLUMNS = (
     "n_binding", "islanded",
 )
 _INT_COLUMNS = ("n_buy", "n_sell", "n_binding", "islanded")
-GAIN_PARTS = ("purchase_gain", "sale_gain", "limits_gain", "island_gain")
+GAIN_PARTS = ("purchase_gain", "sale_gain", "limits_gain", "island_gain", "flexibility_gain")
 #: Per-household columns summed per day and over the run.
 HOUSEHOLD_COLUMNS = ("bill_market", "bill_baseline", "carbon_cost", "bought_kwh", "sold_kwh",
                      "import_kwh", "export_kwh", "load_kwh", "pv_kwh", "unserved_kwh",
@@ -45,6 +45,7 @@ GAIN_REASONS = {
     "sale_gain": "sold below the feed-in price",
     "limits_gain": "feeder limits: more PV curtailed or load shed than in the baseline",
     "island_gain": "paid for energy while islanded (the baseline had a blackout)",
+    "flexibility_gain": "its devices' schedule cost more at the tariff than on plain rules",
 }
 _ORDER_COLUMNS = ("interval", "id", "household", "side", "limit_price", "quantity",
                   "accepted", "price", "payment")
@@ -87,6 +88,10 @@ class DayOutcome:
     - (curtailed - baseline_curtailed) * feed_in``."""
     island_gain: FloatArray
     """Per household: minus its bill while islanded (the baseline has no supply)."""
+    flexibility_gain: FloatArray
+    """Per household: the baseline's bill (devices on plain rules) less the
+    tariff's bill for the energy it bought and sold with its devices bidding,
+    less ``limits_gain`` (0 where the devices run by rules)."""
     stats: dict[str, FloatArray]
     islanded: npt.NDArray[np.bool_]
     """Per interval: the community was islanded (no market, no utility)."""

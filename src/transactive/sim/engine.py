@@ -54,6 +54,7 @@ from transactive.agents.strategies import limit_prices
 from transactive.errors import InputError, TransactiveError
 from transactive.sim.books import Books, DayOutcome
 from transactive.sim.community import build_community
+from transactive.sim.flexday import flexible_day
 from transactive.sim.flexible import Devices
 from transactive.sim.island import IslandOutcome, island_window
 from transactive.sim.market import MarketSession, feeder_scale
@@ -114,6 +115,8 @@ class _Run:
                                     timeline.dt_h, self.kw_per_unit or 1.0)
         self.households = np.arange(self.community.size, dtype=np.int64)
         self.soc = self.community.batteries.initial_soc_kwh()
+        bidding = self.devices is not None and scenario.flexibility.control == "market"
+        self.twin = self.devices.twin() if bidding and self.devices else None  # the baseline
         self.fault = scenario.fault.window(timeline)
         if self.devices is not None and self.fault:
             raise InputError("fault.start", "an islanded community with flexible devices "
@@ -126,6 +129,9 @@ class _Run:
         """Simulate intervals ``first .. stop - 1`` (one day, or its end): the
         devices interval by interval (their state carries over), then the
         market of every interval not islanded at once, then the books."""
+        if self.twin is not None:  # the devices bid: interval by interval
+            return _day_outcome(first, flexible_day(self, first, stop),
+                                np.zeros(stop - first, dtype=bool))
         c, dt_h, n = self.community, self.timeline.dt_h, self.community.size
         load_kw = c.load_kw[first:stop].astype(np.float64)
         pv_kw = c.pv_kw[first:stop].astype(np.float64)
@@ -301,7 +307,7 @@ class _Run:
 _HOUSEHOLD_ARRAYS = ("bought_kwh", "sold_kwh", "paid", "received", "import_kwh", "export_kwh",
                      "bill_market", "bill_baseline", "unserved_kwh", "curtailed_kwh",
                      "baseline_unserved_kwh", "baseline_curtailed_kwh", "purchase_gain",
-                     "sale_gain", "limits_gain", "island_gain")
+                     "sale_gain", "limits_gain", "island_gain", "flexibility_gain")
 _MARKET_STATS = ("price", "volume_kwh", "welfare", "n_buy", "n_sell", "import_kwh",
                  "export_kwh", "baseline_spending", "buyer_payment", "seller_receipt",
                  "max_buyer_price", "operator_surplus", "counterparty_kwh", "grid_import_kwh",

@@ -47,8 +47,6 @@ class EVConfig(_Section):
     capacity_kwh_max: float = Field(75.0, gt=0, le=300, description="Largest battery, kWh.")
     required_frac: float = Field(0.8, gt=0, le=1,
                                  description="Share of capacity each car must hold at departure.")
-    laxity_horizon_h: float = Field(8.0, gt=0, le=48,
-                                    description="Laxity at which an EV bids the price floor.")
 
     @model_validator(mode="after")
     def _consistent(self) -> EVConfig:

@@ -80,8 +80,6 @@ class Devices:
             departure_hour=e.departure_hour, km_per_day=e.km_per_day, kwh_per_km=e.kwh_per_km,
             capacity_kwh=(e.capacity_kwh_min, e.capacity_kwh_max),
             required_frac=e.required_frac, v2g_share=e.v2g_share)
-        if ev is not None:
-            ev.laxity_horizon_h = e.laxity_horizon_h
         hp = None if h.share == 0 else HeatPumpFleet.draw(
             share[1] < h.share, hp_rng, dt_h=dt_h, setpoint_c=h.setpoint_c, band_k=h.band_k)
         if hp is not None:
@@ -142,7 +140,7 @@ class Devices:
             flex_kwh += e
         if self.shiftable is not None:
             app = self.shiftable
-            seg = app.segments(t, 0.0, 1.0)
+            seg = app.segments(t, np.zeros(1), 0.0, 1.0)  # start when ready: any price
             e = np.bincount(seg.household, seg.quantity_kwh, load_kw.size)
             app.advance(t, e)
             flex_kwh += e
@@ -169,7 +167,8 @@ class Devices:
                                      (pv_kw * dt_h, SELL, pv_price, "pv")):
             rows = np.flatnonzero(q > 1e-9)
             parts.append((Segments(household=h[rows], side=np.full(rows.size, side),
-                                   quantity_kwh=q[rows], price_per_kwh=price[rows]), _CODE[name]))
+                                   quantity_kwh=q[rows], price_per_kwh=price[rows],
+                                   must_run=np.full(rows.size, name == "load")), _CODE[name]))
         b = self.batteries
         buy, sell = arbitrage_prices(forecast_per_kwh, b.efficiency_charge,
                                      b.efficiency_discharge)
@@ -178,14 +177,15 @@ class Devices:
                                  sell_above=np.clip(sell, price_floor, price_cap)),
                       _CODE["battery"]))
         if self.ev is not None:
-            parts.append((self.ev.segments(t, price_floor, price_cap), _CODE["ev"]))
+            parts.append((self.ev.segments(t, forecast_per_kwh, price_floor, price_cap),
+                          _CODE["ev"]))
         if self.heat_pump is not None:
             parts.append((self.heat_pump.segments(
                 self.outdoor_c[t], t, price_mean=float(forecast_per_kwh.mean()),
                 price_std=float(forecast_per_kwh.std()), price_floor=price_floor,
                 price_cap=price_cap), _CODE["heat_pump"]))
         if self.shiftable is not None:
-            parts.append((self.shiftable.segments(t, price_floor, price_cap),
+            parts.append((self.shiftable.segments(t, forecast_per_kwh, price_floor, price_cap),
                           _CODE["shiftable"]))
         owner = np.concatenate([np.full(len(s), code, np.int8) for s, code in parts])
         return Segments.concat([s for s, _ in parts]), owner

@@ -266,6 +266,10 @@ class MarketSession:
             if network is None:
                 raise InputError("grid.case", f"market design {self.name!r} needs a network")
             self._options["network"] = network
+        if "inelastic_demand" in params and scenario.flexibility.control == "market":
+            # devices bid: demand is elastic at its limits (what must run bids
+            # the value of lost load, see sim/flexday.py)
+            self._options.setdefault("inelastic_demand", False)
         if "kw_per_unit" in self._takes:
             if kw_per_unit is None:
                 raise InputError("grid.kw_per_unit", f"market design {self.name!r} needs the "

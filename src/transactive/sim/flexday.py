@@ -1,0 +1,180 @@
+"""A day of a community whose devices bid (``[flexibility] control = "market"``).
+
+Interval by interval (a device's state depends on what it got), every
+household's devices state their segments (:meth:`Devices.segments`), its
+energy manager matches what it can at home and orders the rest, one order
+per segment (:func:`~transactive.agents.flexibility.net_in_home`), the
+market clears them, and each segment is served by the home, the market and,
+where its limit says so, the utility (:func:`~transactive.agents.flexibility.served`);
+the fleets then advance by what they got.
+
+Where the design clears the whole feeder with the utility at the substation
+(``network``), demand bids at its limits (elastic), so a device that bids
+less than the substation's price waits; what must run (a base load, a car
+out of laxity, a cold house, a started cycle) bids the value of lost load,
+and what was not served of it is shed load. An appliance's cycle the market
+accepted in part gets the rest from the utility at the tariff, beside the
+market (the feeder's flows are not solved again for that small remainder).
+
+The baseline is the same households with a twin of their devices on plain
+rules and no market (:meth:`Devices.by_rules`), stepped in lockstep; on a
+feeder its shortfall comes from the same network market with every surplus
+offered at zero. A household's gain over it is split as in the engine, plus
+``flexibility_gain``: what its devices' schedule saved at the tariff against
+the rules' schedule (:class:`~transactive.sim.books.DayOutcome`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from transactive.agents.flexibility import net_in_home, served
+from transactive.agents.strategies import limit_prices
+from transactive.orders import BUY, OrderBatch
+from transactive.sim.market import MIN_ORDER_KWH, DayMarket
+
+if TYPE_CHECKING:
+    from transactive.sim.engine import _Run
+
+__all__ = ["flexible_day"]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
+    """Intervals ``first .. stop - 1`` of ``run``: the engine's day arrays
+    (see ``_day_outcome`` in :mod:`transactive.sim.engine`)."""
+    devices, twin = run.devices, run.twin
+    assert devices is not None  # the engine calls this for a run whose devices bid
+    assert twin is not None
+    c, n = run.community, run.community.size
+    n_t = stop - first
+    market = run.market
+    network = market.utility_inside
+    voll = run.scenario.grid.value_of_lost_load_per_kwh
+    day = DayMarket.empty(n_t, n, "curtailed" if network else "utility",
+                          None if run.network is None else run.network.n_bus,
+                          run.keep_clearings)
+    rows = {name: np.zeros((n_t, n)) for name in (
+        "import_kwh", "export_kwh", "unserved_kwh", "curtailed_kwh", "net_kwh", "charge",
+        "discharge", "soc_kwh", "base_net", "base_unserved", "base_curtailed")}
+    for k, t in enumerate(range(first, stop)):
+        load, pv = c.load_kw[t].astype(np.float64), c.pv_kw[t].astype(np.float64)
+        retail, feed_in = float(run.retail[t]), float(run.feed_in[t])
+        floor = 0.0 if network else feed_in
+        limits = limit_prices(run.scenario.market.strategy, np.r_[np.ones(n, bool),
+                                                                  np.zeros(n, bool)],
+                              retail, floor, run.strategy_rng, price_floor=floor,
+                              price_cap=retail)
+        seg, owner = devices.segments(t, load, pv, devices.forecast(run.retail, t), floor,
+                                      retail, limits[:n], limits[n:])
+        home = net_in_home(seg, n)
+        price = seg.price_per_kwh
+        if network:  # what must run bids the value of lost load; the rest is elastic,
+            # and a bid at the retail price is served before the substation's supply
+            buy = seg.side == BUY
+            price = np.where(buy & seg.must_run, voll,
+                             np.where(buy & (price >= retail), retail + 1e-6, price))
+        order = np.flatnonzero(home.residual_kwh >= MIN_ORDER_KWH)
+        orders = OrderBatch._trusted(
+            id=order.astype(np.int64) + np.int64(t) * np.int64(len(seg) + 1),
+            participant=seg.household[order], side=seg.side[order].astype(np.int8),
+            price=price[order], quantity=home.residual_kwh[order])
+        cleared = market.clear(orders, retail, feed_in)
+        day.put(k, cleared)
+        accepted = np.zeros(len(seg))
+        cl = cleared.clearing
+        accepted[(cl.orders.id - np.int64(t) * np.int64(len(seg) + 1)).astype(np.int64)] = \
+            np.minimum(cl.accepted, cl.orders.quantity)
+        total, utility = served(seg, home, accepted, retail, feed_in)
+        if network:  # the utility is inside the market: nothing beside it, but the
+            # rest of an indivisible cycle the market started in part (bought at
+            # the tariff; the feeder's flows are not solved again for it)
+            beside = np.where(seg.indivisible, utility, 0.0)
+            total, utility = total - utility + beside, beside
+        charge, discharge = devices.dispatch(t, seg, owner, total)
+        buy = seg.side == BUY
+        left = seg.quantity_kwh - total
+
+        who = seg.household
+        base = owner == 0  # the base load (code of "load")
+        rows["import_kwh"][k], rows["export_kwh"][k] = (_per(who, buy, utility, n),
+                                                        _per(who, ~buy, utility, n))
+        rows["unserved_kwh"][k] = _per(who, buy & base, left, n)
+        rows["curtailed_kwh"][k] = _per(who, ~buy & (owner == 1), left, n)  # PV not delivered
+        rows["net_kwh"][k] = _per(who, buy, total, n) - _per(who, ~buy, total, n)
+        rows["charge"][k], rows["discharge"][k], rows["soc_kwh"][k] = (charge, discharge,
+                                                                      devices.soc_kwh)
+        base_net = twin.by_rules(t, load, pv)[0]
+        rows["base_net"][k] = base_net
+        if network:  # the baseline on the same feeder: every surplus offered at zero
+            base_limits = np.where(base_net > 0, voll, 0.0)
+            short = market.clear_day(np.array([t]), base_net[None], base_limits[None],
+                                     run.retail[t:t + 1], run.feed_in[t:t + 1],
+                                     keep_clearings=False)
+            rows["base_unserved"][k] = short.baseline_unserved[0]
+            rows["base_curtailed"][k] = short.baseline_curtailed[0]
+    return _book(run, first, day, rows)
+
+
+def _per(household: npt.NDArray[np.int64], mask: npt.NDArray[np.bool_], values: FloatArray,
+         n: int) -> FloatArray:
+    """Sum of ``values[mask]`` per household."""
+    return np.bincount(household[mask], values[mask], n).astype(np.float64)
+
+
+def _book(run: _Run, first: int, m: DayMarket, rows: dict[str, FloatArray]
+          ) -> dict[str, Any]:
+    """The day's household arrays and figures per interval, as the engine books them."""
+    n_t, n = rows["net_kwh"].shape
+    t = np.arange(first, first + n_t)
+    r, f = run.retail[t][:, None], run.feed_in[t][:, None]
+    imported, exported = rows["import_kwh"], rows["export_kwh"]
+    unserved, curtailed = rows["unserved_kwh"], rows["curtailed_kwh"]
+    base_unserved, base_curtailed = rows["base_unserved"], rows["base_curtailed"]
+    need, spare = np.maximum(rows["base_net"], 0.0), np.maximum(-rows["base_net"], 0.0)
+    baseline = (need - base_unserved) * r - (spare - base_curtailed) * f
+    bill = m.paid - m.received + imported * r - exported * f
+    limits_gain = (unserved - base_unserved) * r - (curtailed - base_curtailed) * f
+    external_buy, external_sell = m.bought + imported, m.sold + exported
+    out: dict[str, Any] = {
+        "net_kwh": rows["net_kwh"], "bought_kwh": m.bought, "sold_kwh": m.sold,
+        "paid": m.paid, "received": m.received, "import_kwh": imported,
+        "export_kwh": exported, "bill_market": bill, "bill_baseline": baseline,
+        "unserved_kwh": unserved, "curtailed_kwh": curtailed,
+        "baseline_unserved_kwh": base_unserved, "baseline_curtailed_kwh": base_curtailed,
+        "purchase_gain": m.bought * r - m.paid, "sale_gain": m.received - m.sold * f,
+        "limits_gain": limits_gain, "island_gain": np.zeros((n_t, n)),
+        "flexibility_gain": baseline - external_buy * r + external_sell * f - limits_gain,
+        "soc_kwh": rows["soc_kwh"], "clearings": m.clearings,
+    }
+    fig = m.figures
+    if m.unmatched == "curtailed":
+        grid_import, grid_export = fig["grid_import_kwh"], fig["grid_export_kwh"]
+    else:
+        exchange = rows["net_kwh"].sum(axis=1)
+        grid_import, grid_export = np.maximum(exchange, 0.0), np.maximum(-exchange, 0.0)
+    import_total, export_total = imported.sum(axis=1), exported.sum(axis=1)
+    out["stats"] = {
+        "price": fig["price"], "volume_kwh": fig["volume_kwh"], "welfare": fig["welfare"],
+        "n_buy": fig["n_buy"], "n_sell": fig["n_sell"], "import_kwh": import_total,
+        "export_kwh": export_total,
+        "baseline_spending": (need - base_unserved).sum(axis=1) * run.retail[t],
+        "buyer_payment": m.paid.sum(axis=1), "seller_receipt": m.received.sum(axis=1),
+        "max_buyer_price": fig["max_buyer_price"], "operator_surplus": fig["operator_surplus"],
+        "counterparty_kwh": fig["counterparty_kwh"], "grid_import_kwh": grid_import,
+        "grid_export_kwh": grid_export,
+        "utility_revenue": import_total * run.retail[t] - export_total * run.feed_in[t]
+        + fig["utility_cost"],
+        "n_binding": fig["n_binding"], "islanded": np.zeros(n_t),
+    }
+    out["node_price"], out["vm_pu"] = m.node_price, m.vm_pu
+    c, dt_h = run.community, run.timeline.dt_h
+    out.update(load_kwh=c.load_kw[t].astype(np.float64) * dt_h,
+               pv_kwh=c.pv_kw[t].astype(np.float64) * dt_h,
+               charge_kwh=rows["charge"].sum(axis=1) * dt_h,
+               discharge_kwh=rows["discharge"].sum(axis=1) * dt_h)
+    return out
