@@ -290,8 +290,8 @@ def day_ahead_prices_per_kwh(timeline: Timeline, rng: np.random.Generator,
     shape_mean, extra_mean = _expected_parts(timeline, model)
     scale = (model.mean_price_per_kwh - extra_mean) / shape_mean
     if scale <= 0:
-        raise InputError("mean_price_per_kwh", "too low for the solar dip: lower "
-                         "solar_dip_per_kwh or raise the mean")
+        raise InputError("mean_price_per_kwh", "is below what the spikes alone add "
+                         "on average: raise it, or turn spikes off")
 
     # Random streams, in a fixed order.
     z = np.asarray(rng.standard_normal(int(n_days)), dtype=np.float64)
@@ -365,12 +365,17 @@ class DayAheadTable:
             row = 0 if first < self.start_ns[0] else int(self.start_ns.shape[0]) - 1
             raise InputError("start", f"the prices cover {cover}, the timeline needs {need}",
                              row=row)
-        # Exact averaging of a step function: its running integral at the edges.
-        knots_s = (np.append(self.start_ns, self.end_ns) - first) / 1e9
+        # Averaging a step function: its running integral at the edges; an
+        # interval inside one row takes that row's price as it is.
+        knots_ns = np.append(self.start_ns, self.end_ns)
+        knots_s = (knots_ns - first) / 1e9
         integral = np.concatenate([[0.0], np.cumsum(self.price * np.diff(knots_s))])
-        edges_s = np.arange(timeline.periods + 1) * (step_ns / 1e9)
-        at_edges = np.interp(edges_s, knots_s, integral)
+        edges_ns = first + np.arange(timeline.periods + 1, dtype=np.int64) * step_ns
+        at_edges = np.interp((edges_ns - first) / 1e9, knots_s, integral)
         out: FloatArray = np.diff(at_edges) / (step_ns / 1e9)
+        first_row = np.searchsorted(knots_ns, edges_ns[:-1], side="right") - 1
+        inside = np.searchsorted(knots_ns, edges_ns[1:], side="left") - 1 == first_row
+        out[inside] = self.price[first_row[inside]]
         return out
 
 
@@ -425,7 +430,10 @@ def read_day_ahead_csv(path: str | PathLike[str]) -> DayAheadTable:
         row = int(np.flatnonzero(steps > _MAX_STEP_NS)[0])
         raise InputError("start", "the next row starts more than a day later (a gap)", row=row)
     name = given[0]
-    price = pd.to_numeric(frame[columns[name]].str.strip(), errors="coerce").to_numpy(np.float64)
+    raw = frame[columns[name]].str.strip()
+    number = pd.to_numeric(raw, errors="coerce").notna().to_numpy()
+    # numpy parses each text exactly (pandas' fast parser may be off in the last digit)
+    price = raw.where(number, "nan").to_numpy().astype(np.float64)
     bad = np.flatnonzero(~np.isfinite(price))
     if bad.size:
         row = int(bad[0])
