@@ -1,4 +1,4 @@
-"""The engine-facing settlement service: one call per interval.
+"""The engine-facing settlement service: one call per interval, or per day block.
 
 :class:`Settlement` joins the rules (:mod:`~transactive.settlement.rules`), the
 ledger and, optionally, the journal. For each interval it computes the lines,
@@ -10,7 +10,13 @@ journal sync and one ledger commit, the fast path for long simulations, and
 :meth:`Settlement.settle_amounts` settles a block of intervals (a day) whose
 participants are aligned once, rounding the block in one step
 (:func:`~transactive.settlement.rules.running_lines`: the same cents as interval
-by interval).
+by interval). :meth:`Settlement.settle_block` takes a block as arrays of
+intervals x participants (:class:`~transactive.settlement.amounts.BlockAmounts`)
+and, by day, settles it from the arrays alone: the day's transfers come
+straight from each participant's posted amounts summed over the day
+(:mod:`~transactive.settlement.transfers`), with no object per interval, and
+its statement rows go to the file as columns (Parquet for long runs,
+:mod:`~transactive.settlement.statements`).
 
 Memory: given a ``statements`` file, the service writes each committed
 interval's statement rows to it and keeps none of them; the reconciliation is
