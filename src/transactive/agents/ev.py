@@ -75,6 +75,10 @@ class EVFleet:
     urgency_k: float = 1.0
     """``k`` of the bid: standard deviations of the forecast between a car
     with all the time it needs and one that must charge throughout."""
+    bias: FloatArray | None = None
+    """Per car, a lasting offset of its bid in standard deviations of the
+    forecast (owners differ; drawn in :meth:`draw`, +-0.5): cars with the
+    same urgency do not all answer the same price dip."""
     soc_kwh: FloatArray = field(init=False)
     shortfall_kwh: FloatArray = field(init=False)
     """Per household: energy missing at departures so far (summed)."""
@@ -143,7 +147,7 @@ class EVFleet:
         return cls(capacity_kwh=cap, charger_kw=charger, efficiency=np.where(mask, 0.92, 1.0),
                    required_kwh=required_frac * cap, v2g=v2g, plugged=plugged,
                    departure=np.where(mask, departure, T), trip_kwh=trip,
-                   dt_h=timeline.dt_h)
+                   dt_h=timeline.dt_h, bias=rng.uniform(-0.5, 0.5, n))
 
     def laxity_h(self, t: int) -> FloatArray:
         """Hours each plugged-in car can still wait before it must charge at
@@ -171,8 +175,9 @@ class EVFleet:
         need_h = np.where(plugged, np.maximum(self.departure[t] - t, 1) * self.dt_h - lax, 0.0)
         urgency = np.clip(need_h / (np.maximum(self.departure[t] - t, 1) * self.dt_h), 0, 1)
         mean, std = _window_moments(f, to_go)
-        need_price = np.clip(mean + self.urgency_k * std * (2 * urgency - 1), price_floor,
-                             price_cap)
+        bias = 0.0 if self.bias is None else self.bias
+        need_price = np.clip(mean + self.urgency_k * std * (2 * urgency - 1 + bias),
+                             price_floor, price_cap)
         need_price = np.where(lax < self.dt_h, price_cap, need_price)  # must charge now
         spare = np.where(plugged & self.v2g,
                          np.minimum(np.maximum(self.soc_kwh - self.required_kwh, 0.0)

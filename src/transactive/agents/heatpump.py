@@ -75,6 +75,9 @@ class HeatPumpFleet:
     comfort_k: float = 1.0
     """``k`` of the bid: how many standard deviations of price a kelvin of
     the band is worth to the occupant."""
+    bias: FloatArray | None = None
+    """Per house, a lasting offset of its bid in standard deviations of the
+    forecast (occupants differ; drawn in :meth:`draw`, +-0.5)."""
     indoor_c: FloatArray = field(init=False)
     comfort_violation_kh: FloatArray = field(init=False)
 
@@ -101,16 +104,22 @@ class HeatPumpFleet:
              dt_h: float, setpoint_c: float = 20.5, band_k: float = 1.0) -> HeatPumpFleet:
         """Seeded buildings: a heat loss of 150-300 W/K, a time constant of
         40-100 h, a heat pump of 2.5-5 kW electric (sized for -10 degC at a
-        COP of 1.8)."""
+        COP of 1.8); occupants' set points spread +-0.5 K around
+        ``setpoint_c`` and houses start anywhere in the lower half of their
+        band (households differ: their thermostats do not act in step)."""
         mask = np.asarray(has_heat_pump, dtype=bool)
         if band_k <= 0:
             raise InputError("heat_pump.band_k", f"must be > 0, got {band_k!r}")
         n = mask.size
         ua = rng.uniform(0.15, 0.30, n)  # kW/K
         tau_h = rng.uniform(40.0, 100.0, n)
-        return cls(r_k_per_kw=1.0 / ua, c_kwh_per_k=tau_h * ua,
-                   p_max_kw=np.where(mask, np.round(ua * 30.0 / 1.8 * 2) / 2, 0.0),
-                   setpoint_c=np.full(n, setpoint_c), band_k=np.full(n, band_k), dt_h=dt_h)
+        setpoint = setpoint_c + rng.uniform(-0.5, 0.5, n)
+        fleet = cls(r_k_per_kw=1.0 / ua, c_kwh_per_k=tau_h * ua,
+                    p_max_kw=np.where(mask, np.round(ua * 30.0 / 1.8 * 2) / 2, 0.0),
+                    setpoint_c=setpoint, band_k=np.full(n, band_k), dt_h=dt_h)
+        fleet.indoor_c = setpoint - rng.uniform(0.0, band_k, n)
+        fleet.bias = rng.uniform(-0.5, 0.5, n)
+        return fleet
 
     def _next_c(self, outdoor_c: FloatArray, p_el_kw: FloatArray) -> FloatArray:
         """Indoor temperature at the end of the interval with ``p_el_kw``."""
@@ -142,8 +151,9 @@ class HeatPumpFleet:
         must = np.where(on, p_must * self.dt_h, 0.0)
         rest = np.where(on & (self.indoor_c < self.setpoint_c + self.band_k),
                         self.p_max_kw * self.dt_h - must, 0.0)
+        bias = 0.0 if self.bias is None else self.bias
         price = price_mean + self.comfort_k * price_std * (
-            self.setpoint_c - self.indoor_c) / self.band_k
+            (self.setpoint_c - self.indoor_c) / self.band_k + bias)
         price = np.clip(price, price_floor, price_cap)
         h = np.arange(self.indoor_c.size)
         a, b = np.flatnonzero(must > 1e-9), np.flatnonzero(rest > 1e-9)

@@ -15,7 +15,8 @@ maximum; a diurnal curve joins them; a little noise goes on top.
 ``mean - amplitude * cos(2 pi (doy - coldest_doy) / 365.25)``. The defaults
 are central European: the DWD area means of Germany for 1991-2020 (January
 0.9, July 18.3 °C; annual 9.3 °C) have a first harmonic (fitted here to the
-twelve monthly means) of 8.8 K with its minimum on 16 January; the annual mean of the DWD station München-Stadt
+twelve monthly means) of 8.8 K with its minimum on 16 January; the annual
+mean of the DWD station München-Stadt
 (48.16° N, the default site of :mod:`~transactive.agents.profiles`) is 9.7 °C
 (1981-2010, Statistisches Amt München, *Münchner Statistik* 1/2021).
 Away from 48.16° the annual mean follows the meridional gradient of the

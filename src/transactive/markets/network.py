@@ -110,6 +110,7 @@ def clear_network(
     power_factor: float = 1.0,
     background_load: bool = False,
     reuse_model: bool = True,
+    import_max_mw: float = math.inf,
 ) -> Clearing:
     """Clear orders at their buses through the network: nodal prices.
 
@@ -145,6 +146,10 @@ def clear_network(
         LinDistFlow: clear on the network's kept LP, updated and re-solved
         from the previous interval's basis (True), or on a fresh LP (False);
         see :func:`~transactive.grid.distflow.solve_distflow`.
+    import_max_mw : float
+        Most the substation imports, MW in the feeder (a transformer or an
+        import envelope; default none): at the limit the price rises to
+        what the demand that waits would have paid.
 
     Returns
     -------
@@ -199,7 +204,7 @@ def clear_network(
         net, model=opts["model"], import_price_per_mwh=opts["import_price"] * per_mwh,
         export_price_per_mwh=opts["export_price"] * per_mwh, injections=inj,
         load_p_mw=demand, load_q_mvar=demand * tan_phi, network_loads=opts["background_load"],
-        reuse_model=opts["reuse_model"],
+        reuse_model=opts["reuse_model"], import_max_mw=_limit("import_max_mw", import_max_mw),
     )
     # fill fraction of each group -> accepted per order
     frac = np.clip(np.abs(res.p_inj_mw[:first.size]) / np.where(g_qty > 0, g_qty, 1.0), 0, 1)
@@ -234,6 +239,13 @@ def clear_network(
     root = net.ref_position
     return Clearing.from_allocation("network", orders, accepted, unit_price, price_p[root],
                                     node_price=price_p, info=info)
+
+
+def _limit(name: str, value: Any) -> float:
+    """A capacity: a number > 0, or infinity (none)."""
+    if isinstance(value, int | float | np.integer | np.floating) and value == math.inf:
+        return math.inf
+    return _number(name, value, positive=True)
 
 
 def _options(model: Any, import_price: Any, export_price: Any, dt_h: Any, kw_per_unit: Any,
@@ -323,7 +335,8 @@ def clear_network_merit(quantity: npt.ArrayLike, limit_price: npt.ArrayLike,
     all, and the substation imports (exports) the rest at one price
     everywhere, ``import_price`` (``export_price``). Where that dispatch and
     the baseline's (every offer at zero) are strictly within the feeder's
-    limits (:func:`~transactive.grid.screen.screen_feeder`) and the
+    limits (:func:`~transactive.grid.screen.screen_feeder`) and its import
+    limit (``import_max_mw``), and the
     substation's exchange is not zero (a degenerate price), it is the unique
     optimum of the LP :func:`clear_network` solves, with all its network
     duals zero: the row is ``exact`` and its figures are the LP's to solver
@@ -338,8 +351,9 @@ def clear_network_merit(quantity: npt.ArrayLike, limit_price: npt.ArrayLike,
                     options.get("inelastic_demand", True),
                     options.get("background_load", False), options.get("reuse_model", True))
     net = _network(network)
+    import_max_mw = _limit("import_max_mw", options.get("import_max_mw", math.inf))
     if (set(options) - {"model", "shed_price", "power_factor", "inelastic_demand",
-                        "background_load", "reuse_model"}
+                        "background_load", "reuse_model", "import_max_mw"}
             or opts["model"] != "lindistflow" or not opts["inelastic_demand"]
             or opts["shed_price"] is not None or opts["background_load"]
             or not screenable(net)):
@@ -365,7 +379,8 @@ def clear_network_merit(quantity: npt.ArrayLike, limit_price: npt.ArrayLike,
     market = screen_feeder(net, (bus @ (np.where(sell, -accepted, demand) * mw).T).T, q_mvar)
     scale = np.maximum(1.0, demand.sum(axis=1) + offer.sum(axis=1))
     exact = (~straddle & market.within & (np.abs(exchange) > 1e-9 * scale)
-             & (p_exp > 0))  # at a zero feed-in price the baseline's offers tie with exports
+             & (p_exp > 0)  # at a zero feed-in price the baseline's offers tie with exports
+             & (exchange * mw < import_max_mw * (1 - 1e-6)))  # the substation's limit
     truthful = ((limit == 0.0) | ~sell).all(axis=1)
     if not truthful.all():  # the baseline offers everything at zero: all of it dispatched
         baseline = screen_feeder(net, (bus @ (qty * mw).T).T, q_mvar)

@@ -95,16 +95,21 @@ class _Run:
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
         self.timeline = timeline = scenario.time.timeline()
-        community_rng, self.strategy_rng, market_rng, device_rng = _generators(scenario)
+        community_rng, self.strategy_rng, market_rng, device_rng, tariff_seed = _generators(
+            scenario)
         self.network = scenario.grid.network()  # built once: the market, the community
         n_nodes = 1 if self.network is None else self.network.n_bus  # and carbon share it
         self.community = build_community(scenario.community, timeline, community_rng,
                                          n_nodes=n_nodes)
-        tariff = scenario.tariff.tariff()
-        self.retail = tariff.retail_price_per_kwh(timeline)
-        self.feed_in = tariff.feed_in_price_per_kwh_series(timeline)
         self.devices = Devices.build(scenario, timeline, self.community.batteries,
                                      device_rng) if scenario.flexible else None
+        c = scenario.community
+        tariff = scenario.tariff.tariff(
+            tariff_seed, latitude_deg=c.latitude_deg,
+            longitude_deg=c.longitude_deg,
+            outdoor_c=None if self.devices is None else self.devices.outdoor_c)
+        self.retail = tariff.retail_price_per_kwh(timeline)
+        self.feed_in = tariff.feed_in_price_per_kwh_series(timeline)
         devices_kwh = (0.0 if self.devices is None else
                        self.devices.annual_kwh(scenario.community.latitude_deg))
         self.kw_per_unit = feeder_scale(scenario.grid.kw_per_unit, self.network,
@@ -424,7 +429,12 @@ def _simulate(scenario: Scenario, folder: Path | None,
     return result
 
 
-def _generators(scenario: Scenario) -> tuple[np.random.Generator, ...]:
-    """The run's independent random streams (community, strategies, market,
-    flexible devices); a stream added later never changes the earlier ones."""
-    return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(scenario.seed).spawn(4))
+def _generators(scenario: Scenario) -> tuple[np.random.Generator, np.random.Generator,
+                                             np.random.Generator, np.random.Generator,
+                                             np.random.SeedSequence]:
+    """The run's independent random streams: community, strategies, market,
+    flexible devices, and the seed of the tariff's synthetic prices and
+    weather; a stream added later never changes the earlier ones."""
+    children = np.random.SeedSequence(scenario.seed).spawn(5)
+    community, strategy, market, devices = (np.random.default_rng(s) for s in children[:4])
+    return community, strategy, market, devices, children[4]

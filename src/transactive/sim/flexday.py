@@ -69,8 +69,9 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
                                                                   np.zeros(n, bool)],
                               retail, floor, run.strategy_rng, price_floor=floor,
                               price_cap=retail)
-        seg, owner = devices.segments(t, load, pv, devices.forecast(run.retail, t), floor,
-                                      retail, limits[:n], limits[n:])
+        forecast = devices.forecast(run.retail, t, run.timeline.periods_per_day)
+        seg, owner = devices.segments(t, load, pv, forecast, floor, retail, limits[:n],
+                                      limits[n:])
         home = net_in_home(seg, n)
         price = seg.price_per_kwh
         if network:  # what must run bids the value of lost load; the rest is elastic,

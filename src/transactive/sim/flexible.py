@@ -211,10 +211,17 @@ class Devices:
             self.shiftable.advance(t, energy("shiftable"))
         return np.maximum(battery, 0.0) / self.dt_h, np.maximum(-battery, 0.0) / self.dt_h
 
-    def forecast(self, retail: FloatArray, t: int) -> FloatArray:
+    def forecast(self, retail: FloatArray, t: int, periods_per_day: int) -> FloatArray:
         """The price forecast a device bids from: the next ``horizon``
-        intervals of ``retail`` (the tariff is known ahead)."""
-        return retail[t:t + self.horizon]
+        intervals of ``retail`` (the tariff is known ahead); beyond the end
+        of the run, the same hours a day earlier (so the devices do not see
+        the run end as the end of time)."""
+        ahead = retail[t:t + self.horizon]
+        if ahead.size == self.horizon or retail.size < periods_per_day:
+            return ahead
+        beyond = t + np.arange(ahead.size, self.horizon)
+        back = beyond - periods_per_day * (1 + (beyond - retail.size) // periods_per_day)
+        return np.r_[ahead, retail[back]]
 
 
 def _thermostat_kwh(hp: HeatPumpFleet, outdoor_c: float) -> FloatArray:

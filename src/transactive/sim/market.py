@@ -266,6 +266,10 @@ class MarketSession:
             if network is None:
                 raise InputError("grid.case", f"market design {self.name!r} needs a network")
             self._options["network"] = network
+        if "import_max_mw" in self._takes and network is not None:
+            limit_kw = scenario.grid.import_limit_kw
+            self._options["import_max_mw"] = (float(network.bus_load_mw.sum()) if limit_kw is None
+                                              else limit_kw / 1000.0)
         if "inelastic_demand" in params and scenario.flexibility.control == "market":
             # devices bid: demand is elastic at its limits (what must run bids
             # the value of lost load, see sim/flexday.py)

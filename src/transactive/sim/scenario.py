@@ -50,7 +50,7 @@ __all__ = ["ENGINE_OPTIONS", "Scenario", "load_scenario", "scenario_template"]
 
 #: Mechanism options the engine supplies every interval (a scenario may not set them).
 ENGINE_OPTIONS = frozenset({"rng", "pool", "import_price", "export_price", "dt_h", "network",
-                            "kw_per_unit", "shed_price"})
+                            "kw_per_unit", "shed_price", "import_max_mw"})
 
 
 class _Section(BaseModel):
@@ -342,6 +342,12 @@ class GridConfig(_Section):
         10.0, gt=0, le=100_000,
         description="Price at which the network market sheds demand it cannot serve "
         "within the limits (design 'network').",
+    )
+    import_limit_kw: float | None = Field(
+        None, gt=0, le=1e9,
+        description="Most the feeder can import at its substation, kW on the feeder (its "
+        "transformer, or the operator's import envelope). Unset: the feeder's design load. "
+        "Design 'network' prices it: at the limit, demand that can wait waits.",
     )
 
     @field_validator("case")
