@@ -3,6 +3,8 @@
 Run: ``python benchmarks/bench_startup.py [--repeat 5]``. Every row is a fresh
 process (best of ``--repeat``), with the bytecode an install compiles (``make
 demo``/``make test`` compile it) and ``PYTHONDONTWRITEBYTECODE=1`` as here.
+The repeats go round the rows in turn, so on a busy machine every row (and
+so every ratio) samples the same stretch of time.
 Targets (issue "fast start"): ``transactive --help`` at most twice ``import
 typer``; ``import transactive`` under 0.3 s; ``transactive opf`` on PGLib
 case2869pegase at least 6x faster than pandapower's whole process (parse,
@@ -34,14 +36,11 @@ print(net.res_bus.lam_p.iloc[0])
 """
 
 
-def _best(cmd: list[str], repeat: int) -> float:
+def _seconds(cmd: list[str]) -> float:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True, env=env)
-        best = min(best, time.perf_counter() - start)
-    return best
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, env=env)
+    return time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,10 +63,12 @@ def main(argv: list[str] | None = None) -> None:
             ("pandapower: parse, from_ppc, rundcopp",
              [sys.executable, "-c", _PANDAPOWER.format(bench=bench, case=str(CASE))]),
         ]
-    times = {}
+    times = {label: float("inf") for label, _ in rows}
+    for _ in range(args.repeat):
+        for label, cmd in rows:
+            times[label] = min(times[label], _seconds(cmd))
     print(f"{'process':<42} {'best s':>8}")
-    for label, cmd in rows:
-        times[label] = _best(cmd, args.repeat)
+    for label, _ in rows:
         print(f"{label:<42} {times[label]:>8.3f}")
     help_ratio = times["transactive --help"] / times["python -c 'import typer'"]
     print(f"--help / import typer: {help_ratio:.2f} (target <= 2)")
