@@ -42,6 +42,13 @@ Fairness
     least a cent; ``gini_gains`` is the Gini coefficient of the gains
     normalised for negative values (:func:`gini`), None when nobody gains or
     loses a cent ("no gains").
+Flexibility (None where the community has no such device)
+    ``ev_shortfall_kwh``: energy the EVs lacked at their departures;
+    ``comfort_violation_kh``: kelvin-hours houses with heat pumps spent
+    outside their comfort band; ``flexible_kwh``: device energy (EVs, heat
+    pumps, appliances) the market moved in time against the same devices on
+    plain rules (half the interval-by-interval difference of their energy;
+    0 when the devices run by rules).
 Warnings
     ``warnings`` lists what a reader must know to trust the others: load shed,
     PV curtailed, prices at the value of lost load or at the market's cap,
@@ -200,6 +207,9 @@ def summary(result: SimulationResult) -> dict[str, Any]:
         "operator_surplus": 0.0 if pool else surplus,
         "pool_lp_pnl": surplus if pool else None,
         "pool_opening_value": result.figures.get("pool_opening_value"),
+        "ev_shortfall_kwh": result.figures.get("ev_shortfall_kwh"),
+        "comfort_violation_kh": result.figures.get("comfort_violation_kh"),
+        "flexible_kwh": result.figures.get("flexible_kwh"),
         "carbon_cost": float(col["carbon_cost"].sum()),
         "curtailed_kwh": col["curtailed_kwh"].sum(),
         "baseline_curtailed_kwh": col["baseline_curtailed_kwh"].sum(),

@@ -27,6 +27,7 @@ from transactive.analysis._plotly import COLORS, chart, figure, values
 from transactive.analysis._series import Daily, Line, Series
 from transactive.analysis.feeder_map import feeder_map
 from transactive.analysis.metrics import CENT, counted_gains, lorenz_curve, summary
+from transactive.settlement.statements import statement_totals
 from transactive.sim.books import GAIN_REASONS
 from transactive.sim.result import SimulationResult
 from transactive.sim.settling import household_label, statements_path
@@ -386,13 +387,8 @@ def _settlement_section(run: _Run, run_dir: Path | None) -> str:
     if path is None:
         return f"<h2>Settlement</h2>{status}"
     money = ["energy_cents", "grid_fee_cents", "carbon_cents", "total_cents"]
-    energy = ["market_cents", "utility_cents", "imbalance_cents"]
-    columns = ["participant", "metered_wh", *energy, *money[1:]]
-    parts = []  # plain or gzip-ed CSV, a year of it too: summed a million rows at a time
-    for chunk in pd.read_csv(path, usecols=columns, chunksize=1_000_000):
-        chunk["energy_cents"] = chunk[energy].sum(axis=1)
-        parts.append(chunk.groupby("participant", sort=False)[["metered_wh", *money]].sum())
-    per = pd.concat(parts).groupby(level=0, sort=False).sum()
+    # CSV or Parquet, a year of it too: summed a day (or a million rows) at a time
+    per = statement_totals(path, ["metered_wh", *money])
     hh = run.result.households
     bills = hh["bill_market"]
     simulated = pd.Series(bills.to_numpy(), index=household_label(hh["household"].to_numpy()))

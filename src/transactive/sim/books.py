@@ -24,7 +24,7 @@ FloatArray = npt.NDArray[np.float64]
 #: Per-interval community columns, in the order they are stored.
 INTERVAL_COLUMNS = (
     "price", "volume_kwh", "welfare", "n_buy", "n_sell", "load_kwh", "pv_kwh",
-    "charge_kwh", "discharge_kwh", "soc_kwh", "bought_kwh", "sold_kwh", "p2p_kwh",
+    "charge_kwh", "discharge_kwh", "device_kwh", "soc_kwh", "bought_kwh", "sold_kwh", "p2p_kwh",
     "buyer_payment", "seller_receipt", "max_buyer_price", "import_kwh", "export_kwh",
     "operator_surplus", "counterparty_kwh", "curtailed_kwh", "baseline_curtailed_kwh",
     "unserved_kwh", "baseline_unserved_kwh", "grid_import_kwh", "grid_export_kwh",

@@ -84,9 +84,8 @@ def _record_level(scenario: Scenario, timeline: Timeline) -> str:
     return "orders" if _small_run(scenario, timeline) else "summary"
 
 
-def _settles(scenario: Scenario, timeline: Timeline) -> bool:
-    mode = scenario.settlement.mode
-    return mode == "on" or (mode == "auto" and _small_run(scenario, timeline))
+def _settles(scenario: Scenario) -> bool:
+    return scenario.settlement.mode != "off"
 
 
 class _Run:
@@ -129,6 +128,7 @@ class _Run:
                              "simulated yet: run the fault without them")
         self.island: IslandOutcome | None = None
         self.keep_clearings = False  # set by the run: it records orders or journals them
+        self.flexible_kwh = 0.0  # device energy the market moved in time (vs. the rules)
 
     def day(self, first: int, stop: int) -> DayOutcome:
         """Simulate intervals ``first .. stop - 1`` (one day, or its end): the
@@ -146,7 +146,7 @@ class _Run:
         island: dict[str, FloatArray] = {name: np.zeros((n_t, n)) for name in
                                          ("served_kw", "pv_used_kw", "unserved_kwh")}
         island_stats: dict[int, dict[str, float]] = {}
-        net_kwh = np.zeros((n_t, n))
+        net_kwh, device_kwh = np.zeros((n_t, n)), np.zeros(n_t)
         k = 0
         while k < n_t:  # runs of market intervals, and islanded intervals
             if islanded[k]:
@@ -170,8 +170,11 @@ class _Run:
                     net_kwh[j], charge[j], discharge[j] = self.devices.by_rules(
                         first + j, load_kw[j], pv_kw[j])
                     soc[j] = self.devices.soc_kwh
+                    assert self.devices.last_flex_kwh is not None  # set by by_rules
+                    device_kwh[j] = float(self.devices.last_flex_kwh.sum())
             k = end
         out = self._market(first, net_kwh, ~islanded)
+        out["stats"]["device_kwh"] = device_kwh
         out.update(load_kwh=load_kw * dt_h, pv_kwh=pv_kw * dt_h, soc_kwh=soc,
                    charge_kwh=charge.sum(axis=1) * dt_h,
                    discharge_kwh=discharge.sum(axis=1) * dt_h)
@@ -396,7 +399,7 @@ def _simulate(scenario: Scenario, folder: Path | None,
     books = Books(timeline, run.community.size, _record_level(scenario, timeline))
     ppd, periods = timeline.periods_per_day, timeline.periods
     settle = None
-    if folder is not None and _settles(scenario, timeline):
+    if folder is not None and _settles(scenario):
         granularity = settlement_granularity(scenario.settlement.granularity,
                                              run.community.size * periods)
         settle = RunSettlement(folder, run.community.size, ppd, granularity=granularity)
@@ -420,6 +423,8 @@ def _simulate(scenario: Scenario, folder: Path | None,
         raise
     frames = books.frames(run.community.households_frame(), run.retail, run.feed_in)
     figures = {"kw_per_unit": run.kw_per_unit, **run.market.figures()}
+    if run.devices is not None:
+        figures.update(run.devices.figures(), flexible_kwh=run.flexible_kwh)
     bills = frames["households"]["bill_market"].to_numpy()  # type: ignore[index]
     result = SimulationResult(scenario=scenario, **frames,  # type: ignore[arg-type]
                               settlement=None if settle is None else settle.close(bills),

@@ -60,7 +60,7 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
                           run.keep_clearings)
     rows = {name: np.zeros((n_t, n)) for name in (
         "import_kwh", "export_kwh", "unserved_kwh", "curtailed_kwh", "net_kwh", "charge",
-        "discharge", "soc_kwh", "base_net", "base_unserved", "base_curtailed")}
+        "discharge", "soc_kwh", "base_net", "base_unserved", "base_curtailed", "device")}
     for k, t in enumerate(range(first, stop)):
         load, pv = c.load_kw[t].astype(np.float64), c.pv_kw[t].astype(np.float64)
         retail, feed_in = float(run.retail[t]), float(run.feed_in[t])
@@ -111,6 +111,11 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
                                                                       devices.soc_kwh)
         base_net = twin.by_rules(t, load, pv)[0]
         rows["base_net"][k] = base_net
+        assert devices.last_flex_kwh is not None
+        assert twin.last_flex_kwh is not None
+        rows["device"][k] = devices.last_flex_kwh
+        run.flexible_kwh += 0.5 * float(np.abs(devices.last_flex_kwh
+                                               - twin.last_flex_kwh).sum())
         if network:  # the baseline on the same feeder: every surplus offered at zero
             base_limits = np.where(base_net > 0, voll, 0.0)
             short = market.clear_day(np.array([t]), base_net[None], base_limits[None],
@@ -171,6 +176,7 @@ def _book(run: _Run, first: int, m: DayMarket, rows: dict[str, FloatArray]
         "utility_revenue": import_total * run.retail[t] - export_total * run.feed_in[t]
         + fig["utility_cost"],
         "n_binding": fig["n_binding"], "islanded": np.zeros(n_t),
+        "device_kwh": rows["device"].sum(axis=1),
     }
     out["node_price"], out["vm_pu"] = m.node_price, m.vm_pu
     c, dt_h = run.community, run.timeline.dt_h

@@ -63,6 +63,9 @@ class Devices:
     dt_h: float
     horizon: int
     """Intervals of price forecast a device bids from."""
+    last_flex_kwh: FloatArray | None = None
+    """Per household, what its EV, heat pump and appliance drew in the last
+    interval stepped (kWh)."""
 
     @classmethod
     def build(cls, scenario: Scenario, timeline: Timeline, batteries: BatteryFleet,
@@ -116,6 +119,16 @@ class Devices:
             total += float((app.energy_per_cycle_kwh * cycles).sum())
         return total
 
+    def figures(self) -> dict[str, float | None]:
+        """The devices' run figures: energy EVs lacked at their departures
+        (kWh), kelvin-hours houses spent outside their comfort band; None
+        for a device the community does not have."""
+        return {
+            "ev_shortfall_kwh": None if self.ev is None else float(self.ev.shortfall_kwh.sum()),
+            "comfort_violation_kh": None if self.heat_pump is None
+            else float(self.heat_pump.comfort_violation_kh.sum()),
+        }
+
     def twin(self) -> Devices:
         """An independent copy in the same state (the baseline's devices)."""
         return copy.deepcopy(self)
@@ -125,7 +138,8 @@ class Devices:
                  ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Step every device by its rule in interval ``t``: the households'
         net energy (kWh, + from outside), the battery's charge and discharge
-        (kW)."""
+        (kW). The devices' own energy (EV, heat pump, appliance) is in
+        :attr:`last_flex_kwh` after the call."""
         flex_kwh = np.zeros_like(load_kw)
         if self.ev is not None:
             ev = self.ev
@@ -144,6 +158,7 @@ class Devices:
             e = np.bincount(seg.household, seg.quantity_kwh, load_kw.size)
             app.advance(t, e)
             flex_kwh += e
+        self.last_flex_kwh = flex_kwh
         step = self.batteries.self_consumption(self.soc_kwh, load_kw - pv_kw
                                                + flex_kwh / self.dt_h, self.dt_h)
         self.soc_kwh = step.soc_kwh
@@ -203,6 +218,7 @@ class Devices:
 
         battery = energy("battery")
         self.soc_kwh = self.batteries.store(self.soc_kwh, battery, self.dt_h)
+        self.last_flex_kwh = energy("ev") + energy("heat_pump") + energy("shiftable")
         if self.ev is not None:
             self.ev.advance(t, energy("ev"))
         if self.heat_pump is not None:

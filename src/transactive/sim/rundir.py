@@ -2,7 +2,7 @@
 
 A run folder holds what one run wrote: ``results.sqlite``, ``report.html`` and,
 when it settled, ``settlement.sqlite``, ``journal.jsonl`` and ``statements.csv``
-(``statements.csv.gz`` when settled by day). A folder that exists and is not
+(``statements.parquet`` when settled by day). A folder that exists and is not
 empty is refused, so two runs never mix (a settled run's ledger beside another run's results would
 verify for the wrong run). With ``overwrite`` a folder that holds an earlier
 run (and nothing else) is emptied first; any other non-empty folder is still
@@ -23,7 +23,7 @@ __all__ = ["RUN_FILES", "discard_run", "prepare_run_dir", "run_folder_name"]
 RUN_FILES = frozenset({
     "results.sqlite", "report.html", "settlement.sqlite", "settlement.sqlite-wal",
     "settlement.sqlite-shm", "journal.jsonl", "statements.csv", "statements.csv.gz",
-    "comparison.html",
+    "statements.parquet", "comparison.html",
 })
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

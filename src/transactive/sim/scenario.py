@@ -431,8 +431,8 @@ class SettlementConfig(_Section):
 
     mode: Literal["auto", "on", "off"] = Field(
         "auto",
-        description="'on' settles every interval through the double-entry ledger, 'off' "
-        "skips it, 'auto' settles runs of up to 2 million household-intervals.",
+        description="'on' (or 'auto') settles every interval of a run written to a folder "
+        "through the double-entry ledger and journal; 'off' skips it.",
     )
     granularity: Literal["auto", "interval", "day"] = Field(
         "auto",
