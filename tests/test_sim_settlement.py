@@ -124,3 +124,6 @@ def test_a_run_settled_by_day_streams_the_same_statements_in_parquet(tmp_path):
     assert day.transfers < interval.transfers
     pd.testing.assert_frame_equal(day.reconciliation[["account", "statements"]],
                                   interval.reconciliation[["account", "statements"]])
+    # a day-settled folder is a run folder: --overwrite replaces it whole
+    simulate(Scenario.from_dict(base), run_dir=tmp_path / "day", overwrite=True)
+    assert not (tmp_path / "day" / STATEMENTS_PARQUET_FILE).exists()
