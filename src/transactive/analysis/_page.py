@@ -154,7 +154,7 @@ def csv_table(table_id: str, frame: pd.DataFrame, filename: str) -> str:
 def fmt(value: object, kind: str, currency: str = "") -> str:
     """A figure as text with its unit; ``None`` or a non-finite number as a dash.
 
-    ``kind`` is one of ``count, kwh, kw, money, price, share, ratio, number, text``.
+    ``kind`` is one of ``count, kwh, kw, kh, money, price, share, ratio, number, text``.
 
     Examples
     --------
@@ -179,5 +179,6 @@ def fmt(value: object, kind: str, currency: str = "") -> str:
 
 
 _FORMATS = {"count": (0, "{v:,.0f}"), "kwh": (1, "{v:,.1f} kWh"), "kw": (1, "{v:,.1f} kW"),
+            "kh": (1, "{v:,.1f} K·h"),
             "money": (2, "{v:,.2f} {cur}"), "price": (4, "{v:,.4f} {cur}/kWh"),
             "share": (1, "{v:,.1f} %"), "ratio": (3, "{v:.3f}"), "number": (2, "{v:,g}")}

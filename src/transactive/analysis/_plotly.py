@@ -25,7 +25,7 @@ __all__ = ["COLORS", "chart", "dumps", "figure", "json_script", "plotly_js", "va
 COLORS = {"market": "#1b7837", "retail": "#b2182b", "feed_in": "#2166ac", "pv": "#e08214",
           "load": "#4d4d4d", "import": "#d6604d", "export": "#4393c3", "soc": "#762a83",
           "counterparty": "#8c6bb1", "curtailed": "#fdb863", "unserved": "#67001f",
-          "buyer": "#5aae61", "seller": "#9970ab", "grey": "#999999"}
+          "buyer": "#5aae61", "seller": "#9970ab", "device": "#35978f", "grey": "#999999"}
 
 
 def values(data: npt.ArrayLike, digits: int) -> list[float | None]:

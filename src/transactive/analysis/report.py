@@ -73,6 +73,10 @@ KEY_FIGURES: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
         ("operator_surplus", "Market operator surplus", "money"),
         ("pool_lp_pnl", "Pool providers' profit and loss", "money"),
         ("carbon_cost", "Carbon charge (apart from the bills)", "money"))),
+    ("Flexibility", (
+        ("flexible_kwh", "Device energy the market moved in time (vs. plain rules)", "kwh"),
+        ("ev_shortfall_kwh", "Energy EVs lacked at departure", "kwh"),
+        ("comfort_violation_kh", "Time outside the comfort band (heat pumps)", "kh"))),
     ("Who gains", (
         ("households_better_off", "Households better off (by a cent or more)", "count"),
         ("households_worse_off", "Households worse off (by a cent or more)", "count"),
@@ -113,9 +117,12 @@ def _warnings_section(run: _Run) -> str:
 def _key_figures_section(run: _Run) -> str:
     rows = []
     for group, figures in KEY_FIGURES:
+        shown = [(key, label, kind) for key, label, kind in figures if key in run.s]
+        if group == "Flexibility" and all(run.s[key] is None for key, _, _ in shown):
+            continue  # a community without flexible devices
         rows.append(f"<tr class='group'><th colspan='2'>{group}</th></tr>")
         rows += [f"<tr><th>{label}</th><td>{_figure_text(run.s, key, kind)}</td></tr>"
-                 for key, label, kind in figures if key in run.s]
+                 for key, label, kind in shown]
     return f"<h2>Key figures</h2><table class='kv'>{''.join(rows)}</table>"
 
 
@@ -202,6 +209,7 @@ _ENERGY_LINES = (
     ("grid_import_kwh", "physical import at the connection", "import"),
     ("grid_export_kwh", "physical export at the connection", "export"),
     ("curtailed_kwh", "PV curtailed", "curtailed"), ("unserved_kwh", "load not served", "unserved"),
+    ("device_kwh", "EVs, heat pumps and appliances", "device"),
 )
 
 
@@ -231,6 +239,33 @@ def _battery_section(run: _Run) -> str:
     return ("<h2>Batteries</h2>" + run.series.chart(
         "battery", lines, daily, "state of charge (% of fleet capacity)",
         yaxis={"range": [0, 100]}))
+
+
+def _flexibility_section(run: _Run) -> str:
+    s = run.s
+    if s.get("flexible_kwh") is None:
+        return ""
+    sc = run.result.scenario
+    control = sc.flexibility.control
+    how = ("bid: each device states its flexibility, the home's energy manager orders "
+           "what the home cannot match, and the market dispatches what it accepts"
+           if control == "market" else "run by plain, price-blind rules")
+    step = run.series.step_minutes
+    lines = [Line("device_kwh", "EVs, heat pumps and appliances", COLORS["device"]),
+             Line("load_kwh", "households' own load", COLORS["load"]),
+             Line("grid_import_kwh", "import at the connection", COLORS["import"])]
+    daily = [Daily("device_kwh", "sum", "devices", COLORS["device"], 2),
+             Daily("grid_import_kwh", "max", "peak interval's import", COLORS["import"], 2)]
+    facts = (f"<p>The devices {how}. Peak import {fmt(s.get('peak_import_kw'), 'kw')}; "
+             f"device energy moved in time against the same devices on plain rules "
+             f"{fmt(s.get('flexible_kwh'), 'kwh')}; EVs short at departure "
+             f"{fmt(s.get('ev_shortfall_kwh'), 'kwh')}; time outside the comfort band "
+             f"{fmt(s.get('comfort_violation_kh'), 'kh')}. The households' gain on their "
+             "devices' schedule against plain rules is its own column in the household "
+             "table.</p>")
+    return ("<h2>Flexibility</h2>" + facts + run.series.chart(
+        "flexibility", lines, daily, f"kWh per {step}-minute interval",
+        daily_y_title="kWh per day"))
 
 
 def _quantile_boxes(groups: SeriesGroupBy[Any, Any], name: str, color: str) -> go.Box:
@@ -309,6 +344,8 @@ def household_table(result: SimulationResult, currency: str) -> pd.DataFrame:
         f"bill_baseline_{currency}": hh["bill_baseline"].round(2).to_numpy(),
         f"bill_market_{currency}": hh["bill_market"].round(2).to_numpy(),
         f"gain_{currency}": hh["gain"].round(2).to_numpy(),
+        **({f"flexibility_gain_{currency}": hh["flexibility_gain"].round(2).to_numpy()}
+           if result.scenario.flexibility.control == "market" else {}),
         "why_worse_off": hh["worse_off_reason"].fillna("").astype(str).to_numpy(),
     })
 
@@ -409,7 +446,7 @@ def _settlement_section(run: _Run, run_dir: Path | None) -> str:
 
 SECTIONS: tuple[Section, ...] = (
     _warnings_section, _key_figures_section, _money_section, _prices_section, _energy_section,
-    _grid_section, _battery_section, _households_section,
+    _flexibility_section, _grid_section, _battery_section, _households_section,
 )
 
 
