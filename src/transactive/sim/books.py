@@ -213,7 +213,7 @@ def worse_off_reasons(households: pd.DataFrame) -> pd.Series:
     --------
     >>> hh = pd.DataFrame({"gain": [-1.0, 0.3], "purchase_gain": [0.2, 0.3],
     ...                    "sale_gain": [-0.9, 0.0], "limits_gain": [-0.3, 0.0],
-    ...                    "island_gain": [0.0, 0.0]})
+    ...                    "island_gain": [0.0, 0.0], "flexibility_gain": [0.0, 0.0]})
     >>> for reason in worse_off_reasons(hh)[0].split("; "):
     ...     print(reason)
     sold below the feed-in price (-0.90)
