@@ -64,6 +64,12 @@ class Timeline:
         return np.asarray(idx.hour + idx.minute / 60.0, dtype=np.float64)
 
     @property
+    def start_hour(self) -> float:
+        """Local clock hour at which the first interval starts, in [0, 24)."""
+        first = pd.Timestamp(self.index[0])
+        return first.hour + first.minute / 60.0 + first.second / 3600.0
+
+    @property
     def day_of_year(self) -> npt.NDArray[np.int64]:
         """Day of year (1..366) of each interval."""
         return np.asarray(self.index.dayofyear, dtype=np.int64)

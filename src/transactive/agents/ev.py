@@ -127,7 +127,7 @@ class EVFleet:
         arrive = np.clip(rng.normal(arrival_hour, 1.5, (days, n)), 15.0, 23.5)
         leave = np.clip(rng.normal(departure_hour, 0.75, (days, n)), 5.0, 10.0)
         distance = rng.gamma(4.0, km_per_day / 4.0, (days, n))
-        first = round(float(timeline.hour_of_day[0]) / step_h)  # local clock
+        first = round(timeline.start_hour / step_h)  # local clock
         day_start = np.arange(days)[:, None] * ppd - first
         t_arrive = day_start + np.round(arrive / step_h).astype(np.int64)
         t_leave = day_start + np.round(leave / step_h).astype(np.int64)

@@ -94,7 +94,7 @@ class ShiftableFleet:
         power = np.where(mask, rng.uniform(0.8, 2.0, n), 0.0)
         duration = np.maximum(np.round(rng.uniform(1.0, 2.0, n) / dt_h), 1).astype(np.int64)
         days = -(-timeline.periods // ppd)
-        first = round(float(timeline.hour_of_day[0]) / dt_h)
+        first = round(timeline.start_hour / dt_h)
         start = np.arange(days)[:, None] * ppd - first
         ready = start + np.round(rng.normal(ready_hour, 1.0, (days, n)).clip(0, due_hour - 3)
                                  / dt_h).astype(np.int64)

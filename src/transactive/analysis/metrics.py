@@ -49,6 +49,13 @@ Flexibility (None where the community has no such device)
     pumps, appliances) the market moved in time against the same devices on
     plain rules (half the interval-by-interval difference of their energy;
     0 when the devices run by rules).
+Demand response (None without ``[demand_response]``)
+    ``dr_event_days``; ``dr_reduction_kwh``: metered import below the
+    baseline during the events (floored at zero per interval);
+    ``dr_payment``: what the program paid for it (apart from the bills);
+    ``dr_rebound_kwh``: import above the baseline in the hours after;
+    ``dr_baseline_bias_pct`` and ``dr_baseline_cv_rmse_pct``: the baseline's
+    errors on the days without events.
 Warnings
     ``warnings`` lists what a reader must know to trust the others: load shed,
     PV curtailed, prices at the value of lost load or at the market's cap,
@@ -210,6 +217,9 @@ def summary(result: SimulationResult) -> dict[str, Any]:
         "ev_shortfall_kwh": result.figures.get("ev_shortfall_kwh"),
         "comfort_violation_kh": result.figures.get("comfort_violation_kh"),
         "flexible_kwh": result.figures.get("flexible_kwh"),
+        **{key: result.figures.get(key) for key in (
+            "dr_event_days", "dr_reduction_kwh", "dr_payment", "dr_rebound_kwh",
+            "dr_baseline_bias_pct", "dr_baseline_cv_rmse_pct")},
         "carbon_cost": float(col["carbon_cost"].sum()),
         "curtailed_kwh": col["curtailed_kwh"].sum(),
         "baseline_curtailed_kwh": col["baseline_curtailed_kwh"].sum(),

@@ -51,9 +51,11 @@ import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
 from transactive.agents.strategies import limit_prices
+from transactive.agents.weather import outdoor_temperature_c
 from transactive.errors import InputError, TransactiveError
 from transactive.sim.books import Books, DayOutcome
 from transactive.sim.community import build_community
+from transactive.sim.demand_response import plan_events, settle_events
 from transactive.sim.flexday import flexible_day
 from transactive.sim.flexible import Devices
 from transactive.sim.island import IslandOutcome, island_window
@@ -81,7 +83,10 @@ def _record_level(scenario: Scenario, timeline: Timeline) -> str:
     level = scenario.output.record
     if level != "auto":
         return level
-    return "orders" if _small_run(scenario, timeline) else "summary"
+    if _small_run(scenario, timeline):
+        return "orders"
+    # demand response settles from every household's metered intervals
+    return "households" if scenario.demand_response.enabled else "summary"
 
 
 def _settles(scenario: Scenario) -> bool:
@@ -109,6 +114,16 @@ class _Run:
             outdoor_c=None if self.devices is None else self.devices.outdoor_c)
         self.retail = tariff.retail_price_per_kwh(timeline)
         self.feed_in = tariff.feed_in_price_per_kwh_series(timeline)
+        dr = scenario.demand_response
+        self.events = plan_events(dr, timeline, self.retail) if dr.enabled else None
+        self.outdoor_c = (None if self.events is None and self.devices is None else
+                          self.devices.outdoor_c if self.devices is not None else
+                          outdoor_temperature_c(timeline, device_rng.spawn(5)[0],
+                                                latitude_deg=c.latitude_deg,
+                                                longitude_deg=c.longitude_deg))
+        # what the devices plan by: the tariff, and an event's negawatt price on top
+        self.forecast_prices = (self.retail if self.events is None else
+                                self.retail + dr.price_per_kwh * self.events.mask)
         devices_kwh = (0.0 if self.devices is None else
                        self.devices.annual_kwh(scenario.community.latitude_deg))
         self.kw_per_unit = feeder_scale(scenario.grid.kw_per_unit, self.network,
@@ -425,6 +440,11 @@ def _simulate(scenario: Scenario, folder: Path | None,
     figures = {"kw_per_unit": run.kw_per_unit, **run.market.figures()}
     if run.devices is not None:
         figures.update(run.devices.figures(), flexible_kwh=run.flexible_kwh)
+    hh_iv = frames["household_intervals"]
+    if run.events is not None and hh_iv is not None:
+        meter = hh_iv["net_kwh"].to_numpy().reshape(timeline.periods, run.community.size)
+        figures.update(settle_events(scenario.demand_response, run.events, meter,
+                                     run.outdoor_c))
     bills = frames["households"]["bill_market"].to_numpy()  # type: ignore[index]
     result = SimulationResult(scenario=scenario, **frames,  # type: ignore[arg-type]
                               settlement=None if settle is None else settle.close(bills),

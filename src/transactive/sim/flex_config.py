@@ -16,7 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["EVConfig", "FlexibilityConfig", "HeatPumpConfig", "ShiftableConfig"]
+__all__ = ["DemandResponseConfig", "EVConfig", "FlexibilityConfig", "HeatPumpConfig",
+           "ShiftableConfig"]
 
 
 class _Section(BaseModel):
@@ -83,4 +84,27 @@ class ShiftableConfig(_Section):
     def _window(self) -> ShiftableConfig:
         if self.due_hour - self.ready_hour < 3:
             raise ValueError("due_hour must come at least 3 hours after ready_hour")
+        return self
+
+
+class DemandResponseConfig(_Section):
+    """Demand-response events: negawatts paid against a baseline."""
+
+    enabled: bool = Field(False, description="Call events and pay for measured reductions.")
+    events: int = Field(3, ge=1, le=366, description="Event days: the weekdays with the "
+                        "dearest event hours that have the baseline's history before them.")
+    event_start_hour: float = Field(17.0, ge=0, lt=24, description="Event start, local clock.")
+    event_end_hour: float = Field(20.0, gt=0, le=24, description="Event end, local clock.")
+    method: Literal["caiso_10in10", "pjm_high4of5", "regression"] = Field(
+        "caiso_10in10", description="Baseline: CAISO 10 in 10 (capped day-of adjustment), "
+        "PJM high 4 of 5, or a regression on outdoor temperature.")
+    price_per_kwh: float = Field(0.5, ge=0, le=100,
+                                 description="Payment per kWh of measured reduction.")
+    rebound_hours: float = Field(2.0, ge=0, le=24,
+                                 description="Hours after an event in which rebound is measured.")
+
+    @model_validator(mode="after")
+    def _hours(self) -> DemandResponseConfig:
+        if self.event_end_hour <= self.event_start_hour:
+            raise ValueError("event_end_hour must come after event_start_hour")
         return self

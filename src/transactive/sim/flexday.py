@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from transactive.agents.flexibility import net_in_home, served
+from transactive.agents.flexibility import Segments, net_in_home, served
 from transactive.agents.strategies import limit_prices
 from transactive.orders import BUY, OrderBatch
 from transactive.sim.market import MIN_ORDER_KWH, DayMarket
@@ -69,11 +69,20 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
                                                                   np.zeros(n, bool)],
                               retail, floor, run.strategy_rng, price_floor=floor,
                               price_cap=retail)
-        forecast = devices.forecast(run.retail, t, run.timeline.periods_per_day)
+        forecast = devices.forecast(run.forecast_prices, t, run.timeline.periods_per_day)
         seg, owner = devices.segments(t, load, pv, forecast, floor, retail, limits[:n],
                                       limits[n:])
-        home = net_in_home(seg, n)
         price = seg.price_per_kwh
+        if run.events is not None and run.events.mask[t]:
+            # a kWh not drawn during an event earns the negawatt price: what can
+            # wait bids less, a battery sells for less
+            dr = run.scenario.demand_response.price_per_kwh
+            flexible = (owner >= 2) & ~seg.must_run  # battery, EV, heat pump, appliance
+            price = np.where(flexible, price - dr, price)
+            seg = Segments(household=seg.household, side=seg.side,
+                           quantity_kwh=seg.quantity_kwh, price_per_kwh=price,
+                           indivisible=seg.indivisible, must_run=seg.must_run)
+        home = net_in_home(seg, n)
         if network:  # what must run bids the value of lost load; the rest is elastic,
             # and a bid at the retail price is served before the substation's supply
             buy = seg.side == BUY

@@ -39,6 +39,7 @@ from transactive.programs.wholesale import (
     read_day_ahead_csv,
 )
 from transactive.sim.flex_config import (
+    DemandResponseConfig,
     EVConfig,
     FlexibilityConfig,
     HeatPumpConfig,
@@ -482,6 +483,7 @@ class Scenario(_Section):
     ev: EVConfig = Field(default_factory=EVConfig)
     heat_pump: HeatPumpConfig = Field(default_factory=HeatPumpConfig)
     shiftable: ShiftableConfig = Field(default_factory=ShiftableConfig)
+    demand_response: DemandResponseConfig = Field(default_factory=DemandResponseConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @classmethod

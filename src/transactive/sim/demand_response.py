@@ -1,0 +1,113 @@
+"""Demand-response events in a run (``[demand_response]``): when they are,
+what the devices see, and how the negawatts are settled afterwards.
+
+The program calls ``events`` event days: the weekdays whose event hours
+(``event_start_hour`` to ``event_end_hour``, local clock) have the highest
+mean tariff price, among the days that have the history the baseline method
+needs before them (CAISO's 10 in 10 looks at 10 earlier weekdays, PJM's
+high 4 of 5 at 5; :mod:`transactive.programs.baseline`). Every enrolled
+household is paid ``price_per_kwh`` for each kWh its metered import falls
+below its baseline during an event (:func:`~transactive.programs.dr.negawatts`):
+the payment is a figure of its own beside the energy bill, as carbon is.
+
+Devices that bid (``[flexibility] control = "market"``) see an event as what
+it is worth to them: their price forecast carries the negawatt price during
+the event hours, so they prepare (charge, preheat) beforehand, and during the
+event a kWh they do not draw earns the negawatt price, so their buy limits
+fall and their sell limits (a battery's discharge) fall by it too. Devices on
+plain rules do not respond; their households are still measured and paid
+for whatever reduction the baseline shows (and the baseline's errors on the
+days without events are reported: ``dr_baseline_bias_pct`` and
+``dr_baseline_cv_rmse_pct``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from transactive.errors import InputError
+from transactive.programs.baseline import baseline, baseline_errors
+from transactive.programs.dr import day_types, event_windows, negawatts
+from transactive.sim.flex_config import DemandResponseConfig
+from transactive.timeline import Timeline
+
+__all__ = ["EventPlan", "plan_events", "settle_events"]
+
+FloatArray = npt.NDArray[np.float64]
+
+_HISTORY_WEEKDAYS = {"caiso_10in10": 10, "pjm_high4of5": 5, "regression": 4}
+
+
+class EventPlan:
+    """The run's event days and intervals."""
+
+    def __init__(self, days: npt.NDArray[np.int64], mask: npt.NDArray[np.bool_],
+                 day_type: npt.NDArray[np.int64], periods_per_day: int) -> None:
+        self.days = days
+        """Event days (day indices of the run)."""
+        self.mask = mask
+        """Per interval of the run: under an event."""
+        self.day_type = day_type
+        self.periods_per_day = periods_per_day
+
+
+def plan_events(config: DemandResponseConfig, timeline: Timeline,
+                retail_per_kwh: FloatArray) -> EventPlan:
+    """The event days of the run (module docstring); :class:`InputError` if
+    the run is too short for the method's history or holds no whole day."""
+    ppd = timeline.periods_per_day
+    n_days = timeline.periods // ppd
+    start = pd.Timestamp(timeline.index[0])
+    if timeline.periods % ppd or (start.hour, start.minute) != (0, 0):
+        raise InputError("demand_response", "needs a run of whole days starting at midnight "
+                         "(the baselines compare days interval by interval)")
+    first = int(pd.Timestamp(timeline.index[0]).dayofweek)
+    kinds = day_types(first, n_days)
+    window = event_windows(config.event_start_hour, config.event_end_hour, ppd)[0]
+    weekday = kinds == 0
+    history = np.cumsum(weekday) - weekday  # weekdays before each day
+    eligible = weekday & (history >= _HISTORY_WEEKDAYS[config.method])
+    if eligible.sum() < config.events:
+        need = _HISTORY_WEEKDAYS[config.method]
+        raise InputError("demand_response.events",
+                         f"{config.events} event days need {config.events} weekdays after "
+                         f"{need} weekdays of history ({config.method}); the run of "
+                         f"{n_days} days has {int(eligible.sum())} such days: run longer")
+    price = retail_per_kwh[:n_days * ppd].reshape(n_days, ppd)[:, window].mean(axis=1)
+    order = np.lexsort((np.arange(n_days), -price))  # dearest first, then earliest
+    days = np.sort(order[eligible[order]][:config.events]).astype(np.int64)
+    mask = np.zeros((n_days, ppd), dtype=bool)
+    mask[days] = window
+    full = np.zeros(timeline.periods, dtype=bool)
+    full[:n_days * ppd] = mask.ravel()
+    return EventPlan(days, full, kinds, ppd)
+
+
+def settle_events(config: DemandResponseConfig, plan: EventPlan,
+                  meter_kwh: FloatArray, temperature_c: FloatArray | None
+                  ) -> dict[str, float | int]:
+    """The negawatts of the events from the households' metered import
+    (``meter_kwh``: intervals x households, kWh), against the program's
+    baseline; the baseline's errors on the days without events."""
+    ppd = plan.periods_per_day
+    n_days = meter_kwh.shape[0] // ppd
+    meter = meter_kwh[:n_days * ppd].reshape(n_days, ppd, -1).astype(np.float64)
+    temp = (None if temperature_c is None or config.method != "regression"
+            else temperature_c[:n_days * ppd].reshape(n_days, ppd))
+    c = config
+    base = baseline(meter, plan.days, method=c.method, day_type=plan.day_type,
+                    event_start_hour=c.event_start_hour, event_end_hour=c.event_end_hour,
+                    temperature_c=temp)
+    window = plan.mask[:n_days * ppd].reshape(n_days, ppd)[plan.days]
+    paid = negawatts(meter[plan.days], base, window, c.price_per_kwh,
+                     rebound_hours=c.rebound_hours)
+    errors = baseline_errors(meter, plan.days, method=c.method, day_type=plan.day_type,
+                             event_start_hour=c.event_start_hour,
+                             event_end_hour=c.event_end_hour, temperature_c=temp)
+    return {"dr_event_days": int(plan.days.size),
+            "dr_reduction_kwh": paid.total_reduction_kwh,
+            "dr_payment": paid.total_payment, "dr_rebound_kwh": paid.total_rebound_kwh,
+            "dr_baseline_bias_pct": errors.overall_bias_pct,
+            "dr_baseline_cv_rmse_pct": errors.overall_cv_rmse_pct}

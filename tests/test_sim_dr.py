@@ -1,0 +1,66 @@
+"""Demand-response events in a run: when they are called, what they pay."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from transactive.errors import InputError
+from transactive.sim import Scenario, simulate
+from transactive.sim.demand_response import plan_events
+from transactive.sim.flex_config import DemandResponseConfig
+
+RUN = {"time": {"start": "2026-01-05T00:00:00+01:00", "days": 9},  # Monday
+       "community": {"households": 10}, "seed": 5, "tariff": {"kind": "rtp"},
+       "ev": {"share": 0.5}, "heat_pump": {"share": 0.5},
+       "demand_response": {"enabled": True, "events": 1, "method": "pjm_high4of5"}}
+
+
+def test_events_fall_on_dear_weekdays_with_history():
+    s = Scenario.from_dict(RUN).with_overrides(**{"demand_response.events": 2})
+    tl = s.time.timeline()
+    retail = np.linspace(0.2, 0.3, tl.periods)  # later days dearer
+    plan = plan_events(s.demand_response, tl, retail)
+    assert plan.days.tolist() == [7, 8]  # weekdays 6 and 7 (5 weekdays of history before)
+    hours = np.asarray(tl.hour_of_day)[plan.mask]
+    assert ((hours >= 17) & (hours < 20)).all()
+    assert plan.mask.sum() == 2 * 12
+
+
+def test_a_run_too_short_for_the_baseline_is_refused_naming_the_field():
+    cfg = DemandResponseConfig(enabled=True, events=1, method="caiso_10in10")
+    tl = Scenario.from_dict(RUN).time.timeline()
+    with pytest.raises(InputError) as err:
+        plan_events(cfg, tl, np.full(tl.periods, 0.3))
+    assert err.value.field == "demand_response.events"
+    assert "run longer" in err.value.problem
+
+
+@pytest.mark.parametrize("control", ["rules", "market"])
+def test_a_run_with_events_reports_negawatts(control):
+    run = simulate(Scenario.from_dict(RUN).with_overrides(**{"flexibility.control": control}))
+    f = run.figures
+    assert f["dr_event_days"] == 1
+    for key in ("dr_reduction_kwh", "dr_payment", "dr_rebound_kwh"):
+        assert f[key] >= 0
+    assert f["dr_payment"] == pytest.approx(0.5 * f["dr_reduction_kwh"])
+    assert np.isfinite(f["dr_baseline_bias_pct"])
+
+
+def test_devices_that_bid_draw_less_during_an_event_than_without_the_program():
+    market = Scenario.from_dict(RUN).with_overrides(**{"flexibility.control": "market"})
+    with_dr = simulate(market)
+    without = simulate(market.with_overrides(**{"demand_response.enabled": False}))
+    tl = market.time.timeline()
+    mask = plan_events(market.demand_response, tl,
+                       np.asarray(with_dr.intervals["retail_price"])).mask
+    drawn = {name: float(r.intervals.loc[mask, "grid_import_kwh"].sum())
+             for name, r in (("with", with_dr), ("without", without))}
+    assert drawn["with"] < drawn["without"]
+
+
+def test_without_a_program_no_dr_figures():
+    run = simulate(Scenario.from_dict({"time": {"days": 1}, "community": {"households": 4}}))
+    assert "dr_payment" not in run.figures
+    assert isinstance(run.intervals, pd.DataFrame)
