@@ -37,16 +37,20 @@ def _day(draw: st.DrawFn) -> tuple[np.ndarray, ...]:
     scale = draw(st.sampled_from([0.05, 1.0, 20.0]))  # kWh: light, moderate, overloaded
     quantity = rng.normal(0.0, scale, (n_t, n)) * (rng.random((n_t, n)) < 0.8)
     truthful = draw(st.booleans())
-    limit = np.where(quantity > 0, 0.30, 0.0 if truthful else rng.uniform(0.0, 0.35, (n_t, n)))
+    elastic = draw(st.booleans())  # bids at their limits, on a cent grid (ties happen)
+    bids = np.round(rng.uniform(0.0, 0.4, (n_t, n)), 2) if elastic else 0.30
+    limit = np.where(quantity > 0, bids,
+                     0.0 if truthful else np.round(rng.uniform(0.0, 0.35, (n_t, n)), 2))
     node = rng.integers(1, FEEDER.n_bus, n)
-    return quantity, limit, node, np.full(n_t, 0.30), np.full(n_t, 0.08)
+    return quantity, limit, node, np.full(n_t, 0.30), np.full(n_t, 0.08), elastic
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(_day())
 def test_exact_rows_are_the_lp_optimum(day: tuple[np.ndarray, ...]) -> None:
-    quantity, limit, node, retail, feed_in = day
-    opts = {"network": FEEDER, "dt_h": 0.25, "kw_per_unit": 30.0}
+    quantity, limit, node, retail, feed_in, elastic = day
+    opts = {"network": FEEDER, "dt_h": 0.25, "kw_per_unit": 30.0,
+            "inelastic_demand": not elastic}
     merit = clear_network_merit(quantity, limit, node, retail, feed_in, **opts)
     assert merit is not None
     for k in np.flatnonzero(merit.exact):
@@ -73,20 +77,24 @@ def test_a_row_where_a_limit_binds_is_not_exact() -> None:
 
 @pytest.mark.parametrize(("options", "why"), [
     ({"model": "soc"}, "another model"), ({"shed_price": 10.0}, "sheddable demand"),
-    ({"inelastic_demand": False}, "elastic demand"), ({"background_load": True}, "background"),
+    ({"background_load": True}, "background"),
 ])
 def test_options_the_merit_order_does_not_stand_for(options: dict[str, object], why: str) -> None:
     assert clear_network_merit(np.ones((1, 1)), np.zeros((1, 1)), np.array([3]), [0.3], [0.08],
                                network=FEEDER, **options) is None, why
 
 
-def test_offers_between_the_utility_prices_and_a_zero_exchange_go_to_the_lp() -> None:
-    quantity = np.array([[1.0, -0.5], [1.0, -1.0]])
-    limit = np.array([[0.3, 0.12], [0.3, 0.0]])  # 0.12 lies in [0.08, 0.30]; then 1 - 1 = 0
-    merit = clear_network_merit(quantity, limit, np.array([5, 9]), [0.3, 0.3], [0.08, 0.08],
+def test_ties_at_the_utility_prices_and_a_zero_exchange_go_to_the_lp() -> None:
+    quantity = np.array([[1.0, -0.5], [1.0, -1.0], [1.0, -0.5], [1.0, -2.0]])
+    # 0.12 lies between the prices: run while importing; 0.08 ties the feed-in price;
+    # 1 - 1 = 0 exchanges nothing (a degenerate price); 0.29 waits while exporting
+    limit = np.array([[0.3, 0.12], [0.3, 0.0], [0.3, 0.08], [0.3, 0.29]])
+    merit = clear_network_merit(quantity, limit, np.array([5, 9]), [0.3] * 4, [0.08] * 4,
                                 network=FEEDER)
     assert merit is not None
-    assert merit.exact.tolist() == [False, False]
+    assert merit.exact.tolist() == [True, False, False, False]
+    assert merit.accepted[0].tolist() == [1.0, 0.5]
+    assert merit.price[0] == 0.3
 
 
 @settings(max_examples=30, deadline=None)

@@ -328,12 +328,17 @@ def clear_network_merit(quantity: npt.ArrayLike, limit_price: npt.ArrayLike,
     ``quantity`` (intervals x participants) is each participant's order of
     the interval, kWh: ``> 0`` buys, ``< 0`` sells, ``0`` none; each
     participant sits at ``node`` (bus position) with its ``limit_price``;
-    the utility's prices are per interval. In an interval where no offer's
-    limit lies within ``[export_price, import_price]``, the LinDistFlow LP's
-    optimum is the merit order: every buyer is served, offers below the
-    export price are dispatched in full, those above the import price not at
-    all, and the substation imports (exports) the rest at one price
-    everywhere, ``import_price`` (``export_price``). Where that dispatch and
+    the utility's prices are per interval. Without binding limits the
+    LinDistFlow LP's optimum is the merit order with the substation as a
+    seller at ``import_price`` and a buyer at ``export_price``: in an
+    interval where the community imports even after every offer below the
+    import price runs (and every bid below it waits), the price is the import
+    price everywhere; where it exports even after every bid above the export
+    price is served (and every offer above it waits), it is the export price.
+    Bids are all served (inelastic demand, the default) or served by their
+    limits (``inelastic_demand=False``). A limit exactly at either price
+    (a tie) or a community whose own orders set the price between them is
+    left to the LP. Where that dispatch and
     the baseline's (every offer at zero) are strictly within the feeder's
     limits (:func:`~transactive.grid.screen.screen_feeder`) and its import
     limit (``import_max_mw``), and the
@@ -343,8 +348,8 @@ def clear_network_merit(quantity: npt.ArrayLike, limit_price: npt.ArrayLike,
     tolerance. Other rows need :func:`clear_network`.
 
     Returns None where the options are not those of the merit order
-    (another model than LinDistFlow, elastic or sheddable demand, background
-    load) or the feeder is not screenable (shunts, taps, generators).
+    (another model than LinDistFlow, sheddable demand, background load) or
+    the feeder is not screenable (shunts, taps, generators).
     """
     opts = _options(options.get("model", "lindistflow"), 0.0, 0.0, dt_h, kw_per_unit,
                     options.get("shed_price"), options.get("power_factor", 1.0),
@@ -354,36 +359,52 @@ def clear_network_merit(quantity: npt.ArrayLike, limit_price: npt.ArrayLike,
     import_max_mw = _limit("import_max_mw", options.get("import_max_mw", math.inf))
     if (set(options) - {"model", "shed_price", "power_factor", "inelastic_demand",
                         "background_load", "reuse_model", "import_max_mw"}
-            or opts["model"] != "lindistflow" or not opts["inelastic_demand"]
-            or opts["shed_price"] is not None or opts["background_load"]
-            or not screenable(net)):
+            or opts["model"] != "lindistflow" or opts["shed_price"] is not None
+            or opts["background_load"] or not screenable(net)):
         return None
     qty = np.atleast_2d(np.asarray(quantity, dtype=np.float64))
     limit = np.atleast_2d(np.asarray(limit_price, dtype=np.float64))
     at = np.asarray(node, dtype=np.int64)
     p_imp = np.asarray(import_price, dtype=np.float64)
     p_exp = np.asarray(export_price, dtype=np.float64)
+    hi, lo = p_imp[:, None], p_exp[:, None]
     buy, sell = qty > 0, qty < 0
-    offer = np.where(sell, -qty, 0.0)
-    dispatched = sell & (limit < p_exp[:, None])
-    straddle = (sell & ~dispatched & (limit <= p_imp[:, None])).any(axis=1)
-    demand = np.where(buy, qty, 0.0)
-    accepted = np.where(buy, qty, np.where(dispatched, offer, 0.0))
+    offer, bid = np.where(sell, -qty, 0.0), np.where(buy, qty, 0.0)
+    # certain: better than the substation's price on its side; straddling: between
+    sure_sell, mid_sell = sell & (limit < lo), sell & (limit > lo) & (limit < hi)
+    if opts["inelastic_demand"]:
+        sure_buy, mid_buy = buy, np.zeros_like(buy)
+        tie = sell & ((limit == lo) | (limit == hi))
+    else:
+        sure_buy, mid_buy = buy & (limit > hi), buy & (limit > lo) & (limit < hi)
+        tie = (buy | sell) & ((limit == lo) | (limit == hi))
+    d_sure, s_sure = bid.sum(axis=1, where=sure_buy), offer.sum(axis=1, where=sure_sell)
+    d_mid, s_mid = bid.sum(axis=1, where=mid_buy), offer.sum(axis=1, where=mid_sell)
+    scale = np.maximum(1.0, bid.sum(axis=1) + offer.sum(axis=1))
+    # importing, the substation sets the price at import_price: the offers below
+    # it run, the bids below it wait; exporting, at export_price, the reverse
+    importing = d_sure - s_sure - s_mid > 1e-9 * scale
+    exporting = s_sure - d_sure - d_mid > 1e-9 * scale
+    served = sure_buy | (mid_buy & exporting[:, None])
+    dispatched = sure_sell | (mid_sell & importing[:, None])
+    demand = np.where(served, bid, 0.0)
+    accepted = np.where(served, bid, np.where(dispatched, offer, 0.0))
     exchange = demand.sum(axis=1) - accepted.sum(axis=1, where=sell)
-    base_exchange = demand.sum(axis=1) - offer.sum(axis=1)
+    base_exchange = bid.sum(axis=1) - offer.sum(axis=1)
+    straddle = tie.any(axis=1) | ~(importing | exporting)
     mw = opts["kw_per_unit"] / opts["dt_h"] / 1000.0
     tan_phi = math.tan(math.acos(opts["power_factor"]))
     bus = sp.csr_matrix((np.ones(at.size), (at, np.arange(at.size))),
                         shape=(net.n_bus, at.size))  # bus x participant
     q_mvar = (bus @ (demand * (tan_phi * mw)).T).T
     market = screen_feeder(net, (bus @ (np.where(sell, -accepted, demand) * mw).T).T, q_mvar)
-    scale = np.maximum(1.0, demand.sum(axis=1) + offer.sum(axis=1))
     exact = (~straddle & market.within & (np.abs(exchange) > 1e-9 * scale)
              & (p_exp > 0)  # at a zero feed-in price the baseline's offers tie with exports
              & (exchange * mw < import_max_mw * (1 - 1e-6)))  # the substation's limit
     truthful = ((limit == 0.0) | ~sell).all(axis=1)
     if not truthful.all():  # the baseline offers everything at zero: all of it dispatched
-        baseline = screen_feeder(net, (bus @ (qty * mw).T).T, q_mvar)
+        baseline = screen_feeder(net, (bus @ (qty * mw).T).T,
+                                 (bus @ (bid * (tan_phi * mw)).T).T)
         exact &= truthful | (baseline.within & (np.abs(base_exchange) > 1e-9 * scale))
     price = np.where(exchange > 0, p_imp, p_exp)
     grid_import, grid_export = np.maximum(exchange, 0.0), np.maximum(-exchange, 0.0)

@@ -93,7 +93,7 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
             id=order.astype(np.int64) + np.int64(t) * np.int64(len(seg) + 1),
             participant=seg.household[order], side=seg.side[order].astype(np.int8),
             price=price[order], quantity=home.residual_kwh[order])
-        cleared = market.clear(orders, retail, feed_in)
+        cleared = market.clear_orders(orders, retail, feed_in)
         day.put(k, cleared)
         accepted = np.zeros(len(seg))
         cl = cleared.clearing

@@ -205,20 +205,21 @@ class DayMarket:
             self.node_price[rows] = price[:, None]
             self.vm_pu[rows] = merit.vm_pu[rows]
         if self.clearings is not None:
+            households = np.arange(quantity.shape[1], dtype=np.int64)
             for k in np.flatnonzero(rows):
-                self.clearings[k] = _merit_clearing(int(intervals[k]), quantity[k], limits[k],
-                                                    node, merit, int(k))
+                o = net_orders(int(intervals[k]), quantity[k], households, limits[k],
+                               min_kwh=MIN_ORDER_KWH)
+                orders = OrderBatch._trusted(id=o.id, participant=o.participant, side=o.side,
+                                             price=o.price, quantity=o.quantity,
+                                             node=node[o.participant])
+                self.clearings[k] = _merit_clearing(orders, merit.accepted[k, o.participant],
+                                                    merit, int(k))
 
 
-def _merit_clearing(t: int, quantity: FloatArray, limits: FloatArray,
-                    node: npt.NDArray[np.int64], merit: MeritOrderBlock, k: int) -> Clearing:
-    """Interval ``t``'s clearing by merit order, as :func:`clear_network` reports it."""
-    orders = net_orders(t, quantity, np.arange(quantity.size, dtype=np.int64), limits,
-                        min_kwh=MIN_ORDER_KWH)
-    who = orders.participant
-    orders = OrderBatch._trusted(
-        id=orders.id, participant=who, side=orders.side, price=orders.price,
-        quantity=orders.quantity, node=node[who])
+def _merit_clearing(orders: OrderBatch, accepted: FloatArray, merit: MeritOrderBlock,
+                    k: int) -> Clearing:
+    """Row ``k``'s clearing by merit order (``orders``: the row's orders, with
+    their buses; ``accepted``: each one's), as :func:`clear_network` reports it."""
     price = float(merit.price[k])
     n_bus = merit.vm_pu.shape[1]
     info = {"model": "lindistflow", "grid_import_kwh": float(merit.grid_import_kwh[k]),
@@ -228,7 +229,7 @@ def _merit_clearing(t: int, quantity: FloatArray, limits: FloatArray,
             "binding": (), "utility_cost": float(merit.utility_cost[k]), "rent": 0.0,
             "background_payment": 0.0, "soc_gap": float("nan"), "exact": True,
             "solve_time_s": 0.0, "merit_order": True}
-    return Clearing.from_allocation("network", orders, merit.accepted[k, who], price, price,
+    return Clearing.from_allocation("network", orders, accepted, price, price,
                                     node_price=np.full(n_bus, price), info=info)
 
 
@@ -362,6 +363,29 @@ class MarketSession:
                                 min_kwh=MIN_ORDER_KWH)
             day.put(int(k), self.clear(orders, float(retail_price[k]), float(feed_in_price[k])))
         return day
+
+    def clear_orders(self, orders: OrderBatch, retail_price: float, feed_in_price: float
+                     ) -> IntervalMarket:
+        """:meth:`clear` for one interval's orders (several per household
+        allowed), by merit order where that is the network market's exact
+        optimum (:func:`~transactive.markets.network.clear_network_merit`)."""
+        if self._merit and len(orders):
+            node = self._node[orders.participant]
+            signed = np.where(orders.side == BUY, orders.quantity, -orders.quantity)
+            merit = clear_network_merit(signed[None], orders.price[None], node, [retail_price],
+                                        [feed_in_price], dt_h=self._dt_h, **self._options)
+            if merit is not None and bool(merit.exact[0]):
+                placed = OrderBatch._trusted(
+                    id=orders.id, participant=orders.participant, side=orders.side,
+                    price=orders.price, quantity=orders.quantity, node=node)
+                acc = merit.accepted[0]
+                buy = orders.is_buy
+                return IntervalMarket(
+                    _merit_clearing(placed, acc, merit, 0), "curtailed",
+                    float(acc[buy].sum() - acc[~buy].sum()), float(merit.utility_cost[0]),
+                    float(merit.grid_import_kwh[0]), float(merit.grid_export_kwh[0]),
+                    np.zeros(len(orders)))
+        return self.clear(orders, retail_price, feed_in_price)
 
     def _solve(self, orders: OrderBatch, options: dict[str, Any]) -> Clearing:
         try:
