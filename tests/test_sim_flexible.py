@@ -77,3 +77,11 @@ def test_a_fault_with_flexible_devices_is_refused_before_running():
     with pytest.raises(InputError) as err:
         simulate(s)
     assert err.value.field == "fault.start"
+
+
+def test_devices_trading_as_their_own_agents_trade_more_in_the_market():
+    home = _run("market", **{"market.mechanism": "uniform", "time.days": 1})
+    m2m = _run("market", **{"market.mechanism": "uniform", "time.days": 1,
+                            "flexibility.trading": "devices"})
+    _check(m2m)
+    assert m2m.intervals["volume_kwh"].sum() > home.intervals["volume_kwh"].sum()

@@ -32,6 +32,10 @@ class FlexibilityConfig(_Section):
         "(transactive control); 'rules': plain price-blind rules.")
     horizon_h: float = Field(24.0, gt=0, le=168,
                              description="Hours of price forecast a device bids from.")
+    trading: Literal["home", "devices"] = Field(
+        "home", description="'home': each home's energy manager matches its own devices "
+        "first and orders the rest; 'devices': every device trades in the market as its "
+        "own agent (machine to machine), the home matching nothing.")
 
 
 class EVConfig(_Section):

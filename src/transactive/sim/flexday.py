@@ -3,10 +3,12 @@
 Interval by interval (a device's state depends on what it got), every
 household's devices state their segments (:meth:`Devices.segments`), its
 energy manager matches what it can at home and orders the rest, one order
-per segment (:func:`~transactive.agents.flexibility.net_in_home`), the
-market clears them, and each segment is served by the home, the market and,
-where its limit says so, the utility (:func:`~transactive.agents.flexibility.served`);
-the fleets then advance by what they got.
+per segment (:func:`~transactive.agents.flexibility.net_in_home`; with
+``[flexibility] trading = "devices"`` every segment goes to the market as
+its own order, machine to machine), the market clears them, and each
+segment is served by the home, the market and, where its limit says so, the
+utility (:func:`~transactive.agents.flexibility.served`); the fleets then
+advance by what they got.
 
 Where the design clears the whole feeder with the utility at the substation
 (``network``), demand bids at its limits (elastic), so a device that bids
@@ -31,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from transactive.agents.flexibility import Segments, net_in_home, served
+from transactive.agents.flexibility import HomeMatch, Segments, net_in_home, served
 from transactive.agents.strategies import limit_prices
 from transactive.orders import BUY, OrderBatch
 from transactive.sim.market import MIN_ORDER_KWH, DayMarket
@@ -82,7 +84,8 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
             seg = Segments(household=seg.household, side=seg.side,
                            quantity_kwh=seg.quantity_kwh, price_per_kwh=price,
                            indivisible=seg.indivisible, must_run=seg.must_run)
-        home = net_in_home(seg, n)
+        home = (net_in_home(seg, n) if run.scenario.flexibility.trading == "home" else
+                HomeMatch(matched_kwh=np.zeros(len(seg)), residual_kwh=seg.quantity_kwh))
         if network:  # what must run bids the value of lost load; the rest is elastic,
             # and a bid at the retail price is served before the substation's supply
             buy = seg.side == BUY
