@@ -6,6 +6,8 @@ What each figure means (money in the tariff's currency, energy in kWh of the
 simulated community):
 
 Energy
+    ``load_kwh``: what the households consumed, their own load and their
+    devices' (EVs, heat pumps, appliances: ``device_kwh``, None without any).
     ``p2p_kwh``: energy households sold to households. In every interval it
     is the smaller of what households bought and what households sold in the
     market (``market_bought_kwh``, ``market_sold_kwh``); the rest of their
@@ -162,7 +164,8 @@ def summary(result: SimulationResult) -> dict[str, Any]:
         "market_cost", "carbon_cost", "baseline_spending", "retail_price", "feed_in_price",
         "max_buyer_price", "islanded")}
     dt_h = sc.time.timeline().dt_h
-    load, pv = col["load_kwh"].sum(), col["pv_kwh"].sum()
+    devices = float(iv["device_kwh"].sum()) if "device_kwh" in iv else 0.0
+    load, pv = col["load_kwh"].sum() + devices, col["pv_kwh"].sum()
     bought, sold = col["bought_kwh"].sum(), col["sold_kwh"].sum()
     # what the market's counterparty (substation, pool) supplied or took came from or
     # went to the utility; while islanded there is no utility (the island's own
@@ -188,6 +191,7 @@ def summary(result: SimulationResult) -> dict[str, Any]:
         "currency": sc.tariff.currency,
         "kw_per_unit": result.figures.get("kw_per_unit"),
         "load_kwh": load,
+        "device_kwh": devices if sc.flexible else None,
         "pv_kwh": pv,
         "p2p_kwh": col["p2p_kwh"].sum(),
         "p2p_share_of_load": _share(col["p2p_kwh"].sum(), load),

@@ -44,7 +44,9 @@ KEY_FIGURES: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
              ("days", "Days", "number"), ("mechanism", "Market design", "text"),
              ("strategy", "Bidding strategy", "text"))),
     ("Energy", (
-        ("load_kwh", "Consumption", "kwh"), ("pv_kwh", "PV generation", "kwh"),
+        ("load_kwh", "Consumption", "kwh"),
+        ("device_kwh", "of which EVs, heat pumps and appliances", "kwh"),
+        ("pv_kwh", "PV generation", "kwh"),
         ("p2p_kwh", "Peer-to-peer: sold by households to households", "kwh"),
         ("p2p_share_of_load", "Peer-to-peer share of consumption", "share"),
         ("market_bought_kwh", "Bought by households in the market", "kwh"),
@@ -84,6 +86,9 @@ KEY_FIGURES: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
 )
 
 
+_ONLY_WHEN_SET = frozenset({"device_kwh"})  # rows left out where the figure is None
+
+
 @dataclass(frozen=True)
 class _Run:
     """What every section reads: the result, its summary and its time series."""
@@ -117,7 +122,8 @@ def _warnings_section(run: _Run) -> str:
 def _key_figures_section(run: _Run) -> str:
     rows = []
     for group, figures in KEY_FIGURES:
-        shown = [(key, label, kind) for key, label, kind in figures if key in run.s]
+        shown = [(key, label, kind) for key, label, kind in figures if key in run.s
+                 and not (key in _ONLY_WHEN_SET and run.s[key] is None)]
         if group == "Flexibility" and all(run.s[key] is None for key, _, _ in shown):
             continue  # a community without flexible devices
         rows.append(f"<tr class='group'><th colspan='2'>{group}</th></tr>")
