@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--households", type=int, default=1000)
     parser.add_argument("--days", type=float, default=365)
     parser.add_argument("--split", action="store_true", help="profile where the time goes")
+    parser.add_argument("--flexible", action="store_true",
+                        help="also the same community with EVs, heat pumps and appliances, "
+                        "on rules and bidding (issue 'flexibility': within 3x of plain)")
     args = parser.parse_args(argv)
     big = {"community.households": args.households, "time.days": args.days}
     cases = [
@@ -84,6 +87,12 @@ def main(argv: list[str] | None = None) -> None:
         (f"{args.households} households, {args.days:g} days, uniform",
          {**big, "market.mechanism": "uniform"}),
     ]
+    if args.flexible:
+        devices = {**big, "ev.share": 0.4, "heat_pump.share": 0.5, "shiftable.share": 0.5}
+        cases += [(f"{args.households} households, {args.days:g} days, devices on rules",
+                   devices),
+                  (f"{args.households} households, {args.days:g} days, devices bid",
+                   {**devices, "flexibility.control": "market"})]
     print(f"{'case':<40} {'intervals':>9} {'simulate s':>11} {'peak MiB':>9} {'folder MiB':>10}"
           f" {'settled':>8}")
     for label, overrides in cases:
