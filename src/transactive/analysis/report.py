@@ -78,6 +78,7 @@ KEY_FIGURES: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
     ("Flexibility", (
         ("flexible_kwh", "Device energy the market moved in time (vs. plain rules)", "kwh"),
         ("ev_shortfall_kwh", "Energy EVs lacked at departure", "kwh"),
+        ("ev_ready_share", "EV departures with the energy they needed", "share"),
         ("comfort_violation_kh", "Time outside the comfort band (heat pumps)", "kh"))),
     ("Who gains", (
         ("households_better_off", "Households better off (by a cent or more)", "count"),
@@ -269,9 +270,26 @@ def _flexibility_section(run: _Run) -> str:
              f"{fmt(s.get('comfort_violation_kh'), 'kh')}. The households' gain on their "
              "devices' schedule against plain rules is its own column in the household "
              "table.</p>")
-    return ("<h2>Flexibility</h2>" + facts + run.series.chart(
+    body = ("<h2>Flexibility</h2>" + facts + run.series.chart(
         "flexibility", lines, daily, f"kWh per {step}-minute interval",
         daily_y_title="kWh per day"))
+    if "indoor_c_mean" in run.series.frame and run.series.frame["indoor_c_mean"].notna().any():
+        hp = sc.heat_pump
+        band = [Line("comfort_high", "comfort band (nominal set point +- band)",
+                     COLORS["grey"], 2, dash="dot"),
+                Line("comfort_low", "", COLORS["grey"], 2, dash="dot")]
+        temps = [Line("indoor_c_mean", "indoor, mean of the houses with a heat pump",
+                      COLORS["market"], 2),
+                 Line("indoor_c_min", "indoor, coldest house", COLORS["feed_in"], 2), *band]
+        body += (f"<h3>Indoor temperatures</h3><p>Houses with a heat pump against the comfort "
+                 f"band ({hp.setpoint_c - hp.band_k:g}-{hp.setpoint_c + hp.band_k:g} degC; "
+                 "each occupant's set point lies within 0.5 K of the nominal one).</p>"
+                 + run.series.chart("indoor", temps,
+                                    [Daily("indoor_c_min", "min", "coldest", COLORS["feed_in"],
+                                           2),
+                                     Daily("indoor_c_mean", "mean", "mean", COLORS["market"],
+                                           2)], "degC"))
+    return body
 
 
 def _quantile_boxes(groups: SeriesGroupBy[Any, Any], name: str, color: str) -> go.Box:
@@ -472,6 +490,10 @@ def _prepared(result: SimulationResult) -> pd.DataFrame:
     capacity = float(result.households["battery_kwh"].sum())
     if capacity > 0:
         extra["soc_pct"] = 100 * iv["soc_kwh"] / capacity
+    if "indoor_c_mean" in iv and iv["indoor_c_mean"].notna().any():
+        hp = result.scenario.heat_pump
+        extra["comfort_low"] = np.full(len(iv), hp.setpoint_c - hp.band_k)
+        extra["comfort_high"] = np.full(len(iv), hp.setpoint_c + hp.band_k)
     return iv.assign(**extra)
 
 

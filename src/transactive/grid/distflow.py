@@ -882,8 +882,8 @@ def _result(net: Network, fd: _Feeder, model: DistFlowModel, inj: Injections,
 def _rent(net: Network, fd: _Feeder, model: DistFlowModel, pb: _Problem, lay: dict[str, Any],
           sol: LPSolution) -> tuple[float, tuple[str, ...]]:
     """Rent of the network constraints, ``-sum(dual * bound)`` over voltage
-    bounds, the substation set point and branch ratings, and the names of
-    the binding ones."""
+    bounds, the substation set point, branch ratings and the substation's
+    import and export limits, and the names of the binding ones."""
     x, y, z = sol.x, sol.row_dual, sol.col_dual
     tol = 1e-7 * max(1.0, float(np.abs(pb.c).max(initial=0.0)))
     nums, nb = net.bus_numbers, fd.on.size
@@ -908,4 +908,9 @@ def _rent(net: Network, fd: _Feeder, model: DistFlowModel, pb: _Problem, lay: di
             branch_dual[lay["lim"]] = np.abs(y[k]).reshape(-1, _K).sum(axis=1)
     names += [f"rate[branch {int(fd.on[i])} ({nums[fd.f[i]]}-{nums[fd.t[i]]})]"
               for i in np.flatnonzero(branch_dual > tol)]
+    i_imp = lay["i_imp"]
+    for col, name in ((i_imp, "import_max"), (i_imp + 1, "export_max")):
+        if np.isfinite(pb.ub[col]) and z[col] < -tol:  # the substation at its limit
+            term += float(z[col] * pb.ub[col])
+            names.append(f"{name}[substation]")
     return -term, tuple(names)

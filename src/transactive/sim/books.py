@@ -29,8 +29,10 @@ INTERVAL_COLUMNS = (
     "operator_surplus", "counterparty_kwh", "curtailed_kwh", "baseline_curtailed_kwh",
     "unserved_kwh", "baseline_unserved_kwh", "grid_import_kwh", "grid_export_kwh",
     "utility_revenue", "baseline_cost", "baseline_spending", "market_cost", "carbon_cost",
-    "n_binding", "islanded",
+    "n_binding", "islanded", "indoor_c_mean", "indoor_c_min",
 )
+#: Interval columns that are NaN where the community has no such device.
+_DEVICE_COLUMNS = ("indoor_c_mean", "indoor_c_min")
 _INT_COLUMNS = ("n_buy", "n_sell", "n_binding", "islanded")
 GAIN_PARTS = ("purchase_gain", "sale_gain", "limits_gain", "island_gain", "flexibility_gain")
 #: Per-household columns summed per day and over the run.
@@ -118,7 +120,8 @@ class Books:
         self.level = level
         periods = timeline.periods
         self.n_days = -(-periods // timeline.periods_per_day)
-        self.iv = {name: np.zeros(periods) for name in INTERVAL_COLUMNS}
+        self.iv = {name: np.full(periods, np.nan) if name in _DEVICE_COLUMNS
+                   else np.zeros(periods) for name in INTERVAL_COLUMNS}
         self.days = {name: np.zeros((self.n_days, n_households)) for name in HOUSEHOLD_COLUMNS}
         self.keep_households = level in ("orders", "households")
         self.hh = {name: np.zeros((periods, n_households), dtype=np.float32)

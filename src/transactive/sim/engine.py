@@ -162,6 +162,7 @@ class _Run:
                                          ("served_kw", "pv_used_kw", "unserved_kwh")}
         island_stats: dict[int, dict[str, float]] = {}
         net_kwh, device_kwh = np.zeros((n_t, n)), np.zeros(n_t)
+        indoor = np.full((2, n_t), np.nan)  # heat pump houses' mean and lowest, degC
         k = 0
         while k < n_t:  # runs of market intervals, and islanded intervals
             if islanded[k]:
@@ -187,9 +188,11 @@ class _Run:
                     soc[j] = self.devices.soc_kwh
                     assert self.devices.last_flex_kwh is not None  # set by by_rules
                     device_kwh[j] = float(self.devices.last_flex_kwh.sum())
+                    indoor[:, j] = self.devices.indoor_c()
             k = end
         out = self._market(first, net_kwh, ~islanded)
         out["stats"]["device_kwh"] = device_kwh
+        out["stats"]["indoor_c_mean"], out["stats"]["indoor_c_min"] = indoor
         out.update(load_kwh=load_kw * dt_h, pv_kwh=pv_kw * dt_h, soc_kwh=soc,
                    charge_kwh=charge.sum(axis=1) * dt_h,
                    discharge_kwh=discharge.sum(axis=1) * dt_h)

@@ -63,6 +63,7 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
     rows = {name: np.zeros((n_t, n)) for name in (
         "import_kwh", "export_kwh", "unserved_kwh", "curtailed_kwh", "net_kwh", "charge",
         "discharge", "soc_kwh", "base_net", "base_unserved", "base_curtailed", "device")}
+    indoor = np.full((2, n_t), np.nan)  # heat pump houses' mean and lowest, degC
     for k, t in enumerate(range(first, stop)):
         load, pv = c.load_kw[t].astype(np.float64), c.pv_kw[t].astype(np.float64)
         retail, feed_in = float(run.retail[t]), float(run.feed_in[t])
@@ -121,6 +122,7 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
         rows["net_kwh"][k] = _per(who, buy, total, n) - _per(who, ~buy, total, n)
         rows["charge"][k], rows["discharge"][k], rows["soc_kwh"][k] = (charge, discharge,
                                                                       devices.soc_kwh)
+        indoor[:, k] = devices.indoor_c()
         base_net = twin.by_rules(t, load, pv)[0]
         rows["base_net"][k] = base_net
         assert devices.last_flex_kwh is not None
@@ -135,7 +137,9 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
                                      keep_clearings=False)
             rows["base_unserved"][k] = short.baseline_unserved[0]
             rows["base_curtailed"][k] = short.baseline_curtailed[0]
-    return _book(run, first, day, rows)
+    out = _book(run, first, day, rows)
+    out["stats"]["indoor_c_mean"], out["stats"]["indoor_c_min"] = indoor
+    return out
 
 
 def _per(household: npt.NDArray[np.int64], mask: npt.NDArray[np.bool_], values: FloatArray,

@@ -119,15 +119,33 @@ class Devices:
             total += float((app.energy_per_cycle_kwh * cycles).sum())
         return total
 
-    def figures(self) -> dict[str, float | None]:
+    def figures(self) -> dict[str, float | int | None]:
         """The devices' run figures: energy EVs lacked at their departures
-        (kWh), kelvin-hours houses spent outside their comfort band; None
-        for a device the community does not have."""
+        (kWh), how many departures there were and the share that left with
+        what they needed, kelvin-hours houses spent outside their comfort
+        band; None for a device the community does not have."""
+        ev, hp = self.ev, self.heat_pump
+        departures = ready = 0
+        if ev is not None:
+            for _, soc in ev.soc_at_departure_kwh:
+                leaving = ~np.isnan(soc)
+                departures += int(leaving.sum())
+                ready += int((soc[leaving] >= ev.required_kwh[leaving] - 1e-6).sum())
         return {
-            "ev_shortfall_kwh": None if self.ev is None else float(self.ev.shortfall_kwh.sum()),
-            "comfort_violation_kh": None if self.heat_pump is None
-            else float(self.heat_pump.comfort_violation_kh.sum()),
+            "ev_shortfall_kwh": None if ev is None else float(ev.shortfall_kwh.sum()),
+            "ev_departures": None if ev is None else departures,
+            "ev_ready_share": None if ev is None or not departures else ready / departures,
+            "comfort_violation_kh": None if hp is None else float(hp.comfort_violation_kh.sum()),
         }
+
+    def indoor_c(self) -> tuple[float, float]:
+        """Mean and lowest indoor temperature of the houses with a heat pump
+        (NaN without any)."""
+        hp = self.heat_pump
+        if hp is None or not (hp.p_max_kw > 0).any():
+            return float("nan"), float("nan")
+        inside = hp.indoor_c[hp.p_max_kw > 0]
+        return float(inside.mean()), float(inside.min())
 
     def twin(self) -> Devices:
         """An independent copy in the same state (the baseline's devices)."""
