@@ -79,7 +79,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import pvlib
 from scipy.special import i0e
 
 from transactive.errors import InputError
@@ -384,13 +383,22 @@ def _check_site(latitude_deg: float, longitude_deg: float) -> None:
         raise InputError("longitude_deg", f"must be within [-180, 180], got {longitude_deg!r}")
 
 
+def _pvlib() -> Any:
+    """pvlib, imported on first use: importing it takes about 0.7 s (h5py,
+    requests, parts of SciPy), which a process that never draws PV (the CLI's
+    other commands, a battery fleet) should not pay."""
+    import pvlib
+
+    return pvlib
+
+
 def _sun_position(
     timeline: Timeline, latitude_deg: float, longitude_deg: float
 ) -> tuple[pd.DatetimeIndex, pd.DataFrame]:
     """The middle of each interval and pvlib's sun position then (degrees:
     ``zenith``, ``apparent_zenith``, ``elevation``, ``azimuth``, ...)."""
     mid = timeline.index + pd.Timedelta(minutes=timeline.step_minutes / 2)
-    position = pvlib.solarposition.get_solarposition(
+    position = _pvlib().solarposition.get_solarposition(
         mid, latitude_deg, longitude_deg, method=_SOLAR_POSITION_METHOD)
     return mid, position
 
@@ -450,16 +458,16 @@ def _all_sky(
     is the extraterrestrial irradiance (Spencer) that Hay-Davies needs.
     """
     # Haurwitz uses no altitude; it is given so that pvlib does not look one up.
-    site = pvlib.location.Location(latitude_deg, longitude_deg, altitude=0.0)
+    site = _pvlib().location.Location(latitude_deg, longitude_deg, altitude=0.0)
     clear = site.get_clearsky(mid, model=_CLEAR_SKY_MODEL, solar_position=sun)
     ghi = kc * np.asarray(clear["ghi"], dtype=np.float64)
     doy = np.asarray(mid.dayofyear, dtype=np.float64)
-    split = pvlib.irradiance.erbs(ghi, np.asarray(sun["zenith"], dtype=np.float64), doy)
+    split = _pvlib().irradiance.erbs(ghi, np.asarray(sun["zenith"], dtype=np.float64), doy)
     return {
         "ghi": ghi,
         "dni": np.asarray(split["dni"], dtype=np.float64),
         "dhi": np.asarray(split["dhi"], dtype=np.float64),
-        "dni_extra": np.asarray(pvlib.irradiance.get_extra_radiation(doy), dtype=np.float64),
+        "dni_extra": np.asarray(_pvlib().irradiance.get_extra_radiation(doy), dtype=np.float64),
         "zenith": np.asarray(sun["zenith"], dtype=np.float64),
         "azimuth": np.asarray(sun["azimuth"], dtype=np.float64),
     }
@@ -488,7 +496,7 @@ def _plane_kw_per_kwp(
     rows = max(1, _BLOCK_ELEMENTS // max(n_p, 1))
     for start in range(0, n_t, rows):
         part = slice(start, start + rows)
-        poa = pvlib.irradiance.get_total_irradiance(
+        poa = _pvlib().irradiance.get_total_irradiance(
             surface_tilt, surface_azimuth, column["zenith"][part], column["azimuth"][part],
             column["dni"][part], column["ghi"][part], column["dhi"][part],
             dni_extra=column["dni_extra"][part], albedo=_GROUND_ALBEDO, model=_SKY_MODEL,
