@@ -7,10 +7,21 @@ with ``?`` placeholders; the PostgreSQL store rewrites them for psycopg.
 
 - **SQLite** (stdlib ``sqlite3``): WAL journal, ``synchronous=FULL`` (a commit
   is on disk before it returns), foreign keys on, and ``BEGIN IMMEDIATE`` for
-  every write so one writer at a time holds the lock for the whole batch.
+  every write so one writer at a time holds the lock for the whole batch. A
+  new SQLite ledger keeps ``transfers.seq`` as an ``INTEGER PRIMARY KEY`` (the
+  table's own row id: one b-tree less to write per transfer, and a scan in
+  posting order reads the table in place); a ledger made before keeps its
+  ``BIGINT PRIMARY KEY`` and works unchanged (same columns, same rows).
 - **PostgreSQL** (SQLAlchemy + psycopg): every write transaction first locks
   the one row of ``ledger_state`` (``SELECT ... FOR UPDATE``), which serialises
   writers exactly like SQLite's write lock; reads run at REPEATABLE READ.
+
+Two calls exist for bulk work and differ by dialect behind one contract:
+:meth:`Store.in_list` (a condition ``column IN <the values>``: a list of
+parameters, at most :attr:`Store.in_chunk` of them, on SQLite; one array
+parameter, ``= ANY(?)``, on PostgreSQL) and :meth:`Store.try_executemany`
+(many rows under a savepoint, undone and answered ``False`` if one of them
+breaks a constraint).
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ import re
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +56,7 @@ _TABLES = (
         credits BIGINT NOT NULL DEFAULT 0,
         CHECK (allow_negative = 1 OR credits >= debits))""",
     """CREATE TABLE IF NOT EXISTS transfers (
-        seq BIGINT PRIMARY KEY,
+        seq {seq_type} PRIMARY KEY,
         id TEXT NOT NULL UNIQUE,
         debit TEXT NOT NULL REFERENCES accounts (id),
         credit TEXT NOT NULL REFERENCES accounts (id),
@@ -72,6 +84,8 @@ _INIT_STATE = (
     "ON CONFLICT (id) DO NOTHING"
 )
 GENESIS = "0" * 64
+_ONE_ROW = re.compile(r"^(INSERT INTO .* VALUES )(\([?, ]+\))$", re.DOTALL)
+_ROWS = 100  # rows per INSERT statement on SQLite (well inside its 999 parameters)
 
 
 class Store(ABC):
@@ -79,6 +93,8 @@ class Store(ABC):
 
     dialect: str = ""
     location: str = ""
+    seq_type: str = "BIGINT"  # the type of transfers.seq in a new database
+    in_chunk: int = 500  # at most this many values in one in_list
 
     @abstractmethod
     def begin_write(self) -> None:
@@ -111,6 +127,24 @@ class Store(ABC):
         ...
 
     @abstractmethod
+    def try_executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> bool:
+        """Run ``sql`` for every row inside the open transaction, under a
+        savepoint: ``True`` if all went in; ``False``, with none of them kept
+        and the transaction still usable, if one broke a constraint."""
+        ...
+
+    def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """A condition ``column IN values`` with its parameters (at most
+        :attr:`in_chunk` values).
+
+        Examples
+        --------
+        >>> SQLiteStore(":memory:").in_list("id", ["a", "b"])
+        ('id IN (?,?)', ['a', 'b'])
+        """
+        return f"{column} IN ({','.join('?' * len(values))})", list(values)
+
+    @abstractmethod
     def close(self) -> None:
         ...
 
@@ -118,7 +152,7 @@ class Store(ABC):
         self.begin_write_unlocked()
         try:
             for statement in (*_TABLES, *triggers):
-                self.execute(statement)
+                self.execute(statement.replace("{seq_type}", self.seq_type))
             self.execute(_INIT_STATE, (SCHEMA_VERSION, GENESIS))
             version = self.query("SELECT version FROM ledger_state WHERE id = 1")[0][0]
             if version != SCHEMA_VERSION:
@@ -138,6 +172,7 @@ class SQLiteStore(Store):
     """SQLite in WAL mode with ``synchronous=FULL``; ``":memory:"`` for a scratch ledger."""
 
     dialect = "sqlite"
+    seq_type = "INTEGER"  # the row id itself
 
     def __init__(self, path: str, *, create: bool = True) -> None:
         self.location = path
@@ -181,7 +216,33 @@ class SQLiteStore(Store):
         self._db.execute(sql, tuple(params))
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        self._db.executemany(sql, rows)
+        match = _ONE_ROW.match(sql)
+        if match is None:
+            self._db.executemany(sql, rows)
+            return
+        # an INSERT of many rows: _ROWS rows a statement (fewer steps, the same rows)
+        batch = rows if isinstance(rows, list) else list(rows)
+        whole = len(batch) - len(batch) % _ROWS
+        if whole:
+            self._db.executemany(match[1] + ",".join([match[2]] * _ROWS), [
+                tuple(chain.from_iterable(batch[i:i + _ROWS])) for i in range(0, whole, _ROWS)])
+        if whole < len(batch):
+            self._db.executemany(sql, batch[whole:])
+
+    def try_executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> bool:
+        self._db.execute("SAVEPOINT bulk")
+        try:
+            self.executemany(sql, rows)
+        except sqlite3.IntegrityError:
+            self._db.execute("ROLLBACK TO SAVEPOINT bulk")
+            self._db.execute("RELEASE SAVEPOINT bulk")
+            return False
+        except BaseException:
+            self._db.execute("ROLLBACK TO SAVEPOINT bulk")
+            self._db.execute("RELEASE SAVEPOINT bulk")
+            raise
+        self._db.execute("RELEASE SAVEPOINT bulk")
+        return True
 
     def close(self) -> None:
         self._db.close()
@@ -208,6 +269,7 @@ class PostgresStore(Store):
             raise InputError("schema", f"must match {_SCHEMA_NAME.pattern}, got {schema!r}")
         driver_url = re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg://", url)
         self.location = re.sub(r"://[^@/]*@", "://***@", driver_url)
+        self._integrity_error = sa.exc.IntegrityError
         try:
             self._engine = sa.create_engine(driver_url, poolclass=sa.pool.NullPool)
             self._conn = self._engine.connect()
@@ -265,6 +327,27 @@ class PostgresStore(Store):
         batch = [tuple(r) for r in rows]
         if batch:
             self._conn.exec_driver_sql(self._sql(sql), batch)
+
+    def try_executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> bool:
+        batch = [tuple(r) for r in rows]
+        if not batch:
+            return True
+        nested = self._conn.begin_nested()  # a SAVEPOINT inside the open transaction
+        try:
+            self._conn.exec_driver_sql(self._sql(sql), batch)
+        except self._integrity_error:
+            nested.rollback()
+            return False
+        except BaseException:
+            nested.rollback()
+            raise
+        nested.commit()
+        return True
+
+    in_chunk = 1 << 20
+
+    def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        return f"{column} = ANY(?)", [list(values)]
 
     def close(self) -> None:
         self.rollback()

@@ -15,7 +15,8 @@ Rules the ledger keeps, on both databases:
 - **Linked groups commit all or nothing.** :meth:`Ledger.post` takes one group;
   :meth:`Ledger.post_batches` takes many groups in one database transaction
   (one durable commit for many groups: the batched path for throughput), and
-  a refused transfer refuses only its own group.
+  a refused transfer refuses only its own group. Many groups can come as
+  columns, a :class:`TransferBatch` (how settlement hands over a day).
 - **Nothing is edited.** The database refuses UPDATE and DELETE on transfers;
   a correction is a new transfer.
 - **A state hash** for replay checks: each transfer extends a sha256 chain,
@@ -24,11 +25,24 @@ Rules the ledger keeps, on both databases:
   :func:`state_hash_of`).
 - **A cursor** (an integer committed atomically with each batch) records how
   far an external write-ahead log (the journal) has been applied.
+- **Running aggregates.** Each account keeps its ``debits`` and ``credits``,
+  updated in the transaction that inserts the transfers, so
+  :meth:`Ledger.check` can hold them against one aggregate query over the
+  transfers; ``check(full=True)`` (the auditor's check, ``transactive ledger
+  verify``) walks every transfer and recomputes the hash chain instead.
 
 Bad input (wrong types, non-positive amounts, a transfer to itself, duplicate
 ids in one call) raises :class:`~transactive.errors.InputError` before anything
 changes; refusals that depend on the ledger's state come back in the
 :class:`PostReport`.
+
+A posting is planned in bulk when it can be: the accounts it names are read
+once, and if every transfer joins two known accounts of one unit and no
+account that forbids a negative balance would go below zero (replayed in
+posting order), its rows go in with one ``executemany`` under a savepoint; the
+unique index on ``id`` then proves that none existed. Anything else (an id
+that exists, an unknown account, a refusal) rolls back to the savepoint and is
+planned transfer by transfer, in posting order, with the same reports as ever.
 """
 
 from __future__ import annotations
@@ -38,15 +52,24 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from json.encoder import encode_basestring_ascii as _json_str
+from itertools import repeat
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from transactive.errors import InputError, TransactiveError
-from transactive.settlement._sql import GENESIS, Store, open_store
+from transactive.settlement._integrity import (
+    Walk,
+    aggregate_problems,
+    chain,
+    exact_sums,
+    transfer_bytes,
+    transfer_lines,
+)
+from transactive.settlement._sql import Store, open_store
 
 __all__ = [
     "Account",
@@ -58,13 +81,18 @@ __all__ = [
     "SettlementError",
     "Status",
     "Transfer",
+    "TransferBatch",
     "Unit",
     "state_hash_of",
+    "transfer_bytes",
+    "transfer_lines",
 ]
 
 MAX_AMOUNT = 2**53  # per transfer; keeps every balance far inside a signed 64-bit integer
 _ID_MAX = 200
-_CHUNK = 500  # ids per "IN (...)" query
+_WALK = 50_000  # transfers read per query by the full check
+_INSERT = ("INSERT INTO transfers (seq, id, debit, credit, amount, code, interval_no) "
+           "VALUES (?, ?, ?, ?, ?, ?, ?)")
 
 
 class SettlementError(TransactiveError):
@@ -119,19 +147,6 @@ class Transfer(NamedTuple):
     interval: int = -1
 
 
-def transfer_bytes(t: Transfer) -> bytes:
-    """The canonical bytes of a transfer, hashed into the ledger's chain: the
-    compact ASCII JSON array ``[id, debit, credit, amount, code, interval]``.
-
-    Examples
-    --------
-    >>> transfer_bytes(Transfer("t1", "a", "b", 5, "fee", 2))
-    b'["t1","a","b",5,"fee",2]'
-    """
-    return (f"[{_json_str(t[0])},{_json_str(t[1])},{_json_str(t[2])},{t[3]:d},"
-            f"{_json_str(t[4])},{t[5]:d}]").encode()
-
-
 def _account_bytes(a: Account) -> bytes:
     return json.dumps(list(a.row()), separators=(",", ":"), ensure_ascii=True).encode()
 
@@ -156,8 +171,7 @@ class Status(StrEnum):
     REFUSED = "refused"
 
 
-@dataclass(frozen=True)
-class PostResult:
+class PostResult(NamedTuple):
     """What happened to one transfer (or account) of a posting."""
 
     id: str
@@ -169,38 +183,236 @@ class PostResult:
         return self.status is not Status.REFUSED
 
 
-@dataclass(frozen=True)
 class PostReport:
-    """The results of one posting, in input order."""
+    """The results of one posting, in input order.
 
-    results: tuple[PostResult, ...]
+    A posting planned in bulk answers with one status for all its transfers;
+    its :attr:`results` are then made when first asked for.
+    """
+
+    __slots__ = ("_ids", "_results", "_status")
+
+    def __init__(self, results: Iterable[PostResult] = ()) -> None:
+        self._results: tuple[PostResult, ...] | None = tuple(results)
+        self._ids: Sequence[str] = ()
+        self._status: Status | None = None
+
+    @classmethod
+    def uniform(cls, ids: Sequence[str], status: Status) -> PostReport:
+        """The same ``status`` (without a reason) for each of ``ids``."""
+        report = cls()
+        report._results, report._ids, report._status = None, ids, status
+        return report
+
+    @property
+    def results(self) -> tuple[PostResult, ...]:
+        if self._results is None:
+            self._results = tuple(map(PostResult._make, zip(
+                self._ids, repeat(self._status), repeat(""))))
+        return self._results
+
+    def __len__(self) -> int:
+        return len(self._ids) if self._results is None else len(self._results)
 
     @property
     def is_ok(self) -> bool:
         """True when nothing was refused."""
-        return all(r.is_ok for r in self.results)
+        if self._results is None:
+            return self._status is not Status.REFUSED or not self._ids
+        return all(r.is_ok for r in self._results)
 
     def count(self, status: Status) -> int:
-        return sum(r.status is status for r in self.results)
+        if self._results is None:
+            return len(self._ids) if status is self._status else 0
+        return sum(r.status is status for r in self._results)
 
     @property
     def refused(self) -> tuple[PostResult, ...]:
+        if self._results is None and self._status is not Status.REFUSED:
+            return ()
         return tuple(r for r in self.results if r.status is Status.REFUSED)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PostReport):
+            return NotImplemented
+        return self.results == other.results
+
+    def __hash__(self) -> int:
+        return hash(self.results)
+
+    def __repr__(self) -> str:
+        return f"PostReport(results={self.results!r})"
 
 
 @dataclass(frozen=True)
 class IntegrityReport:
-    """The outcome of :meth:`Ledger.check`: every figure recomputed from the transfers."""
+    """The outcome of :meth:`Ledger.check`.
+
+    ``full`` says which check it was: the walk over every transfer (hash chain
+    and state hash recomputed from the rows) or the aggregate check (the
+    stored figures against one aggregate query; ``state_hash`` from the
+    stored head).
+    """
 
     problems: tuple[str, ...]
     n_accounts: int
     n_transfers: int
     totals: dict[str, int] = field(default_factory=dict)  # per unit: sum of amounts moved
-    state_hash: str = ""  # recomputed from the rows, not read from the stored head
+    state_hash: str = ""
+    full: bool = True
 
     @property
     def is_ok(self) -> bool:
         return not self.problems
+
+
+class TransferBatch(Sequence[Transfer]):
+    """Linked groups of transfers as columns, the ledger's bulk input.
+
+    Transfer ``i`` is ``Transfer(id[i], debit[i], credit[i], amount[i], code[i],
+    interval[i])``; the groups are consecutive runs of ``sizes`` transfers, in
+    order (one group of all of them by default). Columns are one-dimensional
+    arrays (or anything :func:`numpy.asarray` makes one of): strings for
+    ``id``, ``debit``, ``credit`` and ``code``, integers for ``amount`` and
+    ``interval``. The batch is a sequence of :class:`Transfer` too, made when
+    read. The ledger checks the values (:meth:`Ledger.apply`); the batch only
+    checks the shapes and kinds.
+
+    Examples
+    --------
+    >>> b = TransferBatch(["t1", "t2", "t3"], ["a", "b", "a"], ["b", "a", "c"], [5, 2, 1],
+    ...                   ["x", "x", "y"], [0, 0, 1], sizes=[2, 1])
+    >>> len(b), b[2]
+    (3, Transfer(id='t3', debit='a', credit='c', amount=1, code='y', interval=1))
+    >>> [[t.id for t in g] for g in b.groups()]
+    [['t1', 't2'], ['t3']]
+    """
+
+    __slots__ = ("_rows", "amount", "code", "credit", "debit", "id", "interval", "sizes")
+
+    id: npt.NDArray[Any]
+    debit: npt.NDArray[Any]
+    credit: npt.NDArray[Any]
+    amount: npt.NDArray[np.int64]
+    code: npt.NDArray[Any]
+    interval: npt.NDArray[np.int64]
+    sizes: npt.NDArray[np.int64]
+    _rows: _Rows | None
+
+    def __init__(self, id: npt.ArrayLike, debit: npt.ArrayLike,
+                 credit: npt.ArrayLike, amount: npt.ArrayLike, code: npt.ArrayLike,
+                 interval: npt.ArrayLike, *, sizes: npt.ArrayLike | None = None) -> None:
+        cols: dict[str, npt.NDArray[Any]] = {}
+        for name, value in (("id", id), ("debit", debit), ("credit", credit), ("code", code)):
+            # not an array yet: keep the values as they are (the ledger checks their types)
+            col = value if isinstance(value, np.ndarray) else np.array(value, dtype=object)
+            if col.size == 0:
+                col = np.empty(0, dtype=object)
+            if col.ndim != 1 or col.dtype.kind not in "UO":
+                raise InputError(name, "must be a one-dimensional column of strings")
+            cols[name] = col
+        for name, value in (("amount", amount), ("interval", interval)):
+            cols[name] = _int_column(value, name)
+        n = len(cols["id"])
+        if any(len(c) != n for c in cols.values()):
+            raise InputError("transfers", "columns differ in length: "
+                             + ", ".join(f"{k} {len(c)}" for k, c in cols.items()))
+        counts = _int_column([n] if sizes is None else sizes, "sizes")
+        if (counts < 0).any() or int(counts.sum()) != n:
+            raise InputError("sizes", f"must be group sizes (>= 0) summing to {n}")
+        cols["sizes"] = counts
+        for name, col in cols.items():
+            col.flags.writeable = False
+            object.__setattr__(self, name, col)
+        object.__setattr__(self, "_rows", None)  # the checked rows, once checked
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a TransferBatch is immutable")
+
+    @classmethod
+    def from_groups(cls, groups: Iterable[Iterable[Transfer]]) -> TransferBatch:
+        """The batch of linked groups of transfers, each checked as the ledger
+        checks it (:class:`~transactive.errors.InputError` naming the first bad one)."""
+        flat: list[Transfer] = []
+        sizes = []
+        for g in groups:
+            start = len(flat)
+            flat += [_clean_transfer(t, start + k) for k, t in enumerate(g)]
+            sizes.append(len(flat) - start)
+        cols = list(zip(*flat, strict=True)) if flat else [()] * 6
+        strings = [np.array(c, dtype=object) if c else np.empty(0, dtype=object)
+                   for c in (cols[0], cols[1], cols[2], cols[4])]
+        try:
+            interval = np.array(cols[5], dtype=np.int64)
+        except OverflowError:
+            raise InputError("interval", "must fit a signed 64-bit integer") from None
+        return cls(strings[0], strings[1], strings[2], np.array(cols[3], dtype=np.int64),
+                   strings[3], interval, sizes=np.array(sizes, dtype=np.int64))
+
+    @classmethod
+    def concat(cls, parts: Iterable[TransferBatch | Iterable[Transfer]]) -> TransferBatch:
+        """One batch of many: each batch keeps its groups, any other sequence of
+        transfers is one group."""
+        batches = [p if isinstance(p, TransferBatch) else cls.from_groups([p]) for p in parts]
+        if len(batches) == 1:
+            return batches[0]
+        if not batches:
+            return cls.from_groups([])
+        cols = [np.concatenate([getattr(b, c) for b in batches])
+                for c in ("id", "debit", "credit", "amount", "code", "interval", "sizes")]
+        return cls(*cols[:6], sizes=cols[6])
+
+    def check(self) -> TransferBatch:
+        """Check every transfer as :meth:`Ledger.apply` does (types, lengths,
+        amounts, a transfer to itself, ids repeated in the batch); raise
+        :class:`~transactive.errors.InputError` naming the first bad one.
+        Returns the batch."""
+        if self._rows is None:
+            object.__setattr__(self, "_rows", _Rows.of(self))
+        return self
+
+    def columns(self) -> tuple[list[str], list[str], list[str], list[int], list[str], list[int]]:
+        """The six columns as lists of Python strings and integers (do not change them)."""
+        if self._rows is not None:
+            r = self._rows
+            return r.ids, r.debits, r.credits, r.amounts, r.codes, r.intervals
+        return (self.id.tolist(), self.debit.tolist(), self.credit.tolist(),
+                self.amount.tolist(), self.code.tolist(), self.interval.tolist())
+
+    def groups(self) -> list[list[Transfer]]:
+        """The linked groups, as lists of transfers."""
+        flat = list(self)
+        ends = np.cumsum(self.sizes).tolist()
+        return [flat[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+
+    def __len__(self) -> int:
+        return len(self.id)
+
+    def __iter__(self) -> Iterator[Transfer]:
+        return map(Transfer._make, zip(*self.columns(), strict=True))
+
+    def __getitem__(self, i: int) -> Transfer:  # type: ignore[override]
+        if not isinstance(i, int | np.integer):
+            raise TypeError("a TransferBatch is indexed by position (an integer)")
+        k = range(len(self))[i]
+        return Transfer(*(c[k:k + 1].tolist()[0] for c in (
+            self.id, self.debit, self.credit, self.amount, self.code, self.interval)))
+
+    def __repr__(self) -> str:
+        return f"TransferBatch({len(self)} transfers in {len(self.sizes)} groups)"
+
+
+def _int_column(value: Any, name: str) -> npt.NDArray[np.int64]:
+    if isinstance(value, list | tuple) and any(isinstance(v, bool | np.bool_) for v in value):
+        raise InputError(name, "must be integers, not True or False")
+    col = np.asarray(value)
+    if col.size == 0:
+        return np.empty(0, dtype=np.int64)
+    if col.ndim != 1 or col.dtype.kind not in "iu":
+        raise InputError(name, "must be a one-dimensional column of integers")
+    if col.dtype.kind == "u" and col.size and int(col.max()) > np.iinfo(np.int64).max:
+        raise InputError(name, "must fit a signed 64-bit integer")
+    return col.astype(np.int64, copy=False)
 
 
 # ----------------------------------------------------------------- validation
@@ -261,6 +473,59 @@ def _no_duplicates(ids: Sequence[str], what: str) -> None:
         seen.add(i)
 
 
+def _bad_text(col: list[Any], *, empty: bool = False) -> int:
+    """The first row that is not a string of 1 (0 if ``empty``) to ``_ID_MAX``
+    characters, or -1."""
+    if not col:
+        return -1
+    if set(map(type, col)) == {str}:
+        lengths = list(map(len, col))
+        if max(lengths) <= _ID_MAX and (empty or min(lengths) > 0):
+            return -1
+    return next(r for r, v in enumerate(col)
+                if not isinstance(v, str) or len(v) > _ID_MAX or not (empty or v))
+
+
+class _Rows(NamedTuple):
+    """The transfers of a posting as lists (checked), and its group sizes."""
+
+    ids: list[str]
+    debits: list[str]
+    credits: list[str]
+    amounts: list[int]
+    codes: list[str]
+    intervals: list[int]
+    sizes: list[int]
+
+    @classmethod
+    def of(cls, batch: TransferBatch) -> _Rows:
+        """The rows of a batch, every value checked (InputError at the first bad one)."""
+        if batch._rows is not None:
+            return batch._rows
+        rows = cls(*batch.columns(), batch.sizes.tolist())
+        bad = [_bad_text(rows.ids), _bad_text(rows.debits), _bad_text(rows.credits),
+               _bad_text(rows.codes, empty=True)]
+        amount = batch.amount
+        bad += [int(r[0]) if r.size else -1 for r in (
+            np.flatnonzero((amount <= 0) | (amount > MAX_AMOUNT)),
+            np.flatnonzero(batch.debit == batch.credit))]
+        bad = [r for r in bad if r >= 0]
+        if bad:
+            first = min(bad)
+            _clean_transfer(batch[first], first)  # raises, naming the field
+            raise InputError("transfers", "is not a valid transfer", row=first)
+        if len(set(rows.ids)) != len(rows.ids):
+            _no_duplicates(rows.ids, "transfers")
+        return rows
+
+    @classmethod
+    def made(cls, transfers: list[Transfer]) -> _Rows:
+        """The rows of checked transfers, as one group."""
+        c: list[list[Any]] = ([list(col) for col in zip(*transfers, strict=True)]
+                              if transfers else [[] for _ in range(6)])
+        return cls(c[0], c[1], c[2], c[3], c[4], c[5], [len(transfers)])
+
+
 class _Balance:
     """An account as seen while planning a posting."""
 
@@ -270,6 +535,56 @@ class _Balance:
         self.unit = unit
         self.allow_negative = allow_negative
         self.balance = balance
+
+
+IntArray = npt.NDArray[np.intp]
+
+
+class _Accounts(NamedTuple):
+    """The accounts a posting names, as read in its transaction (columns)."""
+
+    ids: list[str]
+    units: list[str]
+    allow_negative: list[bool]
+    balances: list[int]
+
+    def positions(self, rows: _Rows) -> tuple[IntArray, IntArray]:
+        """Each transfer's debit and credit account by position (KeyError if unknown)."""
+        index = dict(zip(self.ids, range(len(self.ids)), strict=True))
+        n = len(rows.ids)
+        return (np.fromiter(map(index.__getitem__, rows.debits), np.intp, n),
+                np.fromiter(map(index.__getitem__, rows.credits), np.intp, n))
+
+    def balance_objects(self) -> dict[str, _Balance]:
+        """The accounts as the transfer-by-transfer planner changes them."""
+        return {i: _Balance(u, a, b) for i, u, a, b in zip(*self, strict=True)}
+
+
+def _bulk_plan(rows: _Rows, accounts: _Accounts) -> tuple[IntArray, IntArray] | None:
+    """The positions of every transfer's accounts if all of them can be
+    created as posted (both accounts known and of one unit, and no account
+    that forbids a negative balance goes below zero, in posting order);
+    ``None`` if the posting needs planning transfer by transfer."""
+    try:
+        debit, credit = accounts.positions(rows)
+    except KeyError:
+        return None
+    unit = pd.factorize(np.array(accounts.units, dtype=object))[0]
+    if (unit[debit] != unit[credit]).any():
+        return None
+    forbid = ~np.array(accounts.allow_negative, dtype=bool)
+    if forbid[debit].any():
+        running = {k: accounts.balances[k] for k in np.flatnonzero(forbid).tolist()}
+        amounts = rows.amounts
+        for r in np.flatnonzero(forbid[debit] | forbid[credit]).tolist():
+            d, c, a = int(debit[r]), int(credit[r]), amounts[r]
+            if d in running:
+                if running[d] < a:
+                    return None
+                running[d] -= a
+            if c in running:
+                running[c] += a
+    return debit, credit
 
 
 class Ledger:
@@ -300,13 +615,14 @@ class Ledger:
     'id t1 exists with different fields'
     >>> led.balance("alice"), led.balance("bob")
     (-125, 125)
-    >>> led.check().is_ok
-    True
+    >>> led.check().is_ok, led.check(full=True).is_ok
+    (True, True)
     """
 
     def __init__(self, target: str | Path, *, schema: str | None = None,
                  create: bool = True) -> None:
         self._store: Store = open_store(target, schema=schema, create=create)
+        self._n_accounts = -1  # about how many accounts there are (-1: not counted yet)
 
     # ----------------------------------------------------------------- context
     def close(self) -> None:
@@ -338,37 +654,31 @@ class Ledger:
         groups = [group] if linked else [[t] for t in group]
         return self.apply(groups=groups, cursor=cursor)[1]
 
-    def post_batches(self, groups: Iterable[Iterable[Transfer]], *,
+    def post_batches(self, groups: TransferBatch | Iterable[Iterable[Transfer]], *,
                      cursor: int | None = None) -> PostReport:
         """Post many linked groups in one durable commit (the fast path).
 
-        Each group commits all or nothing; a refused group leaves the others alone.
+        Each group commits all or nothing; a refused group leaves the others
+        alone. ``groups`` may be a :class:`TransferBatch` (columns).
         """
         return self.apply(groups=groups, cursor=cursor)[1]
 
     def apply(self, *, accounts: Iterable[Account] = (),
-              groups: Iterable[Iterable[Transfer]] = (),
+              groups: TransferBatch | Iterable[Iterable[Transfer]] = (),
               cursor: int | None = None) -> tuple[PostReport, PostReport]:
         """Create accounts, then post linked groups, in one transaction.
 
-        ``cursor`` (if given) is stored with the commit; see :attr:`cursor`.
-        Returns the account report and the transfer report.
+        ``groups`` are lists of transfers or a :class:`TransferBatch`. ``cursor``
+        (if given) is stored with the commit; see :attr:`cursor`. Returns the
+        account report and the transfer report.
         """
         acc_in = [_clean_account(a, i) for i, a in enumerate(accounts)]
         _no_duplicates([a.id for a in acc_in], "accounts")
-        group_in: list[list[Transfer]] = []
-        row = 0
-        for g in groups:
-            cleaned = []
-            for t in g:
-                cleaned.append(_clean_transfer(t, row))
-                row += 1
-            group_in.append(cleaned)
-        flat = [t for g in group_in for t in g]
-        _no_duplicates([t.id for t in flat], "transfers")
+        batch = groups if isinstance(groups, TransferBatch) else TransferBatch.from_groups(groups)
+        rows = _Rows.of(batch.check())
         if cursor is not None:
             cursor = _integer(cursor, "cursor", 0)
-        if cursor is None and not acc_in and not flat:
+        if cursor is None and not acc_in and not rows.ids:
             return PostReport(()), PostReport(())
 
         db = self._store
@@ -379,31 +689,13 @@ class Ledger:
             if cursor is not None and cursor < old_cursor:
                 raise InputError("cursor", f"must not go back (at {old_cursor}, got {cursor})")
             acc_report, new_accounts = self._plan_accounts(acc_in)
-            balances = self._load_accounts({t.debit for t in flat} | {t.credit for t in flat})
-            if acc_report.is_ok:
-                for a in new_accounts:
-                    balances[a.id] = _Balance(str(a.unit), a.allow_negative, 0)
-            existing = self._load_transfers([t.id for t in flat])
-            tr_report, created = _plan_transfers(group_in, existing, balances)
-            if acc_report.is_ok and new_accounts:
+            if new_accounts:
                 db.executemany("INSERT INTO accounts (id, kind, unit, allow_negative) "
                                "VALUES (?, ?, ?, ?)", [a.row() for a in new_accounts])
-            if created:
-                chain = bytes.fromhex(head)
-                rows = []
-                for t in created:
-                    seq += 1
-                    chain = hashlib.sha256(chain + transfer_bytes(t)).digest()
-                    rows.append((seq, *t))
-                head = chain.hex()
-                db.executemany("INSERT INTO transfers (seq, id, debit, credit, amount, code, "
-                               "interval_no) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-                deltas: dict[str, list[int]] = {}
-                for t in created:
-                    deltas.setdefault(t.debit, [0, 0])[0] += t.amount
-                    deltas.setdefault(t.credit, [0, 0])[1] += t.amount
-                db.executemany("UPDATE accounts SET debits = debits + ?, credits = credits + ? "
-                               "WHERE id = ?", [(d, c, i) for i, (d, c) in deltas.items()])
+                self._n_accounts += len(new_accounts) if self._n_accounts >= 0 else 0
+            tr_report = PostReport(())
+            if rows.ids:
+                tr_report, seq, head = self._post(batch, rows, int(seq), head)
             db.execute("UPDATE ledger_state SET seq = ?, head = ?, cursor = ? WHERE id = 1",
                        (seq, head, old_cursor if cursor is None else cursor))
             db.commit()
@@ -411,6 +703,35 @@ class Ledger:
             db.rollback()
             raise
         return acc_report, tr_report
+
+    def _post(self, batch: TransferBatch, rows: _Rows, seq: int, head: str
+              ) -> tuple[PostReport, int, str]:
+        """Plan and insert a posting's transfers (``rows``, checked, of ``batch``)
+        inside the open write transaction; the report, the new sequence number
+        and the new head."""
+        db = self._store
+        accounts = self._load_accounts(set(rows.debits).union(rows.credits))
+        plan = _bulk_plan(rows, accounts)
+        if plan is not None and db.try_executemany(
+                _INSERT, zip(range(seq + 1, seq + 1 + len(rows.ids)), *rows[:6], strict=True)):
+            report, created = PostReport.uniform(rows.ids, Status.CREATED), rows
+            debit, credit = plan
+        else:  # transfer by transfer: ids that exist, unknown accounts, refusals
+            existing = self._load_transfers(rows.ids)
+            report, kept = _plan_transfers(batch.groups(), existing, accounts.balance_objects())
+            created = _Rows.made(kept)
+            db.executemany(_INSERT, zip(range(seq + 1, seq + 1 + len(kept)), *created[:6],
+                                        strict=True))
+            debit, credit = accounts.positions(created)
+        if not created.ids:
+            return report, seq, head
+        n, amounts = len(accounts.ids), created.amounts
+        debits, credits = exact_sums(debit, amounts, n), exact_sums(credit, amounts, n)
+        db.executemany("UPDATE accounts SET debits = debits + ?, credits = credits + ? "
+                       "WHERE id = ?", [(d, c, a) for a, d, c in zip(accounts.ids, debits, credits,
+                                                                       strict=True) if d or c])
+        head = chain(bytes.fromhex(head), transfer_lines(*created[:6])).hex()
+        return report, seq + len(created.ids), head
 
     def _plan_accounts(self, accounts: list[Account]) -> tuple[PostReport, list[Account]]:
         if not accounts:
@@ -436,26 +757,41 @@ class Ledger:
             new = []
         return report, new
 
-    def _chunks(self, sql: str, ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    def _select_in(self, sql: str, column: str, values: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """``sql`` (with ``{}`` where the condition goes) for ``column IN values``."""
         rows: list[tuple[Any, ...]] = []
-        for i in range(0, len(ids), _CHUNK):
-            part = ids[i:i + _CHUNK]
-            rows += self._store.query(sql.format(",".join("?" * len(part))), part)
+        step = self._store.in_chunk
+        for i in range(0, len(values), step):
+            condition, params = self._store.in_list(column, values[i:i + step])
+            rows += self._store.query(sql.format(condition), params)
         return rows
 
     def _select_accounts(self, ids: Sequence[str]) -> list[Account]:
-        rows = self._chunks("SELECT id, kind, unit, allow_negative FROM accounts "
-                            "WHERE id IN ({})", list(ids))
+        rows = self._select_in("SELECT id, kind, unit, allow_negative FROM accounts WHERE {}",
+                               "id", list(ids))
         return [Account(r[0], AccountKind(r[1]), Unit(r[2]), bool(r[3])) for r in rows]
 
-    def _load_accounts(self, ids: set[str]) -> dict[str, _Balance]:
-        rows = self._chunks("SELECT id, unit, allow_negative, credits - debits FROM accounts "
-                            "WHERE id IN ({})", sorted(ids))
-        return {r[0]: _Balance(r[1], bool(r[2]), int(r[3])) for r in rows}
+    def _load_accounts(self, ids: set[str]) -> _Accounts:
+        """The accounts among ``ids``: by id, or, when they are most of the
+        accounts (the count is only a guide), in one scan of the table."""
+        db, sql = self._store, "SELECT id, unit, allow_negative, credits - debits FROM accounts"
+        if self._n_accounts < 0:
+            self._n_accounts = int(db.query("SELECT COUNT(*) FROM accounts")[0][0])
+        if 2 * len(ids) >= self._n_accounts:
+            rows = db.query(sql)
+            self._n_accounts = len(rows)
+            rows = [r for r in rows if r[0] in ids]
+        else:
+            rows = self._select_in(sql + " WHERE {}", "id", list(ids))
+        if not rows:
+            return _Accounts([], [], [], [])
+        found, units, allow, balances = zip(*rows, strict=True)
+        return _Accounts(list(found), list(units), [bool(a) for a in allow],
+                         [int(b) for b in balances])
 
     def _load_transfers(self, ids: list[str]) -> dict[str, Transfer]:
-        rows = self._chunks("SELECT id, debit, credit, amount, code, interval_no FROM transfers "
-                            "WHERE id IN ({})", ids)
+        rows = self._select_in("SELECT id, debit, credit, amount, code, interval_no "
+                               "FROM transfers WHERE {}", "id", ids)
         return {r[0]: Transfer(r[0], r[1], r[2], int(r[3]), r[4], int(r[5])) for r in rows}
 
     # ----------------------------------------------------------------- reading
@@ -521,22 +857,22 @@ class Ledger:
         """
         sums: dict[str, int] = {}
         count = 0
-
-        def add(rows: list[tuple[Any, ...]]) -> None:
-            nonlocal count
+        select = "SELECT debit, credit, SUM(amount), COUNT(*) FROM transfers WHERE "
+        db = self._store
+        db.begin_read()
+        try:
+            found = [db.query(select + "seq BETWEEN ? AND ? GROUP BY debit, credit",
+                              (int(first), int(last))) for first, last in spans]
+            found.append(self._select_in(select + "{} GROUP BY debit, credit", "id", list(ids)))
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+        for rows in found:
             for debit, credit, amount, n in rows:
                 sums[debit] = sums.get(debit, 0) - int(amount)
                 sums[credit] = sums.get(credit, 0) + int(amount)
                 count += int(n)
-
-        select = "SELECT debit, credit, SUM(amount), COUNT(*) FROM transfers WHERE "
-        for first, last in spans:
-            add(self._read(select + "seq BETWEEN ? AND ? GROUP BY debit, credit",
-                           (int(first), int(last))))
-        for i in range(0, len(ids), _CHUNK):
-            part = list(ids[i:i + _CHUNK])
-            add(self._read(select + "id IN ({}) GROUP BY debit, credit".format(
-                ",".join("?" * len(part))), part))
         return dict(sorted(sums.items())), count
 
     def transfers_frame(self) -> pd.DataFrame:
@@ -561,73 +897,56 @@ class Ledger:
         return state_hash_of(
             (Account(r[0], AccountKind(r[1]), Unit(r[2]), bool(r[3])) for r in rows), head)
 
-    def check(self) -> IntegrityReport:
-        """Recompute everything from the transfers, in one consistent snapshot.
+    # ----------------------------------------------------------------- checking
+    def check(self, *, full: bool = False) -> IntegrityReport:
+        """Check the ledger's invariants, in one consistent snapshot.
 
-        Checks: sequence numbers are 1..n; every transfer joins two accounts of
-        the same unit with a positive amount; the hash chain matches the
-        stored head; each stored balance equals the sum of its transfers; no
-        account that forbids a negative balance was ever below zero (replayed
-        in posting order); and per unit, debits equal credits.
+        By default against the running aggregates, with one aggregate query
+        over the transfers (fast however long the ledger): the transfers are
+        numbered 1..n and ``ledger_state`` counts n; every amount is positive;
+        the accounts' stored debits and credits each add up to the amounts
+        of all transfers; per unit, the balances sum to zero; and no account
+        that forbids a negative balance holds one. The state hash is made from
+        the stored head.
+
+        With ``full=True`` (the auditor's check, :func:`~transactive.settlement.verify.verify_run`)
+        everything is recomputed from the transfers, read in posting order:
+        sequence numbers are 1..n; every transfer joins two accounts of the
+        same unit with a positive amount; the hash chain matches the stored
+        head; each stored balance equals the sum of its transfers; no account
+        that forbids a negative balance was ever below zero (replayed in
+        posting order); and per unit, debits equal credits.
         """
         db = self._store
         db.begin_read()
         try:
-            state = db.query("SELECT seq, head FROM ledger_state WHERE id = 1")[0]
+            seq, head = db.query("SELECT seq, head FROM ledger_state WHERE id = 1")[0]
             acc_rows = db.query("SELECT id, unit, allow_negative, debits, credits, kind "
                                 "FROM accounts")
-            rows = db.query("SELECT seq, id, debit, credit, amount, code, interval_no "
-                            "FROM transfers ORDER BY seq")
+            if full:
+                walk = Walk(acc_rows)
+                rows = db.query("SELECT seq, id, debit, credit, amount, code, interval_no "
+                                "FROM transfers ORDER BY seq LIMIT ?", (_WALK,))
+                while rows:
+                    walk.add(rows)
+                    rows = [] if len(rows) < _WALK else db.query(
+                        "SELECT seq, id, debit, credit, amount, code, interval_no FROM "
+                        "transfers WHERE seq > ? ORDER BY seq LIMIT ?", (rows[-1][0], _WALK))
+            else:
+                summary = db.query("SELECT COUNT(*), MIN(seq), MAX(seq), SUM(amount), "
+                                   "MIN(amount) FROM transfers")[0]
             db.commit()
         except BaseException:
             db.rollback()
             raise
-        problems: list[str] = []
-        unit = {r[0]: r[1] for r in acc_rows}
-        forbid = {r[0] for r in acc_rows if not r[2]}
-        running = dict.fromkeys(unit, 0)
-        debits = dict.fromkeys(unit, 0)
-        credits = dict.fromkeys(unit, 0)
-        totals: dict[str, int] = {}
-        chain = bytes.fromhex(GENESIS)
-        for n, (seq, tid, deb, cred, amount, code, interval) in enumerate(rows, start=1):
-            where = f"transfer {tid!r} (seq {seq})"
-            if seq != n:
-                problems.append(f"{where}: sequence gap, expected {n}")
-            if deb not in unit or cred not in unit:
-                problems.append(f"{where}: unknown account")
-                continue
-            if unit[deb] != unit[cred]:
-                problems.append(f"{where}: mixes units {unit[deb]} and {unit[cred]}")
-            if amount <= 0:
-                problems.append(f"{where}: amount {amount} is not positive")
-            chain = hashlib.sha256(
-                chain + transfer_bytes(Transfer(tid, deb, cred, int(amount), code,
-                                                int(interval)))).digest()
-            debits[deb] += amount
-            credits[cred] += amount
-            running[deb] -= amount
-            running[cred] += amount
-            totals[unit[deb]] = totals.get(unit[deb], 0) + amount
-            if deb in forbid and running[deb] < 0:
-                problems.append(f"{where}: account {deb!r} forbids a negative balance "
-                                f"but went to {running[deb]}")
-        if len(rows) != state[0]:
-            problems.append(f"ledger_state counts {state[0]} transfers, table holds {len(rows)}")
-        if chain.hex() != state[1]:
-            problems.append("hash chain of the transfers does not match the stored head")
-        per_unit: dict[str, int] = {}
-        for aid, _, _, d, c, _ in acc_rows:
-            if d != debits[aid] or c != credits[aid]:
-                problems.append(f"account {aid!r}: stored debits/credits {d}/{c} differ from "
-                                f"its transfers {debits[aid]}/{credits[aid]}")
-            per_unit[unit[aid]] = per_unit.get(unit[aid], 0) + c - d
-        for u, total in sorted(per_unit.items()):
-            if total != 0:
-                problems.append(f"unit {u}: balances sum to {total}, not 0 (debits != credits)")
-        accounts = (Account(r[0], AccountKind(r[5]), Unit(r[1]), bool(r[2])) for r in acc_rows)
-        return IntegrityReport(tuple(problems), len(acc_rows), len(rows), totals,
-                               state_hash_of(accounts, chain.hex()))
+        accounts = [Account(r[0], AccountKind(r[5]), Unit(r[1]), bool(r[2])) for r in acc_rows]
+        if full:
+            problems, totals, chain = walk.report(int(seq), head)
+            return IntegrityReport(tuple(problems), len(acc_rows), walk.n, totals,
+                                   state_hash_of(accounts, chain), full=True)
+        problems, totals = aggregate_problems(int(seq), acc_rows, summary)
+        return IntegrityReport(tuple(problems), len(acc_rows), int(summary[0]), totals,
+                               state_hash_of(accounts, head), full=False)
 
 
 def _plan_transfers(groups: list[list[Transfer]], existing: dict[str, Transfer],

@@ -4,10 +4,12 @@ A run folder holds the ledger as ``settlement.sqlite`` and the journal as
 ``journal.jsonl`` (:data:`LEDGER_FILE`, :data:`JOURNAL_FILE`).
 :func:`verify_run` trusts neither: it re-checks the journal's hash chain and
 every signature in it, recomputes the ledger's balances and hash chain from its
-transfers, checks debits equal credits per unit and that no account that
-forbids a negative balance ever had one, checks the ledger has applied every
-accounts and transfers record of the journal, and replays the journal into a
-fresh ledger whose state hash must equal the ledger's.
+transfers (:meth:`~transactive.settlement.ledger.Ledger.check` with
+``full=True``: every transfer read, in posting order), checks debits equal
+credits per unit and that no account that forbids a negative balance ever had
+one, checks the ledger has applied every accounts and transfers record of the
+journal, and replays the journal into a fresh ledger whose state hash must
+equal the ledger's.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ def verify_run(run_dir: str | os.PathLike[str]) -> VerificationReport:
         checks.append(Check("ledger integrity", False, exc.problem))
         return VerificationReport(str(root), tuple(checks))
     with ledger:
-        integrity = ledger.check()
+        integrity = ledger.check(full=True)
         totals = ", ".join(f"{u}: {v}" for u, v in sorted(integrity.totals.items()))
         detail = (f"{integrity.n_transfers} transfers, {integrity.n_accounts} accounts, "
                   f"debits = credits ({totals or 'nothing moved'})" if integrity.is_ok
