@@ -14,17 +14,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from transactive.sim._schema import Section
 
 __all__ = ["DemandResponseConfig", "EVConfig", "FlexibilityConfig", "HeatPumpConfig",
            "ShiftableConfig"]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FlexibilityConfig(_Section):
+class FlexibilityConfig(Section):
     """How the households' devices run."""
 
     control: Literal["rules", "market"] = Field(
@@ -38,7 +36,7 @@ class FlexibilityConfig(_Section):
         "own agent (machine to machine), the home matching nothing.")
 
 
-class EVConfig(_Section):
+class EVConfig(Section):
     """Electric vehicles: trips, plug-in times, charging."""
 
     share: float = Field(0.0, ge=0, le=1, description="Share of households with an EV.")
@@ -62,7 +60,7 @@ class EVConfig(_Section):
         return self
 
 
-class HeatPumpConfig(_Section):
+class HeatPumpConfig(Section):
     """Heat pumps in 1R1C buildings, with a comfort band."""
 
     share: float = Field(0.0, ge=0, le=1, description="Share of households with a heat pump.")
@@ -76,7 +74,7 @@ class HeatPumpConfig(_Section):
     gains_kw: float = Field(0.3, ge=0, le=10, description="Internal heat gains, kW.")
 
 
-class ShiftableConfig(_Section):
+class ShiftableConfig(Section):
     """Shiftable appliances: one cycle a day placed within a window."""
 
     share: float = Field(0.0, ge=0, le=1, description="Share of households with one.")
@@ -91,7 +89,7 @@ class ShiftableConfig(_Section):
         return self
 
 
-class DemandResponseConfig(_Section):
+class DemandResponseConfig(Section):
     """Demand-response events: negawatts paid against a baseline."""
 
     enabled: bool = Field(False, description="Call events and pay for measured reductions.")

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from transactive.errors import InputError
 from transactive.grid.cases import load_case
@@ -38,6 +38,7 @@ from transactive.programs.wholesale import (
     child_seed,
     read_day_ahead_csv,
 )
+from transactive.sim._schema import Section
 from transactive.sim.flex_config import (
     DemandResponseConfig,
     EVConfig,
@@ -54,11 +55,7 @@ ENGINE_OPTIONS = frozenset({"rng", "pool", "import_price", "export_price", "dt_h
                             "kw_per_unit", "shed_price", "import_max_mw"})
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TimeConfig(_Section):
+class TimeConfig(Section):
     """The simulated period."""
 
     start: datetime = Field(
@@ -88,7 +85,7 @@ class TimeConfig(_Section):
                         step_minutes=self.step_minutes)
 
 
-class CommunityConfig(_Section):
+class CommunityConfig(Section):
     """The prosumer community: households and their devices."""
 
     households: int = Field(50, ge=2, le=1_000_000, description="Number of households.")
@@ -127,7 +124,7 @@ class CommunityConfig(_Section):
         return self
 
 
-class TariffConfig(_Section):
+class TariffConfig(Section):
     """The utility's retail tariff and feed-in price (the status quo)."""
 
     currency: str = Field("EUR", pattern=r"^[A-Z]{3}$",
@@ -273,7 +270,7 @@ class TariffConfig(_Section):
         return self
 
 
-class PoolConfig(_Section):
+class PoolConfig(Section):
     """The AMM pool of market design 'amm' (ignored by the others)."""
 
     invariant: Literal["constant_product", "constant_sum", "stableswap"] = Field(
@@ -288,7 +285,7 @@ class PoolConfig(_Section):
                                          description="Opening pool price per kWh.")
 
 
-class MarketConfig(_Section):
+class MarketConfig(Section):
     """The market design and how participants bid."""
 
     mechanism: str = Field(
@@ -317,7 +314,7 @@ class MarketConfig(_Section):
         return self
 
 
-class GridConfig(_Section):
+class GridConfig(Section):
     """The network the community sits on."""
 
     case: str = Field(
@@ -367,7 +364,7 @@ class GridConfig(_Section):
                                               vm_max_pu=self.vm_max_pu))
 
 
-class FaultConfig(_Section):
+class FaultConfig(Section):
     """An upstream fault that islands the community (none unless 'start' is set)."""
 
     start: datetime | None = Field(
@@ -411,7 +408,7 @@ class FaultConfig(_Section):
         return range(max(first, 0), min(first + count, timeline.periods))
 
 
-class CarbonConfig(_Section):
+class CarbonConfig(Section):
     """Carbon-aware settlement: each participant's emissions priced in its statement."""
 
     price_per_kg: float = Field(0.08, ge=0, le=100, description="Carbon price per kg CO2.")
@@ -427,7 +424,7 @@ class CarbonConfig(_Section):
                             local_kg_per_kwh=self.local_kg_per_kwh)
 
 
-class SettlementConfig(_Section):
+class SettlementConfig(Section):
     """How the run settles (into the run folder's ledger and journal)."""
 
     mode: Literal["auto", "on", "off"] = Field(
@@ -447,7 +444,7 @@ class SettlementConfig(_Section):
     )
 
 
-class OutputConfig(_Section):
+class OutputConfig(Section):
     """What the results store keeps."""
 
     record: Literal["auto", "orders", "households", "summary"] = Field(
@@ -458,7 +455,7 @@ class OutputConfig(_Section):
     )
 
 
-class Scenario(_Section):
+class Scenario(Section):
     """A whole simulation: community, time, tariff, market, output.
 
     Examples
