@@ -21,15 +21,21 @@ from transactive.errors import InputError
 from transactive.settlement import (
     Account,
     AccountKind,
+    Journal,
     Ledger,
     PostReport,
     PostResult,
     Status,
     Transfer,
     Unit,
+    read_journal,
+    replay_journal,
+    verify_journal,
 )
 from transactive.settlement import ledger as ledger_module
 from transactive.settlement._integrity import transfer_bytes, transfer_lines
+from transactive.settlement._signing import canonical
+from transactive.settlement.journal import _transfers_body, transfer_batch
 from transactive.settlement.ledger import TransferBatch, state_hash_of
 
 MONEY = AccountKind.PARTICIPANT_MONEY
@@ -237,6 +243,88 @@ def test_bytes_in_bulk_are_the_canonical_bytes(rows: list[tuple[Any, ...]]) -> N
     assert transfer_lines(*cols) == [transfer_bytes(r) for r in rows]
     assert [transfer_bytes(r) for r in rows] == [
         json.dumps(list(r), separators=(",", ":")).encode() for r in rows]
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=st.lists(st.tuples(text.filter(bool), text.filter(bool), text.filter(bool),
+                               st.integers(1, 2**53), text, st.integers(-2**62, 2**62)),
+                     max_size=5, unique_by=lambda r: r[0]),
+       cut=st.integers(0, 5))
+def test_a_transfers_record_body_is_canonical_json_of_its_columns(
+        rows: list[tuple[Any, ...]], cut: int) -> None:
+    rows = [r for r in rows if r[1] != r[2]]
+    groups = [[Transfer(*r) for r in rows[:cut]], [Transfer(*r) for r in rows[cut:]]]
+    batch = TransferBatch.from_groups(groups).check()
+    ids, debits, credits, amounts, codes, intervals = (list(c) for c in zip(
+        *[t for g in groups for t in g], strict=True)) if rows else [[]] * 6
+    body = _transfers_body(batch)
+    assert body == canonical({"amount": amounts, "code": codes, "credit": credits,
+                              "debit": debits, "id": ids, "interval": intervals,
+                              "sizes": batch.sizes.tolist()})
+    assert transfer_batch(json.loads(body)).groups() == [g for g in groups]
+
+
+# ----------------------------------------------------------------- journal records
+def test_journals_with_rows_and_with_columns_verify_and_replay_alike(tmp_path: Path) -> None:
+    """A journal begun by an older writer (transfers as rows) and continued by
+    this one (columns) verifies, replays and recovers a ledger as one."""
+    path = tmp_path / "j.jsonl"
+    first = [[Transfer("t1", "alice", "bob", 5, "x", 0), Transfer("t2", "bob", "carol", 2)]]
+    second = [[Transfer("t3", "carol", "alice", 1, "y", 3)], [Transfer("t4", "alice", "bob", 9)]]
+    with Journal(path) as j:
+        j.append_accounts(ACCS)
+        j.append("transfers", {"groups": [[list(t) for t in g] for g in first]})  # old rows
+        j.append_transfers(_batch(second))
+    assert verify_journal(path).is_ok
+    bodies = [r.body for r in read_journal(path) if r.kind == "transfers"]
+    assert "groups" in bodies[0]
+    assert bodies[1]["sizes"] == [1, 1]
+    assert [transfer_batch(b).groups() for b in bodies] == [first, second]
+    replayed = replay_journal(path)
+    with _ledger() as direct:
+        direct.post_batches(first)
+        direct.post_batches(second)
+        assert replayed.state_hash() == direct.state_hash()
+    # a ledger that committed only the accounts catches up from the journal's tail
+    with Ledger(tmp_path / "l.sqlite") as led:
+        led.create_accounts(ACCS, cursor=1)
+        replay_journal(path, led, after=led.cursor)
+        assert led.state_hash() == replayed.state_hash()
+        assert led.cursor == 3
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    ({"amount": [1], "code": [""], "credit": ["b"], "debit": ["a"], "id": ["t"],
+      "interval": [0.5], "sizes": [1]}, "interval must be integers"),
+    ({"amount": [1], "code": [""], "credit": ["b"], "debit": ["a"], "id": ["t"],
+      "interval": [0]}, "unexpected keys"),
+    ({"amount": [0], "code": [""], "credit": ["b"], "debit": ["a"], "id": ["t"],
+      "interval": [0], "sizes": [1]}, "malformed transfers body"),
+    ({"amount": [1, 1], "code": ["", ""], "credit": ["b", "b"], "debit": ["a", "a"],
+      "id": ["t", "t"], "interval": [0, 0], "sizes": [2]}, "duplicate id 't'"),
+    ({"amount": [1], "code": [""], "credit": ["b"], "debit": ["a"], "id": ["t"],
+      "interval": [0], "sizes": [2]}, "sizes"),
+])
+def test_a_malformed_transfers_record_is_named(tmp_path: Path, body: dict[str, Any],
+                                               reason: str) -> None:
+    path = tmp_path / "j.jsonl"
+    with Journal(path) as j:
+        j.append_transfers([[Transfer("ok", "a", "b", 1)]])
+        j.append("transfers", body)
+    report = verify_journal(path)
+    assert report.first_bad == 2
+    assert reason in report.reason
+
+
+def test_append_transfers_checks_before_it_writes(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.jsonl") as j:
+        with pytest.raises(InputError, match="duplicate id"):
+            j.append_transfers([[Transfer("d", "a", "b", 1)], [Transfer("d", "a", "b", 1)]])
+        with pytest.raises(InputError, match="must be in 1"):
+            j.append_transfers([[Transfer("x", "a", "b", 0)]])
+        with pytest.raises(InputError, match="same account"):
+            j.append_transfers(_batch([[Transfer("x", "a", "a", 1)]]))
+        assert j.seq == 0
 
 
 # ----------------------------------------------------------------- checks

@@ -21,7 +21,15 @@ Kinds of record and their bodies:
 ``clearing``   ``{"interval", "mechanism", "clearing_price", "order_id", "participant",
                "side", "accepted", "payment"[, "node", "node_price"]}``
 ``accounts``   ``{"accounts": [[id, kind, unit, allow_negative], ...]}``
-``transfers``  ``{"groups": [[[id, debit, credit, amount, code, interval], ...], ...]}``
+``transfers``  ``{"amount": [...], "code": [...], "credit": [...], "debit": [...],
+               "id": [...], "interval": [...], "sizes": [n, ...]}``
+
+A ``transfers`` body holds linked groups of transfers as columns: transfer ``i``
+is ``[id[i], debit[i], credit[i], amount[i], code[i], interval[i]]`` (strings,
+and integers for amount and interval), and the groups are consecutive runs of
+``sizes`` transfers, in posting order. Journals written before the columns hold
+the same as ``{"groups": [[[id, debit, credit, amount, code, interval], ...],
+...]}``; every reader here reads both.
 
 Orders and readings carry Ed25519 signatures that are verified against keys
 registered earlier in the same journal *before* they are accepted, and again by
@@ -52,6 +60,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from transactive.clearing import Clearing
 from transactive.errors import InputError
 from transactive.orders import OrderBatch
+from transactive.settlement._integrity import plain
 from transactive.settlement._signing import (
     canonical,
     order_messages,
@@ -65,6 +74,7 @@ from transactive.settlement.ledger import (
     Ledger,
     SettlementError,
     Transfer,
+    TransferBatch,
     Unit,
 )
 from transactive.settlement.oracle import MeterReading
@@ -76,6 +86,7 @@ __all__ = [
     "OrderAcceptance",
     "read_journal",
     "replay_journal",
+    "transfer_batch",
     "verify_journal",
 ]
 
@@ -237,9 +248,7 @@ def _check_content(chain: _Chain, rec: JournalRecord, workers: int | None) -> No
             for row in b["accounts"]:
                 _account_from_row(row)
         elif rec.kind == "transfers":
-            for group in b["groups"]:
-                for row in group:
-                    _transfer_from_row(row)
+            transfer_batch(b).check()
         elif rec.kind == "clearing":
             n = len(b["order_id"])
             if any(len(b[c]) != n for c in ("participant", "side", "accepted", "payment")):
@@ -262,6 +271,55 @@ def _transfer_from_row(row: Sequence[Any]) -> Transfer:
     if not isinstance(amount, int) or not isinstance(interval, int):
         raise ValueError(f"transfer {tid!r}: amount and interval must be integers")
     return Transfer(tid, debit, credit, amount, code, interval)
+
+
+_COLUMNS = ("id", "debit", "credit", "amount", "code", "interval")
+
+
+def transfer_batch(body: Mapping[str, Any]) -> TransferBatch:
+    """The transfers of a ``transfers`` record's body, either format (not yet
+    checked as the ledger checks them: :meth:`TransferBatch.check`); ValueError
+    if the body is not one."""
+    if "groups" in body:  # written before the columns
+        return TransferBatch.from_groups([[_transfer_from_row(r) for r in g]
+                                          for g in body["groups"]])
+    if set(body) != {*_COLUMNS, "sizes"}:
+        raise ValueError(f"unexpected keys {sorted(body)}")
+    cols = [body[c] for c in _COLUMNS]
+    if not all(isinstance(c, list) for c in cols):
+        raise ValueError("columns must be lists")
+    for name in ("amount", "interval", "sizes"):
+        if not all(type(v) is int for v in body[name]):
+            raise ValueError(f"{name} must be integers")
+    try:
+        return TransferBatch(*(np.array(c, dtype=object) if k not in (3, 5) else
+                               np.array(c, dtype=np.int64) for k, c in enumerate(cols)),
+                             sizes=np.array(body["sizes"], dtype=np.int64))
+    except OverflowError:
+        raise ValueError("an integer does not fit 64 bits") from None
+
+
+def _strings(col: list[str]) -> bytes:
+    return b'["' + '","'.join(col).encode() + b'"]' if col else b"[]"
+
+
+def _integers(col: list[int]) -> bytes:
+    return b"[" + ",".join(map(str, col)).encode() + b"]"
+
+
+def _transfers_body(batch: TransferBatch) -> bytes:
+    """The canonical bytes of a checked batch's ``transfers`` body, written
+    column by column when no string needs escaping (the same bytes as
+    :func:`~transactive.settlement._signing.canonical` of the columns)."""
+    ids, debits, credits, amounts, codes, intervals = batch.columns()
+    sizes = batch.sizes.tolist()
+    if not all(plain("".join(c)) for c in (ids, debits, credits, codes)):
+        return canonical({"amount": amounts, "code": codes, "credit": credits,
+                          "debit": debits, "id": ids, "interval": intervals, "sizes": sizes})
+    return b"".join((b'{"amount":', _integers(amounts), b',"code":', _strings(codes),
+                     b',"credit":', _strings(credits), b',"debit":', _strings(debits),
+                     b',"id":', _strings(ids), b',"interval":', _integers(intervals),
+                     b',"sizes":', _integers(sizes), b"}"))
 
 
 def _verify_orders(chain: _Chain, interval: int, orders: OrderBatch,
@@ -345,8 +403,11 @@ def replay_journal(path: str | os.PathLike[str], ledger: Ledger | None = None, *
             target.create_accounts([_account_from_row(r) for r in rec.body["accounts"]],
                                    cursor=rec.seq)
         elif rec.kind == "transfers":
-            target.post_batches([[_transfer_from_row(r) for r in g] for g in rec.body["groups"]],
-                                cursor=rec.seq)
+            try:
+                batch = transfer_batch(rec.body)
+            except ValueError as exc:
+                raise SettlementError(f"journal {path}: record {rec.seq} is bad: {exc}") from None
+            target.post_batches(batch, cursor=rec.seq)
     return target
 
 
@@ -462,6 +523,9 @@ class Journal:
             body_bytes = canonical(dict(body))
         except (TypeError, ValueError) as exc:
             raise InputError("body", f"cannot be journaled as JSON: {exc}") from None
+        return self._append(kind, body_bytes)
+
+    def _append(self, kind: str, body_bytes: bytes) -> int:
         seq, prev = self._chain.seq + 1, self._chain.head
         digest = _hash(prev, _record_bytes(body_bytes, kind, prev, seq))
         self._fh.write(_line(body_bytes, kind, prev, seq, digest))
@@ -574,6 +638,9 @@ class Journal:
         """Journal accounts about to be created in the ledger (write-ahead)."""
         return self.append("accounts", {"accounts": [list(a.row()) for a in accounts]})
 
-    def append_transfers(self, groups: Iterable[Iterable[Transfer]]) -> int:
-        """Journal linked groups of transfers about to be posted (write-ahead)."""
-        return self.append("transfers", {"groups": [[list(t) for t in g] for g in groups]})
+    def append_transfers(self, groups: TransferBatch | Iterable[Iterable[Transfer]]) -> int:
+        """Journal linked groups of transfers about to be posted (write-ahead),
+        lists of transfers or a :class:`~transactive.settlement.ledger.TransferBatch`,
+        checked first as the ledger will check them (InputError, nothing written)."""
+        batch = groups if isinstance(groups, TransferBatch) else TransferBatch.from_groups(groups)
+        return self._append("transfers", _transfers_body(batch.check()))
