@@ -25,6 +25,7 @@ from transactive.settlement import (
     Ledger,
     PostReport,
     PostResult,
+    SettlementError,
     Status,
     Transfer,
     Unit,
@@ -37,6 +38,13 @@ from transactive.settlement._integrity import transfer_bytes, transfer_lines
 from transactive.settlement._signing import canonical
 from transactive.settlement.journal import _transfers_body, transfer_batch
 from transactive.settlement.ledger import TransferBatch, state_hash_of
+from transactive.settlement.transfers import (
+    ACCOUNTS,
+    FLOWS,
+    check_sums,
+    transfer_batch_from_sums,
+    transfers_from_sums,
+)
 
 MONEY = AccountKind.PARTICIPANT_MONEY
 ACCS = [Account("alice", MONEY, Unit.CENT), Account("bob", MONEY, Unit.CENT),
@@ -393,3 +401,57 @@ def test_the_walk_replays_a_prepaid_account_across_chunks(
         monkeypatch.setattr(ledger_module, "_WALK", 1)
         assert led.check(full=True).problems == (
             "transfer 'f3' (seq 3): account 'prepaid' forbids a negative balance but went to -5",)
+
+
+# ----------------------------------------------------------------- transfers from sums
+def _reference(labels: list[str], sums: np.ndarray, due: np.ndarray, span: str, interval: int,
+               prefix: str) -> list[Transfer]:
+    """The transfers of :func:`transfers_from_sums`, written out one by one."""
+    out = []
+    for j, (code, _, counter, energy) in enumerate(FLOWS):
+        for p, a in zip(labels, sums[:, j].tolist(), strict=True):
+            if a == 0:
+                continue
+            own = f"participant:{p}:{'energy' if energy else 'money'}"
+            receives = (a > 0) == energy
+            out.append(Transfer(f"{prefix}{span}/{code}/{p}", counter if receives else own,
+                                own if receives else counter, abs(a), code, interval))
+        surplus = int(sums[:, j].sum()) - int(due[j])
+        if surplus:
+            rounding = ACCOUNTS["rounding_energy" if energy else "rounding_money"]
+            pair = (counter, rounding) if (surplus > 0) != energy else (rounding, counter)
+            out.append(Transfer(f"{prefix}{span}/rounding/{code}", *pair, abs(surplus),
+                                "rounding", interval))
+    return out
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(0, 6))
+def test_transfers_from_sums_as_columns_are_the_transfers_one_by_one(seed: int, n: int) -> None:
+    rng = np.random.default_rng(seed)
+    labels = [f"h{i}" for i in range(n)]
+    sums = np.where(rng.random((n, len(FLOWS))) < 0.3, 0, rng.integers(-500, 500,
+                                                                       (n, len(FLOWS))))
+    due = sums.sum(axis=0) + rng.integers(-1, 2, len(FLOWS))
+    batch = transfer_batch_from_sums(labels, sums, due, span="0-95", interval=0, prefix="r/")
+    want = _reference(labels, sums, due, "0-95", 0, "r/")
+    assert list(batch) == want
+    assert transfers_from_sums(labels, sums, due, span="0-95", interval=0, prefix="r/") == want
+    assert batch.sizes.tolist() == [len(want)]
+
+
+def test_check_sums_reads_a_batch_as_a_list() -> None:
+    sums = np.array([[0, 0, 4, 150, 0, 0, 0, 0], [0, 0, -2, -10, 0, 0, 3, 0]])
+    due = np.array([0, 0, 2, 140, 0, 0, 3, 0])
+    moves = {**dict.fromkeys(ACCOUNTS.values(), 0), "utility:money": 2,
+             "utility:energy": -140, "grid:money": 3}
+    batch = transfer_batch_from_sums(["a", "b"], sums, due, span="0-2", interval=0)
+    for posting in (batch, list(batch)):
+        check_sums("0-2", ["a", "b"], np.array([150, -10]), np.array([4, 1]), moves, posting)
+    messages = []
+    for posting in (batch, list(batch)):
+        with pytest.raises(SettlementError) as err:
+            check_sums("0-2", ["a", "b"], np.array([150, -9]), np.array([4, 1]), moves, posting)
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]
+    assert "participant 'b': energy moved (Wh) -10, expected -9" in messages[0]

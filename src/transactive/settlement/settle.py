@@ -74,6 +74,7 @@ from transactive.settlement.ledger import (
     PostReport,
     SettlementError,
     Transfer,
+    TransferBatch,
     Unit,
 )
 from transactive.settlement.reconcile import Reconciliation, Tally
@@ -97,7 +98,7 @@ from transactive.settlement.transfers import (
     check_sums,
     operator_moves,
     participant_accounts,
-    transfers_from_sums,
+    transfer_batch_from_sums,
 )
 
 __all__ = ["IntervalSettlement", "Reconciliation", "Settlement", "SettlementConfig"]
@@ -182,7 +183,7 @@ class IntervalSettlement:
 class _Pending:
     clearings: list[tuple[int, Clearing]] = field(default_factory=list)
     accounts: list[Account] = field(default_factory=list)
-    groups: list[list[Transfer]] = field(default_factory=list)
+    groups: list[list[Transfer] | TransferBatch] = field(default_factory=list)  # a batch: a day
     days: list[int] = field(default_factory=list)
 
 
@@ -421,7 +422,7 @@ class Settlement:
             raise
         self._totals = totals
         self._days_done.update(pending.days)
-        transfers = [t for g in pending.groups for t in g]
+        transfers = TransferBatch.concat(pending.groups)
         for part in done:
             self._tally.add_sums(*part.sums)
         self._tally.add_report(transfers, report, last_seq=self.ledger.n_transfers)
@@ -451,8 +452,8 @@ class Settlement:
         due = round_micro(flows(exact.sum(axis=1))).sum(axis=0)  # R per interval, summed
         last = block.first + n_t - 1
         span = str(block.first) if n_t == 1 else f"{block.first}-{last}"
-        transfers = transfers_from_sums(names, flow_sums, due, span=span,
-                                        interval=block.first, prefix=self.config.prefix)
+        transfers = transfer_batch_from_sums(names, flow_sums, due, span=span,
+                                             interval=block.first, prefix=self.config.prefix)
         moves = operator_moves(flow_sums.sum(axis=0), due)
         check_sums(span, names, summed[:, 0], total, moves, transfers)
         pending.accounts += self._new_accounts(labels[cols])
@@ -584,6 +585,9 @@ class Settlement:
             pos = end
 
     def _commit(self, pending: _Pending) -> PostReport:
+        """Journal (write-ahead, one sync) and commit the pending accounts and
+        groups, the groups as one batch of columns; raise if anything is refused."""
+        batch = TransferBatch.concat(pending.groups).check()
         cursor = None
         if self.journal is not None:
             with self.journal.group():
@@ -592,9 +596,9 @@ class Settlement:
                 if pending.accounts:
                     self.journal.append_accounts(pending.accounts)
                 if pending.groups:
-                    self.journal.append_transfers(pending.groups)
+                    self.journal.append_transfers(batch)
             cursor = self.journal.seq
-        acc_report, report = self.ledger.apply(accounts=pending.accounts, groups=pending.groups,
+        acc_report, report = self.ledger.apply(accounts=pending.accounts, groups=batch,
                                                cursor=cursor)
         refused = acc_report.refused + report.refused
         if refused:

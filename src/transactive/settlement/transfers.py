@@ -6,11 +6,13 @@ participant's posted whole units of the eight :data:`FLOWS` summed over the
 intervals, and what each flow's counterparty is due, ``R`` of the interval's
 exact aggregate, summed over the intervals. :func:`transfers_from_sums` turns
 them into one transfer per participant and flow (none for zero) and one
-rounding transfer per flow; :func:`check_sums` checks the invariants;
-:func:`operator_moves` says how each operator account moves. Interval lines
-(:func:`~transactive.settlement.rules.net_transfers`) and day blocks
-(:meth:`~transactive.settlement.settle.Settlement.settle_block`) differ only
-in how they sum.
+rounding transfer per flow, as columns (:func:`transfer_batch_from_sums`, a
+:class:`~transactive.settlement.ledger.TransferBatch` made with array
+operations, no object per transfer) or as a list; :func:`check_sums` checks
+the invariants; :func:`operator_moves` says how each operator account moves.
+Interval lines (:func:`~transactive.settlement.rules.net_transfers`) and day
+blocks (:meth:`~transactive.settlement.settle.Settlement.settle_block`) differ
+only in how they sum.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
-from transactive.settlement.ledger import SettlementError, Transfer
+from transactive.settlement.ledger import SettlementError, Transfer, TransferBatch
 
 __all__ = ["ACCOUNTS", "FLOWS", "check_sums", "operator_moves", "participant_accounts",
-           "transfers_from_sums"]
+           "transfer_batch_from_sums", "transfers_from_sums"]
 
 IntArray = npt.NDArray[np.int64]
 
@@ -104,49 +107,73 @@ def transfers_from_sums(labels: Sequence[str], sums: IntArray, due: IntArray, *,
     0-2/rounding/utility_money rounding:money utility:money 1
     0-2/utility_energy/a utility:energy participant:a:energy 150
     """
-    names = [str(p) for p in labels]
+    return list(transfer_batch_from_sums(labels, sums, due, span=span, interval=interval,
+                                         prefix=prefix))
+
+
+def transfer_batch_from_sums(labels: Sequence[str] | npt.NDArray[Any], sums: IntArray,
+                             due: IntArray, *, span: str, interval: int, prefix: str = ""
+                             ) -> TransferBatch:
+    """:func:`transfers_from_sums` as one linked group of columns (the same
+    transfers in the same order), made flow by flow with array operations.
+
+    Examples
+    --------
+    >>> b = transfer_batch_from_sums(["a", "b"], np.array([[0, 0, 4, 150, 0, 0, 0, 0],
+    ...                                                    [0, 0, -2, 0, 0, 0, 0, 0]]),
+    ...                              np.array([0, 0, 2, 150, 0, 0, 0, 0]), span="7", interval=7)
+    >>> b.id.tolist(), b.debit.tolist(), b.amount.tolist()
+    (['7/utility_money/a', '7/utility_money/b', '7/utility_energy/a'], \
+['participant:a:money', 'utility:money', 'utility:energy'], [4, 2, 150])
+    """
+    names = np.array([str(p) for p in np.asarray(labels, dtype=object).tolist()], dtype=object)
     head = f"{prefix}{span}/"
-    out: list[Transfer] = []
-    for j, (code, _, counter, energy) in enumerate(FLOWS):
-        values = sums[:, j]
+    money = np.array([f"participant:{p}:money" for p in names.tolist()], dtype=object)
+    energy = np.array([f"participant:{p}:energy" for p in names.tolist()], dtype=object)
+    parts: list[tuple[npt.NDArray[Any], ...]] = []
+    for j, (code, _, counter, is_energy) in enumerate(FLOWS):
+        values = np.asarray(sums[:, j], dtype=np.int64)
         nonzero = np.flatnonzero(values)
         if nonzero.size:
-            amounts = values[nonzero].tolist()
-            who = [names[i] for i in nonzero.tolist()]
-            suffix = ":energy" if energy else ":money"
+            amounts = values[nonzero]
             tag = f"{head}{code}/"
+            ids = np.array([tag + p for p in names[nonzero].tolist()], dtype=object)
+            own = (energy if is_energy else money)[nonzero]
             # to the participant: money it receives (< 0), energy it receives (> 0)
-            out += [Transfer(f"{tag}{p}", counter, f"participant:{p}{suffix}", a if energy
-                             else -a, code, interval)
-                    if (a > 0) == energy else
-                    Transfer(f"{tag}{p}", f"participant:{p}{suffix}", counter,
-                             -a if energy else a, code, interval)
-                    for p, a in zip(who, amounts, strict=True)]
+            receives = (amounts > 0) == is_energy
+            debit = np.where(receives, counter, own)
+            credit = np.where(receives, own, counter)
+            parts.append((ids, debit, credit, np.abs(amounts), np.full(nonzero.size, code,
+                                                                        dtype=object)))
         surplus = int(values.sum()) - int(due[j])  # what the participants' lines overshoot by
         if surplus:
-            rounding = ACCOUNTS["rounding_energy" if energy else "rounding_money"]
+            rounding = ACCOUNTS["rounding_energy" if is_energy else "rounding_money"]
             # money: the counterparty got `surplus` too much; energy: gave it too much
-            debit, credit = (counter, rounding) if (surplus > 0) != energy else (rounding,
-                                                                                  counter)
-            out.append(Transfer(f"{head}rounding/{code}", debit, credit, abs(surplus),
-                                "rounding", interval))
-    return out
+            pair = (counter, rounding) if (surplus > 0) != is_energy else (rounding, counter)
+            parts.append((np.array([f"{head}rounding/{code}"], dtype=object),
+                          np.array(pair[:1], dtype=object), np.array(pair[1:], dtype=object),
+                          np.array([abs(surplus)], dtype=np.int64),
+                          np.array(["rounding"], dtype=object)))
+    if not parts:
+        empty = np.empty(0, dtype=object)
+        return TransferBatch(empty, empty, empty, np.empty(0, dtype=np.int64), empty,
+                             np.empty(0, dtype=np.int64))
+    ids, debit, credit, amount, codes = (np.concatenate(c) for c in zip(*parts, strict=True))
+    return TransferBatch(ids, debit, credit, amount.astype(np.int64), codes,
+                         np.full(len(ids), interval, dtype=np.int64))
 
 
 def check_sums(span: str, labels: Sequence[str], metered: IntArray, total: IntArray,
-               moves: dict[str, int], transfers: Sequence[Transfer]) -> None:
+               moves: dict[str, int], transfers: Sequence[Transfer] | TransferBatch) -> None:
     """Check the invariants of a group of transfers; raise SettlementError if broken.
 
     Energy sold equals energy bought (the market's energy account nets to
     zero), debits equal credits per unit, each participant's energy account
     moves by exactly its metered energy (``metered``), its money account by its
     total bill (``total``), and every operator account as ``moves`` says
-    (:func:`operator_moves`).
+    (:func:`operator_moves`). ``transfers`` is a list or a batch.
     """
-    delta: dict[str, int] = {}
-    for t in transfers:
-        delta[t.debit] = delta.get(t.debit, 0) - t.amount
-        delta[t.credit] = delta.get(t.credit, 0) + t.amount
+    delta = _moves(transfers)
     problems = []
     if delta.get(ACCOUNTS["market_energy"], 0) != 0:
         problems.append(f"energy sold - energy bought = {delta[ACCOUNTS['market_energy']]} Wh, "
@@ -170,3 +197,19 @@ def check_sums(span: str, labels: Sequence[str], metered: IntArray, total: IntAr
                             f"expected {expected[i]}")
     if problems:
         raise SettlementError(f"intervals {span}: " + "; ".join(problems[:5]))
+
+
+def _moves(transfers: Sequence[Transfer] | TransferBatch) -> dict[str, int]:
+    """How the transfers move each account they touch (credit positive), exactly."""
+    if not isinstance(transfers, TransferBatch):
+        delta: dict[str, int] = {}
+        for t in transfers:
+            delta[t.debit] = delta.get(t.debit, 0) - t.amount
+            delta[t.credit] = delta.get(t.credit, 0) + t.amount
+        return delta
+    amount = transfers.amount
+    if amount.size and int(np.abs(amount).max()) * amount.size >= 2**53:  # not exact in float
+        return _moves(list(transfers))
+    codes, accounts = pd.factorize(np.concatenate([transfers.debit, transfers.credit]))
+    sums = np.bincount(codes, weights=np.concatenate([-amount, amount]), minlength=len(accounts))
+    return dict(zip(accounts.tolist(), sums.astype(np.int64).tolist(), strict=True))
