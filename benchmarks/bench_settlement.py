@@ -27,7 +27,12 @@ and committed (``Settlement.settle_block``), its statement rows appended to
 ``statements.parquet`` on the writer's own thread. It reports milliseconds per
 day (and the part spent waiting for the statements writer, whose own time is
 shown apart), the bytes of each file per day and per statement row, the peak
-memory of the process, and the same extrapolated to a year.
+memory of the process, and the same extrapolated to a year; then the
+journal+ledger commit split into its journal and ledger parts, and the ledger's
+two integrity checks after the run: the aggregate one the reconciliation runs
+at the end of every run (``Ledger.check()``) and the full walk of ``transactive
+ledger verify`` (``Ledger.check(full=True)``), each with its cost per
+transfer and extrapolated to a year's transfers.
 
 Run: ``python benchmarks/bench_settlement.py [--orders 10000] [--intervals 8]
 [--run-households 1000] [--run-days 7]``.
@@ -211,6 +216,7 @@ def settle_run(households: int, days: int, folder: Path, seed: int = 1) -> dict[
     outcomes = [synthetic_day(rng, households, 96 * d) for d in range(days)]
     spots = {"amounts": (settling, "block_amounts"),
              "commit": (Settlement, "_commit"),
+             "ledger": (Ledger, "apply"),
              "statements (own thread)": (pq.ParquetWriter, "write_table"),
              "statements (waiting)": (statements._ParquetSink, "wait")}
     with _Timer(spots) as timer:
@@ -223,11 +229,22 @@ def settle_run(households: int, days: int, folder: Path, seed: int = 1) -> dict[
                      - o.export_kwh * f[:, None]).sum(axis=0) for o, r, f in outcomes)
         summary = run.close(bills)
         closed = time.perf_counter()
+    with Ledger(folder / LEDGER_FILE, create=False) as ledger:
+        t = time.perf_counter()
+        aggregate = ledger.check()
+        checked = time.perf_counter()
+        full = ledger.check(full=True)
+        walked = time.perf_counter()
+    assert aggregate.is_ok
+    assert full.is_ok
+    assert aggregate.state_hash == full.state_hash
     rows = sum(len(out) * households + int((np.abs(out.stats["counterparty_kwh"]) > 1e-9).sum())
                for out, _, _ in outcomes)
     sizes = {p.name: p.stat().st_size for p in folder.iterdir()}
     sec = timer.seconds
     return {"total": settled - t0, "amounts": sec["amounts"], "commit": sec["commit"],
+            "journal": sec["commit"] - sec["ledger"], "ledger": sec["ledger"], "check": checked - t,
+            "walk": walked - checked,
             "writer": sec["statements (own thread)"], "waiting": sec["statements (waiting)"],
             "close": closed - settled, "reconciled": float(summary.reconciled), "rows": rows,
             "statements_bytes": sizes[STATEMENTS_PARQUET_FILE],
@@ -264,6 +281,17 @@ def print_run_table(households: int, days: int) -> None:
           f"{per_day['writer'] * 365:>4.1f} s | {mib['statements'] * year:>6.0f} MiB "
           f"{mib['ledger'] * year:>4.0f} MiB {mib['journal'] * year:>4.0f} MiB | "
           "(memory: a day's)")
+    per = {k: 1e3 * r[k] / days for k in ("commit", "journal", "ledger")}
+    print(f"journal+ledger a day: {per['commit']:.1f} ms = journal {per['journal']:.1f} ms "
+          f"(columns, hash, one fsync) + ledger {per['ledger']:.1f} ms (check, plan, insert, "
+          f"durable commit); the first day also creates the accounts")
+    year_transfers = r["transfers"] / days * 365
+    for label, key in (("aggregate check (end of every run)", "check"),
+                       ("full walk (transactive ledger verify)", "walk")):
+        us = 1e6 * r[key] / r["transfers"]
+        print(f"{label}: {r[key] * 1e3:.0f} ms for {r['transfers']:,} transfers, "
+              f"{us:.2f} us a transfer, about {us * year_transfers / 1e6:.1f} s for a year's "
+              f"{year_transfers:,.0f}")
     print(f"statements: {r['statements_bytes'] / r['rows']:.1f} bytes a row, "
           f"{r['statements_bytes'] / days / 1e6:.2f} MB a day; "
           f"{r['transfers'] / days:,.0f} transfers a day; the writer runs on its own thread "
