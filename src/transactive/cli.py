@@ -492,18 +492,10 @@ def opf_cmd(
         except ValueError:
             raise InputError("--post-rating", f"expected 'a', 'b', 'c' or a number, "
                                               f"got {post_rating!r}") from None
-    if security == "none" and not losses:
-        # what solve_dcopf does here, without importing the N-1 and loss
-        # modules (and pandas with them): a plain DC-OPF of the case
-        from transactive.grid.cases import load_case
-        from transactive.grid.dcopf import dcopf
+    from transactive.grid.scopf import solve_dcopf
 
-        result = dcopf(load_case(case))
-    else:
-        from transactive.grid.scopf import solve_dcopf
-
-        result = solve_dcopf(case, security=security, post_rating=rating,  # type: ignore[arg-type]
-                             losses=losses)
+    result = solve_dcopf(case, security=security, post_rating=rating,  # type: ignore[arg-type]
+                         losses=losses)
     out = result.to_dict()
     if as_json:
         _print_json({**out, "notes": list(result.notes)})

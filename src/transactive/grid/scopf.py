@@ -38,11 +38,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from os import PathLike
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from transactive.errors import InputError
 from transactive.grid import matrices
@@ -56,8 +55,12 @@ from transactive.grid.dcopf import (
     dcopf,
     prepare_market,
 )
-from transactive.grid.losses import loss_sensitivities
-from transactive.grid.network import Network, TableLike
+from transactive.grid.network import Network
+
+if TYPE_CHECKING:  # pandas and the loss module load where they are used: the plain
+    import pandas as pd  # DC-OPF of `transactive opf` needs neither
+
+    from transactive.grid.network import TableLike
 
 __all__ = ["SCOPFResult", "scopf", "solve_dcopf"]
 
@@ -101,6 +104,8 @@ class SCOPFResult(DCOPFResult):
         out, mon = rows[bind, 0].astype(np.int64), rows[bind, 1].astype(np.int64)
         br = self.network.branch
         f, t = br["from_bus"].to_numpy(), br["to_bus"].to_numpy()
+        import pandas as pd
+
         return pd.DataFrame({
             "outage_from_bus": f[out], "outage_to_bus": t[out], "from_bus": f[mon],
             "to_bus": t[mon], "flow_mw": rows[bind, 3], "limit_mw": self.post_limit_mw[mon],
@@ -234,6 +239,8 @@ def solve_dcopf(
     if losses and security != "none":
         raise InputError("losses", "loss pricing is available without security constraints")
     if security == "none" and losses:
+        from transactive.grid.losses import loss_sensitivities
+
         point = loss_sensitivities(net)
         mlf = point.dloss_dp
         offset = point.power_flow.losses_mw - float(mlf @ point.power_flow.p_inj_mw)
