@@ -283,8 +283,9 @@ def print_run_table(households: int, days: int) -> None:
           "(memory: a day's)")
     per = {k: 1e3 * r[k] / days for k in ("commit", "journal", "ledger")}
     print(f"journal+ledger a day: {per['commit']:.1f} ms = journal {per['journal']:.1f} ms "
-          f"(columns, hash, one fsync) + ledger {per['ledger']:.1f} ms (check, plan, insert, "
-          f"durable commit); the first day also creates the accounts")
+          f"(check, columns, hash, write) + ledger {per['ledger']:.1f} ms (plan, insert, "
+          f"durable commit once the journal's fsync, running meanwhile, is done); the first "
+          f"day also creates the accounts")
     year_transfers = r["transfers"] / days * 365
     for label, key in (("aggregate check (end of every run)", "check"),
                        ("full walk (transactive ledger verify)", "walk")):

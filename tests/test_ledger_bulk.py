@@ -85,7 +85,7 @@ def test_a_batch_is_a_sequence_of_transfers_in_groups() -> None:
     assert both.sizes.tolist() == [2, 0, 1, 2]
     assert TransferBatch.concat([b]) is b
     with pytest.raises(AttributeError):
-        b.amount = np.ones(3, dtype=np.int64)  # type: ignore[misc]
+        b.amount = np.ones(3, dtype=np.int64)
     assert not b.amount.flags.writeable
 
 
@@ -134,7 +134,8 @@ def test_a_bad_transfer_in_a_batch_is_refused_as_in_a_list(bad: Transfer, field:
 
 def test_a_batch_with_values_of_the_wrong_type_is_refused() -> None:
     led = _ledger()
-    b = TransferBatch(["t1", 7], ["alice", "bob"], ["bob", "alice"], [1, 1], ["", ""], [0, 0])
+    b = TransferBatch(np.array(["t1", 7], dtype=object), ["alice", "bob"], ["bob", "alice"],
+                      [1, 1], ["", ""], [0, 0])
     with pytest.raises(InputError) as err:
         led.post_batches(b)
     assert (err.value.field, err.value.row) == ("id", 1)
@@ -455,3 +456,43 @@ def test_check_sums_reads_a_batch_as_a_list() -> None:
         messages.append(str(err.value))
     assert messages[0] == messages[1]
     assert "participant 'b': energy moved (Wh) -10, expected -9" in messages[0]
+
+
+# ----------------------------------------------------------------- write-ahead order
+def test_nothing_commits_if_the_call_before_the_commit_fails() -> None:
+    led = _ledger()
+    led.post_batches(_batch([[Transfer("t1", "alice", "bob", 5)]]))
+    before = led.state_hash()
+
+    def fail() -> None:
+        raise OSError("the journal did not reach the disk")
+
+    late = _batch([[Transfer("t2", "alice", "bob", 5)]])
+    with pytest.raises(OSError, match="did not reach"):
+        led.apply(groups=late, cursor=9, before_commit=fail)
+    assert (led.state_hash(), led.n_transfers, led.cursor) == (before, 1, 0)
+    called: list[str] = []
+    led.apply(groups=late, cursor=9, before_commit=lambda: called.append("synced"))
+    assert called == ["synced"]
+    assert (led.n_transfers, led.cursor) == (2, 9)
+
+
+def test_the_journal_syncs_on_another_thread_and_the_wait_reports_failure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Journal(tmp_path / "j.jsonl", fsync=False) as j:
+        j.append_transfers([[Transfer("t", "a", "b", 1)]])
+        wait = j.sync_later()
+        wait()
+        wait()  # done: nothing more to wait for
+        j.append_transfers([[Transfer("u", "a", "b", 1)]])
+
+        def broken(fd: int) -> None:
+            raise OSError("disk full")
+
+        monkeypatch.setattr("os.fsync", broken)
+        wait = j.sync_later()
+        with pytest.raises(OSError, match="disk full"):
+            wait()
+        wait()  # reported once
+        monkeypatch.undo()
+    assert verify_journal(tmp_path / "j.jsonl").n_records == 2

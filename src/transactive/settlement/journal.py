@@ -46,7 +46,8 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -503,15 +504,51 @@ class Journal:
         self._fh.flush()
         os.fsync(self._fh.fileno())
 
+    def sync_later(self) -> Callable[[], None]:
+        """Start forcing the records written so far to disk on another thread
+        and return the call that waits for it (raising what it raised; later
+        calls do nothing): work can go on meanwhile, such as a ledger
+        transaction that must not commit before its journal records are on disk.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> with Journal(pathlib.Path(tempfile.mkdtemp()) / "j.jsonl", fsync=False) as j:
+        ...     _ = j.append_transfers([])
+        ...     wait = j.sync_later()
+        ...     wait()          # the record is on disk
+        """
+        self._fh.flush()
+        fd, failed = self._fh.fileno(), list[BaseException]()
+
+        def work() -> None:
+            try:
+                os.fsync(fd)
+            except BaseException as exc:  # handed to the waiting thread
+                failed.append(exc)
+
+        thread = threading.Thread(target=work, name="journal-fsync", daemon=True)
+        thread.start()
+
+        def wait() -> None:
+            if thread.is_alive() or failed:
+                thread.join()
+                if failed:
+                    raise failed.pop()
+
+        return wait
+
     @contextmanager
-    def group(self) -> Iterator[None]:
-        """Append several records and force them to disk once, when the block ends."""
+    def group(self, *, sync: bool = True) -> Iterator[None]:
+        """Append several records and force them to disk once, when the block
+        ends (with ``sync=False`` the caller does, e.g. with :meth:`sync_later`)."""
         fsync, self._fsync = self._fsync, False
         try:
             yield
         finally:
             self._fsync = fsync
-        self.sync()
+        if sync:
+            self.sync()
 
     # ----------------------------------------------------------------- writing
     def append(self, kind: str, body: Mapping[str, Any]) -> int:

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import repeat
@@ -665,12 +665,17 @@ class Ledger:
 
     def apply(self, *, accounts: Iterable[Account] = (),
               groups: TransferBatch | Iterable[Iterable[Transfer]] = (),
-              cursor: int | None = None) -> tuple[PostReport, PostReport]:
+              cursor: int | None = None,
+              before_commit: Callable[[], None] | None = None
+              ) -> tuple[PostReport, PostReport]:
         """Create accounts, then post linked groups, in one transaction.
 
         ``groups`` are lists of transfers or a :class:`TransferBatch`. ``cursor``
-        (if given) is stored with the commit; see :attr:`cursor`. Returns the
-        account report and the transfer report.
+        (if given) is stored with the commit; see :attr:`cursor`.
+        ``before_commit`` (if given) is called last inside the transaction, just
+        before it commits (if it raises, nothing is committed): e.g. waiting for
+        the write-ahead journal to reach the disk. Returns the account report
+        and the transfer report.
         """
         acc_in = [_clean_account(a, i) for i, a in enumerate(accounts)]
         _no_duplicates([a.id for a in acc_in], "accounts")
@@ -698,6 +703,8 @@ class Ledger:
                 tr_report, seq, head = self._post(batch, rows, int(seq), head)
             db.execute("UPDATE ledger_state SET seq = ?, head = ?, cursor = ? WHERE id = 1",
                        (seq, head, old_cursor if cursor is None else cursor))
+            if before_commit is not None:
+                before_commit()
             db.commit()
         except BaseException:
             db.rollback()

@@ -586,11 +586,12 @@ class Settlement:
 
     def _commit(self, pending: _Pending) -> PostReport:
         """Journal (write-ahead, one sync) and commit the pending accounts and
-        groups, the groups as one batch of columns; raise if anything is refused."""
+        groups, the groups as one batch of columns, the ledger's commit after the
+        journal's sync; raise if anything is refused."""
         batch = TransferBatch.concat(pending.groups).check()
-        cursor = None
+        cursor, synced = None, None
         if self.journal is not None:
-            with self.journal.group():
+            with self.journal.group(sync=False):
                 for interval, clearing in pending.clearings:
                     self.journal.append_clearing(interval, clearing)
                 if pending.accounts:
@@ -598,8 +599,15 @@ class Settlement:
                 if pending.groups:
                     self.journal.append_transfers(batch)
             cursor = self.journal.seq
-        acc_report, report = self.ledger.apply(accounts=pending.accounts, groups=batch,
-                                               cursor=cursor)
+            # write-ahead: the journal reaches the disk while the ledger plans and
+            # inserts, and the ledger commits only once it is there
+            synced = self.journal.sync_later()
+        try:
+            acc_report, report = self.ledger.apply(accounts=pending.accounts, groups=batch,
+                                                   cursor=cursor, before_commit=synced)
+        finally:
+            if synced is not None:
+                synced()
         refused = acc_report.refused + report.refused
         if refused:
             first = refused[0]
