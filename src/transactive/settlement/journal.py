@@ -456,6 +456,7 @@ class Journal:
             raise SettlementError(f"journal {self.path} is open in another process") from None
         self._chain = _Chain()
         self.truncated_tail = False
+        self._syncing: threading.Thread | None = None  # the last sync_later's thread
         try:
             self._load()
         except BaseException:
@@ -488,6 +489,8 @@ class Journal:
         return self._chain.head
 
     def close(self) -> None:
+        if self._syncing is not None:
+            self._syncing.join()  # never close the file under a running fsync
         if not self._fh.closed:
             self._fh.flush()
             os.fsync(self._fh.fileno())
@@ -529,6 +532,7 @@ class Journal:
 
         thread = threading.Thread(target=work, name="journal-fsync", daemon=True)
         thread.start()
+        self._syncing = thread
 
         def wait() -> None:
             if thread.is_alive() or failed:
