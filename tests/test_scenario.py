@@ -62,3 +62,8 @@ def test_overrides_are_validated():
     assert s.seed == Scenario().seed
     with pytest.raises(InputError, match=r"community\.households"):
         Scenario().with_overrides(**{"community.households": 0})
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.name)
+def test_every_example_file_loads(path):
+    assert isinstance(load_scenario(path), Scenario)
