@@ -35,7 +35,7 @@ def _check(run) -> None:
                                hh[list(GAIN_PARTS)].sum(axis=1), atol=1e-9)
 
 
-@pytest.mark.parametrize("mechanism", ["network", "uniform", "pay_as_bid"])
+@pytest.mark.parametrize("mechanism", ["network", "uniform", "pay_as_bid", "mcafee"])
 @pytest.mark.parametrize("control", ["rules", "market"])
 def test_flexible_runs_balance_and_keep_their_promises(mechanism, control):
     run = _run(control, **{"market.mechanism": mechanism, "time.days": 1})

@@ -15,6 +15,7 @@ participant did not trade in the market:
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -296,17 +297,19 @@ class MarketSession:
         """The AMM's pool as it stands (None for other designs)."""
         return self._pool
 
-    def clear(self, orders: OrderBatch, retail_price: float, feed_in_price: float
-              ) -> IntervalMarket:
-        """Clear one interval's orders (participant = household index); they
-        arrive in a random order, each at its household's bus. A design that
-        clears the whole feeder also reports the utility-only baseline's
-        shortfall on it (:attr:`IntervalMarket.baseline_shortfall_kwh`)."""
+    def clear(self, orders: OrderBatch, retail_price: float, feed_in_price: float, *,
+              household: npt.NDArray[np.int64] | None = None) -> IntervalMarket:
+        """Clear one interval's orders (participant = household index, unless
+        ``household`` gives each order's household); they arrive in a random
+        order, each at its household's bus. A design that clears the whole
+        feeder also reports the utility-only baseline's shortfall on it
+        (:attr:`IntervalMarket.baseline_shortfall_kwh`)."""
         n = len(orders)
         arrival = self._rng.permutation(n).astype(np.float64)
         cols = {name: getattr(orders, name) for name in
                 ("id", "participant", "side", "price", "quantity", "window_start", "window_end")}
-        orders = OrderBatch._trusted(**cols, time=arrival, node=self._node[orders.participant])
+        at = self._node[orders.participant if household is None else household]
+        orders = OrderBatch._trusted(**cols, time=arrival, node=at)
         options = dict(self._options)
         if "rng" in self._takes:
             options["rng"] = self._rng
@@ -367,8 +370,9 @@ class MarketSession:
     def clear_orders(self, orders: OrderBatch, retail_price: float, feed_in_price: float
                      ) -> IntervalMarket:
         """:meth:`clear` for one interval's orders (several per household
-        allowed), by merit order where that is the network market's exact
-        optimum (:func:`~transactive.markets.network.clear_network_merit`)."""
+        allowed: each order trades as its own agent, a device), by merit
+        order where that is the network market's exact optimum
+        (:func:`~transactive.markets.network.clear_network_merit`)."""
         if self._merit and len(orders):
             node = self._node[orders.participant]
             signed = np.where(orders.side == BUY, orders.quantity, -orders.quantity)
@@ -385,7 +389,20 @@ class MarketSession:
                     float(acc[buy].sum() - acc[~buy].sum()), float(merit.utility_cost[0]),
                     float(merit.grid_import_kwh[0]), float(merit.grid_export_kwh[0]),
                     np.zeros(len(orders)))
-        return self.clear(orders, retail_price, feed_in_price)
+        # every order its own agent (a device; some designs take a participant
+        # on one side only), then the households back for the books
+        household = orders.participant
+        agents = OrderBatch._trusted(
+            id=orders.id, participant=np.arange(len(orders), dtype=np.int64), side=orders.side,
+            price=orders.price, quantity=orders.quantity)
+        cleared = self.clear(agents, retail_price, feed_in_price, household=household)
+        c, o = cleared.clearing, cleared.clearing.orders
+        back = OrderBatch._trusted(id=o.id, participant=household[o.participant], side=o.side,
+                                   price=o.price, quantity=o.quantity, time=o.time, node=o.node)
+        restored = Clearing.from_allocation(c.mechanism, back, c.accepted, c.price,
+                                            c.clearing_price, payment=c.payment,
+                                            node_price=c.node_price, info=dict(c.info))
+        return dataclasses.replace(cleared, clearing=restored)
 
     def _solve(self, orders: OrderBatch, options: dict[str, Any]) -> Clearing:
         try:
