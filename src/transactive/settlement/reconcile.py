@@ -149,8 +149,9 @@ class Tally:
                    last_seq: int) -> None:
         """Add committed transfers and the ledger's report on them (see :meth:`add`)."""
         created = report.count(Status.CREATED)
-        self._existing += [t.id for t, r in zip(transfers, report.results, strict=True)
-                           if r.status is Status.EXISTS]
+        if created < len(transfers):  # some existed already: which (a bulk post creates all)
+            self._existing += [t.id for t, r in zip(transfers, report.results, strict=True)
+                               if r.status is Status.EXISTS]
         if created:
             lo = last_seq - created + 1
             if self._spans and self._spans[-1][1] + 1 == lo:
