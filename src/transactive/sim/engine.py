@@ -224,49 +224,20 @@ class _Run:
         out["node_price"] = out["vm_pu"] = None
         if m is None:
             return out
-        retail_, feed_in_ = retail[:, None], feed_in[:, None]
         need, spare = np.maximum(net, 0.0), np.maximum(-net, 0.0)
         imported = np.maximum(need - m.bought, 0.0)
         exported = np.maximum(spare - m.sold, 0.0)
         curtailed = unserved = np.zeros_like(net)
-        base_curtailed, base_unserved = m.baseline_curtailed, m.baseline_unserved
         if m.unmatched == "curtailed":  # the market cleared the whole feeder:
             curtailed, exported = exported, np.zeros_like(net)  # an unsold offer is curtailed,
             unserved, imported = imported, np.zeros_like(net)  # an unserved bid was shed load
-        bill = m.paid - m.received + imported * retail_ - exported * feed_in_
-        rows_ = {
-            "bought_kwh": m.bought, "sold_kwh": m.sold, "paid": m.paid, "received": m.received,
-            "import_kwh": imported, "export_kwh": exported, "bill_market": bill,
-            "bill_baseline": (need - base_unserved) * retail_ - (spare - base_curtailed) * feed_in_,
-            "unserved_kwh": unserved, "curtailed_kwh": curtailed,
-            "baseline_unserved_kwh": base_unserved, "baseline_curtailed_kwh": base_curtailed,
-            "purchase_gain": m.bought * retail_ - m.paid,
-            "sale_gain": m.received - m.sold * feed_in_,
-            "limits_gain": (unserved - base_unserved) * retail_
-            - (curtailed - base_curtailed) * feed_in_,
-        }
+        rows_, stats = m.accounts(
+            imported=imported, exported=exported, unserved=unserved, curtailed=curtailed,
+            baseline_net=net, baseline_unserved=m.baseline_unserved,
+            baseline_curtailed=m.baseline_curtailed, retail=retail, feed_in=feed_in,
+            exchange=net.sum(axis=1) + curtailed.sum(axis=1))
         for name, values in rows_.items():
             out[name][rows] = values
-        f = m.figures
-        import_total, export_total = imported.sum(axis=1), exported.sum(axis=1)
-        if m.unmatched == "curtailed":
-            grid_import, grid_export = f["grid_import_kwh"], f["grid_export_kwh"]
-        else:  # a copper plate
-            exchange = net.sum(axis=1) + curtailed.sum(axis=1)
-            grid_import, grid_export = np.maximum(exchange, 0.0), np.maximum(-exchange, 0.0)
-        stats = {
-            "price": f["price"], "volume_kwh": f["volume_kwh"], "welfare": f["welfare"],
-            "n_buy": f["n_buy"], "n_sell": f["n_sell"],
-            "import_kwh": import_total, "export_kwh": export_total,
-            "baseline_spending": (need - base_unserved).sum(axis=1) * retail,
-            "buyer_payment": m.paid.sum(axis=1), "seller_receipt": m.received.sum(axis=1),
-            "max_buyer_price": f["max_buyer_price"], "operator_surplus": f["operator_surplus"],
-            "counterparty_kwh": f["counterparty_kwh"],
-            "grid_import_kwh": grid_import, "grid_export_kwh": grid_export,
-            "utility_revenue": import_total * retail - export_total * feed_in
-            + f["utility_cost"],
-            "n_binding": f["n_binding"],
-        }
         for name, values in stats.items():
             out["stats"][name][rows] = values
         if m.clearings is not None and out["clearings"] is not None:

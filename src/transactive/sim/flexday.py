@@ -153,47 +153,17 @@ def _book(run: _Run, first: int, m: DayMarket, rows: dict[str, FloatArray]
     """The day's household arrays and figures per interval, as the engine books them."""
     n_t, n = rows["net_kwh"].shape
     t = np.arange(first, first + n_t)
-    r, f = run.retail[t][:, None], run.feed_in[t][:, None]
-    imported, exported = rows["import_kwh"], rows["export_kwh"]
-    unserved, curtailed = rows["unserved_kwh"], rows["curtailed_kwh"]
-    base_unserved, base_curtailed = rows["base_unserved"], rows["base_curtailed"]
-    need, spare = np.maximum(rows["base_net"], 0.0), np.maximum(-rows["base_net"], 0.0)
-    baseline = (need - base_unserved) * r - (spare - base_curtailed) * f
-    bill = m.paid - m.received + imported * r - exported * f
-    limits_gain = (unserved - base_unserved) * r - (curtailed - base_curtailed) * f
-    external_buy, external_sell = m.bought + imported, m.sold + exported
-    out: dict[str, Any] = {
-        "net_kwh": rows["net_kwh"], "bought_kwh": m.bought, "sold_kwh": m.sold,
-        "paid": m.paid, "received": m.received, "import_kwh": imported,
-        "export_kwh": exported, "bill_market": bill, "bill_baseline": baseline,
-        "unserved_kwh": unserved, "curtailed_kwh": curtailed,
-        "baseline_unserved_kwh": base_unserved, "baseline_curtailed_kwh": base_curtailed,
-        "purchase_gain": m.bought * r - m.paid, "sale_gain": m.received - m.sold * f,
-        "limits_gain": limits_gain, "island_gain": np.zeros((n_t, n)),
-        "flexibility_gain": baseline - external_buy * r + external_sell * f - limits_gain,
-        "soc_kwh": rows["soc_kwh"], "clearings": m.clearings,
-    }
-    fig = m.figures
-    if m.unmatched == "curtailed":
-        grid_import, grid_export = fig["grid_import_kwh"], fig["grid_export_kwh"]
-    else:
-        exchange = rows["net_kwh"].sum(axis=1)
-        grid_import, grid_export = np.maximum(exchange, 0.0), np.maximum(-exchange, 0.0)
-    import_total, export_total = imported.sum(axis=1), exported.sum(axis=1)
-    out["stats"] = {
-        "price": fig["price"], "volume_kwh": fig["volume_kwh"], "welfare": fig["welfare"],
-        "n_buy": fig["n_buy"], "n_sell": fig["n_sell"], "import_kwh": import_total,
-        "export_kwh": export_total,
-        "baseline_spending": (need - base_unserved).sum(axis=1) * run.retail[t],
-        "buyer_payment": m.paid.sum(axis=1), "seller_receipt": m.received.sum(axis=1),
-        "max_buyer_price": fig["max_buyer_price"], "operator_surplus": fig["operator_surplus"],
-        "counterparty_kwh": fig["counterparty_kwh"], "grid_import_kwh": grid_import,
-        "grid_export_kwh": grid_export,
-        "utility_revenue": import_total * run.retail[t] - export_total * run.feed_in[t]
-        + fig["utility_cost"],
-        "n_binding": fig["n_binding"], "islanded": np.zeros(n_t),
-        "device_kwh": rows["device"].sum(axis=1),
-    }
+    households, stats = m.accounts(
+        imported=rows["import_kwh"], exported=rows["export_kwh"],
+        unserved=rows["unserved_kwh"], curtailed=rows["curtailed_kwh"],
+        baseline_net=rows["base_net"], baseline_unserved=rows["base_unserved"],
+        baseline_curtailed=rows["base_curtailed"], retail=run.retail[t],
+        feed_in=run.feed_in[t], exchange=rows["net_kwh"].sum(axis=1), flexible=True)
+    out: dict[str, Any] = {**households, "net_kwh": rows["net_kwh"],
+                           "island_gain": np.zeros((n_t, n)), "soc_kwh": rows["soc_kwh"],
+                           "clearings": m.clearings}
+    out["stats"] = {**stats, "islanded": np.zeros(n_t),
+                    "device_kwh": rows["device"].sum(axis=1)}
     out["node_price"], out["vm_pu"] = m.node_price, m.vm_pu
     c, dt_h = run.community, run.timeline.dt_h
     out.update(load_kwh=c.load_kw[t].astype(np.float64) * dt_h,

@@ -145,6 +145,57 @@ class DayMarket:
                    node_price=grid(), vm_pu=grid(),
                    clearings=[None] * n_t if keep_clearings else None)
 
+    def accounts(self, *, imported: FloatArray, exported: FloatArray, unserved: FloatArray,
+                 curtailed: FloatArray, baseline_net: FloatArray, baseline_unserved: FloatArray,
+                 baseline_curtailed: FloatArray, retail: FloatArray, feed_in: FloatArray,
+                 exchange: FloatArray, flexible: bool = False
+                 ) -> tuple[dict[str, FloatArray], dict[str, FloatArray]]:
+        """Each household's bills and gain parts, and the figures per interval,
+        from what it imported and exported at the tariff, had shed or curtailed,
+        and its utility-only baseline (``baseline_net``: the net position it
+        would have had, less what the baseline's feeder shed or curtailed); the
+        retail and feed-in prices per interval; ``exchange``: the community's
+        net import where the design has no network model. With ``flexible``
+        the baseline ran other device schedules, and ``flexibility_gain`` is
+        what the market's schedule saved at the tariff (else it is zero)."""
+        r, f = retail[:, None], feed_in[:, None]
+        need, spare = np.maximum(baseline_net, 0.0), np.maximum(-baseline_net, 0.0)
+        baseline = (need - baseline_unserved) * r - (spare - baseline_curtailed) * f
+        limits = (unserved - baseline_unserved) * r - (curtailed - baseline_curtailed) * f
+        rows = {
+            "bought_kwh": self.bought, "sold_kwh": self.sold, "paid": self.paid,
+            "received": self.received, "import_kwh": imported, "export_kwh": exported,
+            "bill_market": self.paid - self.received + imported * r - exported * f,
+            "bill_baseline": baseline, "unserved_kwh": unserved, "curtailed_kwh": curtailed,
+            "baseline_unserved_kwh": baseline_unserved,
+            "baseline_curtailed_kwh": baseline_curtailed,
+            "purchase_gain": self.bought * r - self.paid,
+            "sale_gain": self.received - self.sold * f, "limits_gain": limits,
+            "flexibility_gain": baseline - (self.bought + imported) * r
+            + (self.sold + exported) * f - limits if flexible else np.zeros_like(baseline),
+        }
+        fig = self.figures
+        if self.unmatched == "curtailed":
+            grid_import, grid_export = fig["grid_import_kwh"], fig["grid_export_kwh"]
+        else:  # a copper plate
+            grid_import, grid_export = np.maximum(exchange, 0.0), np.maximum(-exchange, 0.0)
+        import_total, export_total = imported.sum(axis=1), exported.sum(axis=1)
+        stats = {
+            "price": fig["price"], "volume_kwh": fig["volume_kwh"], "welfare": fig["welfare"],
+            "n_buy": fig["n_buy"], "n_sell": fig["n_sell"],
+            "import_kwh": import_total, "export_kwh": export_total,
+            "baseline_spending": (need - baseline_unserved).sum(axis=1) * retail,
+            "buyer_payment": self.paid.sum(axis=1), "seller_receipt": self.received.sum(axis=1),
+            "max_buyer_price": fig["max_buyer_price"],
+            "operator_surplus": fig["operator_surplus"],
+            "counterparty_kwh": fig["counterparty_kwh"],
+            "grid_import_kwh": grid_import, "grid_export_kwh": grid_export,
+            "utility_revenue": import_total * retail - export_total * feed_in
+            + fig["utility_cost"],
+            "n_binding": fig["n_binding"],
+        }
+        return rows, stats
+
     def put(self, k: int, cleared: IntervalMarket) -> None:
         """Row ``k`` from one interval's clearing (participant = household index)."""
         c = cleared.clearing
