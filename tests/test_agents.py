@@ -98,7 +98,7 @@ def _by_clock(kw: npt.NDArray[np.float32], timeline: Timeline) -> pd.DataFrame:
     idx = timeline.index
     return pd.DataFrame({
         "kw": kw.mean(axis=1), "hour": idx.hour, "month": idx.month,
-        "weekend": idx.dayofweek >= 5,
+        "weekend": idx.day_of_week >= 5,
     })
 
 

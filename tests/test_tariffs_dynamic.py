@@ -59,7 +59,7 @@ def year_2024():
 def test_synthetic_year_matches_the_2024_calibration(year_2024):
     tl, p = year_2024
     idx = tl.index
-    hour, weekday = np.asarray(idx.hour), np.asarray(idx.dayofweek)
+    hour, weekday = np.asarray(idx.hour), np.asarray(idx.day_of_week)
     peak = (weekday < 5) & (hour >= 8) & (hour < 20)
     # DE-LU 2024: base 79.6, peak 88.2, off-peak 74.8 EUR/MWh (FfE).
     assert p.mean() == pytest.approx(79.6, abs=3.0)
@@ -79,7 +79,7 @@ def test_synthetic_year_matches_the_2024_calibration(year_2024):
 def test_synthetic_daily_weekly_and_seasonal_shape(year_2024):
     tl, p = year_2024
     idx = tl.index
-    hour, weekday, month = (np.asarray(a) for a in (idx.hour, idx.dayofweek, idx.month))
+    hour, weekday, month = (np.asarray(a) for a in (idx.hour, idx.day_of_week, idx.month))
     evening, night = (hour >= 18) & (hour < 21), (hour >= 2) & (hour < 5)
     assert p[:, evening].mean() > 1.3 * p[:, night].mean()  # the evening peak
     morning, early = (hour >= 7) & (hour < 10), (hour >= 3) & (hour < 6)
@@ -282,7 +282,7 @@ def test_cpp_event_selection_and_prices(tmp_path):
     ev = cpp.events(tl)
     # The cap of three per year keeps the first three weekdays: Tue, Thu, next Mon.
     assert ev.dates.astype(str).tolist() == ["2026-01-06", "2026-01-08", "2026-01-12"]
-    assert all(pd.Timestamp(d).dayofweek < 5 for d in ev.dates)
+    assert all(pd.Timestamp(d).day_of_week < 5 for d in ev.dates)
     hour = tl.hour_of_day
     local_day = np.asarray(tl.index.normalize().strftime("%Y-%m-%d"))
     on_event_day = np.isin(local_day, ev.dates.astype(str))
@@ -346,7 +346,7 @@ def test_cpp_on_synthetic_prices_over_a_year():
                                  max_events_per_year=15)
         ev = cpp.events(tl)
         assert 0 < len(ev.dates) <= 15
-        assert (pd.DatetimeIndex(ev.dates).dayofweek < 5).all()
+        assert (pd.DatetimeIndex(ev.dates).day_of_week < 5).all()
         assert ev.active.sum() == 3 * len(ev.dates)  # 17, 18 and 19 h
 
 

@@ -72,7 +72,7 @@ class Timeline:
     @property
     def day_of_year(self) -> npt.NDArray[np.int64]:
         """Day of year (1..366) of each interval."""
-        return np.asarray(self.index.dayofyear, dtype=np.int64)
+        return np.asarray(self.index.day_of_year, dtype=np.int64)
 
     @property
     def day(self) -> npt.NDArray[np.int64]:

@@ -160,7 +160,7 @@ class _Calendar:
         self.day: npt.NDArray[np.int64] = np.asarray(
             (local.normalize() - first).days, dtype=np.int64)
         dates = pd.date_range(first, periods=int(self.day[-1]) + 1, freq="D")
-        self.day_of_year: npt.NDArray[np.float64] = np.asarray(dates.dayofyear, dtype=np.float64)
+        self.day_of_year: npt.NDArray[np.float64] = np.asarray(dates.day_of_year, dtype=np.float64)
         self.day_type = _day_type_of(dates)
         self.hour = timeline.hour_of_day
         self.year = int(first.year)
@@ -168,7 +168,7 @@ class _Calendar:
 
 def _day_type_of(dates: pd.DatetimeIndex) -> npt.NDArray[np.int64]:
     """0 = Monday-Friday, 1 = Saturday, 2 = Sunday."""
-    return np.asarray(np.clip(np.asarray(dates.dayofweek) - 4, 0, 2), dtype=np.int64)
+    return np.asarray(np.clip(np.asarray(dates.day_of_week) - 4, 0, 2), dtype=np.int64)
 
 
 def _von_mises(hour: npt.NDArray[Any], centre_h: Any, width_h: Any) -> npt.NDArray[np.float64]:
@@ -316,7 +316,7 @@ def load_profiles(
         return 1.0 + season_gain * (_bdew_dynamisation(doy)[:, None] - 1.0)
 
     ref_days = pd.date_range(f"{cal.year}-01-01", f"{cal.year}-12-31", freq="D")
-    ref_season = season(np.asarray(ref_days.dayofyear, dtype=np.float64))
+    ref_season = season(np.asarray(ref_days.day_of_year, dtype=np.float64))
     ref_type = _day_type_of(ref_days)
     shape_mean = (ref_season * daily_mean[ref_type]).mean(axis=0)
 
@@ -461,7 +461,7 @@ def _all_sky(
     site = _pvlib().location.Location(latitude_deg, longitude_deg, altitude=0.0)
     clear = site.get_clearsky(mid, model=_CLEAR_SKY_MODEL, solar_position=sun)
     ghi = kc * np.asarray(clear["ghi"], dtype=np.float64)
-    doy = np.asarray(mid.dayofyear, dtype=np.float64)
+    doy = np.asarray(mid.day_of_year, dtype=np.float64)
     split = _pvlib().irradiance.erbs(ghi, np.asarray(sun["zenith"], dtype=np.float64), doy)
     return {
         "ghi": ghi,

@@ -255,7 +255,7 @@ def outdoor_temperature_c(
 
     # Daily climatology.
     dates = pd.to_datetime(np.arange(first, first + n_days), unit="D")
-    doy = np.asarray(dates.dayofyear, dtype=np.float64)
+    doy = np.asarray(dates.day_of_year, dtype=np.float64)
     season = np.cos(2 * np.pi * (doy - coldest) / DAYS_PER_YEAR)  # 1 at the coldest day
     summer = 0.5 * (1.0 - season)
     normal = mean - amplitude * season

@@ -206,7 +206,7 @@ class CriticalPeakTariff:
         total = np.bincount(day[in_hours], weights=signal[in_hours], minlength=n_days)
         covered = (count >= needed) & (count > 0)
         mean = np.divide(total, count, out=np.full(n_days, np.nan), where=count > 0)
-        candidate = covered & np.asarray(dates.dayofweek < 5) & self.trigger.hits(mean)
+        candidate = covered & np.asarray(dates.day_of_week < 5) & self.trigger.hits(mean)
 
         # At most max_events_per_year per calendar year, first come first served.
         called = np.cumsum(candidate)

@@ -82,7 +82,7 @@ def day_types(first_weekday: int, n_days: int, holidays: npt.ArrayLike = ()
     """The :class:`DayType` of each of ``n_days`` consecutive days.
 
     ``first_weekday`` is the day of the week of day 0 (0 = Monday ... 6 =
-    Sunday, as ``pandas.Timestamp.dayofweek``); ``holidays`` are day indices.
+    Sunday, as ``pandas.Timestamp.day_of_week``); ``holidays`` are day indices.
 
     Examples
     --------

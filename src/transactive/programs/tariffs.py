@@ -133,7 +133,7 @@ class Tariff:
         price = np.full(timeline.periods, self.energy_price_per_kwh, dtype=np.float64)
         if self.kind == "tou":
             hour = timeline.hour_of_day
-            weekday = np.asarray(timeline.index.dayofweek < 5)
+            weekday = np.asarray(timeline.index.day_of_week < 5)
             peak = weekday & (hour >= self.peak_start_hour) & (hour < self.peak_end_hour)
             price[peak] = self.peak_price_per_kwh
         return price

@@ -205,8 +205,8 @@ class _Days:
         first = local[0].normalize()
         self.of_interval = np.asarray((local.normalize() - first).days, dtype=np.int64)
         dates = pd.date_range(first, periods=int(self.of_interval[-1]) + 1, freq="D")
-        self.doy = np.asarray(dates.dayofyear, dtype=np.float64)
-        self.weekday = np.asarray(dates.dayofweek, dtype=np.int64)  # 0 = Monday
+        self.doy = np.asarray(dates.day_of_year, dtype=np.float64)
+        self.weekday = np.asarray(dates.day_of_week, dtype=np.int64)  # 0 = Monday
         self.hour = timeline.hour_of_day
         self.year = int(first.year)
 
@@ -244,7 +244,7 @@ def _expected_parts(timeline: Timeline, model: DayAheadModel) -> tuple[float, fl
     """Mean over the timeline's calendar year (hourly) of ``season x week x
     shape`` and of ``spike - dip`` in expectation."""
     tz = timeline.start.tz
-    days_in_year = 366 if pd.Timestamp(timeline.start.year, 12, 31).dayofyear == 366 else 365
+    days_in_year = 366 if pd.Timestamp(timeline.start.year, 12, 31).day_of_year == 366 else 365
     ref = Timeline(pd.Timestamp(timeline.start.year, 1, 1, tz=tz), periods=days_in_year * 24,
                    step_minutes=60)
     days = _Days(ref)

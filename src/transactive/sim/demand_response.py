@@ -63,7 +63,7 @@ def plan_events(config: DemandResponseConfig, timeline: Timeline,
     if timeline.periods % ppd or (start.hour, start.minute) != (0, 0):
         raise InputError("demand_response", "needs a run of whole days starting at midnight "
                          "(the baselines compare days interval by interval)")
-    first = int(pd.Timestamp(timeline.index[0]).dayofweek)
+    first = int(pd.Timestamp(timeline.index[0]).day_of_week)
     kinds = day_types(first, n_days)
     window = event_windows(config.event_start_hour, config.event_end_hour, ppd)[0]
     weekday = kinds == 0
