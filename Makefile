@@ -38,10 +38,12 @@ test: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(PY) benchmarks/run.py
 
-# Re-pin the dependencies after changing pyproject.toml.
+# Re-pin the dependencies after changing pyproject.toml. The runtime pins are
+# those of the test pins (one venv may hold both: `make demo` must not swap a
+# package the tests ran on for another version).
 lock: $(UV)
-	$(UV) pip compile --quiet pyproject.toml -o requirements/runtime.txt
 	$(UV) pip compile --quiet pyproject.toml --extra dev -o requirements/dev.txt
+	$(UV) pip compile --quiet pyproject.toml -c requirements/dev.txt -o requirements/runtime.txt
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .mypy_cache .ruff_cache
