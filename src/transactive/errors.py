@@ -9,6 +9,8 @@ changes.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["InputError", "MissingExtraError", "SolverError", "TransactiveError"]
 
 
@@ -31,6 +33,15 @@ class InputError(TransactiveError, ValueError):
         self.row = row
         where = f"row {row}: " if row is not None else ""
         super().__init__(f"{where}field '{field}': {problem}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled as made (a run's settlement process sends its errors back)
+        return _input_error, (type(self), self.field, self.problem, self.row)
+
+
+def _input_error(cls: type[InputError], field: str, problem: str, row: int | None
+                 ) -> InputError:
+    return cls(field, problem, row=row)
 
 
 class SolverError(TransactiveError):

@@ -64,6 +64,7 @@ from transactive.sim.recorder import write_results
 from transactive.sim.result import SimulationResult
 from transactive.sim.rundir import discard_run, prepare_run_dir
 from transactive.sim.scenario import FaultConfig, Scenario
+from transactive.sim.settle_process import SettlementProcess
 from transactive.sim.settling import CarbonContext, RunSettlement, settlement_granularity
 from transactive.timeline import Timeline
 
@@ -387,11 +388,13 @@ def _simulate(scenario: Scenario, folder: Path | None,
     timeline = run.timeline
     books = Books(timeline, run.community.size, _record_level(scenario, timeline))
     ppd, periods = timeline.periods_per_day, timeline.periods
-    settle = None
+    settle: RunSettlement | SettlementProcess | None = None
     if folder is not None and _settles(scenario):
         granularity = settlement_granularity(scenario.settlement.granularity,
                                              run.community.size * periods)
-        settle = RunSettlement(folder, run.community.size, ppd, granularity=granularity)
+        # a long run settles by day in a process of its own, beside the simulation
+        settler = SettlementProcess if granularity == "day" else RunSettlement
+        settle = settler(folder, run.community.size, ppd, granularity=granularity)
     fee = scenario.settlement.grid_fee_per_kwh
     run.keep_clearings = books.level == "orders" or (
         settle is not None and settle.config.granularity == "interval")
@@ -406,7 +409,7 @@ def _simulate(scenario: Scenario, folder: Path | None,
                            grid_fee_per_kwh=fee)
             if progress is not None:
                 progress(first + len(day), periods)
-    except TransactiveError:
+    except BaseException:  # bad input, or stopped: close the settlement's files
         if settle is not None:
             settle.abandon()
         raise

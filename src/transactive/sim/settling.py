@@ -82,8 +82,9 @@ from transactive.settlement.statements import (
 from transactive.sim.books import DayOutcome
 
 __all__ = ["COUNTERPARTY", "DAY_GRANULARITY_ABOVE", "STATEMENTS_FILE", "STATEMENTS_GZ_FILE",
-           "STATEMENTS_PARQUET_FILE", "CarbonContext", "RunSettlement", "SettlementSummary",
-           "household_label", "read_statements", "settlement_granularity", "statements_path"]
+           "STATEMENTS_PARQUET_FILE", "CarbonContext", "RunSettlement", "SettlementDay",
+           "SettlementSummary", "household_label", "read_statements", "settlement_day",
+           "settlement_granularity", "statements_path"]
 
 COUNTERPARTY = "counterparty"
 #: A market position smaller than this (kWh) is no trade.
@@ -173,6 +174,57 @@ class CarbonContext:
         day.stats["carbon_cost"] = day.carbon_cost.sum(axis=1)
 
 
+@dataclass(frozen=True, eq=False)
+class SettlementDay:
+    """What settlement needs of a simulated day, as plain arrays (intervals x
+    participants: the households, then the counterparty): each one's metered
+    and market energy (kWh), market payment and carbon charge (currency), who
+    is settled in each interval (``present``), and the day's tariff."""
+
+    start: int
+    metered_kwh: FloatArray
+    market_kwh: FloatArray
+    payment: FloatArray
+    carbon_cost: FloatArray
+    present: npt.NDArray[np.bool_]
+    retail_price: FloatArray
+    feed_in_price: FloatArray
+    grid_fee_per_kwh: float
+
+
+def settlement_day(out: DayOutcome, *, retail_price: FloatArray, feed_in_price: FloatArray,
+                   grid_fee_per_kwh: float = 0.0, utility_cost: FloatArray | None = None
+                   ) -> SettlementDay:
+    """The :class:`SettlementDay` of ``out`` (its carbon charged, see
+    :meth:`CarbonContext.charge`): each household's meter and market position,
+    and the counterparty selling what it supplied for what it paid the utility
+    (``utility_cost`` per interval; default ``paid - received -
+    operator_surplus`` summed over the households)."""
+    if out.carbon_cost is None:
+        raise InputError("carbon_cost", "charge the day's carbon before settling it")
+    n_t, n = out.net_kwh.shape
+    counterparty_kwh = np.asarray(out.stats["counterparty_kwh"], dtype=np.float64)
+    with_counterparty = (np.abs(counterparty_kwh) > _TRADE_KWH) & ~out.islanded
+    position = out.bought_kwh - out.sold_kwh
+    traded = np.abs(position) > _TRADE_KWH
+    if utility_cost is None:
+        utility_cost = (out.paid.sum(axis=1) - out.received.sum(axis=1)
+                        - out.stats["operator_surplus"])
+    metered, market, payment, carbon = (np.zeros((n_t, n + 1)) for _ in range(4))
+    metered[:, :n] = out.bought_kwh - out.sold_kwh + out.import_kwh - out.export_kwh
+    market[:, :n] = np.where(traded, position, 0.0)
+    payment[:, :n] = np.where(traded, out.paid - out.received, 0.0)
+    carbon[:, :n] = out.carbon_cost  # the counterparty's emissions went to the buyers
+    # the counterparty sells what it supplied (buys if negative) for what it paid
+    market[:, n] = np.where(with_counterparty, -counterparty_kwh, 0.0)
+    payment[:, n] = np.where(with_counterparty, -utility_cost, 0.0)
+    present = np.ones((n_t, n + 1), dtype=bool)
+    present[:, n] = with_counterparty
+    return SettlementDay(out.start, metered, market, payment, carbon, present,
+                         np.asarray(retail_price, dtype=np.float64),
+                         np.asarray(feed_in_price, dtype=np.float64), float(grid_fee_per_kwh))
+
+
 class RunSettlement:
     """Settles one run into ``run_dir`` (an empty folder: a fresh ledger,
     see :func:`~transactive.sim.rundir.prepare_run_dir`), at ``granularity``
@@ -208,37 +260,24 @@ class RunSettlement:
         ``retail_price`` and ``feed_in_price`` per interval, the grid fee per kWh
         bought in the market. The carbon charges must be set
         (:meth:`CarbonContext.charge`)."""
-        if out.carbon_cost is None:
-            raise InputError("carbon_cost", "charge the day's carbon before settling it")
-        n_t, n = out.net_kwh.shape
-        counterparty_kwh = np.asarray(out.stats["counterparty_kwh"], dtype=np.float64)
-        with_counterparty = (np.abs(counterparty_kwh) > _TRADE_KWH) & ~out.islanded
-        position = out.bought_kwh - out.sold_kwh
-        traded = np.abs(position) > _TRADE_KWH
-        clearings = None
+        clearings, utility_cost = None, None
         if self.config.granularity == "interval":  # small runs: journal each clearing
             clearings, utility_cost = self._journal_clearings(out)
-        else:
-            utility_cost = (out.paid.sum(axis=1) - out.received.sum(axis=1)
-                            - out.stats["operator_surplus"])
-        metered, market, payment, carbon = (np.zeros((n_t, n + 1)) for _ in range(4))
-        metered[:, :n] = out.bought_kwh - out.sold_kwh + out.import_kwh - out.export_kwh
-        market[:, :n] = np.where(traded, position, 0.0)
-        payment[:, :n] = np.where(traded, out.paid - out.received, 0.0)
-        carbon[:, :n] = out.carbon_cost  # the counterparty's emissions went to the buyers
-        # the counterparty sells what it supplied (buys if negative) for what it paid
-        market[:, n] = np.where(with_counterparty, -counterparty_kwh, 0.0)
-        payment[:, n] = np.where(with_counterparty, -utility_cost, 0.0)
-        present = np.ones((n_t, n + 1), dtype=bool)
-        present[:, n] = with_counterparty
-        block = block_amounts(out.start, metered, market, payment,
-                              retail_price_per_kwh=retail_price,
-                              feed_in_price_per_kwh=feed_in_price,
-                              grid_fee_per_kwh=grid_fee_per_kwh, carbon_cost=carbon,
-                              present=present, grid_fee=self.config.grid_fee,
+        self.settle(settlement_day(out, retail_price=retail_price, feed_in_price=feed_in_price,
+                                   grid_fee_per_kwh=grid_fee_per_kwh, utility_cost=utility_cost),
+                    clearings)
+
+    def settle(self, day: SettlementDay, clearings: list[Clearing | None] | None = None) -> None:
+        """Settle a day's amounts (:func:`settlement_day`), durably; with
+        ``"interval"`` granularity ``clearings`` are its journaled markets."""
+        block = block_amounts(day.start, day.metered_kwh, day.market_kwh, day.payment,
+                              retail_price_per_kwh=day.retail_price,
+                              feed_in_price_per_kwh=day.feed_in_price,
+                              grid_fee_per_kwh=day.grid_fee_per_kwh, carbon_cost=day.carbon_cost,
+                              present=day.present, grid_fee=self.config.grid_fee,
                               minor_per_unit=self.config.minor_per_unit)
         self.settlement.settle_block(self._participants, block, clearings)
-        self._count += n_t
+        self._count += len(day.present)
 
     def _journal_clearings(self, out: DayOutcome
                            ) -> tuple[list[Clearing | None], FloatArray]:

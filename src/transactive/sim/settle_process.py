@@ -1,0 +1,183 @@
+"""A run's settlement in a process of its own, beside the simulation.
+
+Settling a day (rounding, netting, journal, ledger, statements) costs about
+as much as simulating it, and the two need each other only through the day's
+arrays. :class:`SettlementProcess` stands in for
+:class:`~transactive.sim.settling.RunSettlement`: each day's
+:class:`~transactive.sim.settling.SettlementDay` (a few megabytes of arrays
+for a thousand households) goes down a pipe to a child Python process
+(``python -m transactive.sim.settle_process``), which settles it with a
+:class:`~transactive.sim.settling.RunSettlement` of its own while the
+simulation goes on to the next day. The pipe holds one day at most, so a
+faster simulation waits for the settlement and memory stays a day's. The
+ledger, journal and statements are the same, byte for byte, as settling in
+the simulating process: the same code settles the same days in the same
+order.
+
+An error in the child (a refused posting, a full disk) reaches the
+simulation at its next day or at :meth:`SettlementProcess.close`, raised as
+the child raised it; the child leaves the files closed. The simulation uses
+the child for runs settled by day (the long ones, see
+:func:`~transactive.sim.settling.settlement_granularity`), where it halves
+the time on two cores; a small run settles in its own process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from transactive.settlement import SettlementConfig
+from transactive.settlement.ledger import SettlementError
+from transactive.settlement.settle import Granularity
+from transactive.sim.books import DayOutcome
+from transactive.sim.settling import RunSettlement, SettlementSummary, settlement_day
+
+__all__ = ["SettlementProcess"]
+
+#: How long :meth:`SettlementProcess.abandon` waits for the child to close its files.
+_ABANDON_WAIT_S = 60.0
+
+
+class SettlementProcess:
+    """:class:`~transactive.sim.settling.RunSettlement` run in a child process:
+    the same arguments, :meth:`day`, :meth:`close` and :meth:`abandon`."""
+
+    def __init__(self, run_dir: str | Path, n_households: int, periods_per_day: int, *,
+                 granularity: Granularity = "day") -> None:
+        self.config = SettlementConfig(granularity=granularity, periods_per_day=periods_per_day)
+        root = str(Path(__file__).resolve().parents[2])  # where this transactive is imported from
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            p for p in (root, os.environ.get("PYTHONPATH", "")) if p))
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = "1"  # the child's arithmetic is elementwise: BLAS threads only contend
+        self._proc = subprocess.Popen([sys.executable, "-m", "transactive.sim.settle_process"],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self._send(("open", (str(run_dir), int(n_households), int(periods_per_day),
+                             granularity)))
+
+    def day(self, out: DayOutcome, *, retail_price: npt.NDArray[np.float64],
+            feed_in_price: npt.NDArray[np.float64], grid_fee_per_kwh: float = 0.0) -> None:
+        """Hand the day to the child (see :meth:`RunSettlement.day`); returns once
+        the child has taken it (while it settles the day before, at most)."""
+        self._send(("day", settlement_day(out, retail_price=retail_price,
+                                          feed_in_price=feed_in_price,
+                                          grid_fee_per_kwh=grid_fee_per_kwh)))
+
+    def close(self, bills: npt.NDArray[np.float64]) -> SettlementSummary:
+        """Wait for the child to settle every day, reconcile and close the files."""
+        self._send(("close", np.asarray(bills, dtype=np.float64)))
+        summary = self._reply()
+        if not isinstance(summary, SettlementSummary):
+            raise SettlementError(f"the settlement process answered {type(summary).__name__}")
+        return summary
+
+    def abandon(self) -> None:
+        """Stop the child without settling what it holds; its files are closed
+        when this returns."""
+        self._end(wait_s=_ABANDON_WAIT_S)
+
+    def _end(self, wait_s: float | None = None) -> int:
+        """Close our ends of the pipes (the child then sees the end of its
+        input) and wait for the child; its exit status."""
+        for pipe in (self._proc.stdin, self._proc.stdout):
+            if pipe is not None and not pipe.closed:
+                with contextlib.suppress(BrokenPipeError):  # buffered for a stopped child
+                    pipe.close()
+        try:
+            return self._proc.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            return self._proc.wait()
+
+    def _send(self, message: tuple[str, Any]) -> None:
+        stdin = self._proc.stdin
+        assert stdin is not None
+        try:
+            pickle.dump(message, stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            stdin.flush()
+        except BrokenPipeError:  # the child stopped: say why
+            self._reply()
+            raise SettlementError("the settlement process stopped") from None
+
+    def _reply(self) -> object:
+        """The child's answer: a summary, or the error it stopped on (raised)."""
+        stdout = self._proc.stdout
+        assert stdout is not None
+        try:
+            kind, value = pickle.load(stdout)
+        except (EOFError, pickle.UnpicklingError):
+            code = self._end()
+            raise SettlementError(f"the settlement process ended (exit status {code}) "
+                                  "without an answer") from None
+        self._end()
+        if kind == "error":
+            raise _error(value)
+        return value
+
+
+def _error(blob: tuple[bytes, str]) -> BaseException:
+    """The child's exception as it raised it, or a SettlementError with its message."""
+    pickled, text = blob
+    try:
+        exc = pickle.loads(pickled)
+    except Exception:  # one that does not unpickle: keep its words
+        return SettlementError(text)
+    return exc if isinstance(exc, BaseException) else SettlementError(text)
+
+
+def _serve(source: IO[bytes], sink: IO[bytes]) -> int:
+    """The child's loop: open, settle each day, close (or abandon at end of input)."""
+    run: RunSettlement | None = None
+    try:
+        while True:
+            try:
+                kind, value = pickle.load(source)
+            except EOFError:  # the simulation stopped: leave what is durable
+                if run is not None:
+                    run.abandon()
+                return 0
+            if kind == "open":
+                run_dir, n, ppd, granularity = value
+                run = RunSettlement(run_dir, n, ppd, granularity=granularity)
+            elif run is None:
+                raise SettlementError(f"settlement process: {kind!r} before 'open'")
+            elif kind == "day":
+                run.settle(value)
+            elif kind == "close":
+                summary = run.close(value)
+                pickle.dump(("ok", summary), sink, protocol=pickle.HIGHEST_PROTOCOL)
+                sink.flush()
+                return 0
+            else:
+                raise SettlementError(f"settlement process: unknown message {kind!r}")
+    except BaseException as exc:  # every failure goes back to the simulation
+        if run is not None:
+            run.abandon()
+        try:
+            pickled = pickle.dumps(exc)
+        except Exception:
+            pickled = b""
+        pickle.dump(("error", (pickled, f"{type(exc).__name__}: {exc}")), sink)
+        sink.flush()
+        return 1
+
+
+def main() -> int:
+    """Serve the simulation on standard input and output (binary pickles);
+    anything printed goes to standard error."""
+    source, sink = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr
+    return _serve(source, sink)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

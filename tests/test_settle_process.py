@@ -1,0 +1,66 @@
+"""Settlement in a process of its own (sim/settle_process.py): the same files,
+byte for byte, as settling in the simulating process; its errors reach the
+simulation; an abandoned run leaves no child behind."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+
+import numpy as np
+import pytest
+
+import transactive.sim.engine as engine
+from transactive.errors import InputError
+from transactive.settlement import verify_run
+from transactive.settlement.ledger import SettlementError
+from transactive.sim import Scenario, simulate
+from transactive.sim.settle_process import SettlementProcess, _serve
+from transactive.sim.settling import RunSettlement
+
+SETTLED = ("journal.jsonl", "settlement.sqlite", "statements.parquet")
+
+
+def _digests(folder):
+    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in SETTLED}
+
+
+def test_a_run_settled_beside_the_simulation_writes_the_same_bytes(tmp_path, monkeypatch):
+    scenario = Scenario.from_dict({"community": {"households": 12}, "time": {"days": 2},
+                                   "settlement": {"granularity": "day"}})
+    beside = simulate(scenario, run_dir=tmp_path / "beside")
+    monkeypatch.setattr(engine, "SettlementProcess", RunSettlement)
+    inline = simulate(scenario, run_dir=tmp_path / "inline")
+    assert beside.settlement is not None
+    assert inline.settlement is not None
+    assert beside.settlement.reconciled
+    assert beside.settlement.transfers > 0
+    assert beside.settlement.figures() == inline.settlement.figures()
+    assert _digests(tmp_path / "beside") == _digests(tmp_path / "inline")
+    assert verify_run(tmp_path / "beside").is_ok
+
+
+def test_the_childs_error_is_raised_in_the_simulation(tmp_path):
+    (tmp_path / "settlement.sqlite").mkdir()  # the ledger cannot be opened there
+    proc = SettlementProcess(tmp_path, 3, 4)
+    with pytest.raises(InputError, match="field 'ledger': cannot open"):
+        proc.close(np.zeros(3))
+    assert proc._proc.poll() is not None
+
+
+def test_abandon_stops_the_child(tmp_path):
+    proc = SettlementProcess(tmp_path / "run", 3, 4)
+    proc.abandon()
+    assert proc._proc.returncode == 0
+
+
+def test_the_child_answers_a_message_out_of_order_with_an_error(tmp_path):
+    import io
+
+    source = io.BytesIO(pickle.dumps(("day", None)))
+    sink = io.BytesIO()
+    assert _serve(source, sink) == 1
+    kind, (pickled, text) = pickle.loads(sink.getvalue())
+    assert kind == "error"
+    assert "'day' before 'open'" in text
+    assert isinstance(pickle.loads(pickled), SettlementError)
