@@ -3,13 +3,16 @@
 Run: ``python benchmarks/bench_simulate.py [--households 1000] [--days 365] [--split]``.
 Each case runs in a fresh process with every default (network market, settlement
 as ``[settlement] mode = "auto"`` decides) into a fresh run folder, so its peak
-memory and folder are its own. ``--split`` profiles each case once more and
+memory and folder are its own (peak: the simulating process's plus, for runs
+settled by day, the settlement process's beside it, whose CPU time is printed
+too). ``--split`` profiles each case once more and
 splits its time by part: devices (profiles, batteries), orders (bidding
 strategies), market (the mechanism and the baseline in Python: for the network
 market the merit order where no limit binds, and building and reading the LPs
 of the other intervals), HiGHS (the solver's own runs), carbon (loss factors
 by AC power flow), results (books, store) and settlement (ledger, journal,
-statements); "other" is the engine's own bookkeeping. Profiling slows Python,
+statements; for runs settled by day in their own process, handing each day
+over and waiting for it); "other" is the engine's own bookkeeping. Profiling slows Python,
 so the split is in shares of the profiled time.
 Targets (issue "fast years"): a year of 1,000 households under 20 s, 2 GiB and a
 1 GiB run folder; the default run under 3 s of simulation.
@@ -36,7 +39,9 @@ parts = {"devices": [("sim/community.py", "build_community"),
          "carbon": [("sim/settling.py", "charge")],
          "results": [("sim/books.py", "add"), ("sim/books.py", "frames"),
                      ("sim/recorder.py", "write_results")],
-         "settlement": [("sim/settling.py", "day"), ("sim/settling.py", "close")]}
+         # settled here, or handed to the settlement process and waited for
+         "settlement": [("sim/settling.py", "day"), ("sim/settling.py", "close"),
+                        ("sim/settle_process.py", "day"), ("sim/settle_process.py", "close")]}
 with tempfile.TemporaryDirectory() as tmp:
     run_dir = pathlib.Path(tmp) / "run"
     prof = cProfile.Profile() if split else None
@@ -46,9 +51,12 @@ with tempfile.TemporaryDirectory() as tmp:
     if prof: prof.disable()
     elapsed = time.perf_counter() - t0
     size = sum(p.stat().st_size for p in run_dir.iterdir())
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)  # the settlement process, if any
     out = {"simulate_s": elapsed, "folder_mib": size / 2**20,
            "settled": result.settlement is not None,
-           "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "peak_mib": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                        + child.ru_maxrss) / 1024,
+           "settle_process_cpu_s": child.ru_utime + child.ru_stime,
            "intervals": len(result.intervals)}
     if prof:
         stats = pstats.Stats(prof).stats
@@ -102,6 +110,10 @@ def main(argv: list[str] | None = None) -> None:
         if args.split:
             split = _case(overrides, split=True)["split"]
             print("    time split: " + ", ".join(f"{k} {v:.0%}" for k, v in split.items()),
+                  flush=True)
+        if r["settle_process_cpu_s"]:
+            print(f"    settled beside the simulation: the settlement process used "
+                  f"{r['settle_process_cpu_s']:.1f} s of CPU (its statements writer included)",
                   flush=True)
 
 

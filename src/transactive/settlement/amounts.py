@@ -154,8 +154,14 @@ def post_running(start_micro: npt.ArrayLike, exact_micro: npt.ArrayLike) -> IntA
     [1, 2, -1]
     """
     start = np.asarray(start_micro, dtype=np.int64)
-    running = np.cumsum(np.asarray(exact_micro, dtype=np.int64), axis=0)
-    running += start + MICRO // 2
+    exact = np.asarray(exact_micro, dtype=np.int64)
+    # running totals along time, a row at a time: numpy's cumsum along the first
+    # axis of a day's block walks it with a stride, several times slower
+    running = np.empty_like(exact)
+    if len(exact):
+        np.add(exact[0], start + MICRO // 2, out=running[0])
+    for k in range(1, len(exact)):
+        np.add(running[k - 1], exact[k], out=running[k])
     # R of the running totals, as _round_shifted, reusing two buffers of the
     # block's size (a day of a thousand participants is 6 MB a buffer)
     rounded = np.floor_divide(running, MICRO)

@@ -59,6 +59,10 @@ class SettlementProcess:
             p for p in (root, os.environ.get("PYTHONPATH", "")) if p))
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = "1"  # the child's arithmetic is elementwise: BLAS threads only contend
+        # glibc: a day's arrays (a few MB each) from the heap, kept when freed,
+        # instead of fresh pages from the kernel every day (measured: -10 % time)
+        env.setdefault("MALLOC_MMAP_THRESHOLD_", str(32 << 20))
+        env.setdefault("MALLOC_TRIM_THRESHOLD_", str(1 << 30))
         self._proc = subprocess.Popen([sys.executable, "-m", "transactive.sim.settle_process"],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self._send(("open", (str(run_dir), int(n_households), int(periods_per_day),
