@@ -51,12 +51,15 @@ with tempfile.TemporaryDirectory() as tmp:
     if prof: prof.disable()
     elapsed = time.perf_counter() - t0
     size = sum(p.stat().st_size for p in run_dir.iterdir())
-    child = resource.getrusage(resource.RUSAGE_CHILDREN)  # the settlement process, if any
+    # the settlement process, if the run had one (the largest child's peak: a
+    # short-lived helper such as `uname` reports its parent's pages as its own)
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    beside = result.settlement is not None and run_dir.joinpath("statements.parquet").exists()
     out = {"simulate_s": elapsed, "folder_mib": size / 2**20,
            "settled": result.settlement is not None,
            "peak_mib": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                        + child.ru_maxrss) / 1024,
-           "settle_process_cpu_s": child.ru_utime + child.ru_stime,
+                        + (child.ru_maxrss if beside else 0)) / 1024,
+           "settle_process_cpu_s": (child.ru_utime + child.ru_stime) if beside else 0.0,
            "intervals": len(result.intervals)}
     if prof:
         stats = pstats.Stats(prof).stats

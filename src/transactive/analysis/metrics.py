@@ -59,6 +59,13 @@ Demand response (None without ``[demand_response]``)
     ``dr_rebound_kwh``: import above the baseline in the hours after;
     ``dr_baseline_bias_pct`` and ``dr_baseline_cv_rmse_pct``: the baseline's
     errors on the days without events.
+Retail competition (None without ``[retail]``; see :mod:`transactive.sim.retail`)
+    ``retail_incumbent_share``: the incumbent's share of households after the
+    months played; ``retail_bill_saving_per_month``: what the households pay
+    the incumbent alone less what they pay under competition (a month,
+    summed); ``retail_welfare_change_per_month``: consumer surplus plus
+    retailer profit against the incumbent alone; ``p2p_bill_saving_per_month``:
+    the incumbent's bills less the run's market bills, per month.
 Warnings
     ``warnings`` lists what a reader must know to trust the others: load shed,
     PV curtailed, prices at the value of lost load or at the market's cap,
@@ -226,7 +233,9 @@ def summary(result: SimulationResult) -> dict[str, Any]:
         "flexible_kwh": result.figures.get("flexible_kwh"),
         **{key: result.figures.get(key) for key in (
             "dr_event_days", "dr_reduction_kwh", "dr_payment", "dr_rebound_kwh",
-            "dr_baseline_bias_pct", "dr_baseline_cv_rmse_pct")},
+            "dr_baseline_bias_pct", "dr_baseline_cv_rmse_pct", "retail_incumbent_share",
+            "retail_bill_saving_per_month", "retail_welfare_change_per_month",
+            "p2p_bill_saving_per_month")},
         "carbon_cost": float(col["carbon_cost"].sum()),
         "curtailed_kwh": col["curtailed_kwh"].sum(),
         "baseline_curtailed_kwh": col["baseline_curtailed_kwh"].sum(),

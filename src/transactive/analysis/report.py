@@ -292,6 +292,51 @@ def _flexibility_section(run: _Run) -> str:
     return body
 
 
+def _retail_section(run: _Run) -> str:
+    months = run.result.retail
+    if months is None or months.empty:
+        return ""
+    s, cur = run.s, run.cur
+    cfg = run.result.scenario.retail
+    palette = [COLORS["market"], COLORS["feed_in"], COLORS["import"], COLORS["device"],
+               COLORS["load"], COLORS["soc"], COLORS["grey"]]
+    names = list(dict.fromkeys(months["retailer"].tolist()))
+    by = {name: months[months["retailer"] == name] for name in names}
+
+    def lines(column: str, scale: float, digits: int) -> list[go.Scatter]:
+        return [go.Scatter(x=part["month"].tolist(), y=values(part[column] * scale, digits),
+                           name=name, mode="lines+markers",
+                           line={"color": palette[k % len(palette)]})
+                for k, (name, part) in enumerate(by.items())]
+
+    saving = s.get("retail_bill_saving_per_month")
+    effect = ("leaves their bills as they were" if saving is None or abs(saving) < CENT else
+              f"saves them {fmt(saving, 'money', cur)} a month" if saving > 0 else
+              f"costs them {fmt(-saving, 'money', cur)} a month more")
+    facts = (f"<p>The households' metered profile of this run, offered for "
+             f"{cfg.months} months to the incumbent (the scenario's tariff, fixed) and "
+             f"{len(names) - 1} entrant(s); each month every household keeps or switches its "
+             f"retailer by a logit choice on the bills (sensitivity "
+             f"{cfg.sensitivity_per_currency:g} per {cur}, switching cost "
+             f"{fmt(cfg.switching_cost, 'money', cur)}), and the entrants move their prices "
+             f"(no retailer's mean price above the cap). After the last month the incumbent "
+             f"keeps {fmt(s.get('retail_incumbent_share'), 'share')} of the households, and "
+             f"competition {effect} against the incumbent alone (welfare, counting switching "
+             f"costs and retailer profit: "
+             f"{fmt(s.get('retail_welfare_change_per_month'), 'money', cur)} a month). This "
+             f"run's market saves them "
+             f"{fmt(s.get('p2p_bill_saving_per_month'), 'money', cur)} a month against the "
+             f"incumbent alone. Money is per month, summed over the households.</p>")
+    shares = figure(lines("share", 100.0, 1), y_title="share of households (%)",
+                    x_title="month", yaxis={"range": [0, 100]})
+    prices = figure(lines("price_per_kwh", 1.0, 4), y_title=f"mean price ({cur}/kWh)",
+                    x_title="month")
+    return ("<h2>Retail competition</h2>" + facts + "<h3>Retailers' shares</h3>"
+            + chart(shares, "retail-shares") + "<h3>Retailers' prices</h3>"
+            + chart(prices, "retail-prices")
+            + csv_table("retail-csv", months.round(6), "retail_months.csv"))
+
+
 def _quantile_boxes(groups: SeriesGroupBy[Any, Any], name: str, color: str) -> go.Box:
     """A box per group from its quantiles (whiskers at min and max)."""
     q = groups.quantile(np.array([0.0, 0.25, 0.5, 0.75, 1.0])).unstack()
@@ -470,7 +515,8 @@ def _settlement_section(run: _Run, run_dir: Path | None) -> str:
 
 SECTIONS: tuple[Section, ...] = (
     _warnings_section, _key_figures_section, _money_section, _prices_section, _energy_section,
-    _flexibility_section, _grid_section, _battery_section, _households_section,
+    _flexibility_section, _retail_section, _grid_section, _battery_section,
+    _households_section,
 )
 
 

@@ -78,6 +78,10 @@ class DayOutcome:
     curtailed_kwh: FloatArray
     baseline_unserved_kwh: FloatArray
     baseline_curtailed_kwh: FloatArray
+    baseline_meter_kwh: FloatArray
+    """What its meter would read with the utility alone: the baseline's net
+    import, less what the baseline's feeder shed, plus what it curtailed (0
+    while islanded: the baseline has a blackout)."""
     soc_kwh: FloatArray
     """Stored energy at the end of each interval."""
     purchase_gain: FloatArray
@@ -125,7 +129,8 @@ class Books:
         self.days = {name: np.zeros((self.n_days, n_households)) for name in HOUSEHOLD_COLUMNS}
         self.keep_households = level in ("orders", "households")
         self.hh = {name: np.zeros((periods, n_households), dtype=np.float32)
-                   for name in ("net_kwh", "bought_kwh", "sold_kwh", "soc_kwh")
+                   for name in ("net_kwh", "bought_kwh", "sold_kwh", "soc_kwh",
+                                "baseline_meter_kwh")
                    } if self.keep_households else {}
         self.order_parts: list[tuple[npt.NDArray[Any], ...]] = []
         self.node_price: FloatArray | None = None

@@ -62,6 +62,7 @@ from transactive.sim.island import IslandOutcome, island_window
 from transactive.sim.market import MarketSession, feeder_scale
 from transactive.sim.recorder import write_results
 from transactive.sim.result import SimulationResult
+from transactive.sim.retail import retail_competition
 from transactive.sim.rundir import discard_run, prepare_run_dir
 from transactive.sim.scenario import FaultConfig, Scenario
 from transactive.sim.settle_process import SettlementProcess
@@ -86,8 +87,13 @@ def _record_level(scenario: Scenario, timeline: Timeline) -> str:
         return level
     if _small_run(scenario, timeline):
         return "orders"
-    # demand response settles from every household's metered intervals
-    return "households" if scenario.demand_response.enabled else "summary"
+    # demand response and retail competition start from every household's metered intervals
+    return "households" if _needs_meters(scenario) else "summary"
+
+
+def _needs_meters(scenario: Scenario) -> bool:
+    """Whether a program of the run works on every household's metered intervals."""
+    return scenario.demand_response.enabled or scenario.retail.enabled
 
 
 def _settles(scenario: Scenario) -> bool:
@@ -109,7 +115,8 @@ class _Run:
         self.devices = Devices.build(scenario, timeline, self.community.batteries,
                                      device_rng) if scenario.flexible else None
         c = scenario.community
-        tariff = scenario.tariff.tariff(
+        self.tariff_seed = tariff_seed
+        self.tariff = tariff = scenario.tariff.tariff(
             tariff_seed, latitude_deg=c.latitude_deg,
             longitude_deg=c.longitude_deg,
             outdoor_c=None if self.devices is None else self.devices.outdoor_c)
@@ -304,7 +311,8 @@ class _Run:
 
 _HOUSEHOLD_ARRAYS = ("bought_kwh", "sold_kwh", "paid", "received", "import_kwh", "export_kwh",
                      "bill_market", "bill_baseline", "unserved_kwh", "curtailed_kwh",
-                     "baseline_unserved_kwh", "baseline_curtailed_kwh", "purchase_gain",
+                     "baseline_unserved_kwh", "baseline_curtailed_kwh", "baseline_meter_kwh",
+                     "purchase_gain",
                      "sale_gain", "limits_gain", "island_gain", "flexibility_gain")
 _MARKET_STATS = ("price", "volume_kwh", "welfare", "n_buy", "n_sell", "import_kwh",
                  "export_kwh", "baseline_spending", "buyer_payment", "seller_receipt",
@@ -422,8 +430,19 @@ def _simulate(scenario: Scenario, folder: Path | None,
         meter = hh_iv["net_kwh"].to_numpy().reshape(timeline.periods, run.community.size)
         figures.update(settle_events(scenario.demand_response, run.events, meter,
                                      run.outdoor_c))
+    retail = None
+    if scenario.retail.enabled and hh_iv is not None:
+        meter = hh_iv["baseline_meter_kwh"].to_numpy().reshape(timeline.periods,
+                                                               run.community.size)
+        retail_figures, retail = retail_competition(
+            scenario.retail, scenario.tariff, run.tariff,
+            scenario.tariff.wholesale(run.tariff_seed), timeline, meter,
+            frames["households"]["bill_market"].to_numpy(),  # type: ignore[index]
+            np.random.default_rng(np.random.SeedSequence(scenario.seed).spawn(6)[5]))
+        figures.update(retail_figures)
     bills = frames["households"]["bill_market"].to_numpy()  # type: ignore[index]
     result = SimulationResult(scenario=scenario, **frames,  # type: ignore[arg-type]
+                              retail=retail,
                               settlement=None if settle is None else settle.close(bills),
                               figures=figures, elapsed_s=time.perf_counter() - started)
     if folder is not None:

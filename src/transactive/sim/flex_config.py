@@ -1,5 +1,6 @@
 """Scenario sections of the flexible devices: ``[flexibility]``, ``[ev]``,
-``[heat_pump]``, ``[shiftable]`` (see :mod:`transactive.sim.scenario`).
+``[heat_pump]``, ``[shiftable]`` (see :mod:`transactive.sim.scenario`), and
+of the programs: ``[demand_response]``, ``[retail]``.
 
 A device is in the community when its ``share`` is above 0 (the share of
 households that own one). ``[flexibility] control`` says how every device
@@ -18,8 +19,8 @@ from pydantic import Field, model_validator
 
 from transactive.sim._schema import Section
 
-__all__ = ["DemandResponseConfig", "EVConfig", "FlexibilityConfig", "HeatPumpConfig",
-           "ShiftableConfig"]
+__all__ = ["DemandResponseConfig", "EVConfig", "EntrantConfig", "FlexibilityConfig",
+           "HeatPumpConfig", "RetailConfig", "ShiftableConfig"]
 
 
 class FlexibilityConfig(Section):
@@ -109,4 +110,62 @@ class DemandResponseConfig(Section):
     def _hours(self) -> DemandResponseConfig:
         if self.event_end_hour <= self.event_start_hour:
             raise ValueError("event_end_hour must come after event_start_hour")
+        return self
+
+
+class EntrantConfig(Section):
+    """A retailer entering against the incumbent (the scenario's ``[tariff]``)."""
+
+    name: str = Field(..., min_length=1, max_length=40, description="The retailer's name.")
+    kind: Literal["flat", "tou"] = Field("flat", description="Its tariff: flat or time of use "
+                                         "(the incumbent's peak hours).")
+    energy_price_per_kwh: float = Field(..., gt=0, le=100,
+                                        description="Its price (flat), or off-peak price (tou).")
+    peak_price_per_kwh: float | None = Field(None, gt=0, le=100,
+                                             description="Its peak price ('tou' only).")
+    feed_in_price_per_kwh: float | None = Field(
+        None, ge=-100, le=100, description="What it pays for export; unset: the incumbent's "
+        "'feed_in_price_per_kwh'.")
+    fee_per_month: float = Field(0.0, ge=-1000, le=1000, description="Fixed fee per month.")
+    adapt: Literal["best_response", "margin", "fixed"] = Field(
+        "best_response", description="How it moves its prices each month: a myopic best "
+        "response to the households' logit choice, a margin rule on its share, or not at all.")
+
+    @model_validator(mode="after")
+    def _tariff(self) -> EntrantConfig:
+        if self.kind == "tou" and self.peak_price_per_kwh is None:
+            raise ValueError("peak_price_per_kwh is required for a 'tou' entrant")
+        if self.kind == "flat" and self.peak_price_per_kwh is not None:
+            raise ValueError("peak_price_per_kwh is for a 'tou' entrant only")
+        return self
+
+
+class RetailConfig(Section):
+    """Retail competition against the incumbent, beside the run's P2P market."""
+
+    enabled: bool = Field(False, description="Play retail competition on the households' "
+                          "metered profile and compare it with the incumbent and the market.")
+    months: int = Field(24, ge=1, le=240, description="Months of competition played.")
+    entrants: list[EntrantConfig] = Field(
+        default_factory=lambda: [EntrantConfig(name="entrant", energy_price_per_kwh=0.26)],
+        min_length=1, max_length=10, description="The retailers entering.")
+    sensitivity_per_currency: float = Field(
+        0.2, gt=0, le=100, description="Logit price sensitivity per currency unit of a "
+        "monthly bill (an assumption, not an estimate).")
+    switching_cost: float = Field(45.0, ge=0, le=10_000, description="Inertia, currency: "
+                                  "with 0.2, the 1.4 % of households a month Ofgem measured.")
+    network_charge_per_kwh: float = Field(
+        0.10, ge=0, le=100, description="Every retailer's network charges and levies per kWh "
+        "supplied, on top of the wholesale price.")
+    cost_per_customer_month: float = Field(0.0, ge=0, le=1000,
+                                           description="Every retailer's cost per customer.")
+    price_cap_per_kwh: float | None = Field(
+        None, gt=0, le=100, description="No retailer's mean price above this; unset: the "
+        "incumbent's mean price on the households' imports.")
+
+    @model_validator(mode="after")
+    def _names(self) -> RetailConfig:
+        names = [e.name for e in self.entrants]
+        if "incumbent" in names or len(set(names)) < len(names):
+            raise ValueError("entrants need distinct names other than 'incumbent'")
         return self

@@ -169,6 +169,7 @@ class DayMarket:
             "bill_baseline": baseline, "unserved_kwh": unserved, "curtailed_kwh": curtailed,
             "baseline_unserved_kwh": baseline_unserved,
             "baseline_curtailed_kwh": baseline_curtailed,
+            "baseline_meter_kwh": need - baseline_unserved - (spare - baseline_curtailed),
             "purchase_gain": self.bought * r - self.paid,
             "sale_gain": self.received - self.sold * f, "limits_gain": limits,
             "flexibility_gain": baseline - (self.bought + imported) * r

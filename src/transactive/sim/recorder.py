@@ -41,7 +41,9 @@ households           one per household: ``household, node, annual_kwh, pv_kw,
                      ``gain`` (baseline - market) and ``worse_off_reason``
 household_days       one per (day, household): the same totals per day
 household_intervals  one per (interval, household): ``net_kwh, bought_kwh,
-                     sold_kwh, soc_kwh`` (record level 'households'/'orders')
+                     sold_kwh, soc_kwh``, ``baseline_meter_kwh`` (what its
+                     meter would read with the utility alone) (record level
+                     'households'/'orders')
 orders               one per order: ``interval, id, household, side`` (+1 buy,
                      -1 sell), ``limit_price, quantity, accepted, price,
                      payment`` (record level 'orders')
@@ -78,7 +80,7 @@ __all__ = ["RESULTS_FILE", "read_results", "write_results"]
 
 RESULTS_FILE = "results.sqlite"
 _TABLES = ("intervals", "households", "household_days", "household_intervals", "orders",
-           "nodes")
+           "nodes", "retail")
 
 
 def write_results(result: SimulationResult, run_dir: str | PathLike[str]) -> Path:
@@ -149,6 +151,7 @@ def read_results(run_dir: str | PathLike[str]) -> SimulationResult:
         household_intervals=frames["household_intervals"],
         orders=frames["orders"],
         nodes=frames["nodes"],
+        retail=frames["retail"],
         settlement=settlement,
         figures=figures,
     )

@@ -31,6 +31,7 @@ class SimulationResult:
     household_intervals: pd.DataFrame | None = None
     orders: pd.DataFrame | None = None
     nodes: pd.DataFrame | None = None
+    retail: pd.DataFrame | None = None
     settlement: SettlementSummary | None = None
     figures: Mapping[str, float | None] = field(default_factory=dict)
     elapsed_s: float = field(default=0.0, compare=False)

@@ -44,6 +44,7 @@ from transactive.sim.flex_config import (
     EVConfig,
     FlexibilityConfig,
     HeatPumpConfig,
+    RetailConfig,
     ShiftableConfig,
 )
 from transactive.timeline import Timeline
@@ -225,11 +226,11 @@ class TariffConfig(Section):
         if self.kind in ("flat", "tou"):
             return base
         if self.kind == "rtp":
-            return RealTimeTariff(self._wholesale(seed), adder_per_kwh=self.adder_per_kwh,
+            return RealTimeTariff(self.wholesale(seed), adder_per_kwh=self.adder_per_kwh,
                                   feed_in_floor_per_kwh=self.feed_in_floor_per_kwh)
         trigger: PriceTrigger | TemperatureTrigger
         if self.event_trigger == "price":
-            trigger = PriceTrigger(self._wholesale(seed), self.event_price_threshold_per_kwh)
+            trigger = PriceTrigger(self.wholesale(seed), self.event_price_threshold_per_kwh)
         else:
             hot = self.event_trigger == "heat"
             threshold = self.event_heat_threshold_c if hot else self.event_cold_threshold_c
@@ -245,7 +246,9 @@ class TariffConfig(Section):
             event_end_hour=self.event_end_hour, max_events_per_year=self.max_events_per_year,
             notice_hour=self.event_notice_hour)
 
-    def _wholesale(self, seed: int | np.random.SeedSequence | None) -> WholesalePrices:
+    def wholesale(self, seed: int | np.random.SeedSequence | None) -> WholesalePrices:
+        """The day-ahead prices: ``wholesale_csv``, or drawn from ``seed``
+        (child 0, the prices an 'rtp' tariff is made of)."""
         if self.wholesale_csv is not None:
             try:
                 return read_day_ahead_csv(self.wholesale_csv)
@@ -481,6 +484,7 @@ class Scenario(Section):
     heat_pump: HeatPumpConfig = Field(default_factory=HeatPumpConfig)
     shiftable: ShiftableConfig = Field(default_factory=ShiftableConfig)
     demand_response: DemandResponseConfig = Field(default_factory=DemandResponseConfig)
+    retail: RetailConfig = Field(default_factory=RetailConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @classmethod
@@ -505,6 +509,15 @@ class Scenario(Section):
     def _fault_in_run(self) -> Scenario:
         if self.fault.start is not None and not self.fault.window(self.time.timeline()):
             raise ValueError("fault.start: the fault lies outside the simulated period")
+        return self
+
+    @model_validator(mode="after")
+    def _meters_recorded(self) -> Scenario:
+        programs = [name for name, on in (("demand_response", self.demand_response.enabled),
+                                          ("retail", self.retail.enabled)) if on]
+        if programs and self.output.record == "summary":
+            raise ValueError(f"output.record: [{programs[0]}] works on every household's "
+                             "metered intervals: record 'households' (or 'orders', 'auto')")
         return self
 
     @property
@@ -561,8 +574,12 @@ def _toml_value(value: Any) -> str:
         return f'"{value}"'
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, BaseModel):  # an inline table of its set fields
+        value = {k: v for k, v in value.model_dump().items() if v is not None}
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return repr(value)
 
 
@@ -580,7 +597,8 @@ def _template_lines(model: BaseModel, path: str) -> list[str]:
         else:
             lines.append(f"{name} = {_toml_value(value)}")
     for child, section in nested:
-        lines += ["", f"[{child}]  # {type(section).__doc__}", *_template_lines(section, child)]
+        doc = " ".join((type(section).__doc__ or "").split())
+        lines += ["", f"[{child}]  # {doc}", *_template_lines(section, child)]
     return lines
 
 

@@ -1,0 +1,90 @@
+"""Retail competition in a run ([retail]): the households' baseline meter
+offered to retailers, beside the incumbent alone and the run's market."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from transactive.analysis.report import render_report
+from transactive.errors import InputError
+from transactive.programs.retail import DAYS_PER_MONTH
+from transactive.sim import Scenario, simulate
+from transactive.sim.recorder import read_results
+
+RETAIL = {"enabled": True, "months": 12,
+          "entrants": [{"name": "greenco", "energy_price_per_kwh": 0.24},
+                       {"name": "nightowl", "kind": "tou", "energy_price_per_kwh": 0.21,
+                        "peak_price_per_kwh": 0.45, "adapt": "margin"}]}
+
+
+def _scenario(**retail):
+    return Scenario.from_dict({"community": {"households": 16}, "time": {"days": 7},
+                               "retail": {**RETAIL, **retail}})
+
+
+@pytest.fixture(scope="module")
+def run():
+    return simulate(_scenario())
+
+
+def test_the_months_hold_every_retailer_and_every_household(run):
+    months = run.retail
+    assert months["month"].tolist() == np.repeat(np.arange(1, 13), 3).tolist()
+    assert months["retailer"].tolist()[:3] == ["incumbent", "greenco", "nightowl"]
+    np.testing.assert_allclose(months.groupby("month")["share"].sum(), 1.0)
+    # every share is a whole number of the 16 households
+    np.testing.assert_allclose(months["share"] * 16, np.round(months["share"] * 16))
+    last = months[months["month"] == 12].set_index("retailer")
+    assert run.figures["retail_incumbent_share"] == last.loc["incumbent", "share"]
+
+
+def test_the_incumbent_alone_bills_the_baseline(run):
+    """The incumbent alone supplies the baseline meter at the scenario's tariff:
+    its bills are the run's baseline bills, so the market's saving against it
+    is the households' gain, per month."""
+    month = DAYS_PER_MONTH / run.scenario.time.days
+    gain = (run.households["bill_baseline"] - run.households["bill_market"]).sum()
+    assert run.figures["p2p_bill_saving_per_month"] == pytest.approx(gain * month, rel=1e-6)
+
+
+def test_no_retailer_prices_above_the_incumbent(run):
+    """The default cap is the incumbent's own mean price."""
+    months = run.retail.set_index(["month", "retailer"])["price_per_kwh"].unstack()
+    assert (months.drop(columns="incumbent").to_numpy()
+            <= months["incumbent"].to_numpy()[:, None] + 1e-12).all()
+
+
+def test_the_same_seed_plays_the_same_months(run):
+    again = simulate(_scenario())
+    assert again.retail.equals(run.retail)
+    assert {k: v for k, v in again.figures.items() if "retail" in k} == \
+        {k: v for k, v in run.figures.items() if "retail" in k}
+
+
+def test_the_store_and_the_report_keep_the_months(tmp_path):
+    result = simulate(_scenario(months=3), run_dir=tmp_path / "run")
+    back = read_results(tmp_path / "run")
+    assert back.retail is not None
+    assert back.retail.equals(result.retail)
+    page = render_report(back)
+    assert "<h2>Retail competition</h2>" in page
+    assert 'id="retail-shares"' in page
+
+
+@pytest.mark.parametrize(("retail", "output", "field", "words"), [
+    ({"entrants": [{"name": "x", "kind": "tou", "energy_price_per_kwh": 0.2}]}, {},
+     "retail.entrants.0", "peak_price_per_kwh is required"),
+    ({"entrants": [{"name": "x", "energy_price_per_kwh": 0.2},
+                   {"name": "x", "energy_price_per_kwh": 0.21}]}, {},
+     "retail", "distinct names"),
+    ({"entrants": [{"name": "x", "energy_price_per_kwh": -0.2}]}, {},
+     "retail.entrants.0.energy_price_per_kwh", "greater than 0"),
+    ({"months": 0}, {}, "retail.months", "greater than or equal to 1"),
+    ({}, {"record": "summary"}, "output.record", "metered intervals"),
+])
+def test_bad_retail_sections_are_refused_with_the_field(retail, output, field, words):
+    with pytest.raises(InputError) as err:
+        Scenario.from_dict({"retail": {"enabled": True, **retail}, "output": output})
+    assert err.value.field == field
+    assert words in err.value.problem
