@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from transactive.analysis.metrics import summary
 from transactive.analysis.report import render_report
 from transactive.errors import InputError
 from transactive.programs.retail import DAYS_PER_MONTH
@@ -88,3 +89,24 @@ def test_bad_retail_sections_are_refused_with_the_field(retail, output, field, w
         Scenario.from_dict({"retail": {"enabled": True, **retail}, "output": output})
     assert err.value.field == field
     assert words in err.value.problem
+
+
+@pytest.mark.parametrize("kind", ["flat", "tou", "rtp", "cpp"])
+def test_bills_under_every_tariff_and_the_runs_own_is_the_baseline(kind):
+    """Each household's baseline meter billed under every kind of tariff: its
+    own kind's bill is the baseline bill, and the flat bill is the flat price
+    times its imports less the feed-in price times its exports."""
+    sc = Scenario.from_dict({"community": {"households": 12}, "time": {"days": 3},
+                             "tariff": {"kind": kind}})
+    result = simulate(sc)
+    hh = result.households
+    np.testing.assert_allclose(hh[f"bill_{kind}"], hh["bill_baseline"], atol=1e-9)
+    meter = result.household_intervals["baseline_meter_kwh"].to_numpy(np.float64)
+    meter = meter.reshape(-1, 12)
+    t = sc.tariff
+    flat = (t.energy_price_per_kwh * np.maximum(meter, 0).sum(axis=0)
+            - t.feed_in_price_per_kwh * np.maximum(-meter, 0).sum(axis=0))
+    np.testing.assert_allclose(hh["bill_flat"], flat, rtol=1e-5, atol=1e-6)
+    s = summary(result)
+    assert s[f"bills_{kind}"] == pytest.approx(s["bills_baseline"])
+    assert all(s[f"bills_{k}"] is not None for k in ("flat", "tou", "rtp", "cpp"))

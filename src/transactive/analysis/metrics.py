@@ -26,6 +26,11 @@ Prices
 Money
     ``bills_baseline`` and ``bills_market``: the sum of the households' energy
     bills without and with the market (carbon apart: ``carbon_cost``).
+    ``bills_flat``, ``bills_tou``, ``bills_rtp``, ``bills_cpp``: the same
+    baseline meters billed under each kind of tariff the ``[tariff]`` section
+    prices (the scenario's own kind is ``bills_baseline``; None for a kind the
+    run could not price, e.g. an 'rtp' CSV that does not cover it). Nobody
+    changes behaviour between them: a static comparison of bills.
     ``savings = bills_baseline - bills_market``; ``savings_share`` is the
     savings over what households spent in the baseline
     (``baseline_spending``, their purchases from the utility; their feed-in
@@ -82,6 +87,7 @@ import numpy.typing as npt
 from transactive.clearing import json_value
 from transactive.sim.books import CENT
 from transactive.sim.result import SimulationResult
+from transactive.sim.scenario import TARIFF_KINDS
 
 __all__ = ["CENT", "counted_gains", "gini", "lorenz_curve", "summary"]
 
@@ -217,6 +223,8 @@ def summary(result: SimulationResult) -> dict[str, Any]:
         "seller_price_per_kwh": _share(col["seller_receipt"].sum(), sold),
         "bills_baseline": baseline,
         "bills_market": market,
+        **{f"bills_{kind}": (float(hh[f"bill_{kind}"].sum()) if f"bill_{kind}" in hh else None)
+           for kind in TARIFF_KINDS},
         "savings": baseline - market,
         "savings_share": _share(baseline - market, spending),
         "baseline_spending": spending,

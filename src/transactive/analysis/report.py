@@ -30,6 +30,7 @@ from transactive.analysis.metrics import CENT, counted_gains, lorenz_curve, summ
 from transactive.settlement.statements import statement_totals
 from transactive.sim.books import GAIN_REASONS
 from transactive.sim.result import SimulationResult
+from transactive.sim.scenario import TARIFF_KINDS
 from transactive.sim.settling import household_label, statements_path
 
 __all__ = ["KEY_FIGURES", "REPORT_FILE", "household_table", "render_comparison",
@@ -176,7 +177,30 @@ def _money_section(run: _Run) -> str:
             f"the savings); below, each part's contribution to the savings. Carbon "
             f"({fmt(s.get('carbon_cost'), 'money', cur)}) is charged apart from the bills.</p>"
             f"{pool}<div class='grid2'><table class='kv'>{table}</table>"
-            f"{chart(fig, 'money-waterfall')}</div>")
+            f"{chart(fig, 'money-waterfall')}</div>{_tariff_table(run)}")
+
+
+def _tariff_table(run: _Run) -> str:
+    """The households' baseline meters billed under each kind of tariff."""
+    hh, cur, own = run.result.households, run.cur, run.result.scenario.tariff.kind
+    kinds = [k for k in TARIFF_KINDS if f"bill_{k}" in hh]
+    if len(kinds) < 2:
+        return ""
+    base = hh[f"bill_{own}"]
+    names = {"flat": "flat", "tou": "time of use", "rtp": "real-time (day-ahead + adder)",
+             "cpp": "critical peak"}
+    rows = "".join(
+        f"<tr><th>{names[k]}{' (this run)' if k == own else ''}</th>"
+        f"<td>{fmt(float(hh[f'bill_{k}'].sum()), 'money', cur)}</td>"
+        f"<td>{fmt(int((hh[f'bill_{k}'] < base - CENT).sum()), 'count')}</td>"
+        f"<td>{fmt(int((hh[f'bill_{k}'] > base + CENT).sum()), 'count')}</td></tr>"
+        for k in kinds)
+    return ("<h3>Bills under each tariff</h3><p>The households' meters as with the utility "
+            "alone, billed under each kind of tariff the scenario's <code>[tariff]</code> "
+            "prices, nobody changing behaviour (a static comparison): the sum of the bills, "
+            "and how many households would pay less or more than under this run's tariff (by "
+            "a cent or more).</p><table class='kv'><tr><th>tariff</th><th>bills</th>"
+            f"<th>pay less</th><th>pay more</th></tr>{rows}</table>")
 
 
 def _price_lines(iv: pd.DataFrame) -> list[Line]:

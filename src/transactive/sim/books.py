@@ -4,6 +4,7 @@ for the columns)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,8 +119,13 @@ class DayOutcome:
 class Books:
     """Accumulates :class:`IntervalOutcome` s; ``level`` is the record level."""
 
-    def __init__(self, timeline: Timeline, n_households: int, level: str) -> None:
+    def __init__(self, timeline: Timeline, n_households: int, level: str,
+                 tariffs: Mapping[str, tuple[FloatArray, FloatArray]] | None = None) -> None:
         self.timeline = timeline
+        # each household's baseline meter priced under other tariffs: kind ->
+        # (retail, feed-in price per interval), and the bills so far
+        self.tariffs = dict(tariffs or {})
+        self.tariff_bills = {kind: np.zeros(n_households) for kind in self.tariffs}
         self.n = n_households
         self.level = level
         periods = timeline.periods
@@ -147,6 +153,11 @@ class Books:
         if self.keep_households:
             for name, kept in self.hh.items():
                 kept[t] = getattr(out, name)
+        if self.tariffs:
+            imported = np.maximum(out.baseline_meter_kwh, 0.0)
+            exported = np.maximum(-out.baseline_meter_kwh, 0.0)
+            for kind, (retail, feed_in) in self.tariffs.items():
+                self.tariff_bills[kind] += retail[t] @ imported - feed_in[t] @ exported
         if self.level == "orders" and out.clearings is not None:
             for k, c in enumerate(out.clearings, start=out.start):
                 if c is not None:
@@ -194,6 +205,8 @@ class Books:
         for name, per_day in self.days.items():
             totals[name] = per_day.sum(axis=0)
         totals["gain"] = totals["bill_baseline"] - totals["bill_market"]
+        for kind, bills in self.tariff_bills.items():
+            totals[f"bill_{kind}"] = bills
         totals["worse_off_reason"] = worse_off_reasons(totals)
         hh_frame = None
         if self.keep_households:

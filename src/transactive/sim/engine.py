@@ -64,7 +64,7 @@ from transactive.sim.recorder import write_results
 from transactive.sim.result import SimulationResult
 from transactive.sim.retail import retail_competition
 from transactive.sim.rundir import discard_run, prepare_run_dir
-from transactive.sim.scenario import FaultConfig, Scenario
+from transactive.sim.scenario import TARIFF_KINDS, FaultConfig, Scenario
 from transactive.sim.settle_process import SettlementProcess
 from transactive.sim.settling import CarbonContext, RunSettlement, settlement_granularity
 from transactive.timeline import Timeline
@@ -122,6 +122,7 @@ class _Run:
             outdoor_c=None if self.devices is None else self.devices.outdoor_c)
         self.retail = tariff.retail_price_per_kwh(timeline)
         self.feed_in = tariff.feed_in_price_per_kwh_series(timeline)
+        self.tariff_prices = self._tariff_prices()
         dr = scenario.demand_response
         self.events = plan_events(dr, timeline, self.retail) if dr.enabled else None
         self.outdoor_c = (None if self.events is None and self.devices is None else
@@ -208,6 +209,28 @@ class _Run:
             self._island_row(out, k, stats, load_kw[k] * dt_h, pv_kw[k] * dt_h,
                              island["unserved_kwh"][k], (pv_kw[k] - island["pv_used_kw"][k]) * dt_h)
         return _day_outcome(first, out, islanded)
+
+    def _tariff_prices(self) -> dict[str, tuple[FloatArray, FloatArray]]:
+        """Retail and feed-in prices of every kind of tariff the ``[tariff]``
+        section prices (its own kind's are the run's), to bill each household's
+        baseline meter under each, side by side; a kind that cannot be made for
+        this run (an 'rtp' whose CSV does not cover it) is left out."""
+        config, timeline = self.scenario.tariff, self.timeline
+        c = self.scenario.community
+        prices: dict[str, tuple[FloatArray, FloatArray]] = {}
+        for kind in TARIFF_KINDS:
+            if kind == config.kind:
+                prices[kind] = (self.retail, self.feed_in)
+                continue
+            try:
+                other = config.model_copy(update={"kind": kind}).tariff(
+                    self.tariff_seed, latitude_deg=c.latitude_deg, longitude_deg=c.longitude_deg,
+                    outdoor_c=None if self.devices is None else self.devices.outdoor_c)
+                prices[kind] = (other.retail_price_per_kwh(timeline),
+                                other.feed_in_price_per_kwh_series(timeline))
+            except InputError:
+                continue
+        return prices
 
     def _market(self, first: int, net_kwh: FloatArray, rows: npt.NDArray[np.bool_]
                 ) -> dict[str, Any]:
@@ -394,7 +417,8 @@ def _simulate(scenario: Scenario, folder: Path | None,
               progress: Callable[[int, int], None] | None, started: float) -> SimulationResult:
     run = _Run(scenario)
     timeline = run.timeline
-    books = Books(timeline, run.community.size, _record_level(scenario, timeline))
+    books = Books(timeline, run.community.size, _record_level(scenario, timeline),
+                  run.tariff_prices)
     ppd, periods = timeline.periods_per_day, timeline.periods
     settle: RunSettlement | SettlementProcess | None = None
     if folder is not None and _settles(scenario):

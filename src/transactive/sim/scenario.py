@@ -13,7 +13,7 @@ import tomllib
 from datetime import datetime
 from os import PathLike
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -125,12 +125,17 @@ class CommunityConfig(Section):
         return self
 
 
+TariffKind = Literal["flat", "tou", "rtp", "cpp"]
+#: Every kind of tariff, in the order the report sets their bills side by side.
+TARIFF_KINDS: tuple[str, ...] = get_args(TariffKind)
+
+
 class TariffConfig(Section):
     """The utility's retail tariff and feed-in price (the status quo)."""
 
     currency: str = Field("EUR", pattern=r"^[A-Z]{3}$",
                           description="ISO 4217 code of the tariff's currency (labels only).")
-    kind: Literal["flat", "tou", "rtp", "cpp"] = Field(
+    kind: TariffKind = Field(
         "tou",
         description="'flat', time-of-use 'tou', real-time 'rtp' (the day-ahead price plus an "
         "adder) or critical-peak 'cpp' (a flat or tou base and a critical price on event days).",
