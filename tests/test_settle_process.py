@@ -64,3 +64,21 @@ def test_the_child_answers_a_message_out_of_order_with_an_error(tmp_path):
     assert kind == "error"
     assert "'day' before 'open'" in text
     assert isinstance(pickle.loads(pickled), SettlementError)
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("granularity", ["interval", "day"])
+def test_an_error_after_the_last_day_closes_the_settlement_and_leaves_nothing(
+        tmp_path, monkeypatch, granularity):
+    import gc
+
+    def fail(*args, **kwargs):
+        raise InputError("demand_response", "refused after the run")
+
+    monkeypatch.setattr(engine, "_programs", fail)
+    scenario = Scenario.from_dict({"community": {"households": 6}, "time": {"days": 1},
+                                   "settlement": {"granularity": granularity}})
+    with pytest.raises(InputError, match="refused after the run"):
+        simulate(scenario, run_dir=tmp_path / "run")
+    gc.collect()
+    assert not (tmp_path / "run").exists()

@@ -18,14 +18,27 @@ RUN = {"time": {"start": "2026-01-05T00:00:00+01:00", "days": 9},  # Monday
 
 
 def test_events_fall_on_dear_weekdays_with_history():
-    s = Scenario.from_dict(RUN).with_overrides(**{"demand_response.events": 2})
+    s = Scenario.from_dict(RUN).with_overrides(**{"demand_response.events": 2,
+                                                  "time.days": 16})
     tl = s.time.timeline()
     retail = np.linspace(0.2, 0.3, tl.periods)  # later days dearer
+    retail[9 * 96:] = 0.2  # but none after day 8
     plan = plan_events(s.demand_response, tl, retail)
     assert plan.days.tolist() == [7, 8]  # weekdays 6 and 7 (5 weekdays of history before)
     hours = np.asarray(tl.hour_of_day)[plan.mask]
     assert ((hours >= 17) & (hours < 20)).all()
     assert plan.mask.sum() == 2 * 12
+
+
+def test_events_leave_days_to_test_the_baseline_on():
+    """Calling every eligible day would leave the baseline's errors nothing to
+    be measured on: refused before the run, naming the field."""
+    s = Scenario.from_dict(RUN).with_overrides(**{"demand_response.events": 2})
+    tl = s.time.timeline()
+    with pytest.raises(InputError) as err:
+        plan_events(s.demand_response, tl, np.full(tl.periods, 0.3))
+    assert err.value.field == "demand_response.events"
+    assert "fewer events" in err.value.problem
 
 
 def test_a_run_too_short_for_the_baseline_is_refused_naming_the_field():
@@ -64,3 +77,31 @@ def test_without_a_program_no_dr_figures():
     run = simulate(Scenario.from_dict({"time": {"days": 1}, "community": {"households": 4}}))
     assert "dr_payment" not in run.figures
     assert isinstance(run.intervals, pd.DataFrame)
+
+
+def test_the_event_days_interval_by_interval_add_up_to_the_figures(tmp_path):
+    """dr_events: the community's baseline and meter on each event day; the
+    counted reduction (floored per household and interval) sums to what the
+    program paid for, and lies only in the event hours; the report shows it."""
+    from transactive.analysis.report import render_report
+    from transactive.sim.recorder import read_results
+
+    sc = Scenario.from_dict({"time": {"start": "2026-01-05T00:00:00+01:00", "days": 16},
+                             "community": {"households": 10},
+                             "demand_response": {"enabled": True, "events": 2,
+                                                 "method": "pjm_high4of5"}})
+    result = simulate(sc, run_dir=tmp_path / "run")
+    ev = result.dr_events
+    assert ev is not None
+    assert sorted(ev["event"].unique().tolist()) == [0, 1]
+    assert len(ev) == 2 * 96
+    assert ev["counted_reduction_kwh"].sum() == pytest.approx(result.figures["dr_reduction_kwh"])
+    assert (ev.loc[~ev["in_event"], "counted_reduction_kwh"] == 0).all()
+    assert ev["in_event"].sum() == 2 * 12  # 17-20 h, 15-minute intervals
+    # the community's reduction is at most the counted one (floors only add)
+    inside = ev[ev["in_event"]]
+    assert (inside["baseline_kwh"] - inside["metered_kwh"]).sum() <= \
+        inside["counted_reduction_kwh"].sum() + 1e-9
+    back = read_results(tmp_path / "run")
+    assert back.dr_events is not None
+    assert "<h2>Demand response</h2>" in render_report(back)

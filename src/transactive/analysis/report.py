@@ -316,6 +316,63 @@ def _flexibility_section(run: _Run) -> str:
     return body
 
 
+def _pct(value: float | None) -> str:
+    """A percentage to one decimal ("n/a" if unknown)."""
+    return "n/a" if value is None else f"{value:,.1f} %"
+
+
+def _demand_response_section(run: _Run) -> str:
+    events = run.result.dr_events
+    if events is None or events.empty:
+        return ""
+    s, cur = run.s, run.cur
+    cfg = run.result.scenario.demand_response
+    start = pd.DatetimeIndex(run.result.intervals["start"])[events["interval"].to_numpy()]
+    window = events["in_event"].to_numpy(dtype=bool)
+    per = events.assign(date=start.strftime("%Y-%m-%d")).groupby("event").agg(
+        date=("date", "first"),
+        baseline_kwh=("baseline_kwh", lambda x: x[window[x.index]].sum()),
+        metered_kwh=("metered_kwh", lambda x: x[window[x.index]].sum()),
+        counted_reduction_kwh=("counted_reduction_kwh", "sum"))
+    per["payment"] = per["counted_reduction_kwh"] * cfg.price_per_kwh
+    label = [f"event {k + 1}, {d}" for k, d in zip(per.index, per["date"], strict=True)]
+    x = [f"{e + 1}: {t:%a %H:%M}" for e, t in zip(events["event"], start, strict=True)]
+    traces = [go.Scatter(x=x, y=values(events["baseline_kwh"], 3), name="baseline",
+                         line={"color": COLORS["grey"], "dash": "dot"}),
+              go.Scatter(x=x, y=values(events["metered_kwh"], 3), name="metered",
+                         line={"color": COLORS["import"]}),
+              go.Bar(x=x, y=values(np.where(window, events["baseline_kwh"].max() * 1.05,
+                                            np.nan), 3),
+                     name=f"event hours ({cfg.event_start_hour:g}-{cfg.event_end_hour:g} h)",
+                     marker={"color": "rgba(200, 60, 60, 0.12)"}, hoverinfo="skip")]
+    fig = figure(traces, y_title=f"kWh per {run.series.step_minutes}-minute interval",
+                 x_title="", xaxis={"type": "category", "nticks": 12}, bargap=0)
+    rows = "".join(
+        f"<tr><th>{html.escape(name)}</th><td>{fmt(r.baseline_kwh, 'kwh')}</td>"
+        f"<td>{fmt(r.metered_kwh, 'kwh')}</td><td>{fmt(r.counted_reduction_kwh, 'kwh')}</td>"
+        f"<td>{fmt(r.payment, 'money', cur)}</td></tr>"
+        for name, r in zip(label, per.itertuples(), strict=True))
+    return ("<h2>Demand response</h2>"
+            f"<p>{fmt(s.get('dr_event_days'), 'count')} event days, "
+            f"{cfg.event_start_hour:g}-{cfg.event_end_hour:g} h, baseline "
+            f"<code>{cfg.method}</code>, {fmt(cfg.price_per_kwh, 'price', cur)} of reduction: "
+            f"the community's metered load against the sum of its households' "
+            f"baselines on each event day. Each household is paid for its load below its own "
+            f"baseline in the event hours, floored at zero interval by interval "
+            f"({fmt(s.get('dr_reduction_kwh'), 'kwh')}, "
+            f"{fmt(s.get('dr_payment'), 'money', cur)}), so the counted reduction can exceed "
+            f"the community's (baseline less metered); rebound in the "
+            f"{cfg.rebound_hours:g} h after: {fmt(s.get('dr_rebound_kwh'), 'kwh')}. On the "
+            f"days without events the baseline misses the meter by a bias of "
+            f"{_pct(s.get('dr_baseline_bias_pct'))} and a CV(RMSE) of "
+            f"{_pct(s.get('dr_baseline_cv_rmse_pct'))} (each household against its own "
+            f"baseline, pooled).</p>"
+            + chart(fig, "dr-events")
+            + "<table class='kv'><tr><th>event</th><th>baseline (event hours)</th>"
+              "<th>metered (event hours)</th><th>counted reduction</th><th>paid</th></tr>"
+              f"{rows}</table>")
+
+
 def _retail_section(run: _Run) -> str:
     months = run.result.retail
     if months is None or months.empty:
@@ -539,8 +596,8 @@ def _settlement_section(run: _Run, run_dir: Path | None) -> str:
 
 SECTIONS: tuple[Section, ...] = (
     _warnings_section, _key_figures_section, _money_section, _prices_section, _energy_section,
-    _flexibility_section, _retail_section, _grid_section, _battery_section,
-    _households_section,
+    _flexibility_section, _demand_response_section, _retail_section, _grid_section,
+    _battery_section, _households_section,
 )
 
 

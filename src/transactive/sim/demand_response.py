@@ -78,6 +78,17 @@ def plan_events(config: DemandResponseConfig, timeline: Timeline,
     price = retail_per_kwh[:n_days * ppd].reshape(n_days, ppd)[:, window].mean(axis=1)
     order = np.lexsort((np.arange(n_days), -price))  # dearest first, then earliest
     days = np.sort(order[eligible[order]][:config.events]).astype(np.int64)
+    # the baseline's errors are measured on weekdays without an event that have
+    # the method's history of such weekdays before them: refuse now, not after the run
+    clean = weekday.copy()
+    clean[days] = False
+    need = _HISTORY_WEEKDAYS[config.method]
+    if not (clean & (np.cumsum(clean) - clean >= need)).any():
+        raise InputError("demand_response.events",
+                         f"no weekday without an event is left with {need} such weekdays "
+                         f"before it to test the {config.method} baseline on (the run of "
+                         f"{n_days} days calls {config.events} events): run longer or call "
+                         "fewer events")
     mask = np.zeros((n_days, ppd), dtype=bool)
     mask[days] = window
     full = np.zeros(timeline.periods, dtype=bool)
@@ -87,10 +98,16 @@ def plan_events(config: DemandResponseConfig, timeline: Timeline,
 
 def settle_events(config: DemandResponseConfig, plan: EventPlan,
                   meter_kwh: FloatArray, temperature_c: FloatArray | None
-                  ) -> dict[str, float | int]:
+                  ) -> tuple[dict[str, float | int], pd.DataFrame]:
     """The negawatts of the events from the households' metered import
     (``meter_kwh``: intervals x households, kWh), against the program's
-    baseline; the baseline's errors on the days without events."""
+    baseline; the baseline's errors on the days without events. Also the
+    event days interval by interval (the results table ``dr_events``):
+    ``interval`` (of the run), ``event`` (0, 1, ... in time order), ``in_event``
+    (inside the event's hours), ``baseline_kwh`` and ``metered_kwh`` (summed
+    over the households) and ``counted_reduction_kwh`` (each household's
+    reduction below its baseline inside the event's hours, floored at zero
+    per interval, summed: what the program pays for)."""
     ppd = plan.periods_per_day
     n_days = meter_kwh.shape[0] // ppd
     meter = meter_kwh[:n_days * ppd].reshape(n_days, ppd, -1).astype(np.float64)
@@ -106,8 +123,19 @@ def settle_events(config: DemandResponseConfig, plan: EventPlan,
     errors = baseline_errors(meter, plan.days, method=c.method, day_type=plan.day_type,
                              event_start_hour=c.event_start_hour,
                              event_end_hour=c.event_end_hour, temperature_c=temp)
-    return {"dr_event_days": int(plan.days.size),
-            "dr_reduction_kwh": paid.total_reduction_kwh,
-            "dr_payment": paid.total_payment, "dr_rebound_kwh": paid.total_rebound_kwh,
-            "dr_baseline_bias_pct": errors.overall_bias_pct,
-            "dr_baseline_cv_rmse_pct": errors.overall_cv_rmse_pct}
+    metered = meter[plan.days]  # (events, intervals of a day, households)
+    counted = np.where(window[:, :, None], np.maximum(base - metered, 0.0), 0.0)
+    days = np.repeat(plan.days, ppd)
+    events = pd.DataFrame({
+        "interval": days * ppd + np.tile(np.arange(ppd), plan.days.size),
+        "event": np.repeat(np.arange(plan.days.size), ppd),
+        "in_event": window.ravel(),
+        "baseline_kwh": base.sum(axis=2).ravel(),
+        "metered_kwh": metered.sum(axis=2).ravel(),
+        "counted_reduction_kwh": counted.sum(axis=2).ravel()})
+    figures = {"dr_event_days": int(plan.days.size),
+               "dr_reduction_kwh": paid.total_reduction_kwh,
+               "dr_payment": paid.total_payment, "dr_rebound_kwh": paid.total_rebound_kwh,
+               "dr_baseline_bias_pct": errors.overall_bias_pct,
+               "dr_baseline_cv_rmse_pct": errors.overall_cv_rmse_pct}
+    return figures, events

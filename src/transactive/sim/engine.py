@@ -441,37 +441,46 @@ def _simulate(scenario: Scenario, folder: Path | None,
                            grid_fee_per_kwh=fee)
             if progress is not None:
                 progress(first + len(day), periods)
-    except BaseException:  # bad input, or stopped: close the settlement's files
+        frames = books.frames(run.community.households_frame(), run.retail, run.feed_in)
+        figures = {"kw_per_unit": run.kw_per_unit, **run.market.figures()}
+        if run.devices is not None:
+            figures.update(run.devices.figures(), flexible_kwh=run.flexible_kwh)
+        dr_events, retail = _programs(scenario, run, frames, figures)
+        bills = frames["households"]["bill_market"].to_numpy()  # type: ignore[index]
+        result = SimulationResult(scenario=scenario, **frames,  # type: ignore[arg-type]
+                                  retail=retail, dr_events=dr_events,
+                                  settlement=None if settle is None else settle.close(bills),
+                                  figures=figures, elapsed_s=time.perf_counter() - started)
+    except BaseException:  # bad input (a program's too), or stopped: close the settlement's files
         if settle is not None:
             settle.abandon()
         raise
-    frames = books.frames(run.community.households_frame(), run.retail, run.feed_in)
-    figures = {"kw_per_unit": run.kw_per_unit, **run.market.figures()}
-    if run.devices is not None:
-        figures.update(run.devices.figures(), flexible_kwh=run.flexible_kwh)
-    hh_iv = frames["household_intervals"]
-    if run.events is not None and hh_iv is not None:
-        meter = hh_iv["net_kwh"].to_numpy().reshape(timeline.periods, run.community.size)
-        figures.update(settle_events(scenario.demand_response, run.events, meter,
-                                     run.outdoor_c))
-    retail = None
-    if scenario.retail.enabled and hh_iv is not None:
-        meter = hh_iv["baseline_meter_kwh"].to_numpy().reshape(timeline.periods,
-                                                               run.community.size)
-        retail_figures, retail = retail_competition(
-            scenario.retail, scenario.tariff, run.tariff,
-            scenario.tariff.wholesale(run.tariff_seed), timeline, meter,
-            frames["households"]["bill_market"].to_numpy(),  # type: ignore[index]
-            np.random.default_rng(np.random.SeedSequence(scenario.seed).spawn(6)[5]))
-        figures.update(retail_figures)
-    bills = frames["households"]["bill_market"].to_numpy()  # type: ignore[index]
-    result = SimulationResult(scenario=scenario, **frames,  # type: ignore[arg-type]
-                              retail=retail,
-                              settlement=None if settle is None else settle.close(bills),
-                              figures=figures, elapsed_s=time.perf_counter() - started)
     if folder is not None:
         write_results(result, folder)
     return result
+
+
+def _programs(scenario: Scenario, run: _Run, frames: dict[str, Any], figures: dict[str, Any]
+              ) -> tuple[Any, Any]:
+    """The programs settled after the run from every household's meter:
+    demand response and retail competition (their figures added to
+    ``figures``); their results tables ``dr_events`` and ``retail`` (or None)."""
+    hh_iv, timeline, n = frames["household_intervals"], run.timeline, run.community.size
+    dr_events = retail = None
+    if run.events is not None and hh_iv is not None:
+        meter = hh_iv["net_kwh"].to_numpy().reshape(timeline.periods, n)
+        dr_figures, dr_events = settle_events(scenario.demand_response, run.events, meter,
+                                              run.outdoor_c)
+        figures.update(dr_figures)
+    if scenario.retail.enabled and hh_iv is not None:
+        meter = hh_iv["baseline_meter_kwh"].to_numpy().reshape(timeline.periods, n)
+        retail_figures, retail = retail_competition(
+            scenario.retail, scenario.tariff, run.tariff,
+            scenario.tariff.wholesale(run.tariff_seed), timeline, meter,
+            frames["households"]["bill_market"].to_numpy(),
+            np.random.default_rng(np.random.SeedSequence(scenario.seed).spawn(6)[5]))
+        figures.update(retail_figures)
+    return dr_events, retail
 
 
 def _generators(scenario: Scenario) -> tuple[np.random.Generator, np.random.Generator,

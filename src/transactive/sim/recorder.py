@@ -49,6 +49,12 @@ orders               one per order: ``interval, id, household, side`` (+1 buy,
                      payment`` (record level 'orders')
 nodes                one per (interval, bus) with a network market: ``bus``
                      (position), ``price`` (nodal price per kWh), ``vm_pu``
+retail               with ``[retail]``: one per (month, retailer), ``month``
+                     (from 1), ``retailer``, ``price_per_kwh, share,
+                     expected_share, revenue, cost, profit`` (per month)
+dr_events            with ``[demand_response]``: one per interval of an event
+                     day, ``interval, event, in_event, baseline_kwh,
+                     metered_kwh, counted_reduction_kwh`` (households summed)
 reconciliation       a settled run's accounts: statements against the ledger
 statement_bills      a settled run's households: statement energy bill against
                      the simulated bill, in cents
@@ -80,7 +86,7 @@ __all__ = ["RESULTS_FILE", "read_results", "write_results"]
 
 RESULTS_FILE = "results.sqlite"
 _TABLES = ("intervals", "households", "household_days", "household_intervals", "orders",
-           "nodes", "retail")
+           "nodes", "retail", "dr_events")
 
 
 def write_results(result: SimulationResult, run_dir: str | PathLike[str]) -> Path:
@@ -152,6 +158,7 @@ def read_results(run_dir: str | PathLike[str]) -> SimulationResult:
         orders=frames["orders"],
         nodes=frames["nodes"],
         retail=frames["retail"],
+        dr_events=frames["dr_events"],
         settlement=settlement,
         figures=figures,
     )
