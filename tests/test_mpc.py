@@ -297,13 +297,23 @@ def test_bad_inputs_are_refused(over, field):
     assert err.value.field == field
 
 
-def test_an_ev_that_cannot_hold_its_requirement_is_refused_naming_it():
-    ev = _car([True, True, False], soc_kwh=0.0, required_kwh=20.0)  # 2 h x 5 kW x 0.9 = 9
-    with pytest.raises(InputError, match="household 0 cannot hold 20 kWh") as err:
-        plan(prices_per_kwh=[0.2] * 3, feed_in_per_kwh=[0.0] * 3, base_net_kwh=np.zeros((3, 1)),
-             dt_h=1.0, ev=ev)
-    assert err.value.field == "ev.required_kwh"
-    assert err.value.row == 0
+def test_an_ev_that_cannot_hold_its_requirement_charges_at_full_power():
+    """It cannot reach 20 kWh (2 h x 5 kW x 0.9 = 9): the plan charges flat
+    out, however dear, and the car leaves short (a run reports the shortfall)."""
+    ev = _car([True, True, False], soc_kwh=0.0, required_kwh=20.0)
+    p = plan(prices_per_kwh=[0.9, 0.2, 0.2], feed_in_per_kwh=[0.0] * 3,
+             base_net_kwh=np.zeros((3, 1)), dt_h=1.0, ev=ev)
+    np.testing.assert_allclose(p.ev_kwh[:2, 0], [5.0, 5.0], atol=1e-6)
+    np.testing.assert_allclose(p.ev_soc_kwh[1, 0], 9.0, atol=1e-6)
+
+
+def test_a_car_short_of_its_requirement_still_charges_no_more_than_it_needs_later():
+    """Reachable but tight: at 0.9 it charges only what the floor forces."""
+    ev = _car([True, True, True, False], soc_kwh=0.0, required_kwh=9.0)
+    p = plan(prices_per_kwh=[0.9, 0.2, 0.2, 0.2], feed_in_per_kwh=[0.0] * 4,
+             base_net_kwh=np.zeros((4, 1)), dt_h=1.0, ev=ev)
+    assert p.ev_kwh[0, 0] == pytest.approx(0.0, abs=1e-6)
+    np.testing.assert_allclose(p.ev_soc_kwh[2, 0], 9.0, atol=1e-6)
 
 
 def test_a_horizon_beyond_the_ev_timeline_and_a_wrong_dt_are_refused():

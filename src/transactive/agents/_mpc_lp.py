@@ -81,6 +81,23 @@ def ev_floor_kwh(ev: EVFleet, tau: IntArray) -> FloatArray:
     return np.where(ahead, np.maximum(floor, 0.0), 0.0)
 
 
+def ev_reachable_kwh(ev: EVFleet, tau: IntArray) -> FloatArray:
+    """Per interval of ``tau`` (L,) and car (L, n): the most it can hold at the
+    interval's end, charging at full power whenever plugged in from its state
+    now (before the trip it makes on arriving in the next interval), with
+    each trip taken out and an empty car left empty."""
+    s = ev.soc_kwh.astype(np.float64)
+    out = np.empty((tau.size, s.size))
+    step = ev.charger_kw * ev.efficiency * ev.dt_h
+    size = ev.trip_kwh.shape[0]
+    for k, t in enumerate(tau.tolist()):
+        s = np.minimum(s + np.where(ev.plugged[t], step, 0.0), ev.capacity_kwh)
+        out[k] = s
+        if t + 1 < size:
+            s = np.maximum(s - ev.trip_kwh[t + 1], 0.0)
+    return out
+
+
 class _Count:
     """Consecutive indices handed out block by block, and the household
     (its position among those with a device) each belongs to."""
@@ -213,7 +230,9 @@ class Ring:
             c[self.ee[k]], c[self.ed[k]] = feed, -feed
             ub[self.ee[k]] = np.where(plugged, ev.charger_kw[he] * dt, 0.0)
             ub[self.ed[k]] = ub[self.ee[k]][:, self.jv]
-            lb[self.es[k]] = ev_floor_kwh(ev, tau)[:, he]
+            # a car that cannot reach its requirement charges at full power (its
+            # shortfall is the fleet's to report), so the plan stays feasible
+            lb[self.es[k]] = np.minimum(ev_floor_kwh(ev, tau), ev_reachable_kwh(ev, tau))[:, he]
             ub[self.es[k]] = ev.capacity_kwh[he]
             rl[self.car[k]] = ru[self.car[k]] = -trip
             lb[self.es[s0]] = ub[self.es[s0]] = w.ev_soc_kwh[he]

@@ -105,6 +105,13 @@ class Segments:
     def __len__(self) -> int:
         return int(self.household.shape[0])
 
+    def take(self, rows: npt.ArrayLike) -> Segments:
+        """The segments at ``rows``, in that order."""
+        r = np.asarray(rows, dtype=np.intp)
+        return Segments(household=self.household[r], side=self.side[r],
+                        quantity_kwh=self.quantity_kwh[r], price_per_kwh=self.price_per_kwh[r],
+                        indivisible=self.indivisible[r], must_run=self.must_run[r])
+
     @classmethod
     def concat(cls, parts: list[Segments]) -> Segments:
         """The segments of several fleets, in order."""

@@ -81,7 +81,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from transactive.agents._mpc_lp import Blocks, Ring, Window, ev_floor_kwh
+from transactive.agents._mpc_lp import Blocks, Ring, Window
 from transactive.agents.devices import BatteryFleet
 from transactive.agents.ev import EVFleet
 from transactive.agents.flexibility import Segments
@@ -411,9 +411,10 @@ def _battery_soc(battery: BatteryFleet | None, soc: npt.ArrayLike | None, n: int
 
 def _check_ev(ev: EVFleet, t: int, length: int, dt_h: float) -> None:
     """Refuse a window the EVs cannot meet: charging at full power whenever
-    plugged in (the most energy a car can hold at every moment), each car
-    must stay above its floor (:func:`ev_floor_kwh`: what still reaches
-    ``required_kwh`` by its next departure) and never run empty on a trip."""
+    plugged in (the most energy a car can hold at every moment), no car may
+    run empty on a trip. A car that cannot reach ``required_kwh`` by its next
+    departure is planned at full power instead (its floor,
+    :func:`~transactive.agents._mpc_lp.ev_floor_kwh`, lowered to what it can reach)."""
     size = ev.plugged.shape[0]
     if not (isinstance(t, (int, np.integer)) and t >= 0 and t + length <= size):
         raise InputError("t", f"the horizon {t} .. {t + length - 1} runs beyond the EV "
@@ -422,17 +423,9 @@ def _check_ev(ev: EVFleet, t: int, length: int, dt_h: float) -> None:
     bad = np.flatnonzero(~np.isfinite(s) | (s < -1e-9) | (s > ev.capacity_kwh + 1e-9))
     if bad.size:
         raise InputError("ev.soc_kwh", f"{s[bad[0]]!r} is outside [0, capacity]", row=int(bad[0]))
-    floor = ev_floor_kwh(ev, np.arange(t, t + length))
-    for k, tau in enumerate(range(t, t + length)):
+    for tau in range(t, t + length):
         s = np.minimum(s + np.where(ev.plugged[tau], ev.charger_kw * ev.efficiency * dt_h, 0.0),
                        ev.capacity_kwh)
-        short = np.flatnonzero(s < floor[k] - 1e-9)
-        if short.size:
-            h, d = int(short[0]), int(ev.departure[tau, short[0]])
-            raise InputError("ev.required_kwh", f"the car of household {h} cannot hold "
-                             f"{ev.required_kwh[h]:.4g} kWh when it leaves after interval "
-                             f"{d - 1}, charging at full power: at interval {tau} it holds at "
-                             f"most {s[h]:.4g}, it needs {floor[k, h]:.4g} by then", row=h)
         if tau + 1 < ev.trip_kwh.shape[0]:
             s = s - ev.trip_kwh[tau + 1]
         empty = np.flatnonzero(s < -1e-9)

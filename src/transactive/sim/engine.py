@@ -143,8 +143,12 @@ class _Run:
                                     timeline.dt_h, self.kw_per_unit or 1.0)
         self.households = np.arange(self.community.size, dtype=np.int64)
         self.soc = self.community.batteries.initial_soc_kwh()
-        bidding = self.devices is not None and scenario.flexibility.control == "market"
+        bidding = self.devices is not None and scenario.flexibility.control != "rules"
         self.twin = self.devices.twin() if bidding and self.devices else None  # the baseline
+        self.mpc = (self.devices.controller(self.community.load_kw, self.community.pv_kw,
+                                            self.forecast_prices, self.feed_in)
+                    if bidding and self.devices and scenario.flexibility.control == "mpc"
+                    else None)
         self.fault = scenario.fault.window(timeline)
         if self.devices is not None and self.fault:
             raise InputError("fault.start", "an islanded community with flexible devices "

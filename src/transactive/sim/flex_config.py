@@ -5,10 +5,14 @@ of the programs: ``[demand_response]``, ``[retail]``.
 A device is in the community when its ``share`` is above 0 (the share of
 households that own one). ``[flexibility] control`` says how every device
 runs: ``"market"`` (transactive control: each device bids its flexibility
-and is dispatched by the market, :mod:`transactive.agents.flexibility`) or
-``"rules"`` (plain rules, price-blind: the battery stores surplus PV and
-covers deficits, the EV charges at full power from arrival, the heat pump
-holds its set point, the appliance starts when ready).
+and is dispatched by the market, :mod:`transactive.agents.flexibility`),
+``"mpc"`` (model-predictive control: every interval each home's battery, EV
+and heat pump are planned by one LP over ``horizon_h`` hours of the tariff,
+:mod:`transactive.agents.mpc`, and the plan's first interval is ordered as
+must-run; appliances bid by their own rule) or ``"rules"`` (plain rules,
+price-blind: the battery stores surplus PV and covers deficits, the EV
+charges at full power from arrival, the heat pump holds its set point, the
+appliance starts when ready).
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ __all__ = ["DemandResponseConfig", "EVConfig", "EntrantConfig", "FlexibilityConf
 class FlexibilityConfig(Section):
     """How the households' devices run."""
 
-    control: Literal["rules", "market"] = Field(
+    control: Literal["rules", "market", "mpc"] = Field(
         "rules", description="'market': devices bid and the market dispatches them "
-        "(transactive control); 'rules': plain price-blind rules.")
+        "(transactive control); 'mpc': each home plans its battery, EV and heat pump by an "
+        "LP over the horizon every interval and orders the plan's first interval; 'rules': "
+        "plain price-blind rules.")
     horizon_h: float = Field(24.0, gt=0, le=168,
                              description="Hours of price forecast a device bids from.")
     trading: Literal["home", "devices"] = Field(

@@ -1,4 +1,5 @@
-"""A day of a community whose devices bid (``[flexibility] control = "market"``).
+"""A day of a community whose devices bid (``[flexibility] control = "market"``)
+or order what a model-predictive plan says (``control = "mpc"``).
 
 Interval by interval (a device's state depends on what it got), every
 household's devices state their segments (:meth:`Devices.segments`), its
@@ -8,7 +9,9 @@ per segment (:func:`~transactive.agents.flexibility.net_in_home`; with
 its own order, machine to machine), the market clears them, and each
 segment is served by the home, the market and, where its limit says so, the
 utility (:func:`~transactive.agents.flexibility.served`); the fleets then
-advance by what they got.
+advance by what they got. Under ``"mpc"`` the battery, EV and heat pump
+order the first interval of a plan made that interval over the horizon
+(:meth:`Devices.planned_segments`), as must-run.
 
 Where the design clears the whole feeder with the utility at the substation
 (``network``), demand bids at its limits (elastic), so a device that bids
@@ -73,8 +76,13 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
                               retail, floor, run.strategy_rng, price_floor=floor,
                               price_cap=retail)
         forecast = devices.forecast(run.forecast_prices, t, run.timeline.periods_per_day)
-        seg, owner = devices.segments(t, load, pv, forecast, floor, retail, limits[:n],
-                                      limits[n:])
+        if run.mpc is not None:  # the plan's first interval, re-planned every interval
+            plan = run.mpc.plan(t, devices.soc_kwh)
+            seg, owner = devices.planned_segments(t, load, pv, plan, forecast, floor, retail,
+                                                  limits[:n], limits[n:])
+        else:
+            seg, owner = devices.segments(t, load, pv, forecast, floor, retail, limits[:n],
+                                          limits[n:])
         price = seg.price_per_kwh
         if run.events is not None and run.events.mask[t]:
             # a kWh not drawn during an event earns the negawatt price: what can

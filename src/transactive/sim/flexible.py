@@ -35,6 +35,8 @@ from transactive.agents.devices import BatteryFleet, arbitrage_prices
 from transactive.agents.ev import EVFleet
 from transactive.agents.flexibility import Segments
 from transactive.agents.heatpump import HeatPumpFleet
+from transactive.agents.mpc import DEVICES as MPC_DEVICES
+from transactive.agents.mpc import MPCController, Plan
 from transactive.agents.shiftable import ShiftableFleet
 from transactive.agents.weather import annual_cycle_c, outdoor_temperature_c
 from transactive.orders import BUY, SELL
@@ -193,19 +195,11 @@ class Devices:
         at ``pv_price`` (the strategy's limits, per household), the battery
         from its arbitrage limits over the forecast, EVs, heat pumps and
         appliances by their bids."""
-        n, dt_h = load_kw.size, self.dt_h
-        h = np.arange(n)
-        parts: list[tuple[Segments, int]] = []
-        for q, side, price, name in ((load_kw * dt_h, BUY, load_price, "load"),
-                                     (pv_kw * dt_h, SELL, pv_price, "pv")):
-            rows = np.flatnonzero(q > 1e-9)
-            parts.append((Segments(household=h[rows], side=np.full(rows.size, side),
-                                   quantity_kwh=q[rows], price_per_kwh=price[rows],
-                                   must_run=np.full(rows.size, name == "load")), _CODE[name]))
+        parts = self._own_parts(load_kw, pv_kw, load_price, pv_price)
         b = self.batteries
         buy, sell = arbitrage_prices(forecast_per_kwh, b.efficiency_charge,
                                      b.efficiency_discharge)
-        parts.append((b.segments(self.soc_kwh, dt_h, buy_below=np.clip(buy, price_floor,
+        parts.append((b.segments(self.soc_kwh, self.dt_h, buy_below=np.clip(buy, price_floor,
                                                                         price_cap),
                                  sell_above=np.clip(sell, price_floor, price_cap)),
                       _CODE["battery"]))
@@ -217,6 +211,51 @@ class Devices:
                 self.outdoor_c[t], t, price_mean=float(forecast_per_kwh.mean()),
                 price_std=float(forecast_per_kwh.std()), price_floor=price_floor,
                 price_cap=price_cap), _CODE["heat_pump"]))
+        return self._joined(t, parts, forecast_per_kwh, price_floor, price_cap)
+
+    def planned_segments(self, t: int, load_kw: FloatArray, pv_kw: FloatArray, plan: Plan,
+                         forecast_per_kwh: FloatArray, price_floor: float, price_cap: float,
+                         load_price: FloatArray, pv_price: FloatArray
+                         ) -> tuple[Segments, npt.NDArray[np.int8]]:
+        """:meth:`segments` under model-predictive control: the load and PV as
+        there, the battery, EV and heat pump as ``plan``'s first interval
+        (must-run, :meth:`~transactive.agents.mpc.Plan.segments`), appliances
+        by their own bids (the plan leaves them out)."""
+        parts = self._own_parts(load_kw, pv_kw, load_price, pv_price)
+        seg, device = plan.segments(price_floor, price_cap)
+        for k, name in enumerate(MPC_DEVICES):
+            rows = np.flatnonzero(device == k)
+            parts.append((seg.take(rows), _CODE[name]))
+        return self._joined(t, parts, forecast_per_kwh, price_floor, price_cap)
+
+    def controller(self, load_kw: npt.ArrayLike, pv_kw: npt.ArrayLike,
+                   prices_per_kwh: FloatArray, feed_in_per_kwh: FloatArray) -> MPCController:
+        """Model-predictive control of these fleets over :attr:`horizon`
+        intervals: the plans see the tariff (``prices_per_kwh``, feed-in) and
+        the households' own load, PV and outdoor temperature of the run
+        (perfect foresight of what the devices cannot change)."""
+        base = (np.asarray(load_kw, dtype=np.float64) - np.asarray(pv_kw, dtype=np.float64))
+        return MPCController(prices_per_kwh=prices_per_kwh, feed_in_per_kwh=feed_in_per_kwh,
+                             base_net_kwh=base * self.dt_h, dt_h=self.dt_h,
+                             horizon=self.horizon, battery=self.batteries, ev=self.ev,
+                             heat_pump=self.heat_pump, outdoor_c=self.outdoor_c)
+
+    def _own_parts(self, load_kw: FloatArray, pv_kw: FloatArray, load_price: FloatArray,
+                   pv_price: FloatArray) -> list[tuple[Segments, int]]:
+        """The load (must run) and the PV of every household, at the strategy's limits."""
+        h, dt_h = np.arange(load_kw.size), self.dt_h
+        parts: list[tuple[Segments, int]] = []
+        for q, side, price, name in ((load_kw * dt_h, BUY, load_price, "load"),
+                                     (pv_kw * dt_h, SELL, pv_price, "pv")):
+            rows = np.flatnonzero(q > 1e-9)
+            parts.append((Segments(household=h[rows], side=np.full(rows.size, side),
+                                   quantity_kwh=q[rows], price_per_kwh=price[rows],
+                                   must_run=np.full(rows.size, name == "load")), _CODE[name]))
+        return parts
+
+    def _joined(self, t: int, parts: list[tuple[Segments, int]], forecast_per_kwh: FloatArray,
+                price_floor: float, price_cap: float) -> tuple[Segments, npt.NDArray[np.int8]]:
+        """``parts`` and the appliances' bids as one set of segments, with owners."""
         if self.shiftable is not None:
             parts.append((self.shiftable.segments(t, forecast_per_kwh, price_floor, price_cap),
                           _CODE["shiftable"]))

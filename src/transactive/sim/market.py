@@ -324,7 +324,7 @@ class MarketSession:
             limit_kw = scenario.grid.import_limit_kw
             self._options["import_max_mw"] = (float(network.bus_load_mw.sum()) if limit_kw is None
                                               else limit_kw / 1000.0)
-        if "inelastic_demand" in params and scenario.flexibility.control == "market":
+        if "inelastic_demand" in params and scenario.flexibility.control != "rules":
             # devices bid: demand is elastic at its limits (what must run bids
             # the value of lost load, see sim/flexday.py)
             self._options.setdefault("inelastic_demand", False)

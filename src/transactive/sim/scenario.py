@@ -530,7 +530,7 @@ class Scenario(Section):
         """Whether any device responds to prices (``[flexibility] control =
         "market"``) or runs by rules beyond the plain battery (an EV, a heat
         pump, an appliance): the engine then steps interval by interval."""
-        return (self.flexibility.control == "market" or self.ev.share > 0
+        return (self.flexibility.control != "rules" or self.ev.share > 0
                 or self.heat_pump.share > 0 or self.shiftable.share > 0)
 
     def with_overrides(self, **overrides: Any) -> Scenario:
