@@ -116,3 +116,18 @@ def test_an_unplugged_car_cannot_charge_and_bad_parameters_are_refused():
     with pytest.raises(InputError) as err:
         EVFleet.draw(TL, np.ones(2, bool), np.random.default_rng(0), departure_hour=20.0)
     assert err.value.field == "ev.departure_hour"
+
+
+def test_a_car_that_never_charges_makes_its_trips_on_energy_it_lacks():
+    """Never charged, a car runs empty: what its trips needed beyond what it
+    held is counted (it charged elsewhere), so its energy still balances:
+    start + unmet trips - trips = end (nothing drawn)."""
+    fleet = _fleet(n=4, seed=2)
+    soc0 = fleet.soc_kwh.copy()
+    trips = fleet.trip_kwh[1:TL.periods].sum(axis=0)
+    for t in range(TL.periods):
+        fleet.advance(t, np.zeros(4))
+    empty = fleet.unmet_trip_kwh > 0
+    assert empty.any()
+    np.testing.assert_allclose(soc0 + fleet.unmet_trip_kwh - trips, fleet.soc_kwh, atol=1e-9)
+    np.testing.assert_allclose(fleet.soc_kwh[empty], 0.0, atol=1e-9)  # they came back empty

@@ -82,6 +82,9 @@ class EVFleet:
     soc_kwh: FloatArray = field(init=False)
     shortfall_kwh: FloatArray = field(init=False)
     """Per household: energy missing at departures so far (summed)."""
+    unmet_trip_kwh: FloatArray = field(init=False)
+    """Per household: energy trips needed beyond what the car held when it
+    left (charged elsewhere: the car comes back empty), summed."""
     soc_at_departure_kwh: list[tuple[int, FloatArray]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -100,6 +103,7 @@ class EVFleet:
             raise InputError("dt_h", f"must be > 0, got {self.dt_h!r}")
         self.soc_kwh = self.required_kwh.copy()  # each car starts ready to leave
         self.shortfall_kwh = np.zeros(n)
+        self.unmet_trip_kwh = np.zeros(n)
         self.soc_at_departure_kwh = []
 
     @classmethod
@@ -213,7 +217,9 @@ class EVFleet:
             self.shortfall_kwh += short
             self.soc_at_departure_kwh.append((t + 1, np.where(leaving, self.soc_kwh, np.nan)))
         if t + 1 < self.trip_kwh.shape[0]:
-            self.soc_kwh = np.maximum(self.soc_kwh - self.trip_kwh[t + 1], 0.0)
+            after = self.soc_kwh - self.trip_kwh[t + 1]
+            self.unmet_trip_kwh += np.maximum(-after, 0.0)
+            self.soc_kwh = np.maximum(after, 0.0)
 
 
 def _window_moments(forecast: FloatArray, length: npt.NDArray[np.int64]

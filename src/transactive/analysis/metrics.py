@@ -52,6 +52,8 @@ Fairness
 Flexibility (None where the community has no such device)
     ``ev_shortfall_kwh``: energy the EVs lacked at their departures
     (``ev_departures`` of them, ``ev_ready_share`` left with what they needed);
+    ``ev_unmet_trip_kwh``: energy trips needed beyond what the cars held (the
+    cars came back empty: charged elsewhere);
     ``comfort_violation_kh``: kelvin-hours houses with heat pumps spent
     outside their comfort band; ``flexible_kwh``: device energy (EVs, heat
     pumps, appliances) the market moved in time against the same devices on
@@ -235,6 +237,7 @@ def summary(result: SimulationResult) -> dict[str, Any]:
         "pool_lp_pnl": surplus if pool else None,
         "pool_opening_value": result.figures.get("pool_opening_value"),
         "ev_shortfall_kwh": result.figures.get("ev_shortfall_kwh"),
+        "ev_unmet_trip_kwh": result.figures.get("ev_unmet_trip_kwh"),
         "ev_departures": result.figures.get("ev_departures"),
         "ev_ready_share": result.figures.get("ev_ready_share"),
         "comfort_violation_kh": result.figures.get("comfort_violation_kh"),

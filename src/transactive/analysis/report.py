@@ -80,6 +80,7 @@ KEY_FIGURES: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
         ("flexible_kwh", "Device energy the market moved in time (vs. plain rules)", "kwh"),
         ("ev_shortfall_kwh", "Energy EVs lacked at departure", "kwh"),
         ("ev_ready_share", "EV departures with the energy they needed", "share"),
+        ("ev_unmet_trip_kwh", "Energy EV trips needed beyond what the cars held", "kwh"),
         ("comfort_violation_kh", "Time outside the comfort band (heat pumps)", "kh"))),
     ("Who gains", (
         ("households_better_off", "Households better off (by a cent or more)", "count"),

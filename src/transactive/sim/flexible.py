@@ -135,6 +135,7 @@ class Devices:
                 ready += int((soc[leaving] >= ev.required_kwh[leaving] - 1e-6).sum())
         return {
             "ev_shortfall_kwh": None if ev is None else float(ev.shortfall_kwh.sum()),
+            "ev_unmet_trip_kwh": None if ev is None else float(ev.unmet_trip_kwh.sum()),
             "ev_departures": None if ev is None else departures,
             "ev_ready_share": None if ev is None or not departures else ready / departures,
             "comfort_violation_kh": None if hp is None else float(hp.comfort_violation_kh.sum()),
