@@ -119,11 +119,13 @@ def exact_lines(metered: IntArray, planned: IntArray, market: IntArray, paid: In
     def money(name: str, energy: IntArray, rate: FloatArray) -> IntArray:
         return micro(name, energy * rate * minor / 1000.0)
 
-    exact = np.stack([metered, planned, market, paid,
-                      money("retail_price_per_kwh", utility, utility_price),
-                      money("imbalance_penalty_per_kwh", imbalance, imbalance_price),
-                      money("grid_fee_per_kwh", fee_basis, fee), carbon],
-                     axis=-1).astype(np.int64, copy=False)
+    # line-major in memory (each line contiguous, as the statements store them),
+    # the lines on the last axis as a view
+    exact = np.moveaxis(np.stack([metered, planned, market, paid,
+                                  money("retail_price_per_kwh", utility, utility_price),
+                                  money("imbalance_penalty_per_kwh", imbalance, imbalance_price),
+                                  money("grid_fee_per_kwh", fee_basis, fee), carbon]
+                                 ).astype(np.int64, copy=False), 0, -1)
     return exact, utility_price, imbalance_price, np.array(fee, dtype=np.float64)
 
 
@@ -157,7 +159,7 @@ def post_running(start_micro: npt.ArrayLike, exact_micro: npt.ArrayLike) -> IntA
     exact = np.asarray(exact_micro, dtype=np.int64)
     # running totals along time, a row at a time: numpy's cumsum along the first
     # axis of a day's block walks it with a stride, several times slower
-    running = np.empty_like(exact)
+    running = np.empty_like(exact)  # in the layout of ``exact`` (lines apart, if so)
     if len(exact):
         np.add(exact[0], start + MICRO // 2, out=running[0])
     for k in range(1, len(exact)):

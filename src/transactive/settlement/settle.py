@@ -197,6 +197,17 @@ class _DayPart:
                 npt.NDArray[np.int64], dict[str, int], int]
 
 
+def _line_columns(amounts: npt.NDArray[np.int64], rows: npt.NDArray[np.intp]
+                  ) -> npt.NDArray[np.int64]:
+    """``amounts`` (intervals x participants x lines) at the flat positions
+    ``rows`` of (intervals x participants), as lines x rows, each line
+    contiguous: one gather where the lines lie apart in memory (as
+    :func:`~transactive.settlement.amounts.exact_lines` makes them)."""
+    out: npt.NDArray[np.int64] = np.ascontiguousarray(
+        np.moveaxis(amounts, -1, 0).reshape(amounts.shape[-1], -1)[:, rows])
+    return out
+
+
 class Settlement:
     """Settle market intervals into a ledger, optionally through a journal.
 
@@ -467,8 +478,7 @@ class Settlement:
         rows = StatementRows(
             block.first + idx // n, labels, (idx % n).astype(np.intp),
             # lines x rows, each line contiguous (a column of the statements)
-            np.ascontiguousarray(posted.reshape(-1, posted.shape[2])[idx].T),
-            np.ascontiguousarray(exact.reshape(-1, exact.shape[2])[idx].T),
+            _line_columns(posted, idx), _line_columns(exact, idx),
             block.utility_price_per_kwh.reshape(-1)[idx],
             block.imbalance_price_per_kwh.reshape(-1)[idx],
             block.grid_fee_per_kwh.reshape(-1)[idx], grid_fee=self.config.grid_fee)
