@@ -138,13 +138,14 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
         rows["device"][k] = devices.last_flex_kwh
         run.flexible_kwh += 0.5 * float(np.abs(devices.last_flex_kwh
                                                - twin.last_flex_kwh).sum())
-        if network:  # the baseline on the same feeder: every surplus offered at zero
-            base_limits = np.where(base_net > 0, voll, 0.0)
-            short = market.clear_day(np.array([t]), base_net[None], base_limits[None],
-                                     run.retail[t:t + 1], run.feed_in[t:t + 1],
-                                     keep_clearings=False)
-            rows["base_unserved"][k] = short.baseline_unserved[0]
-            rows["base_curtailed"][k] = short.baseline_curtailed[0]
+    if network:  # the baseline on the same feeder, the day at once (its devices run by
+        # rules, whatever the market did): every surplus offered at zero
+        base = rows["base_net"]
+        short = market.clear_day(np.arange(first, stop), base, np.where(base > 0, voll, 0.0),
+                                 run.retail[first:stop], run.feed_in[first:stop],
+                                 keep_clearings=False)
+        rows["base_unserved"], rows["base_curtailed"] = (short.baseline_unserved,
+                                                         short.baseline_curtailed)
     out = _book(run, first, day, rows)
     out["stats"]["indoor_c_mean"], out["stats"]["indoor_c_min"] = indoor
     return out
