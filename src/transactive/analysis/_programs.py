@@ -1,0 +1,196 @@
+"""The report's sections on the programs and devices of a run: flexibility
+(devices, indoor temperatures), demand response (event days against the
+baselines), retail competition (shares and prices by month) and each
+household's bills under every kind of tariff (a table of the Money section).
+Each section is a function of the report's run (:mod:`transactive.analysis.report`)
+and returns HTML, empty when the run has no such program.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from transactive.analysis._page import csv_table, fmt
+from transactive.analysis._plotly import COLORS, chart, figure, values
+from transactive.analysis._series import Daily, Line
+from transactive.analysis.metrics import CENT
+from transactive.sim.scenario import TARIFF_KINDS
+
+if TYPE_CHECKING:
+    from transactive.analysis.report import _Run
+
+__all__ = ["demand_response_section", "flexibility_section", "retail_section", "tariff_table"]
+
+
+def tariff_table(run: _Run) -> str:
+    """The households' baseline meters billed under each kind of tariff."""
+    hh, cur, own = run.result.households, run.cur, run.result.scenario.tariff.kind
+    kinds = [k for k in TARIFF_KINDS if f"bill_{k}" in hh]
+    if len(kinds) < 2:
+        return ""
+    base = hh[f"bill_{own}"]
+    names = {"flat": "flat", "tou": "time of use", "rtp": "real-time (day-ahead + adder)",
+             "cpp": "critical peak"}
+    rows = "".join(
+        f"<tr><th>{names[k]}{' (this run)' if k == own else ''}</th>"
+        f"<td>{fmt(float(hh[f'bill_{k}'].sum()), 'money', cur)}</td>"
+        f"<td>{fmt(int((hh[f'bill_{k}'] < base - CENT).sum()), 'count')}</td>"
+        f"<td>{fmt(int((hh[f'bill_{k}'] > base + CENT).sum()), 'count')}</td></tr>"
+        for k in kinds)
+    return ("<h3>Bills under each tariff</h3><p>The households' meters as with the utility "
+            "alone, billed under each kind of tariff the scenario's <code>[tariff]</code> "
+            "prices, nobody changing behaviour (a static comparison): the sum of the bills, "
+            "and how many households would pay less or more than under this run's tariff (by "
+            "a cent or more).</p><table class='kv'><tr><th>tariff</th><th>bills</th>"
+            f"<th>pay less</th><th>pay more</th></tr>{rows}</table>")
+
+
+def flexibility_section(run: _Run) -> str:
+    s = run.s
+    if s.get("flexible_kwh") is None:
+        return ""
+    sc = run.result.scenario
+    control = sc.flexibility.control
+    how = ("bid: each device states its flexibility, the home's energy manager orders "
+           "what the home cannot match, and the market dispatches what it accepts"
+           if control == "market" else "run by plain, price-blind rules")
+    step = run.series.step_minutes
+    lines = [Line("device_kwh", "EVs, heat pumps and appliances", COLORS["device"]),
+             Line("load_kwh", "households' own load", COLORS["load"]),
+             Line("grid_import_kwh", "import at the connection", COLORS["import"])]
+    daily = [Daily("device_kwh", "sum", "devices", COLORS["device"], 2),
+             Daily("grid_import_kwh", "max", "peak interval's import", COLORS["import"], 2)]
+    facts = (f"<p>The devices {how}. Peak import {fmt(s.get('peak_import_kw'), 'kw')}; "
+             f"device energy moved in time against the same devices on plain rules "
+             f"{fmt(s.get('flexible_kwh'), 'kwh')}; EVs short at departure "
+             f"{fmt(s.get('ev_shortfall_kwh'), 'kwh')}; time outside the comfort band "
+             f"{fmt(s.get('comfort_violation_kh'), 'kh')}. The households' gain on their "
+             "devices' schedule against plain rules is its own column in the household "
+             "table.</p>")
+    body = ("<h2>Flexibility</h2>" + facts + run.series.chart(
+        "flexibility", lines, daily, f"kWh per {step}-minute interval",
+        daily_y_title="kWh per day"))
+    if "indoor_c_mean" in run.series.frame and run.series.frame["indoor_c_mean"].notna().any():
+        hp = sc.heat_pump
+        band = [Line("comfort_high", "comfort band (nominal set point +- band)",
+                     COLORS["grey"], 2, dash="dot"),
+                Line("comfort_low", "", COLORS["grey"], 2, dash="dot")]
+        temps = [Line("indoor_c_mean", "indoor, mean of the houses with a heat pump",
+                      COLORS["market"], 2),
+                 Line("indoor_c_min", "indoor, coldest house", COLORS["feed_in"], 2), *band]
+        body += (f"<h3>Indoor temperatures</h3><p>Houses with a heat pump against the comfort "
+                 f"band ({hp.setpoint_c - hp.band_k:g}-{hp.setpoint_c + hp.band_k:g} degC; "
+                 "each occupant's set point lies within 0.5 K of the nominal one).</p>"
+                 + run.series.chart("indoor", temps,
+                                    [Daily("indoor_c_min", "min", "coldest", COLORS["feed_in"],
+                                           2),
+                                     Daily("indoor_c_mean", "mean", "mean", COLORS["market"],
+                                           2)], "degC"))
+    return body
+
+
+def _pct(value: float | None) -> str:
+    """A percentage to one decimal ("n/a" if unknown)."""
+    return "n/a" if value is None else f"{value:,.1f} %"
+
+
+def demand_response_section(run: _Run) -> str:
+    events = run.result.dr_events
+    if events is None or events.empty:
+        return ""
+    s, cur = run.s, run.cur
+    cfg = run.result.scenario.demand_response
+    start = pd.DatetimeIndex(run.result.intervals["start"])[events["interval"].to_numpy()]
+    window = events["in_event"].to_numpy(dtype=bool)
+    per = events.assign(date=start.strftime("%Y-%m-%d")).groupby("event").agg(
+        date=("date", "first"),
+        baseline_kwh=("baseline_kwh", lambda x: x[window[x.index]].sum()),
+        metered_kwh=("metered_kwh", lambda x: x[window[x.index]].sum()),
+        counted_reduction_kwh=("counted_reduction_kwh", "sum"))
+    per["payment"] = per["counted_reduction_kwh"] * cfg.price_per_kwh
+    label = [f"event {k + 1}, {d}" for k, d in zip(per.index, per["date"], strict=True)]
+    x = [f"{e + 1}: {t:%a %H:%M}" for e, t in zip(events["event"], start, strict=True)]
+    traces = [go.Scatter(x=x, y=values(events["baseline_kwh"], 3), name="baseline",
+                         line={"color": COLORS["grey"], "dash": "dot"}),
+              go.Scatter(x=x, y=values(events["metered_kwh"], 3), name="metered",
+                         line={"color": COLORS["import"]}),
+              go.Bar(x=x, y=values(np.where(window, events["baseline_kwh"].max() * 1.05,
+                                            np.nan), 3),
+                     name=f"event hours ({cfg.event_start_hour:g}-{cfg.event_end_hour:g} h)",
+                     marker={"color": "rgba(200, 60, 60, 0.12)"}, hoverinfo="skip")]
+    fig = figure(traces, y_title=f"kWh per {run.series.step_minutes}-minute interval",
+                 x_title="", xaxis={"type": "category", "nticks": 12}, bargap=0)
+    rows = "".join(
+        f"<tr><th>{html.escape(name)}</th><td>{fmt(r.baseline_kwh, 'kwh')}</td>"
+        f"<td>{fmt(r.metered_kwh, 'kwh')}</td><td>{fmt(r.counted_reduction_kwh, 'kwh')}</td>"
+        f"<td>{fmt(r.payment, 'money', cur)}</td></tr>"
+        for name, r in zip(label, per.itertuples(), strict=True))
+    return ("<h2>Demand response</h2>"
+            f"<p>{fmt(s.get('dr_event_days'), 'count')} event days, "
+            f"{cfg.event_start_hour:g}-{cfg.event_end_hour:g} h, baseline "
+            f"<code>{cfg.method}</code>, {fmt(cfg.price_per_kwh, 'price', cur)} of reduction: "
+            f"the community's metered load against the sum of its households' "
+            f"baselines on each event day. Each household is paid for its load below its own "
+            f"baseline in the event hours, floored at zero interval by interval "
+            f"({fmt(s.get('dr_reduction_kwh'), 'kwh')}, "
+            f"{fmt(s.get('dr_payment'), 'money', cur)}), so the counted reduction can exceed "
+            f"the community's (baseline less metered); rebound in the "
+            f"{cfg.rebound_hours:g} h after: {fmt(s.get('dr_rebound_kwh'), 'kwh')}. On the "
+            f"days without events the baseline misses the meter by a bias of "
+            f"{_pct(s.get('dr_baseline_bias_pct'))} and a CV(RMSE) of "
+            f"{_pct(s.get('dr_baseline_cv_rmse_pct'))} (each household against its own "
+            f"baseline, pooled).</p>"
+            + chart(fig, "dr-events")
+            + "<table class='kv'><tr><th>event</th><th>baseline (event hours)</th>"
+              "<th>metered (event hours)</th><th>counted reduction</th><th>paid</th></tr>"
+              f"{rows}</table>")
+
+
+def retail_section(run: _Run) -> str:
+    months = run.result.retail
+    if months is None or months.empty:
+        return ""
+    s, cur = run.s, run.cur
+    cfg = run.result.scenario.retail
+    palette = [COLORS["market"], COLORS["feed_in"], COLORS["import"], COLORS["device"],
+               COLORS["load"], COLORS["soc"], COLORS["grey"]]
+    names = list(dict.fromkeys(months["retailer"].tolist()))
+    by = {name: months[months["retailer"] == name] for name in names}
+
+    def lines(column: str, scale: float, digits: int) -> list[go.Scatter]:
+        return [go.Scatter(x=part["month"].tolist(), y=values(part[column] * scale, digits),
+                           name=name, mode="lines+markers",
+                           line={"color": palette[k % len(palette)]})
+                for k, (name, part) in enumerate(by.items())]
+
+    saving = s.get("retail_bill_saving_per_month")
+    effect = ("leaves their bills as they were" if saving is None or abs(saving) < CENT else
+              f"saves them {fmt(saving, 'money', cur)} a month" if saving > 0 else
+              f"costs them {fmt(-saving, 'money', cur)} a month more")
+    facts = (f"<p>The households' metered profile of this run, offered for "
+             f"{cfg.months} months to the incumbent (the scenario's tariff, fixed) and "
+             f"{len(names) - 1} entrant(s); each month every household keeps or switches its "
+             f"retailer by a logit choice on the bills (sensitivity "
+             f"{cfg.sensitivity_per_currency:g} per {cur}, switching cost "
+             f"{fmt(cfg.switching_cost, 'money', cur)}), and the entrants move their prices "
+             f"(no retailer's mean price above the cap). After the last month the incumbent "
+             f"keeps {fmt(s.get('retail_incumbent_share'), 'share')} of the households, and "
+             f"competition {effect} against the incumbent alone (welfare, counting switching "
+             f"costs and retailer profit: "
+             f"{fmt(s.get('retail_welfare_change_per_month'), 'money', cur)} a month). This "
+             f"run's market saves them "
+             f"{fmt(s.get('p2p_bill_saving_per_month'), 'money', cur)} a month against the "
+             f"incumbent alone. Money is per month, summed over the households.</p>")
+    shares = figure(lines("share", 100.0, 1), y_title="share of households (%)",
+                    x_title="month", yaxis={"range": [0, 100]})
+    prices = figure(lines("price_per_kwh", 1.0, 4), y_title=f"mean price ({cur}/kWh)",
+                    x_title="month")
+    return ("<h2>Retail competition</h2>" + facts + "<h3>Retailers' shares</h3>"
+            + chart(shares, "retail-shares") + "<h3>Retailers' prices</h3>"
+            + chart(prices, "retail-prices")
+            + csv_table("retail-csv", months.round(6), "retail_months.csv"))
