@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -155,7 +156,7 @@ class Devices:
         inputs no step changes (the cars' plug-in, departure and trip
         timelines, the weather) are shared, read-only: for a year of 1,000
         households they are most of the devices' memory."""
-        inputs = [self.outdoor_c]
+        inputs: list[npt.NDArray[Any]] = [self.outdoor_c]
         if self.ev is not None:
             inputs += [self.ev.plugged, self.ev.departure, self.ev.trip_kwh]
         for arr in inputs:
