@@ -61,7 +61,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy.signal import lfilter
 
 from transactive.errors import InputError
 from transactive.timeline import Timeline
@@ -267,6 +266,8 @@ def outdoor_temperature_c(
     sd = sd_k[0] + (sd_k[1] - sd_k[0]) * summer
     shock = rng.standard_normal(n_days) * sd
     shock[1:] *= np.sqrt(1.0 - phi * phi)
+    from scipy.signal import lfilter  # a heavy import (0.4 s): only runs that draw weather
+
     anomaly = lfilter([1.0], [1.0, -phi], shock)
     day_range = (range_k[0] + (range_k[1] - range_k[0]) * summer) * np.exp(
         _RANGE_SIGMA * rng.standard_normal(n_days) - _RANGE_SIGMA**2 / 2)

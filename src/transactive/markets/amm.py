@@ -63,7 +63,6 @@ from functools import cached_property
 from typing import Literal, Protocol
 
 import numpy as np
-from scipy.optimize import brentq
 
 from transactive.clearing import Clearing
 from transactive.errors import InputError, SolverError
@@ -247,6 +246,8 @@ class _StableSwap:
             return math.exp(lo)
         if gap(hi) >= 0:
             return math.exp(hi)
+        from scipy.optimize import brentq  # heavy: loaded by the pools that solve for it
+
         return math.exp(brentq(gap, lo, hi, xtol=1e-15, rtol=4 * np.finfo(np.float64).eps))
 
 

@@ -83,7 +83,6 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy.signal import lfilter
 from scipy.special import i0e
 
 from transactive.agents.profiles import solar_elevation_deg
@@ -292,6 +291,8 @@ def day_ahead_prices_per_kwh(timeline: Timeline, rng: np.random.Generator,
     if scale <= 0:
         raise InputError("mean_price_per_kwh", "is below what the spikes alone add "
                          "on average: raise it, or turn spikes off")
+
+    from scipy.signal import lfilter  # a heavy import (0.4 s): only runs that draw prices
 
     # Random streams, in a fixed order.
     z = np.asarray(rng.standard_normal(int(n_days)), dtype=np.float64)
