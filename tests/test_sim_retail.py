@@ -110,3 +110,29 @@ def test_bills_under_every_tariff_and_the_runs_own_is_the_baseline(kind):
     s = summary(result)
     assert s[f"bills_{kind}"] == pytest.approx(s["bills_baseline"])
     assert all(s[f"bills_{k}"] is not None for k in ("flat", "tou", "rtp", "cpp"))
+
+
+def test_without_pv_the_market_changes_nothing_for_households_or_suppliers():
+    """No PV, no batteries: nobody sells, every household buys from the
+    substation at the tariff, so the market's bills, the suppliers' earnings
+    and welfare are the incumbent's alone (changes of zero)."""
+    sc = Scenario.from_dict({"community": {"households": 10, "pv_share": 0.0,
+                                           "battery_share": 0.0},
+                             "time": {"days": 7}, "retail": RETAIL})
+    result = simulate(sc)
+    assert result.figures["p2p_bill_saving_per_month"] == pytest.approx(0.0, abs=1e-6)
+    assert result.figures["p2p_welfare_change_per_month"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_suppliers_earn_the_bills_less_the_cost_of_supply(run):
+    """p2p_supplier_profit: the bills less wholesale (plus the network charge)
+    on what the utility supplied and wholesale on what it took, by hand."""
+    from transactive.sim.retail import p2p_supplier_profit
+
+    iv, cfg = run.intervals, run.scenario.retail
+    w = np.linspace(0.05, 0.12, len(iv))
+    supplied = iv["import_kwh"] + iv["counterparty_kwh"].clip(lower=0)
+    taken = iv["export_kwh"] + (-iv["counterparty_kwh"]).clip(lower=0)
+    by_hand = (run.households["bill_market"].sum()
+               - ((w + cfg.network_charge_per_kwh) * supplied).sum() + (w * taken).sum())
+    assert p2p_supplier_profit(iv, w, cfg, 16, 1.0) == pytest.approx(by_hand, rel=1e-9)

@@ -185,7 +185,9 @@ def retail_section(run: _Run) -> str:
              f"{fmt(s.get('retail_welfare_change_per_month'), 'money', cur)} a month). This "
              f"run's market saves them "
              f"{fmt(s.get('p2p_bill_saving_per_month'), 'money', cur)} a month against the "
-             f"incumbent alone. Money is per month, summed over the households.</p>")
+             f"incumbent alone (welfare, counting what the utility and the market operator "
+             f"earn instead: {fmt(s.get('p2p_welfare_change_per_month'), 'money', cur)} a "
+             f"month). Money is per month, summed over the households.</p>")
     shares = figure(lines("share", 100.0, 1), y_title="share of households (%)",
                     x_title="month", yaxis={"range": [0, 100]})
     prices = figure(lines("price_per_kwh", 1.0, 4), y_title=f"mean price ({cur}/kWh)",

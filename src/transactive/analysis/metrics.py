@@ -72,7 +72,9 @@ Retail competition (None without ``[retail]``; see :mod:`transactive.sim.retail`
     the incumbent alone less what they pay under competition (a month,
     summed); ``retail_welfare_change_per_month``: consumer surplus plus
     retailer profit against the incumbent alone; ``p2p_bill_saving_per_month``:
-    the incumbent's bills less the run's market bills, per month.
+    the incumbent's bills less the run's market bills, per month;
+    ``p2p_welfare_change_per_month``: that saving plus the change in what the
+    suppliers earn (the utility's margin and the market operator's surplus).
 Warnings
     ``warnings`` lists what a reader must know to trust the others: load shed,
     PV curtailed, prices at the value of lost load or at the market's cap,
@@ -246,7 +248,7 @@ def summary(result: SimulationResult) -> dict[str, Any]:
             "dr_event_days", "dr_reduction_kwh", "dr_payment", "dr_rebound_kwh",
             "dr_baseline_bias_pct", "dr_baseline_cv_rmse_pct", "retail_incumbent_share",
             "retail_bill_saving_per_month", "retail_welfare_change_per_month",
-            "p2p_bill_saving_per_month")},
+            "p2p_bill_saving_per_month", "p2p_welfare_change_per_month")},
         "carbon_cost": float(col["carbon_cost"].sum()),
         "curtailed_kwh": col["curtailed_kwh"].sum(),
         "baseline_curtailed_kwh": col["baseline_curtailed_kwh"].sum(),

@@ -481,7 +481,7 @@ def _programs(scenario: Scenario, run: _Run, frames: dict[str, Any], figures: di
         retail_figures, retail = retail_competition(
             scenario.retail, scenario.tariff, run.tariff,
             scenario.tariff.wholesale(run.tariff_seed), timeline, meter,
-            frames["households"]["bill_market"].to_numpy(),
+            frames["households"]["bill_market"].to_numpy(), frames["intervals"],
             np.random.default_rng(np.random.SeedSequence(scenario.seed).spawn(6)[5]))
         figures.update(retail_figures)
     return dr_events, retail
