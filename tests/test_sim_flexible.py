@@ -109,3 +109,18 @@ def test_model_predictive_control_costs_no_household_more_at_the_tariff_than_rul
     assert (gain > -0.01).all()
     assert run.figures["ev_shortfall_kwh"] == pytest.approx(0.0, abs=1e-6)
     assert run.figures["comfort_violation_kh"] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_the_households_draw_with_and_without_the_market():
+    """draw_kwh is what the households' meters read, summed (market and utility
+    energy, before feeder losses); on rules on a copper plate the devices do
+    what they do without the market, so the baseline's draw is the same."""
+    run = _run("rules", **{"market.mechanism": "uniform", "time.days": 1})
+    iv = run.intervals
+    np.testing.assert_allclose(iv["draw_kwh"], iv["import_kwh"] - iv["export_kwh"]
+                               + iv["bought_kwh"] - iv["sold_kwh"], atol=1e-9)
+    np.testing.assert_allclose(iv["draw_kwh"], iv["baseline_draw_kwh"], atol=1e-9)
+    bidding = _run("market", **{"market.mechanism": "uniform", "time.days": 1})
+    assert not np.allclose(bidding.intervals["draw_kwh"], bidding.intervals["baseline_draw_kwh"])
+    np.testing.assert_allclose(bidding.intervals["baseline_draw_kwh"], iv["baseline_draw_kwh"],
+                               atol=1e-9)  # the same baseline: devices on rules, no market

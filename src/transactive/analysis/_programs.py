@@ -65,7 +65,11 @@ def flexibility_section(run: _Run) -> str:
              Line("grid_import_kwh", "import at the connection", COLORS["import"])]
     daily = [Daily("device_kwh", "sum", "devices", COLORS["device"], 2),
              Daily("grid_import_kwh", "max", "peak interval's import", COLORS["import"], 2)]
-    facts = (f"<p>The devices {how}. Peak import {fmt(s.get('peak_import_kw'), 'kw')}; "
+    facts = (f"<p>The devices {how}. Peak import {fmt(s.get('peak_import_kw'), 'kw')}; the "
+             f"households' peak net draw (their meters summed, before feeder losses) "
+             f"{fmt(s.get('peak_draw_kw'), 'kw')}, against "
+             f"{fmt(s.get('baseline_peak_draw_kw'), 'kw')} with the same devices on plain rules "
+             f"and the utility alone; "
              f"device energy moved in time against the same devices on plain rules "
              f"{fmt(s.get('flexible_kwh'), 'kwh')}; EVs short at departure "
              f"{fmt(s.get('ev_shortfall_kwh'), 'kwh')}; time outside the comfort band "

@@ -18,7 +18,12 @@ Energy
     utility: directly at the tariff, or through the counterparty.
     ``grid_import_kwh``/``grid_export_kwh`` are the physical exchange at the
     community's connection (losses included where the feeder is modelled);
-    ``peak_import_kw`` its highest interval mean.
+    ``peak_import_kw`` its highest interval mean. ``peak_draw_kw``: the
+    highest interval mean of the households' net draw summed (what their
+    meters read, before feeder losses); ``baseline_peak_draw_kw``: the same
+    with the utility alone and the devices on plain rules, so the two set
+    the market's (and the devices' response's) effect on the peak apart from
+    losses.
 Prices
     ``buyer_price_per_kwh``: what households paid per kWh bought in the market;
     ``seller_price_per_kwh``: what they received per kWh sold in it (None
@@ -169,6 +174,14 @@ def _share(num: float, den: float) -> float | None:
     return num / den if den > 0 else None
 
 
+def _peak(iv: Any, column: str, dt_h: float) -> float | None:
+    """The highest interval mean of ``column`` (kWh per interval -> kW); None
+    for a store written before the column existed."""
+    if column not in iv:
+        return None
+    return float(iv[column].to_numpy(dtype=np.float64).max(initial=0.0)) / dt_h
+
+
 def summary(result: SimulationResult) -> dict[str, Any]:
     """The key figures of a run (see the module docstring for each meaning);
     plain JSON-safe values: numbers, strings, None, lists."""
@@ -222,6 +235,8 @@ def summary(result: SimulationResult) -> dict[str, Any]:
         "grid_import_kwh": col["grid_import_kwh"].sum(),
         "grid_export_kwh": col["grid_export_kwh"].sum(),
         "peak_import_kw": col["grid_import_kwh"].max(initial=0.0) / dt_h,
+        "peak_draw_kw": _peak(iv, "draw_kwh", dt_h),
+        "baseline_peak_draw_kw": _peak(iv, "baseline_draw_kwh", dt_h),
         "self_sufficiency": 1.0 - col["grid_import_kwh"].sum() / load if load > 0 else None,
         "buyer_price_per_kwh": _share(col["buyer_payment"].sum(), bought),
         "seller_price_per_kwh": _share(col["seller_receipt"].sum(), sold),

@@ -30,7 +30,7 @@ INTERVAL_COLUMNS = (
     "operator_surplus", "counterparty_kwh", "curtailed_kwh", "baseline_curtailed_kwh",
     "unserved_kwh", "baseline_unserved_kwh", "grid_import_kwh", "grid_export_kwh",
     "utility_revenue", "baseline_cost", "baseline_spending", "market_cost", "carbon_cost",
-    "n_binding", "islanded", "indoor_c_mean", "indoor_c_min",
+    "n_binding", "islanded", "draw_kwh", "baseline_draw_kwh", "indoor_c_mean", "indoor_c_min",
 )
 #: Interval columns that are NaN where the community has no such device.
 _DEVICE_COLUMNS = ("indoor_c_mean", "indoor_c_min")

@@ -344,7 +344,8 @@ _HOUSEHOLD_ARRAYS = ("bought_kwh", "sold_kwh", "paid", "received", "import_kwh",
 _MARKET_STATS = ("price", "volume_kwh", "welfare", "n_buy", "n_sell", "import_kwh",
                  "export_kwh", "baseline_spending", "buyer_payment", "seller_receipt",
                  "max_buyer_price", "operator_surplus", "counterparty_kwh", "grid_import_kwh",
-                 "grid_export_kwh", "utility_revenue", "n_binding", "islanded")
+                 "grid_export_kwh", "utility_revenue", "n_binding", "islanded", "draw_kwh",
+                 "baseline_draw_kwh")
 
 
 def _day_outcome(first: int, out: dict[str, Any], islanded: npt.NDArray[np.bool_]

@@ -194,6 +194,9 @@ class DayMarket:
             "utility_revenue": import_total * retail - export_total * feed_in
             + fig["utility_cost"],
             "n_binding": fig["n_binding"],
+            # the households' summed net draw before feeder losses, and the baseline's
+            "draw_kwh": (self.bought - self.sold + imported - exported).sum(axis=1),
+            "baseline_draw_kwh": rows["baseline_meter_kwh"].sum(axis=1),
         }
         return rows, stats
 

@@ -29,8 +29,11 @@ intervals            one per interval: ``interval, start`` (ISO 8601),
                      connection), ``utility_revenue, baseline_cost,
                      baseline_spending`` (the baseline's purchases at retail),
                      ``market_cost`` (sum of bills), ``carbon_cost``,
-                     ``n_binding`` (binding network limits), ``islanded``; with a
-                     network market also ``vm_min_pu, vm_max_pu``
+                     ``n_binding`` (binding network limits), ``islanded``,
+                     ``draw_kwh, baseline_draw_kwh`` (the households' net draw
+                     summed, before feeder losses: with the market, and with
+                     the utility alone, devices on rules); with a network
+                     market also ``vm_min_pu, vm_max_pu``
 households           one per household: ``household, node, annual_kwh, pv_kw,
                      battery_kwh, battery_kw`` and run totals ``bill_market,
                      bill_baseline, carbon_cost, bought_kwh, sold_kwh,
