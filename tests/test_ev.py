@@ -43,9 +43,9 @@ def test_a_fleet_given_what_it_bids_for_leaves_with_what_it_needs():
     fleet = _fleet()
     _run(fleet, lambda seg: seg.quantity_kwh * (seg.side == BUY))
     assert fleet.shortfall_kwh.max() == pytest.approx(0.0, abs=1e-9)
-    _, soc = fleet.soc_at_departure_kwh[-1]
-    leaving = ~np.isnan(soc)
-    assert (soc[leaving] >= fleet.required_kwh[leaving] - 1e-9).all()
+    _, cars, soc = fleet.soc_at_departure_kwh[-1]
+    assert cars.size
+    assert (soc >= fleet.required_kwh[cars] - 1e-9).all()
 
 
 def test_a_car_given_only_its_must_charge_bids_still_leaves_ready():

@@ -124,3 +124,21 @@ def test_the_households_draw_with_and_without_the_market():
     assert not np.allclose(bidding.intervals["draw_kwh"], bidding.intervals["baseline_draw_kwh"])
     np.testing.assert_allclose(bidding.intervals["baseline_draw_kwh"], iv["baseline_draw_kwh"],
                                atol=1e-9)  # the same baseline: devices on rules, no market
+
+
+def test_every_ev_departure_is_kept_and_adds_up_to_the_figures(tmp_path):
+    from transactive.analysis.report import render_report
+    from transactive.sim.recorder import read_results
+
+    run = simulate(Scenario.from_dict(WINTER).with_overrides(
+        **{"flexibility.control": "market", "time.days": 2}), run_dir=tmp_path / "run")
+    dep = run.ev_departures
+    assert dep is not None
+    assert len(dep) == run.figures["ev_departures"] > 0
+    lacked = (dep["required_kwh"] - dep["soc_kwh"]).clip(lower=0).sum()
+    assert lacked == pytest.approx(run.figures["ev_shortfall_kwh"], abs=1e-9)
+    assert (dep["interval"] > 0).all()
+    back = read_results(tmp_path / "run")
+    assert back.ev_departures is not None
+    assert len(back.ev_departures) == len(dep)
+    assert "<h3>EVs at departure</h3>" in render_report(back)

@@ -85,7 +85,10 @@ class EVFleet:
     unmet_trip_kwh: FloatArray = field(init=False)
     """Per household: energy trips needed beyond what the car held when it
     left (charged elsewhere: the car comes back empty), summed."""
-    soc_at_departure_kwh: list[tuple[int, FloatArray]] = field(init=False)
+    soc_at_departure_kwh: list[tuple[int, npt.NDArray[np.int64], FloatArray]] = field(
+        init=False)
+    """Each departure so far: the interval the cars left at, which cars
+    (households) and what they held (kWh)."""
 
     def __post_init__(self) -> None:
         n = self.capacity_kwh.shape[0]
@@ -215,7 +218,8 @@ class EVFleet:
         if leaving.any():
             short = np.where(leaving, np.maximum(self.required_kwh - self.soc_kwh, 0.0), 0.0)
             self.shortfall_kwh += short
-            self.soc_at_departure_kwh.append((t + 1, np.where(leaving, self.soc_kwh, np.nan)))
+            cars = np.flatnonzero(leaving)
+            self.soc_at_departure_kwh.append((t + 1, cars, self.soc_kwh[cars].copy()))
         if t + 1 < self.trip_kwh.shape[0]:
             after = self.soc_kwh - self.trip_kwh[t + 1]
             self.unmet_trip_kwh += np.maximum(-after, 0.0)

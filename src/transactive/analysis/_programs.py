@@ -95,7 +95,28 @@ def flexibility_section(run: _Run) -> str:
                                            2),
                                      Daily("indoor_c_mean", "mean", "mean", COLORS["market"],
                                            2)], "degC"))
-    return body
+    return body + _departures(run)
+
+
+def _departures(run: _Run) -> str:
+    """The cars' state of charge at departure against what they needed."""
+    dep = run.result.ev_departures
+    if dep is None or dep.empty:
+        return ""
+    need = dep["required_kwh"].to_numpy(dtype=np.float64)
+    held = dep["soc_kwh"].to_numpy(dtype=np.float64)
+    share = np.divide(held, need, out=np.ones_like(held), where=need > 0) * 100.0
+    ready = int((held >= need - 1e-6).sum())
+    fig = figure([go.Histogram(x=values(np.minimum(share, 150.0), 2),
+                               xbins={"start": 0, "end": 150, "size": 5},
+                               marker={"color": COLORS["device"]}, name="departures")],
+                 y_title="departures", x_title="energy held at departure, % of what the "
+                 "car needed (150 and above in the last bar)", hovermode="closest",
+                 showlegend=False)
+    return (f"<h3>EVs at departure</h3><p>{fmt(ready, 'count')} of {fmt(len(dep), 'count')} "
+            f"departures left with the energy they needed; together they lacked "
+            f"{fmt(float(np.maximum(need - held, 0.0).sum()), 'kwh')} (results table "
+            f"<code>ev_departures</code>).</p>" + chart(fig, "ev-departures"))
 
 
 def _pct(value: float | None) -> str:

@@ -454,6 +454,8 @@ def _simulate(scenario: Scenario, folder: Path | None,
         bills = frames["households"]["bill_market"].to_numpy()  # type: ignore[index]
         result = SimulationResult(scenario=scenario, **frames,  # type: ignore[arg-type]
                                   retail=retail, dr_events=dr_events,
+                                  ev_departures=None if run.devices is None
+                                  else run.devices.departures(),
                                   settlement=None if settle is None else settle.close(bills),
                                   figures=figures, elapsed_s=time.perf_counter() - started)
     except BaseException:  # bad input (a program's too), or stopped: close the settlement's files

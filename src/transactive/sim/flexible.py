@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from transactive.agents.devices import BatteryFleet, arbitrage_prices
 from transactive.agents.ev import EVFleet
@@ -130,10 +131,9 @@ class Devices:
         ev, hp = self.ev, self.heat_pump
         departures = ready = 0
         if ev is not None:
-            for _, soc in ev.soc_at_departure_kwh:
-                leaving = ~np.isnan(soc)
-                departures += int(leaving.sum())
-                ready += int((soc[leaving] >= ev.required_kwh[leaving] - 1e-6).sum())
+            for _, cars, soc in ev.soc_at_departure_kwh:
+                departures += int(cars.size)
+                ready += int((soc >= ev.required_kwh[cars] - 1e-6).sum())
         return {
             "ev_shortfall_kwh": None if ev is None else float(ev.shortfall_kwh.sum()),
             "ev_unmet_trip_kwh": None if ev is None else float(ev.unmet_trip_kwh.sum()),
@@ -141,6 +141,23 @@ class Devices:
             "ev_ready_share": None if ev is None or not departures else ready / departures,
             "comfort_violation_kh": None if hp is None else float(hp.comfort_violation_kh.sum()),
         }
+
+    def departures(self) -> pd.DataFrame | None:
+        """Every EV departure of the run (the results table ``ev_departures``):
+        ``interval`` (the first the car is away), ``household``, ``soc_kwh``
+        (what it held) and ``required_kwh`` (what it needed); None without EVs."""
+        ev = self.ev
+        if ev is None:
+            return None
+        parts = ev.soc_at_departure_kwh
+        cars = (np.concatenate([c for _, c, _ in parts]) if parts
+                else np.empty(0, dtype=np.int64))
+        return pd.DataFrame({
+            "interval": np.concatenate([np.full(c.size, t, dtype=np.int64) for t, c, _ in parts])
+            if parts else np.empty(0, dtype=np.int64),
+            "household": cars.astype(np.int64),
+            "soc_kwh": np.concatenate([s for _, _, s in parts]) if parts else np.empty(0),
+            "required_kwh": ev.required_kwh[cars]})
 
     def indoor_c(self) -> tuple[float, float]:
         """Mean and lowest indoor temperature of the houses with a heat pump

@@ -58,6 +58,9 @@ retail               with ``[retail]``: one per (month, retailer), ``month``
 dr_events            with ``[demand_response]``: one per interval of an event
                      day, ``interval, event, in_event, baseline_kwh,
                      metered_kwh, counted_reduction_kwh`` (households summed)
+ev_departures        with EVs: one per departure, ``interval`` (the first the
+                     car is away), ``household, soc_kwh`` (what it held),
+                     ``required_kwh`` (what it needed)
 reconciliation       a settled run's accounts: statements against the ledger
 statement_bills      a settled run's households: statement energy bill against
                      the simulated bill, in cents
@@ -89,7 +92,7 @@ __all__ = ["RESULTS_FILE", "read_results", "write_results"]
 
 RESULTS_FILE = "results.sqlite"
 _TABLES = ("intervals", "households", "household_days", "household_intervals", "orders",
-           "nodes", "retail", "dr_events")
+           "nodes", "retail", "dr_events", "ev_departures")
 
 
 def write_results(result: SimulationResult, run_dir: str | PathLike[str]) -> Path:
@@ -162,6 +165,7 @@ def read_results(run_dir: str | PathLike[str]) -> SimulationResult:
         nodes=frames["nodes"],
         retail=frames["retail"],
         dr_events=frames["dr_events"],
+        ev_departures=frames["ev_departures"],
         settlement=settlement,
         figures=figures,
     )
