@@ -248,3 +248,31 @@ def test_default_scenario_unchanged_interval_by_interval(kept_solves):
         for col in _numeric(a):
             np.testing.assert_allclose(b[col].to_numpy(float), a[col].to_numpy(float),
                                        rtol=1e-7, atol=1e-9, err_msg=f"{name}.{col}")
+
+
+def test_a_warm_solve_that_ends_without_a_verdict_is_retried_cold():
+    """HiGHS stopped by its iteration limit on the warm re-solve reports no
+    verdict: the kept LP solves once more from scratch (limit lifted here as a
+    cold restart would find it) instead of failing the run."""
+    lp = KeptLP(np.array([1.0, 1.0]), np.zeros(2), np.ones(2),
+                sp.csc_matrix([[1.0, 1.0], [1.0, -1.0]]), np.array([0.5, -0.5]),
+                np.array([2.0, 0.5]))
+    assert lp.solve(lp.c, lp.lb, lp.ub, lp.rl, lp.ru).objective == pytest.approx(0.5)
+    h = lp._h
+    h.setOptionValue("simplex_iteration_limit", 0)
+    real_run = h.run
+    calls = []
+
+    def run():
+        calls.append(h.getOptions().simplex_iteration_limit)
+        status = real_run()
+        h.setOptionValue("simplex_iteration_limit", 1_000_000)  # the cold retry may iterate
+        return status
+
+    lp._h = type("Spy", (), {"__getattr__": lambda self, name: getattr(h, name),
+                             "run": staticmethod(run)})()
+    sol = lp.solve(np.array([2.0, 1.0]), lp.lb, lp.ub, np.array([0.6, -0.5]), lp.ru)
+    assert len(calls) == 2  # the warm solve stopped at its limit, the cold one finished
+    # min 2 x1 + x2, x1 + x2 >= 0.6, x1 - x2 >= -0.5: the vertex (0.05, 0.55)
+    np.testing.assert_allclose(sol.x, [0.05, 0.55], atol=1e-9)
+    assert sol.objective == pytest.approx(0.65, abs=1e-12)

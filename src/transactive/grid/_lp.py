@@ -124,6 +124,12 @@ def _highs_status_error(h: highspy.Highs, what: str) -> SolverError | None:
     return SolverError(f"the {what} is {h.modelStatusToString(status).lower()}")
 
 
+#: Statuses that settle an LP: anything else from a warm start is retried cold.
+_DEFINITE = frozenset({highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kInfeasible,
+                       highspy.HighsModelStatus.kUnbounded,
+                       highspy.HighsModelStatus.kUnboundedOrInfeasible})
+
+
 class KeptLP:
     """``min c x  s.t.  rl <= A x <= ru,  lb <= x <= ub`` kept in its own HiGHS
     instance between solves: :meth:`solve` passes only the costs and bounds
@@ -185,7 +191,9 @@ class KeptLP:
     def solve(self, c: Array, lb: Array, ub: Array, rl: Array, ru: Array, *,
               what: str = "LP") -> LPSolution:
         """Change the costs and bounds to these and re-solve; :class:`SolverError`
-        unless optimal (the next solve then starts from a fresh basis)."""
+        unless optimal (the next solve then starts from a fresh basis). A
+        warm re-solve that ends without a verdict (neither optimal, infeasible
+        nor unbounded) is run once more from scratch."""
         h = self._h
         j = np.flatnonzero(c != self.c)
         if j.size:
@@ -200,6 +208,11 @@ class KeptLP:
         self.c, self.lb, self.ub, self.rl, self.ru = (
             np.array(v, dtype=np.float64) for v in (c, lb, ub, rl, ru))
         h.run()
+        if h.getModelStatus() not in _DEFINITE:
+            # a warm start gone astray (HiGHS may report 'unknown' after a bad
+            # basis change): once more from scratch before giving up
+            h.clearSolver()
+            h.run()
         error = _highs_status_error(h, what)
         if error is not None:
             h.clearSolver()
