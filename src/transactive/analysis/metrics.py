@@ -234,7 +234,7 @@ def summary(result: SimulationResult) -> dict[str, Any]:
         "utility_export_kwh": utility_export,
         "grid_import_kwh": col["grid_import_kwh"].sum(),
         "grid_export_kwh": col["grid_export_kwh"].sum(),
-        "peak_import_kw": col["grid_import_kwh"].max(initial=0.0) / dt_h,
+        "peak_import_kw": _peak(iv, "grid_import_kwh", dt_h),
         "peak_draw_kw": _peak(iv, "draw_kwh", dt_h),
         "baseline_peak_draw_kw": _peak(iv, "baseline_draw_kwh", dt_h),
         "self_sufficiency": 1.0 - col["grid_import_kwh"].sum() / load if load > 0 else None,

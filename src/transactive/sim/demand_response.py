@@ -68,9 +68,9 @@ def plan_events(config: DemandResponseConfig, timeline: Timeline,
     window = event_windows(config.event_start_hour, config.event_end_hour, ppd)[0]
     weekday = kinds == 0
     history = np.cumsum(weekday) - weekday  # weekdays before each day
-    eligible = weekday & (history >= _HISTORY_WEEKDAYS[config.method])
+    need = _HISTORY_WEEKDAYS[config.method]
+    eligible = weekday & (history >= need)
     if eligible.sum() < config.events:
-        need = _HISTORY_WEEKDAYS[config.method]
         raise InputError("demand_response.events",
                          f"{config.events} event days need {config.events} weekdays after "
                          f"{need} weekdays of history ({config.method}); the run of "
@@ -82,7 +82,6 @@ def plan_events(config: DemandResponseConfig, timeline: Timeline,
     # the method's history of such weekdays before them: refuse now, not after the run
     clean = weekday.copy()
     clean[days] = False
-    need = _HISTORY_WEEKDAYS[config.method]
     if not (clean & (np.cumsum(clean) - clean >= need)).any():
         raise InputError("demand_response.events",
                          f"no weekday without an event is left with {need} such weekdays "

@@ -149,14 +149,14 @@ class Devices:
         ev = self.ev
         if ev is None:
             return None
-        parts = ev.soc_at_departure_kwh
-        cars = (np.concatenate([c for _, c, _ in parts]) if parts
-                else np.empty(0, dtype=np.int64))
+        none: list[tuple[int, npt.NDArray[np.int64], FloatArray]] = [
+            (0, np.empty(0, dtype=np.int64), np.empty(0))]
+        parts = ev.soc_at_departure_kwh or none
+        cars = np.concatenate([c for _, c, _ in parts]).astype(np.int64)
         return pd.DataFrame({
-            "interval": np.concatenate([np.full(c.size, t, dtype=np.int64) for t, c, _ in parts])
-            if parts else np.empty(0, dtype=np.int64),
-            "household": cars.astype(np.int64),
-            "soc_kwh": np.concatenate([s for _, _, s in parts]) if parts else np.empty(0),
+            "interval": np.concatenate([np.full(c.size, t, dtype=np.int64) for t, c, _ in parts]),
+            "household": cars,
+            "soc_kwh": np.concatenate([s for _, _, s in parts]),
             "required_kwh": ev.required_kwh[cars]})
 
     def indoor_c(self) -> tuple[float, float]:

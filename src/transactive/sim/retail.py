@@ -100,10 +100,10 @@ def retail_competition(cfg: RetailConfig, tariff_config: TariffConfig, incumbent
         cap = float(price @ total / total.sum()) if total.sum() > 0 else float(price.mean())
     entrants = [_entrant(e, tariff_config, cfg) for e in cfg.entrants]
     choice = LogitChoice(cfg.sensitivity_per_currency, cfg.switching_cost)
-    comparison = compare_retail(imports, exports, timeline, wholesale, old, entrants,
+    w = wholesale.price_per_kwh(timeline)  # drawn once: the retailers' and the P2P case's
+    comparison = compare_retail(imports, exports, timeline, w, old, entrants,
                                 cfg.months, rng, choice, price_cap_per_kwh=cap)
-    profit = p2p_supplier_profit(intervals, wholesale.price_per_kwh(timeline), cfg,
-                                 meter.shape[1], comparison.month_factor)
+    profit = p2p_supplier_profit(intervals, w, cfg, meter.shape[1], comparison.month_factor)
     table = comparison_table(comparison, p2p_bills=market_bills, p2p_supplier_profit=profit)
     rows = table.to_dict(orient="index")
     competition, p2p = rows["retail competition"], rows["p2p market"]
