@@ -353,12 +353,14 @@ class MarketSession:
         return self._pool
 
     def clear(self, orders: OrderBatch, retail_price: float, feed_in_price: float, *,
-              household: npt.NDArray[np.int64] | None = None) -> IntervalMarket:
+              household: npt.NDArray[np.int64] | None = None, baseline: bool = True
+              ) -> IntervalMarket:
         """Clear one interval's orders (participant = household index, unless
         ``household`` gives each order's household); they arrive in a random
         order, each at its household's bus. A design that clears the whole
         feeder also reports the utility-only baseline's shortfall on it
-        (:attr:`IntervalMarket.baseline_shortfall_kwh`)."""
+        (:attr:`IntervalMarket.baseline_shortfall_kwh`), unless ``baseline`` is
+        False (a caller that books its own baseline: a second solve saved)."""
         n = len(orders)
         arrival = self._rng.permutation(n).astype(np.float64)
         cols = {name: getattr(orders, name) for name in
@@ -390,7 +392,8 @@ class MarketSession:
         info = clearing.info
         return IntervalMarket(clearing, "curtailed", counterparty, float(info["utility_cost"]),
                               float(info["grid_import_kwh"]), float(info["grid_export_kwh"]),
-                              self._baseline_shortfall(orders, clearing, options))
+                              self._baseline_shortfall(orders, clearing, options)
+                              if baseline else None)
 
     def clear_day(self, intervals: npt.NDArray[np.int64], net_kwh: FloatArray,
                   limits: FloatArray, retail_price: FloatArray, feed_in_price: FloatArray, *,
@@ -427,7 +430,9 @@ class MarketSession:
         """:meth:`clear` for one interval's orders (several per household
         allowed: each order trades as its own agent, a device), by merit
         order where that is the network market's exact optimum
-        (:func:`~transactive.markets.network.clear_network_merit`)."""
+        (:func:`~transactive.markets.network.clear_network_merit`). No
+        baseline is reported: the orders are devices', and the caller books the
+        baseline of its own devices on rules."""
         if self._merit and len(orders):
             node = self._node[orders.participant]
             signed = np.where(orders.side == BUY, orders.quantity, -orders.quantity)
@@ -442,15 +447,15 @@ class MarketSession:
                 return IntervalMarket(
                     _merit_clearing(placed, acc, merit, 0), "curtailed",
                     float(acc[buy].sum() - acc[~buy].sum()), float(merit.utility_cost[0]),
-                    float(merit.grid_import_kwh[0]), float(merit.grid_export_kwh[0]),
-                    np.zeros(len(orders)))
+                    float(merit.grid_import_kwh[0]), float(merit.grid_export_kwh[0]))
         # every order its own agent (a device; some designs take a participant
         # on one side only), then the households back for the books
         household = orders.participant
         agents = OrderBatch._trusted(
             id=orders.id, participant=np.arange(len(orders), dtype=np.int64), side=orders.side,
             price=orders.price, quantity=orders.quantity)
-        cleared = self.clear(agents, retail_price, feed_in_price, household=household)
+        cleared = self.clear(agents, retail_price, feed_in_price, household=household,
+                             baseline=False)
         c, o = cleared.clearing, cleared.clearing.orders
         back = OrderBatch._trusted(id=o.id, participant=household[o.participant], side=o.side,
                                    price=o.price, quantity=o.quantity, time=o.time, node=o.node)
