@@ -39,6 +39,46 @@ def test_cars_leave_in_the_morning_and_come_home_in_the_evening():
     assert fleet.trip_kwh.sum(axis=0).min() > 0  # trips take energy
 
 
+def _trips_by_day(tl, fleet, rng, mask, arrival_hour=18.0, departure_hour=7.5,
+                  km_per_day=40.0, kwh_per_km=0.18, required_frac=0.8):
+    """The trips of EVFleet.draw's random draws, day by day over whole (T, n)
+    arrays (the plain way: slow, quadratic in the run's length)."""
+    T, n, ppd = tl.periods, mask.size, tl.periods_per_day
+    rng.uniform(size=n), rng.choice([7.4, 11.0], n), rng.random(n)  # cars, chargers, V2G
+    days, step_h = -(-T // ppd) + 1, 24.0 / ppd
+    arrive = np.clip(rng.normal(arrival_hour, 1.5, (days, n)), 15.0, 23.5)
+    leave = np.clip(rng.normal(departure_hour, 0.75, (days, n)), 5.0, 10.0)
+    distance = rng.gamma(4.0, km_per_day / 4.0, (days, n))
+    day_start = np.arange(days)[:, None] * ppd - round(tl.start_hour / step_h)
+    t_arrive = day_start + np.round(arrive / step_h).astype(np.int64)
+    t_leave = day_start + np.round(leave / step_h).astype(np.int64)
+    plugged, trip = np.ones((T, n), bool), np.zeros((T, n))
+    departure = np.full((T, n), T, dtype=np.int64)
+    t = np.arange(T)[:, None]
+    for d in range(days):
+        plugged &= ~((t >= t_leave[d]) & (t < t_arrive[d]))
+        for h in np.flatnonzero(mask & (t_arrive[d] >= 0) & (t_arrive[d] < T)):
+            trip[t_arrive[d, h], h] = min(distance[d, h] * kwh_per_km,
+                                          required_frac * fleet.capacity_kwh[h])
+        departure = np.where((t < t_leave[d]) & (departure == T), t_leave[d], departure)
+    return plugged & mask, trip, np.where(mask, departure, T)
+
+
+@pytest.mark.parametrize("start", ["2026-06-01 00:00", "2026-03-28 21:15", "2026-10-24 06:30"])
+def test_trips_match_the_day_by_day_construction(start):
+    """Plug-in, trips and departures (built in one pass over the run) are what
+    a day-by-day construction from the same draws gives, for runs that start
+    at midnight, in the evening (cars out before the run: no trip wraps to its
+    end) and in the morning, across the clock changes."""
+    tl = Timeline(pd.Timestamp(start, tz="Europe/Berlin"), periods=96 * 9 + 37)
+    mask = np.random.default_rng(5).random(30) < 0.7
+    fleet = EVFleet.draw(tl, mask, np.random.default_rng(8))
+    plugged, trip, departure = _trips_by_day(tl, fleet, np.random.default_rng(8), mask)
+    np.testing.assert_array_equal(fleet.plugged, plugged)
+    np.testing.assert_array_equal(fleet.trip_kwh, trip)
+    np.testing.assert_array_equal(fleet.departure, departure)
+
+
 def test_a_fleet_given_what_it_bids_for_leaves_with_what_it_needs():
     fleet = _fleet()
     _run(fleet, lambda seg: seg.quantity_kwh * (seg.side == BUY))

@@ -138,22 +138,29 @@ class EVFleet:
         day_start = np.arange(days)[:, None] * ppd - first
         t_arrive = day_start + np.round(arrive / step_h).astype(np.int64)
         t_leave = day_start + np.round(leave / step_h).astype(np.int64)
-        plugged = np.ones((T, n), dtype=bool)
-        trip = np.zeros((T, n))
-        departure = np.full((T, n), T, dtype=np.int64)
-        t = np.arange(T)[:, None]
-        for d in range(days):  # a loop over days, vectorised over households and intervals
-            away = (t >= t_leave[d]) & (t < t_arrive[d])
-            plugged &= ~away
-            rows = np.flatnonzero((t_arrive[d] < T) & mask)
-            trip[t_arrive[d][rows], rows] = np.minimum(distance[d][rows] * kwh_per_km,
-                                                       required_frac * cap[rows])
-            before = (t < t_leave[d]) & (departure == T)
-            departure = np.where(before, t_leave[d], departure)
+        # each day's trip is away over [t_leave, t_arrive): the intervals away
+        # by a running count of leaves minus arrivals, the next departure by a
+        # running count of leaves (days do not overlap: morning, then evening)
+        cols = np.broadcast_to(np.arange(n), (days, n))
+        edges = np.zeros((T + 1, n), dtype=np.int32)
+        np.add.at(edges, (np.clip(t_leave, 0, T), cols), 1)
+        np.add.at(edges, (np.clip(t_arrive, 0, T), cols), -1)
+        plugged = _running_sum(edges[:T]) == 0
         plugged &= mask
+        back = (t_arrive >= 0) & (t_arrive < T) & mask
+        trip = np.zeros((T, n))
+        trip[t_arrive[back], cols[back]] = np.minimum(distance * kwh_per_km,
+                                                      required_frac * cap)[back]
+        edges[:] = 0
+        inside = (t_leave >= 0) & (t_leave < T)
+        np.add.at(edges, (t_leave[inside], cols[inside]), 1)
+        edges[0] += (t_leave < 0).sum(axis=0, dtype=np.int32)  # leaves before the run
+        leaves = np.vstack([t_leave, np.full((1, n), T)])  # after the last one: T
+        leaves[:, ~mask] = T  # no car: never
+        departure = np.take_along_axis(leaves, _running_sum(edges[:T]), axis=0)
         return cls(capacity_kwh=cap, charger_kw=charger, efficiency=np.where(mask, 0.92, 1.0),
                    required_kwh=required_frac * cap, v2g=v2g, plugged=plugged,
-                   departure=np.where(mask, departure, T), trip_kwh=trip,
+                   departure=departure, trip_kwh=trip,
                    dt_h=timeline.dt_h, bias=rng.uniform(-0.5, 0.5, n))
 
     def laxity_h(self, t: int) -> FloatArray:
@@ -234,3 +241,15 @@ def _window_moments(forecast: FloatArray, length: npt.NDArray[np.int64]
     s2 = np.r_[0.0, np.cumsum(forecast**2)]
     mean = s1[length] / length
     return mean, np.sqrt(np.maximum(s2[length] / length - mean**2, 0.0))
+
+
+def _running_sum(steps: npt.NDArray[np.int32]) -> npt.NDArray[np.int32]:
+    """Running sums of ``steps`` (T x n) along time, a row at a time (numpy's
+    cumsum along the first axis walks a C-ordered array with a stride,
+    several times slower)."""
+    out = np.empty_like(steps)
+    if len(steps):
+        out[0] = steps[0]
+    for k in range(1, len(steps)):
+        np.add(out[k - 1], steps[k], out=out[k])
+    return out
