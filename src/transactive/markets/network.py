@@ -61,7 +61,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
 
 from transactive.clearing import Clearing
 from transactive.errors import InputError
@@ -394,17 +393,16 @@ def clear_network_merit(quantity: npt.ArrayLike, limit_price: npt.ArrayLike,
     straddle = tie.any(axis=1) | ~(importing | exporting)
     mw = opts["kw_per_unit"] / opts["dt_h"] / 1000.0
     tan_phi = math.tan(math.acos(opts["power_factor"]))
-    bus = sp.csr_matrix((np.ones(at.size), (at, np.arange(at.size))),
-                        shape=(net.n_bus, at.size))  # bus x participant
-    q_mvar = (bus @ (demand * (tan_phi * mw)).T).T
-    market = screen_feeder(net, (bus @ (np.where(sell, -accepted, demand) * mw).T).T, q_mvar)
+    q_mvar = _bus_sums(demand * (tan_phi * mw), at, net.n_bus)
+    market = screen_feeder(net, _bus_sums(np.where(sell, -accepted, demand) * mw, at, net.n_bus),
+                           q_mvar)
     exact = (~straddle & market.within & (np.abs(exchange) > 1e-9 * scale)
              & (p_exp > 0)  # at a zero feed-in price the baseline's offers tie with exports
              & (exchange * mw < import_max_mw * (1 - 1e-6)))  # the substation's limit
     truthful = ((limit == 0.0) | ~sell).all(axis=1)
     if not truthful.all():  # the baseline offers everything at zero: all of it dispatched
-        baseline = screen_feeder(net, (bus @ (qty * mw).T).T,
-                                 (bus @ (bid * (tan_phi * mw)).T).T)
+        baseline = screen_feeder(net, _bus_sums(qty * mw, at, net.n_bus),
+                                 _bus_sums(bid * (tan_phi * mw), at, net.n_bus))
         exact &= truthful | (baseline.within & (np.abs(base_exchange) > 1e-9 * scale))
     price = np.where(exchange > 0, p_imp, p_exp)
     grid_import, grid_export = np.maximum(exchange, 0.0), np.maximum(-exchange, 0.0)
@@ -413,6 +411,15 @@ def clear_network_merit(quantity: npt.ArrayLike, limit_price: npt.ArrayLike,
         grid_export_kwh=grid_export, utility_cost=grid_import * p_imp - grid_export * p_exp,
         losses_kwh=market.losses_mw / mw, max_loading=market.max_loading, vm_pu=market.vm_pu)
 
+
+
+def _bus_sums(values: npt.NDArray[np.float64], node: npt.NDArray[np.int64], n_bus: int
+              ) -> npt.NDArray[np.float64]:
+    """Per row of ``values`` (rows x participants), the sums at each bus
+    (rows x ``n_bus``) of the participants at ``node``."""
+    rows = values.shape[0]
+    flat = (np.arange(rows)[:, None] * n_bus + node).ravel()
+    return np.bincount(flat, values.ravel(), rows * n_bus).reshape(rows, n_bus)
 
 
 def dcopf_welfare(network: Network | str, *, rating: str | float = "a"
