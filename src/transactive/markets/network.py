@@ -419,7 +419,8 @@ def _bus_sums(values: npt.NDArray[np.float64], node: npt.NDArray[np.int64], n_bu
     (rows x ``n_bus``) of the participants at ``node``."""
     rows = values.shape[0]
     flat = (np.arange(rows)[:, None] * n_bus + node).ravel()
-    return np.bincount(flat, values.ravel(), rows * n_bus).reshape(rows, n_bus)
+    sums = np.bincount(flat, values.ravel(), rows * n_bus).astype(np.float64, copy=False)
+    return sums.reshape(rows, n_bus)
 
 
 def dcopf_welfare(network: Network | str, *, rating: str | float = "a"
