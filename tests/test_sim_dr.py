@@ -105,3 +105,24 @@ def test_the_event_days_interval_by_interval_add_up_to_the_figures(tmp_path):
     back = read_results(tmp_path / "run")
     assert back.dr_events is not None
     assert "<h2>Demand response</h2>" in render_report(back)
+
+
+
+def test_negawatts_are_measured_on_the_meter_after_load_shed():
+    """On rules, a feeder that cannot carry the load sheds some of it: the
+    household's meter (``meter_kwh``: bought - sold + import - export) reads
+    less than its net position, and the program measures the meter."""
+    sc = Scenario.from_dict({**RUN, "grid": {"import_limit_kw": 400.0}})
+    run = simulate(sc)
+    h, hh = run.household_intervals, run.households
+    assert h is not None and run.dr_events is not None
+    per_household = h.groupby("household")["meter_kwh"].sum().to_numpy()
+    drawn = (hh["bought_kwh"] - hh["sold_kwh"] + hh["import_kwh"] - hh["export_kwh"]).to_numpy()
+    np.testing.assert_allclose(per_household, drawn, atol=1e-3)
+    assert hh["unserved_kwh"].sum() > 1.0
+    assert (h["net_kwh"] - h["meter_kwh"]).max() > 0.1  # shed: drew less than it needed
+    plan = plan_events(sc.demand_response, sc.time.timeline(),
+                       np.asarray(run.intervals["retail_price"]))
+    meter = h["meter_kwh"].to_numpy().reshape(-1, 10).sum(axis=1).reshape(-1, 96)
+    np.testing.assert_allclose(run.dr_events["metered_kwh"], meter[plan.days].ravel(),
+                               atol=1e-3)

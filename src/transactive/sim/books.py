@@ -135,7 +135,7 @@ class Books:
         self.days = {name: np.zeros((self.n_days, n_households)) for name in HOUSEHOLD_COLUMNS}
         self.keep_households = level in ("orders", "households")
         self.hh = {name: np.zeros((periods, n_households), dtype=np.float32)
-                   for name in ("net_kwh", "bought_kwh", "sold_kwh", "soc_kwh",
+                   for name in ("net_kwh", "bought_kwh", "sold_kwh", "soc_kwh", "meter_kwh",
                                 "baseline_meter_kwh")
                    } if self.keep_households else {}
         self.order_parts: list[tuple[npt.NDArray[Any], ...]] = []
@@ -152,7 +152,8 @@ class Books:
             self.days[name][d] += getattr(out, name).sum(axis=0)
         if self.keep_households:
             for name, kept in self.hh.items():
-                kept[t] = getattr(out, name)
+                kept[t] = (out.bought_kwh - out.sold_kwh + out.import_kwh - out.export_kwh
+                           if name == "meter_kwh" else getattr(out, name))
         if self.tariffs:
             imported = np.maximum(out.baseline_meter_kwh, 0.0)
             exported = np.maximum(-out.baseline_meter_kwh, 0.0)

@@ -475,7 +475,7 @@ def _programs(scenario: Scenario, run: _Run, frames: dict[str, Any], figures: di
     hh_iv, timeline, n = frames["household_intervals"], run.timeline, run.community.size
     dr_events = retail = None
     if run.events is not None and hh_iv is not None:
-        meter = hh_iv["net_kwh"].to_numpy().reshape(timeline.periods, n)
+        meter = hh_iv["meter_kwh"].to_numpy().reshape(timeline.periods, n)
         dr_figures, dr_events = settle_events(scenario.demand_response, run.events, meter,
                                               run.outdoor_c)
         figures.update(dr_figures)

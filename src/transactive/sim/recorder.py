@@ -44,8 +44,10 @@ households           one per household: ``household, node, annual_kwh, pv_kw,
                      ``gain`` (baseline - market) and ``worse_off_reason``
 household_days       one per (day, household): the same totals per day
 household_intervals  one per (interval, household): ``net_kwh, bought_kwh,
-                     sold_kwh, soc_kwh``, ``baseline_meter_kwh`` (what its
-                     meter would read with the utility alone) (record level
+                     sold_kwh, soc_kwh``, ``meter_kwh`` (what its meter read:
+                     bought - sold + import - export, after any load shed or
+                     PV curtailed), ``baseline_meter_kwh`` (what it would
+                     read with the utility alone) (record level
                      'households'/'orders')
 orders               one per order: ``interval, id, household, side`` (+1 buy,
                      -1 sell), ``limit_price, quantity, accepted, price,
