@@ -115,7 +115,8 @@ def test_negawatts_are_measured_on_the_meter_after_load_shed():
     sc = Scenario.from_dict({**RUN, "grid": {"import_limit_kw": 400.0}})
     run = simulate(sc)
     h, hh = run.household_intervals, run.households
-    assert h is not None and run.dr_events is not None
+    assert h is not None
+    assert run.dr_events is not None
     per_household = h.groupby("household")["meter_kwh"].sum().to_numpy()
     drawn = (hh["bought_kwh"] - hh["sold_kwh"] + hh["import_kwh"] - hh["export_kwh"]).to_numpy()
     np.testing.assert_allclose(per_household, drawn, atol=1e-3)
