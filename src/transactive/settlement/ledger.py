@@ -388,6 +388,15 @@ class TransferBatch(Sequence[Transfer]):
     def __len__(self) -> int:
         return len(self.id)
 
+    def __eq__(self, other: object) -> bool:
+        """The same transfers in the same groups."""
+        if not isinstance(other, TransferBatch):
+            return NotImplemented
+        return all(np.array_equal(getattr(self, c), getattr(other, c)) for c in (
+            "id", "debit", "credit", "amount", "code", "interval", "sizes"))
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and holds arrays
+
     def __iter__(self) -> Iterator[Transfer]:
         return map(Transfer._make, zip(*self.columns(), strict=True))
 

@@ -107,7 +107,7 @@ from transactive.settlement.amounts import (
     post_running,
     round_micro,
 )
-from transactive.settlement.ledger import Transfer
+from transactive.settlement.ledger import Transfer, TransferBatch
 from transactive.settlement.statements import STATEMENT_COLUMNS, StatementRows
 from transactive.settlement.transfers import (
     ACCOUNTS,
@@ -115,7 +115,7 @@ from transactive.settlement.transfers import (
     check_sums,
     operator_moves,
     participant_accounts,
-    transfers_from_sums,
+    transfer_batch_from_sums,
 )
 
 __all__ = [
@@ -129,6 +129,7 @@ __all__ = [
     "RunningTotals",
     "check_interval",
     "check_transfers",
+    "checked_transfers",
     "compute_lines",
     "counterparty_moves",
     "exact_amounts",
@@ -621,11 +622,23 @@ def net_transfers(lines: Sequence[IntervalLines], *, prefix: str = "") -> list[T
     >>> [(t.id, t.amount) for t in net_transfers([a, b]) if t.code == "utility_energy"]
     [('0-1/utility_energy/a', 3)]
     """
+    return list(checked_transfers(lines, prefix=prefix, check=False))
+
+
+def checked_transfers(lines: Sequence[IntervalLines], *, prefix: str = "",
+                      check: bool = True) -> TransferBatch:
+    """:func:`net_transfers` as one batch of columns (no object per transfer),
+    checked as :func:`check_transfers` does unless ``check`` is False."""
     if not lines:
-        return []
+        return TransferBatch.concat([])
     labels, sums, due = _summed(lines)
-    return transfers_from_sums([str(p) for p in labels.tolist()], sums[:, :len(FLOWS)], due,
-                               span=_span(lines), interval=lines[0].interval, prefix=prefix)
+    names = [str(p) for p in labels.tolist()]
+    batch = transfer_batch_from_sums(names, sums[:, :len(FLOWS)], due, span=_span(lines),
+                                     interval=lines[0].interval, prefix=prefix)
+    if check:
+        check_sums(_span(lines), names, sums[:, -2], sums[:, -1],
+                   operator_moves(sums[:, :len(FLOWS)].sum(axis=0), due), batch)
+    return batch
 
 
 def line_transfers(lines: IntervalLines, *, prefix: str = "") -> list[Transfer]:

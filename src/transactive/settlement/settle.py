@@ -84,11 +84,8 @@ from transactive.settlement.rules import (
     IntervalPrices,
     Price,
     RunningTotals,
-    check_interval,
-    check_transfers,
+    checked_transfers,
     compute_lines,
-    line_transfers,
-    net_transfers,
     running_lines,
     statement_rows,
 )
@@ -167,7 +164,8 @@ class IntervalSettlement:
     """
 
     lines: IntervalLines
-    transfers: tuple[Transfer, ...]
+    transfers: Sequence[Transfer]
+    """A :class:`~transactive.settlement.ledger.TransferBatch` (columns)."""
     report: PostReport | None = None
 
     @property
@@ -494,19 +492,18 @@ class Settlement:
             done = IntervalSettlement(lines, ())
             self._settled.append(done)
             return done
-        transfers = line_transfers(lines, prefix=self.config.prefix)
-        check_interval(lines, transfers)
+        transfers = checked_transfers([lines], prefix=self.config.prefix)
         if self._pending is not None:
             self._pending.accounts += new_accounts
             if clearing is not None:
                 self._pending.clearings.append((lines.interval, clearing))
             self._pending.groups.append(transfers)
-            done = IntervalSettlement(lines, tuple(transfers))
+            done = IntervalSettlement(lines, transfers)
             self._settled.append(done)
             return done
         pending = _Pending(clearings=[] if clearing is None else [(lines.interval, clearing)],
                            accounts=new_accounts, groups=[transfers])
-        done = IntervalSettlement(lines, tuple(transfers), self._commit(pending))
+        done = IntervalSettlement(lines, transfers, self._commit(pending))
         self._settled.append(done)
         self._finish(len(self._settled) - 1)
         return done
@@ -517,8 +514,8 @@ class Settlement:
         done = self._settled[start:]
         lines = [d.lines for d in done]
         results = tuple(r for d in done if d.report is not None for r in d.report.results)
-        self._tally.add(lines, [t for d in done for t in d.transfers], PostReport(results),
-                        last_seq=self.ledger.n_transfers)
+        self._tally.add(lines, TransferBatch.concat([d.transfers for d in done]),
+                        PostReport(results), last_seq=self.ledger.n_transfers)
         if self._writer is not None:
             self._writer.write(statement_rows(lines))
             del self._settled[start:]
@@ -587,11 +584,10 @@ class Settlement:
             while end < len(self._settled) and self._settled[end].interval // ppd == day:
                 end += 1
             lines = [s.lines for s in self._settled[pos:end]]
-            transfers = net_transfers(lines, prefix=self.config.prefix)
-            check_transfers(lines, transfers)
+            transfers = checked_transfers(lines, prefix=self.config.prefix)
             pending.groups.append(transfers)
             pending.days.append(day)
-            self._settled[end - 1] = IntervalSettlement(lines[-1], tuple(transfers))
+            self._settled[end - 1] = IntervalSettlement(lines[-1], transfers)
             pos = end
 
     def _commit(self, pending: _Pending) -> PostReport:
