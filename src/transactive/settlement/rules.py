@@ -636,8 +636,7 @@ def checked_transfers(lines: Sequence[IntervalLines], *, prefix: str = "",
     batch = transfer_batch_from_sums(names, sums[:, :len(FLOWS)], due, span=_span(lines),
                                      interval=lines[0].interval, prefix=prefix)
     if check:
-        check_sums(_span(lines), names, sums[:, -2], sums[:, -1],
-                   operator_moves(sums[:, :len(FLOWS)].sum(axis=0), due), batch)
+        _check(lines, names, sums, due, batch)
     return batch
 
 
@@ -659,5 +658,11 @@ def check_transfers(lines: Sequence[IntervalLines], transfers: list[Transfer]) -
     nets to zero, debits equal credits, each participant's accounts move by its
     metered energy and total bill, each operator account by what it is due)."""
     labels, sums, due = _summed(lines)
-    check_sums(_span(lines), [str(p) for p in labels.tolist()], sums[:, -2], sums[:, -1],
+    _check(lines, [str(p) for p in labels.tolist()], sums, due, transfers)
+
+
+def _check(lines: Sequence[IntervalLines], names: list[str], sums: IntArray, due: IntArray,
+           transfers: Sequence[Transfer] | TransferBatch) -> None:
+    """:func:`check_transfers` from the intervals' sums (:func:`_summed`)."""
+    check_sums(_span(lines), names, sums[:, -2], sums[:, -1],
                operator_moves(sums[:, :len(FLOWS)].sum(axis=0), due), transfers)

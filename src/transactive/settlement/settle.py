@@ -165,7 +165,8 @@ class IntervalSettlement:
 
     lines: IntervalLines
     transfers: Sequence[Transfer]
-    """A :class:`~transactive.settlement.ledger.TransferBatch` (columns)."""
+    """A :class:`~transactive.settlement.ledger.TransferBatch` (columns), or
+    empty for an interval of a day settled by day but its last."""
     report: PostReport | None = None
 
     @property
