@@ -142,3 +142,20 @@ def test_every_ev_departure_is_kept_and_adds_up_to_the_figures(tmp_path):
     assert back.ev_departures is not None
     assert len(back.ev_departures) == len(dep)
     assert "<h3>EVs at departure</h3>" in render_report(back)
+
+
+def test_an_offer_at_the_price_cap_waits_for_the_substation():
+    """On a feeder the utility sells at the retail price, which caps every
+    device's limit: an offer at the cap (a battery or a car that values its
+    energy at least that) is ordered just above it, so it never ties with the
+    substation (whose split the LP would have to choose) and is dispatched only
+    inside its home."""
+    run = _run("market", **{"ev.v2g_share": 1.0})
+    orders, iv = run.orders, run.intervals
+    assert orders is not None
+    retail = iv.set_index("interval")["retail_price"].reindex(orders["interval"]).to_numpy()
+    sell = orders["side"].to_numpy() == -1
+    at_cap = np.isclose(orders["limit_price"].to_numpy(), retail + 1e-6, rtol=0, atol=1e-12)
+    assert (sell & at_cap).any()  # such offers exist in a winter run
+    assert (orders.loc[sell & at_cap, "accepted"] == 0).all()
+    assert not (sell & (orders["limit_price"].to_numpy() == retail)).any()

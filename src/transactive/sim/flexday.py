@@ -96,10 +96,13 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
         home = (net_in_home(seg, n) if run.scenario.flexibility.trading == "home" else
                 HomeMatch(matched_kwh=np.zeros(len(seg)), residual_kwh=seg.quantity_kwh))
         if network:  # what must run bids the value of lost load; the rest is elastic,
-            # and a bid at the retail price is served before the substation's supply
+            # a bid at the retail price is served before the substation's supply, and
+            # an offer at it (a limit the price cap clipped: the device values its
+            # energy at least that) waits for it: no tie with the substation, whose
+            # split the LP would have to choose
             buy = seg.side == BUY
             price = np.where(buy & seg.must_run, voll,
-                             np.where(buy & (price >= retail), retail + 1e-6, price))
+                             np.where(price >= retail, retail + 1e-6, price))
         order = np.flatnonzero(home.residual_kwh >= MIN_ORDER_KWH)
         orders = OrderBatch._trusted(
             id=order.astype(np.int64) + np.int64(t) * np.int64(len(seg) + 1),
