@@ -34,6 +34,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -108,19 +109,24 @@ class Segments:
     def take(self, rows: npt.ArrayLike) -> Segments:
         """The segments at ``rows``, in that order."""
         r = np.asarray(rows, dtype=np.intp)
-        return Segments(household=self.household[r], side=self.side[r],
-                        quantity_kwh=self.quantity_kwh[r], price_per_kwh=self.price_per_kwh[r],
-                        indivisible=self.indivisible[r], must_run=self.must_run[r])
+        return Segments._checked(*(getattr(self, c)[r] for c in _COLUMNS))
 
     @classmethod
     def concat(cls, parts: list[Segments]) -> Segments:
         """The segments of several fleets, in order."""
-        return cls(household=np.concatenate([s.household for s in parts]),
-                   side=np.concatenate([s.side for s in parts]),
-                   quantity_kwh=np.concatenate([s.quantity_kwh for s in parts]),
-                   price_per_kwh=np.concatenate([s.price_per_kwh for s in parts]),
-                   indivisible=np.concatenate([s.indivisible for s in parts]),
-                   must_run=np.concatenate([s.must_run for s in parts]))
+        return cls._checked(*(np.concatenate([getattr(s, c) for s in parts])
+                              for c in _COLUMNS))
+
+    @classmethod
+    def _checked(cls, *columns: npt.NDArray[Any]) -> Segments:
+        """Segments from columns of segments already checked (no check again)."""
+        out = object.__new__(cls)
+        for name, col in zip(_COLUMNS, columns, strict=True):
+            object.__setattr__(out, name, col)
+        return out
+
+
+_COLUMNS = ("household", "side", "quantity_kwh", "price_per_kwh", "indivisible", "must_run")
 
 
 @dataclass(frozen=True, eq=False)
@@ -248,6 +254,9 @@ def window_quantile(forecast_per_kwh: npt.ArrayLike, length: npt.ArrayLike,
     share = np.clip(np.asarray(q, dtype=np.float64), 0.0, 1.0)
     if size.size == 0:
         return np.zeros(0)
+    if share.ndim == 0 and share in (0.0, 1.0):  # the lowest or highest: running extremes
+        running = (np.minimum if share == 0.0 else np.maximum).accumulate(f)
+        return running[size - 1]
     top = int(size.max())
     lengths = np.arange(1, top + 1)[:, None]
     prefix = np.where(np.arange(top)[None, :] < lengths, f[:top], np.inf)

@@ -136,21 +136,22 @@ class ShiftableFleet:
         f = np.clip(np.asarray(forecast_per_kwh, dtype=np.float64), price_floor, price_cap)
         _, late, ready = self._window(t)
         step_kwh = self.power_kw * self.dt_h
-        slack = np.maximum(late - self.duration - t, 0)  # intervals it can still wait
+        running = np.flatnonzero(self.remaining > 0)
+        starting = np.flatnonzero(ready & (step_kwh > 0))
+        # intervals each ready cycle can still wait
+        slack = np.maximum(late[starting] - self.duration[starting] - t, 0)
         window = np.minimum(slack + 1, f.size)
         s1, s2 = np.r_[0.0, np.cumsum(f)], np.r_[0.0, np.cumsum(f**2)]
         mean = s1[window] / window
         std = np.sqrt(np.maximum(s2[window] / window - mean**2, 0.0))
         price = np.clip(mean + std * (2.0 / (slack + 1) - 1), price_floor, price_cap)
         price = np.where(slack <= 0, price_cap, price)
-        running = np.flatnonzero(self.remaining > 0)
-        starting = np.flatnonzero(ready & (step_kwh > 0))
         rows = np.r_[running, starting]
         return Segments(household=rows, side=np.full(rows.size, BUY),
                         quantity_kwh=step_kwh[rows],
-                        price_per_kwh=np.r_[np.full(running.size, price_cap), price[starting]],
+                        price_per_kwh=np.r_[np.full(running.size, price_cap), price],
                         indivisible=np.ones(rows.size, bool),
-                        must_run=np.r_[np.ones(running.size, bool), slack[starting] <= 0])
+                        must_run=np.r_[np.ones(running.size, bool), slack <= 0])
 
     def advance(self, t: int, energy_kwh: npt.ArrayLike) -> None:
         """The appliances drew ``energy_kwh`` in interval ``t``: a ready one
