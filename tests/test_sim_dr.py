@@ -127,3 +127,22 @@ def test_negawatts_are_measured_on_the_meter_after_load_shed():
     meter = h["meter_kwh"].to_numpy().reshape(-1, 10).sum(axis=1).reshape(-1, 96)
     np.testing.assert_allclose(run.dr_events["metered_kwh"], meter[plan.days].ravel(),
                                atol=1e-3)
+
+
+def test_programs_run_on_the_meters_whatever_the_run_records():
+    """Demand response and retail competition start from every household's
+    meter, kept for them even where the results store keeps only the summary
+    (a long run): the same figures and tables as a run that records every
+    household-interval, without that table."""
+    sc = Scenario.from_dict({**RUN, "retail": {"enabled": True, "months": 2}})
+    runs = {level: simulate(sc.with_overrides(**{"output.record": level}))
+            for level in ("households", "summary")}
+    assert runs["households"].household_intervals is not None
+    assert runs["summary"].household_intervals is None
+    keys = [k for k in runs["households"].figures if k.startswith(("dr_", "retail_"))]
+    assert len(keys) > 6
+    for k in keys:
+        assert runs["summary"].figures[k] == runs["households"].figures[k], k
+    for table in ("dr_events", "retail"):
+        pd.testing.assert_frame_equal(getattr(runs["summary"], table),
+                                      getattr(runs["households"], table))

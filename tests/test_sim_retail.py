@@ -82,7 +82,6 @@ def test_the_store_and_the_report_keep_the_months(tmp_path):
     ({"entrants": [{"name": "x", "energy_price_per_kwh": -0.2}]}, {},
      "retail.entrants.0.energy_price_per_kwh", "greater than 0"),
     ({"months": 0}, {}, "retail.months", "greater than or equal to 1"),
-    ({}, {"record": "summary"}, "output.record", "metered intervals"),
 ])
 def test_bad_retail_sections_are_refused_with_the_field(retail, output, field, words):
     with pytest.raises(InputError) as err:

@@ -120,7 +120,8 @@ class Books:
     """Accumulates :class:`IntervalOutcome` s; ``level`` is the record level."""
 
     def __init__(self, timeline: Timeline, n_households: int, level: str,
-                 tariffs: Mapping[str, tuple[FloatArray, FloatArray]] | None = None) -> None:
+                 tariffs: Mapping[str, tuple[FloatArray, FloatArray]] | None = None, *,
+                 meters: bool = False) -> None:
         self.timeline = timeline
         # each household's baseline meter priced under other tariffs: kind ->
         # (retail, feed-in price per interval), and the bills so far
@@ -133,11 +134,13 @@ class Books:
         self.iv = {name: np.full(periods, np.nan) if name in _DEVICE_COLUMNS
                    else np.zeros(periods) for name in INTERVAL_COLUMNS}
         self.days = {name: np.zeros((self.n_days, n_households)) for name in HOUSEHOLD_COLUMNS}
+        # every household's intervals: recorded (level 'orders' or 'households'),
+        # or only the meters, kept for the programs that start from them (``meters``)
         self.keep_households = level in ("orders", "households")
-        self.hh = {name: np.zeros((periods, n_households), dtype=np.float32)
-                   for name in ("net_kwh", "bought_kwh", "sold_kwh", "soc_kwh", "meter_kwh",
-                                "baseline_meter_kwh")
-                   } if self.keep_households else {}
+        names = (("net_kwh", "bought_kwh", "sold_kwh", "soc_kwh", "meter_kwh",
+                  "baseline_meter_kwh") if self.keep_households else
+                 ("meter_kwh", "baseline_meter_kwh") if meters else ())
+        self.hh = {name: np.zeros((periods, n_households), dtype=np.float32) for name in names}
         self.order_parts: list[tuple[npt.NDArray[Any], ...]] = []
         self.node_price: FloatArray | None = None
         self.node_vm: FloatArray | None = None
@@ -150,7 +153,7 @@ class Books:
         d = out.start // self.timeline.periods_per_day
         for name in HOUSEHOLD_COLUMNS:
             self.days[name][d] += getattr(out, name).sum(axis=0)
-        if self.keep_households:
+        if self.hh:
             for name, kept in self.hh.items():
                 kept[t] = (out.bought_kwh - out.sold_kwh + out.import_kwh - out.export_kwh
                            if name == "meter_kwh" else getattr(out, name))
@@ -172,6 +175,15 @@ class Books:
                 self.node_price, self.node_vm = np.full(shape, np.nan), np.full(shape, np.nan)
             self.node_price[t] = out.node_price
             self.node_vm[t] = out.vm_pu
+
+    def meters(self, name: str) -> FloatArray:
+        """Every household's meter (``"meter_kwh"``: with the market; or
+        ``"baseline_meter_kwh"``: with the utility alone), intervals x
+        households, kWh, as kept (float32) in float64; kept when recorded or
+        asked for (``meters``)."""
+        if name not in self.hh:
+            raise ValueError(f"{name} is not kept: record households or keep the meters")
+        return self.hh[name].astype(np.float64)
 
     def frames(self, households: pd.DataFrame, retail: FloatArray, feed_in: FloatArray
                ) -> dict[str, pd.DataFrame | None]:

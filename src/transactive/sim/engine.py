@@ -85,10 +85,7 @@ def _record_level(scenario: Scenario, timeline: Timeline) -> str:
     level = scenario.output.record
     if level != "auto":
         return level
-    if _small_run(scenario, timeline):
-        return "orders"
-    # demand response and retail competition start from every household's metered intervals
-    return "households" if _needs_meters(scenario) else "summary"
+    return "orders" if _small_run(scenario, timeline) else "summary"
 
 
 def _needs_meters(scenario: Scenario) -> bool:
@@ -423,7 +420,7 @@ def _simulate(scenario: Scenario, folder: Path | None,
     run = _Run(scenario)
     timeline = run.timeline
     books = Books(timeline, run.community.size, _record_level(scenario, timeline),
-                  run.tariff_prices)
+                  run.tariff_prices, meters=_needs_meters(scenario))
     ppd, periods = timeline.periods_per_day, timeline.periods
     settle: RunSettlement | SettlementProcess | None = None
     if folder is not None and _settles(scenario):
@@ -450,7 +447,7 @@ def _simulate(scenario: Scenario, folder: Path | None,
         figures = {"kw_per_unit": run.kw_per_unit, **run.market.figures()}
         if run.devices is not None:
             figures.update(run.devices.figures(), flexible_kwh=run.flexible_kwh)
-        dr_events, retail = _programs(scenario, run, frames, figures)
+        dr_events, retail = _programs(scenario, run, books, frames, figures)
         bills = frames["households"]["bill_market"].to_numpy()  # type: ignore[index]
         result = SimulationResult(scenario=scenario, **frames,  # type: ignore[arg-type]
                                   retail=retail, dr_events=dr_events,
@@ -467,20 +464,20 @@ def _simulate(scenario: Scenario, folder: Path | None,
     return result
 
 
-def _programs(scenario: Scenario, run: _Run, frames: dict[str, Any], figures: dict[str, Any]
-              ) -> tuple[Any, Any]:
-    """The programs settled after the run from every household's meter:
-    demand response and retail competition (their figures added to
-    ``figures``); their results tables ``dr_events`` and ``retail`` (or None)."""
-    hh_iv, timeline, n = frames["household_intervals"], run.timeline, run.community.size
+def _programs(scenario: Scenario, run: _Run, books: Books, frames: dict[str, Any],
+              figures: dict[str, Any]) -> tuple[Any, Any]:
+    """The programs settled after the run from every household's meter
+    (:meth:`Books.meters`): demand response and retail competition (their
+    figures added to ``figures``); their results tables ``dr_events`` and
+    ``retail`` (or None)."""
+    timeline = run.timeline
     dr_events = retail = None
-    if run.events is not None and hh_iv is not None:
-        meter = hh_iv["meter_kwh"].to_numpy().reshape(timeline.periods, n)
-        dr_figures, dr_events = settle_events(scenario.demand_response, run.events, meter,
-                                              run.outdoor_c)
+    if run.events is not None:
+        dr_figures, dr_events = settle_events(scenario.demand_response, run.events,
+                                              books.meters("meter_kwh"), run.outdoor_c)
         figures.update(dr_figures)
-    if scenario.retail.enabled and hh_iv is not None:
-        meter = hh_iv["baseline_meter_kwh"].to_numpy().reshape(timeline.periods, n)
+    if scenario.retail.enabled:
+        meter = books.meters("baseline_meter_kwh")
         retail_figures, retail = retail_competition(
             scenario.retail, scenario.tariff, run.tariff,
             scenario.tariff.wholesale(run.tariff_seed), timeline, meter,

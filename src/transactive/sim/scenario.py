@@ -516,15 +516,6 @@ class Scenario(Section):
             raise ValueError("fault.start: the fault lies outside the simulated period")
         return self
 
-    @model_validator(mode="after")
-    def _meters_recorded(self) -> Scenario:
-        programs = [name for name, on in (("demand_response", self.demand_response.enabled),
-                                          ("retail", self.retail.enabled)) if on]
-        if programs and self.output.record == "summary":
-            raise ValueError(f"output.record: [{programs[0]}] works on every household's "
-                             "metered intervals: record 'households' (or 'orders', 'auto')")
-        return self
-
     @property
     def flexible(self) -> bool:
         """Whether any device responds to prices (``[flexibility] control =
