@@ -417,22 +417,22 @@ def simulate(
 
 def _simulate(scenario: Scenario, folder: Path | None,
               progress: Callable[[int, int], None] | None, started: float) -> SimulationResult:
-    run = _Run(scenario)
-    timeline = run.timeline
-    books = Books(timeline, run.community.size, _record_level(scenario, timeline),
-                  run.tariff_prices, meters=_needs_meters(scenario))
+    timeline, n = scenario.time.timeline(), scenario.community.households
     ppd, periods = timeline.periods_per_day, timeline.periods
     settle: RunSettlement | SettlementProcess | None = None
     if folder is not None and _settles(scenario):
-        granularity = settlement_granularity(scenario.settlement.granularity,
-                                             run.community.size * periods)
-        # a long run settles by day in a process of its own, beside the simulation
+        granularity = settlement_granularity(scenario.settlement.granularity, n * periods)
+        # a long run settles by day in a process of its own, beside the simulation,
+        # started first so that it starts up while the community is built
         settler = SettlementProcess if granularity == "day" else RunSettlement
-        settle = settler(folder, run.community.size, ppd, granularity=granularity)
+        settle = settler(folder, n, ppd, granularity=granularity)
     fee = scenario.settlement.grid_fee_per_kwh
-    run.keep_clearings = books.level == "orders" or (
-        settle is not None and settle.config.granularity == "interval")
     try:
+        run = _Run(scenario)
+        books = Books(timeline, n, _record_level(scenario, timeline), run.tariff_prices,
+                      meters=_needs_meters(scenario))
+        run.keep_clearings = books.level == "orders" or (
+            settle is not None and settle.config.granularity == "interval")
         for first in range(0, periods, ppd):  # a day at a time
             day = run.day(first, min(first + ppd, periods))
             run.carbon.charge(day)
