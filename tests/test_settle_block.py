@@ -117,15 +117,18 @@ def test_a_block_has_the_exact_amounts_of_its_intervals() -> None:
 def test_settle_block_posts_what_settle_interval_posts(tmp_path: Path, granularity: str
                                                        ) -> None:
     """Same statements, transfers, journal and ledger state, reconciliation: the
-    blocks are a day, a day and a half (two days in one call) and the rest."""
+    blocks are a day, a day and a half (two days in one call) and the rest; by
+    day, also with each block committed on a thread beside the next
+    (``concurrent``)."""
     run = _run(2, 30)
     config = SettlementConfig(granularity=granularity, periods_per_day=8)  # type: ignore[arg-type]
     results = {}
-    for how in ("one", "block"):
+    hows = ("one", "block", "concurrent") if granularity == "day" else ("one", "block")
+    for how in hows:
         folder = tmp_path / how
         folder.mkdir()
         with Ledger(folder / LEDGER_FILE) as ledger, Journal(folder / JOURNAL_FILE) as journal:
-            s = Settlement(ledger, journal, config=config)
+            s = Settlement(ledger, journal, config=config, concurrent=how == "concurrent")
             for start, stop in ((0, 8), (8, 24), (24, 30)):
                 if how == "one":
                     with s.batch():
@@ -135,6 +138,7 @@ def test_settle_block_posts_what_settle_interval_posts(tmp_path: Path, granulari
                                    run["clearings"][start:stop])  # type: ignore[arg-type]
             results[how] = (s.statements(), list(ledger.transfers()), ledger.state_hash(),
                             s.reconciliation(), s.tally.intervals)
+            s.close()
         assert verify_run(folder).is_ok
     (st1, tr1, h1, rec1, n1), (st2, tr2, h2, rec2, n2) = results["one"], results["block"]
     assert len(st1) == 30 * 5 - 15
@@ -148,6 +152,13 @@ def test_settle_block_posts_what_settle_interval_posts(tmp_path: Path, granulari
     pd.testing.assert_frame_equal(rec1.residuals, rec2.residuals)
     assert (tmp_path / "one" / JOURNAL_FILE).read_bytes() == \
         (tmp_path / "block" / JOURNAL_FILE).read_bytes()
+    if "concurrent" in results:
+        st3, tr3, h3, rec3, n3 = results["concurrent"]
+        pd.testing.assert_frame_equal(st2, st3)
+        assert (tr3, h3, n3) == (tr2, h2, n2)
+        pd.testing.assert_frame_equal(rec2.table, rec3.table)
+        assert (tmp_path / "concurrent" / JOURNAL_FILE).read_bytes() == \
+            (tmp_path / "block" / JOURNAL_FILE).read_bytes()
 
 
 def test_streamed_parquet_reads_back_as_the_kept_statements(tmp_path: Path) -> None:
@@ -259,3 +270,25 @@ def test_statement_files_name_their_form(tmp_path: Path) -> None:
     # an empty Parquet file still has the schema, and reads as no rows
     StatementWriter(tmp_path / "empty.parquet").close()
     assert read_statements(tmp_path / "empty.parquet").empty
+
+
+def test_a_concurrent_commit_that_fails_raises_at_the_next_wait(tmp_path: Path) -> None:
+    """A day block committed on the commit thread raises what its commit raised
+    when the settlement next waits: the next block, a reader, or close."""
+    run = _run(2, 24)
+    config = SettlementConfig(granularity="day", periods_per_day=8)
+    with Ledger(tmp_path / LEDGER_FILE) as ledger, Journal(tmp_path / JOURNAL_FILE) as journal:
+        s = Settlement(ledger, journal, config=config, concurrent=True)
+        s.settle_block(LABELS, _block(run, 0, 8))
+        s.wait()
+        assert s.tally.intervals == 8
+
+        def refuse(pending: object) -> None:
+            raise SettlementError("the ledger refused the day")
+
+        s._commit = refuse  # type: ignore[method-assign]
+        s.settle_block(LABELS, _block(run, 8, 16))  # handed to the commit thread
+        with pytest.raises(SettlementError, match="refused the day"):
+            s.settle_block(LABELS, _block(run, 16, 24))
+        assert s.tally.intervals == 8  # nothing of the refused day was booked
+        s.close()

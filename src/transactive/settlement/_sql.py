@@ -183,7 +183,10 @@ class SQLiteStore(Store):
             if create:
                 file.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=60.0)
+            # a concurrent Settlement commits on a thread of its own, one block at
+            # a time, never while another thread uses the connection
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=60.0,
+                                       check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")

@@ -48,6 +48,7 @@ an interval depends on the intervals before it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,12 +258,20 @@ class Settlement:
     ``Settlement`` starts the totals afresh unless given ``totals``; without
     them, re-settling an interval of a run already in the ledger may round
     differently, and the ledger then refuses it (:class:`SettlementError`).
+
+    With ``concurrent``, :meth:`settle_block` hands a day block's journal and
+    ledger commit to a thread of its own and returns while it runs (SQLite and
+    the journal's sync release the interpreter, so the next block is computed
+    meanwhile); the block is booked (tally, statements) and its error raised
+    at the next :meth:`wait`, which the next block, every reader and
+    :meth:`close` call first. The same files, byte for byte; a failed block
+    leaves the settlement behind its in-memory totals, so a run stops there.
     """
 
     def __init__(self, ledger: Ledger, journal: Journal | None = None, *,
                  config: SettlementConfig | None = None,
                  totals: RunningTotals | None = None,
-                 statements: str | Path | None = None) -> None:
+                 statements: str | Path | None = None, concurrent: bool = False) -> None:
         if totals is not None and not isinstance(totals, RunningTotals):
             raise InputError("totals", f"must be a RunningTotals, got {type(totals).__name__}")
         self.ledger = ledger
@@ -291,6 +300,11 @@ class Settlement:
             self._commit(_Pending(accounts=missing))
             self._known |= {a.id for a in missing}
         self._writer = None if statements is None else StatementWriter(statements)
+        # with ``concurrent``, a day block's journal and ledger commit runs on a thread
+        # of its own while the caller goes on (at most one in flight, see wait())
+        self._committer = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
+                           if concurrent else None)
+        self._inflight: tuple[Future[PostReport], _Pending, list[_DayPart]] | None = None
 
     # ----------------------------------------------------------------- settling
     def settle_interval(
@@ -426,12 +440,31 @@ class Settlement:
                 part, totals = self._day_part(labels, block.part(a, b), totals, pending)
                 pending.days.append(day)
                 done.append(part)
-            report = self._commit(pending)
+            if self._committer is None:
+                report = self._commit(pending)
         except BaseException:
             self._known -= {a.id for a in pending.accounts}
             raise
         self._totals = totals
         self._days_done.update(pending.days)
+        if self._committer is not None:  # the block before is booked, this one committed
+            self.wait()                   # beside the caller's next block
+            self._inflight = (self._committer.submit(self._commit, pending), pending, done)
+            return
+        self._book(pending, done, report)
+
+    def wait(self) -> None:
+        """Wait for the day block being committed on the commit thread (a
+        ``concurrent`` settlement) and book it: its sums and the ledger's report
+        in the tally, its statement rows written; raise what its commit raised.
+        Every reader of the ledger, the tally or the statements waits first."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            future, pending, done = inflight
+            self._book(pending, done, future.result())
+
+    def _book(self, pending: _Pending, done: list[_DayPart], report: PostReport) -> None:
+        """A committed day block into the tally and the statements."""
         transfers = TransferBatch.concat(pending.groups)
         for part in done:
             self._tally.add_sums(*part.sums)
@@ -488,6 +521,7 @@ class Settlement:
     def _add(self, lines: IntervalLines, clearing: Clearing | None,
              new_accounts: list[Account]) -> IntervalSettlement:
         """Turn one interval's lines into transfers: held for the batch, or committed."""
+        self.wait()
         if self.config.granularity == "day" and self._pending is not None:
             self._pending.accounts += new_accounts  # the day is netted when the batch ends
             done = IntervalSettlement(lines, ())
@@ -546,6 +580,7 @@ class Settlement:
         """
         if self._pending is not None:
             raise SettlementError("batches do not nest")
+        self.wait()
         self._pending = _Pending()
         start, totals = len(self._settled), self._totals
         try:
@@ -632,11 +667,13 @@ class Settlement:
     @property
     def tally(self) -> Tally:
         """Running sums of every committed interval (for :meth:`reconciliation`)."""
+        self.wait()
         return self._tally
 
     def statements(self) -> pd.DataFrame:
         """Every participant's statement rows for the intervals in :attr:`settled`
         and the blocks settled (:meth:`settle_block`), when not streaming them."""
+        self.wait()
         rows = StatementRows.concat([statement_rows([s.lines for s in self._settled]),
                                      *self._kept])
         frame = rows.frame()
@@ -653,9 +690,14 @@ class Settlement:
         return out
 
     def close(self) -> None:
-        """Close the statements file (if streaming)."""
-        if self._writer is not None:
-            self._writer.close()
+        """Wait for a commit in flight, then close the statements file (if streaming)."""
+        try:
+            self.wait()
+        finally:
+            if self._committer is not None:
+                self._committer.shutdown()
+            if self._writer is not None:
+                self._writer.close()
 
     def reconciliation(self, bills: pd.Series | Mapping[str, float] | None = None
                        ) -> Reconciliation:
@@ -681,4 +723,5 @@ class Settlement:
             them (see :class:`Reconciliation`), and a difference beyond the
             rounding rule's residual is a problem.
         """
+        self.wait()
         return self._tally.reconcile(self.ledger, self.config.minor_per_unit, bills)

@@ -49,7 +49,7 @@ statement against its simulated bill (``SettlementSummary.bills``).
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,7 +247,8 @@ class RunSettlement:
         ledger = self._stack.enter_context(Ledger(self.run_dir / LEDGER_FILE))
         journal = self._stack.enter_context(Journal(self.run_dir / JOURNAL_FILE))
         self.settlement = Settlement(ledger, journal, config=self.config,
-                                     statements=self.run_dir / name)
+                                     statements=self.run_dir / name,
+                                     concurrent=granularity == "day")
         self._stack.callback(self.settlement.close)
         self.labels = household_label(np.arange(n_households, dtype=np.int64))
         self._participants = np.append(self.labels, COUNTERPARTY)
@@ -332,7 +333,11 @@ class RunSettlement:
                                         payment=payment), utility_cost
 
     def abandon(self) -> None:
-        """Close the files without settling what is held (the run failed)."""
+        """Close the files without settling what is held (the run failed); a
+        day still being committed ends first, and its error is not raised
+        over the run's."""
+        with suppress(Exception):
+            self.settlement.wait()
         self._stack.close()
 
     def close(self, bills: FloatArray) -> SettlementSummary:
