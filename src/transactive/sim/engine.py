@@ -100,9 +100,9 @@ def _settles(scenario: Scenario) -> bool:
 class _Run:
     """The state of one run between intervals."""
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, timeline: Timeline) -> None:
         self.scenario = scenario
-        self.timeline = timeline = scenario.time.timeline()
+        self.timeline = timeline  # the scenario's
         community_rng, self.strategy_rng, market_rng, device_rng, tariff_seed = _generators(
             scenario)
         self.network = scenario.grid.network()  # built once: the market, the community
@@ -428,7 +428,7 @@ def _simulate(scenario: Scenario, folder: Path | None,
         settle = settler(folder, n, ppd, granularity=granularity)
     fee = scenario.settlement.grid_fee_per_kwh
     try:
-        run = _Run(scenario)
+        run = _Run(scenario, timeline)
         books = Books(timeline, n, _record_level(scenario, timeline), run.tariff_prices,
                       meters=_needs_meters(scenario))
         run.keep_clearings = books.level == "orders" or (
