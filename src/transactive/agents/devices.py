@@ -9,13 +9,14 @@ and ``- discharge_kw / efficiency_discharge * dt_h``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from transactive.agents.flexibility import Segments
+from transactive.agents.flexibility import Part, Segments
 from transactive.agents.profiles import household_values
 from transactive.errors import InputError
 from transactive.orders import BUY, SELL
@@ -84,6 +85,7 @@ class BatteryFleet:
     efficiency_charge: FloatArray
     efficiency_discharge: FloatArray
     soc_min_frac: FloatArray
+    _soc_min_kwh: FloatArray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         cols = {
@@ -108,6 +110,8 @@ class BatteryFleet:
                              f"{cols['soc_min_frac'][row]!r}", row=row)
         for name, arr in cols.items():
             object.__setattr__(self, name, _read_only(arr))
+        object.__setattr__(self, "_soc_min_kwh", _read_only(self.soc_min_frac
+                                                            * self.capacity_kwh))
 
     @classmethod
     def build(
@@ -153,7 +157,7 @@ class BatteryFleet:
     @property
     def soc_min_kwh(self) -> FloatArray:
         """Lowest allowed stored energy of each battery."""
-        return self.soc_min_frac * self.capacity_kwh
+        return self._soc_min_kwh
 
     def initial_soc_kwh(self, frac: float = 0.5) -> FloatArray:
         """A starting state of charge: ``frac`` of capacity, kept within bounds."""
@@ -162,7 +166,8 @@ class BatteryFleet:
         return np.clip(frac * self.capacity_kwh, self.soc_min_kwh, self.capacity_kwh)
 
     def self_consumption(
-        self, soc_kwh: npt.ArrayLike, net_load_kw: npt.ArrayLike, dt_h: float
+        self, soc_kwh: npt.ArrayLike, net_load_kw: npt.ArrayLike, dt_h: float, *,
+        check: bool = True
     ) -> BatteryStep:
         """Self-consumption: store surplus PV, cover deficits.
 
@@ -182,6 +187,9 @@ class BatteryFleet:
             each interval).
         dt_h : float
             Interval length in hours (> 0).
+        check : bool
+            False: trust the arguments (float arrays a simulation's own steps
+            produced) and skip the checks.
 
         Examples
         --------
@@ -195,7 +203,8 @@ class BatteryFleet:
         >>> day.discharge_kw[:, 0].tolist(), day.soc_kwh[:, 0].round(4).tolist()
         ([0.0, 2.0], [7.85, 5.7447])
         """
-        soc, net = self._check_step(soc_kwh, net_load_kw, dt_h)
+        soc, net = (self._check_step(soc_kwh, net_load_kw, dt_h) if check else
+                    (np.asarray(soc_kwh), np.asarray(net_load_kw)))
         if net.ndim == 1:
             charge, discharge, soc = self._step(soc, net, dt_h)
             return BatteryStep(charge_kw=charge, discharge_kw=discharge, soc_kwh=soc)
@@ -223,40 +232,55 @@ class BatteryFleet:
         """
         soc, _ = self._check_step(soc_kwh, np.zeros(len(self)), dt_h)
         n = len(self)
-        buy = np.broadcast_to(np.asarray(buy_below, np.float64), (n,))
-        sell = np.broadcast_to(np.asarray(sell_above, np.float64), (n,))
-        charge, discharge, _ = self._step(soc, np.full(n, -np.inf), dt_h)
-        _, discharge, _ = self._step(soc, np.full(n, np.inf), dt_h)
-        h = np.arange(n)
-        c, d = np.flatnonzero(charge * dt_h > 1e-9), np.flatnonzero(discharge * dt_h > 1e-9)
-        return Segments(household=np.r_[h[c], h[d]],
-                        side=np.r_[np.full(c.size, BUY), np.full(d.size, SELL)],
-                        quantity_kwh=np.r_[charge[c], discharge[d]] * dt_h,
-                        price_per_kwh=np.r_[buy[c], sell[d]])
+        return Segments.of_parts(self.parts(
+            soc, dt_h, buy_below=np.broadcast_to(np.asarray(buy_below, np.float64), (n,)),
+            sell_above=np.broadcast_to(np.asarray(sell_above, np.float64), (n,))))[0]
 
-    def store(self, soc_kwh: npt.ArrayLike, energy_kwh: npt.ArrayLike, dt_h: float
-              ) -> FloatArray:
+    def parts(self, soc_kwh: FloatArray, dt_h: float, *, buy_below: FloatArray | float,
+              sell_above: FloatArray | float) -> list[Part]:
+        """:meth:`segments` as parts (charge, discharge;
+        :meth:`~transactive.agents.flexibility.Segments.of_parts`), from a
+        state of charge the fleet's own steps produced (not checked again)."""
+        charge_kw, discharge_kw = self._room_kw(soc_kwh, dt_h)
+        charge, discharge = charge_kw * dt_h, discharge_kw * dt_h
+        return [Part(charge > 1e-9, BUY, charge, buy_below),
+                Part(discharge > 1e-9, SELL, discharge, sell_above)]
+
+    def store(self, soc_kwh: npt.ArrayLike, energy_kwh: npt.ArrayLike, dt_h: float, *,
+              check: bool = True) -> FloatArray:
         """The state of charge after drawing ``energy_kwh`` at the terminals
-        over an interval (negative: discharged), within the power limit."""
-        soc, e = self._check_step(soc_kwh, energy_kwh, dt_h)
-        if (np.abs(e) > self.power_kw * dt_h * (1 + 1e-9) + 1e-12).any():
+        over an interval (negative: discharged), within the power limit
+        (``check=False``: trusted, as the fleet's own bids served, not
+        checked again)."""
+        soc, e = (self._check_step(soc_kwh, energy_kwh, dt_h) if check else
+                  (np.asarray(soc_kwh), np.asarray(energy_kwh)))
+        if check and (np.abs(e) > self.power_kw * dt_h * (1 + 1e-9) + 1e-12).any():
             raise InputError("energy_kwh", "exceeds the battery's power")
         stored = np.where(e > 0, e * self.efficiency_charge, e / self.efficiency_discharge)
-        tol = 1e-9 * np.maximum(self.capacity_kwh, 1.0)
         new = soc + stored
-        if ((new > self.capacity_kwh + tol) | (new < self.soc_min_kwh - tol)).any():
-            raise InputError("energy_kwh", "takes a battery beyond its capacity or floor")
+        if check:
+            tol = 1e-9 * np.maximum(self.capacity_kwh, 1.0)
+            if ((new > self.capacity_kwh + tol) | (new < self.soc_min_kwh - tol)).any():
+                raise InputError("energy_kwh", "takes a battery beyond its capacity or floor")
         return np.clip(new, self.soc_min_kwh, self.capacity_kwh)
+
+    def _room_kw(self, soc: FloatArray, dt_h: float) -> tuple[FloatArray, FloatArray]:
+        """The most each battery can charge and discharge over an interval
+        from ``soc`` (kW at the terminals): its power, its free capacity, its
+        energy above the floor."""
+        headroom_kw = np.maximum(self.capacity_kwh - soc, 0.0) / (self.efficiency_charge
+                                                                   * dt_h)
+        available_kw = np.maximum(soc - self._soc_min_kwh, 0.0) * self.efficiency_discharge / dt_h
+        return np.minimum(self.power_kw, headroom_kw), np.minimum(self.power_kw, available_kw)
 
     def _step(self, soc: FloatArray, net: FloatArray, dt_h: float
               ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        cap, eta_c, eta_d = self.capacity_kwh, self.efficiency_charge, self.efficiency_discharge
-        soc_min = self.soc_min_kwh
-        headroom_kw = np.maximum(cap - soc, 0.0) / (eta_c * dt_h)
-        available_kw = np.maximum(soc - soc_min, 0.0) * eta_d / dt_h
-        charge = np.minimum(np.minimum(np.maximum(-net, 0.0), self.power_kw), headroom_kw)
-        discharge = np.minimum(np.minimum(np.maximum(net, 0.0), self.power_kw), available_kw)
-        new_soc = np.clip(soc + (charge * eta_c - discharge / eta_d) * dt_h, soc_min, cap)
+        room_charge_kw, room_discharge_kw = self._room_kw(soc, dt_h)
+        charge = np.minimum(np.maximum(-net, 0.0), room_charge_kw)
+        discharge = np.minimum(np.maximum(net, 0.0), room_discharge_kw)
+        new_soc = np.clip(soc + (charge * self.efficiency_charge
+                                 - discharge / self.efficiency_discharge) * dt_h,
+                          self._soc_min_kwh, self.capacity_kwh)
         return charge, discharge, new_soc
 
     def _check_step(
@@ -308,6 +332,27 @@ def arbitrage_prices(forecast_per_kwh: npt.ArrayLike, efficiency_charge: npt.Arr
     eta = np.asarray(efficiency_charge, np.float64) * np.asarray(efficiency_discharge, np.float64)
     if ((eta <= 0) | (eta > 1)).any():
         raise InputError("efficiency_charge", "efficiencies must be in (0, 1]")
-    buy = np.quantile(f, low_quantile)
-    sell = np.maximum(np.quantile(f, high_quantile), np.where(buy > 0, buy / eta, buy))
-    return np.broadcast_to(buy, eta.shape).astype(np.float64), np.asarray(sell, np.float64)
+    ascending = np.sort(f, axis=None)
+    buy = _linear_quantile(ascending, low_quantile)
+    sell = np.maximum(_linear_quantile(ascending, high_quantile),
+                      np.where(buy > 0, buy / eta, buy))
+    return np.full(eta.shape, buy), np.asarray(sell, np.float64)
+
+
+def _linear_quantile(ascending: FloatArray, q: float) -> float:
+    """The ``q``-quantile of values sorted ascending, interpolated linearly
+    between order statistics: method 7 of Hyndman & Fan (1996, *The American
+    Statistician* 50(4)), numpy's default, to the last bit (numpy's
+    ``_lerp``), without its overhead (a tenth of the time for a forecast).
+
+    >>> f = np.array([0.3, 0.1, 0.25, 0.4, 0.12])
+    >>> [_linear_quantile(np.sort(f), q) == float(np.quantile(f, q)) for q in (0, 0.25, 0.7, 1)]
+    [True, True, True, True]
+    """
+    at = (ascending.size - 1) * q
+    below = math.floor(at)
+    if below >= ascending.size - 1:
+        return float(ascending[-1])
+    lo, hi = float(ascending[below]), float(ascending[below + 1])
+    weight, step = at - below, hi - lo
+    return hi - step * (1 - weight) if weight >= 0.5 else lo + step * weight

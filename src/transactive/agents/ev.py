@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from transactive.agents.flexibility import Segments, window_quantile
+from transactive.agents.flexibility import Part, Segments, window_quantile
 from transactive.errors import InputError
 from transactive.orders import BUY, SELL
 from transactive.timeline import Timeline
@@ -177,6 +177,13 @@ class EVFleet:
                  price_cap: float) -> Segments:
         """Interval ``t``'s bids from the price forecast of the intervals from
         ``t`` on (see the module docstring), within the floor and cap."""
+        return Segments.of_parts(self.parts(t, forecast_per_kwh, price_floor, price_cap))[0]
+
+    def parts(self, t: int, forecast_per_kwh: npt.ArrayLike, price_floor: float,
+              price_cap: float) -> list[Part]:
+        """:meth:`segments` as parts (the energy the cars need, the energy
+        beyond it, V2G's spare energy; see
+        :meth:`~transactive.agents.flexibility.Segments.of_parts`)."""
         f = np.clip(np.asarray(forecast_per_kwh, dtype=np.float64), price_floor, price_cap)
         plugged = self.plugged[t]
         full_kwh = self.charger_kw * self.dt_h  # at the plug
@@ -185,40 +192,37 @@ class EVFleet:
         need = np.where(plugged, np.minimum(missing, full_kwh), 0.0)
         extra = np.where(plugged, np.minimum(room, full_kwh) - need, 0.0)
         lax = self.laxity_h(t)
-        to_go = np.clip(self.departure[t] - t, 1, f.size)
-        need_h = np.where(plugged, np.maximum(self.departure[t] - t, 1) * self.dt_h - lax, 0.0)
-        urgency = np.clip(need_h / (np.maximum(self.departure[t] - t, 1) * self.dt_h), 0, 1)
+        ahead = self.departure[t] - t
+        to_go = np.clip(ahead, 1, f.size)
+        window_h = np.maximum(ahead, 1) * self.dt_h
+        need_h = np.where(plugged, window_h - lax, 0.0)
+        urgency = np.clip(need_h / window_h, 0, 1)
         mean, std = _window_moments(f, to_go)
         bias = 0.0 if self.bias is None else self.bias
+        must = lax < self.dt_h  # must charge now
         need_price = np.clip(mean + self.urgency_k * std * (2 * urgency - 1 + bias),
                              price_floor, price_cap)
-        need_price = np.where(lax < self.dt_h, price_cap, need_price)  # must charge now
         spare = np.where(plugged & self.v2g,
                          np.minimum(np.maximum(self.soc_kwh - self.required_kwh, 0.0)
                                     * self.efficiency, full_kwh), 0.0)
-        h = np.arange(self.capacity_kwh.size)
-        must = lax < self.dt_h
-        none = np.zeros(h.size, bool)
-        parts = [(need, BUY, need_price, must), (extra, BUY, window_quantile(f, to_go, 0.0), none),
-                 (spare, SELL, window_quantile(f, to_go, 1.0), none)]
-        rows = [(np.flatnonzero(q > 1e-9), q, side, p, m) for q, side, p, m in parts]
-        return Segments(household=np.concatenate([h[r] for r, *_ in rows]),
-                        side=np.concatenate([np.full(r.size, s) for r, _, s, *_ in rows]),
-                        quantity_kwh=np.concatenate([q[r] for r, q, *_ in rows]),
-                        price_per_kwh=np.concatenate([p[r] for r, _, _, p, _ in rows]),
-                        must_run=np.concatenate([m[r] for r, *_, m in rows]))
+        return [Part(need > 1e-9, BUY, need, np.where(must, price_cap, need_price), must),
+                Part(extra > 1e-9, BUY, extra, window_quantile(f, to_go, 0.0)),
+                Part(spare > 1e-9, SELL, spare, window_quantile(f, to_go, 1.0))]
 
-    def advance(self, t: int, energy_kwh: npt.ArrayLike) -> None:
+    def advance(self, t: int, energy_kwh: npt.ArrayLike, *, check: bool = True) -> None:
         """The cars drew ``energy_kwh`` at the plug in interval ``t`` (negative:
-        fed back, V2G); store it, record departures, take the trips."""
+        fed back, V2G); store it, record departures, take the trips.
+        ``check=False``: trusted (the fleet's own bids served or its rule),
+        not checked again."""
         e = np.asarray(energy_kwh, dtype=np.float64)
-        if e.shape != self.soc_kwh.shape:
-            raise InputError("energy_kwh", f"must have shape {self.soc_kwh.shape}")
-        if ((e != 0) & ~self.plugged[t]).any():
-            raise InputError("energy_kwh", "an unplugged car cannot charge or discharge",
-                             row=int(np.flatnonzero((e != 0) & ~self.plugged[t])[0]))
-        if (e > self.charger_kw * self.dt_h * (1 + 1e-9) + 1e-12).any():
-            raise InputError("energy_kwh", "exceeds the charger's power")
+        if check:
+            if e.shape != self.soc_kwh.shape:
+                raise InputError("energy_kwh", f"must have shape {self.soc_kwh.shape}")
+            if ((e != 0) & ~self.plugged[t]).any():
+                raise InputError("energy_kwh", "an unplugged car cannot charge or discharge",
+                                 row=int(np.flatnonzero((e != 0) & ~self.plugged[t])[0]))
+            if (e > self.charger_kw * self.dt_h * (1 + 1e-9) + 1e-12).any():
+                raise InputError("energy_kwh", "exceeds the charger's power")
         stored = np.where(e > 0, e * self.efficiency, e / self.efficiency)
         self.soc_kwh = np.clip(self.soc_kwh + stored, 0.0, self.capacity_kwh)
         leaving = self.plugged[t] & (self.departure[t] == t + 1)

@@ -33,8 +33,9 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -42,7 +43,7 @@ import numpy.typing as npt
 from transactive.errors import InputError
 from transactive.orders import BUY, SELL
 
-__all__ = ["HomeMatch", "Segments", "net_in_home", "served", "window_quantile"]
+__all__ = ["HomeMatch", "Part", "Segments", "net_in_home", "served", "window_quantile"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -118,6 +119,37 @@ class Segments:
                               for c in _COLUMNS))
 
     @classmethod
+    def of_parts(cls, parts: Sequence[Part], *, check: bool = True
+                 ) -> tuple[Segments, IntArray]:
+        """The segments of a fleet's (or several fleets') ``parts``, part by
+        part and each part's households in order, and the part (its index in
+        ``parts``) each segment comes from. ``check=False`` trusts the parts
+        (a simulation's own fleets: quantities >= 0 and prices finite where
+        chosen) and skips the constructor's checks.
+
+        >>> seg, part = Segments.of_parts([
+        ...     Part(np.array([True, False, True]), BUY, np.array([1.0, 0.0, 2.0]), 0.3),
+        ...     Part(np.array([False, True, False]), SELL, np.ones(3), np.full(3, 0.1))])
+        >>> seg.household.tolist(), seg.side.tolist(), part.tolist()
+        ([0, 2, 1], [1, 1, -1], [0, 0, 1])
+        """
+        n = parts[0].chosen.shape[0]
+        chosen, must_run = np.empty((len(parts), n), bool), np.empty((len(parts), n), bool)
+        quantity, price = np.empty((len(parts), n)), np.empty((len(parts), n))
+        for k, p in enumerate(parts):
+            chosen[k], quantity[k], price[k], must_run[k] = (p.chosen, p.quantity_kwh,
+                                                             p.price_per_kwh, p.must_run)
+        rows = np.flatnonzero(chosen)  # part by part, households in order
+        part, household = np.divmod(rows, max(n, 1))
+        side = np.array([p.side for p in parts], np.int8)
+        indivisible = np.array([p.indivisible for p in parts], bool)
+        columns = (household, side[part], quantity.take(rows), price.take(rows),
+                   indivisible[part], must_run.take(rows))
+        if not check:
+            return cls._checked(*columns), part
+        return cls(**dict(zip(_COLUMNS, columns, strict=True))), part
+
+    @classmethod
     def _checked(cls, *columns: npt.NDArray[Any]) -> Segments:
         """Segments from columns of segments already checked (no check again)."""
         out = object.__new__(cls)
@@ -127,6 +159,21 @@ class Segments:
 
 
 _COLUMNS = ("household", "side", "quantity_kwh", "price_per_kwh", "indivisible", "must_run")
+
+
+class Part(NamedTuple):
+    """One kind of a fleet's bids of an interval over all its households at
+    once (an EV's energy it needs, say): a segment for each household
+    ``chosen``, with its quantity and price (per household, or one for all)
+    and whether it must run; ``side`` and ``indivisible`` hold for the
+    whole part. :meth:`Segments.of_parts` turns parts into segments."""
+
+    chosen: npt.NDArray[np.bool_]
+    side: int
+    quantity_kwh: FloatArray | float
+    price_per_kwh: FloatArray | float
+    must_run: npt.NDArray[np.bool_] | bool = False
+    indivisible: bool = False
 
 
 @dataclass(frozen=True, eq=False)

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from transactive.agents.flexibility import Segments
+from transactive.agents.flexibility import Part, Segments
 from transactive.errors import InputError
 from transactive.orders import BUY
 
@@ -80,6 +80,9 @@ class HeatPumpFleet:
     forecast (occupants differ; drawn in :meth:`draw`, +-0.5)."""
     indoor_c: FloatArray = field(init=False)
     comfort_violation_kh: FloatArray = field(init=False)
+    _decay: FloatArray = field(init=False, repr=False)
+    """Per house, what is left of its difference to the steady state after
+    an interval: ``exp(-dt / (R C))`` (its building does not change)."""
 
     def __post_init__(self) -> None:
         n = self.p_max_kw.shape[0]
@@ -98,6 +101,7 @@ class HeatPumpFleet:
             raise InputError("dt_h", f"must be > 0, got {self.dt_h!r}")
         self.indoor_c = self.setpoint_c.copy()
         self.comfort_violation_kh = np.zeros(n)
+        self._decay = np.exp(-self.dt_h / (self.r_k_per_kw * self.c_kwh_per_k))
 
     @classmethod
     def draw(cls, has_heat_pump: npt.NDArray[np.bool_], rng: np.random.Generator, *,
@@ -122,20 +126,20 @@ class HeatPumpFleet:
         return fleet
 
     def _next_c(self, outdoor_c: FloatArray, p_el_kw: FloatArray) -> FloatArray:
-        """Indoor temperature at the end of the interval with ``p_el_kw``."""
+        """Indoor temperature at the end of the interval with ``p_el_kw``
+        (``outdoor_c`` one for all houses or one each)."""
         q = cop(outdoor_c) * p_el_kw + self.gains_kw
         steady = outdoor_c + self.r_k_per_kw * q
-        decay = np.exp(-self.dt_h / (self.r_k_per_kw * self.c_kwh_per_k))
-        return steady + (self.indoor_c - steady) * decay
+        return steady + (self.indoor_c - steady) * self._decay
 
     def power_to_reach_kw(self, outdoor_c: npt.ArrayLike, target_c: npt.ArrayLike
                           ) -> FloatArray:
         """Electric power that brings each house to ``target_c`` by the end of
         the interval (0 if it gets there without heating), within the heat
         pump's power: the 1R1C step solved for the heat."""
-        out = np.broadcast_to(np.asarray(outdoor_c, np.float64), self.indoor_c.shape)
+        out = np.asarray(outdoor_c, np.float64)  # one for all houses or one each
         target = np.asarray(target_c, np.float64)
-        decay = np.exp(-self.dt_h / (self.r_k_per_kw * self.c_kwh_per_k))
+        decay = self._decay
         steady = out + (target - out - (self.indoor_c - out) * decay) / (1 - decay)
         p_heat = (steady - out) / self.r_k_per_kw - self.gains_kw
         return np.clip(p_heat / cop(out), 0.0, self.p_max_kw)
@@ -144,8 +148,19 @@ class HeatPumpFleet:
                  price_std: float, price_floor: float, price_cap: float) -> Segments:
         """Interval ``t``'s bids at outdoor temperature ``outdoor_c`` (a
         number, or one per household)."""
-        out = np.broadcast_to(np.asarray(outdoor_c, np.float64), self.indoor_c.shape)
+        return Segments.of_parts(self.parts(outdoor_c, t, price_mean=price_mean,
+                                            price_std=price_std, price_floor=price_floor,
+                                            price_cap=price_cap))[0]
+
+    def parts(self, outdoor_c: npt.ArrayLike, t: int, *, price_mean: float,
+              price_std: float, price_floor: float, price_cap: float) -> list[Part]:
+        """:meth:`segments` as parts (what keeps each house in its band, the
+        rest of its power; see
+        :meth:`~transactive.agents.flexibility.Segments.of_parts`)."""
+        out = np.asarray(outdoor_c, np.float64)
         on = (self.p_max_kw > 0) & (out < self.heating_limit_c)
+        if not on.any():  # no house heats (a warm day): no bids
+            return [Part(on, BUY, 0.0, price_cap, True), Part(on, BUY, 0.0, price_cap)]
         # the power that just keeps the house at the band's lower edge
         p_must = self.power_to_reach_kw(out, self.setpoint_c - self.band_k)
         must = np.where(on, p_must * self.dt_h, 0.0)
@@ -154,24 +169,22 @@ class HeatPumpFleet:
         bias = 0.0 if self.bias is None else self.bias
         price = price_mean + self.comfort_k * price_std * (
             (self.setpoint_c - self.indoor_c) / self.band_k + bias)
-        price = np.clip(price, price_floor, price_cap)
-        h = np.arange(self.indoor_c.size)
-        a, b = np.flatnonzero(must > 1e-9), np.flatnonzero(rest > 1e-9)
-        return Segments(household=np.r_[h[a], h[b]], side=np.full(a.size + b.size, BUY),
-                        quantity_kwh=np.r_[must[a], rest[b]],
-                        price_per_kwh=np.r_[np.full(a.size, price_cap), price[b]],
-                        must_run=np.r_[np.ones(a.size, bool), np.zeros(b.size, bool)])
+        return [Part(must > 1e-9, BUY, must, price_cap, True),
+                Part(rest > 1e-9, BUY, rest, np.clip(price, price_floor, price_cap))]
 
-    def advance(self, outdoor_c: npt.ArrayLike, energy_kwh: npt.ArrayLike) -> None:
+    def advance(self, outdoor_c: npt.ArrayLike, energy_kwh: npt.ArrayLike, *,
+                check: bool = True) -> None:
         """The heat pumps drew ``energy_kwh`` over the interval: the houses'
         temperatures move; time outside the comfort band is counted (at the
-        interval's end)."""
-        out = np.broadcast_to(np.asarray(outdoor_c, np.float64), self.indoor_c.shape)
+        interval's end). ``check=False``: trusted (the fleet's own bids
+        served or its rule), not checked again."""
+        out = np.asarray(outdoor_c, np.float64)  # one for all houses or one each
         e = np.asarray(energy_kwh, dtype=np.float64)
-        if e.shape != self.indoor_c.shape or (e < -1e-12).any():
-            raise InputError("energy_kwh", f"must be {self.indoor_c.size} values >= 0")
-        if (e > self.p_max_kw * self.dt_h * (1 + 1e-9) + 1e-12).any():
-            raise InputError("energy_kwh", "exceeds the heat pump's power")
+        if check:
+            if e.shape != self.indoor_c.shape or (e < -1e-12).any():
+                raise InputError("energy_kwh", f"must be {self.indoor_c.size} values >= 0")
+            if (e > self.p_max_kw * self.dt_h * (1 + 1e-9) + 1e-12).any():
+                raise InputError("energy_kwh", "exceeds the heat pump's power")
         self.indoor_c = self._next_c(out, np.maximum(e, 0.0) / self.dt_h)
         outside = np.maximum(np.maximum(self.setpoint_c - self.band_k - self.indoor_c,
                                         self.indoor_c - self.setpoint_c - self.band_k), 0.0)

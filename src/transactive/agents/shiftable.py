@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from transactive.agents.flexibility import Segments
+from transactive.agents.flexibility import Part, Segments
 from transactive.errors import InputError
 from transactive.orders import BUY
 from transactive.timeline import Timeline
@@ -133,38 +133,53 @@ class ShiftableFleet:
                  price_cap: float) -> Segments:
         """Interval ``t``'s bids from the price forecast of the intervals from
         ``t`` on: running cycles at the cap, ready ones to start."""
+        return Segments.of_parts(self.parts(t, forecast_per_kwh, price_floor, price_cap))[0]
+
+    def parts(self, t: int, forecast_per_kwh: npt.ArrayLike, price_floor: float,
+              price_cap: float) -> list[Part]:
+        """:meth:`segments` as parts (running cycles, starts; see
+        :meth:`~transactive.agents.flexibility.Segments.of_parts`)."""
         f = np.clip(np.asarray(forecast_per_kwh, dtype=np.float64), price_floor, price_cap)
-        _, late, ready = self._window(t)
+        running, starting, late = self._due(t)
         step_kwh = self.power_kw * self.dt_h
-        running = np.flatnonzero(self.remaining > 0)
-        starting = np.flatnonzero(ready & (step_kwh > 0))
         # intervals each ready cycle can still wait
-        slack = np.maximum(late[starting] - self.duration[starting] - t, 0)
+        slack = np.maximum(late - self.duration - t, 0)
         window = np.minimum(slack + 1, f.size)
         s1, s2 = np.r_[0.0, np.cumsum(f)], np.r_[0.0, np.cumsum(f**2)]
         mean = s1[window] / window
         std = np.sqrt(np.maximum(s2[window] / window - mean**2, 0.0))
         price = np.clip(mean + std * (2.0 / (slack + 1) - 1), price_floor, price_cap)
-        price = np.where(slack <= 0, price_cap, price)
-        rows = np.r_[running, starting]
-        return Segments(household=rows, side=np.full(rows.size, BUY),
-                        quantity_kwh=step_kwh[rows],
-                        price_per_kwh=np.r_[np.full(running.size, price_cap), price],
-                        indivisible=np.ones(rows.size, bool),
-                        must_run=np.r_[np.ones(running.size, bool), slack <= 0])
+        return [Part(running, BUY, step_kwh, price_cap, True, True),
+                Part(starting, BUY, step_kwh, np.where(slack <= 0, price_cap, price),
+                     slack <= 0, True)]
 
-    def advance(self, t: int, energy_kwh: npt.ArrayLike) -> None:
+    def asap_kwh(self, t: int) -> FloatArray:
+        """Interval ``t``'s energy of each appliance by the plain rule: a
+        running cycle runs, a ready one starts at once."""
+        running, starting, _ = self._due(t)
+        return np.where(running | starting, self.power_kw * self.dt_h, 0.0)
+
+    def _due(self, t: int) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], IntArray]:
+        """Which appliances run a cycle in interval ``t``, which are ready to
+        start one, and each one's latest finish (see :meth:`_window`)."""
+        _, late, ready = self._window(t)
+        return self.remaining > 0, ready & (self.power_kw * self.dt_h > 0), late
+
+    def advance(self, t: int, energy_kwh: npt.ArrayLike, *, check: bool = True) -> None:
         """The appliances drew ``energy_kwh`` in interval ``t``: a ready one
-        that drew its step started, a running one ran its step."""
+        that drew its step started, a running one ran its step.
+        ``check=False``: trusted (the fleet's own bids served or its rule),
+        not checked again."""
         e = np.asarray(energy_kwh, dtype=np.float64)
-        step = self.power_kw * self.dt_h
-        if e.shape != step.shape:
-            raise InputError("energy_kwh", f"must have shape {step.shape}")
         on = e > 1e-12
-        if (on & (np.abs(e - step) > 1e-9 * np.maximum(step, 1.0))).any():
-            raise InputError("energy_kwh", "an appliance runs at its power or not at all")
-        if ((self.remaining > 0) & ~on).any():
-            raise InputError("energy_kwh", "a running cycle cannot stop")
+        if check:
+            step = self.power_kw * self.dt_h
+            if e.shape != step.shape:
+                raise InputError("energy_kwh", f"must have shape {step.shape}")
+            if (on & (np.abs(e - step) > 1e-9 * np.maximum(step, 1.0))).any():
+                raise InputError("energy_kwh", "an appliance runs at its power or not at all")
+            if ((self.remaining > 0) & ~on).any():
+                raise InputError("energy_kwh", "a running cycle cannot stop")
         start = on & (self.remaining == 0)
         if start.any():
             self.started.append((t, np.flatnonzero(start)))

@@ -35,7 +35,7 @@ import pandas as pd
 
 from transactive.agents.devices import BatteryFleet, arbitrage_prices
 from transactive.agents.ev import EVFleet
-from transactive.agents.flexibility import Segments
+from transactive.agents.flexibility import Part, Segments
 from transactive.agents.heatpump import HeatPumpFleet
 from transactive.agents.mpc import DEVICES as MPC_DEVICES
 from transactive.agents.mpc import MPCController, Plan
@@ -192,22 +192,20 @@ class Devices:
             ev = self.ev
             missing = np.maximum(ev.required_kwh - ev.soc_kwh, 0.0) / ev.efficiency
             e = np.where(ev.plugged[t], np.minimum(missing, ev.charger_kw * self.dt_h), 0.0)
-            ev.advance(t, e)
+            ev.advance(t, e, check=False)
             flex_kwh += e
         if self.heat_pump is not None:
             hp = self.heat_pump
             e = _thermostat_kwh(hp, self.outdoor_c[t])
-            hp.advance(self.outdoor_c[t], e)
+            hp.advance(self.outdoor_c[t], e, check=False)
             flex_kwh += e
         if self.shiftable is not None:
-            app = self.shiftable
-            seg = app.segments(t, np.zeros(1), 0.0, 1.0)  # start when ready: any price
-            e = np.bincount(seg.household, seg.quantity_kwh, load_kw.size)
-            app.advance(t, e)
+            e = self.shiftable.asap_kwh(t)  # start when ready: any price
+            self.shiftable.advance(t, e, check=False)
             flex_kwh += e
         self.last_flex_kwh = flex_kwh
         step = self.batteries.self_consumption(self.soc_kwh, load_kw - pv_kw
-                                               + flex_kwh / self.dt_h, self.dt_h)
+                                               + flex_kwh / self.dt_h, self.dt_h, check=False)
         self.soc_kwh = step.soc_kwh
         net = (load_kw - pv_kw + step.charge_kw - step.discharge_kw) * self.dt_h + flex_kwh
         return net, step.charge_kw, step.discharge_kw
@@ -221,24 +219,27 @@ class Devices:
         each (codes of :data:`FLEETS`): the load at ``load_price`` and the PV
         at ``pv_price`` (the strategy's limits, per household), the battery
         from its arbitrage limits over the forecast, EVs, heat pumps and
-        appliances by their bids."""
-        parts = self._own_parts(load_kw, pv_kw, load_price, pv_price)
+        appliances by their bids. Every fleet states its bids as parts over
+        all households, made segments at once
+        (:meth:`~transactive.agents.flexibility.Segments.of_parts`)."""
+        fleets = self._own_parts(load_kw, pv_kw, load_price, pv_price)
         b = self.batteries
         buy, sell = arbitrage_prices(forecast_per_kwh, b.efficiency_charge,
                                      b.efficiency_discharge)
-        parts.append((b.segments(self.soc_kwh, self.dt_h, buy_below=np.clip(buy, price_floor,
-                                                                        price_cap),
-                                 sell_above=np.clip(sell, price_floor, price_cap)),
-                      _CODE["battery"]))
+        fleets.append(("battery", b.parts(self.soc_kwh, self.dt_h,
+                                          buy_below=np.clip(buy, price_floor, price_cap),
+                                          sell_above=np.clip(sell, price_floor, price_cap))))
         if self.ev is not None:
-            parts.append((self.ev.segments(t, forecast_per_kwh, price_floor, price_cap),
-                          _CODE["ev"]))
+            fleets.append(("ev", self.ev.parts(t, forecast_per_kwh, price_floor, price_cap)))
         if self.heat_pump is not None:
-            parts.append((self.heat_pump.segments(
+            fleets.append(("heat_pump", self.heat_pump.parts(
                 self.outdoor_c[t], t, price_mean=float(forecast_per_kwh.mean()),
                 price_std=float(forecast_per_kwh.std()), price_floor=price_floor,
-                price_cap=price_cap), _CODE["heat_pump"]))
-        return self._joined(t, parts, forecast_per_kwh, price_floor, price_cap)
+                price_cap=price_cap)))
+        if self.shiftable is not None:
+            fleets.append(("shiftable", self.shiftable.parts(t, forecast_per_kwh, price_floor,
+                                                             price_cap)))
+        return _owned(fleets)
 
     def planned_segments(self, t: int, load_kw: FloatArray, pv_kw: FloatArray, plan: Plan,
                          forecast_per_kwh: FloatArray, price_floor: float, price_cap: float,
@@ -248,12 +249,15 @@ class Devices:
         there, the battery, EV and heat pump as ``plan``'s first interval
         (must-run, :meth:`~transactive.agents.mpc.Plan.segments`), appliances
         by their own bids (the plan leaves them out)."""
-        parts = self._own_parts(load_kw, pv_kw, load_price, pv_price)
+        parts = [_owned(self._own_parts(load_kw, pv_kw, load_price, pv_price))]
         seg, device = plan.segments(price_floor, price_cap)
         for k, name in enumerate(MPC_DEVICES):
             rows = np.flatnonzero(device == k)
-            parts.append((seg.take(rows), _CODE[name]))
-        return self._joined(t, parts, forecast_per_kwh, price_floor, price_cap)
+            parts.append((seg.take(rows), np.full(rows.size, _CODE[name], np.int8)))
+        if self.shiftable is not None:
+            parts.append(_owned([("shiftable", self.shiftable.parts(
+                t, forecast_per_kwh, price_floor, price_cap))]))
+        return Segments.concat([s for s, _ in parts]), np.concatenate([o for _, o in parts])
 
     def controller(self, load_kw: npt.ArrayLike, pv_kw: npt.ArrayLike,
                    prices_per_kwh: FloatArray, feed_in_per_kwh: FloatArray) -> MPCController:
@@ -268,26 +272,11 @@ class Devices:
                              heat_pump=self.heat_pump, outdoor_c=self.outdoor_c)
 
     def _own_parts(self, load_kw: FloatArray, pv_kw: FloatArray, load_price: FloatArray,
-                   pv_price: FloatArray) -> list[tuple[Segments, int]]:
+                   pv_price: FloatArray) -> list[tuple[str, list[Part]]]:
         """The load (must run) and the PV of every household, at the strategy's limits."""
-        h, dt_h = np.arange(load_kw.size), self.dt_h
-        parts: list[tuple[Segments, int]] = []
-        for q, side, price, name in ((load_kw * dt_h, BUY, load_price, "load"),
-                                     (pv_kw * dt_h, SELL, pv_price, "pv")):
-            rows = np.flatnonzero(q > 1e-9)
-            parts.append((Segments(household=h[rows], side=np.full(rows.size, side),
-                                   quantity_kwh=q[rows], price_per_kwh=price[rows],
-                                   must_run=np.full(rows.size, name == "load")), _CODE[name]))
-        return parts
-
-    def _joined(self, t: int, parts: list[tuple[Segments, int]], forecast_per_kwh: FloatArray,
-                price_floor: float, price_cap: float) -> tuple[Segments, npt.NDArray[np.int8]]:
-        """``parts`` and the appliances' bids as one set of segments, with owners."""
-        if self.shiftable is not None:
-            parts.append((self.shiftable.segments(t, forecast_per_kwh, price_floor, price_cap),
-                          _CODE["shiftable"]))
-        owner = np.concatenate([np.full(len(s), code, np.int8) for s, code in parts])
-        return Segments.concat([s for s, _ in parts]), owner
+        load, pv = load_kw * self.dt_h, pv_kw * self.dt_h
+        return [("load", [Part(load > 1e-9, BUY, load, load_price, True)]),
+                ("pv", [Part(pv > 1e-9, SELL, pv, pv_price)])]
 
     def dispatch(self, t: int, segments: Segments, owner: npt.NDArray[np.int8],
                  served_kwh: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -295,20 +284,19 @@ class Devices:
         the battery's charge and discharge (kW)."""
         n = self.soc_kwh.size
         signed = np.where(segments.side == BUY, served_kwh, -served_kwh)
-
-        def energy(name: str) -> FloatArray:
-            mine = owner == _CODE[name]
-            return np.bincount(segments.household[mine], signed[mine], n).astype(np.float64)
-
-        battery = energy("battery")
-        self.soc_kwh = self.batteries.store(self.soc_kwh, battery, self.dt_h)
-        self.last_flex_kwh = energy("ev") + energy("heat_pump") + energy("shiftable")
+        # per fleet and household, at once (each sum in the segments' order)
+        energy = np.bincount(owner.astype(np.int64) * n + segments.household, signed,
+                             len(FLEETS) * n).reshape(len(FLEETS), n)
+        battery, ev, hp, app = (energy[_CODE[name]] for name in ("battery", "ev", "heat_pump",
+                                                                  "shiftable"))
+        self.soc_kwh = self.batteries.store(self.soc_kwh, battery, self.dt_h, check=False)
+        self.last_flex_kwh = ev + hp + app
         if self.ev is not None:
-            self.ev.advance(t, energy("ev"))
+            self.ev.advance(t, ev, check=False)
         if self.heat_pump is not None:
-            self.heat_pump.advance(self.outdoor_c[t], np.maximum(energy("heat_pump"), 0.0))
+            self.heat_pump.advance(self.outdoor_c[t], np.maximum(hp, 0.0), check=False)
         if self.shiftable is not None:
-            self.shiftable.advance(t, energy("shiftable"))
+            self.shiftable.advance(t, app, check=False)
         return np.maximum(battery, 0.0) / self.dt_h, np.maximum(-battery, 0.0) / self.dt_h
 
     def forecast(self, retail: FloatArray, t: int, periods_per_day: int) -> FloatArray:
@@ -322,6 +310,14 @@ class Devices:
         beyond = t + np.arange(ahead.size, self.horizon)
         back = beyond - periods_per_day * (1 + (beyond - retail.size) // periods_per_day)
         return np.r_[ahead, retail[back]]
+
+
+def _owned(fleets: list[tuple[str, list[Part]]]) -> tuple[Segments, npt.NDArray[np.int8]]:
+    """The named fleets' parts as one set of segments, in order, and the fleet
+    (code of :data:`FLEETS`) owning each."""
+    code = np.array([_CODE[name] for name, parts in fleets for _ in parts], np.int8)
+    seg, part = Segments.of_parts([p for _, parts in fleets for p in parts], check=False)
+    return seg, code[part]
 
 
 def _thermostat_kwh(hp: HeatPumpFleet, outdoor_c: float) -> FloatArray:
