@@ -36,7 +36,8 @@ Money
     prices (the scenario's own kind is ``bills_baseline``; None for a kind the
     run could not price, e.g. an 'rtp' CSV that does not cover it). Nobody
     changes behaviour between them: a static comparison of bills.
-    ``savings = bills_baseline - bills_market``; ``savings_share`` is the
+    ``savings = bills_baseline - bills_market`` (less what the households
+    paid a virtual power plant's aggregator, with ``[vpp]``); ``savings_share`` is the
     savings over what households spent in the baseline
     (``baseline_spending``, their purchases from the utility; their feed-in
     earnings are ``baseline_earnings``), so it stays a share: when no money is
@@ -46,7 +47,8 @@ Money
     operator_surplus - pool_lp_pnl`` exactly: what the utility no longer
     earns, less what the market operator keeps, less what a pool's liquidity
     providers keep (negative when they lose, ``pool_lp_pnl``; None without a
-    pool, whose opening value is ``pool_opening_value``).
+    pool, whose opening value is ``pool_opening_value``), plus what a virtual
+    power plant's aggregator paid the households (``vpp_households_receipt``).
 Fairness
     A household's gain is its baseline bill less its market bill; a gain
     smaller than a cent either way is no gain (:data:`CENT`).
@@ -71,6 +73,15 @@ Demand response (None without ``[demand_response]``)
     ``dr_rebound_kwh``: import above the baseline in the hours after;
     ``dr_baseline_bias_pct`` and ``dr_baseline_cv_rmse_pct``: the baseline's
     errors on the days without events.
+Virtual power plant (None without ``[vpp]``; see :mod:`transactive.sim.vpp`)
+    ``vpp_households``: the households enrolled; ``vpp_award_kwh``: the
+    energy awarded a day ahead (net per interval, summed); ``vpp_delivered_kwh``
+    and ``vpp_delivered_share``: what the fleet delivered of it;
+    ``vpp_shortfall_kwh``; ``vpp_revenue``: what the day-ahead market paid the
+    aggregator for what it dispatched (negative: it paid);
+    ``vpp_households_receipt``: what the households received from it
+    (negative: paid; in ``savings``); ``vpp_aggregator_profit``: its margin
+    less its imbalance ``vpp_penalty``.
 Retail competition (None without ``[retail]``; see :mod:`transactive.sim.retail`)
     ``retail_incumbent_share``: the incumbent's share of households after the
     months played; ``retail_bill_saving_per_month``: what the households pay
@@ -206,6 +217,8 @@ def summary(result: SimulationResult) -> dict[str, Any]:
     utility_import = col["import_kwh"].sum() + cp_in
     utility_export = col["export_kwh"].sum() + cp_out
     baseline, market = float(hh["bill_baseline"].sum()), float(hh["bill_market"].sum())
+    # what the households paid a virtual power plant's aggregator, beside their bills
+    vpp_paid = float(hh["vpp_payment"].sum()) if "vpp_payment" in hh else 0.0
     # the baseline bill splits into purchases at retail and feed-in earnings
     spending = float(col["baseline_spending"].sum())
     earnings = spending - baseline
@@ -244,8 +257,8 @@ def summary(result: SimulationResult) -> dict[str, Any]:
         "bills_market": market,
         **{f"bills_{kind}": (float(hh[f"bill_{kind}"].sum()) if f"bill_{kind}" in hh else None)
            for kind in TARIFF_KINDS},
-        "savings": baseline - market,
-        "savings_share": _share(baseline - market, spending),
+        "savings": baseline - market - vpp_paid,
+        "savings_share": _share(baseline - market - vpp_paid, spending),
         "baseline_spending": spending,
         "baseline_earnings": earnings,
         "utility_revenue_baseline": float(col["baseline_cost"].sum()),
@@ -261,7 +274,10 @@ def summary(result: SimulationResult) -> dict[str, Any]:
         "flexible_kwh": result.figures.get("flexible_kwh"),
         **{key: result.figures.get(key) for key in (
             "dr_event_days", "dr_reduction_kwh", "dr_payment", "dr_rebound_kwh",
-            "dr_baseline_bias_pct", "dr_baseline_cv_rmse_pct", "retail_incumbent_share",
+            "dr_baseline_bias_pct", "dr_baseline_cv_rmse_pct", "vpp_households",
+            "vpp_award_kwh", "vpp_delivered_kwh", "vpp_delivered_share", "vpp_shortfall_kwh",
+            "vpp_revenue", "vpp_households_receipt", "vpp_aggregator_profit", "vpp_penalty",
+            "retail_incumbent_share",
             "retail_bill_saving_per_month", "retail_welfare_change_per_month",
             "p2p_bill_saving_per_month", "p2p_welfare_change_per_month")},
         "carbon_cost": float(col["carbon_cost"].sum()),

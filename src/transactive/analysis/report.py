@@ -151,6 +151,9 @@ def _money_parts(s: dict[str, Any]) -> list[tuple[str, float]]:
     pnl = s.get("pool_lp_pnl")
     if pnl is not None:
         parts.append((f"pool providers'<br>{'profit' if pnl >= 0 else 'loss'}", -pnl))
+    receipt = s.get("vpp_households_receipt")
+    if receipt is not None:
+        parts.append(("aggregator's<br>payments", receipt))
     return parts
 
 
@@ -386,7 +389,7 @@ def _worse_off_table(hh: pd.DataFrame, cur: str) -> str:
     if not worse.any():
         return ""
     rows = []
-    for part in GAIN_REASONS:
+    for part in (name for name in GAIN_REASONS if name in hh):  # vpp_gain: with [vpp]
         loss = hh.loc[worse, part].to_numpy()
         hit = loss <= -CENT / 2
         if hit.any():

@@ -41,6 +41,12 @@ HOUSEHOLD_COLUMNS = ("bill_market", "bill_baseline", "carbon_cost", "bought_kwh"
                      "import_kwh", "export_kwh", "load_kwh", "pv_kwh", "unserved_kwh",
                      "curtailed_kwh", "baseline_unserved_kwh", "baseline_curtailed_kwh",
                      *GAIN_PARTS)
+#: With a virtual power plant (``[vpp]``, :mod:`transactive.sim.vpp`): the energy
+#: its aggregator supplied (+) or took (-) behind each household's meter, what the
+#: household paid it (negative: received) and what that saved against the tariff
+#: (a gain part). The household's gain is then ``bill_baseline - bill_market -
+#: vpp_payment``; the interval column ``vpp_kwh`` sums the energy.
+VPP_COLUMNS = ("vpp_kwh", "vpp_payment", "vpp_gain")
 #: The parts a household's gain (baseline bill - market bill) is made of, with
 #: what a loss in each means (:func:`worse_off_reasons`).
 GAIN_REASONS = {
@@ -49,6 +55,7 @@ GAIN_REASONS = {
     "limits_gain": "feeder limits: more PV curtailed or load shed than in the baseline",
     "island_gain": "paid for energy while islanded (the baseline had a blackout)",
     "flexibility_gain": "its devices' schedule cost more at the tariff than on plain rules",
+    "vpp_gain": "paid the aggregator more than the tariff's price for its devices' energy",
 }
 _ORDER_COLUMNS = ("interval", "id", "household", "side", "limit_price", "quantity",
                   "accepted", "price", "payment")
@@ -111,6 +118,11 @@ class DayOutcome:
     node_price: FloatArray | None = None
     """Per interval and bus (NaN while islanded); None without a network market."""
     vm_pu: FloatArray | None = None
+    vpp_kwh: FloatArray | None = None
+    """With a virtual power plant: the energy its aggregator supplied (+) or
+    took (-) behind the household's meter (see :data:`VPP_COLUMNS`)."""
+    vpp_payment: FloatArray | None = None
+    vpp_gain: FloatArray | None = None
 
     def __len__(self) -> int:
         return int(self.net_kwh.shape[0])
@@ -121,7 +133,7 @@ class Books:
 
     def __init__(self, timeline: Timeline, n_households: int, level: str,
                  tariffs: Mapping[str, tuple[FloatArray, FloatArray]] | None = None, *,
-                 meters: bool = False) -> None:
+                 meters: bool = False, vpp: bool = False) -> None:
         self.timeline = timeline
         # each household's baseline meter priced under other tariffs: kind ->
         # (retail, feed-in price per interval), and the bills so far
@@ -132,8 +144,10 @@ class Books:
         periods = timeline.periods
         self.n_days = -(-periods // timeline.periods_per_day)
         self.iv = {name: np.full(periods, np.nan) if name in _DEVICE_COLUMNS
-                   else np.zeros(periods) for name in INTERVAL_COLUMNS}
-        self.days = {name: np.zeros((self.n_days, n_households)) for name in HOUSEHOLD_COLUMNS}
+                   else np.zeros(periods)
+                   for name in INTERVAL_COLUMNS + (("vpp_kwh",) if vpp else ())}
+        self.days = {name: np.zeros((self.n_days, n_households))
+                     for name in HOUSEHOLD_COLUMNS + (VPP_COLUMNS if vpp else ())}
         # every household's intervals: recorded (level 'orders' or 'households'),
         # or only the meters, kept for the programs that start from them (``meters``)
         self.keep_households = level in ("orders", "households")
@@ -151,12 +165,11 @@ class Books:
         for name, values in out.stats.items():
             self.iv[name][t] = values
         d = out.start // self.timeline.periods_per_day
-        for name in HOUSEHOLD_COLUMNS:
-            self.days[name][d] += getattr(out, name).sum(axis=0)
+        for name, per_day in self.days.items():
+            per_day[d] += getattr(out, name).sum(axis=0)
         if self.hh:
             for name, kept in self.hh.items():
-                kept[t] = (out.bought_kwh - out.sold_kwh + out.import_kwh - out.export_kwh
-                           if name == "meter_kwh" else getattr(out, name))
+                kept[t] = (_meter_kwh(out) if name == "meter_kwh" else getattr(out, name))
         if self.tariffs:
             imported = np.maximum(out.baseline_meter_kwh, 0.0)
             exported = np.maximum(-out.baseline_meter_kwh, 0.0)
@@ -218,6 +231,8 @@ class Books:
         for name, per_day in self.days.items():
             totals[name] = per_day.sum(axis=0)
         totals["gain"] = totals["bill_baseline"] - totals["bill_market"]
+        if "vpp_payment" in totals:
+            totals["gain"] -= totals["vpp_payment"]
         for kind, bills in self.tariff_bills.items():
             totals[f"bill_{kind}"] = bills
         totals["worse_off_reason"] = worse_off_reasons(totals)
@@ -255,14 +270,22 @@ def worse_off_reasons(households: pd.DataFrame) -> pd.Series:
     >>> worse_off_reasons(hh)[1]
     ''
     """
-    parts = households[list(GAIN_PARTS)].to_numpy()
+    names = [name for name in GAIN_REASONS if name in households]
+    parts = households[names].to_numpy()
     worse = households["gain"].to_numpy() <= -CENT
     reasons = []
     for row, is_worse in zip(parts, worse, strict=True):
         if not is_worse:
             reasons.append("")
             continue
-        losses = [(v, GAIN_REASONS[name]) for name, v in zip(GAIN_PARTS, row, strict=True)
+        losses = [(v, GAIN_REASONS[name]) for name, v in zip(names, row, strict=True)
                   if v <= -CENT / 2]
         reasons.append("; ".join(f"{text} ({v:.2f})" for v, text in sorted(losses)))
     return pd.Series(reasons, index=households.index, dtype=object)
+
+
+def _meter_kwh(out: DayOutcome) -> FloatArray:
+    """What each household's meter read: its market and utility energy, and
+    what a virtual power plant's aggregator supplied or took behind it."""
+    meter = out.bought_kwh - out.sold_kwh + out.import_kwh - out.export_kwh
+    return meter if out.vpp_kwh is None else meter + out.vpp_kwh

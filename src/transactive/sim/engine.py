@@ -67,6 +67,7 @@ from transactive.sim.rundir import discard_run, prepare_run_dir
 from transactive.sim.scenario import TARIFF_KINDS, FaultConfig, Scenario
 from transactive.sim.settle_process import SettlementProcess
 from transactive.sim.settling import CarbonContext, RunSettlement, settlement_granularity
+from transactive.sim.vpp import RunVpp
 from transactive.timeline import Timeline
 
 __all__ = ["SimulationResult", "simulate"]
@@ -136,6 +137,7 @@ class _Run:
                                         float(self.community.annual_kwh.sum()) + devices_kwh)
         self.market = MarketSession(scenario, market_rng, self.community.node, self.network,
                                     kw_per_unit=self.kw_per_unit)
+        self.vpp = self._vpp()
         self.carbon = CarbonContext(scenario.carbon.prices(), self.network, self.community.node,
                                     timeline.dt_h, self.kw_per_unit or 1.0)
         self.households = np.arange(self.community.size, dtype=np.int64)
@@ -154,6 +156,22 @@ class _Run:
         self.island: IslandOutcome | None = None
         self.keep_clearings = False  # set by the run: it records orders or journals them
         self.flexible_kwh = 0.0  # device energy the market moved in time (vs. the rules)
+
+    def _vpp(self) -> RunVpp | None:
+        """The run's virtual power plant (``[vpp]``), its members enrolled."""
+        cfg = self.scenario.vpp
+        if not cfg.enabled:
+            return None
+        if self.market.utility_inside:
+            raise InputError("vpp.enabled", "a virtual power plant beside a market that "
+                             "clears the feeder is not simulated yet (the feeder would have "
+                             "to carry the aggregator's energy as fixed injections): choose "
+                             "[market] mechanism = \"uniform\" or another design without "
+                             "the network")
+        assert self.devices is not None  # control = "market" (the scenario's check)
+        rng = np.random.default_rng(np.random.SeedSequence(self.scenario.seed).spawn(7)[6])
+        prices = self.scenario.tariff.wholesale(self.tariff_seed).price_per_kwh(self.timeline)
+        return RunVpp.enrol(cfg, self.devices, prices, self.timeline.periods_per_day, rng)
 
     def day(self, first: int, stop: int) -> DayOutcome:
         """Simulate intervals ``first .. stop - 1`` (one day, or its end): the
@@ -430,7 +448,7 @@ def _simulate(scenario: Scenario, folder: Path | None,
     try:
         run = _Run(scenario, timeline)
         books = Books(timeline, n, _record_level(scenario, timeline), run.tariff_prices,
-                      meters=_needs_meters(scenario))
+                      meters=_needs_meters(scenario), vpp=run.vpp is not None)
         run.keep_clearings = books.level == "orders" or (
             settle is not None and settle.config.granularity == "interval")
         for first in range(0, periods, ppd):  # a day at a time
@@ -447,10 +465,13 @@ def _simulate(scenario: Scenario, folder: Path | None,
         figures = {"kw_per_unit": run.kw_per_unit, **run.market.figures()}
         if run.devices is not None:
             figures.update(run.devices.figures(), flexible_kwh=run.flexible_kwh)
+        if run.vpp is not None:
+            figures.update(run.vpp.figures())
         dr_events, retail = _programs(scenario, run, books, frames, figures)
         bills = frames["households"]["bill_market"].to_numpy()  # type: ignore[index]
         result = SimulationResult(scenario=scenario, **frames,  # type: ignore[arg-type]
                                   retail=retail, dr_events=dr_events,
+                                  vpp=None if run.vpp is None else run.vpp.table(),
                                   ev_departures=None if run.devices is None
                                   else run.devices.departures(),
                                   settlement=None if settle is None else settle.close(bills),

@@ -1,6 +1,6 @@
 """Scenario sections of the flexible devices: ``[flexibility]``, ``[ev]``,
 ``[heat_pump]``, ``[shiftable]`` (see :mod:`transactive.sim.scenario`), and
-of the programs: ``[demand_response]``, ``[retail]``.
+of the programs: ``[demand_response]``, ``[vpp]``, ``[retail]``.
 
 A device is in the community when its ``share`` is above 0 (the share of
 households that own one). ``[flexibility] control`` says how every device
@@ -24,7 +24,7 @@ from pydantic import Field, model_validator
 from transactive.sim._schema import Section
 
 __all__ = ["DemandResponseConfig", "EVConfig", "EntrantConfig", "FlexibilityConfig",
-           "HeatPumpConfig", "RetailConfig", "ShiftableConfig"]
+           "HeatPumpConfig", "RetailConfig", "ShiftableConfig", "VppConfig"]
 
 
 class FlexibilityConfig(Section):
@@ -117,6 +117,34 @@ class DemandResponseConfig(Section):
         if self.event_end_hour <= self.event_start_hour:
             raise ValueError("event_end_hour must come after event_start_hour")
         return self
+
+
+class VppConfig(Section):
+    """A virtual power plant: an aggregator trades its members' device flexibility
+    in the day-ahead market (see :mod:`transactive.sim.vpp`)."""
+
+    enabled: bool = Field(False, description="Enrol households' batteries, EVs, heat pumps "
+                          "and appliances with an aggregator that bids their flexibility "
+                          "day-ahead at the wholesale price and dispatches them to its award.")
+    share: float = Field(1.0, gt=0, le=1, description="Share of the households with such a "
+                         "device that enrol.")
+    margin_per_kwh: float = Field(0.02, ge=0, le=10, description="What the aggregator keeps "
+                                  "per kWh dispatched (its bids are this far inside the "
+                                  "devices' limits).")
+    sharing: Literal["pro_rata_energy", "marginal"] = Field(
+        "pro_rata_energy", description="How the households share the revenue: each kWh at "
+        "its device's limit and the surplus by energy, or every kWh at the price less the "
+        "margin.")
+    gate_closure_h: float = Field(1.0, gt=0, le=24, description="Hours before delivery "
+                                  "the aggregator commits an interval's award, from its "
+                                  "fleet's flexibility then (1: an intraday market's gate "
+                                  "closure; 24: the day-ahead market).")
+    network_charge_per_kwh: float = Field(0.10, ge=0, le=100, description="Network "
+                                          "charges and levies per kWh the aggregator "
+                                          "supplies, on top of the wholesale price.")
+    imbalance_price_per_kwh: float = Field(0.05, ge=0, le=100, description="What the "
+                                           "aggregator pays per kWh its fleet is off the "
+                                           "award (its imbalance settlement).")
 
 
 class EntrantConfig(Section):

@@ -27,6 +27,12 @@ feeder its shortfall comes from the same network market with every surplus
 offered at zero. A household's gain over it is split as in the engine, plus
 ``flexibility_gain``: what its devices' schedule saved at the tariff against
 the rules' schedule (:class:`~transactive.sim.books.DayOutcome`).
+
+With a virtual power plant (``[vpp]``, :mod:`transactive.sim.vpp`), the
+enrolled households' devices bid from the day-ahead forecast instead, the
+aggregator dispatches their flexible segments to its award, and its energy
+passes beside the households' market and utility lines (their meters
+include it; on a copper plate, so does the community's grid exchange).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from transactive.sim.market import MIN_ORDER_KWH, DayMarket
 
 if TYPE_CHECKING:
     from transactive.sim.engine import _Run
+    from transactive.sim.vpp import VppStep
 
 __all__ = ["flexible_day"]
 
@@ -65,7 +72,8 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
                           run.keep_clearings)
     rows = {name: np.zeros((n_t, n)) for name in (
         "import_kwh", "export_kwh", "unserved_kwh", "curtailed_kwh", "net_kwh", "charge",
-        "discharge", "soc_kwh", "base_net", "base_unserved", "base_curtailed", "device")}
+        "discharge", "soc_kwh", "base_net", "base_unserved", "base_curtailed", "device",
+        "vpp_up", "vpp_down", "vpp_payment")}
     indoor = np.full((2, n_t), np.nan)  # heat pump houses' mean and lowest, degC
     for k, t in enumerate(range(first, stop)):
         load, pv = c.load_kw[t].astype(np.float64), c.pv_kw[t].astype(np.float64)
@@ -83,6 +91,12 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
         else:
             seg, owner = devices.segments(t, load, pv, forecast, floor, retail, limits[:n],
                                           limits[n:])
+        vpp = None
+        if run.vpp is not None:  # the members' devices bid from the day-ahead forecast,
+            # the aggregator takes its part: the home orders none of it
+            seg, owner, vpp = _vpp_step(run, t, seg, owner, load, pv, limits)
+            rows["vpp_up"][k], rows["vpp_down"][k] = vpp.up_kwh, vpp.down_kwh
+            rows["vpp_payment"][k] = vpp.payment
         price = seg.price_per_kwh
         if run.events is not None and run.events.mask[t]:
             # a kWh not drawn during an event earns the negawatt price: what can
@@ -120,7 +134,8 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
             # the tariff; the feeder's flows are not solved again for it)
             beside = np.where(seg.indivisible, utility, 0.0)
             total, utility = total - utility + beside, beside
-        charge, discharge = devices.dispatch(t, seg, owner, total)
+        charge, discharge = devices.dispatch(
+            t, seg, owner, total if vpp is None else np.where(vpp.taken, vpp.energy_kwh, total))
         buy = seg.side == BUY
         left = seg.quantity_kwh - total
 
@@ -154,6 +169,33 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
     return out
 
 
+def _vpp_step(run: _Run, t: int, seg: Segments, owner: npt.NDArray[np.int8],
+              load: FloatArray, pv: FloatArray, limits: FloatArray
+              ) -> tuple[Segments, npt.NDArray[np.int8], VppStep]:
+    """Interval ``t`` with the run's virtual power plant: the segments the
+    aggregator takes (:meth:`~transactive.sim.vpp.RunVpp.takes`), bid from the
+    forecast of its supply price in place of the tariff's, its step
+    (:meth:`~transactive.sim.vpp.RunVpp.step`), and the segments the home
+    orders from (the aggregator's with no quantity): what must run stays the
+    home's, priced on the tariff."""
+    vpp, devices, n = run.vpp, run.devices, run.community.size
+    assert vpp is not None
+    assert devices is not None
+    ahead = devices.forecast(vpp.supply_per_kwh, t, run.timeline.periods_per_day)
+    da, da_owner = devices.segments(t, load, pv, ahead, min(0.0, float(ahead.min())),
+                                    float(ahead.max()), limits[:n], limits[n:])
+    keep = np.flatnonzero(~vpp.takes(seg, owner))
+    add = np.flatnonzero(vpp.takes(da, da_owner))
+    seg = Segments.concat([seg.take(keep), da.take(add)])
+    owner = np.r_[owner[keep], da_owner[add]]
+    step = vpp.step(t, seg, owner)
+    home = Segments(household=seg.household, side=seg.side,
+                    quantity_kwh=np.where(step.taken, 0.0, seg.quantity_kwh),
+                    price_per_kwh=seg.price_per_kwh, indivisible=seg.indivisible,
+                    must_run=seg.must_run)
+    return home, owner, step
+
+
 def _per(household: npt.NDArray[np.int64], mask: npt.NDArray[np.bool_], values: FloatArray,
          n: int) -> FloatArray:
     """Sum of ``values[mask]`` per household."""
@@ -165,12 +207,23 @@ def _book(run: _Run, first: int, m: DayMarket, rows: dict[str, FloatArray]
     """The day's household arrays and figures per interval, as the engine books them."""
     n_t, n = rows["net_kwh"].shape
     t = np.arange(first, first + n_t)
+    vpp_kwh = rows["vpp_up"] - rows["vpp_down"]  # zero without a virtual power plant
     households, stats = m.accounts(
         imported=rows["import_kwh"], exported=rows["export_kwh"],
         unserved=rows["unserved_kwh"], curtailed=rows["curtailed_kwh"],
         baseline_net=rows["base_net"], baseline_unserved=rows["base_unserved"],
         baseline_curtailed=rows["base_curtailed"], retail=run.retail[t],
-        feed_in=run.feed_in[t], exchange=rows["net_kwh"].sum(axis=1), flexible=True)
+        feed_in=run.feed_in[t], exchange=(rows["net_kwh"] + vpp_kwh).sum(axis=1),
+        flexible=True)
+    if run.vpp is not None:  # the aggregator's energy, at the tariff, is the devices'
+        # schedule's; what it charged for it against the tariff is its own part
+        at_tariff = (rows["vpp_up"] * run.retail[t][:, None]
+                     - rows["vpp_down"] * run.feed_in[t][:, None])
+        households["flexibility_gain"] = households["flexibility_gain"] - at_tariff
+        households.update(vpp_kwh=vpp_kwh, vpp_payment=rows["vpp_payment"],
+                          vpp_gain=at_tariff - rows["vpp_payment"])
+        stats["draw_kwh"] = stats["draw_kwh"] + vpp_kwh.sum(axis=1)
+        stats["vpp_kwh"] = vpp_kwh.sum(axis=1)
     out: dict[str, Any] = {**households, "net_kwh": rows["net_kwh"],
                            "island_gain": np.zeros((n_t, n)), "soc_kwh": rows["soc_kwh"],
                            "clearings": m.clearings}

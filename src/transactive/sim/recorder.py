@@ -40,13 +40,17 @@ households           one per household: ``household, node, annual_kwh, pv_kw,
                      import_kwh, export_kwh, load_kwh, pv_kwh, unserved_kwh,
                      curtailed_kwh, baseline_unserved_kwh,
                      baseline_curtailed_kwh``, the parts of its gain
-                     ``purchase_gain, sale_gain, limits_gain, island_gain``,
-                     ``gain`` (baseline - market) and ``worse_off_reason``
+                     ``purchase_gain, sale_gain, limits_gain, island_gain,
+                     flexibility_gain``, ``gain`` (baseline - market) and
+                     ``worse_off_reason``; with ``[vpp]`` also ``vpp_kwh``
+                     (the aggregator's energy behind its meter),
+                     ``vpp_payment`` (paid to it) and the part ``vpp_gain``
+                     (the gain is then baseline - market - vpp_payment)
 household_days       one per (day, household): the same totals per day
 household_intervals  one per (interval, household): ``net_kwh, bought_kwh,
                      sold_kwh, soc_kwh``, ``meter_kwh`` (what its meter read:
                      bought - sold + import - export, after any load shed or
-                     PV curtailed), ``baseline_meter_kwh`` (what it would
+                     PV curtailed, plus any ``vpp_kwh``), ``baseline_meter_kwh`` (what it would
                      read with the utility alone) (record level
                      'households'/'orders')
 orders               one per order: ``interval, id, household, side`` (+1 buy,
@@ -60,6 +64,13 @@ retail               with ``[retail]``: one per (month, retailer), ``month``
 dr_events            with ``[demand_response]``: one per interval of an event
                      day, ``interval, event, in_event, baseline_kwh,
                      metered_kwh, counted_reduction_kwh`` (households summed)
+vpp                  with ``[vpp]``: one per interval, ``interval,
+                     price_per_kwh`` (day-ahead), the award made a day ahead
+                     (``award_up_kwh, award_down_kwh``), what the aggregator
+                     dispatched (``dispatched_up_kwh, dispatched_down_kwh``),
+                     ``revenue`` (the market's payment for it), ``margin``,
+                     ``households_receipt``, and delivery against the award
+                     (``delivered_kwh, shortfall_kwh, over_kwh, penalty``)
 ev_departures        with EVs: one per departure, ``interval`` (the first the
                      car is away), ``household, soc_kwh`` (what it held),
                      ``required_kwh`` (what it needed)
@@ -69,7 +80,8 @@ statement_bills      a settled run's households: statement energy bill against
 ==================== =========================================================
 
 Identities that hold in every interval: ``load + charge - pv - discharge =
-import - export + counterparty - curtailed`` (energy) and ``market_cost =
+import - export + counterparty - curtailed`` (energy; with ``[vpp]``, plus
+the aggregator's ``vpp_kwh`` on the right) and ``market_cost =
 operator_surplus + utility_revenue`` (money).
 
 Money is in the tariff's currency, energy in kWh.
@@ -94,7 +106,7 @@ __all__ = ["RESULTS_FILE", "read_results", "write_results"]
 
 RESULTS_FILE = "results.sqlite"
 _TABLES = ("intervals", "households", "household_days", "household_intervals", "orders",
-           "nodes", "retail", "dr_events", "ev_departures")
+           "nodes", "retail", "dr_events", "vpp", "ev_departures")
 
 
 def write_results(result: SimulationResult, run_dir: str | PathLike[str]) -> Path:
@@ -180,6 +192,7 @@ def read_results(run_dir: str | PathLike[str]) -> SimulationResult:
         nodes=frames["nodes"],
         retail=frames["retail"],
         dr_events=frames["dr_events"],
+        vpp=frames["vpp"],
         ev_departures=frames["ev_departures"],
         settlement=settlement,
         figures=figures,

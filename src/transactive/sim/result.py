@@ -33,6 +33,7 @@ class SimulationResult:
     nodes: pd.DataFrame | None = None
     retail: pd.DataFrame | None = None
     dr_events: pd.DataFrame | None = None
+    vpp: pd.DataFrame | None = None
     ev_departures: pd.DataFrame | None = None
     settlement: SettlementSummary | None = None
     figures: Mapping[str, float | None] = field(default_factory=dict)

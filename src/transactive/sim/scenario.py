@@ -46,6 +46,7 @@ from transactive.sim.flex_config import (
     HeatPumpConfig,
     RetailConfig,
     ShiftableConfig,
+    VppConfig,
 )
 from transactive.timeline import Timeline
 
@@ -489,6 +490,7 @@ class Scenario(Section):
     heat_pump: HeatPumpConfig = Field(default_factory=HeatPumpConfig)
     shiftable: ShiftableConfig = Field(default_factory=ShiftableConfig)
     demand_response: DemandResponseConfig = Field(default_factory=DemandResponseConfig)
+    vpp: VppConfig = Field(default_factory=VppConfig)
     retail: RetailConfig = Field(default_factory=RetailConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
@@ -514,6 +516,13 @@ class Scenario(Section):
     def _fault_in_run(self) -> Scenario:
         if self.fault.start is not None and not self.fault.window(self.time.timeline()):
             raise ValueError("fault.start: the fault lies outside the simulated period")
+        return self
+
+    @model_validator(mode="after")
+    def _vpp_devices(self) -> Scenario:
+        if self.vpp.enabled and self.flexibility.control != "market":
+            raise ValueError("vpp.enabled: the aggregator dispatches devices that state their "
+                             "flexibility as bids: set [flexibility] control = \"market\"")
         return self
 
     @property
