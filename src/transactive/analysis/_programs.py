@@ -1,6 +1,6 @@
 """The report's sections on the programs and devices of a run: flexibility
 (devices, indoor temperatures), demand response (event days against the
-baselines), retail competition (shares and prices by month) and each
+baselines), the virtual power plant (award against delivery), retail competition (shares and prices by month) and each
 household's bills under every kind of tariff (a table of the Money section).
 Each section is a function of the report's run (:mod:`transactive.analysis.report`)
 and returns HTML, empty when the run has no such program.
@@ -24,7 +24,8 @@ from transactive.sim.scenario import TARIFF_KINDS
 if TYPE_CHECKING:
     from transactive.analysis.report import _Run
 
-__all__ = ["demand_response_section", "flexibility_section", "retail_section", "tariff_table"]
+__all__ = ["demand_response_section", "flexibility_section", "retail_section", "tariff_table",
+           "vpp_section"]
 
 
 def tariff_table(run: _Run) -> str:
@@ -174,6 +175,50 @@ def demand_response_section(run: _Run) -> str:
             + "<table class='kv'><tr><th>event</th><th>baseline (event hours)</th>"
               "<th>metered (event hours)</th><th>counted reduction</th><th>paid</th></tr>"
               f"{rows}</table>")
+
+
+def vpp_section(run: _Run) -> str:
+    s, cur = run.s, run.cur
+    if s.get("vpp_households") is None:
+        return ""
+    cfg, v = run.result.scenario.vpp, run.result.vpp
+    assert v is not None
+    step = run.series.step_minutes
+    lines = [Line("vpp_award_net_kwh", "award (committed ahead)", COLORS["grey"], dash="dot"),
+             Line("vpp_dispatch_net_kwh", "delivered (dispatched)", COLORS["device"]),
+             Line("vpp_shortfall_kwh", "off the award", COLORS["retail"])]
+    daily = [Daily("vpp_award_net_kwh", "sum", "award", COLORS["grey"], 2, dash="dot"),
+             Daily("vpp_dispatch_net_kwh", "sum", "delivered", COLORS["device"], 2),
+             Daily("vpp_shortfall_kwh", "sum", "off the award", COLORS["retail"], 2)]
+    money = [("paid for the energy upstream (wholesale; network charges "
+              f"{fmt(float(v['network_charges'].sum()), 'money', cur)} of it)",
+              -float(v["revenue"].sum())),
+             ("the households paid it (their share by the rule "
+              f"<code>{cfg.sharing}</code>)", -float(s["vpp_households_receipt"])),
+             ("its margin", float(v["margin"].sum())),
+             ("its imbalance penalty", float(s["vpp_penalty"])),
+             ("its profit (margin less penalty)", float(s["vpp_aggregator_profit"]))]
+    rows = "".join(f"<tr><th>{label}</th><td>{fmt(value, 'money', cur)}</td></tr>"
+                   for label, value in money)
+    return ("<h2>Virtual power plant</h2>"
+            f"<p>An aggregator enrolled {fmt(s['vpp_households'], 'count')} households "
+            "that own a battery, an EV, a heat pump or an appliance, committed its fleet's "
+            f"flexibility {cfg.gate_closure_h:g} h ahead at the wholesale price (plus "
+            f"{fmt(cfg.network_charge_per_kwh, 'price', cur)} of network charges on what it "
+            "supplies) and dispatched the devices to its award; its energy is metered behind "
+            "the members' meters, beside their market and utility lines. Of the "
+            f"{fmt(s['vpp_award_kwh'], 'kwh')} awarded the fleet delivered "
+            f"{fmt(s['vpp_delivered_kwh'], 'kwh')} ({_pct(_times100(s['vpp_delivered_share']))}"
+            f"); each kWh off the award cost it "
+            f"{fmt(cfg.imbalance_price_per_kwh, 'price', cur)}. Net energy, load positive "
+            "(up: the devices took energy; down: they gave it).</p>"
+            + run.series.chart("vpp", lines, daily, f"kWh per {step}-minute interval",
+                               daily_y_title="kWh per day")
+            + f"<table class='kv'>{rows}</table>")
+
+
+def _times100(share: float | None) -> float | None:
+    return None if share is None else 100.0 * share
 
 
 def retail_section(run: _Run) -> str:

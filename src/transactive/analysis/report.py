@@ -28,6 +28,7 @@ from transactive.analysis._programs import (
     demand_response_section,
     flexibility_section,
     retail_section,
+    vpp_section,
     tariff_table,
 )
 from transactive.analysis._series import Daily, Line, Series
@@ -436,7 +437,7 @@ def _settlement_section(run: _Run, run_dir: Path | None) -> str:
 
 SECTIONS: tuple[Section, ...] = (
     _warnings_section, _key_figures_section, _money_section, _prices_section, _energy_section,
-    flexibility_section, demand_response_section, retail_section, _grid_section,
+    flexibility_section, demand_response_section, vpp_section, retail_section, _grid_section,
     _battery_section, _households_section,
 )
 
@@ -461,6 +462,12 @@ def _prepared(result: SimulationResult) -> pd.DataFrame:
         hp = result.scenario.heat_pump
         extra["comfort_low"] = np.full(len(iv), hp.setpoint_c - hp.band_k)
         extra["comfort_high"] = np.full(len(iv), hp.setpoint_c + hp.band_k)
+    if result.vpp is not None:  # the aggregator's award and dispatch, net (load positive)
+        v = result.vpp
+        extra["vpp_award_net_kwh"] = (v["award_up_kwh"] - v["award_down_kwh"]).to_numpy()
+        extra["vpp_dispatch_net_kwh"] = (v["dispatched_up_kwh"]
+                                         - v["dispatched_down_kwh"]).to_numpy()
+        extra["vpp_shortfall_kwh"] = v["shortfall_kwh"].to_numpy()
     return iv.assign(**extra)
 
 
