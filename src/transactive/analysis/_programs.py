@@ -1,7 +1,8 @@
 """The report's sections on the programs and devices of a run: flexibility
 (devices, indoor temperatures), demand response (event days against the
-baselines), the virtual power plant (award against delivery), retail competition (shares and prices by month) and each
-household's bills under every kind of tariff (a table of the Money section).
+baselines), the virtual power plant (award against delivery), retail
+competition (shares and prices by month) and each household's bills under
+every kind of tariff (a table of the Money section).
 Each section is a function of the report's run (:mod:`transactive.analysis.report`)
 and returns HTML, empty when the run has no such program.
 """

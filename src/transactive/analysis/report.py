@@ -28,8 +28,8 @@ from transactive.analysis._programs import (
     demand_response_section,
     flexibility_section,
     retail_section,
-    vpp_section,
     tariff_table,
+    vpp_section,
 )
 from transactive.analysis._series import Daily, Line, Series
 from transactive.analysis.feeder_map import feeder_map
