@@ -62,6 +62,12 @@ class ShiftableFleet:
     missed: IntArray = field(init=False)
     """Cycles that could not finish within their window (should stay 0)."""
     started: list[tuple[int, IntArray]] = field(init=False)
+    _windows: tuple[IntArray, IntArray, IntArray, IntArray] | None = field(
+        init=False, repr=False)
+    """The current cycles' windows, kept while ``next_cycle`` is the same
+    array: that array, each one's latest finish, the interval from which it
+    is ready (none: the largest int64) and the interval from which its
+    window is over (or a day without a cycle: -1; none: the largest int64)."""
 
     def __post_init__(self) -> None:
         n = self.power_kw.shape[0]
@@ -79,6 +85,7 @@ class ShiftableFleet:
         self.next_cycle = np.zeros(n, np.int64)
         self.missed = np.zeros(n, np.int64)
         self.started = []
+        self._windows = None
 
     @classmethod
     def draw(cls, timeline: Timeline, has_appliance: npt.NDArray[np.bool_],
@@ -111,23 +118,31 @@ class ShiftableFleet:
         """Energy of one cycle of each household's appliance."""
         return self.power_kw * self.duration * self.dt_h
 
-    def _window(self, t: int) -> tuple[IntArray, IntArray, npt.NDArray[np.bool_]]:
-        """Each household's current cycle: earliest, latest finish, and whether
-        it is ready to start at ``t`` (skipping days without a cycle)."""
-        days = self.earliest.shape[0]
-        nxt = self.next_cycle
+    def _window(self, t: int) -> tuple[IntArray, npt.NDArray[np.bool_]]:
+        """Each household's current cycle: its latest finish, and whether it
+        is ready to start at ``t`` (skipping days without a cycle)."""
+        idle = self.remaining == 0
         while True:  # move past days without a cycle or whose window is over
-            at = np.minimum(nxt, days - 1)
-            h = np.arange(nxt.size)
-            early, late = self.earliest[at, h], self.latest_finish[at, h]
-            skip = (nxt < days) & (self.remaining == 0) & ((early < 0) | (late <= t))
+            cycle, late, ready_from, over_from = self._cycle_windows()
+            skip = idle & (over_from <= t)
             if not skip.any():
                 break
-            self.missed += skip & (early >= 0)  # a window ended unstarted: missed
-            nxt = nxt + skip
-        self.next_cycle = nxt
-        ready = (nxt < days) & (self.remaining == 0) & (early >= 0) & (early <= t)
-        return early, late, ready
+            self.missed += skip & (over_from >= 0)  # a window ended unstarted: missed
+            self.next_cycle = cycle + skip
+        return late, idle & (ready_from <= t)
+
+    def _cycle_windows(self) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+        """:attr:`_windows` of the current ``next_cycle`` (looked up again
+        only when it changed)."""
+        if self._windows is None or self._windows[0] is not self.next_cycle:
+            days, nxt = self.earliest.shape[0], self.next_cycle
+            at, h = np.minimum(nxt, days - 1), np.arange(nxt.size)
+            early, late = self.earliest[at, h], self.latest_finish[at, h]
+            none = np.iinfo(np.int64).max
+            ready_from = np.where((nxt < days) & (early >= 0), early, none)
+            over_from = np.where(nxt < days, np.where(early < 0, -1, late), none)
+            self._windows = (nxt, late, ready_from, over_from)
+        return self._windows
 
     def segments(self, t: int, forecast_per_kwh: npt.ArrayLike, price_floor: float,
                  price_cap: float) -> Segments:
@@ -162,7 +177,7 @@ class ShiftableFleet:
     def _due(self, t: int) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], IntArray]:
         """Which appliances run a cycle in interval ``t``, which are ready to
         start one, and each one's latest finish (see :meth:`_window`)."""
-        _, late, ready = self._window(t)
+        late, ready = self._window(t)
         return self.remaining > 0, ready & (self.power_kw * self.dt_h > 0), late
 
     def advance(self, t: int, energy_kwh: npt.ArrayLike, *, check: bool = True) -> None:
