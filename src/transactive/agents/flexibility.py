@@ -193,58 +193,55 @@ def net_in_home(segments: Segments, n_households: int) -> HomeMatch:
     from the lowest up, and matched while the buy's limit is at least the
     sell's (a greedy match, which maximises the home's gain from matching
     itself). Ties in price keep the segments' order. Vectorised over
-    households: one step per segment of the longest side of any household.
+    households: one step per segment of the longest side of any household,
+    each over the households still matching (one that stops matching never
+    matches again: its next buy bids less, its next sell asks more).
     """
     if len(segments) and int(segments.household.max()) >= n_households:
         raise InputError("household", f"must be < n_households ({n_households})")
     q, p, h = segments.quantity_kwh, segments.price_per_kwh, segments.household
     matched = np.zeros(len(segments))
-    buys, b_rank = _ranked(h, np.where(segments.side == BUY, -p, np.nan))
-    sells, s_rank = _ranked(h, np.where(segments.side == SELL, p, np.nan))
-    if buys.size and sells.size:
-        # per household, the positions of its k-th buy (by falling limit) and
-        # k-th sell (by rising limit); -1 beyond its last
-        width = int(max(b_rank.max(), s_rank.max())) + 1
-        b_at = np.full((n_households, width + 1), -1, np.int64)
-        s_at = np.full((n_households, width + 1), -1, np.int64)
-        b_at[h[buys], b_rank] = buys
-        s_at[h[sells], s_rank] = sells
-        rows = np.arange(n_households)
-        i, j = np.zeros(n_households, np.int64), np.zeros(n_households, np.int64)
-        left_b, left_s = np.zeros(n_households), np.zeros(n_households)
-        b, s = b_at[rows, i], s_at[rows, j]
-        left_b[b >= 0], left_s[s >= 0] = q[b[b >= 0]], q[s[s >= 0]]
+    sell = segments.side != BUY
+    # sells by household and rising limit, then buys by household and falling
+    # limit (stable: ties keep the segments' order)
+    order = np.lexsort((np.where(sell, p, -p), h, ~sell))
+    n_sell = int(np.count_nonzero(sell))
+    sells, buys = order[:n_sell], order[n_sell:]
+    s_count = np.bincount(h[sells], minlength=n_households)
+    b_count = np.bincount(h[buys], minlength=n_households)
+    homes = np.flatnonzero((s_count > 0) & (b_count > 0))
+    if homes.size:
+        # per household still matching: its current buy and sell (positions
+        # in ``buys`` and ``sells``), where its segments end, what is left
+        i = (np.cumsum(b_count) - b_count)[homes]
+        j = (np.cumsum(s_count) - s_count)[homes]
+        i_end, j_end = i + b_count[homes], j + s_count[homes]
+        b, s = buys[i], sells[j]
+        left_b, left_s = q[b], q[s]
         while True:
-            live = (b >= 0) & (s >= 0)
-            live[live] &= p[b[live]] >= p[s[live]]
-            if not live.any():
+            live = p[b] >= p[s]
+            if not live.all():
+                i, j, i_end, j_end, b, s, left_b, left_s = (
+                    x[live] for x in (i, j, i_end, j_end, b, s, left_b, left_s))
+            if not b.size:
                 break
-            take = np.where(live, np.minimum(left_b, left_s), 0.0)
-            np.add.at(matched, b[live], take[live])
-            np.add.at(matched, s[live], take[live])
+            take = np.minimum(left_b, left_s)
+            matched[b] += take
+            matched[s] += take
             left_b -= take
             left_s -= take
-            next_b, next_s = live & (left_b <= 0), live & (left_s <= 0)
-            i[next_b] += 1
-            j[next_s] += 1
-            b, s = b_at[rows, i], s_at[rows, j]
-            left_b = np.where(next_b, np.where(b >= 0, q[np.maximum(b, 0)], 0.0), left_b)
-            left_s = np.where(next_s, np.where(s >= 0, q[np.maximum(s, 0)], 0.0), left_s)
+            next_b, next_s = left_b <= 0, left_s <= 0
+            i += next_b
+            j += next_s
+            more = (i < i_end) & (j < j_end)
+            if not more.all():
+                i, j, i_end, j_end, next_b, next_s, left_b, left_s = (
+                    x[more] for x in (i, j, i_end, j_end, next_b, next_s, left_b, left_s))
+            b, s = buys[i], sells[j]
+            left_b = np.where(next_b, q[b], left_b)
+            left_s = np.where(next_s, q[s], left_s)
     matched = np.minimum(matched, q)
     return HomeMatch(matched_kwh=matched, residual_kwh=q - matched)
-
-
-def _ranked(household: IntArray, key: FloatArray) -> tuple[IntArray, IntArray]:
-    """The rows with a key (not NaN), sorted by household then key (stable),
-    and each one's rank within its household."""
-    rows = np.flatnonzero(~np.isnan(key))
-    if not rows.size:
-        return rows, rows
-    rows = rows[np.lexsort((key[rows], household[rows]))]
-    hh = household[rows]
-    start = np.r_[True, hh[1:] != hh[:-1]]
-    first = np.maximum.accumulate(np.where(start, np.arange(rows.size), 0))
-    return rows, np.arange(rows.size) - first
 
 
 def served(segments: Segments, home: HomeMatch, accepted_kwh: npt.ArrayLike,
