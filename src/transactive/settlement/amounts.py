@@ -169,8 +169,9 @@ def post_running(start_micro: npt.ArrayLike, exact_micro: npt.ArrayLike) -> IntA
     rounded = np.floor_divide(running, MICRO)
     scratch = np.multiply(rounded, MICRO)
     tie = np.equal(scratch, running)
-    np.bitwise_and(rounded, 1, out=scratch)
-    np.subtract(rounded, scratch, out=rounded, where=tie)
+    if tie.any():  # ties are rare, and a ufunc with ``where`` is slow: only then
+        np.bitwise_and(rounded, 1, out=scratch)
+        np.subtract(rounded, scratch, out=rounded, where=tie)
     posted = running  # the differences of the rounded totals, in the first buffer
     np.subtract(rounded[1:], rounded[:-1], out=posted[1:])
     np.subtract(rounded[:1], round_micro(start), out=posted[:1])

@@ -201,11 +201,16 @@ def _line_columns(amounts: npt.NDArray[np.int64], rows: npt.NDArray[np.intp]
                   ) -> npt.NDArray[np.int64]:
     """``amounts`` (intervals x participants x lines) at the flat positions
     ``rows`` of (intervals x participants), as lines x rows, each line
-    contiguous: one gather where the lines lie apart in memory (as
-    :func:`~transactive.settlement.amounts.exact_lines` makes them)."""
-    out: npt.NDArray[np.int64] = np.ascontiguousarray(
-        np.moveaxis(amounts, -1, 0).reshape(amounts.shape[-1], -1)[:, rows])
-    return out
+    contiguous: where the lines lie apart in memory (as
+    :func:`~transactive.settlement.amounts.exact_lines` makes them), a view
+    when ``rows`` are all the positions (everyone settled in every interval)
+    and one gather along the rows otherwise (``np.take``: several times
+    faster than indexing the second axis)."""
+    lines = np.moveaxis(amounts, -1, 0).reshape(amounts.shape[-1], -1)
+    if rows.size == lines.shape[1]:  # rows are 0, 1, ... (flatnonzero of a mask)
+        out: npt.NDArray[np.int64] = np.ascontiguousarray(lines)
+        return out
+    return np.take(lines, rows, axis=1)
 
 
 class Settlement:
