@@ -550,12 +550,18 @@ IntArray = npt.NDArray[np.intp]
 
 
 class _Accounts(NamedTuple):
-    """The accounts a posting names, as read in its transaction (columns)."""
+    """The accounts a posting names, as read in its transaction (columns).
+
+    ``balances`` are read for every account, or (``kept``: the units and sign
+    rules from :attr:`Ledger._kept`) only for those that forbid a negative
+    balance, the others 0: enough for :func:`_bulk_plan`, not for
+    :meth:`balance_objects`."""
 
     ids: list[str]
     units: list[str]
     allow_negative: list[bool]
     balances: list[int]
+    kept: bool = False
 
     def positions(self, rows: _Rows) -> tuple[IntArray, IntArray]:
         """Each transfer's debit and credit account by position (KeyError if unknown)."""
@@ -566,7 +572,10 @@ class _Accounts(NamedTuple):
 
     def balance_objects(self) -> dict[str, _Balance]:
         """The accounts as the transfer-by-transfer planner changes them."""
-        return {i: _Balance(u, a, b) for i, u, a, b in zip(*self, strict=True)}
+        if self.kept:
+            raise SettlementError("the kept accounts have no balances: read the table")
+        return {i: _Balance(u, a, b) for i, u, a, b in
+                zip(self.ids, self.units, self.allow_negative, self.balances, strict=True)}
 
 
 def _bulk_plan(rows: _Rows, accounts: _Accounts) -> tuple[IntArray, IntArray] | None:
@@ -632,6 +641,9 @@ class Ledger:
                  create: bool = True) -> None:
         self._store: Store = open_store(target, schema=schema, create=create)
         self._n_accounts = -1  # about how many accounts there are (-1: not counted yet)
+        # each account's unit and sign rule (never changed), in the table's order,
+        # from its last scan and the accounts committed here since (None: not scanned)
+        self._kept: dict[str, tuple[str, bool]] | None = None
 
     # ----------------------------------------------------------------- context
     def close(self) -> None:
@@ -717,7 +729,10 @@ class Ledger:
             db.commit()
         except BaseException:
             db.rollback()
+            self._kept = None  # it may have been scanned inside the transaction
             raise
+        if self._kept is not None:  # committed: in the table, after those scanned
+            self._kept.update((a.id, (str(a.unit), a.allow_negative)) for a in new_accounts)
         return acc_report, tr_report
 
     def _post(self, batch: TransferBatch, rows: _Rows, seq: int, head: str
@@ -726,13 +741,16 @@ class Ledger:
         inside the open write transaction; the report, the new sequence number
         and the new head."""
         db = self._store
-        accounts = self._load_accounts(set(rows.debits).union(rows.credits))
+        names = set(rows.debits).union(rows.credits)
+        accounts = self._load_accounts(names)
         plan = _bulk_plan(rows, accounts)
         if plan is not None and db.try_executemany(
                 _INSERT, zip(range(seq + 1, seq + 1 + len(rows.ids)), *rows[:6], strict=True)):
             report, created = PostReport.uniform(rows.ids, Status.CREATED), rows
             debit, credit = plan
         else:  # transfer by transfer: ids that exist, unknown accounts, refusals
+            if accounts.kept:  # the balances of all, from the table
+                accounts = self._load_accounts(names, kept=False)
             existing = self._load_transfers(rows.ids)
             report, kept = _plan_transfers(batch.groups(), existing, accounts.balance_objects())
             created = _Rows.made(kept)
@@ -787,15 +805,28 @@ class Ledger:
                                "id", list(ids))
         return [Account(r[0], AccountKind(r[1]), Unit(r[2]), bool(r[3])) for r in rows]
 
-    def _load_accounts(self, ids: set[str]) -> _Accounts:
+    def _load_accounts(self, ids: set[str], *, kept: bool = True) -> _Accounts:
         """The accounts among ``ids``: by id, or, when they are most of the
-        accounts (the count is only a guide), in one scan of the table."""
+        accounts (the count is only a guide), in one scan of the table, which
+        keeps every account's unit and sign rule (:attr:`_kept`).
+
+        With ``kept``, when they are most of the accounts and all kept, they
+        come from what was kept instead, in the scan's order (the table's:
+        accounts are never deleted), with the balances of only those that
+        forbid a negative one read (:class:`_Accounts`): a posting of a day
+        names every account, and reading them all back each day costs more
+        than its inserts. An account kept but gone (changed behind the
+        ledger's back) fails the insert's foreign key, and the posting is
+        then planned from the table."""
         db, sql = self._store, "SELECT id, unit, allow_negative, credits - debits FROM accounts"
         if self._n_accounts < 0:
             self._n_accounts = int(db.query("SELECT COUNT(*) FROM accounts")[0][0])
         if 2 * len(ids) >= self._n_accounts:
+            if kept and self._kept is not None and ids.issubset(self._kept):
+                return self._kept_accounts(ids)
             rows = db.query(sql)
             self._n_accounts = len(rows)
+            self._kept = {r[0]: (r[1], bool(r[2])) for r in rows}
             rows = [r for r in rows if r[0] in ids]
         else:
             rows = self._select_in(sql + " WHERE {}", "id", list(ids))
@@ -804,6 +835,21 @@ class Ledger:
         found, units, allow, balances = zip(*rows, strict=True)
         return _Accounts(list(found), list(units), [bool(a) for a in allow],
                          [int(b) for b in balances])
+
+    def _kept_accounts(self, ids: set[str]) -> _Accounts:
+        """The accounts among ``ids``, all kept (:meth:`_load_accounts`)."""
+        assert self._kept is not None
+        found = [i for i in self._kept if i in ids]
+        units, allow = [self._kept[i][0] for i in found], [self._kept[i][1] for i in found]
+        balances = [0] * len(found)
+        forbid = [i for i, a in zip(found, allow, strict=True) if not a]
+        if forbid:
+            read = dict(self._select_in("SELECT id, credits - debits FROM accounts WHERE {}",
+                                        "id", forbid))
+            at = {i: k for k, i in enumerate(found)}
+            for i in forbid:
+                balances[at[i]] = int(read.get(i, 0))
+        return _Accounts(found, units, allow, balances, kept=True)
 
     def _load_transfers(self, ids: list[str]) -> dict[str, Transfer]:
         rows = self._select_in("SELECT id, debit, credit, amount, code, interval_no "
