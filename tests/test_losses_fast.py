@@ -143,3 +143,25 @@ def test_stacked_input_errors():
     p[3] *= 200  # a load the feeder cannot carry
     with pytest.raises(SolverError, match="did not converge"):
         marginal_loss_factors(net, p, q)
+
+
+@pytest.mark.parametrize("case", ["ieee33", "case30", "case118"])
+def test_banded_adjoint_equals_a_dense_solve(case):
+    # the transposed Jacobians of a stack, in band storage as one block-diagonal
+    # band matrix (radial: a few buses wide; meshed, with PV buses: wider),
+    # against LAPACK's dense solve of each row's transposed Jacobian
+    from transactive.grid.losses import _adjoint, _jacobian, _model, _newton, _spec
+
+    net = load_case(case)
+    model = _model(net)
+    assert model.band is not None
+    p, q = _operating_points(net, 4, 7)
+    if net.pv_with_generator.size:
+        p = p * 0.2 + _default_p(net)
+    v, s, _ = _newton(model, _spec(model, p, q, stack=True), 1e-9, 30)
+    jac, grad = _jacobian(model, v, s)
+    dense = np.linalg.solve(jac.swapaxes(-1, -2), grad[..., None])[..., 0]
+    dp, dq = _adjoint(model, v, s)
+    n1 = model.pvpq.size
+    np.testing.assert_allclose(dp[:, model.pvpq], 1.0 + dense[:, :n1], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(dq[:, model.pq], dense[:, n1:], rtol=0, atol=1e-12)

@@ -52,6 +52,8 @@ import numpy.typing as npt
 import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+from scipy.linalg.lapack import dgbsv
+from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from transactive.errors import InputError, SolverError
 from transactive.grid.network import Network
@@ -122,12 +124,14 @@ class _Model:
     in a BLAS that may start threads for a stack of operating points); small
     networks (up to ``_DENSE_BUSES``) build dense Jacobians from ``y_sub``
     (the rows and columns of ``pvpq`` of the Y-bus) and ``y_ref`` (the slack's
-    row), with the flat positions of the Jacobian's four block diagonals in
-    ``diag``. ``y_sub`` holds only the nonzeros of those rows and columns, at
-    the positions ``sub[0]``, ``sub[1]`` within ``pvpq``; ``sub[2:5]`` pick
-    those in the Jacobian's other three blocks (a column, a row, both of a PQ
-    bus) and ``sub[5]`` are their flat positions in the Jacobian, block by
-    block. The Jacobian at the flat start does not depend on
+    row). ``y_sub`` holds only the nonzeros of those rows and columns
+    (and their diagonal), at the positions ``sub[0]``, ``sub[1]`` within
+    ``pvpq``; ``sub[2:5]`` pick those in the Jacobian's other three blocks (a
+    column, a row, both of a PQ bus) and ``sub[5]`` are the flat positions of
+    the Jacobian's nonzeros, block by block (:func:`_values`), ``diag`` their
+    indices on the four block diagonals, and ``band`` where they go in the
+    band storage of the transposed Jacobian (:func:`_band`), which the
+    loss factors' adjoint solves. The Jacobian at the flat start does not depend on
     the injections either: ``flat_step`` solves with its factors (None if it
     is singular), so the first Newton steps (chord steps, :data:`_CHORD_RATIO`)
     cost one triangular solve each.
@@ -150,6 +154,7 @@ class _Model:
     y_ref: npt.NDArray[np.complex128] | None
     sub: tuple[npt.NDArray[np.int64], ...]
     diag: tuple[npt.NDArray[np.int64], ...]
+    band: tuple[npt.NDArray[np.int64], int, int, npt.NDArray[np.int64]] | None
     flat_step: Callable[[Array], Array] | None = None
 
 
@@ -190,27 +195,33 @@ def _build_model(net: Network) -> _Model:
     y_sub = y_ref = None
     sub: tuple[npt.NDArray[np.int64], ...] = ()
     diag: tuple[npt.NDArray[np.int64], ...] = ()
+    band: tuple[npt.NDArray[np.int64], int, int, npt.NDArray[np.int64]] | None = None
     if n <= _DENSE_BUSES:
         dense = ybus.toarray()
-        i, j = np.nonzero(dense[np.ix_(pvpq, pvpq)])  # positions within pvpq
-        y_sub, y_ref = dense[pvpq[i], pvpq[j]], dense[ref, pvpq]
         n1, m, k = pvpq.size, pvpq.size + pq.size, np.arange(pq.size)
         npv = pv.size
+        # the Y-bus's nonzeros among the unknowns' buses, and every diagonal
+        i, j = np.nonzero((dense[np.ix_(pvpq, pvpq)] != 0) | np.eye(n1, dtype=bool))
+        y_sub, y_ref = dense[pvpq[i], pvpq[j]], dense[ref, pvpq]
         pm, qa = np.flatnonzero(j >= npv), np.flatnonzero(i >= npv)
         qm = np.flatnonzero((i >= npv) & (j >= npv))
-        sub = (i, j, pm, qa, qm, np.concatenate([i * m + j,                          # dP/dva
-                                                 i[pm] * m + n1 + j[pm] - npv,       # dP/dvm
-                                                 (n1 + i[qa] - npv) * m + j[qa],     # dQ/dva
-                                                 (n1 + i[qm] - npv) * m + n1 + j[qm] - npv]))
+        at = np.concatenate([i * m + j,                                 # dP/dva
+                             i[pm] * m + n1 + j[pm] - npv,              # dP/dvm
+                             (n1 + i[qa] - npv) * m + j[qa],            # dQ/dva
+                             (n1 + i[qm] - npv) * m + n1 + j[qm] - npv])  # dQ/dvm
+        sub = (i, j, pm, qa, qm, at)
+        value_at = np.full(m * m, -1)
+        value_at[at] = np.arange(at.size)
         at_pq = npv + k  # positions of the PQ buses within pvpq
-        diag = (np.arange(n1) * (m + 1),          # dP/dva
-                at_pq * m + n1 + k,                # dP/dvm
-                (n1 + k) * m + at_pq,              # dQ/dva
-                (n1 + k) * (m + 1))                # dQ/dvm
+        diag = (value_at[np.arange(n1) * (m + 1)],       # dP/dva
+                value_at[at_pq * m + n1 + k],             # dP/dvm
+                value_at[(n1 + k) * m + at_pq],           # dQ/dva
+                value_at[(n1 + k) * (m + 1)])             # dQ/dvm
+        band = _band(at, m)
     model = _Model(ybus=ybus, yf=yf, yt=yt, on=on, ref=ref, pv=pv, pq=pq, pvpq=pvpq,
                    va_start=va, vm_start=vm, p_default_mw=p_default,
                    q_default_mvar=q_default, base_mva=net.base_mva, y_sub=y_sub, y_ref=y_ref,
-                   sub=sub, diag=diag)
+                   sub=sub, diag=diag, band=band)
     v = (vm * np.exp(1j * va)).astype(np.complex128)
     jac = _jacobian(model, v[None], (v * np.conj(ybus @ v))[None])[0]
     return replace(model, flat_step=_factorize(jac[0] if y_sub is not None else jac))
@@ -229,6 +240,23 @@ def _factorize(jac: Any) -> Callable[[Array], Array] | None:
         return spla.splu(jac).solve
     except RuntimeError:  # "Factor is exactly singular"
         return None
+
+
+def _band(at: npt.NDArray[np.int64], m: int
+          ) -> tuple[npt.NDArray[np.int64], int, int, npt.NDArray[np.int64]]:
+    """The banded form of the transposed Jacobian whose nonzeros sit at the flat
+    positions ``at`` of an ``m x m`` matrix: the unknowns in reverse
+    Cuthill-McKee order (on a radial feeder the band is a few buses wide),
+    the band's widths below and above the diagonal, and where each nonzero
+    goes in LAPACK's band storage of one matrix, ``m`` rows of
+    ``2 kl + ku + 1`` (row ``j`` holds column ``j`` of the matrix)."""
+    row, col = np.divmod(at, m)
+    pattern = sp.csr_matrix((np.ones(at.size), (row, col)), shape=(m, m))
+    order = reverse_cuthill_mckee((pattern + pattern.T).tocsr(), symmetric_mode=True)
+    rank = np.argsort(order)
+    a, b = rank[col], rank[row]  # J[row, col] is J^T[col, row], in banded order
+    kl, ku = int((a - b).max(initial=0)), int((b - a).max(initial=0))
+    return order.astype(np.int64), kl, ku, b * (2 * kl + ku + 1) + kl + ku + a - b
 
 
 def _build_ybus(net: Network) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix,
@@ -279,28 +307,58 @@ def _jacobian(model: _Model, v: npt.NDArray[np.complex128],
                        [ds_dva[pq][:, pvpq].imag, ds_dvm[pq][:, pq].imag]], format="csc")
         grad = sp.hstack([ds_dva[[ref]][:, pvpq].real, ds_dvm[[ref]][:, pq].real])
         return jac, grad.toarray()
+    values, grad = _values(model, v, s)
+    m = pvpq.size + pq.size
+    flat = np.zeros((*v.shape[:-1], m * m))
+    flat[..., model.sub[-1]] = values
+    return flat.reshape(*v.shape[:-1], m, m), grad
+
+
+def _values(model: _Model, v: npt.NDArray[np.complex128],
+            s: npt.NDArray[np.complex128]) -> tuple[Array, Array]:
+    """The nonzeros of the dense Jacobian of :func:`_jacobian` (at the flat
+    positions ``model.sub[-1]``), and the gradient of the slack's injection."""
     # dS_i/dva_j = j S_i [i = j] - j M_ij and dS_i/d|v_j| = M_ij / |v_j| + S_i / |v_i| [i = j],
     # with M_ij = v_i conj(Y_ij v_j): MATPOWER's dSbus_dV, restricted to the unknowns
-    npv, n1 = model.pv.size, pvpq.size
-    m = n1 + pq.size
+    pvpq, npv, y_sub, y_ref = model.pvpq, model.pv.size, model.y_sub, model.y_ref
+    assert y_sub is not None  # a dense network's
+    assert y_ref is not None
     vr = v[..., pvpq]
     vm = np.abs(vr[..., npv:])
-    i, j, pm, qa, qm, at = model.sub
-    mij = vr[..., i] * np.conj(model.y_sub * vr[..., j])  # at the Y-bus's nonzeros only
-    flat = np.zeros((*v.shape[:-1], m * m))
-    flat[..., at] = np.concatenate([mij.imag, mij.real[..., pm] / vm[..., j[pm] - npv],
-                                    -mij.real[..., qa], mij.imag[..., qm] / vm[..., j[qm] - npv]],
-                                   axis=-1)
+    i, j, pm, qa, qm, _ = model.sub
+    mij = vr[..., i] * np.conj(y_sub * vr[..., j])  # at the Y-bus's nonzeros only
+    values = np.concatenate([mij.imag, mij.real[..., pm] / vm[..., j[pm] - npv],
+                             -mij.real[..., qa], mij.imag[..., qm] / vm[..., j[qm] - npv]],
+                            axis=-1)
     d_pa, d_pm, d_qa, d_qm = model.diag
     sr = s[..., pvpq]
     sq = sr[..., npv:]
-    flat[..., d_pa] -= sr.imag
-    flat[..., d_pm] += sq.real / vm
-    flat[..., d_qa] += sq.real
-    flat[..., d_qm] += sq.imag / vm
-    mref = v[..., ref, None] * np.conj(model.y_ref * vr)
-    return (flat.reshape(*v.shape[:-1], m, m),
-            np.concatenate([mref.imag, mref.real[..., npv:] / vm], axis=-1))
+    values[..., d_pa] -= sr.imag
+    values[..., d_pm] += sq.real / vm
+    values[..., d_qa] += sq.real
+    values[..., d_qm] += sq.imag / vm
+    mref = v[..., model.ref, None] * np.conj(y_ref * vr)
+    return values, np.concatenate([mref.imag, mref.real[..., npv:] / vm], axis=-1)
+
+
+def _transposed_solve(band: tuple[npt.NDArray[np.int64], int, int, npt.NDArray[np.int64]],
+                      values: Array, rhs: Array) -> Array:
+    """Solve ``J^T x = rhs`` for each row, ``J`` the dense Jacobian with the
+    nonzeros ``values`` (one row per operating point), in band storage
+    (:func:`_band`): the rows' matrices as the blocks of one block-diagonal
+    band matrix, one LAPACK call (partial pivoting never crosses a block,
+    whose rows below hold zeros in its columns); ``nan`` if any is singular."""
+    order, kl, ku, band_at = band
+    count, m = rhs.shape
+    ab = np.zeros((count, m * (2 * kl + ku + 1)))
+    ab[:, band_at] = values
+    *_, x, info = dgbsv(kl, ku, ab.reshape(count * m, -1).T, rhs[:, order].ravel(),
+                        overwrite_ab=True, overwrite_b=True)
+    if info != 0:
+        return np.full(rhs.shape, np.nan)
+    out = np.empty(rhs.shape)
+    out[:, order] = x.reshape(count, m)
+    return out
 
 
 def _solve(jac: Any, rhs: Array, *, transpose: bool = False) -> Array:
@@ -446,8 +504,12 @@ def _adjoint(model: _Model, v: npt.NDArray[np.complex128],
     if model.y_sub is None and v.shape[0] > 1:
         rows = [_adjoint(model, v[t:t + 1], s[t:t + 1]) for t in range(v.shape[0])]
         return np.concatenate([r[0] for r in rows]), np.concatenate([r[1] for r in rows])
-    jac, grad = _jacobian(model, v, s)
-    w = _solve(jac, grad, transpose=True)
+    if model.band is None:
+        jac, grad = _jacobian(model, v, s)
+        w = _solve(jac, grad, transpose=True)
+    else:
+        values, grad = _values(model, v, s)
+        w = _transposed_solve(model.band, values, grad)
     n1 = model.pvpq.size
     dp, dq = np.zeros(v.shape), np.zeros(v.shape)
     # F(x, u) = g(x) - u = 0 gives dx/du = J^-1, so dP_slack/du = J^-T grad = w;
