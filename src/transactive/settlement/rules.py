@@ -311,7 +311,15 @@ class RunningTotals:
     def _index(self) -> pd.Index:
         return pd.Index(self.participant)
 
+    def covers(self, labels: npt.NDArray[Any]) -> bool:
+        """True if ``labels`` are this object's participants, in order (a run's
+        every day after its first: each label's row is its position)."""
+        return labels.size == self.participant.size and bool(
+            (labels == self.participant).all())
+
     def _rows(self, labels: npt.NDArray[Any]) -> npt.NDArray[np.intp]:
+        if self.covers(labels):
+            return np.arange(labels.size, dtype=np.intp)
         return np.asarray(self._index.get_indexer(pd.Index(labels)), dtype=np.intp)
 
     def start_of(self, interval: int, labels: npt.NDArray[Any]) -> IntArray:

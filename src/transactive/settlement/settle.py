@@ -507,19 +507,23 @@ class Settlement:
         pending.accounts += self._new_accounts(labels[cols])
         pending.groups.append(transfers)
         # the totals after the day: through its end, and before each one's last interval
-        through = start + exact.sum(axis=0)
+        day_exact = exact.sum(axis=0)
+        through = start + day_exact
         at = n_t - 1 - np.argmax(present[::-1, cols], axis=0)
         totals = totals._updated(labels[cols], block.first + at, through[cols] - exact[at, cols],
                                  through[cols])
         idx = np.flatnonzero(present.ravel())
+        everyone = idx.size == present.size  # each row settled: the arrays as they are
         rows = StatementRows(
-            block.first + idx // n, labels, (idx % n).astype(np.intp),
+            np.repeat(block.intervals, n) if everyone else block.first + idx // n, labels,
+            np.tile(np.arange(n, dtype=np.intp), n_t) if everyone
+            else (idx % n).astype(np.intp),
             # lines x rows, each line contiguous (a column of the statements)
             _line_columns(posted, idx), _line_columns(exact, idx),
-            block.utility_price_per_kwh.reshape(-1)[idx],
-            block.imbalance_price_per_kwh.reshape(-1)[idx],
-            block.grid_fee_per_kwh.reshape(-1)[idx], grid_fee=self.config.grid_fee)
-        sums = (labels[order], np.column_stack([summed, total]), exact.sum(axis=0)[order],
+            *(rates.reshape(-1) if everyone else rates.reshape(-1)[idx] for rates in (
+                block.utility_price_per_kwh, block.imbalance_price_per_kwh,
+                block.grid_fee_per_kwh)), grid_fee=self.config.grid_fee)
+        sums = (labels[order], np.column_stack([summed, total]), day_exact[order],
                 start[order], moves, n_t)
         return _DayPart(rows, sums), totals
 
@@ -567,7 +571,9 @@ class Settlement:
 
     def _new_accounts(self, participants: npt.NDArray[np.generic]) -> list[Account]:
         """The accounts of participants new to the running totals (and the ledger)."""
-        new = []
+        new: list[Account] = []
+        if self._totals.covers(participants):
+            return new
         for p in participants[~pd.Index(participants).isin(self._totals.participant)].tolist():
             money, energy = participant_accounts(p)
             if money not in self._known:
