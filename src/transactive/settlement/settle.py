@@ -514,15 +514,17 @@ class Settlement:
                                  through[cols])
         idx = np.flatnonzero(present.ravel())
         everyone = idx.size == present.size  # each row settled: the arrays as they are
+        utility, imbalance, fee = (rates.reshape(-1) if everyone else rates.reshape(-1)[idx]
+                                   for rates in (block.utility_price_per_kwh,
+                                                 block.imbalance_price_per_kwh,
+                                                 block.grid_fee_per_kwh))
         rows = StatementRows(
             np.repeat(block.intervals, n) if everyone else block.first + idx // n, labels,
             np.tile(np.arange(n, dtype=np.intp), n_t) if everyone
             else (idx % n).astype(np.intp),
             # lines x rows, each line contiguous (a column of the statements)
-            _line_columns(posted, idx), _line_columns(exact, idx),
-            *(rates.reshape(-1) if everyone else rates.reshape(-1)[idx] for rates in (
-                block.utility_price_per_kwh, block.imbalance_price_per_kwh,
-                block.grid_fee_per_kwh)), grid_fee=self.config.grid_fee)
+            _line_columns(posted, idx), _line_columns(exact, idx), utility, imbalance, fee,
+            grid_fee=self.config.grid_fee)
         sums = (labels[order], np.column_stack([summed, total]), day_exact[order],
                 start[order], moves, n_t)
         return _DayPart(rows, sums), totals
