@@ -76,10 +76,11 @@ def micro(name: str, scaled: npt.NDArray[np.float64]) -> IntArray:
     """``scaled`` (already in millionths) rounded half to even to integers;
     InputError naming ``name`` and the (flat) row of an amount too large to settle."""
     out = np.round(scaled)
-    bad = np.flatnonzero(~(np.abs(out) < _MAX_MICRO))
-    if bad.size:
-        raise InputError(name, f"an amount of {scaled.flat[bad[0]] / MICRO!r} units is too "
-                         "large to settle", row=int(bad[0]))
+    fits = np.abs(out) < _MAX_MICRO
+    if not fits.all():
+        bad = int(np.flatnonzero(~fits)[0])
+        raise InputError(name, f"an amount of {scaled.flat[bad] / MICRO!r} units is too "
+                         "large to settle", row=bad)
     return out.astype(np.int64)
 
 
@@ -254,9 +255,10 @@ def _block(name: str, values: npt.ArrayLike | None, shape: tuple[int, int],
                                                                               (shape[0], 1))):
         raise InputError(name, f"must be one number, one per interval ({shape[0]}) or of "
                          f"shape {shape}, got shape {arr.shape}")
-    bad = np.flatnonzero(~np.isfinite(arr))
-    if bad.size:
-        raise InputError(name, f"must be finite, got {arr.flat[bad[0]]!r}", row=int(bad[0]))
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0])
+        raise InputError(name, f"must be finite, got {arr.flat[bad]!r}", row=bad)
     return np.broadcast_to(arr, shape)
 
 
