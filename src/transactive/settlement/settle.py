@@ -78,7 +78,7 @@ from transactive.settlement.ledger import (
     TransferBatch,
     Unit,
 )
-from transactive.settlement.reconcile import Reconciliation, Tally
+from transactive.settlement.reconcile import READ_EVERY, Reconciliation, Tally
 from transactive.settlement.rules import (
     GridFeeMode,
     IntervalLines,
@@ -474,6 +474,8 @@ class Settlement:
         for part in done:
             self._tally.add_sums(*part.sums)
         self._tally.add_report(transfers, report, last_seq=self.ledger.n_transfers)
+        if self._tally.unread >= READ_EVERY:  # no commit runs: the connection is free
+            self._tally.read_ledger(self.ledger)
         for part in done:
             if self._writer is not None:
                 self._writer.write(part.rows)
