@@ -393,16 +393,21 @@ def clear_network_merit(quantity: npt.ArrayLike, limit_price: npt.ArrayLike,
     straddle = tie.any(axis=1) | ~(importing | exporting)
     mw = opts["kw_per_unit"] / opts["dt_h"] / 1000.0
     tan_phi = math.tan(math.acos(opts["power_factor"]))
-    q_mvar = _bus_sums(demand * (tan_phi * mw), at, net.n_bus)
+
+    def reactive(demand_kwh: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """The buyers' reactive draw per bus (none at unity power factor)."""
+        if tan_phi == 0.0:
+            return np.zeros((demand_kwh.shape[0], net.n_bus))
+        return _bus_sums(demand_kwh * (tan_phi * mw), at, net.n_bus)
+
     market = screen_feeder(net, _bus_sums(np.where(sell, -accepted, demand) * mw, at, net.n_bus),
-                           q_mvar)
+                           reactive(demand))
     exact = (~straddle & market.within & (np.abs(exchange) > 1e-9 * scale)
              & (p_exp > 0)  # at a zero feed-in price the baseline's offers tie with exports
              & (exchange * mw < import_max_mw * (1 - 1e-6)))  # the substation's limit
     truthful = ((limit == 0.0) | ~sell).all(axis=1)
     if not truthful.all():  # the baseline offers everything at zero: all of it dispatched
-        baseline = screen_feeder(net, _bus_sums(qty * mw, at, net.n_bus),
-                                 _bus_sums(bid * (tan_phi * mw), at, net.n_bus))
+        baseline = screen_feeder(net, _bus_sums(qty * mw, at, net.n_bus), reactive(bid))
         exact &= truthful | (baseline.within & (np.abs(base_exchange) > 1e-9 * scale))
     price = np.where(exchange > 0, p_imp, p_exp)
     grid_import, grid_export = np.maximum(exchange, 0.0), np.maximum(-exchange, 0.0)

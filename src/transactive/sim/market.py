@@ -160,7 +160,8 @@ class DayMarket:
         what the market's schedule saved at the tariff (else it is zero)."""
         r, f = retail[:, None], feed_in[:, None]
         need, spare = np.maximum(baseline_net, 0.0), np.maximum(-baseline_net, 0.0)
-        baseline = (need - baseline_unserved) * r - (spare - baseline_curtailed) * f
+        served, sent = need - baseline_unserved, spare - baseline_curtailed  # in the baseline
+        baseline = served * r - sent * f
         limits = (unserved - baseline_unserved) * r - (curtailed - baseline_curtailed) * f
         rows = {
             "bought_kwh": self.bought, "sold_kwh": self.sold, "paid": self.paid,
@@ -169,7 +170,7 @@ class DayMarket:
             "bill_baseline": baseline, "unserved_kwh": unserved, "curtailed_kwh": curtailed,
             "baseline_unserved_kwh": baseline_unserved,
             "baseline_curtailed_kwh": baseline_curtailed,
-            "baseline_meter_kwh": need - baseline_unserved - (spare - baseline_curtailed),
+            "baseline_meter_kwh": served - sent,
             "purchase_gain": self.bought * r - self.paid,
             "sale_gain": self.received - self.sold * f, "limits_gain": limits,
             "flexibility_gain": baseline - (self.bought + imported) * r
@@ -185,7 +186,7 @@ class DayMarket:
             "price": fig["price"], "volume_kwh": fig["volume_kwh"], "welfare": fig["welfare"],
             "n_buy": fig["n_buy"], "n_sell": fig["n_sell"],
             "import_kwh": import_total, "export_kwh": export_total,
-            "baseline_spending": (need - baseline_unserved).sum(axis=1) * retail,
+            "baseline_spending": served.sum(axis=1) * retail,
             "buyer_payment": self.paid.sum(axis=1), "seller_receipt": self.received.sum(axis=1),
             "max_buyer_price": fig["max_buyer_price"],
             "operator_surplus": fig["operator_surplus"],
@@ -239,16 +240,22 @@ class DayMarket:
                   intervals: npt.NDArray[np.int64]) -> None:
         """The ``rows`` a network market cleared by merit order (one price
         everywhere, no limit binding, the baseline short of nothing)."""
-        q, acc, price = quantity[rows], merit.accepted[rows], merit.price[rows]
+        whole = bool(rows.all())  # the whole day: views in, the new arrays kept as they are
+        at = slice(None) if whole else rows
+        q, acc, price = quantity[at], merit.accepted[at], merit.price[at]
         buy, sell = q > 0, q < 0
         bought, sold = np.where(buy, acc, 0.0), np.where(sell, acc, 0.0)
-        self.bought[rows], self.sold[rows] = bought, sold
-        self.paid[rows], self.received[rows] = price[:, None] * bought, price[:, None] * sold
+        paid, received = price[:, None] * bought, price[:, None] * sold
+        if whole:
+            self.bought, self.sold, self.paid, self.received = bought, sold, paid, received
+        else:
+            self.bought[rows], self.sold[rows] = bought, sold
+            self.paid[rows], self.received[rows] = paid, received
         volume, supplied = bought.sum(axis=1), sold.sum(axis=1)
         utility_cost = merit.utility_cost[rows]
         figures = {
             "price": price, "volume_kwh": volume,
-            "welfare": (np.where(buy, acc, -acc) * limits[rows]).sum(axis=1, where=buy | sell),
+            "welfare": (np.where(buy, acc, -acc) * limits[at]).sum(axis=1, where=buy | sell),
             "operator_surplus": price * (volume - supplied) - utility_cost,
             "counterparty_kwh": volume - supplied, "utility_cost": utility_cost,
             "grid_import_kwh": merit.grid_import_kwh[rows],
