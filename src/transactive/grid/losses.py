@@ -52,7 +52,7 @@ import numpy.typing as npt
 import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from scipy.linalg.lapack import dgbsv
+from scipy.linalg.lapack import dgbsv, dgetrs
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from transactive.errors import InputError, SolverError
@@ -235,11 +235,17 @@ def _factorize(jac: Any) -> Callable[[Array], Array] | None:
             lu = sla.lu_factor(jac, check_finite=False)
         if not np.all(np.diag(lu[0])):
             return None
-        return partial(sla.lu_solve, lu, check_finite=False)
+        return partial(_lu_solve, *lu)  # LAPACK's getrs, without lu_solve's checks
     try:
         return spla.splu(jac).solve
     except RuntimeError:  # "Factor is exactly singular"
         return None
+
+
+def _lu_solve(lu: Array, piv: npt.NDArray[np.int32], rhs: Array) -> Array:
+    """``x`` of ``A x = rhs`` from the LU factors of :func:`scipy.linalg.lu_factor`."""
+    x, _ = dgetrs(lu, piv, rhs)
+    return np.asarray(x, dtype=np.float64)
 
 
 def _band(at: npt.NDArray[np.int64], m: int
@@ -438,11 +444,12 @@ def _newton(model: _Model, s_spec: npt.NDArray[np.complex128], tol_mva: float,
         # Newton's (so a row of a stack takes the steps it would take alone)
         chord &= worst < _CHORD_RATIO * last
         last = worst
-        dx = np.empty_like(f)
-        if chord.any() and model.flat_step is not None:
-            dx[chord] = model.flat_step(-f[chord].T).T  # the flat start's factors
-        if not chord.all():
-            newton = ~chord
+        if chord.all() and model.flat_step is not None:
+            dx = model.flat_step(-f.T).T  # the flat start's factors
+        else:
+            dx, newton = np.empty_like(f), ~chord
+            if chord.any() and model.flat_step is not None:
+                dx[chord] = model.flat_step(-f[chord].T).T
             dx[newton] = _solve(_jacobian(model, v[newton], s[newton])[0], -f[newton])
         if not np.isfinite(dx).all():
             raise SolverError("the AC power flow hit a singular Jacobian")
