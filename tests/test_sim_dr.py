@@ -146,3 +146,35 @@ def test_programs_run_on_the_meters_whatever_the_run_records():
     for table in ("dr_events", "retail"):
         pd.testing.assert_frame_equal(getattr(runs["summary"], table),
                                       getattr(runs["households"], table))
+
+
+def test_negawatts_offered_into_the_wholesale_market_are_paid_its_price():
+    """With 'wholesale' compensation the reduction is supply offered at the
+    program's price: bought, at the day-ahead price, in the event intervals
+    where that price reaches the offer, and nowhere else; the devices see what
+    it earns (the payment per kWh) in their forecast."""
+    sc = Scenario.from_dict({**RUN, "flexibility": {"control": "market"}})
+    w = sc.tariff.wholesale(np.random.SeedSequence(sc.seed).spawn(5)[4])
+    prices = w.price_per_kwh(sc.time.timeline())
+    tl = sc.time.timeline()
+    plan = plan_events(sc.demand_response, tl, prices + 0.2)
+    offer = float(np.median(prices[plan.mask]))  # half the event intervals clear
+    wholesale = sc.with_overrides(**{"demand_response.compensation": "wholesale",
+                                     "demand_response.price_per_kwh": offer})
+    run = simulate(wholesale)
+    ev = run.dr_events
+    in_event = ev["in_event"].to_numpy()
+    bought = in_event & (prices[ev["interval"]] >= offer)
+    assert 0 < bought.sum() < in_event.sum()
+    np.testing.assert_allclose(ev["price_per_kwh"], np.where(bought, prices[ev["interval"]],
+                                                             0.0))
+    np.testing.assert_allclose(run.figures["dr_payment"],
+                               float((ev["counted_reduction_kwh"] * ev["price_per_kwh"]).sum()))
+    assert run.figures["dr_payment"] > 0
+    # an offer above every price is never bought: the reduction is measured, not paid
+    never = simulate(wholesale.with_overrides(**{"demand_response.price_per_kwh": 99.0}))
+    assert never.figures["dr_payment"] == 0.0
+    assert never.figures["dr_reduction_kwh"] >= 0.0
+    with pytest.raises(InputError, match="compensation"):
+        Scenario.from_dict({**RUN, "demand_response": {**RUN["demand_response"],
+                                                       "compensation": "lmp"}})

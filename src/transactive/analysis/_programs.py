@@ -24,6 +24,7 @@ from transactive.sim.scenario import TARIFF_KINDS
 
 if TYPE_CHECKING:
     from transactive.analysis.report import _Run
+    from transactive.sim.flex_config import DemandResponseConfig
 
 __all__ = ["demand_response_section", "flexibility_section", "retail_section", "tariff_table",
            "vpp_section"]
@@ -134,12 +135,14 @@ def demand_response_section(run: _Run) -> str:
     cfg = run.result.scenario.demand_response
     start = pd.DatetimeIndex(run.result.intervals["start"])[events["interval"].to_numpy()]
     window = events["in_event"].to_numpy(dtype=bool)
-    per = events.assign(date=start.strftime("%Y-%m-%d")).groupby("event").agg(
+    per = events.assign(date=start.strftime("%Y-%m-%d"),
+                        payment=events["counted_reduction_kwh"] * events["price_per_kwh"]
+                        ).groupby("event").agg(
         date=("date", "first"),
         baseline_kwh=("baseline_kwh", lambda x: x[window[x.index]].sum()),
         metered_kwh=("metered_kwh", lambda x: x[window[x.index]].sum()),
-        counted_reduction_kwh=("counted_reduction_kwh", "sum"))
-    per["payment"] = per["counted_reduction_kwh"] * cfg.price_per_kwh
+        counted_reduction_kwh=("counted_reduction_kwh", "sum"),
+        payment=("payment", "sum"))
     label = [f"event {k + 1}, {d}" for k, d in zip(per.index, per["date"], strict=True)]
     x = [f"{e + 1}: {t:%a %H:%M}" for e, t in zip(events["event"], start, strict=True)]
     traces = [go.Scatter(x=x, y=values(events["baseline_kwh"], 3), name="baseline",
@@ -160,7 +163,7 @@ def demand_response_section(run: _Run) -> str:
     return ("<h2>Demand response</h2>"
             f"<p>{fmt(s.get('dr_event_days'), 'count')} event days, "
             f"{cfg.event_start_hour:g}-{cfg.event_end_hour:g} h, baseline "
-            f"<code>{cfg.method}</code>, {fmt(cfg.price_per_kwh, 'price', cur)} of reduction: "
+            f"<code>{cfg.method}</code>, {_negawatt_price(cfg, cur)}: "
             f"the community's metered load against the sum of its households' "
             f"baselines on each event day. Each household is paid for its load below its own "
             f"baseline in the event hours, floored at zero interval by interval "
@@ -220,6 +223,15 @@ def vpp_section(run: _Run) -> str:
 
 def _times100(share: float | None) -> float | None:
     return None if share is None else 100.0 * share
+
+
+def _negawatt_price(cfg: DemandResponseConfig, cur: str) -> str:
+    """What the program pays for a kWh of reduction, in words."""
+    offer = fmt(cfg.price_per_kwh, "price", cur)
+    if cfg.compensation == "fixed":
+        return f"{offer} of reduction"
+    return (f"the reduction offered into the wholesale market as supply at {offer} and paid "
+            "the day-ahead price in the event intervals where it reached the offer")
 
 
 def retail_section(run: _Run) -> str:

@@ -6,9 +6,14 @@ The program calls ``events`` event days: the weekdays whose event hours
 mean tariff price, among the days that have the history the baseline method
 needs before them (CAISO's 10 in 10 looks at 10 earlier weekdays, PJM's
 high 4 of 5 at 5; :mod:`transactive.programs.baseline`). Every enrolled
-household is paid ``price_per_kwh`` for each kWh its metered import falls
-below its baseline during an event (:func:`~transactive.programs.dr.negawatts`):
-the payment is a figure of its own beside the energy bill, as carbon is.
+household is paid for each kWh its metered import falls below its baseline
+during an event (:func:`~transactive.programs.dr.negawatts`): ``price_per_kwh``
+(``compensation = "fixed"``), or its negawatts are offered into the wholesale
+market as supply at ``price_per_kwh`` and bought in the event intervals where
+the day-ahead price reaches the offer, at that price (``"wholesale"``: demand
+response paid as supply, the full market price, as FERC Order 745 (2011)
+requires where it passes the net-benefits test); the payment is a figure of
+its own beside the energy bill, as carbon is.
 
 Devices that bid (``[flexibility] control = "market"``) see an event as what
 it is worth to them: their price forecast carries the negawatt price during
@@ -44,19 +49,27 @@ class EventPlan:
     """The run's event days and intervals."""
 
     def __init__(self, days: npt.NDArray[np.int64], mask: npt.NDArray[np.bool_],
-                 day_type: npt.NDArray[np.int64], periods_per_day: int) -> None:
+                 day_type: npt.NDArray[np.int64], periods_per_day: int,
+                 price_per_kwh: FloatArray) -> None:
         self.days = days
         """Event days (day indices of the run)."""
         self.mask = mask
         """Per interval of the run: under an event."""
         self.day_type = day_type
         self.periods_per_day = periods_per_day
+        self.price_per_kwh = price_per_kwh
+        """Per interval of the run: what a kWh of reduction earns (0 outside
+        the events, and with ``"wholesale"`` compensation where the day-ahead
+        price does not reach the offer: the reduction is not bought)."""
 
 
 def plan_events(config: DemandResponseConfig, timeline: Timeline,
-                retail_per_kwh: FloatArray) -> EventPlan:
-    """The event days of the run (module docstring); :class:`InputError` if
-    the run is too short for the method's history or holds no whole day."""
+                retail_per_kwh: FloatArray, wholesale_per_kwh: FloatArray | None = None
+                ) -> EventPlan:
+    """The event days of the run (module docstring) and what a kWh of reduction
+    earns in each interval (``wholesale_per_kwh``, the day-ahead prices: needed
+    with ``"wholesale"`` compensation); :class:`InputError` if the run is too
+    short for the method's history or holds no whole day."""
     ppd = timeline.periods_per_day
     n_days = timeline.periods // ppd
     start = pd.Timestamp(timeline.index[0])
@@ -92,7 +105,14 @@ def plan_events(config: DemandResponseConfig, timeline: Timeline,
     mask[days] = window
     full = np.zeros(timeline.periods, dtype=bool)
     full[:n_days * ppd] = mask.ravel()
-    return EventPlan(days, full, kinds, ppd)
+    if config.compensation == "wholesale":
+        if wholesale_per_kwh is None:
+            raise ValueError("'wholesale' compensation needs the day-ahead prices")
+        w = np.asarray(wholesale_per_kwh, dtype=np.float64)
+        price = np.where(full & (w >= config.price_per_kwh), w, 0.0)
+    else:
+        price = np.where(full, config.price_per_kwh, 0.0)
+    return EventPlan(days, full, kinds, ppd, price)
 
 
 def settle_events(config: DemandResponseConfig, plan: EventPlan,
@@ -104,9 +124,10 @@ def settle_events(config: DemandResponseConfig, plan: EventPlan,
     event days interval by interval (the results table ``dr_events``):
     ``interval`` (of the run), ``event`` (0, 1, ... in time order), ``in_event``
     (inside the event's hours), ``baseline_kwh`` and ``metered_kwh`` (summed
-    over the households) and ``counted_reduction_kwh`` (each household's
+    over the households), ``counted_reduction_kwh`` (each household's
     reduction below its baseline inside the event's hours, floored at zero
-    per interval, summed: what the program pays for)."""
+    per interval, summed) and ``price_per_kwh`` (what the program pays for a
+    kWh of it: 0 where the wholesale market did not buy it)."""
     ppd = plan.periods_per_day
     n_days = meter_kwh.shape[0] // ppd
     meter = meter_kwh[:n_days * ppd].reshape(n_days, ppd, -1).astype(np.float64)
@@ -117,8 +138,8 @@ def settle_events(config: DemandResponseConfig, plan: EventPlan,
                     event_start_hour=c.event_start_hour, event_end_hour=c.event_end_hour,
                     temperature_c=temp)
     window = plan.mask[:n_days * ppd].reshape(n_days, ppd)[plan.days]
-    paid = negawatts(meter[plan.days], base, window, c.price_per_kwh,
-                     rebound_hours=c.rebound_hours)
+    price = plan.price_per_kwh[:n_days * ppd].reshape(n_days, ppd)[plan.days]
+    paid = negawatts(meter[plan.days], base, window, price, rebound_hours=c.rebound_hours)
     errors = baseline_errors(meter, plan.days, method=c.method, day_type=plan.day_type,
                              event_start_hour=c.event_start_hour,
                              event_end_hour=c.event_end_hour, temperature_c=temp)
@@ -131,7 +152,8 @@ def settle_events(config: DemandResponseConfig, plan: EventPlan,
         "in_event": window.ravel(),
         "baseline_kwh": base.sum(axis=2).ravel(),
         "metered_kwh": metered.sum(axis=2).ravel(),
-        "counted_reduction_kwh": counted.sum(axis=2).ravel()})
+        "counted_reduction_kwh": counted.sum(axis=2).ravel(),
+        "price_per_kwh": price.ravel()})
     figures = {"dr_event_days": int(plan.days.size),
                "dr_reduction_kwh": paid.total_reduction_kwh,
                "dr_payment": paid.total_payment, "dr_rebound_kwh": paid.total_rebound_kwh,

@@ -122,7 +122,12 @@ class _Run:
         self.feed_in = tariff.feed_in_price_per_kwh_series(timeline)
         self.tariff_prices = self._tariff_prices()
         dr = scenario.demand_response
-        self.events = plan_events(dr, timeline, self.retail) if dr.enabled else None
+        self.wholesale = (scenario.tariff.wholesale(tariff_seed).price_per_kwh(timeline)
+                          if scenario.vpp.enabled or (dr.enabled
+                                                      and dr.compensation == "wholesale")
+                          else None)  # the day-ahead prices a program trades at
+        self.events = (plan_events(dr, timeline, self.retail, self.wholesale) if dr.enabled
+                       else None)
         self.outdoor_c = (None if self.events is None and self.devices is None else
                           self.devices.outdoor_c if self.devices is not None else
                           outdoor_temperature_c(timeline, device_rng.spawn(5)[0],
@@ -130,7 +135,7 @@ class _Run:
                                                 longitude_deg=c.longitude_deg))
         # what the devices plan by: the tariff, and an event's negawatt price on top
         self.forecast_prices = (self.retail if self.events is None else
-                                self.retail + dr.price_per_kwh * self.events.mask)
+                                self.retail + self.events.price_per_kwh)
         devices_kwh = (0.0 if self.devices is None else
                        self.devices.annual_kwh(scenario.community.latitude_deg))
         self.kw_per_unit = feeder_scale(scenario.grid.kw_per_unit, self.network,
@@ -170,8 +175,9 @@ class _Run:
                              "the network")
         assert self.devices is not None  # control = "market" (the scenario's check)
         rng = np.random.default_rng(np.random.SeedSequence(self.scenario.seed).spawn(7)[6])
-        prices = self.scenario.tariff.wholesale(self.tariff_seed).price_per_kwh(self.timeline)
-        return RunVpp.enrol(cfg, self.devices, prices, self.timeline.periods_per_day, rng)
+        assert self.wholesale is not None  # drawn for it
+        return RunVpp.enrol(cfg, self.devices, self.wholesale, self.timeline.periods_per_day,
+                            rng)
 
     def day(self, first: int, stop: int) -> DayOutcome:
         """Simulate intervals ``first .. stop - 1`` (one day, or its end): the

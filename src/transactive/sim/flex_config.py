@@ -108,7 +108,14 @@ class DemandResponseConfig(Section):
         "caiso_10in10", description="Baseline: CAISO 10 in 10 (capped day-of adjustment), "
         "PJM high 4 of 5, or a regression on outdoor temperature.")
     price_per_kwh: float = Field(0.5, ge=0, le=100,
-                                 description="Payment per kWh of measured reduction.")
+                                 description="Payment per kWh of measured reduction "
+                                 "('fixed'), or the price the reduction is offered at "
+                                 "('wholesale').")
+    compensation: Literal["fixed", "wholesale"] = Field(
+        "fixed", description="'fixed': the program pays price_per_kwh; 'wholesale': the "
+        "reduction is offered into the wholesale market as supply at price_per_kwh and, in "
+        "the event intervals where the day-ahead price reaches the offer, paid that price "
+        "(demand response paid as supply, as under FERC Order 745); elsewhere not bought.")
     rebound_hours: float = Field(2.0, ge=0, le=24,
                                  description="Hours after an event in which rebound is measured.")
 

@@ -101,7 +101,7 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
         if run.events is not None and run.events.mask[t]:
             # a kWh not drawn during an event earns the negawatt price: what can
             # wait bids less, a battery sells for less
-            dr = run.scenario.demand_response.price_per_kwh
+            dr = float(run.events.price_per_kwh[t])
             flexible = (owner >= 2) & ~seg.must_run  # battery, EV, heat pump, appliance
             price = np.where(flexible, price - dr, price)
             seg = Segments(household=seg.household, side=seg.side,
