@@ -4,6 +4,8 @@ community's balances."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -130,5 +132,52 @@ def test_bad_vpp_sections_are_refused_with_the_field_named():
         Scenario.from_dict({**WINTER, "flexibility": {"control": "rules"}})
     with pytest.raises(InputError, match=r"vpp\.share"):
         Scenario.from_dict({**WINTER, "vpp": {"enabled": True, "share": 1.5}})
-    with pytest.raises(InputError, match=r"vpp\.enabled.*feeder"):
-        _run(**{"market.mechanism": "network"})
+
+
+def test_beside_the_network_market_the_feeder_carries_it_and_sheds_nothing_for_it():
+    """On the feeder the market clears with the aggregator's energy as fixed
+    loads; where that would shed load the market alone serves (or cannot be
+    carried), the operator curtails the aggregator, never the households."""
+    run = _run(**{"market.mechanism": "network", "community.households": 50, "seed": 42,
+                  "time.days": 3})
+    iv, v = run.intervals, run.vpp
+    assert v is not None
+    assert iv["unserved_kwh"].sum() < 1e-6
+    np.testing.assert_allclose(iv["grid_import_kwh"] - iv["grid_export_kwh"],
+                               iv["counterparty_kwh"] + iv["vpp_kwh"], atol=1e-6)
+    np.testing.assert_allclose(v["households_receipt"], v["revenue"] - v["margin"], atol=1e-9)
+    assert (v["curtailed_kwh"] >= 0).all()
+    assert v["curtailed_kwh"].sum() > 0.1  # the night's cheap hours, all the cars at once
+    assert (v["dispatched_up_kwh"] <= v["award_up_kwh"] + 1e-9).all()
+
+
+def test_fixed_energy_on_the_feeder_prices_as_a_load_the_market_does_not_pay_for():
+    """``fixed_kwh`` of clear_network: the feeder's prices and every order's
+    dispatch as with the same energy as a buy that is always served at its
+    bus, but the substation's exchange and the utility's cost are the
+    market's own."""
+    from transactive.markets.network import clear_network
+    from transactive.orders import OrderBatch
+    orders = OrderBatch(id=[0, 1, 2, 3], participant=["a", "b", "c", "e"],
+                        side=[BUY, SELL, BUY, SELL], price=[0.30, 0.05, 0.20, 0.15],
+                        quantity=[100.0, 80.0, 60.0, 120.0], node=[17, 5, 30, 12])
+    both = OrderBatch(id=[0, 1, 2, 3, 4], participant=["a", "b", "c", "e", "d"],
+                      side=[BUY, SELL, BUY, SELL, BUY], price=[0.30, 0.05, 0.20, 0.15, 10.0],
+                      quantity=[100.0, 80.0, 60.0, 120.0, 150.0], node=[17, 5, 30, 12, 24])
+    fixed = np.zeros(33)
+    fixed[24] = 150.0
+    for cap in (math.inf, 0.15):  # an envelope that binds: the bid at 0.30 is cut, sets it
+        kw = {"import_price": 0.28, "export_price": 0.05, "dt_h": 0.25, "kw_per_unit": 1.0,
+              "import_max_mw": cap, "inelastic_demand": False}
+        outside = clear_network(orders, fixed_kwh=fixed, **kw)
+        inside = clear_network(both, **kw)
+        np.testing.assert_allclose(outside.node_price, inside.node_price, atol=1e-9)
+        np.testing.assert_allclose(outside.accepted, inside.accepted[:4], atol=1e-6)
+        own = inside.info["grid_import_kwh"] - 150.0  # the market's own exchange
+        np.testing.assert_allclose(outside.info["grid_import_kwh"], max(own, 0.0), atol=1e-6)
+        np.testing.assert_allclose(outside.info["utility_cost"],
+                                   max(own, 0.0) * 0.28 - max(-own, 0.0) * 0.05, atol=1e-6)
+    assert outside.clearing_price == pytest.approx(0.30)
+    assert 0 < outside.accepted[0] < 100.0
+    with pytest.raises(InputError, match="fixed_kwh"):
+        clear_network(orders, fixed_kwh=np.zeros(5), **kw)

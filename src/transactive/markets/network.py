@@ -110,6 +110,7 @@ def clear_network(
     background_load: bool = False,
     reuse_model: bool = True,
     import_max_mw: float = math.inf,
+    fixed_kwh: npt.ArrayLike | None = None,
 ) -> Clearing:
     """Clear orders at their buses through the network: nodal prices.
 
@@ -149,6 +150,16 @@ def clear_network(
         Most the substation imports, MW in the feeder (a transformer or an
         import envelope; default none): at the limit the price rises to
         what the demand that waits would have paid.
+    fixed_kwh : array of length ``n_bus``, optional
+        Energy drawn (> 0) or fed in (< 0) at each bus (position order, in
+        order units) outside the market and exchanged at the substation
+        outside it: a virtual power plant's energy, bought or sold upstream
+        by its aggregator. The feeder carries it (flows, voltages, the
+        import envelope, hence the prices: as a must-run order at its bus
+        would), the market neither pays nor is paid for it:
+        ``grid_import_kwh``, ``grid_export_kwh`` and ``utility_cost`` are the
+        market's own exchange, the substation's less this energy (``rent``
+        counts it at its nodal prices).
 
     Returns
     -------
@@ -177,6 +188,7 @@ def clear_network(
     is_buy = orders.side == BUY
     fixed = is_buy & opts["inelastic_demand"] & (shed_price is None)
     demand = np.bincount(node[fixed], orders.quantity[fixed], n) * mw_per_unit
+    outside = _outside(fixed_kwh, n) * mw_per_unit
     # dispatchable orders, one column per (side, bus, price) group so that
     # ties share pro rata
     flex = np.flatnonzero(~fixed)
@@ -202,8 +214,9 @@ def clear_network(
     res = solve_distflow(
         net, model=opts["model"], import_price_per_mwh=opts["import_price"] * per_mwh,
         export_price_per_mwh=opts["export_price"] * per_mwh, injections=inj,
-        load_p_mw=demand, load_q_mvar=demand * tan_phi, network_loads=opts["background_load"],
-        reuse_model=opts["reuse_model"], import_max_mw=_limit("import_max_mw", import_max_mw),
+        load_p_mw=demand + outside, load_q_mvar=(demand + np.maximum(outside, 0.0)) * tan_phi,
+        network_loads=opts["background_load"], reuse_model=opts["reuse_model"],
+        import_max_mw=_limit("import_max_mw", import_max_mw),
     )
     # fill fraction of each group -> accepted per order
     frac = np.clip(np.abs(res.p_inj_mw[:first.size]) / np.where(g_qty > 0, g_qty, 1.0), 0, 1)
@@ -219,16 +232,23 @@ def clear_network(
         fd_q = np.bincount(net.load_position, net.load["q_mvar"].to_numpy(), n)
         bg_payment = float(res.price_p_per_mwh @ fd_p + res.price_q_per_mvarh @ fd_q) * hours
     to_units = hours * 1000.0 / opts["kw_per_unit"]  # MW over the interval -> units
+    # the market's own exchange: the substation's less what passed it outside the market
+    grid_import, grid_export = res.grid_import_mw * to_units, res.grid_export_mw * to_units
+    utility_cost = res.utility_cost_per_h * hours
+    if fixed_kwh is not None:
+        own = grid_import - grid_export - float(outside.sum()) * to_units
+        grid_import, grid_export = max(own, 0.0), max(-own, 0.0)
+        utility_cost = grid_import * opts["import_price"] - grid_export * opts["export_price"]
     info = {
         "model": opts["model"],
-        "grid_import_kwh": res.grid_import_mw * to_units,
-        "grid_export_kwh": res.grid_export_mw * to_units,
+        "grid_import_kwh": grid_import,
+        "grid_export_kwh": grid_export,
         "losses_kwh": res.losses_mw * to_units,
         "vm_pu": res.vm_pu,
         "node_price_q": price_q,
         "max_loading": res.max_loading,
         "binding": res.binding,
-        "utility_cost": res.utility_cost_per_h * hours,
+        "utility_cost": utility_cost,
         "rent": res.rent_per_h * hours,
         "background_payment": bg_payment,
         "soc_gap": res.soc_gap,
@@ -238,6 +258,17 @@ def clear_network(
     root = net.ref_position
     return Clearing.from_allocation("network", orders, accepted, unit_price, price_p[root],
                                     node_price=price_p, info=info)
+
+
+def _outside(fixed_kwh: npt.ArrayLike | None, n: int) -> npt.NDArray[np.float64]:
+    """The energy exchanged outside the market per bus (``fixed_kwh`` of
+    :func:`clear_network`), order units; zeros without it."""
+    if fixed_kwh is None:
+        return np.zeros(n)
+    f = np.asarray(fixed_kwh, dtype=np.float64)
+    if f.shape != (n,) or not np.isfinite(f).all():
+        raise InputError("fixed_kwh", f"must be {n} finite numbers, one per bus")
+    return f
 
 
 def _limit(name: str, value: Any) -> float:

@@ -167,12 +167,6 @@ class _Run:
         cfg = self.scenario.vpp
         if not cfg.enabled:
             return None
-        if self.market.utility_inside:
-            raise InputError("vpp.enabled", "a virtual power plant beside a market that "
-                             "clears the feeder is not simulated yet (the feeder would have "
-                             "to carry the aggregator's energy as fixed injections): choose "
-                             "[market] mechanism = \"uniform\" or another design without "
-                             "the network")
         assert self.devices is not None  # control = "market" (the scenario's check)
         rng = np.random.default_rng(np.random.SeedSequence(self.scenario.seed).spawn(7)[6])
         assert self.wholesale is not None  # drawn for it

@@ -31,8 +31,9 @@ the rules' schedule (:class:`~transactive.sim.books.DayOutcome`).
 With a virtual power plant (``[vpp]``, :mod:`transactive.sim.vpp`), the
 enrolled households' devices bid from the day-ahead forecast instead, the
 aggregator dispatches their flexible segments to its award, and its energy
-passes beside the households' market and utility lines (their meters
-include it; on a copper plate, so does the community's grid exchange).
+passes beside the households' market and utility lines: their meters and the
+community's grid exchange include it, and a network market clears with it on
+the feeder, exchanged at the substation outside the market.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ import numpy.typing as npt
 
 from transactive.agents.flexibility import HomeMatch, Segments, net_in_home, served
 from transactive.agents.strategies import limit_prices
+from transactive.errors import SolverError
 from transactive.orders import BUY, OrderBatch
-from transactive.sim.market import MIN_ORDER_KWH, DayMarket
+from transactive.sim.market import MIN_ORDER_KWH, DayMarket, IntervalMarket
 
 if TYPE_CHECKING:
     from transactive.sim.engine import _Run
@@ -95,8 +97,6 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
         if run.vpp is not None:  # the members' devices bid from the day-ahead forecast,
             # the aggregator takes its part: the home orders none of it
             seg, owner, vpp = _vpp_step(run, t, seg, owner, load, pv, limits)
-            rows["vpp_up"][k], rows["vpp_down"][k] = vpp.up_kwh, vpp.down_kwh
-            rows["vpp_payment"][k] = vpp.payment
         price = seg.price_per_kwh
         if run.events is not None and run.events.mask[t]:
             # a kWh not drawn during an event earns the negawatt price: what can
@@ -122,7 +122,12 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
             id=order.astype(np.int64) + np.int64(t) * np.int64(len(seg) + 1),
             participant=seg.household[order], side=seg.side[order].astype(np.int8),
             price=price[order], quantity=home.residual_kwh[order])
-        cleared = market.clear_orders(orders, retail, feed_in)
+        if vpp is None:
+            cleared = market.clear_orders(orders, retail, feed_in)
+        else:
+            cleared, vpp = _clear_beside(run, t, orders, retail, feed_in, vpp)
+            rows["vpp_up"][k], rows["vpp_down"][k] = vpp.up_kwh, vpp.down_kwh
+            rows["vpp_payment"][k] = vpp.payment
         day.put(k, cleared)
         accepted = np.zeros(len(seg))
         cl = cleared.clearing
@@ -196,6 +201,48 @@ def _vpp_step(run: _Run, t: int, seg: Segments, owner: npt.NDArray[np.int8],
     return home, owner, step
 
 
+def _clear_beside(run: _Run, t: int, orders: OrderBatch, retail: float, feed_in: float,
+                  step: VppStep) -> tuple[IntervalMarket, VppStep]:
+    """The market of interval ``t`` with the aggregator's dispatch ``step``.
+    Beside a network market the feeder carries it; where it cannot, or only by
+    shedding load the market alone would have served, the operator curtails
+    the aggregator to the largest share of its dispatch that sheds nothing
+    more (a distribution operator's "traffic light"; bisection to 1/64), and
+    the shortfall is the aggregator's (:meth:`~transactive.sim.vpp.RunVpp.curtail`)."""
+    assert run.vpp is not None
+    net = step.up_kwh - step.down_kwh
+    market = run.market
+    voll = run.scenario.grid.value_of_lost_load_per_kwh
+
+    def shed(share: float) -> tuple[IntervalMarket | None, float]:
+        try:
+            out = market.clear_orders(orders, retail, feed_in, fixed_kwh=share * net)
+        except SolverError:  # the feeder cannot carry the dispatch at all
+            return None, np.inf
+        o = out.clearing.orders  # what must run bids the value of lost load
+        must = (o.side == BUY) & (o.price >= voll)
+        return out, float((o.quantity - out.clearing.accepted)[must].sum())
+
+    cleared, lost = shed(1.0)
+    if not market.utility_inside or (cleared is not None and lost <= 1e-9):
+        assert cleared is not None
+        return cleared, step
+    alone, floor = shed(0.0)
+    assert alone is not None  # the market alone: load it cannot serve is shed
+    if cleared is not None and lost <= floor + 1e-9:
+        return cleared, step
+    lo, best = 0.0, alone
+    hi = 1.0
+    for _ in range(6):
+        mid = 0.5 * (lo + hi)
+        out, lost = shed(mid)
+        if out is not None and lost <= floor + 1e-9:
+            lo, best = mid, out
+        else:
+            hi = mid
+    return best, run.vpp.curtail(t, step, lo)
+
+
 def _per(household: npt.NDArray[np.int64], mask: npt.NDArray[np.bool_], values: FloatArray,
          n: int) -> FloatArray:
     """Sum of ``values[mask]`` per household."""
@@ -223,6 +270,11 @@ def _book(run: _Run, first: int, m: DayMarket, rows: dict[str, FloatArray]
         households.update(vpp_kwh=vpp_kwh, vpp_payment=rows["vpp_payment"],
                           vpp_gain=at_tariff - rows["vpp_payment"])
         stats["draw_kwh"] = stats["draw_kwh"] + vpp_kwh.sum(axis=1)
+        if run.market.utility_inside:  # the LP's exchange is the market's own
+            exchange = (stats["grid_import_kwh"] - stats["grid_export_kwh"]
+                        + vpp_kwh.sum(axis=1))
+            stats["grid_import_kwh"] = np.maximum(exchange, 0.0)
+            stats["grid_export_kwh"] = np.maximum(-exchange, 0.0)
         stats["vpp_kwh"] = vpp_kwh.sum(axis=1)
     out: dict[str, Any] = {**households, "net_kwh": rows["net_kwh"],
                            "island_gain": np.zeros((n_t, n)), "soc_kwh": rows["soc_kwh"],

@@ -360,14 +360,16 @@ class MarketSession:
         return self._pool
 
     def clear(self, orders: OrderBatch, retail_price: float, feed_in_price: float, *,
-              household: npt.NDArray[np.int64] | None = None, baseline: bool = True
-              ) -> IntervalMarket:
+              household: npt.NDArray[np.int64] | None = None, baseline: bool = True,
+              fixed_kwh: FloatArray | None = None) -> IntervalMarket:
         """Clear one interval's orders (participant = household index, unless
         ``household`` gives each order's household); they arrive in a random
         order, each at its household's bus. A design that clears the whole
         feeder also reports the utility-only baseline's shortfall on it
         (:attr:`IntervalMarket.baseline_shortfall_kwh`), unless ``baseline`` is
-        False (a caller that books its own baseline: a second solve saved)."""
+        False (a caller that books its own baseline: a second solve saved);
+        on it, ``fixed_kwh`` (per bus) is energy exchanged outside the market
+        that the feeder carries (see :func:`~transactive.markets.network.clear_network`)."""
         n = len(orders)
         arrival = self._rng.permutation(n).astype(np.float64)
         cols = {name: getattr(orders, name) for name in
@@ -385,6 +387,8 @@ class MarketSession:
         if self._pool is not None:
             self._pool, _ = arbitrage_to_band(self._pool, feed_in_price, retail_price)
             options["pool"] = self._pool
+        if fixed_kwh is not None:
+            options["fixed_kwh"] = fixed_kwh
         clearing = self._solve(orders, options)
         if self._pool is not None:
             self._pool = clearing.info["pool"]
@@ -432,15 +436,21 @@ class MarketSession:
             day.put(int(k), self.clear(orders, float(retail_price[k]), float(feed_in_price[k])))
         return day
 
-    def clear_orders(self, orders: OrderBatch, retail_price: float, feed_in_price: float
-                     ) -> IntervalMarket:
+    def clear_orders(self, orders: OrderBatch, retail_price: float, feed_in_price: float,
+                     *, fixed_kwh: FloatArray | None = None) -> IntervalMarket:
         """:meth:`clear` for one interval's orders (several per household
         allowed: each order trades as its own agent, a device), by merit
         order where that is the network market's exact optimum
         (:func:`~transactive.markets.network.clear_network_merit`). No
         baseline is reported: the orders are devices', and the caller books the
-        baseline of its own devices on rules."""
-        if self._merit and len(orders):
+        baseline of its own devices on rules. ``fixed_kwh`` (per household)
+        is energy its devices exchange outside the market, which a design
+        that clears the feeder carries on it (the LP's, not the merit order's)."""
+        at_bus = None
+        if fixed_kwh is not None and self.utility_inside and self._network is not None:
+            at_bus = np.bincount(self._node, fixed_kwh,
+                                 self._network.n_bus).astype(np.float64)
+        if self._merit and len(orders) and at_bus is None:
             node = self._node[orders.participant]
             signed = np.where(orders.side == BUY, orders.quantity, -orders.quantity)
             merit = clear_network_merit(signed[None], orders.price[None], node, [retail_price],
@@ -462,7 +472,7 @@ class MarketSession:
             id=orders.id, participant=np.arange(len(orders), dtype=np.int64), side=orders.side,
             price=orders.price, quantity=orders.quantity)
         cleared = self.clear(agents, retail_price, feed_in_price, household=household,
-                             baseline=False)
+                             baseline=False, fixed_kwh=at_bus)
         c, o = cleared.clearing, cleared.clearing.orders
         back = OrderBatch._trusted(id=o.id, participant=household[o.participant], side=o.side,
                                    price=o.price, quantity=o.quantity, time=o.time, node=o.node)

@@ -31,6 +31,12 @@ first commitment has come due the aggregator has nothing to deliver.
 
 Dispatch and delivery
 ---------------------
+Beside a network market the feeder carries the aggregator's energy (the
+market clears with it as fixed loads, exchanged at the substation outside
+the market); where it cannot, the operator curtails the dispatch to what it
+can carry (:func:`~transactive.sim.flexday.flexible_day`), and the rest is
+off the award.
+
 In the interval the award is split over the fleet's segments of the moment
 in merit order (:func:`~transactive.programs.vpp.disaggregate`), as far as
 they clear at the price; what the fleet cannot give now is the shortfall,
@@ -86,7 +92,8 @@ _DEVICE_CODES = 2
 #: its fleet can deliver (exponential smoothing).
 _LEARN = 0.5
 _COLUMNS = ("price_per_kwh", "award_up_kwh", "award_down_kwh", "dispatched_up_kwh",
-            "dispatched_down_kwh", "revenue", "network_charges", "margin", "households_receipt")
+            "dispatched_down_kwh", "curtailed_kwh", "revenue", "network_charges", "margin",
+            "households_receipt")
 
 
 @dataclass(frozen=True, eq=False)
@@ -201,6 +208,20 @@ class RunVpp:
                        np.bincount(mine.household[buy], e[buy], n).astype(np.float64),
                        np.bincount(mine.household[~buy], e[~buy], n).astype(np.float64),
                        -receipt)
+
+    def curtail(self, t: int, step: VppStep, share: float) -> VppStep:
+        """Interval ``t``'s ``step`` cut to ``share`` of its dispatch, every
+        segment alike (the operator's curtailment: the feeder could not carry
+        more). The money scales with it (every rule is linear in the
+        dispatch at one price); what was cut is off the award."""
+        r = self._rows
+        cut = (1.0 - share) * (r["dispatched_up_kwh"][t] + r["dispatched_down_kwh"][t])
+        for name in ("dispatched_up_kwh", "dispatched_down_kwh", "revenue", "network_charges",
+                     "margin", "households_receipt"):
+            r[name][t] *= share
+        r["curtailed_kwh"][t] = cut
+        return VppStep(step.taken, step.energy_kwh * share, step.up_kwh * share,
+                       step.down_kwh * share, step.payment * share)
 
     def table(self) -> pd.DataFrame:
         """The results table ``vpp``: one row per interval, the award (a day
