@@ -213,7 +213,8 @@ def vpp_section(run: _Run) -> str:
             "the members' meters, beside their market and utility lines. Of the "
             f"{fmt(s['vpp_award_kwh'], 'kwh')} awarded the fleet delivered "
             f"{fmt(s['vpp_delivered_kwh'], 'kwh')} ({_pct(_times100(s['vpp_delivered_share']))}"
-            f"); each kWh off the award cost it "
+            f"; the feeder's operator curtailed {fmt(float(v['curtailed_kwh'].sum()), 'kwh')} "
+            f"where the feeder could not carry it); each kWh off the award cost it "
             f"{fmt(cfg.imbalance_price_per_kwh, 'price', cur)}. Net energy, load positive "
             "(up: the devices took energy; down: they gave it).</p>"
             + run.series.chart("vpp", lines, daily, f"kWh per {step}-minute interval",

@@ -67,7 +67,8 @@ dr_events            with ``[demand_response]``: one per interval of an event
 vpp                  with ``[vpp]``: one per interval, ``interval,
                      price_per_kwh`` (day-ahead), the award made a day ahead
                      (``award_up_kwh, award_down_kwh``), what the aggregator
-                     dispatched (``dispatched_up_kwh, dispatched_down_kwh``),
+                     dispatched (``dispatched_up_kwh, dispatched_down_kwh``)
+                     and the operator curtailed of it (``curtailed_kwh``),
                      ``revenue`` (the market's payment for it), ``margin``,
                      ``households_receipt``, and delivery against the award
                      (``delivered_kwh, shortfall_kwh, over_kwh, penalty``)
