@@ -181,3 +181,39 @@ def test_fixed_energy_on_the_feeder_prices_as_a_load_the_market_does_not_pay_for
     assert 0 < outside.accepted[0] < 100.0
     with pytest.raises(InputError, match="fixed_kwh"):
         clear_network(orders, fixed_kwh=np.zeros(5), **kw)
+
+
+def test_the_merit_order_with_fixed_energy_is_the_lps_optimum_where_it_says_so():
+    """Where clear_network_merit calls a row exact with energy outside the
+    market on the feeder, clear_network with the same ``fixed_kwh`` finds the
+    same dispatch, price, exchange and utility cost."""
+    from transactive.markets.network import clear_network, clear_network_merit
+    from transactive.orders import OrderBatch
+    rng = np.random.default_rng(7)
+    exact_rows = 0
+    for _ in range(30):
+        n = 12
+        node = rng.integers(1, 33, n)
+        qty = rng.uniform(1.0, 30.0, n) * np.where(rng.random(n) < 0.5, 1.0, -1.0)
+        limit = np.round(rng.uniform(0.01, 0.40, n), 3)
+        fixed = np.zeros(33)
+        fixed[rng.integers(1, 33, 4)] = rng.uniform(-40.0, 80.0, 4)
+        kw = {"dt_h": 0.25, "kw_per_unit": 1.0, "import_max_mw": 0.6,
+              "inelastic_demand": False}
+        merit = clear_network_merit(qty[None], limit[None], node, [0.28], [0.05],
+                                    fixed_kwh=fixed[None], **kw)
+        assert merit is not None
+        if not merit.exact[0]:
+            continue
+        exact_rows += 1
+        buy = qty > 0
+        orders = OrderBatch(id=np.arange(n), participant=np.arange(n),
+                            side=np.where(buy, BUY, SELL), price=limit, quantity=np.abs(qty),
+                            node=node)
+        lp = clear_network(orders, import_price=0.28, export_price=0.05, fixed_kwh=fixed, **kw)
+        np.testing.assert_allclose(merit.accepted[0], lp.accepted, atol=1e-6)
+        np.testing.assert_allclose(lp.node_price, merit.price[0], atol=1e-9)
+        np.testing.assert_allclose(merit.grid_import_kwh[0], lp.info["grid_import_kwh"],
+                                   atol=1e-6)
+        np.testing.assert_allclose(merit.utility_cost[0], lp.info["utility_cost"], atol=1e-6)
+    assert exact_rows >= 10

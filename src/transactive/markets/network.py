@@ -352,6 +352,7 @@ def clear_network_merit(quantity: npt.ArrayLike, limit_price: npt.ArrayLike,
                         node: npt.ArrayLike, import_price: npt.ArrayLike,
                         export_price: npt.ArrayLike, *, network: Network | str = "ieee33",
                         dt_h: float = 0.25, kw_per_unit: float = 1.0,
+                        fixed_kwh: npt.ArrayLike | None = None,
                         **options: Any) -> MeritOrderBlock | None:
     """:func:`clear_network` for many intervals at once, where no limit binds.
 
@@ -377,6 +378,11 @@ def clear_network_merit(quantity: npt.ArrayLike, limit_price: npt.ArrayLike,
     duals zero: the row is ``exact`` and its figures are the LP's to solver
     tolerance. Other rows need :func:`clear_network`.
 
+    ``fixed_kwh`` (intervals x buses) is energy exchanged outside the market
+    that the feeder carries, as in :func:`clear_network`: it counts in the
+    flows, the import limit and which side of the substation sets the price
+    (its physical exchange); the figures returned are the market's own.
+
     Returns None where the options are not those of the merit order
     (another model than LinDistFlow, sheddable demand, background load) or
     the feeder is not screenable (shunts, taps, generators).
@@ -398,6 +404,9 @@ def clear_network_merit(quantity: npt.ArrayLike, limit_price: npt.ArrayLike,
     p_imp = np.asarray(import_price, dtype=np.float64)
     p_exp = np.asarray(export_price, dtype=np.float64)
     hi, lo = p_imp[:, None], p_exp[:, None]
+    outside = (np.zeros((qty.shape[0], net.n_bus)) if fixed_kwh is None
+               else np.atleast_2d(np.asarray(fixed_kwh, dtype=np.float64)))
+    f_total = outside.sum(axis=1)
     buy, sell = qty > 0, qty < 0
     offer, bid = np.where(sell, -qty, 0.0), np.where(buy, qty, 0.0)
     # certain: better than the substation's price on its side; straddling: between
@@ -413,34 +422,38 @@ def clear_network_merit(quantity: npt.ArrayLike, limit_price: npt.ArrayLike,
     scale = np.maximum(1.0, bid.sum(axis=1) + offer.sum(axis=1))
     # importing, the substation sets the price at import_price: the offers below
     # it run, the bids below it wait; exporting, at export_price, the reverse
-    importing = d_sure - s_sure - s_mid > 1e-9 * scale
-    exporting = s_sure - d_sure - d_mid > 1e-9 * scale
+    importing = d_sure - s_sure - s_mid + f_total > 1e-9 * scale
+    exporting = s_sure - d_sure - d_mid - f_total > 1e-9 * scale
     served = sure_buy | (mid_buy & exporting[:, None])
     dispatched = sure_sell | (mid_sell & importing[:, None])
     demand = np.where(served, bid, 0.0)
     accepted = np.where(served, bid, np.where(dispatched, offer, 0.0))
     exchange = demand.sum(axis=1) - accepted.sum(axis=1, where=sell)
-    base_exchange = bid.sum(axis=1) - offer.sum(axis=1)
+    base_exchange = bid.sum(axis=1) - offer.sum(axis=1) + f_total
+    physical = exchange + f_total  # at the substation, with what passes outside the market
     straddle = tie.any(axis=1) | ~(importing | exporting)
     mw = opts["kw_per_unit"] / opts["dt_h"] / 1000.0
     tan_phi = math.tan(math.acos(opts["power_factor"]))
 
     def reactive(demand_kwh: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """The buyers' reactive draw per bus (none at unity power factor)."""
+        """The buyers' reactive draw per bus, and the outside loads' (none at
+        unity power factor)."""
         if tan_phi == 0.0:
             return np.zeros((demand_kwh.shape[0], net.n_bus))
-        return _bus_sums(demand_kwh * (tan_phi * mw), at, net.n_bus)
+        return (_bus_sums(demand_kwh * (tan_phi * mw), at, net.n_bus)
+                + np.maximum(outside, 0.0) * (tan_phi * mw))
 
-    market = screen_feeder(net, _bus_sums(np.where(sell, -accepted, demand) * mw, at, net.n_bus),
-                           reactive(demand))
-    exact = (~straddle & market.within & (np.abs(exchange) > 1e-9 * scale)
+    market = screen_feeder(net, _bus_sums(np.where(sell, -accepted, demand) * mw, at, net.n_bus)
+                           + outside * mw, reactive(demand))
+    exact = (~straddle & market.within & (np.abs(physical) > 1e-9 * scale)
              & (p_exp > 0)  # at a zero feed-in price the baseline's offers tie with exports
-             & (exchange * mw < import_max_mw * (1 - 1e-6)))  # the substation's limit
+             & (physical * mw < import_max_mw * (1 - 1e-6)))  # the substation's limit
     truthful = ((limit == 0.0) | ~sell).all(axis=1)
     if not truthful.all():  # the baseline offers everything at zero: all of it dispatched
-        baseline = screen_feeder(net, _bus_sums(qty * mw, at, net.n_bus), reactive(bid))
+        baseline = screen_feeder(net, _bus_sums(qty * mw, at, net.n_bus) + outside * mw,
+                                 reactive(bid))
         exact &= truthful | (baseline.within & (np.abs(base_exchange) > 1e-9 * scale))
-    price = np.where(exchange > 0, p_imp, p_exp)
+    price = np.where(physical > 0, p_imp, p_exp)
     grid_import, grid_export = np.maximum(exchange, 0.0), np.maximum(-exchange, 0.0)
     return MeritOrderBlock(
         exact=exact, accepted=accepted, price=price, grid_import_kwh=grid_import,

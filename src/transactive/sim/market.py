@@ -445,16 +445,18 @@ class MarketSession:
         baseline is reported: the orders are devices', and the caller books the
         baseline of its own devices on rules. ``fixed_kwh`` (per household)
         is energy its devices exchange outside the market, which a design
-        that clears the feeder carries on it (the LP's, not the merit order's)."""
+        that clears the feeder carries on it."""
         at_bus = None
         if fixed_kwh is not None and self.utility_inside and self._network is not None:
             at_bus = np.bincount(self._node, fixed_kwh,
                                  self._network.n_bus).astype(np.float64)
-        if self._merit and len(orders) and at_bus is None:
+        if self._merit and len(orders):
             node = self._node[orders.participant]
             signed = np.where(orders.side == BUY, orders.quantity, -orders.quantity)
             merit = clear_network_merit(signed[None], orders.price[None], node, [retail_price],
-                                        [feed_in_price], dt_h=self._dt_h, **self._options)
+                                        [feed_in_price], dt_h=self._dt_h,
+                                        fixed_kwh=None if at_bus is None else at_bus[None],
+                                        **self._options)
             if merit is not None and bool(merit.exact[0]):
                 placed = OrderBatch._trusted(
                     id=orders.id, participant=orders.participant, side=orders.side,
