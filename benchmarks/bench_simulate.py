@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--split", action="store_true", help="profile where the time goes")
     parser.add_argument("--flexible", action="store_true",
                         help="also the same community with EVs, heat pumps and appliances, "
-                        "on rules and bidding (issue 'flexibility': within 3x of plain)")
+                        "on rules, bidding, and bidding with every program ([vpp], "
+                        "[demand_response], [retail]) (issue 'flexibility': within 3x of plain)")
     args = parser.parse_args(argv)
     big = {"community.households": args.households, "time.days": args.days}
     cases = [
@@ -103,7 +104,10 @@ def main(argv: list[str] | None = None) -> None:
         cases += [(f"{args.households} households, {args.days:g} days, devices on rules",
                    devices),
                   (f"{args.households} households, {args.days:g} days, devices bid",
-                   {**devices, "flexibility.control": "market"})]
+                   {**devices, "flexibility.control": "market"}),
+                  (f"{args.households} hh, {args.days:g} d, bid, every program",
+                   {**devices, "flexibility.control": "market", "vpp.enabled": True,
+                    "demand_response.enabled": True, "retail.enabled": True})]
     print(f"{'case':<40} {'intervals':>9} {'simulate s':>11} {'peak MiB':>9} {'folder MiB':>10}"
           f" {'settled':>8}")
     for label, overrides in cases:
