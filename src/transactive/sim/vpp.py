@@ -114,7 +114,8 @@ class VppStep:
 
 @dataclass(eq=False)
 class RunVpp:
-    """The aggregator of a run: its members, yesterday's curves, its records."""
+    """The aggregator of a run: its members, the curves it committed from, its
+    records."""
 
     config: VppConfig
     enrolled: npt.NDArray[np.bool_]
@@ -122,6 +123,9 @@ class RunVpp:
     periods_per_day: int
     lead: int
     """Intervals between the award and the delivery (the gate closure)."""
+    supply_per_kwh: FloatArray = field(init=False)
+    """What a kWh costs the fleet through the aggregator, per interval: the
+    wholesale price and the network charge (its devices bid from this)."""
     _curves: list[AggregateCurve | None] = field(init=False)
     _rows: dict[str, FloatArray] = field(init=False)
     _deliverable: FloatArray = field(init=False)
@@ -129,6 +133,7 @@ class RunVpp:
     delivered, smoothed over the days."""
 
     def __post_init__(self) -> None:
+        self.supply_per_kwh = self.day_ahead_per_kwh + self.config.network_charge_per_kwh
         self._curves = [None] * self.lead
         self._deliverable = np.ones((self.periods_per_day, 2))
         self._rows = {name: np.zeros(self.day_ahead_per_kwh.size) for name in _COLUMNS}
@@ -148,12 +153,6 @@ class RunVpp:
         lead = max(round(config.gate_closure_h * periods_per_day / 24.0), 1)
         return cls(config, owns & (rng.random(n) < config.share),
                    np.asarray(day_ahead_per_kwh, dtype=np.float64), periods_per_day, lead)
-
-    @property
-    def supply_per_kwh(self) -> FloatArray:
-        """What a kWh costs the fleet through the aggregator, per interval: the
-        wholesale price and the network charge (its devices bid from this)."""
-        return self.day_ahead_per_kwh + self.config.network_charge_per_kwh
 
     def takes(self, seg: Segments, owner: npt.NDArray[np.int8]) -> npt.NDArray[np.bool_]:
         """Per segment (its fleet's code ``owner``): the aggregator's, a
