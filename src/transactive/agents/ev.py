@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from transactive.agents.flexibility import Part, Segments, window_quantile
+from transactive.agents.flexibility import Part, Segments, window_moments, window_quantile
 from transactive.errors import InputError
 from transactive.orders import BUY, SELL
 from transactive.timeline import Timeline
@@ -197,7 +197,7 @@ class EVFleet:
         window_h = np.maximum(ahead, 1) * self.dt_h
         need_h = np.where(plugged, window_h - lax, 0.0)
         urgency = np.clip(need_h / window_h, 0, 1)
-        mean, std = _window_moments(f, to_go)
+        mean, std = window_moments(f, to_go)
         bias = 0.0 if self.bias is None else self.bias
         must = lax < self.dt_h  # must charge now
         need_price = np.clip(mean + self.urgency_k * std * (2 * urgency - 1 + bias),
@@ -235,16 +235,6 @@ class EVFleet:
             after = self.soc_kwh - self.trip_kwh[t + 1]
             self.unmet_trip_kwh += np.maximum(-after, 0.0)
             self.soc_kwh = np.maximum(after, 0.0)
-
-
-def _window_moments(forecast: FloatArray, length: npt.NDArray[np.int64]
-                    ) -> tuple[FloatArray, FloatArray]:
-    """Mean and standard deviation of the first ``length`` prices of the
-    forecast, per household (``length`` within 1 .. forecast size)."""
-    s1 = np.r_[0.0, np.cumsum(forecast)]
-    s2 = np.r_[0.0, np.cumsum(forecast**2)]
-    mean = s1[length] / length
-    return mean, np.sqrt(np.maximum(s2[length] / length - mean**2, 0.0))
 
 
 def _running_sum(steps: npt.NDArray[np.int32]) -> npt.NDArray[np.int32]:

@@ -43,7 +43,8 @@ import numpy.typing as npt
 from transactive.errors import InputError
 from transactive.orders import BUY, SELL
 
-__all__ = ["HomeMatch", "Part", "Segments", "net_in_home", "served", "window_quantile"]
+__all__ = ["HomeMatch", "Part", "Segments", "net_in_home", "served", "window_moments",
+           "window_quantile"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -294,16 +295,34 @@ def window_quantile(forecast_per_kwh: npt.ArrayLike, length: npt.ArrayLike,
     f = np.asarray(forecast_per_kwh, dtype=np.float64)
     if f.ndim != 1 or f.size == 0 or not np.isfinite(f).all():
         raise InputError("forecast_per_kwh", "must be a non-empty 1-d array of finite prices")
-    size = np.clip(np.asarray(length, dtype=np.int64), 1, f.size)
-    share = np.clip(np.asarray(q, dtype=np.float64), 0.0, 1.0)
+    size = np.minimum(np.maximum(np.asarray(length, dtype=np.int64), 1), f.size)
+    share = np.asarray(q, dtype=np.float64)
     if size.size == 0:
         return np.zeros(0)
-    if share.ndim == 0 and share in (0.0, 1.0):  # the lowest or highest: running extremes
-        running = (np.minimum if share == 0.0 else np.maximum).accumulate(f)
+    if share.ndim == 0 and (share <= 0.0 or share >= 1.0):  # lowest, highest: running extremes
+        running = (np.minimum if share <= 0.0 else np.maximum).accumulate(f)
         return running[size - 1]
+    share = np.clip(share, 0.0, 1.0)
     top = int(size.max())
     lengths = np.arange(1, top + 1)[:, None]
     prefix = np.where(np.arange(top)[None, :] < lengths, f[:top], np.inf)
     prefix.sort(axis=1)  # row L - 1: the first L prices, sorted, then inf
     rank = np.floor(share * (size - 1)).astype(np.int64)
     return prefix[size - 1, rank]
+
+
+def window_moments(forecast_per_kwh: FloatArray, length: IntArray
+                   ) -> tuple[FloatArray, FloatArray]:
+    """Per household, the mean and standard deviation of the first
+    ``length`` prices of the forecast (``length`` within 1 .. its size),
+    from running sums.
+
+    >>> mean, std = window_moments(np.array([0.1, 0.3, 0.2]), np.array([1, 2]))
+    >>> mean.round(3).tolist(), std.round(3).tolist()
+    ([0.1, 0.2], [0.0, 0.1])
+    """
+    sums = np.zeros((2, forecast_per_kwh.size + 1))  # running sums of price and its square
+    np.cumsum(forecast_per_kwh, out=sums[0, 1:])
+    np.cumsum(forecast_per_kwh**2, out=sums[1, 1:])
+    mean = sums[0, length] / length
+    return mean, np.sqrt(np.maximum(sums[1, length] / length - mean**2, 0.0))

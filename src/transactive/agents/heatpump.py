@@ -56,7 +56,10 @@ def cop(outdoor_c: npt.ArrayLike, cop_at_7c: float = 3.5, cop_slope: float = 0.1
     >>> cop(np.array([-10.0, 7.0, 20.0])).round(2).tolist()
     [1.8, 3.5, 4.8]
     """
-    return np.clip(cop_at_7c + cop_slope * (np.asarray(outdoor_c, np.float64) - 7.0), 1.5, 6.0)
+    c = cop_at_7c + cop_slope * (np.asarray(outdoor_c, np.float64) - 7.0)
+    if c.ndim == 0:  # one temperature: as np.clip, without its overhead
+        return np.float64(min(max(float(c), 1.5), 6.0))  # type: ignore[return-value]
+    return np.clip(c, 1.5, 6.0)
 
 
 @dataclass(eq=False)
@@ -159,8 +162,6 @@ class HeatPumpFleet:
         :meth:`~transactive.agents.flexibility.Segments.of_parts`)."""
         out = np.asarray(outdoor_c, np.float64)
         on = (self.p_max_kw > 0) & (out < self.heating_limit_c)
-        if not on.any():  # no house heats (a warm day): no bids
-            return [Part(on, BUY, 0.0, price_cap, True), Part(on, BUY, 0.0, price_cap)]
         # the power that just keeps the house at the band's lower edge
         p_must = self.power_to_reach_kw(out, self.setpoint_c - self.band_k)
         must = np.where(on, p_must * self.dt_h, 0.0)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from transactive.agents.flexibility import Part, Segments
+from transactive.agents.flexibility import Part, Segments, window_moments
 from transactive.errors import InputError
 from transactive.orders import BUY
 from transactive.timeline import Timeline
@@ -154,19 +154,18 @@ class ShiftableFleet:
               price_cap: float) -> list[Part]:
         """:meth:`segments` as parts (running cycles, starts; see
         :meth:`~transactive.agents.flexibility.Segments.of_parts`)."""
-        f = np.clip(np.asarray(forecast_per_kwh, dtype=np.float64), price_floor, price_cap)
         running, starting, late = self._due(t)
         step_kwh = self.power_kw * self.dt_h
+        parts = [Part(running, BUY, step_kwh, price_cap, True, True)]
+        if not starting.any():
+            return [*parts, Part(starting, BUY, step_kwh, price_cap, False, True)]
+        f = np.clip(np.asarray(forecast_per_kwh, dtype=np.float64), price_floor, price_cap)
         # intervals each ready cycle can still wait
         slack = np.maximum(late - self.duration - t, 0)
-        window = np.minimum(slack + 1, f.size)
-        s1, s2 = np.r_[0.0, np.cumsum(f)], np.r_[0.0, np.cumsum(f**2)]
-        mean = s1[window] / window
-        std = np.sqrt(np.maximum(s2[window] / window - mean**2, 0.0))
+        mean, std = window_moments(f, np.minimum(slack + 1, f.size))
         price = np.clip(mean + std * (2.0 / (slack + 1) - 1), price_floor, price_cap)
-        return [Part(running, BUY, step_kwh, price_cap, True, True),
-                Part(starting, BUY, step_kwh, np.where(slack <= 0, price_cap, price),
-                     slack <= 0, True)]
+        return [*parts, Part(starting, BUY, step_kwh, np.where(slack <= 0, price_cap, price),
+                             slack <= 0, True)]
 
     def asap_kwh(self, t: int) -> FloatArray:
         """Interval ``t``'s energy of each appliance by the plain rule: a

@@ -163,9 +163,9 @@ class Devices:
         """Mean and lowest indoor temperature of the houses with a heat pump
         (NaN without any)."""
         hp = self.heat_pump
-        if hp is None or not (hp.p_max_kw > 0).any():
+        if hp is None or not (heats := hp.p_max_kw > 0).any():
             return float("nan"), float("nan")
-        inside = hp.indoor_c[hp.p_max_kw > 0]
+        inside = hp.indoor_c[heats]
         return float(inside.mean()), float(inside.min())
 
     def twin(self) -> Devices:
@@ -231,7 +231,7 @@ class Devices:
                                           sell_above=np.clip(sell, price_floor, price_cap))))
         if self.ev is not None:
             fleets.append(("ev", self.ev.parts(t, forecast_per_kwh, price_floor, price_cap)))
-        if self.heat_pump is not None:
+        if self.heat_pump is not None and self.outdoor_c[t] < self.heat_pump.heating_limit_c:
             fleets.append(("heat_pump", self.heat_pump.parts(
                 self.outdoor_c[t], t, price_mean=float(forecast_per_kwh.mean()),
                 price_std=float(forecast_per_kwh.std()), price_floor=price_floor,
