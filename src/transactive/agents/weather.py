@@ -62,6 +62,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from transactive._ar1 import ar1
 from transactive.errors import InputError
 from transactive.timeline import Timeline
 
@@ -266,9 +267,7 @@ def outdoor_temperature_c(
     sd = sd_k[0] + (sd_k[1] - sd_k[0]) * summer
     shock = rng.standard_normal(n_days) * sd
     shock[1:] *= np.sqrt(1.0 - phi * phi)
-    from scipy.signal import lfilter  # a heavy import (0.4 s): only runs that draw weather
-
-    anomaly = lfilter([1.0], [1.0, -phi], shock)
+    anomaly = ar1(shock, phi)
     day_range = (range_k[0] + (range_k[1] - range_k[0]) * summer) * np.exp(
         _RANGE_SIGMA * rng.standard_normal(n_days) - _RANGE_SIGMA**2 / 2)
     t_min = normal + anomaly - day_range * _mean_shape(day_length_h)
@@ -277,5 +276,5 @@ def outdoor_temperature_c(
     step_phi = float(np.exp(-timeline.dt_h / _NOISE_TAU_H))
     noise = rng.standard_normal(timeline.periods) * noise_sd
     noise[1:] *= np.sqrt(1.0 - step_phi * step_phi)
-    out += lfilter([1.0], [1.0, -step_phi], noise)
+    out += ar1(noise, step_phi)
     return out

@@ -85,6 +85,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy.special import i0e
 
+from transactive._ar1 import ar1
 from transactive.agents.profiles import solar_elevation_deg
 from transactive.errors import InputError
 from transactive.timeline import Timeline
@@ -292,19 +293,17 @@ def day_ahead_prices_per_kwh(timeline: Timeline, rng: np.random.Generator,
         raise InputError("mean_price_per_kwh", "is below what the spikes alone add "
                          "on average: raise it, or turn spikes off")
 
-    from scipy.signal import lfilter  # a heavy import (0.4 s): only runs that draw prices
-
     # Random streams, in a fixed order.
     z = np.asarray(rng.standard_normal(int(n_days)), dtype=np.float64)
     z[1:] *= np.sqrt(1.0 - _LEVEL_PHI**2)
-    z = lfilter([1.0], [1.0, -_LEVEL_PHI], z)  # stationary N(0, 1), correlated over days
+    z = ar1(z, _LEVEL_PHI)  # stationary N(0, 1), correlated over days
     level = np.exp(_LEVEL_SIGMA * z - _LEVEL_SIGMA**2 / 2)
     sunshine = rng.random(n_days) ** _SUNSHINE_POWER
     spike_draw, spike_size = rng.random(n_days), rng.random(n_days)
     step_phi = float(np.exp(-timeline.dt_h / _NOISE_TAU_H))
     noise = rng.standard_normal(timeline.periods) * model.noise_sd_per_kwh
     noise[1:] *= np.sqrt(1.0 - step_phi**2)
-    noise = lfilter([1.0], [1.0, -step_phi], noise)
+    noise = ar1(noise, step_phi)
 
     d = days.of_interval
     price = scale * shape * level[d] - dip * sunshine[d] + noise
