@@ -35,8 +35,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp
 
-from transactive.grid.distflow import _K, _PHI, _POLY, _feeder
+from transactive.grid.distflow import _K, _PHI, _POLY, _Feeder, _feeder
 from transactive.grid.network import Network
 
 __all__ = ["FeederScreen", "screen_feeder", "screenable"]
@@ -67,42 +68,78 @@ def screenable(network: Network) -> bool:
     """Whether :func:`screen_feeder` stands for the feeder's LinDistFlow LP:
     radial, no shunts or line charging, no tap ratios, no generators away
     from the substation."""
-    fd = _feeder(network)
-    return bool((fd.af == 1.0).all() and not fd.g_sh.any() and not fd.b_sh.any()
-                and len(fd.gens) == 0)
+    return _limits(_feeder(network)) is not None
 
 
-def screen_feeder(network: Network, p_mw: npt.ArrayLike, q_mvar: npt.ArrayLike
+def screen_feeder(network: Network, p_mw: npt.ArrayLike, q_mvar: npt.ArrayLike | None = None
                   ) -> FeederScreen:
     """Flows and voltages of operating points given by their net demand per
     bus (``p_mw``, ``q_mvar``: rows x ``n_bus``, demand positive, the
-    substation's own entry ignored), with the network's limits checked.
+    substation's own entry ignored; ``q_mvar`` None: no reactive power),
+    with the network's limits checked.
 
     The feeder must be :func:`screenable`.
     """
     fd = _feeder(network)
-    if not screenable(network):
+    lim = _limits(fd)
+    if lim is None:
         raise ValueError("the feeder has shunts, taps or generators: solve its LP")
     d_p = np.atleast_2d(np.asarray(p_mw, dtype=np.float64)) / fd.base
-    d_q = np.atleast_2d(np.asarray(q_mvar, dtype=np.float64)) / fd.base
     # the flow on each branch is the net demand beyond it (up to orientation,
     # which neither the voltage drop along the path nor |S| depends on)
     flow_p = (fd.down @ d_p.T).T
-    flow_q = (fd.down @ d_q.T).T
-    v = fd.v0 - 2.0 * ((fd.r * flow_p + fd.x * flow_q) @ fd.down)
-    other = np.arange(fd.n) != fd.root
-    within = ((v[:, other] > fd.vmin2[other] * (1 + MARGIN))
-              & (v[:, other] < fd.vmax2[other] * (1 - MARGIN))).all(axis=1)
-    rated = np.flatnonzero(np.isfinite(fd.rate))
+    drop = fd.r * flow_p
+    if q_mvar is not None:
+        d_q = np.atleast_2d(np.asarray(q_mvar, dtype=np.float64)) / fd.base
+        flow_q = (fd.down @ d_q.T).T
+        drop += fd.x * flow_q
+    v = fd.v0 - 2.0 * (lim.up @ drop.T).T
+    within = ((v[:, lim.other] > lim.v_low) & (v[:, lim.other] < lim.v_high)).all(axis=1)
     max_loading = np.full(d_p.shape[0], np.nan)
-    if rated.size:
-        fp, fq = flow_p[:, rated], flow_q[:, rated]
+    if lim.rated.size:
+        fp = flow_p[:, lim.rated]
         # the LP's 16-gon, symmetric about the origin: its largest side value
-        sides = np.abs(fp[..., None] * np.cos(_PHI[: _K // 2])
-                       + fq[..., None] * np.sin(_PHI[: _K // 2])).max(axis=2)
-        within &= (sides < fd.rate[rated] * _POLY * (1 - MARGIN)).all(axis=1)
-        max_loading = (np.hypot(fp, fq) / fd.rate[rated]).max(axis=1)
-    v_from = v[:, fd.f]
-    losses = (fd.r * (flow_p**2 + flow_q**2) / v_from).sum(axis=1) * fd.base
+        if q_mvar is None:
+            sides = np.abs(fp[..., None] * lim.cos).max(axis=2)
+            s = np.abs(fp)
+        else:
+            fq = flow_q[:, lim.rated]
+            sides = np.abs(fp[..., None] * lim.cos + fq[..., None] * lim.sin).max(axis=2)
+            s = np.hypot(fp, fq)
+        within &= (sides < lim.side_max).all(axis=1)
+        max_loading = (s / lim.rate).max(axis=1)
+    square = flow_p**2 if q_mvar is None else flow_p**2 + flow_q**2
+    losses = (fd.r * square / v[:, fd.f]).sum(axis=1) * fd.base
     return FeederScreen(within=within, vm_pu=np.sqrt(np.maximum(v, 0.0)), losses_mw=losses,
                         max_loading=max_loading)
+
+
+@dataclass(frozen=True, eq=False)
+class _Limits:
+    """What the screen of a feeder needs beyond its structure (built once,
+    kept with the feeder's cached blocks)."""
+
+    up: sp.csr_matrix  # ``down`` transposed: the branches on each bus's path
+    other: npt.NDArray[np.int64]  # the buses but the substation
+    v_low: Array  # their squared voltage limits, less the margin
+    v_high: Array
+    rated: npt.NDArray[np.int64]  # branches with a rating
+    rate: Array  # their ratings
+    side_max: Array  # their 16-gons' side limit, less the margin
+    cos: Array  # the 16-gon's side directions
+    sin: Array
+
+
+def _limits(fd: _Feeder) -> _Limits | None:
+    """The feeder's :class:`_Limits`; None where it is not screenable."""
+    if "screen" not in fd.blocks:
+        ok = (fd.af == 1.0).all() and not fd.g_sh.any() and not fd.b_sh.any() and not len(fd.gens)
+        other = np.flatnonzero(np.arange(fd.n) != fd.root)
+        rated = np.flatnonzero(np.isfinite(fd.rate))
+        fd.blocks["screen"] = None if not ok else _Limits(
+            up=fd.down.T.tocsr(), other=other,
+            v_low=fd.vmin2[other] * (1 + MARGIN), v_high=fd.vmax2[other] * (1 - MARGIN),
+            rated=rated, rate=fd.rate[rated], side_max=fd.rate[rated] * _POLY * (1 - MARGIN),
+            cos=np.cos(_PHI[: _K // 2]), sin=np.sin(_PHI[: _K // 2]))
+    limits: _Limits | None = fd.blocks["screen"]
+    return limits

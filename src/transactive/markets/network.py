@@ -404,9 +404,9 @@ def clear_network_merit(quantity: npt.ArrayLike, limit_price: npt.ArrayLike,
     p_imp = np.asarray(import_price, dtype=np.float64)
     p_exp = np.asarray(export_price, dtype=np.float64)
     hi, lo = p_imp[:, None], p_exp[:, None]
-    outside = (np.zeros((qty.shape[0], net.n_bus)) if fixed_kwh is None
+    outside = (None if fixed_kwh is None
                else np.atleast_2d(np.asarray(fixed_kwh, dtype=np.float64)))
-    f_total = outside.sum(axis=1)
+    f_total = 0.0 if outside is None else outside.sum(axis=1)
     buy, sell = qty > 0, qty < 0
     offer, bid = np.where(sell, -qty, 0.0), np.where(buy, qty, 0.0)
     # certain: better than the substation's price on its side; straddling: between
@@ -435,23 +435,26 @@ def clear_network_merit(quantity: npt.ArrayLike, limit_price: npt.ArrayLike,
     mw = opts["kw_per_unit"] / opts["dt_h"] / 1000.0
     tan_phi = math.tan(math.acos(opts["power_factor"]))
 
-    def reactive(demand_kwh: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """The buyers' reactive draw per bus, and the outside loads' (none at
+    def reactive(demand_kwh: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
+        """The buyers' reactive draw per bus, and the outside loads' (None at
         unity power factor)."""
         if tan_phi == 0.0:
-            return np.zeros((demand_kwh.shape[0], net.n_bus))
-        return (_bus_sums(demand_kwh * (tan_phi * mw), at, net.n_bus)
-                + np.maximum(outside, 0.0) * (tan_phi * mw))
+            return None
+        q = _bus_sums(demand_kwh * (tan_phi * mw), at, net.n_bus)
+        return q if outside is None else q + np.maximum(outside, 0.0) * (tan_phi * mw)
 
-    market = screen_feeder(net, _bus_sums(np.where(sell, -accepted, demand) * mw, at, net.n_bus)
-                           + outside * mw, reactive(demand))
+    def at_buses(kwh: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Each row's net demand per bus, MW, with what passes outside the market."""
+        p = _bus_sums(kwh * mw, at, net.n_bus)
+        return p if outside is None else p + outside * mw
+
+    market = screen_feeder(net, at_buses(np.where(sell, -accepted, demand)), reactive(demand))
     exact = (~straddle & market.within & (np.abs(physical) > 1e-9 * scale)
              & (p_exp > 0)  # at a zero feed-in price the baseline's offers tie with exports
              & (physical * mw < import_max_mw * (1 - 1e-6)))  # the substation's limit
     truthful = ((limit == 0.0) | ~sell).all(axis=1)
     if not truthful.all():  # the baseline offers everything at zero: all of it dispatched
-        baseline = screen_feeder(net, _bus_sums(qty * mw, at, net.n_bus) + outside * mw,
-                                 reactive(bid))
+        baseline = screen_feeder(net, at_buses(qty), reactive(bid))
         exact &= truthful | (baseline.within & (np.abs(base_exchange) > 1e-9 * scale))
     price = np.where(physical > 0, p_imp, p_exp)
     grid_import, grid_export = np.maximum(exchange, 0.0), np.maximum(-exchange, 0.0)
@@ -459,7 +462,6 @@ def clear_network_merit(quantity: npt.ArrayLike, limit_price: npt.ArrayLike,
         exact=exact, accepted=accepted, price=price, grid_import_kwh=grid_import,
         grid_export_kwh=grid_export, utility_cost=grid_import * p_imp - grid_export * p_exp,
         losses_kwh=market.losses_mw / mw, max_loading=market.max_loading, vm_pu=market.vm_pu)
-
 
 
 def _bus_sums(values: npt.NDArray[np.float64], node: npt.NDArray[np.int64], n_bus: int
