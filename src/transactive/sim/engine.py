@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ from transactive.sim.flexday import flexible_day
 from transactive.sim.flexible import Devices
 from transactive.sim.island import IslandOutcome, island_window
 from transactive.sim.market import MarketSession, feeder_scale
-from transactive.sim.recorder import write_results
+from transactive.sim.recorder import ResultsStore
 from transactive.sim.result import SimulationResult
 from transactive.sim.retail import retail_competition
 from transactive.sim.rundir import discard_run, prepare_run_dir
@@ -445,6 +446,7 @@ def _simulate(scenario: Scenario, folder: Path | None,
         settler = SettlementProcess if granularity == "day" else RunSettlement
         settle = settler(folder, n, ppd, granularity=granularity)
     fee = scenario.settlement.grid_fee_per_kwh
+    store: ResultsStore | None = None
     try:
         run = _Run(scenario, timeline)
         books = Books(timeline, n, _record_level(scenario, timeline), run.tariff_prices,
@@ -474,14 +476,20 @@ def _simulate(scenario: Scenario, folder: Path | None,
                                   vpp=None if run.vpp is None else run.vpp.table(),
                                   ev_departures=None if run.devices is None
                                   else run.devices.departures(),
-                                  settlement=None if settle is None else settle.close(bills),
-                                  figures=figures, elapsed_s=time.perf_counter() - started)
+                                  figures=figures)
+        if folder is not None:  # the tables while the settlement settles its last days
+            store = ResultsStore(folder)
+            store.write_tables(result)
+        result = replace(result, settlement=None if settle is None else settle.close(bills),
+                         elapsed_s=time.perf_counter() - started)
+        if store is not None:
+            store.finish(result)
     except BaseException:  # bad input (a program's too), or stopped: close the settlement's files
         if settle is not None:
             settle.abandon()
+        if store is not None:
+            store.discard()
         raise
-    if folder is not None:
-        write_results(result, folder)
     return result
 
 

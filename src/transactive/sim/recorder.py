@@ -103,7 +103,7 @@ from transactive.sim.result import SimulationResult
 from transactive.sim.scenario import Scenario
 from transactive.sim.settling import SettlementSummary
 
-__all__ = ["RESULTS_FILE", "read_results", "write_results"]
+__all__ = ["RESULTS_FILE", "ResultsStore", "read_results", "write_results"]
 
 RESULTS_FILE = "results.sqlite"
 _TABLES = ("intervals", "households", "household_days", "household_intervals", "orders",
@@ -112,31 +112,75 @@ _TABLES = ("intervals", "households", "household_days", "household_intervals", "
 
 def write_results(result: SimulationResult, run_dir: str | PathLike[str]) -> Path:
     """Write ``result`` to ``run_dir/results.sqlite`` (replacing an old one)."""
-    folder = Path(run_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / RESULTS_FILE
-    tmp = path.with_suffix(".sqlite.tmp")
-    tmp.unlink(missing_ok=True)
-    with sqlite3.connect(tmp) as con:
-        meta = {"scenario": result.scenario.model_dump_json(), "version": __version__,
-                "figures": json.dumps(dict(result.figures), sort_keys=True)}
-        st = result.settlement
-        if st is not None:
-            meta["settlement"] = json.dumps(st.figures())
-            st.reconciliation.to_sql("reconciliation", con, index=False)
-            if st.bills is not None:
-                st.bills.to_sql("statement_bills", con, index=True, index_label="participant")
-        pd.DataFrame({"key": list(meta), "value": list(meta.values())}).to_sql(
-            "run", con, index=False)
-        for name in _TABLES:
-            frame = getattr(result, name)
-            if frame is None:
-                continue
-            if name == "intervals":
-                frame = frame.assign(start=frame["start"].map(pd.Timestamp.isoformat))
-            _write_table(con, name, frame)
-    tmp.replace(path)
-    return path
+    store = ResultsStore(run_dir)
+    try:
+        store.write_tables(result)
+        return store.finish(result)
+    except BaseException:
+        store.discard()
+        raise
+
+
+class ResultsStore:
+    """``run_dir/results.sqlite`` written in two steps: the result tables
+    (:meth:`write_tables`), then the run's metadata and settlement
+    (:meth:`finish`, which puts the file in place, replacing an old one). A
+    simulation writes its tables while its settlement settles the last days
+    beside it. Until :meth:`finish` the store is a temporary file
+    (:meth:`discard` removes it)."""
+
+    def __init__(self, run_dir: str | PathLike[str]) -> None:
+        folder = Path(run_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / RESULTS_FILE
+        self._tmp = self.path.with_suffix(".sqlite.tmp")
+        self._tmp.unlink(missing_ok=True)
+        self._con: sqlite3.Connection | None = sqlite3.connect(self._tmp)
+
+    def write_tables(self, result: SimulationResult) -> None:
+        """The result's tables (intervals, households, ...; those it has)."""
+        con = self._open()
+        with con:
+            for name in _TABLES:
+                frame = getattr(result, name)
+                if frame is None:
+                    continue
+                if name == "intervals":
+                    frame = frame.assign(start=frame["start"].map(pd.Timestamp.isoformat))
+                _write_table(con, name, frame)
+
+    def finish(self, result: SimulationResult) -> Path:
+        """The run's metadata (scenario, version, figures) and settlement, and
+        the file in place; the store's path."""
+        con = self._open()
+        with con:
+            meta = {"scenario": result.scenario.model_dump_json(), "version": __version__,
+                    "figures": json.dumps(dict(result.figures), sort_keys=True)}
+            st = result.settlement
+            if st is not None:
+                meta["settlement"] = json.dumps(st.figures())
+                st.reconciliation.to_sql("reconciliation", con, index=False)
+                if st.bills is not None:
+                    st.bills.to_sql("statement_bills", con, index=True,
+                                    index_label="participant")
+            pd.DataFrame({"key": list(meta), "value": list(meta.values())}).to_sql(
+                "run", con, index=False)
+        con.close()
+        self._con = None
+        self._tmp.replace(self.path)
+        return self.path
+
+    def discard(self) -> None:
+        """Close and remove the unfinished store."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        self._tmp.unlink(missing_ok=True)
+
+    def _open(self) -> sqlite3.Connection:
+        if self._con is None:
+            raise RuntimeError("the results store is finished or discarded")
+        return self._con
 
 
 def _write_table(con: sqlite3.Connection, name: str, frame: pd.DataFrame) -> None:

@@ -8,8 +8,12 @@ arrays. :class:`SettlementProcess` stands in for
 for a thousand households) goes down a pipe to a child Python process
 (``python -m transactive.sim.settle_process``), which settles it with a
 :class:`~transactive.sim.settling.RunSettlement` of its own while the
-simulation goes on to the next day. The pipe holds one day at most, so a
-faster simulation waits for the settlement and memory stays a day's. The
+simulation goes on. A thread of the simulation feeds the pipe, so the
+simulation runs up to :data:`AHEAD_DAYS` days ahead of the settlement (a
+faster simulation then waits, and memory stays a few days'): the
+simulation's last days and its results store are done while the child
+settles the days before, and the child's threads have both cores once the
+simulation has finished. The
 ledger, journal and statements are the same, byte for byte, as settling in
 the simulating process: the same code settles the same days in the same
 order.
@@ -28,8 +32,10 @@ import contextlib
 import gc
 import os
 import pickle
+import queue
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import IO, Any
 
@@ -46,6 +52,9 @@ __all__ = ["SettlementProcess"]
 
 #: How long :meth:`SettlementProcess.abandon` waits for the child to close its files.
 _ABANDON_WAIT_S = 60.0
+#: Days handed over but not yet taken by the child (a few MB each for a
+#: thousand households): how far the simulation may run ahead.
+AHEAD_DAYS = 8
 
 
 class SettlementProcess:
@@ -66,13 +75,19 @@ class SettlementProcess:
         env.setdefault("MALLOC_TRIM_THRESHOLD_", str(1 << 30))
         self._proc = subprocess.Popen([sys.executable, "-m", "transactive.sim.settle_process"],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        # messages pickled by the simulation, written to the pipe by a thread of
+        # their own (None: no more); ``_broken`` once the child stopped reading
+        self._outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=AHEAD_DAYS)
+        self._broken = threading.Event()
+        self._feeder = threading.Thread(target=self._feed, name="settlement-pipe", daemon=True)
+        self._feeder.start()
         self._send(("open", (str(run_dir), int(n_households), int(periods_per_day),
                              granularity)))
 
     def day(self, out: DayOutcome, *, retail_price: npt.NDArray[np.float64],
             feed_in_price: npt.NDArray[np.float64], grid_fee_per_kwh: float = 0.0) -> None:
-        """Hand the day to the child (see :meth:`RunSettlement.day`); returns once
-        the child has taken it (while it settles the day before, at most)."""
+        """Hand the day to the child (see :meth:`RunSettlement.day`); returns at
+        once, or, with :data:`AHEAD_DAYS` days waiting, once the child takes one."""
         self._send(("day", settlement_day(out, retail_price=retail_price,
                                           feed_in_price=feed_in_price,
                                           grid_fee_per_kwh=grid_fee_per_kwh)))
@@ -91,8 +106,14 @@ class SettlementProcess:
         self._end(wait_s=_ABANDON_WAIT_S)
 
     def _end(self, wait_s: float | None = None) -> int:
-        """Close our ends of the pipes (the child then sees the end of its
-        input) and wait for the child; its exit status."""
+        """Drop the days not yet handed over, stop the feeder, close our ends of
+        the pipes (the child then sees the end of its input) and wait for the
+        child; its exit status."""
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._outbox.get_nowait()
+        self._outbox.put(None)
+        self._feeder.join()
         for pipe in (self._proc.stdin, self._proc.stdout):
             if pipe is not None and not pipe.closed:
                 with contextlib.suppress(BrokenPipeError):  # buffered for a stopped child
@@ -104,14 +125,25 @@ class SettlementProcess:
             return self._proc.wait()
 
     def _send(self, message: tuple[str, Any]) -> None:
+        """Queue ``message`` for the child; if the child has stopped, raise why."""
+        if self._broken.is_set():
+            self._reply()
+            raise SettlementError("the settlement process stopped")
+        self._outbox.put(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def _feed(self) -> None:
+        """The feeder thread: each queued message down the pipe, until None;
+        after the child stopped reading, the rest dropped."""
         stdin = self._proc.stdin
         assert stdin is not None
-        try:
-            pickle.dump(message, stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            stdin.flush()
-        except BrokenPipeError:  # the child stopped: say why
-            self._reply()
-            raise SettlementError("the settlement process stopped") from None
+        while (blob := self._outbox.get()) is not None:
+            if self._broken.is_set():
+                continue
+            try:
+                stdin.write(blob)
+                stdin.flush()
+            except (BrokenPipeError, ValueError):  # the child stopped (or the pipe closed)
+                self._broken.set()
 
     def _reply(self) -> object:
         """The child's answer: a summary, or the error it stopped on (raised)."""
