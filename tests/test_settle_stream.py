@@ -91,6 +91,28 @@ def test_post_running_is_each_interval_rounded_on_its_running_total() -> None:
     np.testing.assert_array_equal(post_running(start, exact), np.stack(expected))
 
 
+@pytest.mark.parametrize("line_major", [False, True])
+def test_post_running_of_empty_and_repeated_lines(line_major: bool) -> None:
+    """Lines without amounts post nothing whatever their start; a line equal to
+    an earlier one posts the same only if its start is the same too."""
+    rng = np.random.default_rng(11)
+    start = rng.integers(-10**9, 10**9, (5, 6))
+    exact = rng.integers(-3 * 10**6, 3 * 10**6, (30, 5, 6)) // 500_000 * 500_000
+    exact[..., 2] = 0
+    exact[..., 3] = exact[..., 0]
+    start[:, 3] = start[:, 0]  # a twin of line 0
+    exact[..., 4] = exact[..., 1]  # the amounts of line 1 from another start
+    if line_major:  # each line contiguous, as a day block holds them
+        exact = np.moveaxis(np.ascontiguousarray(np.moveaxis(exact, -1, 0)), 0, -1)
+    totals, expected = start.copy(), []
+    for k in range(30):
+        expected.append(round_micro(totals + exact[k]) - round_micro(totals))
+        totals = totals + exact[k]
+    got = post_running(start, exact)
+    np.testing.assert_array_equal(got, np.stack(expected))
+    assert not got[..., 2].any()
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_block_rounds_to_the_same_lines_as_interval_by_interval(seed: int) -> None:
     rng = np.random.default_rng(seed)
