@@ -43,19 +43,20 @@ STRATEGIES: tuple[str, ...] = get_args(Strategy)
 FloatArray = npt.NDArray[np.float64]
 
 
-def _finite_1d(name: str, values: Any, n: int) -> FloatArray:
-    """``values`` as a float64 array of length ``n`` (a scalar is broadcast)."""
+def _finite_1d(name: str, values: Any, n: int, *, keep_number: bool = False) -> FloatArray:
+    """``values`` as a float64 array of length ``n`` (a number is broadcast;
+    with ``keep_number`` it stays a 0-d array, which holds for every row)."""
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         raise InputError(name, "must be a number or an array of numbers") from None
-    if arr.ndim == 0:
+    if arr.ndim == 0 and not keep_number:
         arr = np.full(n, float(arr))
-    if arr.shape != (n,):
+    if arr.shape != (n,) and arr.ndim != 0:
         raise InputError(name, f"must be a number or an array of shape ({n},), got {arr.shape}")
     bad = np.flatnonzero(~np.isfinite(arr))
     if bad.size:
-        raise InputError(name, f"must be finite, got {arr[bad[0]]!r}", row=int(bad[0]))
+        raise InputError(name, f"must be finite, got {arr.ravel()[bad[0]]!r}", row=int(bad[0]))
     return arr
 
 
@@ -74,7 +75,8 @@ def _within(name: str, values: FloatArray, rows: npt.NDArray[np.bool_],
     bad = np.flatnonzero(rows & ((values < lo) | (values > hi)))
     if bad.size:
         row = int(bad[0])
-        raise InputError(name, f"{values[row]!r} is outside [price_floor, price_cap] = "
+        v, lo, hi = np.broadcast_arrays(values, lo, hi, rows)[:3]
+        raise InputError(name, f"{v[row]!r} is outside [price_floor, price_cap] = "
                                f"[{lo[row]!r}, {hi[row]!r}]", row=row)
 
 
@@ -125,15 +127,17 @@ def limit_prices(
     if buy.ndim != 1 or buy.dtype != np.bool_:
         raise InputError("is_buy", "must be a 1-d boolean array")
     n = buy.shape[0]
-    floor = _finite_1d("price_floor", price_floor, n)
-    cap = _finite_1d("price_cap", price_cap, n)
-    below = np.flatnonzero(cap < floor)
+    # a number holds for every household: checked once, broadcast in the arithmetic
+    floor = _finite_1d("price_floor", price_floor, n, keep_number=True)
+    cap = _finite_1d("price_cap", price_cap, n, keep_number=True)
+    below = np.flatnonzero(np.broadcast_to(cap < floor, (n,)))
     if below.size:
         row = int(below[0])
+        floor, cap = np.broadcast_arrays(floor, cap, buy)[:2]
         raise InputError("price_cap", f"must be >= price_floor ({floor[row]!r}), "
                          f"got {cap[row]!r}", row=row)
-    bv = _finite_1d("buy_value", buy_value, n)
-    sv = _finite_1d("sell_value", sell_value, n)
+    bv = _finite_1d("buy_value", buy_value, n, keep_number=True)
+    sv = _finite_1d("sell_value", sell_value, n, keep_number=True)
     _within("buy_value", bv, buy, floor, cap)
     _within("sell_value", sv, ~buy, floor, cap)
     if not isinstance(rng, np.random.Generator):

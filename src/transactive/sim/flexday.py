@@ -47,6 +47,7 @@ from transactive.agents.flexibility import HomeMatch, Segments, net_in_home, ser
 from transactive.agents.strategies import limit_prices
 from transactive.errors import SolverError
 from transactive.orders import BUY, OrderBatch
+from transactive.sim.flexible import FLEETS
 from transactive.sim.market import MIN_ORDER_KWH, DayMarket, IntervalMarket
 
 if TYPE_CHECKING:
@@ -77,14 +78,14 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
         "discharge", "soc_kwh", "base_net", "base_unserved", "base_curtailed", "device",
         "vpp_up", "vpp_down", "vpp_payment")}
     indoor = np.full((2, n_t), np.nan)  # heat pump houses' mean and lowest, degC
+    loads, pvs = c.load_kw[first:stop].astype(np.float64), c.pv_kw[first:stop].astype(np.float64)
+    load_pv = np.arange(2 * n) < n  # the strategy's orders: every load (buy), every PV (sell)
     for k, t in enumerate(range(first, stop)):
-        load, pv = c.load_kw[t].astype(np.float64), c.pv_kw[t].astype(np.float64)
+        load, pv = loads[k], pvs[k]
         retail, feed_in = float(run.retail[t]), float(run.feed_in[t])
         floor = 0.0 if network else feed_in
-        limits = limit_prices(run.scenario.market.strategy, np.r_[np.ones(n, bool),
-                                                                  np.zeros(n, bool)],
-                              retail, floor, run.strategy_rng, price_floor=floor,
-                              price_cap=retail)
+        limits = limit_prices(run.scenario.market.strategy, load_pv, retail, floor,
+                              run.strategy_rng, price_floor=floor, price_cap=retail)
         forecast = devices.forecast(run.forecast_prices, t, run.timeline.periods_per_day)
         if run.mpc is not None:  # the plan's first interval, re-planned every interval
             plan = run.mpc.plan(t, devices.soc_kwh)
@@ -144,13 +145,14 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
         buy = seg.side == BUY
         left = seg.quantity_kwh - total
 
-        who = seg.household
-        base = owner == 0  # the base load (code of "load")
-        rows["import_kwh"][k], rows["export_kwh"][k] = (_per(who, buy, utility, n),
-                                                        _per(who, ~buy, utility, n))
-        rows["unserved_kwh"][k] = _per(who, buy & base, left, n)
-        rows["curtailed_kwh"][k] = _per(who, ~buy & (owner == 1), left, n)  # PV not delivered
-        rows["net_kwh"][k] = _per(who, buy, total, n) - _per(who, ~buy, total, n)
+        # per household and side (buy, sell), and per fleet and side
+        side = seg.household + n * (~buy)
+        rows["import_kwh"][k], rows["export_kwh"][k] = _per(side, utility, 2, n)
+        bought, sold = _per(side, total, 2, n)
+        rows["net_kwh"][k] = bought - sold
+        left_by = _per(side + 2 * n * owner.astype(np.int64), left, 2 * len(FLEETS), n)
+        # the base load (code 0) not served, the PV (code 1) not delivered
+        rows["unserved_kwh"][k], rows["curtailed_kwh"][k] = left_by[0], left_by[3]
         rows["charge"][k], rows["discharge"][k], rows["soc_kwh"][k] = (charge, discharge,
                                                                       devices.soc_kwh)
         indoor[:, k] = devices.indoor_c()
@@ -243,10 +245,10 @@ def _clear_beside(run: _Run, t: int, orders: OrderBatch, retail: float, feed_in:
     return best, run.vpp.curtail(t, step, lo)
 
 
-def _per(household: npt.NDArray[np.int64], mask: npt.NDArray[np.bool_], values: FloatArray,
-         n: int) -> FloatArray:
-    """Sum of ``values[mask]`` per household."""
-    return np.bincount(household[mask], values[mask], n).astype(np.float64)
+def _per(key: npt.NDArray[np.int64], values: FloatArray, groups: int, n: int) -> FloatArray:
+    """Sums of ``values`` per household in each of ``groups`` groups (``key``:
+    group * ``n`` + household), a row per group, each sum in the values' order."""
+    return np.bincount(key, values, groups * n).astype(np.float64, copy=False).reshape(groups, n)
 
 
 def _book(run: _Run, first: int, m: DayMarket, rows: dict[str, FloatArray]
