@@ -89,6 +89,10 @@ class EVFleet:
         init=False)
     """Each departure so far: the interval the cars left at, which cars
     (households) and what they held (kWh)."""
+    step_kwh: FloatArray = field(init=False)
+    """Per car, the most its charger draws in an interval (kWh at the plug)."""
+    _rate_kw: FloatArray = field(init=False, repr=False)
+    """Per car, the power that reaches its battery charging at full power."""
 
     def __post_init__(self) -> None:
         n = self.capacity_kwh.shape[0]
@@ -108,6 +112,8 @@ class EVFleet:
         self.shortfall_kwh = np.zeros(n)
         self.unmet_trip_kwh = np.zeros(n)
         self.soc_at_departure_kwh = []
+        self.step_kwh = self.charger_kw * self.dt_h
+        self._rate_kw = self.charger_kw * self.efficiency
 
     @classmethod
     def draw(cls, timeline: Timeline, has_ev: npt.NDArray[np.bool_], rng: np.random.Generator,
@@ -167,11 +173,16 @@ class EVFleet:
         """Hours each plugged-in car can still wait before it must charge at
         full power to hold ``required_kwh`` at departure (inf: unplugged or
         no car)."""
-        missing = np.maximum(self.required_kwh - self.soc_kwh, 0.0)
-        rate = self.charger_kw * self.efficiency
-        need_h = np.divide(missing, rate, out=np.zeros_like(missing), where=rate > 0)
-        to_go = (self.departure[t] - t) * self.dt_h
-        return np.where(self.plugged[t], to_go - need_h, np.inf)
+        return self._laxity_h(self.plugged[t], self.departure[t] - t,
+                              np.maximum(self.required_kwh - self.soc_kwh, 0.0))
+
+    def _laxity_h(self, plugged: npt.NDArray[np.bool_], ahead: npt.NDArray[np.int64],
+                  missing_kwh: FloatArray) -> FloatArray:
+        """:meth:`laxity_h` from the intervals to each departure and the
+        energy each battery misses."""
+        rate = self._rate_kw
+        need_h = np.divide(missing_kwh, rate, out=np.zeros_like(missing_kwh), where=rate > 0)
+        return np.where(plugged, ahead * self.dt_h - need_h, np.inf)
 
     def segments(self, t: int, forecast_per_kwh: npt.ArrayLike, price_floor: float,
                  price_cap: float) -> Segments:
@@ -186,28 +197,34 @@ class EVFleet:
         :meth:`~transactive.agents.flexibility.Segments.of_parts`)."""
         f = np.clip(np.asarray(forecast_per_kwh, dtype=np.float64), price_floor, price_cap)
         plugged = self.plugged[t]
-        full_kwh = self.charger_kw * self.dt_h  # at the plug
-        missing = np.maximum(self.required_kwh - self.soc_kwh, 0.0) / self.efficiency
+        full_kwh = self.step_kwh  # at the plug
+        short = np.maximum(self.required_kwh - self.soc_kwh, 0.0)  # in the battery
+        missing = short / self.efficiency
         room = np.maximum(self.capacity_kwh - self.soc_kwh, 0.0) / self.efficiency
         need = np.where(plugged, np.minimum(missing, full_kwh), 0.0)
         extra = np.where(plugged, np.minimum(room, full_kwh) - need, 0.0)
-        lax = self.laxity_h(t)
         ahead = self.departure[t] - t
-        to_go = np.clip(ahead, 1, f.size)
-        window_h = np.maximum(ahead, 1) * self.dt_h
+        lax = self._laxity_h(plugged, ahead, short)
+        ahead_1 = np.maximum(ahead, 1)
+        to_go = np.minimum(ahead_1, f.size)
+        window_h = ahead_1 * self.dt_h
         need_h = np.where(plugged, window_h - lax, 0.0)
-        urgency = np.clip(need_h / window_h, 0, 1)
+        # in [0, 1] (as a clip, but for the sign of a zero, which 2 u - 1 drops)
+        urgency = np.minimum(np.maximum(need_h / window_h, 0.0), 1.0)
         mean, std = window_moments(f, to_go)
         bias = 0.0 if self.bias is None else self.bias
         must = lax < self.dt_h  # must charge now
         need_price = np.clip(mean + self.urgency_k * std * (2 * urgency - 1 + bias),
                              price_floor, price_cap)
-        spare = np.where(plugged & self.v2g,
-                         np.minimum(np.maximum(self.soc_kwh - self.required_kwh, 0.0)
-                                    * self.efficiency, full_kwh), 0.0)
+        v2g = plugged & self.v2g
+        if v2g.any():
+            spare = np.where(v2g, np.minimum(np.maximum(self.soc_kwh - self.required_kwh, 0.0)
+                                             * self.efficiency, full_kwh), 0.0)
+            spare_part = Part(spare > 1e-9, SELL, spare, window_quantile(f, to_go, 1.0))
+        else:  # no car offers anything
+            spare_part = Part(v2g, SELL, 0.0, 0.0)
         return [Part(need > 1e-9, BUY, need, np.where(must, price_cap, need_price), must),
-                Part(extra > 1e-9, BUY, extra, window_quantile(f, to_go, 0.0)),
-                Part(spare > 1e-9, SELL, spare, window_quantile(f, to_go, 1.0))]
+                Part(extra > 1e-9, BUY, extra, window_quantile(f, to_go, 0.0)), spare_part]
 
     def advance(self, t: int, energy_kwh: npt.ArrayLike, *, check: bool = True) -> None:
         """The cars drew ``energy_kwh`` at the plug in interval ``t`` (negative:

@@ -62,6 +62,8 @@ class ShiftableFleet:
     missed: IntArray = field(init=False)
     """Cycles that could not finish within their window (should stay 0)."""
     started: list[tuple[int, IntArray]] = field(init=False)
+    step_kwh: FloatArray = field(init=False)
+    """Each appliance's energy in an interval of its cycle."""
     _windows: tuple[IntArray, IntArray, IntArray, IntArray] | None = field(
         init=False, repr=False)
     """The current cycles' windows, kept while ``next_cycle`` is the same
@@ -86,6 +88,7 @@ class ShiftableFleet:
         self.missed = np.zeros(n, np.int64)
         self.started = []
         self._windows = None
+        self.step_kwh = self.power_kw * self.dt_h
 
     @classmethod
     def draw(cls, timeline: Timeline, has_appliance: npt.NDArray[np.bool_],
@@ -155,7 +158,7 @@ class ShiftableFleet:
         """:meth:`segments` as parts (running cycles, starts; see
         :meth:`~transactive.agents.flexibility.Segments.of_parts`)."""
         running, starting, late = self._due(t)
-        step_kwh = self.power_kw * self.dt_h
+        step_kwh = self.step_kwh
         parts = [Part(running, BUY, step_kwh, price_cap, True, True)]
         if not starting.any():
             return [*parts, Part(starting, BUY, step_kwh, price_cap, False, True)]
@@ -171,13 +174,13 @@ class ShiftableFleet:
         """Interval ``t``'s energy of each appliance by the plain rule: a
         running cycle runs, a ready one starts at once."""
         running, starting, _ = self._due(t)
-        return np.where(running | starting, self.power_kw * self.dt_h, 0.0)
+        return np.where(running | starting, self.step_kwh, 0.0)
 
     def _due(self, t: int) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], IntArray]:
         """Which appliances run a cycle in interval ``t``, which are ready to
         start one, and each one's latest finish (see :meth:`_window`)."""
         late, ready = self._window(t)
-        return self.remaining > 0, ready & (self.power_kw * self.dt_h > 0), late
+        return self.remaining > 0, ready & (self.step_kwh > 0), late
 
     def advance(self, t: int, energy_kwh: npt.ArrayLike, *, check: bool = True) -> None:
         """The appliances drew ``energy_kwh`` in interval ``t``: a ready one
@@ -187,7 +190,7 @@ class ShiftableFleet:
         e = np.asarray(energy_kwh, dtype=np.float64)
         on = e > 1e-12
         if check:
-            step = self.power_kw * self.dt_h
+            step = self.step_kwh
             if e.shape != step.shape:
                 raise InputError("energy_kwh", f"must have shape {step.shape}")
             if (on & (np.abs(e - step) > 1e-9 * np.maximum(step, 1.0))).any():

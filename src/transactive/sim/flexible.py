@@ -191,7 +191,7 @@ class Devices:
         if self.ev is not None:
             ev = self.ev
             missing = np.maximum(ev.required_kwh - ev.soc_kwh, 0.0) / ev.efficiency
-            e = np.where(ev.plugged[t], np.minimum(missing, ev.charger_kw * self.dt_h), 0.0)
+            e = np.where(ev.plugged[t], np.minimum(missing, ev.step_kwh), 0.0)
             ev.advance(t, e, check=False)
             flex_kwh += e
         if self.heat_pump is not None:
