@@ -72,16 +72,19 @@ def _round_shifted(shifted: IntArray) -> IntArray:
     return q
 
 
-def micro(name: str, scaled: npt.NDArray[np.float64]) -> IntArray:
-    """``scaled`` (already in millionths) rounded half to even to integers;
-    InputError naming ``name`` and the (flat) row of an amount too large to settle."""
-    out = np.round(scaled)
-    fits = np.abs(out) < _MAX_MICRO
-    if not fits.all():
-        bad = int(np.flatnonzero(~fits)[0])
+def micro(name: str, scaled: npt.NDArray[np.float64], out: IntArray | None = None) -> IntArray:
+    """``scaled`` (already in millionths) rounded half to even to integers (into
+    ``out``, if given); InputError naming ``name`` and the (flat) row of an
+    amount too large to settle."""
+    rounded = np.round(scaled)
+    if rounded.size and not (rounded.max() < _MAX_MICRO and rounded.min() > -_MAX_MICRO):
+        bad = int(np.flatnonzero(~(np.abs(rounded) < _MAX_MICRO))[0])
         raise InputError(name, f"an amount of {scaled.flat[bad] / MICRO!r} units is too "
                          "large to settle", row=bad)
-    return out.astype(np.int64)
+    if out is None:
+        return rounded.astype(np.int64)
+    np.copyto(out, rounded, casting="unsafe")
+    return out
 
 
 def exact_lines(metered: IntArray, planned: IntArray, market: IntArray, paid: IntArray,
@@ -117,16 +120,19 @@ def exact_lines(metered: IntArray, planned: IntArray, market: IntArray, paid: In
     fee = np.broadcast_to(np.asarray(fee_rate, dtype=np.float64), shape)
     fee_basis = np.maximum(market, 0) if grid_fee == "flat" else market
 
-    def money(name: str, energy: IntArray, rate: FloatArray) -> IntArray:
-        return micro(name, energy * rate * minor / 1000.0)
-
     # line-major in memory (each line contiguous, as the statements store them),
     # the lines on the last axis as a view
-    exact = np.moveaxis(np.stack([metered, planned, market, paid,
-                                  money("retail_price_per_kwh", utility, utility_price),
-                                  money("imbalance_penalty_per_kwh", imbalance, imbalance_price),
-                                  money("grid_fee_per_kwh", fee_basis, fee), carbon]
-                                 ).astype(np.int64, copy=False), 0, -1)
+    lines = np.empty((len(ROUNDED), *shape), dtype=np.int64)
+    for j, given in ((0, metered), (1, planned), (2, market), (3, paid), (7, carbon)):
+        lines[j] = given
+    for j, name, energy, rate in ((4, "retail_price_per_kwh", utility, utility_price),
+                                  (5, "imbalance_penalty_per_kwh", imbalance, imbalance_price),
+                                  (6, "grid_fee_per_kwh", fee_basis, fee)):
+        if energy.any() and rate.any():  # else no money (a rate is finite)
+            micro(name, energy * rate * minor / 1000.0, out=lines[j])
+        else:
+            lines[j] = 0
+    exact = np.moveaxis(lines, 0, -1)
     return exact, utility_price, imbalance_price, np.array(fee, dtype=np.float64)
 
 
@@ -164,9 +170,10 @@ def post_running(start_micro: npt.ArrayLike, exact_micro: npt.ArrayLike) -> IntA
     # (its running totals stay where they start), and a line with the amounts
     # and start of one before it (planned energy that is the metered one)
     # posts what that one posts
-    posted = np.zeros_like(exact)  # in the layout of ``exact`` (lines apart, if so)
+    # each line contiguous (fresh zero pages, written only where a line posts)
+    posted = np.moveaxis(np.zeros((exact.shape[-1], *exact.shape[:-1]), dtype=np.int64), 0, -1)
     done: list[int] = []
-    for j in range(exact.shape[-1] if exact.ndim else 0):
+    for j in range(exact.shape[-1]):
         line, begin = exact[..., j], start[..., j]
         if len(exact) and line.any():
             twin = next((i for i in done if np.array_equal(exact[..., i], line)
