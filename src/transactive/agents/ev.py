@@ -93,6 +93,9 @@ class EVFleet:
     """Per car, the most its charger draws in an interval (kWh at the plug)."""
     _rate_kw: FloatArray = field(init=False, repr=False)
     """Per car, the power that reaches its battery charging at full power."""
+    _events: npt.NDArray[np.bool_] = field(init=False, repr=False)
+    """Per interval: does a car leave at its end, does one come back from a
+    trip at its start (most intervals: neither)."""
 
     def __post_init__(self) -> None:
         n = self.capacity_kwh.shape[0]
@@ -114,6 +117,9 @@ class EVFleet:
         self.soc_at_departure_kwh = []
         self.step_kwh = self.charger_kw * self.dt_h
         self._rate_kw = self.charger_kw * self.efficiency
+        t = np.arange(self.plugged.shape[0])[:, None]
+        self._events = np.stack([(self.plugged & (self.departure == t + 1)).any(axis=1),
+                                 (self.trip_kwh != 0).any(axis=1)])
 
     @classmethod
     def draw(cls, timeline: Timeline, has_ev: npt.NDArray[np.bool_], rng: np.random.Generator,
@@ -242,15 +248,18 @@ class EVFleet:
                 raise InputError("energy_kwh", "exceeds the charger's power")
         stored = np.where(e > 0, e * self.efficiency, e / self.efficiency)
         self.soc_kwh = np.clip(self.soc_kwh + stored, 0.0, self.capacity_kwh)
-        leaving = self.plugged[t] & (self.departure[t] == t + 1)
-        if leaving.any():
+        if self._events[0, t]:  # cars leave
+            leaving = self.plugged[t] & (self.departure[t] == t + 1)
             short = np.where(leaving, np.maximum(self.required_kwh - self.soc_kwh, 0.0), 0.0)
             self.shortfall_kwh += short
             cars = np.flatnonzero(leaving)
             self.soc_at_departure_kwh.append((t + 1, cars, self.soc_kwh[cars].copy()))
         if t + 1 < self.trip_kwh.shape[0]:
-            after = self.soc_kwh - self.trip_kwh[t + 1]
-            self.unmet_trip_kwh += np.maximum(-after, 0.0)
+            if self._events[1, t + 1]:
+                after = self.soc_kwh - self.trip_kwh[t + 1]
+                self.unmet_trip_kwh += np.maximum(-after, 0.0)
+            else:  # no trip ends: nothing unmet (the state as after a trip of 0 kWh)
+                after = self.soc_kwh
             self.soc_kwh = np.maximum(after, 0.0)
 
 

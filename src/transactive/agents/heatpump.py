@@ -86,6 +86,10 @@ class HeatPumpFleet:
     _decay: FloatArray = field(init=False, repr=False)
     """Per house, what is left of its difference to the steady state after
     an interval: ``exp(-dt / (R C))`` (its building does not change)."""
+    heats: npt.NDArray[np.bool_] = field(init=False)
+    """Which houses have a heat pump (``p_max_kw > 0``)."""
+    _lowest_c: FloatArray = field(init=False, repr=False)
+    """Per house, the lower edge of its comfort band."""
 
     def __post_init__(self) -> None:
         n = self.p_max_kw.shape[0]
@@ -105,6 +109,8 @@ class HeatPumpFleet:
         self.indoor_c = self.setpoint_c.copy()
         self.comfort_violation_kh = np.zeros(n)
         self._decay = np.exp(-self.dt_h / (self.r_k_per_kw * self.c_kwh_per_k))
+        self.heats = self.p_max_kw > 0
+        self._lowest_c = self.setpoint_c - self.band_k
 
     @classmethod
     def draw(cls, has_heat_pump: npt.NDArray[np.bool_], rng: np.random.Generator, *,
@@ -161,9 +167,9 @@ class HeatPumpFleet:
         rest of its power; see
         :meth:`~transactive.agents.flexibility.Segments.of_parts`)."""
         out = np.asarray(outdoor_c, np.float64)
-        on = (self.p_max_kw > 0) & (out < self.heating_limit_c)
+        on = self.heats & (out < self.heating_limit_c)
         # the power that just keeps the house at the band's lower edge
-        p_must = self.power_to_reach_kw(out, self.setpoint_c - self.band_k)
+        p_must = self.power_to_reach_kw(out, self._lowest_c)
         must = np.where(on, p_must * self.dt_h, 0.0)
         rest = np.where(on & (self.indoor_c < self.setpoint_c + self.band_k),
                         self.p_max_kw * self.dt_h - must, 0.0)
@@ -187,6 +193,6 @@ class HeatPumpFleet:
             if (e > self.p_max_kw * self.dt_h * (1 + 1e-9) + 1e-12).any():
                 raise InputError("energy_kwh", "exceeds the heat pump's power")
         self.indoor_c = self._next_c(out, np.maximum(e, 0.0) / self.dt_h)
-        outside = np.maximum(np.maximum(self.setpoint_c - self.band_k - self.indoor_c,
+        outside = np.maximum(np.maximum(self._lowest_c - self.indoor_c,
                                         self.indoor_c - self.setpoint_c - self.band_k), 0.0)
-        self.comfort_violation_kh += np.where(self.p_max_kw > 0, outside, 0.0) * self.dt_h
+        self.comfort_violation_kh += np.where(self.heats, outside, 0.0) * self.dt_h

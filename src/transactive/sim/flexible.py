@@ -163,9 +163,9 @@ class Devices:
         """Mean and lowest indoor temperature of the houses with a heat pump
         (NaN without any)."""
         hp = self.heat_pump
-        if hp is None or not (heats := hp.p_max_kw > 0).any():
+        if hp is None or not hp.heats.any():
             return float("nan"), float("nan")
-        inside = hp.indoor_c[heats]
+        inside = hp.indoor_c[hp.heats]
         return float(inside.mean()), float(inside.min())
 
     def twin(self) -> Devices:
