@@ -410,16 +410,18 @@ def clear_network_merit(quantity: npt.ArrayLike, limit_price: npt.ArrayLike,
     buy, sell = qty > 0, qty < 0
     offer, bid = np.where(sell, -qty, 0.0), np.where(buy, qty, 0.0)
     # certain: better than the substation's price on its side; straddling: between
-    sure_sell, mid_sell = sell & (limit < lo), sell & (limit > lo) & (limit < hi)
+    between = (limit > lo) & (limit < hi)
+    sure_sell, mid_sell = sell & (limit < lo), sell & between
     if opts["inelastic_demand"]:
         sure_buy, mid_buy = buy, np.zeros_like(buy)
         tie = sell & ((limit == lo) | (limit == hi))
     else:
-        sure_buy, mid_buy = buy & (limit > hi), buy & (limit > lo) & (limit < hi)
+        sure_buy, mid_buy = buy & (limit > hi), buy & between
         tie = (buy | sell) & ((limit == lo) | (limit == hi))
     d_sure, s_sure = bid.sum(axis=1, where=sure_buy), offer.sum(axis=1, where=sure_sell)
     d_mid, s_mid = bid.sum(axis=1, where=mid_buy), offer.sum(axis=1, where=mid_sell)
-    scale = np.maximum(1.0, bid.sum(axis=1) + offer.sum(axis=1))
+    d_all, s_all = bid.sum(axis=1), offer.sum(axis=1)
+    scale = np.maximum(1.0, d_all + s_all)
     # importing, the substation sets the price at import_price: the offers below
     # it run, the bids below it wait; exporting, at export_price, the reverse
     importing = d_sure - s_sure - s_mid + f_total > 1e-9 * scale
@@ -429,7 +431,7 @@ def clear_network_merit(quantity: npt.ArrayLike, limit_price: npt.ArrayLike,
     demand = np.where(served, bid, 0.0)
     accepted = np.where(served, bid, np.where(dispatched, offer, 0.0))
     exchange = demand.sum(axis=1) - accepted.sum(axis=1, where=sell)
-    base_exchange = bid.sum(axis=1) - offer.sum(axis=1) + f_total
+    base_exchange = d_all - s_all + f_total
     physical = exchange + f_total  # at the substation, with what passes outside the market
     straddle = tie.any(axis=1) | ~(importing | exporting)
     mw = opts["kw_per_unit"] / opts["dt_h"] / 1000.0
@@ -453,7 +455,8 @@ def clear_network_merit(quantity: npt.ArrayLike, limit_price: npt.ArrayLike,
              & (p_exp > 0)  # at a zero feed-in price the baseline's offers tie with exports
              & (physical * mw < import_max_mw * (1 - 1e-6)))  # the substation's limit
     truthful = ((limit == 0.0) | ~sell).all(axis=1)
-    if not truthful.all():  # the baseline offers everything at zero: all of it dispatched
+    if not truthful.all() and exact.any():  # the baseline offers everything at zero: all
+        # of it dispatched
         baseline = screen_feeder(net, at_buses(qty), reactive(bid))
         exact &= truthful | (baseline.within & (np.abs(base_exchange) > 1e-9 * scale))
     price = np.where(physical > 0, p_imp, p_exp)

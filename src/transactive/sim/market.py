@@ -205,15 +205,16 @@ class DayMarket:
         """Row ``k`` from one interval's clearing (participant = household index)."""
         c = cleared.clearing
         o, n = c.orders, self.bought.shape[1]
-        part, buy, acc = o.participant, o.side == BUY, c.accepted
-        self.bought[k] = np.bincount(part[buy], acc[buy], n)
-        self.sold[k] = np.bincount(part[~buy], acc[~buy], n)
-        self.paid[k] = np.bincount(part[buy], c.payment[buy], n)
-        self.received[k] = -np.bincount(part[~buy], c.payment[~buy], n)
+        buy, acc = o.side == BUY, c.accepted
+        # per household, buyers' sums then sellers' (each in the orders' order)
+        part = o.participant + n * ~buy
+        self.bought[k], self.sold[k] = np.bincount(part, acc, 2 * n).reshape(2, n)
+        self.paid[k], received = np.bincount(part, c.payment, 2 * n).reshape(2, n)
+        self.received[k] = -received
         short = cleared.baseline_shortfall_kwh
         if short is not None:  # a design that clears the feeder reports the baseline's
-            self.baseline_curtailed[k] = np.bincount(part[~buy], short[~buy], n)
-            self.baseline_unserved[k] = np.bincount(part[buy], short[buy], n)
+            self.baseline_unserved[k], self.baseline_curtailed[k] = np.bincount(
+                part, short, 2 * n).reshape(2, n)
         traded_buy = buy & (acc > 0)
         n_buy = int(np.count_nonzero(buy))
         row = {"price": c.clearing_price, "volume_kwh": c.volume, "welfare": c.welfare,
