@@ -205,30 +205,32 @@ def net_in_home(segments: Segments, n_households: int) -> HomeMatch:
     sell = segments.side != BUY
     # sells by household and rising limit, then buys by household and falling
     # limit (stable: ties keep the segments' order)
-    order = np.lexsort((np.where(sell, p, -p), h, ~sell))
+    order = np.lexsort((np.where(sell, p, -p), h + n_households * ~sell))
     n_sell = int(np.count_nonzero(sell))
     sells, buys = order[:n_sell], order[n_sell:]
     s_count = np.bincount(h[sells], minlength=n_households)
     b_count = np.bincount(h[buys], minlength=n_households)
     homes = np.flatnonzero((s_count > 0) & (b_count > 0))
     if homes.size:
-        # per household still matching: its current buy and sell (positions
-        # in ``buys`` and ``sells``), where its segments end, what is left
+        # the segments in that order; per household still matching: its
+        # current buy and sell (positions in ``buys`` and ``sells``), where its
+        # segments end, what is left; what each matched, by position
+        q_b, p_b, q_s, p_s = q[buys], p[buys], q[sells], p[sells]
+        got_b, got_s = np.zeros(buys.size), np.zeros(sells.size)
         i = (np.cumsum(b_count) - b_count)[homes]
         j = (np.cumsum(s_count) - s_count)[homes]
         i_end, j_end = i + b_count[homes], j + s_count[homes]
-        b, s = buys[i], sells[j]
-        left_b, left_s = q[b], q[s]
+        left_b, left_s = q_b[i], q_s[j]
         while True:
-            live = p[b] >= p[s]
+            live = p_b[i] >= p_s[j]
             if not live.all():
-                i, j, i_end, j_end, b, s, left_b, left_s = (
-                    x[live] for x in (i, j, i_end, j_end, b, s, left_b, left_s))
-            if not b.size:
+                i, j, i_end, j_end, left_b, left_s = (
+                    x.compress(live) for x in (i, j, i_end, j_end, left_b, left_s))
+            if not i.size:
                 break
             take = np.minimum(left_b, left_s)
-            matched[b] += take
-            matched[s] += take
+            got_b[i] += take
+            got_s[j] += take
             left_b -= take
             left_s -= take
             next_b, next_s = left_b <= 0, left_s <= 0
@@ -237,10 +239,11 @@ def net_in_home(segments: Segments, n_households: int) -> HomeMatch:
             more = (i < i_end) & (j < j_end)
             if not more.all():
                 i, j, i_end, j_end, next_b, next_s, left_b, left_s = (
-                    x[more] for x in (i, j, i_end, j_end, next_b, next_s, left_b, left_s))
-            b, s = buys[i], sells[j]
-            left_b = np.where(next_b, q[b], left_b)
-            left_s = np.where(next_s, q[s], left_s)
+                    x.compress(more) for x in (i, j, i_end, j_end, next_b, next_s, left_b,
+                                               left_s))
+            left_b = np.where(next_b, q_b[i], left_b)
+            left_s = np.where(next_s, q_s[j], left_s)
+        matched[buys], matched[sells] = got_b, got_s
     matched = np.minimum(matched, q)
     return HomeMatch(matched_kwh=matched, residual_kwh=q - matched)
 

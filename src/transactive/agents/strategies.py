@@ -54,9 +54,10 @@ def _finite_1d(name: str, values: Any, n: int, *, keep_number: bool = False) -> 
         arr = np.full(n, float(arr))
     if arr.shape != (n,) and arr.ndim != 0:
         raise InputError(name, f"must be a number or an array of shape ({n},), got {arr.shape}")
-    bad = np.flatnonzero(~np.isfinite(arr))
-    if bad.size:
-        raise InputError(name, f"must be finite, got {arr.ravel()[bad[0]]!r}", row=int(bad[0]))
+    finite = np.isfinite(arr)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise InputError(name, f"must be finite, got {arr.ravel()[row]!r}", row=row)
     return arr
 
 
@@ -72,9 +73,9 @@ def _finite_number(name: str, value: Any) -> float:
 
 def _within(name: str, values: FloatArray, rows: npt.NDArray[np.bool_],
             lo: FloatArray, hi: FloatArray) -> None:
-    bad = np.flatnonzero(rows & ((values < lo) | (values > hi)))
-    if bad.size:
-        row = int(bad[0])
+    bad = rows & ((values < lo) | (values > hi))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
         v, lo, hi = np.broadcast_arrays(values, lo, hi, rows)[:3]
         raise InputError(name, f"{v[row]!r} is outside [price_floor, price_cap] = "
                                f"[{lo[row]!r}, {hi[row]!r}]", row=row)
@@ -130,9 +131,9 @@ def limit_prices(
     # a number holds for every household: checked once, broadcast in the arithmetic
     floor = _finite_1d("price_floor", price_floor, n, keep_number=True)
     cap = _finite_1d("price_cap", price_cap, n, keep_number=True)
-    below = np.flatnonzero(np.broadcast_to(cap < floor, (n,)))
-    if below.size:
-        row = int(below[0])
+    below = cap < floor
+    if below.any():
+        row = int(np.flatnonzero(np.broadcast_to(below, (n,)))[0])
         floor, cap = np.broadcast_arrays(floor, cap, buy)[:2]
         raise InputError("price_cap", f"must be >= price_floor ({floor[row]!r}), "
                          f"got {cap[row]!r}", row=row)
