@@ -70,6 +70,10 @@ class ShiftableFleet:
     array: that array, each one's latest finish, the interval from which it
     is ready (none: the largest int64) and the interval from which its
     window is over (or a day without a cycle: -1; none: the largest int64)."""
+    _tables: IntArray = field(init=False, repr=False)
+    """Those three per cycle (days, households), flattened, with a day after
+    the last for households whose cycles are all done: rows of the latest
+    finish (the last day's, there), the ready and the over interval (none)."""
 
     def __post_init__(self) -> None:
         n = self.power_kw.shape[0]
@@ -89,6 +93,13 @@ class ShiftableFleet:
         self.started = []
         self._windows = None
         self.step_kwh = self.power_kw * self.dt_h
+        none = np.iinfo(np.int64).max
+        early, late = self.earliest, self.latest_finish
+        self._tables = np.stack([
+            np.vstack([late, late[-1:] if len(late) else np.full((1, n), -1)]),
+            np.vstack([np.where(early >= 0, early, none), np.full((1, n), none)]),
+            np.vstack([np.where(early < 0, -1, late), np.full((1, n), none)]),
+        ]).reshape(3, -1)
 
     @classmethod
     def draw(cls, timeline: Timeline, has_appliance: npt.NDArray[np.bool_],
@@ -138,12 +149,10 @@ class ShiftableFleet:
         """:attr:`_windows` of the current ``next_cycle`` (looked up again
         only when it changed)."""
         if self._windows is None or self._windows[0] is not self.next_cycle:
-            days, nxt = self.earliest.shape[0], self.next_cycle
-            at, h = np.minimum(nxt, days - 1), np.arange(nxt.size)
-            early, late = self.earliest[at, h], self.latest_finish[at, h]
-            none = np.iinfo(np.int64).max
-            ready_from = np.where((nxt < days) & (early >= 0), early, none)
-            over_from = np.where(nxt < days, np.where(early < 0, -1, late), none)
+            nxt = self.next_cycle
+            # the cycle's row of the tables (all done: the day after the last)
+            at = np.minimum(nxt, self.earliest.shape[0]) * nxt.size + np.arange(nxt.size)
+            late, ready_from, over_from = self._tables[:, at]
             self._windows = (nxt, late, ready_from, over_from)
         return self._windows
 

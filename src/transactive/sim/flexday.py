@@ -110,18 +110,18 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
                            indivisible=seg.indivisible, must_run=seg.must_run)
         home = (net_in_home(seg, n) if run.scenario.flexibility.trading == "home" else
                 HomeMatch(matched_kwh=np.zeros(len(seg)), residual_kwh=seg.quantity_kwh))
+        buy = seg.side == BUY
         if network:  # what must run bids the value of lost load; the rest is elastic,
             # a bid at the retail price is served before the substation's supply, and
             # an offer at it (a limit the price cap clipped: the device values its
             # energy at least that) waits for it: no tie with the substation, whose
             # split the LP would have to choose
-            buy = seg.side == BUY
             price = np.where(buy & seg.must_run, voll,
                              np.where(price >= retail, retail + 1e-6, price))
         order = np.flatnonzero(home.residual_kwh >= MIN_ORDER_KWH)
         orders = OrderBatch._trusted(
-            id=order.astype(np.int64) + np.int64(t) * np.int64(len(seg) + 1),
-            participant=seg.household[order], side=seg.side[order].astype(np.int8),
+            id=order + np.int64(t) * np.int64(len(seg) + 1),
+            participant=seg.household[order], side=seg.side[order],
             price=price[order], quantity=home.residual_kwh[order])
         if vpp is None:
             cleared = market.clear_orders(orders, retail, feed_in)
@@ -142,7 +142,6 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
             total, utility = total - utility + beside, beside
         charge, discharge = devices.dispatch(
             t, seg, owner, total if vpp is None else np.where(vpp.taken, vpp.energy_kwh, total))
-        buy = seg.side == BUY
         left = seg.quantity_kwh - total
 
         # per household and side (buy, sell), and per fleet and side
