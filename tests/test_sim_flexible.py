@@ -126,6 +126,23 @@ def test_the_households_draw_with_and_without_the_market():
                                atol=1e-9)  # the same baseline: devices on rules, no market
 
 
+def test_bidding_keeps_the_peak_within_an_envelope_that_rules_overload():
+    """Under an import envelope the devices on plain rules ask for more than
+    the feeder takes (load shed at the peak); bidding, the same devices stay
+    within it. peak_demand_kw adds the shed load back to the draw."""
+    from transactive.analysis.metrics import summary
+
+    over = {"tariff.kind": "rtp", "grid.import_limit_kw": 2000.0}
+    rules, bidding = (summary(_run(control, **over)) for control in ("rules", "market"))
+    assert rules["unserved_kwh"] > 1.0
+    assert rules["peak_demand_kw"] > rules["peak_draw_kw"] + 1.0
+    assert bidding["unserved_kwh"] == pytest.approx(0.0, abs=1e-6)
+    assert bidding["peak_demand_kw"] == pytest.approx(bidding["peak_draw_kw"])
+    assert bidding["peak_demand_kw"] < rules["peak_demand_kw"] - 5.0
+    # the bidding run's baseline is the rules' run: the same devices, the same seed
+    assert bidding["baseline_peak_demand_kw"] == pytest.approx(rules["peak_demand_kw"])
+
+
 def test_every_ev_departure_is_kept_and_adds_up_to_the_figures(tmp_path):
     from transactive.analysis.report import render_report
     from transactive.sim.recorder import read_results

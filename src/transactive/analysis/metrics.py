@@ -23,7 +23,10 @@ Energy
     meters read, before feeder losses); ``baseline_peak_draw_kw``: the same
     with the utility alone and the devices on plain rules, so the two set
     the market's (and the devices' response's) effect on the peak apart from
-    losses.
+    losses. ``peak_demand_kw`` and ``baseline_peak_demand_kw``: the same
+    with the load the feeder shed added back (what the households' devices
+    asked for: on plain rules a feeder's limit sheds load at the peak that a
+    market keeps off it).
 Prices
     ``buyer_price_per_kwh``: what households paid per kWh bought in the market;
     ``seller_price_per_kwh``: what they received per kWh sold in it (None
@@ -185,12 +188,14 @@ def _share(num: float, den: float) -> float | None:
     return num / den if den > 0 else None
 
 
-def _peak(iv: Any, column: str, dt_h: float) -> float | None:
-    """The highest interval mean of ``column`` (kWh per interval -> kW); None
-    for a store written before the column existed."""
-    if column not in iv:
+def _peak(iv: Any, columns: str | tuple[str, ...], dt_h: float) -> float | None:
+    """The highest interval mean of ``columns`` summed (kWh per interval -> kW);
+    None for a store written before a column existed."""
+    names = (columns,) if isinstance(columns, str) else columns
+    if any(name not in iv for name in names):
         return None
-    return float(iv[column].to_numpy(dtype=np.float64).max(initial=0.0)) / dt_h
+    total = sum(iv[name].to_numpy(dtype=np.float64) for name in names)
+    return float(np.max(total, initial=0.0)) / dt_h
 
 
 def summary(result: SimulationResult) -> dict[str, Any]:
@@ -250,6 +255,9 @@ def summary(result: SimulationResult) -> dict[str, Any]:
         "peak_import_kw": _peak(iv, "grid_import_kwh", dt_h),
         "peak_draw_kw": _peak(iv, "draw_kwh", dt_h),
         "baseline_peak_draw_kw": _peak(iv, "baseline_draw_kwh", dt_h),
+        "peak_demand_kw": _peak(iv, ("draw_kwh", "unserved_kwh"), dt_h),
+        "baseline_peak_demand_kw": _peak(iv, ("baseline_draw_kwh", "baseline_unserved_kwh"),
+                                         dt_h),
         "self_sufficiency": 1.0 - col["grid_import_kwh"].sum() / load if load > 0 else None,
         "buyer_price_per_kwh": _share(col["buyer_payment"].sum(), bought),
         "seller_price_per_kwh": _share(col["seller_receipt"].sum(), sold),
