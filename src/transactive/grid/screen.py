@@ -94,7 +94,7 @@ def screen_feeder(network: Network, p_mw: npt.ArrayLike, q_mvar: npt.ArrayLike |
         flow_q = (fd.down @ d_q.T).T
         drop += fd.x * flow_q
     v = fd.v0 - 2.0 * (lim.up @ drop.T).T
-    within = ((v[:, lim.other] > lim.v_low) & (v[:, lim.other] < lim.v_high)).all(axis=1)
+    within = ((v > lim.v_low) & (v < lim.v_high)).all(axis=1)
     max_loading = np.full(d_p.shape[0], np.nan)
     if lim.rated.size:
         fp = flow_p[:, lim.rated]
@@ -120,9 +120,8 @@ class _Limits:
     kept with the feeder's cached blocks)."""
 
     up: sp.csr_matrix  # ``down`` transposed: the branches on each bus's path
-    other: npt.NDArray[np.int64]  # the buses but the substation
-    v_low: Array  # their squared voltage limits, less the margin
-    v_high: Array
+    v_low: Array  # the buses' squared voltage limits, less the margin (the
+    v_high: Array  # substation's: none, its voltage is set)
     rated: npt.NDArray[np.int64]  # branches with a rating
     rate: Array  # their ratings
     side_max: Array  # their 16-gons' side limit, less the margin
@@ -134,11 +133,11 @@ def _limits(fd: _Feeder) -> _Limits | None:
     """The feeder's :class:`_Limits`; None where it is not screenable."""
     if "screen" not in fd.blocks:
         ok = (fd.af == 1.0).all() and not fd.g_sh.any() and not fd.b_sh.any() and not len(fd.gens)
-        other = np.flatnonzero(np.arange(fd.n) != fd.root)
+        v_low, v_high = fd.vmin2 * (1 + MARGIN), fd.vmax2 * (1 - MARGIN)
+        v_low[fd.root], v_high[fd.root] = -np.inf, np.inf
         rated = np.flatnonzero(np.isfinite(fd.rate))
         fd.blocks["screen"] = None if not ok else _Limits(
-            up=fd.down.T.tocsr(), other=other,
-            v_low=fd.vmin2[other] * (1 + MARGIN), v_high=fd.vmax2[other] * (1 - MARGIN),
+            up=fd.down.T.tocsr(), v_low=v_low, v_high=v_high,
             rated=rated, rate=fd.rate[rated], side_max=fd.rate[rated] * _POLY * (1 - MARGIN),
             cos=np.cos(_PHI[: _K // 2]), sin=np.sin(_PHI[: _K // 2]))
     limits: _Limits | None = fd.blocks["screen"]
