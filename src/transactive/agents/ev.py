@@ -92,7 +92,8 @@ class EVFleet:
     step_kwh: FloatArray = field(init=False)
     """Per car, the most its charger draws in an interval (kWh at the plug)."""
     _rate_kw: FloatArray = field(init=False, repr=False)
-    """Per car, the power that reaches its battery charging at full power."""
+    """Per car, the power that reaches its battery charging at full power
+    (inf without a charger: it needs no time)."""
     _events: npt.NDArray[np.bool_] = field(init=False, repr=False)
     """Per interval: does a car leave at its end, does one come back from a
     trip at its start (most intervals: neither)."""
@@ -116,7 +117,8 @@ class EVFleet:
         self.unmet_trip_kwh = np.zeros(n)
         self.soc_at_departure_kwh = []
         self.step_kwh = self.charger_kw * self.dt_h
-        self._rate_kw = self.charger_kw * self.efficiency
+        rate = self.charger_kw * self.efficiency
+        self._rate_kw = np.where(rate > 0, rate, np.inf)
         t = np.arange(self.plugged.shape[0])[:, None]
         self._events = np.stack([(self.plugged & (self.departure == t + 1)).any(axis=1),
                                  (self.trip_kwh != 0).any(axis=1)])
@@ -186,9 +188,7 @@ class EVFleet:
                   missing_kwh: FloatArray) -> FloatArray:
         """:meth:`laxity_h` from the intervals to each departure and the
         energy each battery misses."""
-        rate = self._rate_kw
-        need_h = np.divide(missing_kwh, rate, out=np.zeros_like(missing_kwh), where=rate > 0)
-        return np.where(plugged, ahead * self.dt_h - need_h, np.inf)
+        return np.where(plugged, ahead * self.dt_h - missing_kwh / self._rate_kw, np.inf)
 
     def segments(self, t: int, forecast_per_kwh: npt.ArrayLike, price_floor: float,
                  price_cap: float) -> Segments:
