@@ -40,6 +40,50 @@ def test_a_run_settled_beside_the_simulation_writes_the_same_bytes(tmp_path, mon
     assert verify_run(tmp_path / "beside").is_ok
 
 
+@pytest.mark.parametrize("memfd", [True, False])
+def test_more_days_than_slots_go_through_the_shared_slots_unchanged(tmp_path, monkeypatch,
+                                                                    memfd):
+    """Days beyond AHEAD_DAYS reuse the slots once the child has taken them;
+    without memfd (other systems) the slots live in an unlinked file."""
+    from transactive.sim import settle_process
+
+    scenario = Scenario.from_dict({"community": {"households": 5},
+                                   "time": {"days": settle_process.AHEAD_DAYS + 5},
+                                   "settlement": {"granularity": "day"}})
+    if not memfd:
+        monkeypatch.delattr(settle_process.os, "memfd_create", raising=False)
+    beside = simulate(scenario, run_dir=tmp_path / "beside")
+    monkeypatch.setattr(engine, "SettlementProcess", RunSettlement)
+    inline = simulate(scenario, run_dir=tmp_path / "inline")
+    assert beside.settlement is not None
+    assert inline.settlement is not None
+    assert beside.settlement.figures() == inline.settlement.figures()
+    assert _digests(tmp_path / "beside") == _digests(tmp_path / "inline")
+
+
+def test_a_child_that_dies_is_reported_at_the_next_day(tmp_path):
+    from transactive.sim import settle_process
+
+    scenario = Scenario.from_dict({"community": {"households": 3},
+                                   "time": {"days": settle_process.AHEAD_DAYS + 2},
+                                   "settlement": {"granularity": "day"}})
+    run = engine._Run(scenario, scenario.time.timeline())
+    proc = SettlementProcess(tmp_path / "run", 3, 96)
+    proc._proc.kill()
+    proc._proc.wait()
+
+    def hand_over_every_day():
+        for first in range(0, 96 * (settle_process.AHEAD_DAYS + 2), 96):
+            day = run.day(first, first + 96)
+            run.carbon.charge(day)
+            proc.day(day, retail_price=run.retail[first:first + 96],
+                     feed_in_price=run.feed_in[first:first + 96])
+
+    with pytest.raises(SettlementError, match="settlement process"):
+        hand_over_every_day()
+    proc.abandon()
+
+
 def test_the_childs_error_is_raised_in_the_simulation(tmp_path):
     (tmp_path / "settlement.sqlite").mkdir()  # the ledger cannot be opened there
     proc = SettlementProcess(tmp_path, 3, 4)

@@ -5,17 +5,19 @@ as much as simulating it, and the two need each other only through the day's
 arrays. :class:`SettlementProcess` stands in for
 :class:`~transactive.sim.settling.RunSettlement`: each day's
 :class:`~transactive.sim.settling.SettlementDay` (a few megabytes of arrays
-for a thousand households) goes down a pipe to a child Python process
-(``python -m transactive.sim.settle_process``), which settles it with a
-:class:`~transactive.sim.settling.RunSettlement` of its own while the
-simulation goes on. A thread of the simulation feeds the pipe, so the
-simulation runs up to :data:`AHEAD_DAYS` days ahead of the settlement (a
-faster simulation then waits, and memory stays a few days'): the
-simulation's last days and its results store are done while the child
-settles the days before, and the child's threads have both cores once the
-simulation has finished. The
-ledger, journal and statements are the same, byte for byte, as settling in
-the simulating process: the same code settles the same days in the same
+for a thousand households) is written into one of :data:`AHEAD_DAYS` slots
+of memory the two processes share (an anonymous ``memfd`` on Linux, an
+unlinked temporary file elsewhere), and a small message down a pipe tells
+the child (``python -m transactive.sim.settle_process``) which; the child
+copies the day out, frees the slot (a byte on a pipe of its own) and settles
+it with a :class:`~transactive.sim.settling.RunSettlement` of its own while
+the simulation goes on. The simulation runs up to :data:`AHEAD_DAYS` days
+ahead of the settlement (a faster simulation then waits, and memory stays
+a few days'), so its last days and its results store are done while the
+child settles the days before; no day is pickled or pushed through a pipe
+(which cost each process over a second of CPU a year of 1,000 households).
+The ledger, journal and statements are the same, byte for byte, as settling
+in the simulating process: the same code settles the same days in the same
 order.
 
 An error in the child (a refused posting, a full disk) reaches the
@@ -30,12 +32,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import mmap
 import os
 import pickle
-import queue
 import subprocess
 import sys
-import threading
+import tempfile
 from pathlib import Path
 from typing import IO, Any
 
@@ -46,15 +48,62 @@ from transactive.settlement import SettlementConfig
 from transactive.settlement.ledger import SettlementError
 from transactive.settlement.settle import Granularity
 from transactive.sim.books import DayOutcome
-from transactive.sim.settling import RunSettlement, SettlementSummary, settlement_day
+from transactive.sim.settling import (
+    RunSettlement,
+    SettlementDay,
+    SettlementSummary,
+    settlement_day,
+)
 
-__all__ = ["SettlementProcess"]
+__all__ = ["AHEAD_DAYS", "SettlementProcess"]
 
 #: How long :meth:`SettlementProcess.abandon` waits for the child to close its files.
 _ABANDON_WAIT_S = 60.0
-#: Days handed over but not yet taken by the child (a few MB each for a
-#: thousand households): how far the simulation may run ahead.
+#: Days handed over but not yet taken by the child: how far the simulation may
+#: run ahead (the shared slots hold this many days' arrays).
 AHEAD_DAYS = 8
+_FLOATS = ("metered_kwh", "market_kwh", "payment", "carbon_cost")
+_PRICES = ("retail_price", "feed_in_price")
+
+
+class _Slots:
+    """:data:`AHEAD_DAYS` days' arrays (intervals x households and the
+    counterparty) in memory mapped from ``fd``, which both processes map."""
+
+    def __init__(self, fd: int, n_columns: int, periods_per_day: int) -> None:
+        floats = (len(_FLOATS), AHEAD_DAYS, periods_per_day, n_columns)
+        prices = (len(_PRICES), AHEAD_DAYS, periods_per_day)
+        present = (AHEAD_DAYS, periods_per_day, n_columns)
+        n_floats, n_prices = int(np.prod(floats)), int(np.prod(prices))
+        size = 8 * (n_floats + n_prices) + int(np.prod(present))
+        if os.fstat(fd).st_size < size:
+            os.ftruncate(fd, size)
+        self._map = mmap.mmap(fd, size)
+        self.floats = np.frombuffer(self._map, np.float64, n_floats).reshape(floats)
+        self.prices = np.frombuffer(self._map, np.float64, n_prices, 8 * n_floats).reshape(prices)
+        self.present = np.frombuffer(self._map, np.bool_, int(np.prod(present)),
+                                     8 * (n_floats + n_prices)).reshape(present)
+
+    def put(self, slot: int, day: SettlementDay) -> tuple[int, int, int, float]:
+        """Write ``day`` into ``slot``; the message that names it."""
+        n_t = len(day.present)
+        for j, name in enumerate(_FLOATS):
+            self.floats[j, slot, :n_t] = getattr(day, name)
+        for j, name in enumerate(_PRICES):
+            self.prices[j, slot, :n_t] = getattr(day, name)
+        self.present[slot, :n_t] = day.present
+        return slot, day.start, n_t, day.grid_fee_per_kwh
+
+    def take(self, slot: int, start: int, n_t: int, grid_fee_per_kwh: float) -> SettlementDay:
+        """A copy of the day in ``slot`` (the slot is free once this returns)."""
+        floats = {name: self.floats[j, slot, :n_t].copy() for j, name in enumerate(_FLOATS)}
+        prices = {name: self.prices[j, slot, :n_t].copy() for j, name in enumerate(_PRICES)}
+        return SettlementDay(start, present=self.present[slot, :n_t].copy(),
+                             grid_fee_per_kwh=grid_fee_per_kwh, **floats, **prices)
+
+    def close(self) -> None:
+        del self.floats, self.prices, self.present  # no view outlives the map
+        self._map.close()
 
 
 class SettlementProcess:
@@ -73,14 +122,27 @@ class SettlementProcess:
         # instead of fresh pages from the kernel every day (measured: -10 % time)
         env.setdefault("MALLOC_MMAP_THRESHOLD_", str(32 << 20))
         env.setdefault("MALLOC_TRIM_THRESHOLD_", str(1 << 30))
-        self._proc = subprocess.Popen([sys.executable, "-m", "transactive.sim.settle_process"],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
-        # messages pickled by the simulation, written to the pipe by a thread of
-        # their own (None: no more); ``_broken`` once the child stopped reading
-        self._outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=AHEAD_DAYS)
-        self._broken = threading.Event()
-        self._feeder = threading.Thread(target=self._feed, name="settlement-pipe", daemon=True)
-        self._feeder.start()
+        # the slots: anonymous memory where the system has it, else an unlinked file
+        if hasattr(os, "memfd_create"):
+            shared = os.memfd_create("transactive-settlement")
+        else:
+            shared, path = tempfile.mkstemp(prefix="transactive-settlement-")
+            os.unlink(path)
+        freed, freed_w = os.pipe()  # the child writes a byte on it for each slot it frees
+        try:
+            self._slots = _Slots(shared, n_households + 1, periods_per_day)
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "transactive.sim.settle_process", str(shared),
+                 str(freed_w)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                pass_fds=(shared, freed_w))
+        except BaseException:
+            os.close(freed)
+            raise
+        finally:  # mapped here, inherited by the child
+            os.close(freed_w)
+            os.close(shared)
+        self._freed = freed
+        self._sent = self._taken = 0  # days handed over, and taken by the child
         self._send(("open", (str(run_dir), int(n_households), int(periods_per_day),
                              granularity)))
 
@@ -88,9 +150,16 @@ class SettlementProcess:
             feed_in_price: npt.NDArray[np.float64], grid_fee_per_kwh: float = 0.0) -> None:
         """Hand the day to the child (see :meth:`RunSettlement.day`); returns at
         once, or, with :data:`AHEAD_DAYS` days waiting, once the child takes one."""
-        self._send(("day", settlement_day(out, retail_price=retail_price,
-                                          feed_in_price=feed_in_price,
-                                          grid_fee_per_kwh=grid_fee_per_kwh)))
+        day = settlement_day(out, retail_price=retail_price, feed_in_price=feed_in_price,
+                             grid_fee_per_kwh=grid_fee_per_kwh)
+        while self._sent - self._taken >= AHEAD_DAYS:  # every slot in use: wait for one
+            taken = os.read(self._freed, AHEAD_DAYS)
+            if not taken:  # the child stopped: say why
+                self._reply()
+                raise SettlementError("the settlement process stopped")
+            self._taken += len(taken)
+        self._send(("day", self._slots.put(self._sent % AHEAD_DAYS, day)))
+        self._sent += 1
 
     def close(self, bills: npt.NDArray[np.float64]) -> SettlementSummary:
         """Wait for the child to settle every day, reconcile and close the files."""
@@ -106,44 +175,32 @@ class SettlementProcess:
         self._end(wait_s=_ABANDON_WAIT_S)
 
     def _end(self, wait_s: float | None = None) -> int:
-        """Drop the days not yet handed over, stop the feeder, close our ends of
-        the pipes (the child then sees the end of its input) and wait for the
-        child; its exit status."""
-        with contextlib.suppress(queue.Empty):
-            while True:
-                self._outbox.get_nowait()
-        self._outbox.put(None)
-        self._feeder.join()
+        """Close our ends of the pipes (the child then sees the end of its
+        input), wait for the child and release the slots; its exit status."""
         for pipe in (self._proc.stdin, self._proc.stdout):
             if pipe is not None and not pipe.closed:
                 with contextlib.suppress(BrokenPipeError):  # buffered for a stopped child
                     pipe.close()
         try:
-            return self._proc.wait(timeout=wait_s)
+            code = self._proc.wait(timeout=wait_s)
         except subprocess.TimeoutExpired:
             self._proc.kill()
-            return self._proc.wait()
+            code = self._proc.wait()
+        if self._freed >= 0:
+            os.close(self._freed)
+            self._freed = -1
+            self._slots.close()
+        return code
 
     def _send(self, message: tuple[str, Any]) -> None:
-        """Queue ``message`` for the child; if the child has stopped, raise why."""
-        if self._broken.is_set():
-            self._reply()
-            raise SettlementError("the settlement process stopped")
-        self._outbox.put(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
-
-    def _feed(self) -> None:
-        """The feeder thread: each queued message down the pipe, until None;
-        after the child stopped reading, the rest dropped."""
         stdin = self._proc.stdin
         assert stdin is not None
-        while (blob := self._outbox.get()) is not None:
-            if self._broken.is_set():
-                continue
-            try:
-                stdin.write(blob)
-                stdin.flush()
-            except (BrokenPipeError, ValueError):  # the child stopped (or the pipe closed)
-                self._broken.set()
+        try:
+            pickle.dump(message, stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            stdin.flush()
+        except BrokenPipeError:  # the child stopped: say why
+            self._reply()
+            raise SettlementError("the settlement process stopped") from None
 
     def _reply(self) -> object:
         """The child's answer: a summary, or the error it stopped on (raised)."""
@@ -171,9 +228,12 @@ def _error(blob: tuple[bytes, str]) -> BaseException:
     return exc if isinstance(exc, BaseException) else SettlementError(text)
 
 
-def _serve(source: IO[bytes], sink: IO[bytes]) -> int:
-    """The child's loop: open, settle each day, close (or abandon at end of input)."""
+def _serve(source: IO[bytes], sink: IO[bytes], shared: int = -1, freed: int = -1) -> int:
+    """The child's loop: open, settle each day (from the slots mapped from
+    ``shared``, each freed with a byte on ``freed``), close (or abandon at end
+    of input)."""
     run: RunSettlement | None = None
+    slots: _Slots | None = None
     try:
         while True:
             try:
@@ -184,11 +244,14 @@ def _serve(source: IO[bytes], sink: IO[bytes]) -> int:
                 return 0
             if kind == "open":
                 run_dir, n, ppd, granularity = value
+                slots = _Slots(shared, n + 1, ppd)
                 run = RunSettlement(run_dir, n, ppd, granularity=granularity)
-            elif run is None:
+            elif run is None or slots is None:
                 raise SettlementError(f"settlement process: {kind!r} before 'open'")
             elif kind == "day":
-                run.settle(value)
+                day = slots.take(*value)
+                os.write(freed, b"\x01")
+                run.settle(day)
             elif kind == "close":
                 summary = run.close(value)
                 pickle.dump(("ok", summary), sink, protocol=pickle.HIGHEST_PROTOCOL)
@@ -208,15 +271,18 @@ def _serve(source: IO[bytes], sink: IO[bytes]) -> int:
         return 1
 
 
-def main() -> int:
-    """Serve the simulation on standard input and output (binary pickles);
-    anything printed goes to standard error."""
+def main(argv: list[str] | None = None) -> int:
+    """Serve the simulation on standard input and output (binary pickles), the
+    days in the slots mapped from the first argument (a file descriptor),
+    each freed with a byte on the second; anything printed goes to standard
+    error."""
+    shared, freed = (int(a) for a in (sys.argv[1:] if argv is None else argv))
     source, sink = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr
     # the libraries' objects (some 80,000 with pandas) live as long as the
     # process: the collector's full passes over a year's run need not walk them
     gc.freeze()
-    return _serve(source, sink)
+    return _serve(source, sink, shared, freed)
 
 
 if __name__ == "__main__":
