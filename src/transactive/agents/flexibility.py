@@ -205,45 +205,44 @@ def net_in_home(segments: Segments, n_households: int) -> HomeMatch:
     sell = segments.side != BUY
     # sells by household and rising limit, then buys by household and falling
     # limit (stable: ties keep the segments' order)
-    order = np.lexsort((np.where(sell, p, -p), h + n_households * ~sell))
-    n_sell = int(np.count_nonzero(sell))
-    sells, buys = order[:n_sell], order[n_sell:]
-    s_count = np.bincount(h[sells], minlength=n_households)
-    b_count = np.bincount(h[buys], minlength=n_households)
-    homes = np.flatnonzero((s_count > 0) & (b_count > 0))
+    key = h + n_households * ~sell  # sells, then buys, by household
+    order = np.lexsort((np.where(sell, p, -p), key))
+    count = np.bincount(key, minlength=2 * n_households)  # sells, then buys
+    homes = np.flatnonzero((count[:n_households] > 0) & (count[n_households:] > 0))
     if homes.size:
-        # the segments in that order; per household still matching: its
-        # current buy and sell (positions in ``buys`` and ``sells``), where its
-        # segments end, what is left; what each matched, by position
-        q_b, p_b, q_s, p_s = q[buys], p[buys], q[sells], p[sells]
-        got_b, got_s = np.zeros(buys.size), np.zeros(sells.size)
-        i = (np.cumsum(b_count) - b_count)[homes]
-        j = (np.cumsum(s_count) - s_count)[homes]
-        i_end, j_end = i + b_count[homes], j + s_count[homes]
-        left_b, left_s = q_b[i], q_s[j]
+        # the segments in that order (and a last one for positions past the
+        # end); per household still matching: its current buy and sell
+        # (positions in ``order``), where its segments end, what is left; what
+        # each matched, by position
+        q_at, p_at = np.zeros(order.size + 1), np.zeros(order.size + 1)
+        np.take(q, order, out=q_at[:-1])
+        np.take(p, order, out=p_at[:-1])
+        got = np.zeros(order.size + 1)
+        first = np.cumsum(count) - count
+        i, j = first[homes + n_households], first[homes]
+        i_end, j_end = i + count[homes + n_households], j + count[homes]
+        left_b, left_s = q_at[i], q_at[j]
+        more = np.ones(homes.size, bool)
         while True:
-            live = p_b[i] >= p_s[j]
+            # a household goes on while it has both sides left and they match
+            live = more & (p_at[i] >= p_at[j])
             if not live.all():
                 i, j, i_end, j_end, left_b, left_s = (
                     x.compress(live) for x in (i, j, i_end, j_end, left_b, left_s))
             if not i.size:
                 break
             take = np.minimum(left_b, left_s)
-            got_b[i] += take
-            got_s[j] += take
+            got[i] += take
+            got[j] += take
             left_b -= take
             left_s -= take
             next_b, next_s = left_b <= 0, left_s <= 0
             i += next_b
             j += next_s
             more = (i < i_end) & (j < j_end)
-            if not more.all():
-                i, j, i_end, j_end, next_b, next_s, left_b, left_s = (
-                    x.compress(more) for x in (i, j, i_end, j_end, next_b, next_s, left_b,
-                                               left_s))
-            left_b = np.where(next_b, q_b[i], left_b)
-            left_s = np.where(next_s, q_s[j], left_s)
-        matched[buys], matched[sells] = got_b, got_s
+            left_b = np.where(next_b, q_at[i], left_b)
+            left_s = np.where(next_s, q_at[j], left_s)
+        matched[order] = got[:-1]
     matched = np.minimum(matched, q)
     return HomeMatch(matched_kwh=matched, residual_kwh=q - matched)
 
