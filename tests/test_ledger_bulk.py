@@ -441,6 +441,32 @@ def test_transfers_from_sums_as_columns_are_the_transfers_one_by_one(seed: int, 
     assert batch.sizes.tolist() == [len(want)]
 
 
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(0, 6))
+def test_a_netted_group_moves_every_account_as_the_group_by_line(seed: int, n: int) -> None:
+    """Netted through the clearing accounts (the 'day' granularity), every
+    participant and operator account moves as with one transfer per line, the
+    clearing accounts end at zero, and each participant appears at most once
+    per unit."""
+    from transactive.settlement.transfers import CLEARING, _moves
+
+    rng = np.random.default_rng(seed)
+    labels = [f"h{i}" for i in range(n)]
+    sums = np.where(rng.random((n, len(FLOWS))) < 0.3, 0, rng.integers(-500, 500,
+                                                                       (n, len(FLOWS))))
+    due = sums.sum(axis=0) + rng.integers(-1, 2, len(FLOWS))
+    by_line = transfer_batch_from_sums(labels, sums, due, span="0-95", interval=0)
+    netted = transfer_batch_from_sums(labels, sums, due, span="0-95", interval=0, net=True)
+    moved = _moves(netted)
+    assert [moved.pop(a, 0) for a in CLEARING] == [0, 0]
+    assert {a: v for a, v in moved.items() if v} == {a: v for a, v in _moves(by_line).items()
+                                                      if v}
+    mine = [t for t in netted if t.debit.startswith("participant:")
+            or t.credit.startswith("participant:")]
+    assert len(mine) == len({(t.debit, t.credit) for t in mine}) <= 2 * n
+    assert len(set(netted.id.tolist())) == len(netted)
+
+
 def test_check_sums_reads_a_batch_as_a_list() -> None:
     sums = np.array([[0, 0, 4, 150, 0, 0, 0, 0], [0, 0, -2, -10, 0, 0, 3, 0]])
     due = np.array([0, 0, 2, 140, 0, 0, 3, 0])

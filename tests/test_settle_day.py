@@ -53,12 +53,14 @@ def test_three_intervals_netted_by_hand() -> None:
     assert st_.loc[st_["participant"] == "a", "utility_cents"].tolist() == [2, 1, 1]
     assert st_.loc[st_["participant"] == "a", "utility_wh"].tolist() == [50, 50, 50]
     moved = {(t.id, t.debit, t.credit, t.amount) for t in s.ledger.transfers()}
-    assert moved == {
-        ("0-2/utility_money/a", "participant:a:money", "utility:money", 4),
-        ("0-2/utility_money/b", "participant:b:money", "utility:money", 4),
+    assert moved == {  # each one's day through the clearing accounts, then the utility's
+        ("0-2/net_money/a", "participant:a:money", "clearing:money", 4),
+        ("0-2/net_money/b", "participant:b:money", "clearing:money", 4),
+        ("0-2/net_energy/a", "clearing:energy", "participant:a:energy", 150),
+        ("0-2/net_energy/b", "clearing:energy", "participant:b:energy", 150),
+        ("0-2/utility_money", "clearing:money", "utility:money", 8),
         ("0-2/rounding/utility_money", "rounding:money", "utility:money", 1),
-        ("0-2/utility_energy/a", "utility:energy", "participant:a:energy", 150),
-        ("0-2/utility_energy/b", "utility:energy", "participant:b:energy", 150),
+        ("0-2/utility_energy", "utility:energy", "clearing:energy", 300),
     }
     assert s.ledger.balance("utility:money") == 9
     assert s.settled[-1].transfers
@@ -119,7 +121,10 @@ def test_daily_netting_reconciles_exactly_with_the_interval_statements(
     # the statements are the same rows, line for line
     pd.testing.assert_frame_equal(by_interval.statements(), by_day.statements())
     # every account ends where the per-interval transfers put it
-    assert by_interval.ledger.balances() == by_day.ledger.balances()
+    # (a day is netted through the clearing accounts, which end every day at zero)
+    day_balances = by_day.ledger.balances()
+    assert [day_balances.pop(a, 0) for a in ("clearing:money", "clearing:energy")] == [0, 0]
+    assert by_interval.ledger.balances() == day_balances
     # and where the statements, summed by hand, put it
     st_ = by_day.statements()
     balances = by_day.ledger.balances()

@@ -111,6 +111,7 @@ from transactive.settlement.ledger import Transfer, TransferBatch
 from transactive.settlement.statements import STATEMENT_COLUMNS, StatementRows
 from transactive.settlement.transfers import (
     ACCOUNTS,
+    CLEARING,
     FLOWS,
     check_sums,
     operator_moves,
@@ -634,15 +635,17 @@ def net_transfers(lines: Sequence[IntervalLines], *, prefix: str = "") -> list[T
 
 
 def checked_transfers(lines: Sequence[IntervalLines], *, prefix: str = "",
-                      check: bool = True) -> TransferBatch:
+                      check: bool = True, net: bool = False) -> TransferBatch:
     """:func:`net_transfers` as one batch of columns (no object per transfer),
-    checked as :func:`check_transfers` does unless ``check`` is False."""
+    checked as :func:`check_transfers` does unless ``check`` is False; with
+    ``net`` netted per participant through the clearing accounts
+    (:func:`~transactive.settlement.transfers.transfer_batch_from_sums`)."""
     if not lines:
         return TransferBatch.concat([])
     labels, sums, due = _summed(lines)
     names = [str(p) for p in labels.tolist()]
     batch = transfer_batch_from_sums(names, sums[:, :len(FLOWS)], due, span=_span(lines),
-                                     interval=lines[0].interval, prefix=prefix)
+                                     interval=lines[0].interval, prefix=prefix, net=net)
     if check:
         _check(lines, names, sums, due, batch)
     return batch
@@ -672,5 +675,6 @@ def check_transfers(lines: Sequence[IntervalLines], transfers: list[Transfer]) -
 def _check(lines: Sequence[IntervalLines], names: list[str], sums: IntArray, due: IntArray,
            transfers: Sequence[Transfer] | TransferBatch) -> None:
     """:func:`check_transfers` from the intervals' sums (:func:`_summed`)."""
+    moves = operator_moves(sums[:, :len(FLOWS)].sum(axis=0), due)
     check_sums(_span(lines), names, sums[:, -2], sums[:, -1],
-               operator_moves(sums[:, :len(FLOWS)].sum(axis=0), due), transfers)
+               {**moves, **dict.fromkeys(CLEARING, 0)}, transfers)

@@ -27,8 +27,11 @@ Granularity (:attr:`SettlementConfig.granularity`): with ``"interval"`` every
 interval is one linked group of transfers, ids ``f"{run_id}/{interval}/{code}/{participant}"``,
 and the journal holds each interval's clearing. With ``"day"`` the intervals of
 a day (``interval // periods_per_day``) are netted into one group: one transfer
-per participant and line (:func:`~transactive.settlement.rules.net_transfers`),
-ids ``f"{run_id}/{first}-{last}/{code}/{participant}"``. The statements keep
+per participant and unit through a clearing account, and one per line from
+the clearing account to the line's counterparty
+(:func:`~transactive.settlement.transfers.transfer_batch_from_sums` with ``net``),
+ids ``f"{run_id}/{first}-{last}/net_money/{participant}"`` (and ``net_energy``)
+and ``f"{run_id}/{first}-{last}/{code}"``. The statements keep
 every interval's row unchanged: each line is still rounded interval by
 interval by the participant's running total, and the day's transfer is the sum
 of those whole units, so statements and ledger reconcile exactly. A day is
@@ -93,6 +96,7 @@ from transactive.settlement.rules import (
 from transactive.settlement.statements import StatementRows, StatementWriter
 from transactive.settlement.transfers import (
     ACCOUNTS,
+    CLEARING,
     check_sums,
     operator_moves,
     participant_accounts,
@@ -113,6 +117,9 @@ _OPERATORS = (
     Account(ACCOUNTS["rounding_money"], AccountKind.MARKET, Unit.CENT),
     Account(ACCOUNTS["rounding_energy"], AccountKind.MARKET, Unit.WH),
 )
+#: The accounts a day netted per participant pays through (see settlement.transfers).
+_CLEARING = (Account(CLEARING[0], AccountKind.MARKET, Unit.CENT),
+             Account(CLEARING[1], AccountKind.MARKET, Unit.WH))
 
 
 @dataclass(frozen=True)
@@ -503,10 +510,13 @@ class Settlement:
         last = block.first + n_t - 1
         span = str(block.first) if n_t == 1 else f"{block.first}-{last}"
         transfers = transfer_batch_from_sums(names, flow_sums, due, span=span,
-                                             interval=block.first, prefix=self.config.prefix)
+                                             interval=block.first, prefix=self.config.prefix,
+                                             net=True)
         moves = operator_moves(flow_sums.sum(axis=0), due)
-        check_sums(span, names, summed[:, 0], total, moves, transfers)
+        check_sums(span, names, summed[:, 0], total, {**moves, **dict.fromkeys(CLEARING, 0)},
+                   transfers)
         pending.accounts += self._new_accounts(labels[cols])
+        self._clearing(pending)
         pending.groups.append(transfers)
         # the totals after the day: through its end, and before each one's last interval
         day_exact = exact.sum(axis=0)
@@ -573,6 +583,12 @@ class Settlement:
         """The running totals of every participant settled here."""
         return self._totals
 
+    def _clearing(self, pending: _Pending) -> None:
+        """The clearing accounts a netted day pays through, created with the first."""
+        new = [a for a in _CLEARING if a.id not in self._known]
+        pending.accounts += new
+        self._known |= {a.id for a in new}
+
     def _new_accounts(self, participants: npt.NDArray[np.generic]) -> list[Account]:
         """The accounts of participants new to the running totals (and the ledger)."""
         new: list[Account] = []
@@ -635,7 +651,8 @@ class Settlement:
             while end < len(self._settled) and self._settled[end].interval // ppd == day:
                 end += 1
             lines = [s.lines for s in self._settled[pos:end]]
-            transfers = checked_transfers(lines, prefix=self.config.prefix)
+            transfers = checked_transfers(lines, prefix=self.config.prefix, net=True)
+            self._clearing(pending)
             pending.groups.append(transfers)
             pending.days.append(day)
             self._settled[end - 1] = IntervalSettlement(lines[-1], transfers)
