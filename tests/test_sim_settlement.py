@@ -132,3 +132,21 @@ def test_a_run_settled_by_day_streams_the_same_statements_in_parquet(tmp_path):
     # a day-settled folder is a run folder: --overwrite replaces it whole
     simulate(Scenario.from_dict(base), run_dir=tmp_path / "day", overwrite=True)
     assert not (tmp_path / "day" / STATEMENTS_PARQUET_FILE).exists()
+
+
+@pytest.mark.parametrize("granularity", ["interval", "day"])
+def test_the_run_keeps_each_participants_statement_totals_as_written(tmp_path, granularity):
+    """The settlement's running sums of each participant's lines (the report's
+    statement table) are the statements file summed, row for row and in order."""
+    from transactive.settlement.statements import statement_totals
+
+    scenario = Scenario.from_dict({"community": {"households": 6}, "time": {"days": 2},
+                                   "settlement": {"granularity": granularity}})
+    run = simulate(scenario, run_dir=tmp_path / "run")
+    assert run.settlement is not None
+    assert run.settlement.posted is not None
+    columns = ["metered_wh", "grid_fee_cents", "carbon_cents", "total_cents"]
+    from_file = statement_totals(tmp_path / "run", [*columns, "energy_cents"])
+    pd.testing.assert_frame_equal(run.settlement.posted[columns], from_file[columns])
+    energy = run.settlement.posted[["market_cents", "utility_cents", "imbalance_cents"]]
+    assert energy.sum(axis=1).tolist() == from_file["energy_cents"].tolist()

@@ -415,8 +415,13 @@ def _settlement_section(run: _Run, run_dir: Path | None) -> str:
     if path is None:
         return f"<h2>Settlement</h2>{status}"
     money = ["energy_cents", "grid_fee_cents", "carbon_cents", "total_cents"]
-    # CSV or Parquet, a year of it too: summed a day (or a million rows) at a time
-    per = statement_totals(path, ["metered_wh", *money])
+    settled = run.result.settlement
+    if settled is not None and settled.posted is not None:  # summed as they were written
+        posted = settled.posted
+        per = posted.assign(energy_cents=posted[["market_cents", "utility_cents",
+                                                 "imbalance_cents"]].sum(axis=1))
+    else:  # CSV or Parquet, a year of it too: summed a day (or a million rows) at a time
+        per = statement_totals(path, ["metered_wh", *money])
     hh = run.result.households
     bills = hh["bill_market"]
     simulated = pd.Series(bills.to_numpy(), index=household_label(hh["household"].to_numpy()))

@@ -192,9 +192,11 @@ class Tally:
             moved[account] = moved.get(account, 0) + amount
         return moved, found + self._found
 
-    def posted_frame(self) -> pd.DataFrame:
-        """Each participant's posted totals (rows sorted by label; cents and Wh)."""
-        labels = sorted(self._row)
+    def posted_frame(self, *, sort: bool = True) -> pd.DataFrame:
+        """Each participant's posted totals (cents and Wh): its statement lines
+        summed, columns :data:`~transactive.settlement.rules.ROUNDED` and
+        ``total_cents``; rows sorted by label, or in order of first appearance."""
+        labels = sorted(self._row) if sort else list(self._row)
         rows = [self._row[p] for p in labels]
         return pd.DataFrame(self._posted[rows], index=pd.Index(labels, name="participant"),
                             columns=list(_POSTED))

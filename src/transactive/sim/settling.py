@@ -107,6 +107,11 @@ class SettlementSummary:
     bills: pd.DataFrame | None = None
     """One row per household (cents): its statements' energy bill against the
     simulated bill (see :class:`~transactive.settlement.settle.Reconciliation`)."""
+    posted: pd.DataFrame | None = None
+    """One row per participant, in order of first appearance: its statement
+    lines summed over the run as written (cents and Wh, see
+    :meth:`~transactive.settlement.reconcile.Tally.posted_frame`); None when
+    read back from a results store."""
 
     def figures(self) -> dict[str, int | bool | list[str]]:
         """The summary's figures (JSON-ready): intervals, transfers, reconciled, problems."""
@@ -344,6 +349,7 @@ class RunSettlement:
         """Reconcile (the statements against the ledger, and against each
         household's simulated ``bills`` over the run) and close the files."""
         rec = self.settlement.reconciliation(bills=pd.Series(bills, index=self.labels))
+        tally = self.settlement.tally
         self._stack.close()
-        return SettlementSummary(self._count, self.settlement.tally.transfers, rec.is_ok,
-                                 rec.problems, rec.table, rec.bills)
+        return SettlementSummary(self._count, tally.transfers, rec.is_ok, rec.problems,
+                                 rec.table, rec.bills, tally.posted_frame(sort=False))
