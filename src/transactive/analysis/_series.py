@@ -63,10 +63,14 @@ class Series:
 
     def __post_init__(self) -> None:
         start = pd.DatetimeIndex(self.frame["start"])
-        self.x = start.strftime("%Y-%m-%d %H:%M").tolist()
+        # local wall time as text, "YYYY-MM-DD HH:MM" (numpy's formatting: a
+        # tenth of strftime's time for a year of intervals)
+        wall = start.tz_localize(None) if start.tz is not None else start
+        text = np.datetime_as_string(wall.to_numpy().astype("datetime64[m]"), unit="m")
+        self.x = np.char.replace(text, "T", " ").tolist()
         offset = start[0].strftime("%z") if len(start) else "+0000"
         self.time_title = f"local time (UTC{offset[:3]}:{offset[3:]})"
-        dates = start.strftime("%Y-%m-%d")
+        dates = text.astype("U10")
         self.day_code, uniques = pd.factorize(dates)
         self.days = [str(d) for d in uniques]
         first = np.flatnonzero(np.r_[True, self.day_code[1:] != self.day_code[:-1]])
