@@ -38,7 +38,7 @@ parts = {"devices": [("sim/community.py", "build_community"),
          "market": [("sim/market.py", "clear_day")],
          "carbon": [("sim/settling.py", "charge")],
          "results": [("sim/books.py", "add"), ("sim/books.py", "frames"),
-                     ("sim/recorder.py", "write_results")],
+                     ("sim/recorder.py", "write_tables"), ("sim/recorder.py", "finish")],
          # settled here, or handed to the settlement process and waited for
          "settlement": [("sim/settling.py", "day"), ("sim/settling.py", "close"),
                         ("sim/settle_process.py", "day"), ("sim/settle_process.py", "close")]}
