@@ -66,6 +66,16 @@ _FLOATS = ("metered_kwh", "market_kwh", "payment", "carbon_cost")
 _PRICES = ("retail_price", "feed_in_price")
 
 
+def _shared_fd() -> int:
+    """A descriptor of fresh memory to share: anonymous memory where the
+    system has it (Linux), else an unlinked temporary file."""
+    with contextlib.suppress(AttributeError, OSError):  # none, or refused (a sandbox)
+        return os.memfd_create("transactive-settlement")
+    shared, path = tempfile.mkstemp(prefix="transactive-settlement-")
+    os.unlink(path)
+    return shared
+
+
 class _Slots:
     """:data:`AHEAD_DAYS` days' arrays (intervals x households and the
     counterparty) in memory mapped from ``fd``, which both processes map."""
@@ -122,12 +132,7 @@ class SettlementProcess:
         # instead of fresh pages from the kernel every day (measured: -10 % time)
         env.setdefault("MALLOC_MMAP_THRESHOLD_", str(32 << 20))
         env.setdefault("MALLOC_TRIM_THRESHOLD_", str(1 << 30))
-        # the slots: anonymous memory where the system has it, else an unlinked file
-        if hasattr(os, "memfd_create"):
-            shared = os.memfd_create("transactive-settlement")
-        else:
-            shared, path = tempfile.mkstemp(prefix="transactive-settlement-")
-            os.unlink(path)
+        shared = _shared_fd()
         freed, freed_w = os.pipe()  # the child writes a byte on it for each slot it frees
         try:
             self._slots = _Slots(shared, n_households + 1, periods_per_day)
