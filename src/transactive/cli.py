@@ -592,6 +592,28 @@ def ledger_verify_cmd(
         raise typer.Exit(1)
 
 
+@ledger_app.command("recover", short_help="Finish a run's settlement that was interrupted.")
+def ledger_recover_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by simulate.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Finish the settlement of a run stopped while it settled (the journal
+    ahead of the ledger, or its last record cut short): commit what the
+    journal holds, then verify. A damaged folder is refused, unchanged."""
+    from transactive.settlement import LEDGER_FILE, recover_run
+
+    if not (run_dir / LEDGER_FILE).is_file():
+        raise InputError("run_dir", f"no {LEDGER_FILE} in {run_dir}: the run was not settled")
+    before, after = recover_run(run_dir)
+    if as_json:
+        _print_json({"before": before.to_dict(), "after": after.to_dict()})
+    else:
+        _out().print("nothing to recover: " + str(after) if before.is_ok else
+                     f"recovered ({before.verdict.lower()} before):\n{after}")
+    if not after.is_ok:
+        raise typer.Exit(1)
+
+
 @app.command("report")
 def report_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by simulate.")],

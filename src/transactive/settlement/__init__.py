@@ -61,5 +61,6 @@ _EXPORTS = {
     "sign_reading": "transactive.settlement.oracle",
     "verify_journal": "transactive.settlement.journal",
     "verify_run": "transactive.settlement.verify",
+    "recover_run": "transactive.settlement.verify",
 }
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

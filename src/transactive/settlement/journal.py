@@ -392,24 +392,33 @@ def read_journal(path: str | os.PathLike[str]) -> Iterator[JournalRecord]:
 
 
 def replay_journal(path: str | os.PathLike[str], ledger: Ledger | None = None, *,
-                   after: int = 0) -> Ledger:
-    """Apply the accounts and transfers records after record ``after`` to a
-    ledger (a new in-memory one by default), each with its sequence number as
-    the ledger's cursor, exactly as they were first posted. Returns the ledger."""
+                   after: int = 0, through: int | None = None) -> Ledger:
+    """Apply the accounts and transfers records after record ``after`` (and
+    up to record ``through``, if given) to a ledger (a new in-memory one by
+    default), each with its sequence number as the ledger's cursor, exactly as
+    they were first posted. Returns the ledger."""
     target = ledger if ledger is not None else Ledger(":memory:")
+    if through is not None and through <= after:
+        return target
     for rec in read_journal(path):
-        if rec.seq <= after:
-            continue
-        if rec.kind == "accounts":
-            target.create_accounts([_account_from_row(r) for r in rec.body["accounts"]],
-                                   cursor=rec.seq)
-        elif rec.kind == "transfers":
-            try:
-                batch = transfer_batch(rec.body)
-            except ValueError as exc:
-                raise SettlementError(f"journal {path}: record {rec.seq} is bad: {exc}") from None
-            target.post_batches(batch, cursor=rec.seq)
+        if rec.seq > after:
+            _apply_record(path, target, rec)
+        if through is not None and rec.seq >= through:
+            break  # not read past it: a record cut short may follow
     return target
+
+
+def _apply_record(path: str | os.PathLike[str], target: Ledger, rec: JournalRecord) -> None:
+    """An accounts or transfers record applied to ``target`` (others ignored)."""
+    if rec.kind == "accounts":
+        target.create_accounts([_account_from_row(r) for r in rec.body["accounts"]],
+                               cursor=rec.seq)
+    elif rec.kind == "transfers":
+        try:
+            batch = transfer_batch(rec.body)
+        except ValueError as exc:
+            raise SettlementError(f"journal {path}: record {rec.seq} is bad: {exc}") from None
+        target.post_batches(batch, cursor=rec.seq)
 
 
 class Journal:

@@ -10,6 +10,16 @@ credits per unit and that no account that forbids a negative balance ever had
 one, checks the ledger has applied every accounts and transfers record of the
 journal, and replays the journal into a fresh ledger whose state hash must
 equal the ledger's.
+
+It tells an interrupted run from a damaged one: a run stopped while it
+settled (killed, a full disk) can leave the journal ahead of the ledger
+(records written ahead but not committed) or a last journal record cut short;
+everything else checking out, the report says INTERRUPTED, and
+:func:`recover_run` (``transactive ledger recover RUN_DIR``) commits what the
+journal holds (a cut record is dropped: the ledger never committed it) and
+verifies again. Anything else that fails (a broken hash chain or signature, a
+ledger that does not add up, or one the journal does not reproduce) is
+FAILED, and nothing is recovered.
 """
 
 from __future__ import annotations
@@ -20,10 +30,16 @@ from pathlib import Path
 from typing import Any
 
 from transactive.errors import InputError
-from transactive.settlement.journal import read_journal, replay_journal, verify_journal
+from transactive.settlement.journal import (
+    Journal,
+    read_journal,
+    replay_journal,
+    verify_journal,
+)
 from transactive.settlement.ledger import Ledger, SettlementError
 
-__all__ = ["JOURNAL_FILE", "LEDGER_FILE", "Check", "VerificationReport", "verify_run"]
+__all__ = ["JOURNAL_FILE", "LEDGER_FILE", "Check", "VerificationReport", "recover_run",
+           "verify_run"]
 
 LEDGER_FILE = "settlement.sqlite"
 JOURNAL_FILE = "journal.jsonl"
@@ -46,20 +62,32 @@ class VerificationReport:
     checks: tuple[Check, ...]
     ledger_hash: str = ""
     replay_hash: str = ""
+    interrupted: bool = False
+    """The run stopped while it settled and nothing else is wrong:
+    :func:`recover_run` brings it to a state that verifies."""
 
     @property
     def is_ok(self) -> bool:
         return all(c.ok for c in self.checks)
 
+    @property
+    def verdict(self) -> str:
+        """OK, INTERRUPTED (recoverable) or FAILED."""
+        return "OK" if self.is_ok else "INTERRUPTED" if self.interrupted else "FAILED"
+
     def to_dict(self) -> dict[str, Any]:
-        return {"run_dir": self.run_dir, "ok": self.is_ok, "ledger_hash": self.ledger_hash,
-                "replay_hash": self.replay_hash,
+        return {"run_dir": self.run_dir, "ok": self.is_ok, "verdict": self.verdict,
+                "ledger_hash": self.ledger_hash, "replay_hash": self.replay_hash,
                 "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail}
                            for c in self.checks]}
 
     def __str__(self) -> str:
         width = max((len(c.name) for c in self.checks), default=0)
-        lines = [f"settlement of {self.run_dir}: {'OK' if self.is_ok else 'FAILED'}"]
+        verdict = self.verdict
+        if self.interrupted:
+            verdict += (" (stopped while it settled, nothing else wrong: "
+                        f"`transactive ledger recover {self.run_dir}` finishes it)")
+        lines = [f"settlement of {self.run_dir}: {verdict}"]
         lines += [f"  {'ok  ' if c.ok else 'FAIL'}  {c.name:<{width}}  {c.detail}"
                   for c in self.checks]
         return "\n".join(lines)
@@ -85,6 +113,8 @@ def verify_run(run_dir: str | os.PathLike[str]) -> VerificationReport:
     journal_path, ledger_path = root / JOURNAL_FILE, root / LEDGER_FILE
     checks: list[Check] = []
     jr = verify_journal(journal_path)
+    # a last record cut short (no newline) is a write the ledger never committed
+    torn = not jr.is_ok and jr.reason.startswith("incomplete last record")
     checks.append(Check("journal", jr.is_ok, str(jr).split(": ", 1)[1]))
     try:
         ledger = Ledger(ledger_path, create=False)
@@ -99,24 +129,82 @@ def verify_run(run_dir: str | os.PathLike[str]) -> VerificationReport:
                   else "; ".join(integrity.problems[:3]))
         checks.append(Check("ledger integrity", integrity.is_ok, detail))
         ledger_hash, cursor = integrity.state_hash, ledger.cursor
-    if not jr.is_ok:
+    if not jr.is_ok and not (torn and jr.first_bad is not None and jr.first_bad > cursor):
         checks.append(Check("ledger applied the journal", False, "skipped: journal is bad"))
         checks.append(Check("replay", False, "skipped: journal is bad"))
         return VerificationReport(str(root), tuple(checks), ledger_hash)
+    n_records = jr.n_records if jr.is_ok else (jr.first_bad or 1) - 1  # the sound ones
     try:
-        pending = [r.seq for r in read_journal(journal_path)
-                   if r.kind in ("accounts", "transfers") and r.seq > cursor]
-        replayed = replay_journal(journal_path)
+        records = [r for r in _sound_records(journal_path, torn)
+                   if r.kind in ("accounts", "transfers")]
+        pending = [r.seq for r in records if r.seq > cursor]
+        replayed = replay_journal(journal_path, through=cursor if pending else n_records)
         replay_hash = replayed.state_hash()
         replayed.close()
     except (SettlementError, InputError) as exc:
         checks.append(Check("replay", False, str(exc)))
         return VerificationReport(str(root), tuple(checks), ledger_hash)
     checks.append(Check(
-        "ledger applied the journal", cursor <= jr.n_records and not pending,
-        f"through record {cursor} of {jr.n_records}" if not pending else
-        f"records {pending[0]}.. not committed (reopen the run's settlement to recover)"))
+        "ledger applied the journal", cursor <= n_records and not pending,
+        f"through record {cursor} of {n_records}" if not pending else
+        f"records {pending[0]}..{pending[-1]} journaled but not committed"))
     same = replay_hash == ledger_hash
     checks.append(Check("replay", same, f"state hash {ledger_hash[:16]}... "
-                        + ("reproduced" if same else f"!= replayed {replay_hash[:16]}...")))
-    return VerificationReport(str(root), tuple(checks), ledger_hash, replay_hash)
+                        + (("reproduced" if not pending else
+                            f"reproduced by the journal through record {cursor}") if same
+                           else f"!= replayed {replay_hash[:16]}...")))
+    interrupted = (torn or bool(pending)) and integrity.is_ok and same and cursor <= n_records
+    return VerificationReport(str(root), tuple(checks), ledger_hash, replay_hash, interrupted)
+
+
+def _sound_records(path: Path, torn: bool) -> list[Any]:
+    """The journal's records, but a last one cut short (``torn``)."""
+    records = []
+    try:
+        for rec in read_journal(path):
+            records.append(rec)
+    except SettlementError:
+        if not torn:
+            raise
+    return records
+
+
+def recover_run(run_dir: str | os.PathLike[str]) -> tuple[VerificationReport,
+                                                          VerificationReport]:
+    """Finish the settlement of a run folder that was interrupted while it
+    settled (see the module's docstring): drop a journal record cut short,
+    commit the records the journal holds beyond the ledger, and verify again.
+    Returns the reports before and after; a folder that verifies is left as it
+    is, and one that is damaged otherwise is refused
+    (:class:`~transactive.settlement.ledger.SettlementError`), unchanged.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from transactive.settlement import Account, AccountKind, Settlement, Unit
+    >>> run = Path(tempfile.mkdtemp())
+    >>> with Journal(run / JOURNAL_FILE) as j, Ledger(run / LEDGER_FILE) as led:
+    ...     s = Settlement(led, j)
+    ...     _ = s.settle_interval(0, None, ["a"], [1.5], retail_price_per_kwh=0.3,
+    ...                           feed_in_price_per_kwh=0.05)
+    ...     _ = j.append_accounts([Account("extra", AccountKind.MARKET, Unit.CENT)])
+    >>> verify_run(run).verdict          # journaled, never committed: a stopped run
+    'INTERRUPTED'
+    >>> before, after = recover_run(run)
+    >>> after.verdict
+    'OK'
+    """
+    root = Path(run_dir)
+    before = verify_run(root)
+    if before.is_ok:
+        return before, before
+    if not before.interrupted:
+        failed = "; ".join(f"{c.name}: {c.detail}" for c in before.checks if not c.ok)
+        raise SettlementError(f"{root} is damaged, not interrupted ({failed}): nothing "
+                              "recovered")
+    # opening the journal drops a last record cut short; the ledger then takes
+    # the records after its cursor, each committed with its sequence number
+    with Journal(root / JOURNAL_FILE) as journal, \
+            Ledger(root / LEDGER_FILE, create=False) as ledger:
+        replay_journal(journal.path, ledger, after=ledger.cursor)
+    return before, verify_run(root)
