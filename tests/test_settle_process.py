@@ -40,11 +40,12 @@ def test_a_run_settled_beside_the_simulation_writes_the_same_bytes(tmp_path, mon
     assert verify_run(tmp_path / "beside").is_ok
 
 
-@pytest.mark.parametrize("memfd", [True, False])
+@pytest.mark.parametrize(("memfd", "slot_bytes"), [(True, None), (False, None), (True, 1)])
 def test_more_days_than_slots_go_through_the_shared_slots_unchanged(tmp_path, monkeypatch,
-                                                                    memfd):
-    """Days beyond AHEAD_DAYS reuse the slots once the child has taken them;
-    without memfd (other systems) the slots live in an unlinked file."""
+                                                                    memfd, slot_bytes):
+    """Days beyond the slots reuse them once the child has taken them;
+    without memfd (other systems) the slots live in an unlinked file; a
+    community too large for AHEAD_DAYS slots gets fewer (two at least)."""
     from transactive.sim import settle_process
 
     scenario = Scenario.from_dict({"community": {"households": 5},
@@ -52,6 +53,9 @@ def test_more_days_than_slots_go_through_the_shared_slots_unchanged(tmp_path, mo
                                    "settlement": {"granularity": "day"}})
     if not memfd:
         monkeypatch.delattr(settle_process.os, "memfd_create", raising=False)
+    if slot_bytes is not None:
+        monkeypatch.setattr(settle_process, "_SLOTS_BYTES", slot_bytes)
+        assert settle_process._n_slots(6, 96) == 2
     beside = simulate(scenario, run_dir=tmp_path / "beside")
     monkeypatch.setattr(engine, "SettlementProcess", RunSettlement)
     inline = simulate(scenario, run_dir=tmp_path / "inline")

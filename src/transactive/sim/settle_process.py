@@ -5,7 +5,8 @@ as much as simulating it, and the two need each other only through the day's
 arrays. :class:`SettlementProcess` stands in for
 :class:`~transactive.sim.settling.RunSettlement`: each day's
 :class:`~transactive.sim.settling.SettlementDay` (a few megabytes of arrays
-for a thousand households) is written into one of :data:`AHEAD_DAYS` slots
+for a thousand households) is written into one of :data:`AHEAD_DAYS` slots (fewer
+for a community of several thousand households)
 of memory the two processes share (an anonymous ``memfd`` on Linux, an
 unlinked temporary file elsewhere), and a small message down a pipe tells
 the child (``python -m transactive.sim.settle_process``) which; the child
@@ -60,8 +61,11 @@ __all__ = ["AHEAD_DAYS", "SettlementProcess"]
 #: How long :meth:`SettlementProcess.abandon` waits for the child to close its files.
 _ABANDON_WAIT_S = 60.0
 #: Days handed over but not yet taken by the child: how far the simulation may
-#: run ahead (the shared slots hold this many days' arrays).
+#: run ahead (the shared slots hold this many days' arrays) ...
 AHEAD_DAYS = 8
+#: ... in at most this much shared memory (fewer slots for a larger
+#: community, at least two: 8 for up to some 2,000 households).
+_SLOTS_BYTES = 64 << 20
 _FLOATS = ("metered_kwh", "market_kwh", "payment", "carbon_cost")
 _PRICES = ("retail_price", "feed_in_price")
 
@@ -76,14 +80,21 @@ def _shared_fd() -> int:
     return shared
 
 
-class _Slots:
-    """:data:`AHEAD_DAYS` days' arrays (intervals x households and the
-    counterparty) in memory mapped from ``fd``, which both processes map."""
+def _n_slots(n_columns: int, periods_per_day: int) -> int:
+    """How many days the shared slots hold for a community (see _SLOTS_BYTES)."""
+    day_bytes = periods_per_day * (n_columns * (8 * len(_FLOATS) + 1) + 8 * len(_PRICES))
+    return max(2, min(AHEAD_DAYS, _SLOTS_BYTES // day_bytes))
 
-    def __init__(self, fd: int, n_columns: int, periods_per_day: int) -> None:
-        floats = (len(_FLOATS), AHEAD_DAYS, periods_per_day, n_columns)
-        prices = (len(_PRICES), AHEAD_DAYS, periods_per_day)
-        present = (AHEAD_DAYS, periods_per_day, n_columns)
+
+class _Slots:
+    """``n_slots`` days' arrays (intervals x households and the counterparty)
+    in memory mapped from ``fd``, which both processes map."""
+
+    def __init__(self, fd: int, n_columns: int, periods_per_day: int, n_slots: int) -> None:
+        self.n = n_slots
+        floats = (len(_FLOATS), self.n, periods_per_day, n_columns)
+        prices = (len(_PRICES), self.n, periods_per_day)
+        present = (self.n, periods_per_day, n_columns)
         n_floats, n_prices = int(np.prod(floats)), int(np.prod(prices))
         size = 8 * (n_floats + n_prices) + int(np.prod(present))
         if os.fstat(fd).st_size < size:
@@ -135,7 +146,8 @@ class SettlementProcess:
         shared = _shared_fd()
         freed, freed_w = os.pipe()  # the child writes a byte on it for each slot it frees
         try:
-            self._slots = _Slots(shared, n_households + 1, periods_per_day)
+            self._slots = _Slots(shared, n_households + 1, periods_per_day,
+                                 _n_slots(n_households + 1, periods_per_day))
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "transactive.sim.settle_process", str(shared),
                  str(freed_w)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
@@ -149,21 +161,21 @@ class SettlementProcess:
         self._freed = freed
         self._sent = self._taken = 0  # days handed over, and taken by the child
         self._send(("open", (str(run_dir), int(n_households), int(periods_per_day),
-                             granularity)))
+                             granularity, self._slots.n)))
 
     def day(self, out: DayOutcome, *, retail_price: npt.NDArray[np.float64],
             feed_in_price: npt.NDArray[np.float64], grid_fee_per_kwh: float = 0.0) -> None:
         """Hand the day to the child (see :meth:`RunSettlement.day`); returns at
-        once, or, with :data:`AHEAD_DAYS` days waiting, once the child takes one."""
+        once, or, with every slot's day waiting, once the child takes one."""
         day = settlement_day(out, retail_price=retail_price, feed_in_price=feed_in_price,
                              grid_fee_per_kwh=grid_fee_per_kwh)
-        while self._sent - self._taken >= AHEAD_DAYS:  # every slot in use: wait for one
-            taken = os.read(self._freed, AHEAD_DAYS)
+        while self._sent - self._taken >= self._slots.n:  # every slot in use: wait for one
+            taken = os.read(self._freed, self._slots.n)
             if not taken:  # the child stopped: say why
                 self._reply()
                 raise SettlementError("the settlement process stopped")
             self._taken += len(taken)
-        self._send(("day", self._slots.put(self._sent % AHEAD_DAYS, day)))
+        self._send(("day", self._slots.put(self._sent % self._slots.n, day)))
         self._sent += 1
 
     def close(self, bills: npt.NDArray[np.float64]) -> SettlementSummary:
@@ -248,8 +260,8 @@ def _serve(source: IO[bytes], sink: IO[bytes], shared: int = -1, freed: int = -1
                     run.abandon()
                 return 0
             if kind == "open":
-                run_dir, n, ppd, granularity = value
-                slots = _Slots(shared, n + 1, ppd)
+                run_dir, n, ppd, granularity, n_slots = value
+                slots = _Slots(shared, n + 1, ppd, n_slots)
                 run = RunSettlement(run_dir, n, ppd, granularity=granularity)
             elif run is None or slots is None:
                 raise SettlementError(f"settlement process: {kind!r} before 'open'")
