@@ -3,20 +3,21 @@
 Settling a day (rounding, netting, journal, ledger, statements) costs about
 as much as simulating it, and the two need each other only through the day's
 arrays. :class:`SettlementProcess` stands in for
-:class:`~transactive.sim.settling.RunSettlement`: each day's
-:class:`~transactive.sim.settling.SettlementDay` (a few megabytes of arrays
-for a thousand households) is written into one of :data:`AHEAD_DAYS` slots (fewer
-for a community of several thousand households)
-of memory the two processes share (an anonymous ``memfd`` on Linux, an
-unlinked temporary file elsewhere), and a small message down a pipe tells
-the child (``python -m transactive.sim.settle_process``) which; the child
-copies the day out, frees the slot (a byte on a pipe of its own) and settles
-it with a :class:`~transactive.sim.settling.RunSettlement` of its own while
-the simulation goes on. The simulation runs up to :data:`AHEAD_DAYS` days
-ahead of the settlement (a faster simulation then waits, and memory stays
-a few days'), so its last days and its results store are done while the
-child settles the days before; no day is pickled or pushed through a pipe
-(which cost each process over a second of CPU a year of 1,000 households).
+:class:`~transactive.sim.settling.RunSettlement`: each day's exact amounts
+(:func:`~transactive.sim.settling.day_amounts`, made in the simulating
+process, which waits for the child anyway; some 8 MB for a thousand
+households) are written into one of :data:`AHEAD_DAYS` slots (fewer for a
+community of several thousand households) of memory the two processes share
+(an anonymous ``memfd`` on Linux, an unlinked temporary file elsewhere), and
+a small message down a pipe tells the child (``python -m
+transactive.sim.settle_process``) which; the child copies the day out, frees
+the slot (a byte on a pipe of its own) and settles it with a
+:class:`~transactive.sim.settling.RunSettlement` of its own while the
+simulation goes on. The simulation runs as many days ahead as there are slots
+of the settlement (a faster simulation then waits, and memory stays a few
+days'), so its last days and its results store are done while the child
+settles the days before; no day is pickled or pushed through a pipe (which
+cost each process over a second of CPU a year of 1,000 households).
 The ledger, journal and statements are the same, byte for byte, as settling
 in the simulating process: the same code settles the same days in the same
 order.
@@ -46,13 +47,14 @@ import numpy as np
 import numpy.typing as npt
 
 from transactive.settlement import SettlementConfig
+from transactive.settlement.amounts import ROUNDED, BlockAmounts
 from transactive.settlement.ledger import SettlementError
 from transactive.settlement.settle import Granularity
 from transactive.sim.books import DayOutcome
 from transactive.sim.settling import (
     RunSettlement,
-    SettlementDay,
     SettlementSummary,
+    day_amounts,
     settlement_day,
 )
 
@@ -66,8 +68,7 @@ AHEAD_DAYS = 8
 #: ... in at most this much shared memory (fewer slots for a larger
 #: community, at least two: 8 for up to some 2,000 households).
 _SLOTS_BYTES = 64 << 20
-_FLOATS = ("metered_kwh", "market_kwh", "payment", "carbon_cost")
-_PRICES = ("retail_price", "feed_in_price")
+_RATES = ("utility_price_per_kwh", "imbalance_price_per_kwh", "grid_fee_per_kwh")
 
 
 def _shared_fd() -> int:
@@ -82,48 +83,49 @@ def _shared_fd() -> int:
 
 def _n_slots(n_columns: int, periods_per_day: int) -> int:
     """How many days the shared slots hold for a community (see _SLOTS_BYTES)."""
-    day_bytes = periods_per_day * (n_columns * (8 * len(_FLOATS) + 1) + 8 * len(_PRICES))
+    day_bytes = periods_per_day * n_columns * (8 * (len(ROUNDED) + len(_RATES)) + 1)
     return max(2, min(AHEAD_DAYS, _SLOTS_BYTES // day_bytes))
 
 
 class _Slots:
-    """``n_slots`` days' arrays (intervals x households and the counterparty)
-    in memory mapped from ``fd``, which both processes map."""
+    """``n_slots`` days' exact amounts (each line, rate and who is present:
+    intervals x households and the counterparty, see
+    :class:`~transactive.settlement.amounts.BlockAmounts`) in memory mapped
+    from ``fd``, which both processes map."""
 
     def __init__(self, fd: int, n_columns: int, periods_per_day: int, n_slots: int) -> None:
         self.n = n_slots
-        floats = (len(_FLOATS), self.n, periods_per_day, n_columns)
-        prices = (len(_PRICES), self.n, periods_per_day)
-        present = (self.n, periods_per_day, n_columns)
-        n_floats, n_prices = int(np.prod(floats)), int(np.prod(prices))
-        size = 8 * (n_floats + n_prices) + int(np.prod(present))
+        exact = (n_slots, len(ROUNDED), periods_per_day, n_columns)  # each line contiguous
+        rates = (len(_RATES), n_slots, periods_per_day, n_columns)
+        present = (n_slots, periods_per_day, n_columns)
+        n_exact, n_rates = int(np.prod(exact)), int(np.prod(rates))
+        size = 8 * (n_exact + n_rates) + int(np.prod(present))
         if os.fstat(fd).st_size < size:
             os.ftruncate(fd, size)
         self._map = mmap.mmap(fd, size)
-        self.floats = np.frombuffer(self._map, np.float64, n_floats).reshape(floats)
-        self.prices = np.frombuffer(self._map, np.float64, n_prices, 8 * n_floats).reshape(prices)
+        self.exact = np.frombuffer(self._map, np.int64, n_exact).reshape(exact)
+        self.rates = np.frombuffer(self._map, np.float64, n_rates, 8 * n_exact).reshape(rates)
         self.present = np.frombuffer(self._map, np.bool_, int(np.prod(present)),
-                                     8 * (n_floats + n_prices)).reshape(present)
+                                     8 * (n_exact + n_rates)).reshape(present)
 
-    def put(self, slot: int, day: SettlementDay) -> tuple[int, int, int, float]:
-        """Write ``day`` into ``slot``; the message that names it."""
-        n_t = len(day.present)
-        for j, name in enumerate(_FLOATS):
-            self.floats[j, slot, :n_t] = getattr(day, name)
-        for j, name in enumerate(_PRICES):
-            self.prices[j, slot, :n_t] = getattr(day, name)
-        self.present[slot, :n_t] = day.present
-        return slot, day.start, n_t, day.grid_fee_per_kwh
+    def put(self, slot: int, block: BlockAmounts) -> tuple[int, int, int]:
+        """Write ``block`` (a day) into ``slot``; the message that names it."""
+        n_t = len(block)
+        self.exact[slot, :, :n_t] = np.moveaxis(block.exact_micro, -1, 0)
+        for j, name in enumerate(_RATES):
+            self.rates[j, slot, :n_t] = getattr(block, name)
+        self.present[slot, :n_t] = block.present
+        return slot, block.first, n_t
 
-    def take(self, slot: int, start: int, n_t: int, grid_fee_per_kwh: float) -> SettlementDay:
-        """A copy of the day in ``slot`` (the slot is free once this returns)."""
-        floats = {name: self.floats[j, slot, :n_t].copy() for j, name in enumerate(_FLOATS)}
-        prices = {name: self.prices[j, slot, :n_t].copy() for j, name in enumerate(_PRICES)}
-        return SettlementDay(start, present=self.present[slot, :n_t].copy(),
-                             grid_fee_per_kwh=grid_fee_per_kwh, **floats, **prices)
+    def take(self, slot: int, first: int, n_t: int) -> BlockAmounts:
+        """A copy of the day in ``slot`` (the slot is free once this returns),
+        its lines on the last axis of a line-major block, as block_amounts makes it."""
+        exact = np.moveaxis(self.exact[slot, :, :n_t].copy(), 0, -1)
+        rates = (self.rates[j, slot, :n_t].copy() for j in range(len(_RATES)))
+        return BlockAmounts(first, self.present[slot, :n_t].copy(), exact, *rates)
 
     def close(self) -> None:
-        del self.floats, self.prices, self.present  # no view outlives the map
+        del self.exact, self.rates, self.present  # no view outlives the map
         self._map.close()
 
 
@@ -167,15 +169,17 @@ class SettlementProcess:
             feed_in_price: npt.NDArray[np.float64], grid_fee_per_kwh: float = 0.0) -> None:
         """Hand the day to the child (see :meth:`RunSettlement.day`); returns at
         once, or, with every slot's day waiting, once the child takes one."""
-        day = settlement_day(out, retail_price=retail_price, feed_in_price=feed_in_price,
-                             grid_fee_per_kwh=grid_fee_per_kwh)
+        # the day's exact amounts made here (this process waits for the child anyway)
+        block = day_amounts(settlement_day(out, retail_price=retail_price,
+                                           feed_in_price=feed_in_price,
+                                           grid_fee_per_kwh=grid_fee_per_kwh), self.config)
         while self._sent - self._taken >= self._slots.n:  # every slot in use: wait for one
             taken = os.read(self._freed, self._slots.n)
             if not taken:  # the child stopped: say why
                 self._reply()
                 raise SettlementError("the settlement process stopped")
             self._taken += len(taken)
-        self._send(("day", self._slots.put(self._sent % self._slots.n, day)))
+        self._send(("day", self._slots.put(self._sent % self._slots.n, block)))
         self._sent += 1
 
     def close(self, bills: npt.NDArray[np.float64]) -> SettlementSummary:
@@ -266,9 +270,9 @@ def _serve(source: IO[bytes], sink: IO[bytes], shared: int = -1, freed: int = -1
             elif run is None or slots is None:
                 raise SettlementError(f"settlement process: {kind!r} before 'open'")
             elif kind == "day":
-                day = slots.take(*value)
+                block = slots.take(*value)
                 os.write(freed, b"\x01")
-                run.settle(day)
+                run.settle_block(block)
             elif kind == "close":
                 summary = run.close(value)
                 pickle.dump(("ok", summary), sink, protocol=pickle.HIGHEST_PROTOCOL)

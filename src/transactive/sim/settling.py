@@ -70,7 +70,7 @@ from transactive.settlement import (
     Settlement,
     SettlementConfig,
 )
-from transactive.settlement.amounts import block_amounts
+from transactive.settlement.amounts import BlockAmounts, block_amounts
 from transactive.settlement.settle import Granularity
 from transactive.settlement.statements import (
     STATEMENTS_FILE,
@@ -83,8 +83,8 @@ from transactive.sim.books import DayOutcome
 
 __all__ = ["COUNTERPARTY", "DAY_GRANULARITY_ABOVE", "STATEMENTS_FILE", "STATEMENTS_GZ_FILE",
            "STATEMENTS_PARQUET_FILE", "CarbonContext", "RunSettlement", "SettlementDay",
-           "SettlementSummary", "household_label", "read_statements", "settlement_day",
-           "settlement_granularity", "statements_path"]
+           "SettlementSummary", "day_amounts", "household_label", "read_statements",
+           "settlement_day", "settlement_granularity", "statements_path"]
 
 COUNTERPARTY = "counterparty"
 #: A market position smaller than this (kWh) is no trade.
@@ -230,6 +230,17 @@ def settlement_day(out: DayOutcome, *, retail_price: FloatArray, feed_in_price: 
                          np.asarray(feed_in_price, dtype=np.float64), float(grid_fee_per_kwh))
 
 
+def day_amounts(day: SettlementDay, config: SettlementConfig) -> BlockAmounts:
+    """The exact amounts of a day (:func:`~transactive.settlement.amounts.block_amounts`),
+    as ``config`` settles them."""
+    return block_amounts(day.start, day.metered_kwh, day.market_kwh, day.payment,
+                         retail_price_per_kwh=day.retail_price,
+                         feed_in_price_per_kwh=day.feed_in_price,
+                         grid_fee_per_kwh=day.grid_fee_per_kwh, carbon_cost=day.carbon_cost,
+                         present=day.present, grid_fee=config.grid_fee,
+                         minor_per_unit=config.minor_per_unit)
+
+
 class RunSettlement:
     """Settles one run into ``run_dir`` (an empty folder: a fresh ledger,
     see :func:`~transactive.sim.rundir.prepare_run_dir`), at ``granularity``
@@ -276,14 +287,13 @@ class RunSettlement:
     def settle(self, day: SettlementDay, clearings: list[Clearing | None] | None = None) -> None:
         """Settle a day's amounts (:func:`settlement_day`), durably; with
         ``"interval"`` granularity ``clearings`` are its journaled markets."""
-        block = block_amounts(day.start, day.metered_kwh, day.market_kwh, day.payment,
-                              retail_price_per_kwh=day.retail_price,
-                              feed_in_price_per_kwh=day.feed_in_price,
-                              grid_fee_per_kwh=day.grid_fee_per_kwh, carbon_cost=day.carbon_cost,
-                              present=day.present, grid_fee=self.config.grid_fee,
-                              minor_per_unit=self.config.minor_per_unit)
+        self.settle_block(day_amounts(day, self.config), clearings)
+
+    def settle_block(self, block: BlockAmounts,
+                     clearings: list[Clearing | None] | None = None) -> None:
+        """:meth:`settle` of a day's exact amounts (:func:`day_amounts`)."""
         self.settlement.settle_block(self._participants, block, clearings)
-        self._count += len(day.present)
+        self._count += len(block)
 
     def _journal_clearings(self, out: DayOutcome
                            ) -> tuple[list[Clearing | None], FloatArray]:
