@@ -153,8 +153,8 @@ class Tally:
         rows = np.array([self._row[u] for u in names.tolist()], dtype=np.intp)
         self._posted[rows] += posted
         self._exact[rows] += exact_micro
-        for account, move in moves.items():
-            self._expected[account] += move
+        for account, move in moves.items():  # the operators' (and a day's clearing) accounts
+            self._expected[account] = self._expected.get(account, 0) + move
         self.intervals += intervals
 
     def add_report(self, transfers: Sequence[Transfer], report: PostReport,

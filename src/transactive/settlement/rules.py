@@ -111,7 +111,6 @@ from transactive.settlement.ledger import Transfer, TransferBatch
 from transactive.settlement.statements import STATEMENT_COLUMNS, StatementRows
 from transactive.settlement.transfers import (
     ACCOUNTS,
-    CLEARING,
     FLOWS,
     check_sums,
     operator_moves,
@@ -647,7 +646,7 @@ def checked_transfers(lines: Sequence[IntervalLines], *, prefix: str = "",
     batch = transfer_batch_from_sums(names, sums[:, :len(FLOWS)], due, span=_span(lines),
                                      interval=lines[0].interval, prefix=prefix, net=net)
     if check:
-        _check(lines, names, sums, due, batch)
+        _check(lines, names, sums, due, batch, net=net)
     return batch
 
 
@@ -673,8 +672,8 @@ def check_transfers(lines: Sequence[IntervalLines], transfers: list[Transfer]) -
 
 
 def _check(lines: Sequence[IntervalLines], names: list[str], sums: IntArray, due: IntArray,
-           transfers: Sequence[Transfer] | TransferBatch) -> None:
-    """:func:`check_transfers` from the intervals' sums (:func:`_summed`)."""
-    moves = operator_moves(sums[:, :len(FLOWS)].sum(axis=0), due)
+           transfers: Sequence[Transfer] | TransferBatch, *, net: bool = False) -> None:
+    """:func:`check_transfers` from the intervals' sums (:func:`_summed`), of a
+    group netted through the clearing accounts with ``net``."""
     check_sums(_span(lines), names, sums[:, -2], sums[:, -1],
-               {**moves, **dict.fromkeys(CLEARING, 0)}, transfers)
+               operator_moves(sums[:, :len(FLOWS)].sum(axis=0), due, net=net), transfers)

@@ -512,9 +512,8 @@ class Settlement:
         transfers = transfer_batch_from_sums(names, flow_sums, due, span=span,
                                              interval=block.first, prefix=self.config.prefix,
                                              net=True)
-        moves = operator_moves(flow_sums.sum(axis=0), due)
-        check_sums(span, names, summed[:, 0], total, {**moves, **dict.fromkeys(CLEARING, 0)},
-                   transfers)
+        moves = operator_moves(flow_sums.sum(axis=0), due, net=True)
+        check_sums(span, names, summed[:, 0], total, moves, transfers)
         pending.accounts += self._new_accounts(labels[cols])
         self._clearing(pending)
         pending.groups.append(transfers)

@@ -78,12 +78,14 @@ def participant_accounts(label: Any) -> tuple[str, str]:
     return f"participant:{label}:money", f"participant:{label}:energy"
 
 
-def operator_moves(posted: npt.ArrayLike, due: npt.ArrayLike) -> dict[str, int]:
+def operator_moves(posted: npt.ArrayLike, due: npt.ArrayLike, *, net: bool = False
+                   ) -> dict[str, int]:
     """How intervals move each operator account (credit positive), from the
     participants' posted amounts of each flow summed over them and over the
     intervals (``posted``, 8 numbers in :data:`FLOWS` order) and what each
     flow's counterparty is due (``due``): every counterparty by what it is
-    due, the rounding accounts by the rest.
+    due, the rounding accounts by the rest; with ``net`` (a group netted
+    through the clearing accounts) the clearing accounts by nothing.
 
     Examples
     --------
@@ -91,7 +93,7 @@ def operator_moves(posted: npt.ArrayLike, due: npt.ArrayLike) -> dict[str, int]:
     >>> moves["utility:money"], moves["rounding:money"], moves["utility:energy"]
     (9, -1, 300)
     """
-    moves = dict.fromkeys(ACCOUNTS.values(), 0)
+    moves = dict.fromkeys((*ACCOUNTS.values(), *(CLEARING if net else ())), 0)
     for (_, _, counter, energy), p, d in zip(FLOWS, np.asarray(posted).tolist(),
                                               np.asarray(due).tolist(), strict=True):
         sign = -1 if energy else 1
