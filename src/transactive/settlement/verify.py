@@ -135,9 +135,7 @@ def verify_run(run_dir: str | os.PathLike[str]) -> VerificationReport:
         return VerificationReport(str(root), tuple(checks), ledger_hash)
     n_records = jr.n_records if jr.is_ok else (jr.first_bad or 1) - 1  # the sound ones
     try:
-        records = [r for r in _sound_records(journal_path, torn)
-                   if r.kind in ("accounts", "transfers")]
-        pending = [r.seq for r in records if r.seq > cursor]
+        pending = _journaled_after(journal_path, cursor, torn)
         replayed = replay_journal(journal_path, through=cursor if pending else n_records)
         replay_hash = replayed.state_hash()
         replayed.close()
@@ -157,16 +155,18 @@ def verify_run(run_dir: str | os.PathLike[str]) -> VerificationReport:
     return VerificationReport(str(root), tuple(checks), ledger_hash, replay_hash, interrupted)
 
 
-def _sound_records(path: Path, torn: bool) -> list[Any]:
-    """The journal's records, but a last one cut short (``torn``)."""
-    records = []
+def _journaled_after(path: Path, cursor: int, torn: bool) -> list[int]:
+    """The sequence numbers of the journal's accounts and transfers records
+    after record ``cursor`` (the ledger's), but a last one cut short (``torn``)."""
+    pending = []
     try:
         for rec in read_journal(path):
-            records.append(rec)
+            if rec.seq > cursor and rec.kind in ("accounts", "transfers"):
+                pending.append(rec.seq)
     except SettlementError:
         if not torn:
             raise
-    return records
+    return pending
 
 
 def recover_run(run_dir: str | os.PathLike[str]) -> tuple[VerificationReport,
