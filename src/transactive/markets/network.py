@@ -455,8 +455,8 @@ def clear_network_merit(quantity: npt.ArrayLike, limit_price: npt.ArrayLike,
              & (p_exp > 0)  # at a zero feed-in price the baseline's offers tie with exports
              & (physical * mw < import_max_mw * (1 - 1e-6)))  # the substation's limit
     truthful = ((limit == 0.0) | ~sell).all(axis=1)
-    if not truthful.all() and exact.any():  # the baseline offers everything at zero: all
-        # of it dispatched
+    # the baseline offers everything at zero: all of it dispatched
+    if not truthful.all() and exact.any():
         baseline = screen_feeder(net, at_buses(qty), reactive(bid))
         exact &= truthful | (baseline.within & (np.abs(base_exchange) > 1e-9 * scale))
     price = np.where(physical > 0, p_imp, p_exp)

@@ -169,8 +169,8 @@ def post_running(start_micro: npt.ArrayLike, exact_micro: npt.ArrayLike) -> IntA
     # MB does not: a third of the time); a line without amounts posts nothing
     # (its running totals stay where they start), and a line with the amounts
     # and start of one before it (planned energy that is the metered one)
-    # posts what that one posts
-    # each line contiguous (fresh zero pages, written only where a line posts)
+    # posts what that one posts. The result: each line contiguous, on fresh
+    # zero pages written only where a line posts
     posted = np.moveaxis(np.zeros((exact.shape[-1], *exact.shape[:-1]), dtype=np.int64), 0, -1)
     done: list[int] = []
     for j in range(exact.shape[-1]):
