@@ -6,7 +6,10 @@ What is signed (each message is canonical JSON: sorted keys, no spaces, ASCII):
   (``side`` is +1 buy / -1 sell, ``price`` per kWh, ``quantity`` in kWh, as in
   :class:`~transactive.orders.OrderBatch`), signed by the participant;
 - a meter reading: ``["transactive.reading.v1", meter_id, interval, energy_wh,
-  nonce, timestamp_ms]``, signed by the meter.
+  nonce, timestamp_ms]``, signed by the meter;
+- a command to the live exchange: ``["transactive.command.v1", participant,
+  nonce, expires_ms, action, payload]`` (``payload`` a JSON object, such as an
+  order), signed by the participant.
 
 The leading tag keeps a signature for one kind of message from being valid
 for another.
@@ -32,6 +35,7 @@ from transactive.orders import OrderBatch
 
 __all__ = [
     "canonical",
+    "command_message",
     "order_messages",
     "public_key",
     "public_key_hex",
@@ -42,6 +46,7 @@ __all__ = [
 
 ORDER_TAG = "transactive.order.v1"
 READING_TAG = "transactive.reading.v1"
+COMMAND_TAG = "transactive.command.v1"
 _PARALLEL_FROM = 256  # verify in threads (OpenSSL releases the GIL) from this many
 
 
@@ -123,6 +128,18 @@ def reading_message(meter_id: str, interval: int, energy_wh: int, nonce: int,
     """The bytes a meter signs for one reading."""
     return json.dumps([READING_TAG, meter_id, interval, energy_wh, nonce, timestamp_ms],
                       separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def command_message(participant: str, nonce: int, expires_ms: int, action: str,
+                    payload: Mapping[str, Any]) -> bytes:
+    """The bytes a participant signs for one command to the live exchange.
+
+    Examples
+    --------
+    >>> command_message("a", 1, 1700000000000, "cancel", {"id": "o1"})
+    b'["transactive.command.v1","a",1,1700000000000,"cancel",{"id":"o1"}]'
+    """
+    return canonical([COMMAND_TAG, participant, nonce, expires_ms, action, payload])
 
 
 def _verify_chunk(items: Sequence[tuple[Ed25519PublicKey | None, bytes, bytes]]) -> list[bool]:

@@ -23,6 +23,11 @@ Kinds of record and their bodies:
 ``accounts``   ``{"accounts": [[id, kind, unit, allow_negative], ...]}``
 ``transfers``  ``{"amount": [...], "code": [...], "credit": [...], "debit": [...],
                "id": [...], "interval": [...], "sizes": [n, ...]}``
+``commands``   ``{"commands": [[participant, nonce, expires_ms, at_ms, action, payload,
+               signature], ...]}``: commands the live exchange accepted, each signed
+               by its participant (:func:`~transactive.settlement._signing.command_message`)
+``events``     ``{"events": [[action, payload, at_ms], ...]}``: what the exchange's
+               operator did (a gate closed, trading halted, a participant admitted)
 
 A ``transfers`` body holds linked groups of transfers as columns: transfer ``i``
 is ``[id[i], debit[i], credit[i], amount[i], code[i], interval[i]]`` (strings,
@@ -64,6 +69,7 @@ from transactive.orders import OrderBatch
 from transactive.settlement._integrity import plain
 from transactive.settlement._signing import (
     canonical,
+    command_message,
     order_messages,
     public_key,
     public_key_hex,
@@ -92,7 +98,8 @@ __all__ = [
 ]
 
 GENESIS = "0" * 64
-KINDS = ("keys", "orders", "readings", "clearing", "accounts", "transfers")
+KINDS = ("keys", "orders", "readings", "clearing", "accounts", "transfers", "commands",
+         "events")
 _LINE = re.compile(
     rb'^\{"body":(.*),"hash":"([0-9a-f]{64})","kind":"([a-z]{1,16})",'
     rb'"prev":"([0-9a-f]{64})","seq":([1-9][0-9]{0,17})\}$', re.DOTALL)
@@ -178,6 +185,21 @@ class _Chain:
         self.head = GENESIS
         self.keys: dict[str, dict[str, Ed25519PublicKey]] = {"participant": {}, "meter": {}}
         self.nonces: dict[str, set[int]] = {}
+        # the exchange's commands: per participant, nonce -> expires_ms of the
+        # commands not yet expired (a nonce may come back once its command expired)
+        self.command_nonces: dict[str, dict[int, int]] = {}
+
+    def fresh_nonce(self, participant: str, nonce: int, expires_ms: int, at_ms: int) -> bool:
+        """Whether ``nonce`` is unused among ``participant``'s unexpired commands
+        at ``at_ms``; if so it is remembered until ``expires_ms``."""
+        used = self.command_nonces.setdefault(participant, {})
+        if len(used) % 1024 == 1023:  # forget the expired ones now and then
+            for n in [n for n, e in used.items() if e < at_ms]:
+                del used[n]
+        if used.get(nonce, -1) >= at_ms:
+            return False
+        used[nonce] = expires_ms
+        return True
 
     def parse(self, raw: bytes) -> JournalRecord:
         """Check one line (without its newline) and advance; raise ValueError if bad."""
@@ -206,6 +228,9 @@ class _Chain:
         elif rec.kind == "readings":
             for row in rec.body["readings"]:
                 self.nonces.setdefault(row[0], set()).add(row[3])
+        elif rec.kind == "commands":
+            for participant, nonce, expires_ms, at_ms, *_ in rec.body["commands"]:
+                self.fresh_nonce(str(participant), nonce, expires_ms, at_ms)
 
 
 def _check_content(chain: _Chain, rec: JournalRecord, workers: int | None) -> None:
@@ -250,6 +275,12 @@ def _check_content(chain: _Chain, rec: JournalRecord, workers: int | None) -> No
                 _account_from_row(row)
         elif rec.kind == "transfers":
             transfer_batch(b).check()
+        elif rec.kind == "commands":
+            _check_commands(chain, b["commands"], workers)
+        elif rec.kind == "events":
+            if not all(isinstance(e, list) and len(e) == 3 and isinstance(e[0], str)
+                       for e in b["events"]):
+                raise ValueError("events must be [action, payload, at_ms] rows")
         elif rec.kind == "clearing":
             n = len(b["order_id"])
             if any(len(b[c]) != n for c in ("participant", "side", "accepted", "payment")):
@@ -260,6 +291,27 @@ def _check_content(chain: _Chain, rec: JournalRecord, workers: int | None) -> No
         raise ValueError(f"malformed {rec.kind} body: {exc!r}") from None
     if rec.kind == "keys":
         chain.learn(rec)
+
+
+def _check_commands(chain: _Chain, rows: Sequence[Any], workers: int | None) -> None:
+    """Signatures of the exchange's commands and their nonces (no replay)."""
+    keys = chain.keys["participant"]
+    messages, signatures = [], []
+    for row in rows:
+        participant, nonce, expires_ms, at_ms, action, payload, sig = row
+        messages.append(command_message(participant, nonce, expires_ms, action, payload))
+        signatures.append(bytes.fromhex(sig))
+    ok = verify_many([keys.get(str(r[0])) for r in rows], messages, signatures,
+                     workers=workers)
+    if not ok.all():
+        raise ValueError(f"command row {int(np.flatnonzero(~ok)[0])}: "
+                         "signature does not verify")
+    for i, (participant, nonce, expires_ms, at_ms, *_) in enumerate(rows):
+        if at_ms > expires_ms:
+            raise ValueError(f"command row {i}: accepted after it expired")
+        if not chain.fresh_nonce(str(participant), nonce, expires_ms, at_ms):
+            raise ValueError(f"command row {i}: nonce {nonce} of {participant!r} "
+                             "was used before (replay)")
 
 
 def _account_from_row(row: Sequence[Any]) -> Account:
@@ -683,6 +735,24 @@ class Journal:
             body["node_price"] = [p if np.isfinite(p) else None
                                   for p in clearing.node_price.tolist()]
         return self.append("clearing", body)
+
+    def append_commands(self, rows: Sequence[Sequence[Any]]) -> int:
+        """Journal commands the live exchange accepted, as rows ``[participant,
+        nonce, expires_ms, at_ms, action, payload, signature_hex]``. The caller
+        has verified each signature (:func:`verify_journal` re-checks them);
+        here a nonce used by an unexpired command of the same participant is
+        refused (InputError, nothing written)."""
+        for i, (participant, nonce, expires_ms, at_ms, *_) in enumerate(rows):
+            if at_ms > expires_ms:
+                raise InputError("commands", "accepted after it expired", row=i)
+            if not self._chain.fresh_nonce(str(participant), nonce, expires_ms, at_ms):
+                raise InputError("commands", f"nonce {nonce} of {participant!r} was used "
+                                 "before (replay)", row=i)
+        return self.append("commands", {"commands": [list(r) for r in rows]})
+
+    def append_events(self, events: Sequence[tuple[str, Mapping[str, Any], int]]) -> int:
+        """Journal what the exchange's operator did: ``(action, payload, at_ms)``."""
+        return self.append("events", {"events": [[a, dict(p), int(t)] for a, p, t in events]})
 
     def append_accounts(self, accounts: Iterable[Account]) -> int:
         """Journal accounts about to be created in the ledger (write-ahead)."""
