@@ -189,17 +189,17 @@ class _Chain:
         # commands not yet expired (a nonce may come back once its command expired)
         self.command_nonces: dict[str, dict[int, int]] = {}
 
-    def fresh_nonce(self, participant: str, nonce: int, expires_ms: int, at_ms: int) -> bool:
-        """Whether ``nonce`` is unused among ``participant``'s unexpired commands
-        at ``at_ms``; if so it is remembered until ``expires_ms``."""
+    def nonce_fresh(self, participant: str, nonce: int, at_ms: int) -> bool:
+        """Whether ``nonce`` is unused among ``participant``'s commands unexpired at ``at_ms``."""
+        return self.command_nonces.get(participant, {}).get(nonce, -1) < at_ms
+
+    def use_nonce(self, participant: str, nonce: int, expires_ms: int, at_ms: int) -> None:
+        """Remember a command's nonce until it expires."""
         used = self.command_nonces.setdefault(participant, {})
         if len(used) % 1024 == 1023:  # forget the expired ones now and then
             for n in [n for n, e in used.items() if e < at_ms]:
                 del used[n]
-        if used.get(nonce, -1) >= at_ms:
-            return False
         used[nonce] = expires_ms
-        return True
 
     def parse(self, raw: bytes) -> JournalRecord:
         """Check one line (without its newline) and advance; raise ValueError if bad."""
@@ -230,7 +230,7 @@ class _Chain:
                 self.nonces.setdefault(row[0], set()).add(row[3])
         elif rec.kind == "commands":
             for participant, nonce, expires_ms, at_ms, *_ in rec.body["commands"]:
-                self.fresh_nonce(str(participant), nonce, expires_ms, at_ms)
+                self.use_nonce(str(participant), nonce, expires_ms, at_ms)
 
 
 def _check_content(chain: _Chain, rec: JournalRecord, workers: int | None) -> None:
@@ -309,9 +309,10 @@ def _check_commands(chain: _Chain, rows: Sequence[Any], workers: int | None) -> 
     for i, (participant, nonce, expires_ms, at_ms, *_) in enumerate(rows):
         if at_ms > expires_ms:
             raise ValueError(f"command row {i}: accepted after it expired")
-        if not chain.fresh_nonce(str(participant), nonce, expires_ms, at_ms):
+        if not chain.nonce_fresh(str(participant), nonce, at_ms):
             raise ValueError(f"command row {i}: nonce {nonce} of {participant!r} "
                              "was used before (replay)")
+        chain.use_nonce(str(participant), nonce, expires_ms, at_ms)
 
 
 def _account_from_row(row: Sequence[Any]) -> Account:
@@ -742,13 +743,23 @@ class Journal:
         has verified each signature (:func:`verify_journal` re-checks them);
         here a nonce used by an unexpired command of the same participant is
         refused (InputError, nothing written)."""
+        seen: set[tuple[str, int]] = set()
         for i, (participant, nonce, expires_ms, at_ms, *_) in enumerate(rows):
             if at_ms > expires_ms:
                 raise InputError("commands", "accepted after it expired", row=i)
-            if not self._chain.fresh_nonce(str(participant), nonce, expires_ms, at_ms):
-                raise InputError("commands", f"nonce {nonce} of {participant!r} was used "
+            if not self.nonce_fresh(participant, nonce, at_ms) or (participant, nonce) in seen:
+                raise InputError("nonce", f"nonce {nonce} of {participant!r} was used "
                                  "before (replay)", row=i)
-        return self.append("commands", {"commands": [list(r) for r in rows]})
+            seen.add((participant, nonce))
+        seq = self.append("commands", {"commands": [list(r) for r in rows]})
+        for participant, nonce, expires_ms, at_ms, *_ in rows:
+            self._chain.use_nonce(str(participant), nonce, expires_ms, at_ms)
+        return seq
+
+    def nonce_fresh(self, participant: str, nonce: int, at_ms: int) -> bool:
+        """Whether ``participant`` may use ``nonce`` at ``at_ms`` (no unexpired
+        journaled command of theirs has it)."""
+        return self._chain.nonce_fresh(str(participant), nonce, at_ms)
 
     def append_events(self, events: Sequence[tuple[str, Mapping[str, Any], int]]) -> int:
         """Journal what the exchange's operator did: ``(action, payload, at_ms)``."""
