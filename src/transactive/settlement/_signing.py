@@ -9,7 +9,12 @@ What is signed (each message is canonical JSON: sorted keys, no spaces, ASCII):
   nonce, timestamp_ms]``, signed by the meter;
 - a command to the live exchange: ``["transactive.command.v1", participant,
   nonce, expires_ms, action, payload]`` (``payload`` a JSON object, such as an
-  order), signed by the participant.
+  order), signed by the participant;
+- a journal checkpoint: ``["transactive.checkpoint.v1", seq, head]`` (the
+  sequence number and hash of the record it covers), signed by the operator
+  (:mod:`~transactive.settlement.operator`);
+- a receipt the exchange hands out: ``["transactive.receipt.v1", body]``
+  (``body`` a JSON object), signed by the operator.
 
 The leading tag keeps a signature for one kind of message from being valid
 for another.
@@ -35,18 +40,25 @@ from transactive.orders import OrderBatch
 
 __all__ = [
     "canonical",
+    "checkpoint_message",
     "command_message",
     "order_messages",
     "public_key",
     "public_key_hex",
     "reading_message",
+    "receipt_message",
     "sign_orders",
+    "sign_receipt",
+    "verifies",
     "verify_many",
+    "verify_receipt",
 ]
 
 ORDER_TAG = "transactive.order.v1"
 READING_TAG = "transactive.reading.v1"
 COMMAND_TAG = "transactive.command.v1"
+CHECKPOINT_TAG = "transactive.checkpoint.v1"
+RECEIPT_TAG = "transactive.receipt.v1"
 _PARALLEL_FROM = 256  # verify in threads (OpenSSL releases the GIL) from this many
 
 
@@ -140,6 +152,54 @@ def command_message(participant: str, nonce: int, expires_ms: int, action: str,
     b'["transactive.command.v1","a",1,1700000000000,"cancel",{"id":"o1"}]'
     """
     return canonical([COMMAND_TAG, participant, nonce, expires_ms, action, payload])
+
+
+def checkpoint_message(seq: int, head: str) -> bytes:
+    """The bytes the operator signs to attest a journal through record ``seq``
+    whose hash is ``head`` (64 hex digits)."""
+    return canonical([CHECKPOINT_TAG, seq, head])
+
+
+def receipt_message(body: Mapping[str, Any]) -> bytes:
+    """The bytes the operator signs for a receipt whose content is ``body``
+    (a JSON object: what was received, when, its id ...)."""
+    try:
+        return canonical([RECEIPT_TAG, dict(body)])
+    except (TypeError, ValueError) as exc:
+        raise InputError("body", f"cannot be signed as JSON: {exc}") from None
+
+
+def sign_receipt(key: Ed25519PrivateKey, body: Mapping[str, Any]) -> str:
+    """The operator's signature of a receipt (:func:`receipt_message`), as hex.
+
+    Examples
+    --------
+    >>> key = Ed25519PrivateKey.from_private_bytes(bytes(32))
+    >>> body = {"order_id": 7, "interval": 12, "received_ms": 1700000000000}
+    >>> signature = sign_receipt(key, body)
+    >>> verify_receipt(key.public_key(), body, signature)
+    True
+    >>> verify_receipt(key.public_key(), {**body, "interval": 13}, signature)
+    False
+    """
+    return key.sign(receipt_message(body)).hex()
+
+
+def verify_receipt(public_key: Ed25519PublicKey, body: Mapping[str, Any],
+                   signature_hex: str) -> bool:
+    """Whether ``signature_hex`` is ``public_key``'s signature of the receipt
+    ``body`` (False for a malformed signature too)."""
+    return verifies(public_key, receipt_message(body), signature_hex)
+
+
+def verifies(key: Ed25519PublicKey, message: bytes, signature_hex: str) -> bool:
+    """Whether ``signature_hex`` (128 hex digits) is ``key``'s signature of
+    ``message`` (False for anything else)."""
+    try:
+        signature = bytes.fromhex(signature_hex)
+    except (TypeError, ValueError):
+        return False
+    return bool(_verify_chunk([(key, message, signature)])[0])
 
 
 def _verify_chunk(items: Sequence[tuple[Ed25519PublicKey | None, bytes, bytes]]) -> list[bool]:
