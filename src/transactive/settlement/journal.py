@@ -28,6 +28,8 @@ Kinds of record and their bodies:
                by its participant (:func:`~transactive.settlement._signing.command_message`)
 ``events``     ``{"events": [[action, payload, at_ms], ...]}``: what the exchange's
                operator did (a gate closed, trading halted, a participant admitted)
+``checkpoint`` ``{"seq": N, "head": "<64 hex>", "operator": pubkey_hex, "signature": hex}``:
+               the operator attests the journal through record ``N``
 
 A ``transfers`` body holds linked groups of transfers as columns: transfer ``i``
 is ``[id[i], debit[i], credit[i], amount[i], code[i], interval[i]]`` (strings,
@@ -38,7 +40,18 @@ the same as ``{"groups": [[[id, debit, credit, amount, code, interval], ...],
 
 Orders and readings carry Ed25519 signatures that are verified against keys
 registered earlier in the same journal *before* they are accepted, and again by
-:func:`verify_journal`. Accounts and transfers records are written ahead of the
+:func:`verify_journal`.
+
+A ``checkpoint`` covers the record just before it: ``seq`` and ``head`` are
+that record's sequence number and hash, and ``signature`` is the Ed25519
+signature of ``canonical(["transactive.checkpoint.v1", seq, head])``
+(:func:`~transactive.settlement._signing.checkpoint_message`) by the operator
+key ``operator`` names. Whoever holds the file can recompute the hash chain
+after changing a record, but cannot sign a checkpoint without the operator's
+private key, which is kept apart from the data
+(:mod:`~transactive.settlement.operator`): a record a checkpoint covers cannot
+be changed unseen. Records after the last checkpoint are not yet attested
+(:attr:`JournalReport.attested`). Accounts and transfers records are written ahead of the
 ledger commit they describe (write-ahead), so :func:`replay_journal` rebuilds
 the ledger exactly, and a ledger that crashed before committing is brought up to
 date by replaying the records after its :attr:`~Ledger.cursor`.
@@ -61,7 +74,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from transactive.clearing import Clearing
 from transactive.errors import InputError
@@ -69,10 +82,12 @@ from transactive.orders import OrderBatch
 from transactive.settlement._integrity import plain
 from transactive.settlement._signing import (
     canonical,
+    checkpoint_message,
     command_message,
     order_messages,
     public_key,
     public_key_hex,
+    verifies,
     verify_many,
 )
 from transactive.settlement.ledger import (
@@ -99,7 +114,7 @@ __all__ = [
 
 GENESIS = "0" * 64
 KINDS = ("keys", "orders", "readings", "clearing", "accounts", "transfers", "commands",
-         "events")
+         "events", "checkpoint")
 _LINE = re.compile(
     rb'^\{"body":(.*),"hash":"([0-9a-f]{64})","kind":"([a-z]{1,16})",'
     rb'"prev":"([0-9a-f]{64})","seq":([1-9][0-9]{0,17})\}$', re.DOTALL)
@@ -133,7 +148,9 @@ class JournalReport:
 
     ``first_bad`` is the sequence number (1-based line number) of the first
     record that fails, ``reason`` says why; both are ``None``/empty when the
-    journal is sound.
+    journal is sound. Of the records before it, ``checkpoints`` are signed by
+    ``operator`` (public key, hex), the last of them record ``attested``:
+    records ``1..attested`` are attested, later ones not yet (0: none is).
     """
 
     path: str
@@ -142,6 +159,9 @@ class JournalReport:
     first_bad: int | None = None
     reason: str = ""
     counts: tuple[tuple[str, int], ...] = ()
+    operator: str = ""
+    checkpoints: int = 0
+    attested: int = 0
 
     @property
     def is_ok(self) -> bool:
@@ -180,9 +200,13 @@ def _line(body: bytes, kind: str, prev: str, seq: int, digest: str) -> bytes:
 class _Chain:
     """Walks raw lines, checking format and hash chain; knows the registered keys."""
 
-    def __init__(self) -> None:
+    def __init__(self, operator: str = "") -> None:
         self.seq = 0
         self.head = GENESIS
+        self.kind = ""  # the last record's
+        self.operator = operator  # who signs the checkpoints (hex), once known
+        self.checkpoints = 0
+        self.attested = 0  # the last checkpoint
         self.keys: dict[str, dict[str, Ed25519PublicKey]] = {"participant": {}, "meter": {}}
         self.nonces: dict[str, set[int]] = {}
         # the exchange's commands: per participant, nonce -> expires_ms of the
@@ -216,7 +240,7 @@ class _Chain:
             raise ValueError("hash does not match the record's bytes")
         if kind not in KINDS:
             raise ValueError(f"unknown record kind {kind!r}")
-        self.seq, self.head = seq, digest.decode()
+        self.seq, self.head, self.kind = seq, digest.decode(), kind
         return JournalRecord(seq, kind, prev.decode(), self.head, body_raw)
 
     def learn(self, rec: JournalRecord) -> None:
@@ -285,6 +309,8 @@ def _check_content(chain: _Chain, rec: JournalRecord, workers: int | None) -> No
             n = len(b["order_id"])
             if any(len(b[c]) != n for c in ("participant", "side", "accepted", "payment")):
                 raise ValueError("clearing columns differ in length")
+        elif rec.kind == "checkpoint":
+            _check_checkpoint(chain, rec)
     except InputError as exc:
         raise ValueError(f"malformed {rec.kind} body: {exc}") from None
     except (KeyError, TypeError, AttributeError) as exc:
@@ -313,6 +339,28 @@ def _check_commands(chain: _Chain, rows: Sequence[Any], workers: int | None) -> 
             raise ValueError(f"command row {i}: nonce {nonce} of {participant!r} "
                              "was used before (replay)")
         chain.use_nonce(str(participant), nonce, expires_ms, at_ms)
+
+
+def _check_checkpoint(chain: _Chain, rec: JournalRecord) -> None:
+    """A checkpoint covers the record before it, signed by the journal's
+    operator (the trusted one, else the signer of its first checkpoint)."""
+    b = rec.body
+    if set(b) != {"seq", "head", "operator", "signature"}:
+        raise ValueError(f"unexpected keys {sorted(b)}")
+    if type(b["seq"]) is not int or b["seq"] != rec.seq - 1 or b["head"] != rec.prev:
+        raise ValueError(f"checkpoint of record {b['seq']!r} does not match the chain "
+                         f"(it must name record {rec.seq - 1} and its hash)")
+    signer = public_key(b["operator"], "operator")
+    operator = public_key_hex(signer)
+    if chain.operator and operator != chain.operator:
+        raise ValueError(f"checkpoint signed by operator {operator[:8]}.., not "
+                         f"{chain.operator[:8]}.. (the journal's operator)")
+    if not isinstance(b["signature"], str) or not verifies(
+            signer, checkpoint_message(b["seq"], b["head"]), b["signature"]):
+        raise ValueError("checkpoint signature does not verify")
+    chain.operator = operator
+    chain.checkpoints += 1
+    chain.attested = rec.seq
 
 
 def _account_from_row(row: Sequence[Any]) -> Account:
@@ -393,10 +441,12 @@ def _lines(path: Path) -> Iterator[tuple[bytes, bool]]:
                 yield raw, False
 
 
-def verify_journal(path: str | os.PathLike[str], *, workers: int | None = None
-                   ) -> JournalReport:
+def verify_journal(path: str | os.PathLike[str], *, workers: int | None = None,
+                   trusted: Ed25519PublicKey | None = None) -> JournalReport:
     """Re-check a journal from its first byte: format, hash chain, record
-    contents and every signature (against keys registered earlier in it).
+    contents and every signature (against keys registered earlier in it);
+    every checkpoint must be signed by the ``trusted`` operator key (default:
+    by the signer of the first, :attr:`JournalReport.operator`).
 
     Stops at the first bad record and names it (``first_bad``, ``reason``).
 
@@ -415,7 +465,7 @@ def verify_journal(path: str | os.PathLike[str], *, workers: int | None = None
     file = Path(path)
     if not file.is_file():
         return JournalReport(str(file), 0, GENESIS, 1, "no journal file")
-    chain = _Chain()
+    chain = _Chain("" if trusted is None else public_key_hex(trusted))
     counts: dict[str, int] = {}
     for n, (raw, complete) in enumerate(_lines(file), start=1):
         try:
@@ -425,10 +475,12 @@ def verify_journal(path: str | os.PathLike[str], *, workers: int | None = None
             _check_content(chain, rec, workers)
         except ValueError as exc:
             return JournalReport(str(file), n - 1, chain.head, n, str(exc),
-                                 tuple(sorted(counts.items())))
+                                 tuple(sorted(counts.items())), chain.operator,
+                                 chain.checkpoints, chain.attested)
         counts[rec.kind] = counts.get(rec.kind, 0) + 1
     return JournalReport(str(file), chain.seq, chain.head, None, "",
-                         tuple(sorted(counts.items())))
+                         tuple(sorted(counts.items())), chain.operator, chain.checkpoints,
+                         chain.attested)
 
 
 def read_journal(path: str | os.PathLike[str]) -> Iterator[JournalRecord]:
@@ -550,6 +602,11 @@ class Journal:
         """Hash of the last record."""
         return self._chain.head
 
+    @property
+    def at_checkpoint(self) -> bool:
+        """Whether the last record is a checkpoint (nothing was written after it)."""
+        return self._chain.kind == "checkpoint"
+
     def close(self) -> None:
         if self._syncing is not None:
             self._syncing.join()  # never close the file under a running fsync
@@ -620,8 +677,9 @@ class Journal:
     def append(self, kind: str, body: Mapping[str, Any]) -> int:
         """Append one record; returns its sequence number. Prefer the typed
         ``append_*`` methods, which check what they journal."""
-        if kind not in KINDS:
-            raise InputError("kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
+        if kind not in KINDS or kind == "checkpoint":
+            raise InputError("kind", f"must be one of {', '.join(KINDS[:-1])}, got {kind!r} "
+                             "(checkpoints: Journal.checkpoint)")
         try:
             body_bytes = canonical(dict(body))
         except (TypeError, ValueError) as exc:
@@ -634,8 +692,30 @@ class Journal:
         self._fh.write(_line(body_bytes, kind, prev, seq, digest))
         if self._fsync:
             self.sync()
-        self._chain.seq, self._chain.head = seq, digest
+        self._chain.seq, self._chain.head, self._chain.kind = seq, digest, kind
         return seq
+
+    def checkpoint(self, key: Ed25519PrivateKey) -> int:
+        """Sign the journal so far with the operator's ``key``: append a
+        ``checkpoint`` of the last record (see the module docstring); returns
+        its sequence number.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> key = Ed25519PrivateKey.from_private_bytes(bytes(32))
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "j.jsonl"
+        >>> with Journal(path) as j:
+        ...     _ = j.append_transfers([])
+        ...     _ = j.checkpoint(key)
+        >>> report = verify_journal(path, trusted=key.public_key())
+        >>> report.is_ok, report.checkpoints, report.attested
+        (True, 1, 2)
+        """
+        seq, head = self.seq, self.head
+        return self._append("checkpoint", canonical({
+            "head": head, "operator": public_key_hex(key), "seq": seq,
+            "signature": key.sign(checkpoint_message(seq, head)).hex()}))
 
     def _register(self, role: str, keys: Mapping[Any, Ed25519PublicKey | bytes | str]) -> int:
         known = self._chain.keys[role]
