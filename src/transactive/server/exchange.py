@@ -32,6 +32,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import ValidationError
 
+from transactive.errors import InputError
 from transactive.markets.book import OrderBook
 from transactive.markets.registry import clear
 from transactive.orders import OrderBatch
@@ -61,12 +62,21 @@ from transactive.settlement._signing import (
 )
 from transactive.settlement.journal import Journal, read_journal, replay_journal
 from transactive.settlement.ledger import Account, AccountKind, Ledger, Transfer, Unit
+from transactive.settlement.oracle import MeterReading
+from transactive.settlement.privacy import PrivacyAccountant
 from transactive.settlement.verify import JOURNAL_FILE, LEDGER_FILE
 
 __all__ = ["Exchange", "Member", "OrderState", "Trade"]
 
 MONEY, ENERGY = "exchange:money", "exchange:energy"
 _PAYLOADS = {"submit": OrderPayload, "modify": ModifyPayload, "cancel": CancelPayload}
+
+
+@dataclass(frozen=True)
+class _Pending:
+    seq: int
+    accounts: list[Account]
+    groups: list[list[Transfer]]
 
 
 @dataclass(frozen=True)
@@ -168,7 +178,7 @@ class Exchange:
         self._unposted: list[list[Transfer]] = []  # posted at the next commit
         self._exact: dict[tuple[str, str, int], float] = {}  # running totals, see _move
         self._new_accounts: list[Account] = []
-        self._listeners: list[Any] = []
+        self.outbox: list[dict[str, Any]] = []  # events for the feed, sent once durable
         self._replaying = False
         journal_path = self.data_dir / JOURNAL_FILE
         self.ledger = Ledger(self.data_dir / LEDGER_FILE)
@@ -260,7 +270,7 @@ class Exchange:
             self.journal.register_meters({cmd.participant: key})
         seq = self.journal.append_commands([cmd.row(now_ms)])
         self._join(cmd, reg, now_ms)
-        return self._receipt({"kind": "register", "participant": cmd.participant,
+        return self.receipt({"kind": "register", "participant": cmd.participant,
                               "nonce": cmd.nonce, "seq": seq, "at_ms": now_ms})
 
     def _join(self, cmd: Command, reg: RegisterPayload, at_ms: int) -> None:
@@ -314,7 +324,7 @@ class Exchange:
         receipts = []
         for cmd, payload in zip(cmds, payloads, strict=True):
             self._apply(cmd, payload, now_ms, seq)
-            receipts.append(self._receipt({"kind": cmd.action, "participant": who,
+            receipts.append(self.receipt({"kind": cmd.action, "participant": who,
                                            "nonce": cmd.nonce, "id": payload.id,
                                            "seq": seq, "at_ms": now_ms}))
         return receipts
@@ -611,17 +621,67 @@ class Exchange:
     def commit(self) -> int:
         """Force the journal to disk, then commit what it describes to the
         ledger; returns the journal's sequence number now durable."""
+        pending = self.take_pending()
         self.journal.sync()
-        return self.commit_ledger()
+        return self.commit_ledger(pending)
 
-    def commit_ledger(self) -> int:
-        """Commit the accounts and transfers journaled so far (the journal
-        already on disk up to :attr:`journal.seq`)."""
-        seq = self.journal.seq
-        if self._new_accounts or self._unposted:
-            self.ledger.apply(accounts=self._new_accounts, groups=self._unposted, cursor=seq)
+    def take_pending(self) -> _Pending:
+        """What the ledger has yet to commit, journaled up to now: take it
+        before forcing the journal to disk, commit it after."""
+        pending = _Pending(self.journal.seq, self._new_accounts, self._unposted)
         self._new_accounts, self._unposted = [], []
+        return pending
+
+    def commit_ledger(self, pending: _Pending) -> int:
+        """Commit ``pending`` (its journal records on disk by now)."""
+        if pending.accounts or pending.groups:
+            self.ledger.apply(accounts=pending.accounts, groups=pending.groups,
+                              cursor=pending.seq)
+        return pending.seq
+
+    def accept_readings(self, readings: Sequence[MeterReading]) -> int:
+        """Journal meters' signed readings (each meter a member with the
+        meter role; signature and nonce checked by the journal)."""
+        for i, r in enumerate(readings):
+            member = self.members.get(r.meter_id)
+            if member is None:
+                raise Unauthorized("readings", f"meter {r.meter_id!r} is not registered", row=i)
+            if "meter" not in member.roles:
+                raise Forbidden("readings", f"{r.meter_id!r} has no meter role", row=i)
+        try:
+            seq = self.journal.append_readings(readings)
+        except InputError as exc:
+            cls = Conflict if "nonce" in exc.problem else Unauthorized
+            raise cls("readings", exc.problem, row=exc.row) from None
+        for r in readings:
+            self.readings_wh[r.meter_id, r.interval] = r.energy_wh
         return seq
+
+    def release(self, interval: int, *, now_ms: int) -> dict[str, Any]:
+        """Publish the metered energy of ``interval`` summed over meters, with
+        Laplace noise through the privacy accountant (its budget: the trial's
+        ``[privacy] total_epsilon``); journaled, so it is never drawn twice."""
+        if any(r["interval"] == interval for r in self.releases):
+            raise Conflict("interval", f"interval {interval} was released already")
+        cfg = self.config.privacy
+        values = [[wh / 1000] for (_, i), wh in sorted(self.readings_wh.items()) if i == interval]
+        if not values:
+            raise NotFound("interval", f"no readings of interval {interval}")
+        left = cfg.total_epsilon - sum(r["epsilon"] for r in self.releases)
+        if left < cfg.epsilon_per_release * (1 - 1e-9):
+            raise Conflict("interval", f"the privacy budget is spent ({left:.6g} of "
+                           f"{cfg.total_epsilon:g} left, a release takes "
+                           f"{cfg.epsilon_per_release:g})")
+        accountant = PrivacyAccountant(left, dataset="metered energy")
+        noisy = accountant.release_sums(values, (0.0, cfg.max_kwh_per_participant),
+                                        cfg.epsilon_per_release, label=f"i{interval}")
+        out = {"interval": interval, "metered_kwh": float(noisy[0]), "meters": len(values),
+               "epsilon": cfg.epsilon_per_release,
+               "noise_scale_kwh": accountant.releases[-1].noise_scale,
+               "remaining_epsilon": left - cfg.epsilon_per_release}
+        self.journal.append_events([("release", out, now_ms)])
+        self.releases.append(out)
+        return out
 
     def close(self) -> None:
         self.commit()
@@ -648,18 +708,17 @@ class Exchange:
         key = self._keys.get(participant)
         return key is not None and bool(verify_many([key], [message], [signature])[0])
 
-    def subscribe(self, listener: Any) -> None:
-        self._listeners.append(listener)
-
-    def unsubscribe(self, listener: Any) -> None:
-        self._listeners.remove(listener)
-
     def _publish(self, event: dict[str, Any]) -> None:
         if not self._replaying:
-            for listener in self._listeners:
-                listener(event)
+            self.outbox.append(event)
 
-    def _receipt(self, body: dict[str, Any]) -> dict[str, Any]:
+    def pending_count(self) -> int:
+        """Orders waiting for the auction's gate."""
+        return sum(self.orders[k].status == "open" for k in self._pending)
+
+    def receipt(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` signed by the operator: a member checks it with
+        :func:`~transactive.settlement._signing.verify_receipt`."""
         return {"body": body, "operator": public_key_hex(self.operator_key),
                 "signature": sign_receipt(self.operator_key, body)}
 

@@ -1,0 +1,376 @@
+"""The live exchange's HTTP API and dashboard (``transactive serve``).
+
+One process, one event loop: every command runs on the loop's thread against
+the :class:`~transactive.server.exchange.Exchange` (no locks), and its answer
+waits for the *group commit*: the journal records written since the last one
+are forced to disk together (fsync on a worker thread), the ledger commits
+the transfers they describe, and only then are the commands acknowledged and
+their events sent to the WebSocket feed. A request the exchange refuses
+changes nothing and is answered with the field and the problem.
+
+Routes (the OpenAPI document is at ``/openapi.json``, browsable at ``/docs``):
+
+- public: ``GET /`` (dashboard), ``/market/summary``, ``/market/depth``,
+  ``/market/trades``, ``/market/clearings`` (every auction's anonymized inputs
+  and outputs: re-run one with ``transactive clear``), ``/market/aggregates``
+  (differentially private), ``/market/state``; ``WS /ws`` (trades, clearings,
+  book changes, halts);
+- a participant: ``POST /participants`` (register), ``POST /orders``
+  (submit, modify, cancel: signed commands), ``POST /readings`` (a meter's
+  signed readings), and, with a session header, ``GET /me/orders``,
+  ``/me/orders/{order_id}``, ``/me/trades``, ``/me/statement``;
+- the operator (session signed by the operator key): ``GET /operator/report``,
+  ``POST /operator/release``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import Depends, FastAPI, Header, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from transactive.errors import InputError
+from transactive.server import views
+from transactive.server.config import ExchangeConfig
+from transactive.server.errors import Forbidden, Refused, Unauthorized
+from transactive.server.exchange import Exchange
+from transactive.server.protocol import MAX_SESSION_MS, Command, parse_session, session_message
+from transactive.server.report import write_trial_report
+from transactive.settlement._signing import public_key_hex, verify_many
+from transactive.settlement.oracle import MeterReading
+
+__all__ = ["create_app"]
+
+Clock = Callable[[], int]
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Problem(BaseModel):
+    field: str
+    problem: str
+
+
+class ErrorBody(BaseModel):
+    detail: Problem
+
+
+class Commands(BaseModel):
+    commands: list[Command] = Field(min_length=1)
+
+
+class Readings(BaseModel):
+    readings: list[list[Any]] = Field(min_length=1, max_length=1024)
+
+
+class Release(BaseModel):
+    interval: int = Field(ge=0, lt=2**53)
+
+
+class Receipts(BaseModel):
+    receipts: list[dict[str, Any]]
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {c: {"model": ErrorBody} for c in (*codes, 413, 422)}
+
+
+class _BodyLimit:
+    """Answers 413 to a request body over ``limit`` bytes (declared or streamed)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await _too_large(scope, receive, send, self.limit)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await _too_large(scope, receive, send, self.limit)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    body = {"detail": {"field": "body", "problem": f"over {limit} bytes"}}
+    await JSONResponse(body, status_code=413)(scope, receive, send)
+
+
+class _GroupCommit:
+    """Acknowledges commands once their journal records are on disk and the
+    ledger has committed them; sends the feed's events after that."""
+
+    def __init__(self, exchange: Exchange, feed: set[WebSocket]) -> None:
+        self.exchange = exchange
+        self.feed = feed
+        self._waiters: list[asyncio.Future[None]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def durable(self) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        self._wake.set()
+        await future
+
+    async def _run(self) -> None:
+        ex = self.exchange
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            waiters, self._waiters = self._waiters, []
+            pending = ex.take_pending()
+            events, ex.outbox = ex.outbox, []
+            try:
+                await asyncio.to_thread(ex.journal.sync_later())
+                ex.commit_ledger(pending)
+            except BaseException as exc:
+                for w in waiters:
+                    w.set_exception(exc)
+                raise
+            for w in waiters:
+                if not w.done():
+                    w.set_result(None)
+            await self._send(events)
+
+    async def _send(self, events: list[dict[str, Any]]) -> None:
+        if not events or not self.feed:
+            return
+        text = json.dumps(events, separators=(",", ":"))
+        for ws in list(self.feed):
+            try:
+                await ws.send_text(text)
+            except Exception:  # a client gone away
+                self.feed.discard(ws)
+
+
+def create_app(data_dir: str | Path, config: ExchangeConfig | None = None, *,
+               operator_key: Ed25519PrivateKey, clock: Clock = wall_ms,
+               gate_timer: bool = True) -> FastAPI:
+    """The exchange's ASGI application over a data folder.
+
+    ``clock`` gives the time in ms (tests pass their own); with
+    ``gate_timer`` the app closes every gate on time by itself, else only
+    commands (and ``POST /operator/gate``) close passed gates.
+    """
+    cfg = config or ExchangeConfig()
+    feed: set[WebSocket] = set()
+    state: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        ex = Exchange(data_dir, cfg, operator_key, now_ms=clock())
+        commit = _GroupCommit(ex, feed)
+        state.update(exchange=ex, commit=commit)
+        commit.start()
+        timer = asyncio.create_task(_gates(ex, commit, clock)) if gate_timer else None
+        try:
+            yield
+        finally:
+            if timer is not None:
+                timer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await timer
+            await commit.stop()
+            ex.close_gate(clock())
+            write_trial_report(ex, clock())
+            ex.close()
+
+    app = FastAPI(title="transactive exchange", version="1",
+                  description="A peer-to-peer electricity exchange for sandbox trials: "
+                  "devices trade by signed orders; every trade settles in a double-entry "
+                  "ledger with a hash-chained, operator-signed journal.",
+                  lifespan=lifespan)
+    app.add_middleware(_BodyLimit, limit=cfg.limits.max_body_bytes)
+
+    def exchange() -> Exchange:
+        ex: Exchange = state["exchange"]
+        return ex
+
+    @app.exception_handler(InputError)
+    async def refused(_: Request, exc: InputError) -> JSONResponse:
+        status = getattr(exc, "status", 422)
+        headers = ({"Retry-After": str(max(1, round(exc.retry_after_s)))}
+                   if hasattr(exc, "retry_after_s") else None)
+        return JSONResponse({"detail": {"field": exc.field, "problem": exc.problem}},
+                            status_code=status, headers=headers)
+
+    async def session(authorization: str = Header(
+            description="Transactive <participant>:<expires_ms>:<signature hex>")) -> str:
+        parsed = parse_session(authorization)
+        if parsed is None:
+            raise Unauthorized("authorization", "not a Transactive session header")
+        who, expires_ms, sig = parsed
+        now = clock()
+        if not now <= expires_ms <= now + MAX_SESSION_MS:
+            raise Unauthorized("authorization", "expired, or more than an hour ahead")
+        ex = exchange()
+        if who == "operator":
+            ok = verify_many([operator_key.public_key()], [session_message(who, expires_ms)],
+                             [sig])[0]
+        else:
+            ok = ex.authenticate(who, session_message(who, expires_ms), sig)
+        if not ok:
+            raise Unauthorized("authorization", "the signature does not verify")
+        return who
+
+    async def operator(who: str = Depends(session)) -> str:
+        if who != "operator":
+            raise Forbidden("authorization", "the operator's session only")
+        return who
+
+    # ------------------------------------------------------------ commands
+    @app.post("/participants", status_code=201, responses=_errors(401, 403, 409))
+    async def register(command: Command) -> dict[str, Any]:
+        """Join the trial with a command signed by the key it registers."""
+        receipt = exchange().register(command, now_ms=clock())
+        await state["commit"].durable()
+        return receipt
+
+    @app.post("/orders", responses=_errors(401, 403, 404, 409, 429, 503))
+    async def orders(body: Commands) -> Receipts:
+        """Submit, modify or cancel orders: signed commands of one participant,
+        all accepted or none."""
+        receipts = exchange().execute(body.commands, now_ms=clock())
+        await state["commit"].durable()
+        return Receipts(receipts=receipts)
+
+    @app.post("/readings", responses=_errors(401, 403, 409))
+    async def readings(body: Readings) -> dict[str, int]:
+        """A meter's signed readings (``[meter_id, interval, energy_wh, nonce,
+        timestamp_ms, signature_hex]`` rows), journaled through the oracle's checks."""
+        try:
+            rows = [MeterReading.from_row(r) for r in body.readings]
+        except (ValueError, TypeError) as exc:
+            raise Refused("readings", f"malformed row: {exc}") from None
+        seq = exchange().accept_readings(rows)
+        await state["commit"].durable()
+        return {"seq": seq, "accepted": len(rows)}
+
+    # --------------------------------------------------------------- reads
+    @app.get("/me/orders", responses=_errors(401))
+    async def my_orders(who: str = Depends(session),
+                        status: str | None = Query(None, pattern="^(open|filled|cancelled|"
+                                                   "unfilled)$")) -> list[dict[str, Any]]:
+        return views.orders_of(exchange(), who, status)
+
+    @app.get("/me/orders/{order_id}", responses=_errors(401, 404))
+    async def my_order(order_id: str, who: str = Depends(session)) -> dict[str, Any]:
+        return views.order_of(exchange(), who, order_id)
+
+    @app.get("/me/trades", responses=_errors(401))
+    async def my_trades(who: str = Depends(session)) -> list[dict[str, Any]]:
+        return views.trades_of(exchange(), who)
+
+    @app.get("/me/statement", responses=_errors(401))
+    async def my_statement(who: str = Depends(session)) -> dict[str, Any]:
+        return views.statement_of(exchange(), who)
+
+    @app.get("/market/summary")
+    async def summary() -> dict[str, Any]:
+        return views.summary(exchange(), clock())
+
+    @app.get("/market/depth")
+    async def depth(levels: int = Query(5, ge=1, le=50)) -> dict[str, Any]:
+        return views.depth(exchange(), levels)
+
+    @app.get("/market/trades")
+    async def trades(after: int = Query(-1, ge=-1, lt=2**53),
+                     limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
+        return views.public_trades(exchange(), after, limit)
+
+    @app.get("/market/clearings")
+    async def clearings(after: int = Query(-1, ge=-1, lt=2**53),
+                        limit: int = Query(20, ge=1, le=200)) -> list[dict[str, Any]]:
+        return exchange().clearings[after + 1:after + 1 + limit]
+
+    @app.get("/market/aggregates")
+    async def aggregates() -> list[dict[str, Any]]:
+        return exchange().releases
+
+    @app.get("/market/state")
+    async def market_state() -> dict[str, Any]:
+        ex = exchange()
+        return {"state_hash": ex.state_hash(), "journal_seq": ex.journal.seq,
+                "operator": public_key_hex(operator_key)}
+
+    @app.get("/operator/report", responses=_errors(401, 403))
+    async def report(_: str = Depends(operator)) -> dict[str, Any]:
+        return views.evaluation(exchange(), clock())
+
+    @app.post("/operator/release", responses=_errors(401, 403, 409))
+    async def release(body: Release, _: str = Depends(operator)) -> dict[str, Any]:
+        """Publish one interval's metered energy as a differentially private sum."""
+        out = exchange().release(body.interval, now_ms=clock())
+        await state["commit"].durable()
+        return out
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def dashboard() -> HTMLResponse:
+        page = resources.files("transactive.server").joinpath("dashboard.html")
+        return HTMLResponse(page.read_text(encoding="utf-8"))
+
+    @app.websocket("/ws")
+    async def ws(socket: WebSocket) -> None:
+        await socket.accept()
+        feed.add(socket)
+        try:
+            while True:
+                await socket.receive_text()  # the feed is one way; this waits for a close
+        except WebSocketDisconnect:
+            pass
+        finally:
+            feed.discard(socket)
+
+    return app
+
+
+async def _gates(ex: Exchange, commit: _GroupCommit, clock: Clock) -> None:
+    """Close every gate on time."""
+    period = ex.config.gate_period_ms
+    while True:
+        now = clock()
+        await asyncio.sleep(max(0.0, ((ex.interval + 1) * period - now) / 1000) + 0.001)
+        if ex.close_gate(clock()):
+            await commit.durable()
+
