@@ -52,6 +52,7 @@ from transactive.settlement import (
     line_transfers,
     verify_run,
 )
+from transactive.settlement.operator import operator_key
 
 SEED = 1234
 KILLS = 100
@@ -135,7 +136,7 @@ def settle_forever(run_dir: str, start: int) -> None:
     root = Path(run_dir)
     journal = Journal(root / JOURNAL_FILE)
     settlement = Settlement(Ledger(root / LEDGER_FILE), journal, config=CONFIG,
-                            totals=totals_before(start))
+                            totals=totals_before(start), operator=operator_key())
     os.write(1, b"R\n")
     k = start
     while True:
@@ -253,7 +254,7 @@ def test_sigkill_at_100_random_points_loses_nothing_acknowledged(tmp_path: Path)
             if (round_no + 1) % VERIFY_EVERY == 0:
                 with Journal(tmp_path / JOURNAL_FILE) as journal, \
                         Ledger(tmp_path / LEDGER_FILE) as ledger:
-                    Settlement(ledger, journal, config=CONFIG)
+                    Settlement(ledger, journal, config=CONFIG, operator=operator_key())
                 report = verify_run(tmp_path)
                 assert report.is_ok, str(report)
                 stats["full verifications"] += 1

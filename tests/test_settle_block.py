@@ -24,6 +24,7 @@ from transactive.settlement import (
     verify_run,
 )
 from transactive.settlement.amounts import block_amounts
+from transactive.settlement.operator import operator_key
 from transactive.settlement.rules import IntervalPrices, exact_amounts
 from transactive.settlement.statements import (
     STATEMENT_COLUMNS,
@@ -128,7 +129,8 @@ def test_settle_block_posts_what_settle_interval_posts(tmp_path: Path, granulari
         folder = tmp_path / how
         folder.mkdir()
         with Ledger(folder / LEDGER_FILE) as ledger, Journal(folder / JOURNAL_FILE) as journal:
-            s = Settlement(ledger, journal, config=config, concurrent=how == "concurrent")
+            s = Settlement(ledger, journal, config=config, concurrent=how == "concurrent",
+                           operator=operator_key())
             for start, stop in ((0, 8), (8, 24), (24, 30)):
                 if how == "one":
                     with s.batch():

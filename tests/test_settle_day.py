@@ -28,6 +28,7 @@ from transactive.settlement import (
     verify_run,
 )
 from transactive.settlement.journal import JournalRecord, read_journal
+from transactive.settlement.operator import operator_key
 from transactive.sim import Scenario
 from transactive.sim.settling import settlement_granularity
 
@@ -149,7 +150,8 @@ def _day_run(folder: Path) -> None:
     rng = np.random.default_rng(7)
     labels = [f"h{i}" for i in range(6)]
     with Journal(folder / JOURNAL_FILE) as j, Ledger(folder / LEDGER_FILE) as led:
-        s = Settlement(led, j, config=_day(periods_per_day=4, run_id="r1"))
+        s = Settlement(led, j, config=_day(periods_per_day=4, run_id="r1"),
+                       operator=operator_key())
         for first in range(0, 10, 4):
             with s.batch():
                 for k in range(first, min(first + 4, 10)):
@@ -175,6 +177,8 @@ def test_journal_replay_reproduces_the_day_ledger_and_verify_run_passes(tmp_path
     kinds = [r.kind for r in _records(tmp_path / JOURNAL_FILE)]
     assert "clearing" not in kinds
     assert kinds.count("transfers") == 3
+    assert kinds.count("checkpoint") == 4  # the operators' accounts, then each day
+    assert kinds[-1] == "checkpoint"
     report = verify_run(tmp_path)
     assert report.is_ok, str(report)
 
@@ -188,16 +192,17 @@ def test_verify_run_names_a_flipped_byte_of_a_day_run(tmp_path: Path) -> None:
     path = tmp_path / JOURNAL_FILE
     data = bytearray(path.read_bytes())
     lines = data.split(b"\n")
-    # flip one byte of an amount inside the third record (the first day's transfers)
-    at = sum(len(line) + 1 for line in lines[:2]) + lines[2].index(b'"participant:h0:money"')
+    # flip one byte of an amount inside the first day's transfers
+    n = next(i for i, line in enumerate(lines) if b'"kind":"transfers"' in line)
+    at = sum(len(line) + 1 for line in lines[:n]) + lines[n].index(b'"participant:h0:money"')
     data[at + 14] ^= 1
     path.write_bytes(bytes(data))
-    assert verify_journal(path).first_bad == 3
+    assert verify_journal(path).first_bad == n + 1
     report = verify_run(tmp_path)
     assert not report.is_ok
     journal = next(c for c in report.checks if c.name == "journal")
     assert not journal.ok
-    assert "record 3" in journal.detail
+    assert f"record {n + 1}" in journal.detail
 
 
 def test_day_granularity_needs_whole_days_in_one_batch() -> None:

@@ -23,6 +23,7 @@ from transactive.settlement import (
     SettlementConfig,
     verify_run,
 )
+from transactive.settlement.operator import operator_key
 from transactive.settlement.rules import (
     IntervalPrices,
     RunningTotals,
@@ -155,7 +156,7 @@ def test_settle_amounts_posts_what_settle_interval_posts(tmp_path: Path, granula
         folder = tmp_path / how
         folder.mkdir()
         with Ledger(folder / LEDGER_FILE) as ledger, Journal(folder / JOURNAL_FILE) as journal:
-            s = Settlement(ledger, journal, config=config)
+            s = Settlement(ledger, journal, config=config, operator=operator_key())
             for day in range(3):
                 part = ivs[8 * day:8 * day + 8]
                 if how == "one":

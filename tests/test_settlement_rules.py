@@ -36,6 +36,7 @@ from transactive.settlement import (
     line_transfers,
     verify_run,
 )
+from transactive.settlement.operator import operator_key
 from transactive.settlement.rules import EXACT_COLUMNS, check_interval
 
 PRICES = IntervalPrices(retail_price_per_kwh=0.30, feed_in_price_per_kwh=0.05,
@@ -228,7 +229,7 @@ def _run(run_dir: Path, intervals: int, seed: int = 7) -> Settlement:
     names = [f"h{i:02d}" for i in range(9)]
     journal = Journal(run_dir / JOURNAL_FILE)
     s = Settlement(Ledger(run_dir / LEDGER_FILE), journal,
-                   config=SettlementConfig(run_id="test"))
+                   config=SettlementConfig(run_id="test"), operator=operator_key())
     with s.batch():
         for k in range(intervals):
             metered = rng.uniform(-4, 4, len(names)).round(3)
@@ -357,13 +358,16 @@ def test_verify_run_sees_a_flipped_journal_byte_and_a_ledger_behind(tmp_path: Pa
     journal.close()
     s.ledger.close()
     report = verify_run(tmp_path)
-    # the ledger is what the journal says up to its cursor: interrupted, not damaged
-    assert [c.name for c in report.checks if not c.ok] == ["ledger applied the journal"]
+    # the ledger is what the journal says up to its cursor, and the tail not yet
+    # attested: interrupted, not damaged
+    assert [c.name for c in report.checks if not c.ok] == ["operator signature",
+                                                          "ledger applied the journal"]
     assert report.interrupted
     with Journal(tmp_path / JOURNAL_FILE) as j2, Ledger(tmp_path / LEDGER_FILE) as l2:
-        Settlement(l2, j2)                                   # recovery replays the tail
+        Settlement(l2, j2, operator=operator_key())  # recovery signs and replays the tail
         assert l2.balance("grid:money") > 0
-        assert l2.cursor == j2.seq
+        assert l2.cursor == j2.seq - 1
+        assert j2.at_checkpoint
     assert verify_run(tmp_path).is_ok
     data = bytearray((tmp_path / JOURNAL_FILE).read_bytes())
     data[len(data) // 2] ^= 0x20

@@ -39,8 +39,16 @@ settled inside one :meth:`Settlement.batch` (the netting happens when the batch
 ends), and the journal holds only what the ledger needs to be replayed and
 verified (accounts and transfers), not the clearings.
 
+Attestation: given the operator's key (``operator``), every commit's journal
+records end with a checkpoint the key signs
+(:meth:`~transactive.settlement.journal.Journal.checkpoint`), forced to disk
+with them before the ledger commits, so the ledger never holds a record the
+operator has not attested (:func:`~transactive.settlement.verify.verify_run`
+checks it).
+
 Crash safety: on construction the ledger is brought up to date with any
-journal records it had not committed (replayed after its cursor); re-settling an
+journal records it had not committed (replayed after its cursor; attested
+first, given the key); re-settling an
 interval that is already in the ledger answers ``EXISTS`` and changes nothing,
 because transfer ids are deterministic,
 and so are the amounts, provided the restarted service continues the
@@ -60,6 +68,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from transactive.clearing import Clearing
 from transactive.errors import InputError
@@ -243,6 +252,10 @@ class Settlement:
         :meth:`statements` then hold only the batch not yet committed, and the
         reconciliation, kept as running sums (:class:`~transactive.settlement.reconcile.Tally`)
         either way, is all that stays. Close the file with :meth:`close`.
+    operator : Ed25519PrivateKey, optional
+        The operator's key (:func:`~transactive.settlement.operator.operator_key`),
+        which signs a checkpoint of the journal at the end of every commit (see
+        the module docstring); without it the journal is not attested.
 
     Examples
     --------
@@ -283,11 +296,17 @@ class Settlement:
     def __init__(self, ledger: Ledger, journal: Journal | None = None, *,
                  config: SettlementConfig | None = None,
                  totals: RunningTotals | None = None,
-                 statements: str | Path | None = None, concurrent: bool = False) -> None:
+                 statements: str | Path | None = None, concurrent: bool = False,
+                 operator: Ed25519PrivateKey | None = None) -> None:
         if totals is not None and not isinstance(totals, RunningTotals):
             raise InputError("totals", f"must be a RunningTotals, got {type(totals).__name__}")
+        if operator is not None and (journal is None
+                                     or not isinstance(operator, Ed25519PrivateKey)):
+            raise InputError("operator", "must be an Ed25519 private key, and signs a journal "
+                             "(give one)")
         self.ledger = ledger
         self.journal = journal
+        self._operator = operator
         self.config = config or SettlementConfig()
         self._pending: _Pending | None = None
         self._settled: list[IntervalSettlement] = []
@@ -300,6 +319,8 @@ class Settlement:
             if ledger.cursor > journal.seq:
                 raise SettlementError(f"the ledger has applied journal record {ledger.cursor}, "
                                       f"but the journal holds only {journal.seq}")
+            if operator is not None and journal.seq > ledger.cursor and not journal.at_checkpoint:
+                journal.checkpoint(operator)  # what the ledger takes is attested first
             replay_journal(journal.path, ledger, after=ledger.cursor)
         self._known = {a.id for a in ledger.accounts()}
         unknown = [p for p in self._totals.participant.tolist()
@@ -671,6 +692,8 @@ class Settlement:
                     self.journal.append_accounts(pending.accounts)
                 if pending.groups:
                     self.journal.append_transfers(batch)
+                if self._operator is not None:
+                    self.journal.checkpoint(self._operator)
             cursor = self.journal.seq
             # write-ahead: the journal reaches the disk while the ledger plans and
             # inserts, and the ledger commits only once it is there

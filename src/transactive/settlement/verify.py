@@ -11,15 +11,27 @@ one, checks the ledger has applied every accounts and transfers record of the
 journal, and replays the journal into a fresh ledger whose state hash must
 equal the ledger's.
 
+The hash chain proves only that the journal was not changed *by someone who
+did not recompute it*. What proves it is the operator's is the "operator
+signature" check: every checkpoint record must be signed by the trusted
+operator key (given, or the local one: :func:`~transactive.settlement.operator.trusted_operator`)
+and name the record before it and its hash, and every record the ledger
+applied must lie under a checkpoint. A journal rewritten by someone without
+the key (a past record changed, the chain recomputed, the ledger rebuilt by
+replay) fails it, as do checkpoints by another key, a checkpoint stripped off
+and a journal with no checkpoint at all (unsigned).
+
 It tells an interrupted run from a damaged one: a run stopped while it
 settled (killed, a full disk) can leave the journal ahead of the ledger
 (records written ahead but not committed) or a last journal record cut short;
-everything else checking out, the report says INTERRUPTED, and
-:func:`recover_run` (``transactive ledger recover RUN_DIR``) commits what the
-journal holds (a cut record is dropped: the ledger never committed it) and
-verifies again. Anything else that fails (a broken hash chain or signature, a
-ledger that does not add up, or one the journal does not reproduce) is
-FAILED, and nothing is recovered.
+records after the last checkpoint, beyond what the ledger applied, are
+not yet attested; everything else checking out, the report says INTERRUPTED,
+and :func:`recover_run` (``transactive ledger recover RUN_DIR``) signs a
+checkpoint of what the journal holds with the operator's key, commits it (a
+cut record is dropped: the ledger never committed it) and verifies again.
+Anything else that fails (a broken hash chain or signature, a ledger that
+does not add up, or one the journal does not reproduce, records the operator
+did not attest) is FAILED, and nothing is recovered.
 """
 
 from __future__ import annotations
@@ -29,20 +41,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
 from transactive.errors import InputError
+from transactive.settlement._signing import public_key_hex
 from transactive.settlement.journal import (
     Journal,
+    JournalReport,
     read_journal,
     replay_journal,
     verify_journal,
 )
 from transactive.settlement.ledger import Ledger, SettlementError
+from transactive.settlement.operator import operator_key, trusted_operator
 
 __all__ = ["JOURNAL_FILE", "LEDGER_FILE", "Check", "VerificationReport", "recover_run",
            "verify_run"]
 
 LEDGER_FILE = "settlement.sqlite"
 JOURNAL_FILE = "journal.jsonl"
+_ATTESTED = "operator signature"
+Trusted = Ed25519PublicKey | str | os.PathLike[str] | None
 
 
 @dataclass(frozen=True)
@@ -93,22 +112,31 @@ class VerificationReport:
         return "\n".join(lines)
 
 
-def verify_run(run_dir: str | os.PathLike[str]) -> VerificationReport:
-    """Re-check the ledger and journal of a run folder from scratch.
+def verify_run(run_dir: str | os.PathLike[str], trusted: Trusted = None) -> VerificationReport:
+    """Re-check the ledger and journal of a run folder from scratch, its
+    checkpoints against the ``trusted`` operator key (a key, 64 hex digits or
+    a file holding them; default: the local operator key's public half, see
+    :func:`~transactive.settlement.operator.trusted_operator`).
 
     Examples
     --------
     >>> import tempfile
+    >>> from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     >>> from transactive.settlement import Journal, Settlement
+    >>> key = Ed25519PrivateKey.generate()          # the operator's (operator_key())
     >>> run = Path(tempfile.mkdtemp())
     >>> with Journal(run / JOURNAL_FILE) as j, Ledger(run / LEDGER_FILE) as led:
-    ...     s = Settlement(led, j)
+    ...     s = Settlement(led, j, operator=key)
     ...     _ = s.settle_interval(0, None, ["a"], [1.5], retail_price_per_kwh=0.3,
     ...                           feed_in_price_per_kwh=0.05)
-    >>> report = verify_run(run)
-    >>> report.is_ok, [c.name for c in report.checks]
-    (True, ['journal', 'ledger integrity', 'ledger applied the journal', 'replay'])
+    >>> report = verify_run(run, trusted=key.public_key())
+    >>> report.is_ok, [c.name for c in report.checks]  # doctest: +NORMALIZE_WHITESPACE
+    (True, ['journal', 'operator signature', 'ledger integrity',
+            'ledger applied the journal', 'replay'])
+    >>> verify_run(run, trusted=Ed25519PrivateKey.generate().public_key()).verdict
+    'FAILED'
     """
+    operator = public_key_hex(trusted_operator(trusted))
     root = Path(run_dir)
     journal_path, ledger_path = root / JOURNAL_FILE, root / LEDGER_FILE
     checks: list[Check] = []
@@ -119,6 +147,7 @@ def verify_run(run_dir: str | os.PathLike[str]) -> VerificationReport:
     try:
         ledger = Ledger(ledger_path, create=False)
     except InputError as exc:
+        checks.append(_attestation(jr, torn, operator, jr.n_records)[0])
         checks.append(Check("ledger integrity", False, exc.problem))
         return VerificationReport(str(root), tuple(checks))
     with ledger:
@@ -129,6 +158,8 @@ def verify_run(run_dir: str | os.PathLike[str]) -> VerificationReport:
                   else "; ".join(integrity.problems[:3]))
         checks.append(Check("ledger integrity", integrity.is_ok, detail))
         ledger_hash, cursor = integrity.state_hash, ledger.cursor
+    attested, unattested_tail = _attestation(jr, torn, operator, cursor)
+    checks.insert(1, attested)
     if not jr.is_ok and not (torn and jr.first_bad is not None and jr.first_bad > cursor):
         checks.append(Check("ledger applied the journal", False, "skipped: journal is bad"))
         checks.append(Check("replay", False, "skipped: journal is bad"))
@@ -151,8 +182,34 @@ def verify_run(run_dir: str | os.PathLike[str]) -> VerificationReport:
                         + (("reproduced" if not pending else
                             f"reproduced by the journal through record {cursor}") if same
                            else f"!= replayed {replay_hash[:16]}...")))
-    interrupted = (torn or bool(pending)) and integrity.is_ok and same and cursor <= n_records
+    interrupted = ((torn or bool(pending) or unattested_tail) and integrity.is_ok and same
+                   and cursor <= n_records and (attested.ok or unattested_tail))
     return VerificationReport(str(root), tuple(checks), ledger_hash, replay_hash, interrupted)
+
+
+def _attestation(jr: JournalReport, torn: bool, operator: str, cursor: int
+                 ) -> tuple[Check, bool]:
+    """The "operator signature" check of a journal whose checkpoints should be
+    by ``operator`` (hex), and whether all it misses is a tail of records
+    after the ledger's ``cursor`` (a run stopped before it signed them)."""
+    if not jr.is_ok and not torn:
+        return Check(_ATTESTED, False, "skipped: journal is bad"), False
+    who = f"operator {operator[:8]}.."
+    if not jr.checkpoints:
+        return Check(_ATTESTED, False, f"unsigned: no checkpoint in the journal ({who} "
+                     "trusted)"), False
+    if jr.operator != operator:
+        return Check(_ATTESTED, False, f"checkpoints signed by operator {jr.operator[:8]}.., "
+                     f"not by the trusted {who}"), False
+    n = jr.n_records
+    detail = f"records 1..{jr.attested} attested by {who}; {jr.checkpoints} checkpoints"
+    if jr.attested == n:
+        return Check(_ATTESTED, True, detail), False
+    if jr.attested < cursor:
+        return Check(_ATTESTED, False, f"{detail}; records {jr.attested + 1}.."
+                     f"{min(cursor, n)} applied to the ledger but not attested"), False
+    return Check(_ATTESTED, False, f"{detail}; records {jr.attested + 1}..{n} not yet "
+                 "attested"), True
 
 
 def _journaled_after(path: Path, cursor: int, torn: bool) -> list[int]:
@@ -169,42 +226,62 @@ def _journaled_after(path: Path, cursor: int, torn: bool) -> list[int]:
     return pending
 
 
-def recover_run(run_dir: str | os.PathLike[str]) -> tuple[VerificationReport,
-                                                          VerificationReport]:
+def recover_run(run_dir: str | os.PathLike[str], trusted: Trusted = None, *,
+                key: Ed25519PrivateKey | None = None
+                ) -> tuple[VerificationReport, VerificationReport]:
     """Finish the settlement of a run folder that was interrupted while it
     settled (see the module's docstring): drop a journal record cut short,
-    commit the records the journal holds beyond the ledger, and verify again.
+    sign a checkpoint of the records after the last one with the operator's
+    ``key`` (default: the local one, :func:`~transactive.settlement.operator.operator_key`),
+    commit the records the journal holds beyond the ledger, and verify again
+    (against ``trusted``, default ``key``'s public half; see :func:`verify_run`).
     Returns the reports before and after; a folder that verifies is left as it
     is, and one that is damaged otherwise is refused
-    (:class:`~transactive.settlement.ledger.SettlementError`), unchanged.
+    (:class:`~transactive.settlement.ledger.SettlementError`), unchanged, as
+    is one that ``key`` may not sign (not the trusted operator's).
 
     Examples
     --------
     >>> import tempfile
     >>> from transactive.settlement import Account, AccountKind, Settlement, Unit
+    >>> from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    >>> key = Ed25519PrivateKey.generate()
     >>> run = Path(tempfile.mkdtemp())
     >>> with Journal(run / JOURNAL_FILE) as j, Ledger(run / LEDGER_FILE) as led:
-    ...     s = Settlement(led, j)
+    ...     s = Settlement(led, j, operator=key)
     ...     _ = s.settle_interval(0, None, ["a"], [1.5], retail_price_per_kwh=0.3,
     ...                           feed_in_price_per_kwh=0.05)
     ...     _ = j.append_accounts([Account("extra", AccountKind.MARKET, Unit.CENT)])
-    >>> verify_run(run).verdict          # journaled, never committed: a stopped run
+    >>> verify_run(run, key.public_key()).verdict   # journaled, never committed nor signed
     'INTERRUPTED'
-    >>> before, after = recover_run(run)
+    >>> before, after = recover_run(run, key=key)
     >>> after.verdict
     'OK'
     """
     root = Path(run_dir)
-    before = verify_run(root)
+    operator = trusted_operator(key.public_key() if trusted is None and key is not None
+                                else trusted)
+    before = verify_run(root, operator)
     if before.is_ok:
         return before, before
     if not before.interrupted:
         failed = "; ".join(f"{c.name}: {c.detail}" for c in before.checks if not c.ok)
         raise SettlementError(f"{root} is damaged, not interrupted ({failed}): nothing "
                               "recovered")
-    # opening the journal drops a last record cut short; the ledger then takes
-    # the records after its cursor, each committed with its sequence number
+    signer = None
+    if not next(c.ok for c in before.checks if c.name == _ATTESTED):
+        signer = key if key is not None else operator_key()
+        if public_key_hex(signer) != public_key_hex(operator):
+            raise SettlementError(f"the operator key {public_key_hex(signer)[:8]}.. is not the "
+                                  f"trusted operator {public_key_hex(operator)[:8]}..: only "
+                                  "the trusted operator can attest the records: nothing "
+                                  "recovered")
+    # opening the journal drops a last record cut short; the records after the
+    # last checkpoint are signed before the ledger takes the records after its
+    # cursor, each committed with its sequence number
     with Journal(root / JOURNAL_FILE) as journal, \
             Ledger(root / LEDGER_FILE, create=False) as ledger:
+        if signer is not None and not journal.at_checkpoint:
+            journal.checkpoint(signer)
         replay_journal(journal.path, ledger, after=ledger.cursor)
-    return before, verify_run(root)
+    return before, verify_run(root, operator)

@@ -49,6 +49,7 @@ import numpy.typing as npt
 from transactive.settlement import SettlementConfig
 from transactive.settlement.amounts import ROUNDED, BlockAmounts
 from transactive.settlement.ledger import SettlementError
+from transactive.settlement.operator import default_key_path, operator_key
 from transactive.settlement.settle import Granularity
 from transactive.sim.books import DayOutcome
 from transactive.sim.settling import (
@@ -131,10 +132,13 @@ class _Slots:
 
 class SettlementProcess:
     """:class:`~transactive.sim.settling.RunSettlement` run in a child process:
-    the same arguments, :meth:`day`, :meth:`close` and :meth:`abandon`."""
+    the same arguments, :meth:`day`, :meth:`close` and :meth:`abandon` (the
+    operator key is made or checked here, before the child starts)."""
 
     def __init__(self, run_dir: str | Path, n_households: int, periods_per_day: int, *,
-                 granularity: Granularity = "day") -> None:
+                 granularity: Granularity = "day", key_path: str | Path | None = None) -> None:
+        key_file = Path(key_path) if key_path is not None else default_key_path()
+        operator_key(key_file)
         self.config = SettlementConfig(granularity=granularity, periods_per_day=periods_per_day)
         root = str(Path(__file__).resolve().parents[2])  # where this transactive is imported from
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
@@ -163,7 +167,7 @@ class SettlementProcess:
         self._freed = freed
         self._sent = self._taken = 0  # days handed over, and taken by the child
         self._send(("open", (str(run_dir), int(n_households), int(periods_per_day),
-                             granularity, self._slots.n)))
+                             granularity, self._slots.n, str(key_file))))
 
     def day(self, out: DayOutcome, *, retail_price: npt.NDArray[np.float64],
             feed_in_price: npt.NDArray[np.float64], grid_fee_per_kwh: float = 0.0) -> None:
@@ -264,9 +268,10 @@ def _serve(source: IO[bytes], sink: IO[bytes], shared: int = -1, freed: int = -1
                     run.abandon()
                 return 0
             if kind == "open":
-                run_dir, n, ppd, granularity, n_slots = value
+                run_dir, n, ppd, granularity, n_slots, key_path = value
                 slots = _Slots(shared, n + 1, ppd, n_slots)
-                run = RunSettlement(run_dir, n, ppd, granularity=granularity)
+                run = RunSettlement(run_dir, n, ppd, granularity=granularity,
+                                    key_path=key_path)
             elif run is None or slots is None:
                 raise SettlementError(f"settlement process: {kind!r} before 'open'")
             elif kind == "day":

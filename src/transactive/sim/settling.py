@@ -71,6 +71,7 @@ from transactive.settlement import (
     SettlementConfig,
 )
 from transactive.settlement.amounts import BlockAmounts, block_amounts
+from transactive.settlement.operator import operator_key
 from transactive.settlement.settle import Granularity
 from transactive.settlement.statements import (
     STATEMENTS_FILE,
@@ -251,11 +252,16 @@ class RunSettlement:
     once per run), rounded in one step and settled, durably, and its
     statement rows appended to the statements file (``statements.csv``, or
     ``statements.parquet`` at ``"day"`` granularity), so no more than a day of
-    intervals is held in memory.
+    intervals is held in memory. Each day's journal records end with a
+    checkpoint signed by the operator key in ``key_path`` (default: the local
+    one, :func:`~transactive.settlement.operator.operator_key`), so the
+    journal of a settled run is attested through its last record.
     """
 
     def __init__(self, run_dir: str | Path, n_households: int, periods_per_day: int, *,
-                 granularity: Granularity = "interval") -> None:
+                 granularity: Granularity = "interval",
+                 key_path: str | Path | None = None) -> None:
+        key = operator_key(key_path)
         self.run_dir = Path(run_dir)
         self.config = SettlementConfig(granularity=granularity, periods_per_day=periods_per_day)
         name = STATEMENTS_PARQUET_FILE if granularity == "day" else STATEMENTS_FILE
@@ -264,7 +270,7 @@ class RunSettlement:
         journal = self._stack.enter_context(Journal(self.run_dir / JOURNAL_FILE))
         self.settlement = Settlement(ledger, journal, config=self.config,
                                      statements=self.run_dir / name,
-                                     concurrent=granularity == "day")
+                                     concurrent=granularity == "day", operator=key)
         self._stack.callback(self.settlement.close)
         self.labels = household_label(np.arange(n_households, dtype=np.int64))
         self._participants = np.append(self.labels, COUNTERPARTY)
