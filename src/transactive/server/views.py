@@ -75,7 +75,8 @@ def summary(ex: Exchange, now_ms: int) -> dict[str, Any]:
             "participants": len(ex.members), "trades": len(ex.trades),
             "last_price_per_kwh": last, "volume_kwh": m.volume_kwh,
             "vwap_per_kwh": m.value / m.volume_kwh if m.volume_kwh else None,
-            "savings_vs_tariff": m.savings, "halted_until_ms": ex.breaker.halted_until(now_ms),
+            "savings_vs_tariff": m.savings, "tariff": cfg.tariff.model_dump(),
+            "halted_until_ms": ex.breaker.halted_until(now_ms),
             "accepted": dict(m.accepted), "refused": dict(m.refused)}
 
 
