@@ -221,7 +221,7 @@ def test_version_prints_the_version_and_exits_0():
     ("args", "line"),
     [
         (["simulat"], "unknown command 'simulat' (did you mean 'simulate'?)"),
-        (["ledger", "nope"], "unknown command 'nope' (one of: verify, recover)"),
+        (["ledger", "nope"], "unknown command 'nope' (one of: verify, recover, key)"),
         (["--versio"], "unknown option '--versio' (did you mean '--version'?)"),
         (["simulate", "--days", "abc"], "option '--days': 'abc' is not a number"),
         (["simulate", "--households", "2.5"], "option '--households': '2.5' is not a whole number"),
@@ -248,7 +248,7 @@ def test_a_group_without_its_command_prints_its_help_and_exits_2(capsys, command
     assert main([command]) == 2
     captured = capsys.readouterr()
     assert "verify" in captured.out
-    assert "missing command (one of: verify, recover)" in _one_line_error(captured.err)
+    assert "missing command (one of: verify, recover, key)" in _one_line_error(captured.err)
 
 
 # ------------------------------------------------------------------ help

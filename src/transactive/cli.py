@@ -37,7 +37,7 @@ from typer._click import exceptions as usage
 from typer.core import TyperCommand, TyperGroup
 
 from transactive._version import __version__
-from transactive.errors import InputError, TransactiveError
+from transactive.errors import InputError, MissingExtraError, TransactiveError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -572,18 +572,27 @@ def _ledger(ctx: typer.Context) -> None:
         _print_help_and_fail(ctx)
 
 
+_OPERATOR_HELP = ("The operator's public key that must sign the journal's checkpoints: 64 hex "
+                  "digits or a file holding them (default: the local operator key's; "
+                  "`transactive ledger key` prints it).")
+
+
 @ledger_app.command("verify", short_help="Re-check a run's journal and ledger.")
 def ledger_verify_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by simulate.")],
+    operator: Annotated[str | None, typer.Option(metavar="PUBKEY_HEX_OR_FILE",
+                                                 help=_OPERATOR_HELP, show_default=False)]
+    = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Re-check a run's journal and ledger from scratch: hash chain, signatures,
-    debits = credits, and that replaying the journal reproduces the ledger."""
+    the operator's checkpoints, debits = credits, and that replaying the
+    journal reproduces the ledger."""
     from transactive.settlement import LEDGER_FILE, verify_run
 
     if not (run_dir / LEDGER_FILE).is_file():
         raise InputError("run_dir", f"no {LEDGER_FILE} in {run_dir}: the run was not settled")
-    report = verify_run(run_dir)
+    report = verify_run(run_dir, operator)
     if as_json:
         _print_json(report.to_dict())
     else:
@@ -595,16 +604,20 @@ def ledger_verify_cmd(
 @ledger_app.command("recover", short_help="Finish a run's settlement that was interrupted.")
 def ledger_recover_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by simulate.")],
+    operator: Annotated[str | None, typer.Option(metavar="PUBKEY_HEX_OR_FILE",
+                                                 help=_OPERATOR_HELP, show_default=False)]
+    = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Finish the settlement of a run stopped while it settled (the journal
-    ahead of the ledger, or its last record cut short): commit what the
-    journal holds, then verify. A damaged folder is refused, unchanged."""
+    ahead of the ledger, or its last record cut short): sign what the journal
+    holds after its last checkpoint with the local operator key, commit it,
+    then verify. A damaged folder is refused, unchanged."""
     from transactive.settlement import LEDGER_FILE, recover_run
 
     if not (run_dir / LEDGER_FILE).is_file():
         raise InputError("run_dir", f"no {LEDGER_FILE} in {run_dir}: the run was not settled")
-    before, after = recover_run(run_dir)
+    before, after = recover_run(run_dir, operator)
     if as_json:
         _print_json({"before": before.to_dict(), "after": after.to_dict()})
     else:
@@ -612,6 +625,25 @@ def ledger_recover_cmd(
                      f"recovered ({before.verdict.lower()} before):\n{after}")
     if not after.is_ok:
         raise typer.Exit(1)
+
+
+@ledger_app.command("key", short_help="Print the local operator's public key.")
+def ledger_key_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print the public key of the local operator key, which signs the
+    journals of the runs settled here, and where the key is kept (made on
+    first use). Give the public key to whoever verifies the runs elsewhere
+    (`transactive ledger verify RUN_DIR --operator KEY`)."""
+    from transactive.settlement._signing import public_key_hex
+    from transactive.settlement.operator import default_key_path, operator_key
+
+    path = default_key_path()
+    key = public_key_hex(operator_key(path))
+    if as_json:
+        _print_json({"public_key": key, "path": str(path)})
+    else:
+        sys.stdout.write(f"operator public key  {key}\nprivate key file     {path}\n")
 
 
 @app.command("report")
@@ -670,6 +702,89 @@ def clear_cmd(
 
 
 # ------------------------------------------------------------------ entry point
+@app.command("serve", short_help="Run the live exchange: HTTP API and dashboard.")
+def serve_cmd(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    data: Annotated[Path, typer.Option(help="Data folder (journal, ledger); an existing "
+                                             "one is recovered.")] = Path("exchange-data"),
+    config: Annotated[Path | None, typer.Option(help="exchange.toml (mode, mechanism, gate "
+                                                     "period, limits, breaker, tariff).",
+                                                show_default=False)] = None,
+    operator_key: Annotated[Path | None, typer.Option(
+        help="The operator's key file (default: the local operator key).",
+        show_default=False)] = None,
+) -> None:
+    """Run the live exchange on HOST:PORT until Ctrl-C: the dashboard at /, the
+    API documented at /docs. Every accepted command is journaled in DATA before
+    it is answered; on stop the trial's evaluation is written to
+    DATA/trial_report.html, and `transactive ledger verify DATA` checks the record."""
+    import socket
+
+    from transactive.server.config import load_config
+    from transactive.settlement._signing import public_key_hex
+    from transactive.settlement.operator import operator_key as load_operator_key
+
+    cfg = load_config(config)
+    key = load_operator_key(operator_key)
+    try:
+        import uvicorn
+
+        from transactive.server.app import create_app
+    except ImportError:
+        raise MissingExtraError("fastapi", "server") from None
+    with socket.socket() as probe:  # a port in use is one line, not uvicorn's log
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise InputError("--port", f"cannot listen on {host}:{port}: "
+                             f"{(exc.strerror or str(exc)).lower()}") from None
+    app_ = create_app(_writable_folder(data, "--data"), cfg, operator_key=key)
+    _out().print(f"exchange ({cfg.mode}, gate every {cfg.gate_period_s:g} s) on "
+                 f"http://{host}:{port}/ ; data in {data}; operator "
+                 f"{public_key_hex(key)[:16]}... ; Ctrl-C stops it")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+    _out().print(f"stopped; the trial's evaluation: {data / 'trial_report.html'}; "
+                 f"check the record: transactive ledger verify {data}")
+
+
+@app.command("device", short_help="Run a device agent that trades on a live exchange.")
+def device_cmd(
+    key: Annotated[Path, typer.Option(help="The device's key file (made on first use, "
+                                            "mode 0600).", show_default=False)],
+    kind: Annotated[str, typer.Option(help="battery, pv or load.")] = "battery",
+    url: Annotated[str, typer.Option(help="The exchange.")] = "http://127.0.0.1:8000",
+    participant: Annotated[str | None, typer.Option(
+        help="Its name on the exchange (default: the key file's name).",
+        show_default=False)] = None,
+    capacity_kw: Annotated[float, typer.Option(min=0.001, help="Power, kW.")] = 5.0,
+    energy_kwh: Annotated[float, typer.Option(min=0.001, help="A battery's capacity.")]
+    = 10.0,
+    gates: Annotated[int | None, typer.Option(min=1, help="Stop after this many gates.",
+                                              show_default=False)] = None,
+    seed: Annotated[int, typer.Option(help="Seed of its load or generation.")] = 0,
+) -> None:
+    """Register the device's key on the exchange (once) and trade for it gate
+    after gate, signing every order; it reconnects if the exchange restarts."""
+    from transactive.server.client import DEVICE_KINDS, ExchangeClient, load_key, run_device
+
+    if kind not in DEVICE_KINDS:
+        raise InputError("--kind", f"must be one of {', '.join(DEVICE_KINDS)}, got {kind!r}")
+    name = participant or key.stem
+    try:
+        import httpx
+    except ImportError:
+        raise MissingExtraError("httpx", "server") from None
+    with ExchangeClient(url, name, load_key(key)) as client:
+        try:
+            run_device(client, kind, capacity_kw=capacity_kw, energy_kwh=energy_kwh,
+                       seed=seed, gates=gates, log=lambda line: _out().print(f"{name}: {line}"))
+        except httpx.TransportError as exc:
+            raise InputError("--url", f"cannot reach the exchange at {url}: {exc}") from None
+        except KeyboardInterrupt:
+            _out().print(f"{name}: stopped")
+
+
 def _param_name(param: Any) -> str:
     """How the user wrote a parameter: its long option, or an argument's name."""
     opts = getattr(param, "opts", None) or []
