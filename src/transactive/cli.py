@@ -763,6 +763,8 @@ def device_cmd(
     gates: Annotated[int | None, typer.Option(min=1, help="Stop after this many gates.",
                                               show_default=False)] = None,
     seed: Annotated[int, typer.Option(help="Seed of its load or generation.")] = 0,
+    time_scale: Annotated[float, typer.Option(min=1.0, help="Run its day this many times "
+                                                        "faster than the clock.")] = 1.0,
 ) -> None:
     """Register the device's key on the exchange (once) and trade for it gate
     after gate, signing every order; it reconnects if the exchange restarts."""
@@ -778,7 +780,8 @@ def device_cmd(
     with ExchangeClient(url, name, load_key(key)) as client:
         try:
             run_device(client, kind, capacity_kw=capacity_kw, energy_kwh=energy_kwh,
-                       seed=seed, gates=gates, log=lambda line: _out().print(f"{name}: {line}"))
+                       seed=seed, gates=gates, time_scale=time_scale,
+                       log=lambda line: _out().print(f"{name}: {line}"))
         except httpx.TransportError as exc:
             raise InputError("--url", f"cannot reach the exchange at {url}: {exc}") from None
         except KeyboardInterrupt:

@@ -188,10 +188,20 @@ def _day_shape(kind: str, t_s: float, rng: np.random.Generator) -> float:
     return (0.15 + peaks) * rng.uniform(0.8, 1.2)
 
 
+def _kwh(value: float) -> float:
+    """An order's quantity to the micro-kWh, rounded down (never over the device's power)."""
+    return math.floor(value * 1e6) / 1e6
+
+
 def run_device(client: ExchangeClient, kind: str, *, capacity_kw: float,
                energy_kwh: float = 10.0, seed: int = 0, gates: int | None = None,
-               log: Callable[[str], None] = print) -> None:
-    """Trade for one device, gate after gate (``gates=None``: until stopped)."""
+               time_scale: float = 1.0, log: Callable[[str], None] = print) -> None:
+    """Trade for one device, gate after gate (``gates=None``: until stopped).
+
+    ``time_scale`` runs the device's day faster than the wall clock (its
+    generation or load shape at ``start + elapsed * time_scale``), so a
+    short trial sees a day; the energy of a gate stays what its power
+    delivers in the gate's real length."""
     if kind not in DEVICE_KINDS:
         raise InputError("kind", f"must be one of {', '.join(DEVICE_KINDS)}, got {kind!r}")
     from transactive.agents.devices import BatteryFleet, arbitrage_prices
@@ -209,6 +219,7 @@ def run_device(client: ExchangeClient, kind: str, *, capacity_kw: float,
                            soc_min_frac=one * 0.05) if kind == "battery" else None
     soc = battery.initial_soc_kwh() if battery is not None else None
     seen_trades, gate, done = -1, info["interval"], 0
+    start = time.time()
     while gates is None or done < gates:
         prices = [t["price_per_kwh"] for t in client.get("/market/trades", after=-1,
                                                          limit=1000)][-96:]
@@ -218,14 +229,15 @@ def run_device(client: ExchangeClient, kind: str, *, capacity_kw: float,
             buy, sell = arbitrage_prices(prices or [feed_in, retail], 0.95, 0.95)
             seg = battery.segments(soc, dt_h, buy_below=buy, sell_above=sell)
             orders = [client.order(f"{tag}-{'c' if s > 0 else 'd'}", "buy" if s > 0 else "sell",
-                                   round(float(q), 6), round(float(p), 6))
+                                   _kwh(float(q)), round(float(p), 6))
                       for s, q, p in zip(seg.side, seg.quantity_kwh, seg.price_per_kwh,
-                                         strict=True) if q > 1e-6]
+                                         strict=True) if _kwh(float(q)) > 0]
         else:
-            kwh = capacity_kw * _day_shape(kind, time.time(), rng) * dt_h
-            if kwh > 1e-6:
+            now = start + (time.time() - start) * time_scale
+            kwh = _kwh(capacity_kw * _day_shape(kind, now, rng) * dt_h)
+            if kwh > 0:
                 side, price = ("sell", feed_in) if kind == "pv" else ("buy", retail)
-                orders = [client.order(f"{tag}-{kind}", side, round(kwh, 6), price)]
+                orders = [client.order(f"{tag}-{kind}", side, kwh, price)]
         try:
             client.submit(orders)
             log(f"gate {gate}: " + (", ".join(f"{o['side']} {o['quantity_kwh']:.4f} kWh @ "

@@ -528,7 +528,15 @@ class Exchange:
             self.journal.append_events([("gate", {"interval": self.interval}, now_ms)])
             self._gate(self.interval, now_ms)
             closed += 1
+        if closed:
+            self.checkpoint()
         return closed
+
+    def checkpoint(self) -> None:
+        """Sign the journal so far with the operator's key (at every gate and on
+        close), unless nothing was written since the last signature."""
+        if not self.journal.at_checkpoint:
+            self.journal.checkpoint(self.operator_key)
 
     def _roll(self, at_ms: int) -> None:
         """Commands carry the time: a gate that has passed closes first."""
@@ -684,6 +692,7 @@ class Exchange:
         return out
 
     def close(self) -> None:
+        self.checkpoint()
         self.commit()
         self.journal.close()
         self.ledger.close()
