@@ -61,10 +61,13 @@ def test_a_journal_ahead_of_the_ledger_is_interrupted_and_recovered(settled, tmp
     assert (report.is_ok, report.interrupted, report.verdict) == (False, True, "INTERRUPTED")
     assert "journaled but not committed" in str(report)
     assert "ledger recover" in str(report)
+    assert "not yet attested" in str(report)  # the operator has not signed it
     before, after = recover_run(run)
     assert before.verdict == "INTERRUPTED"
     assert after.is_ok, str(after)
     assert verify_run(run).is_ok
+    with Journal(run / JOURNAL_FILE) as journal:  # recover signed what it committed
+        assert journal.at_checkpoint
 
 
 def test_a_last_record_cut_short_is_dropped_on_recovery(settled, tmp_path):

@@ -199,8 +199,8 @@ def _attestation(jr: JournalReport, torn: bool, operator: str, cursor: int
         return Check(_ATTESTED, False, f"unsigned: no checkpoint in the journal ({who} "
                      "trusted)"), False
     if jr.operator != operator:
-        return Check(_ATTESTED, False, f"checkpoints signed by operator {jr.operator[:8]}.., "
-                     f"not by the trusted {who}"), False
+        return Check(_ATTESTED, False, f"signed by operator {jr.operator[:8]}.., not the "
+                     f"trusted {operator[:8]}.."), False
     n = jr.n_records
     detail = f"records 1..{jr.attested} attested by {who}; {jr.checkpoints} checkpoints"
     if jr.attested == n:
