@@ -38,6 +38,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -47,9 +48,29 @@ from transactive.errors import InputError
 from transactive.orders import BUY, SELL
 from transactive.timeline import Timeline
 
-__all__ = ["EVFleet"]
+__all__ = ["EVFleet", "EVWants"]
 
 FloatArray = npt.NDArray[np.float64]
+
+
+class EVWants(NamedTuple):
+    """What the cars bid for in an interval, before any price
+    (:meth:`EVFleet.wants`), per household."""
+
+    need: FloatArray
+    """Energy the car needs by its departure, this interval's share (kWh at the plug)."""
+    extra: FloatArray
+    """Energy beyond it, up to its capacity (kWh at the plug)."""
+    spare: FloatArray | None
+    """Stored energy beyond the need V2G offers (None: no car offers any)."""
+    v2g: npt.NDArray[np.bool_]
+    """Plugged in with V2G."""
+    must: npt.NDArray[np.bool_]
+    """Out of laxity: must charge now."""
+    ahead: npt.NDArray[np.int64]
+    """Intervals to its departure (at least 1)."""
+    urgency: FloatArray
+    """The share of the hours to departure it needs to charge, in [0, 1]."""
 
 
 @dataclass(eq=False)
@@ -201,7 +222,11 @@ class EVFleet:
         """:meth:`segments` as parts (the energy the cars need, the energy
         beyond it, V2G's spare energy; see
         :meth:`~transactive.agents.flexibility.Segments.of_parts`)."""
-        f = np.clip(np.asarray(forecast_per_kwh, dtype=np.float64), price_floor, price_cap)
+        return self.priced(self.wants(t), forecast_per_kwh, price_floor, price_cap)
+
+    def wants(self, t: int) -> EVWants:
+        """What the cars bid for in interval ``t``, before any price (the
+        quantities and urgencies of :meth:`parts`, which no forecast changes)."""
         plugged = self.plugged[t]
         full_kwh = self.step_kwh  # at the plug
         short = np.maximum(self.required_kwh - self.soc_kwh, 0.0)  # in the battery
@@ -212,25 +237,32 @@ class EVFleet:
         ahead = self.departure[t] - t
         lax = self._laxity_h(plugged, ahead, short)
         ahead_1 = np.maximum(ahead, 1)
-        to_go = np.minimum(ahead_1, f.size)
         window_h = ahead_1 * self.dt_h
         need_h = np.where(plugged, window_h - lax, 0.0)
         # in [0, 1] (as a clip, but for the sign of a zero, which 2 u - 1 drops)
         urgency = np.minimum(np.maximum(need_h / window_h, 0.0), 1.0)
+        v2g = plugged & self.v2g
+        spare = (np.where(v2g, np.minimum(np.maximum(self.soc_kwh - self.required_kwh, 0.0)
+                                          * self.efficiency, full_kwh), 0.0)
+                 if v2g.any() else None)  # None: no car offers anything
+        return EVWants(need, extra, spare, v2g, lax < self.dt_h, ahead_1, urgency)
+
+    def priced(self, wants: EVWants, forecast_per_kwh: npt.ArrayLike, price_floor: float,
+               price_cap: float) -> list[Part]:
+        """The parts of ``wants`` (:meth:`wants`) priced from the forecast,
+        within the floor and cap."""
+        w = wants
+        f = np.clip(np.asarray(forecast_per_kwh, dtype=np.float64), price_floor, price_cap)
+        to_go = np.minimum(w.ahead, f.size)
         mean, std = window_moments(f, to_go)
         bias = 0.0 if self.bias is None else self.bias
-        must = lax < self.dt_h  # must charge now
-        need_price = np.clip(mean + self.urgency_k * std * (2 * urgency - 1 + bias),
+        need_price = np.clip(mean + self.urgency_k * std * (2 * w.urgency - 1 + bias),
                              price_floor, price_cap)
-        v2g = plugged & self.v2g
-        if v2g.any():
-            spare = np.where(v2g, np.minimum(np.maximum(self.soc_kwh - self.required_kwh, 0.0)
-                                             * self.efficiency, full_kwh), 0.0)
-            spare_part = Part(spare > 1e-9, SELL, spare, window_quantile(f, to_go, 1.0))
-        else:  # no car offers anything
-            spare_part = Part(v2g, SELL, 0.0, 0.0)
-        return [Part(need > 1e-9, BUY, need, np.where(must, price_cap, need_price), must),
-                Part(extra > 1e-9, BUY, extra, window_quantile(f, to_go, 0.0)), spare_part]
+        spare_part = (Part(w.v2g, SELL, 0.0, 0.0) if w.spare is None else
+                      Part(w.spare > 1e-9, SELL, w.spare, window_quantile(f, to_go, 1.0)))
+        return [Part(w.need > 1e-9, BUY, w.need, np.where(w.must, price_cap, need_price),
+                     w.must),
+                Part(w.extra > 1e-9, BUY, w.extra, window_quantile(f, to_go, 0.0)), spare_part]
 
     def advance(self, t: int, energy_kwh: npt.ArrayLike, *, check: bool = True) -> None:
         """The cars drew ``energy_kwh`` at the plug in interval ``t`` (negative:

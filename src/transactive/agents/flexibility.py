@@ -43,8 +43,8 @@ import numpy.typing as npt
 from transactive.errors import InputError
 from transactive.orders import BUY, SELL
 
-__all__ = ["HomeMatch", "Part", "Segments", "net_in_home", "served", "window_moments",
-           "window_quantile"]
+__all__ = ["HomeMatch", "Part", "Segments", "net_in_home", "part_prices", "served",
+           "window_moments", "window_quantile"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -136,19 +136,23 @@ class Segments:
         """
         n = parts[0].chosen.shape[0]
         chosen, must_run = np.empty((len(parts), n), bool), np.empty((len(parts), n), bool)
-        quantity, price = np.empty((len(parts), n)), np.empty((len(parts), n))
+        quantity = np.empty((len(parts), n))
         for k, p in enumerate(parts):
-            chosen[k], quantity[k], price[k], must_run[k] = (p.chosen, p.quantity_kwh,
-                                                             p.price_per_kwh, p.must_run)
+            chosen[k], quantity[k], must_run[k] = p.chosen, p.quantity_kwh, p.must_run
         rows = np.flatnonzero(chosen)  # part by part, households in order
         part, household = np.divmod(rows, max(n, 1))
         side = np.array([p.side for p in parts], np.int8)
         indivisible = np.array([p.indivisible for p in parts], bool)
-        columns = (household, side[part], quantity.take(rows), price.take(rows),
+        columns = (household, side[part], quantity.take(rows), part_prices(parts, rows),
                    indivisible[part], must_run.take(rows))
         if not check:
             return cls._checked(*columns), part
         return cls(**dict(zip(_COLUMNS, columns, strict=True))), part
+
+    def with_columns(self, **columns: npt.NDArray[Any]) -> Segments:
+        """These segments with some columns (by name) replaced, trusted as
+        they are (values the caller made from the segments' own: not checked)."""
+        return Segments._checked(*(columns.pop(c, getattr(self, c)) for c in _COLUMNS))
 
     @classmethod
     def _checked(cls, *columns: npt.NDArray[Any]) -> Segments:
@@ -160,6 +164,21 @@ class Segments:
 
 
 _COLUMNS = ("household", "side", "quantity_kwh", "price_per_kwh", "indivisible", "must_run")
+
+
+def part_prices(parts: Sequence[Part], rows: IntArray) -> FloatArray:
+    """The limit prices of ``parts``' segments at ``rows`` (part * households
+    + household, the order of :meth:`Segments.of_parts`): the prices of the
+    same segments priced otherwise (parts that differ in price only).
+
+    >>> part_prices([Part(np.ones(2, bool), BUY, 1.0, np.array([0.1, 0.2])),
+    ...              Part(np.ones(2, bool), SELL, 1.0, 0.3)], np.array([1, 2])).tolist()
+    [0.2, 0.3]
+    """
+    price = np.empty((len(parts), parts[0].chosen.shape[0]))
+    for k, p in enumerate(parts):
+        price[k] = p.price_per_kwh
+    return price.take(rows)
 
 
 class Part(NamedTuple):
@@ -203,45 +222,46 @@ def net_in_home(segments: Segments, n_households: int) -> HomeMatch:
     q, p, h = segments.quantity_kwh, segments.price_per_kwh, segments.household
     matched = np.zeros(len(segments))
     sell = segments.side != BUY
-    # sells by household and rising limit, then buys by household and falling
-    # limit (stable: ties keep the segments' order)
     key = h + n_households * ~sell  # sells, then buys, by household
-    order = np.lexsort((np.where(sell, p, -p), key))
     count = np.bincount(key, minlength=2 * n_households)  # sells, then buys
-    homes = np.flatnonzero((count[:n_households] > 0) & (count[n_households:] > 0))
+    both = (count[:n_households] > 0) & (count[n_households:] > 0)
+    homes = np.flatnonzero(both)
     if homes.size:
+        # the segments of the homes with both sides, sells by household and
+        # rising limit, then buys by household and falling limit (stable: ties
+        # keep the segments' order); the others match nothing
+        rows = np.flatnonzero(both[h])
+        at_sell, at_p = sell[rows], p[rows]
+        order = rows[np.lexsort((np.where(at_sell, at_p, -at_p), key[rows]))]
+        count = count.reshape(2, n_households) * both  # of those homes only
         # the segments in that order (and a last one for positions past the
-        # end); per household still matching: its current buy and sell
-        # (positions in ``order``), where its segments end, what is left; what
-        # each matched, by position
+        # end); per household still matching: its current buy and sell and
+        # where its buys and sells end (positions in ``order``), what is left of
+        # its current buy and sell; what each matched, by position
         q_at, p_at = np.zeros(order.size + 1), np.zeros(order.size + 1)
         np.take(q, order, out=q_at[:-1])
         np.take(p, order, out=p_at[:-1])
         got = np.zeros(order.size + 1)
-        first = np.cumsum(count) - count
-        i, j = first[homes + n_households], first[homes]
-        i_end, j_end = i + count[homes + n_households], j + count[homes]
-        left_b, left_s = q_at[i], q_at[j]
+        first = np.cumsum(count) - count.ravel()
+        at = np.stack([first[homes + n_households], first[homes]])
+        at = np.concatenate([at, at + count[::-1, homes]])
+        left = q_at[at[:2]]
         more = np.ones(homes.size, bool)
         while True:
             # a household goes on while it has both sides left and they match
-            live = more & (p_at[i] >= p_at[j])
+            live = more & (p_at[at[0]] >= p_at[at[1]])
             if not live.all():
-                i, j, i_end, j_end, left_b, left_s = (
-                    x.compress(live) for x in (i, j, i_end, j_end, left_b, left_s))
-            if not i.size:
+                at, left = at.compress(live, axis=1), left.compress(live, axis=1)
+            if not at.shape[1]:
                 break
-            take = np.minimum(left_b, left_s)
-            got[i] += take
-            got[j] += take
-            left_b -= take
-            left_s -= take
-            next_b, next_s = left_b <= 0, left_s <= 0
-            i += next_b
-            j += next_s
-            more = (i < i_end) & (j < j_end)
-            left_b = np.where(next_b, q_at[i], left_b)
-            left_s = np.where(next_s, q_at[j], left_s)
+            take = np.minimum(left[0], left[1])
+            got[at[0]] += take
+            got[at[1]] += take
+            left -= take
+            done = left <= 0
+            at[:2] += done
+            more = (at[0] < at[2]) & (at[1] < at[3])
+            left = np.where(done, q_at[at[:2]], left)
         matched[order] = got[:-1]
     matched = np.minimum(matched, q)
     return HomeMatch(matched_kwh=matched, residual_kwh=q - matched)

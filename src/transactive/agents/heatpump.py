@@ -166,6 +166,13 @@ class HeatPumpFleet:
         """:meth:`segments` as parts (what keeps each house in its band, the
         rest of its power; see
         :meth:`~transactive.agents.flexibility.Segments.of_parts`)."""
+        must, rest = self.wants(outdoor_c)
+        return self.priced(must, rest, price_mean=price_mean, price_std=price_std,
+                           price_floor=price_floor, price_cap=price_cap)
+
+    def wants(self, outdoor_c: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+        """What each house bids for at ``outdoor_c``, before any price (kWh):
+        what keeps it in its band (must run), the rest of its power."""
         out = np.asarray(outdoor_c, np.float64)
         on = self.heats & (out < self.heating_limit_c)
         # the power that just keeps the house at the band's lower edge
@@ -173,6 +180,13 @@ class HeatPumpFleet:
         must = np.where(on, p_must * self.dt_h, 0.0)
         rest = np.where(on & (self.indoor_c < self.setpoint_c + self.band_k),
                         self.p_max_kw * self.dt_h - must, 0.0)
+        return must, rest
+
+    def priced(self, must: FloatArray, rest: FloatArray, *, price_mean: float,
+               price_std: float, price_floor: float, price_cap: float) -> list[Part]:
+        """The parts of :meth:`wants`: what must run at the cap, the rest
+        by the house's place in its band on the forecast's mean and standard
+        deviation."""
         bias = 0.0 if self.bias is None else self.bias
         price = price_mean + self.comfort_k * price_std * (
             (self.setpoint_c - self.indoor_c) / self.band_k + bias)

@@ -166,7 +166,14 @@ class ShiftableFleet:
               price_cap: float) -> list[Part]:
         """:meth:`segments` as parts (running cycles, starts; see
         :meth:`~transactive.agents.flexibility.Segments.of_parts`)."""
-        running, starting, late = self._due(t)
+        return self.priced(t, self.due(t), forecast_per_kwh, price_floor, price_cap)
+
+    def priced(self, t: int, due: tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], IntArray],
+               forecast_per_kwh: npt.ArrayLike, price_floor: float, price_cap: float
+               ) -> list[Part]:
+        """The parts of interval ``t``'s cycles ``due`` (:meth:`due`) priced
+        from the forecast, within the floor and cap."""
+        running, starting, late = due
         step_kwh = self.step_kwh
         parts = [Part(running, BUY, step_kwh, price_cap, True, True)]
         if not starting.any():
@@ -182,10 +189,10 @@ class ShiftableFleet:
     def asap_kwh(self, t: int) -> FloatArray:
         """Interval ``t``'s energy of each appliance by the plain rule: a
         running cycle runs, a ready one starts at once."""
-        running, starting, _ = self._due(t)
+        running, starting, _ = self.due(t)
         return np.where(running | starting, self.step_kwh, 0.0)
 
-    def _due(self, t: int) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], IntArray]:
+    def due(self, t: int) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], IntArray]:
         """Which appliances run a cycle in interval ``t``, which are ready to
         start one, and each one's latest finish (see :meth:`_window`)."""
         late, ready = self._window(t)

@@ -87,17 +87,22 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
         limits = limit_prices(run.scenario.market.strategy, load_pv, retail, floor,
                               run.strategy_rng, price_floor=floor, price_cap=retail)
         forecast = devices.forecast(run.forecast_prices, t, run.timeline.periods_per_day)
+        vpp = None
         if run.mpc is not None:  # the plan's first interval, re-planned every interval
             plan = run.mpc.plan(t, devices.soc_kwh)
             seg, owner = devices.planned_segments(t, load, pv, plan, forecast, floor, retail,
                                                   limits[:n], limits[n:])
-        else:
-            seg, owner = devices.segments(t, load, pv, forecast, floor, retail, limits[:n],
-                                          limits[n:])
-        vpp = None
-        if run.vpp is not None:  # the members' devices bid from the day-ahead forecast,
-            # the aggregator takes its part: the home orders none of it
-            seg, owner, vpp = _vpp_step(run, t, seg, owner, load, pv, limits)
+        elif run.vpp is None:
+            seg, owner, _ = devices.segments(t, load, pv, forecast, floor, retail, limits[:n],
+                                             limits[n:])
+        else:  # the members' devices bid from the forecast of the aggregator's supply
+            # price; it takes its part: the home orders none of it
+            ahead = devices.forecast(run.vpp.supply_per_kwh, t, run.timeline.periods_per_day)
+            seg, owner, aside = devices.segments(
+                t, load, pv, forecast, floor, retail, limits[:n], limits[n:],
+                aside=(ahead, min(0.0, float(ahead.min())), float(ahead.max())))
+            assert aside is not None
+            seg, owner, vpp = _vpp_step(run, t, seg, owner, aside)
         price = seg.price_per_kwh
         if run.events is not None and run.events.mask[t]:
             # a kWh not drawn during an event earns the negawatt price: what can
@@ -176,29 +181,23 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
 
 
 def _vpp_step(run: _Run, t: int, seg: Segments, owner: npt.NDArray[np.int8],
-              load: FloatArray, pv: FloatArray, limits: FloatArray
-              ) -> tuple[Segments, npt.NDArray[np.int8], VppStep]:
+              aside_per_kwh: FloatArray) -> tuple[Segments, npt.NDArray[np.int8], VppStep]:
     """Interval ``t`` with the run's virtual power plant: the segments the
-    aggregator takes (:meth:`~transactive.sim.vpp.RunVpp.takes`), bid from the
-    forecast of its supply price in place of the tariff's, its step
+    aggregator takes (:meth:`~transactive.sim.vpp.RunVpp.takes`), priced
+    ``aside_per_kwh`` (bid from the forecast of its supply price in place of
+    the tariff's), after the others, its step
     (:meth:`~transactive.sim.vpp.RunVpp.step`), and the segments the home
     orders from (the aggregator's with no quantity): what must run stays the
     home's, priced on the tariff."""
-    vpp, devices, n = run.vpp, run.devices, run.community.size
+    vpp = run.vpp
     assert vpp is not None
-    assert devices is not None
-    ahead = devices.forecast(vpp.supply_per_kwh, t, run.timeline.periods_per_day)
-    da, da_owner = devices.segments(t, load, pv, ahead, min(0.0, float(ahead.min())),
-                                    float(ahead.max()), limits[:n], limits[n:])
-    keep = np.flatnonzero(~vpp.takes(seg, owner))
-    add = np.flatnonzero(vpp.takes(da, da_owner))
-    seg = Segments.concat([seg.take(keep), da.take(add)])
-    owner = np.r_[owner[keep], da_owner[add]]
+    taken = vpp.takes(seg, owner)
+    order = np.concatenate([np.flatnonzero(~taken), np.flatnonzero(taken)])
+    price = np.where(taken, aside_per_kwh, seg.price_per_kwh)
+    seg = seg.take(order).with_columns(price_per_kwh=price[order])
+    owner = owner[order]
     step = vpp.step(t, seg, owner)
-    home = Segments(household=seg.household, side=seg.side,
-                    quantity_kwh=np.where(step.taken, 0.0, seg.quantity_kwh),
-                    price_per_kwh=seg.price_per_kwh, indivisible=seg.indivisible,
-                    must_run=seg.must_run)
+    home = seg.with_columns(quantity_kwh=np.where(step.taken, 0.0, seg.quantity_kwh))
     return home, owner, step
 
 

@@ -35,7 +35,7 @@ import pandas as pd
 
 from transactive.agents.devices import BatteryFleet, arbitrage_prices
 from transactive.agents.ev import EVFleet
-from transactive.agents.flexibility import Part, Segments
+from transactive.agents.flexibility import Part, Segments, part_prices
 from transactive.agents.heatpump import HeatPumpFleet
 from transactive.agents.mpc import DEVICES as MPC_DEVICES
 from transactive.agents.mpc import MPCController, Plan
@@ -213,33 +213,49 @@ class Devices:
     # ------------------------------------------------------------ bidding
     def segments(self, t: int, load_kw: FloatArray, pv_kw: FloatArray,
                  forecast_per_kwh: FloatArray, price_floor: float, price_cap: float,
-                 load_price: FloatArray, pv_price: FloatArray
-                 ) -> tuple[Segments, npt.NDArray[np.int8]]:
+                 load_price: FloatArray, pv_price: FloatArray, *,
+                 aside: tuple[FloatArray, float, float] | None = None
+                 ) -> tuple[Segments, npt.NDArray[np.int8], FloatArray | None]:
         """Interval ``t``'s segments of every household and which fleet owns
         each (codes of :data:`FLEETS`): the load at ``load_price`` and the PV
         at ``pv_price`` (the strategy's limits, per household), the battery
         from its arbitrage limits over the forecast, EVs, heat pumps and
         appliances by their bids. Every fleet states its bids as parts over
         all households, made segments at once
-        (:meth:`~transactive.agents.flexibility.Segments.of_parts`)."""
-        fleets = self._own_parts(load_kw, pv_kw, load_price, pv_price)
+        (:meth:`~transactive.agents.flexibility.Segments.of_parts`). With
+        ``aside`` (another forecast, its floor and cap: an aggregator's,
+        :mod:`transactive.sim.vpp`), also each segment's limit bid from that
+        (no forecast changes what a device bids for, only its price: the
+        fleets' states are read once); None without."""
+        pricings = [(forecast_per_kwh, price_floor, price_cap)]
+        if aside is not None:
+            pricings.append(aside)
+        own = self._own_parts(load_kw, pv_kw, load_price, pv_price)
+        fleets: list[list[tuple[str, list[Part]]]] = [list(own) for _ in pricings]
         b = self.batteries
-        buy, sell = arbitrage_prices(forecast_per_kwh, b.efficiency_charge,
-                                     b.efficiency_discharge)
-        fleets.append(("battery", b.parts(self.soc_kwh, self.dt_h,
-                                          buy_below=np.clip(buy, price_floor, price_cap),
-                                          sell_above=np.clip(sell, price_floor, price_cap))))
-        if self.ev is not None:
-            fleets.append(("ev", self.ev.parts(t, forecast_per_kwh, price_floor, price_cap)))
-        if self.heat_pump is not None and self.outdoor_c[t] < self.heat_pump.heating_limit_c:
-            fleets.append(("heat_pump", self.heat_pump.parts(
-                self.outdoor_c[t], t, price_mean=float(forecast_per_kwh.mean()),
-                price_std=float(forecast_per_kwh.std()), price_floor=price_floor,
-                price_cap=price_cap)))
-        if self.shiftable is not None:
-            fleets.append(("shiftable", self.shiftable.parts(t, forecast_per_kwh, price_floor,
-                                                             price_cap)))
-        return _owned(fleets)
+        room = b.parts(self.soc_kwh, self.dt_h, buy_below=0.0, sell_above=0.0)
+        ev = None if self.ev is None else self.ev.wants(t)
+        hp = self.heat_pump
+        heat = (hp.wants(self.outdoor_c[t])
+                if hp is not None and self.outdoor_c[t] < hp.heating_limit_c else None)
+        due = None if self.shiftable is None else self.shiftable.due(t)
+        for out, (f, floor, cap) in zip(fleets, pricings, strict=True):
+            buy, sell = arbitrage_prices(f, b.efficiency_charge, b.efficiency_discharge)
+            out.append(("battery", [room[0]._replace(price_per_kwh=np.clip(buy, floor, cap)),
+                                    room[1]._replace(price_per_kwh=np.clip(sell, floor, cap))]))
+            if self.ev is not None and ev is not None:
+                out.append(("ev", self.ev.priced(ev, f, floor, cap)))
+            if hp is not None and heat is not None:
+                out.append(("heat_pump", hp.priced(
+                    *heat, price_mean=float(f.mean()), price_std=float(f.std()),
+                    price_floor=floor, price_cap=cap)))
+            if self.shiftable is not None and due is not None:
+                out.append(("shiftable", self.shiftable.priced(t, due, f, floor, cap)))
+        seg, owner, part = _owned(fleets[0])
+        if aside is None:
+            return seg, owner, None
+        return seg, owner, part_prices([p for _, parts in fleets[1] for p in parts],
+                                       part * self.soc_kwh.size + seg.household)
 
     def planned_segments(self, t: int, load_kw: FloatArray, pv_kw: FloatArray, plan: Plan,
                          forecast_per_kwh: FloatArray, price_floor: float, price_cap: float,
@@ -249,14 +265,14 @@ class Devices:
         there, the battery, EV and heat pump as ``plan``'s first interval
         (must-run, :meth:`~transactive.agents.mpc.Plan.segments`), appliances
         by their own bids (the plan leaves them out)."""
-        parts = [_owned(self._own_parts(load_kw, pv_kw, load_price, pv_price))]
+        parts = [_owned(self._own_parts(load_kw, pv_kw, load_price, pv_price))[:2]]
         seg, device = plan.segments(price_floor, price_cap)
         for k, name in enumerate(MPC_DEVICES):
             rows = np.flatnonzero(device == k)
             parts.append((seg.take(rows), np.full(rows.size, _CODE[name], np.int8)))
         if self.shiftable is not None:
             parts.append(_owned([("shiftable", self.shiftable.parts(
-                t, forecast_per_kwh, price_floor, price_cap))]))
+                t, forecast_per_kwh, price_floor, price_cap))])[:2])
         return Segments.concat([s for s, _ in parts]), np.concatenate([o for _, o in parts])
 
     def controller(self, load_kw: npt.ArrayLike, pv_kw: npt.ArrayLike,
@@ -312,12 +328,14 @@ class Devices:
         return np.r_[ahead, retail[back]]
 
 
-def _owned(fleets: list[tuple[str, list[Part]]]) -> tuple[Segments, npt.NDArray[np.int8]]:
-    """The named fleets' parts as one set of segments, in order, and the fleet
-    (code of :data:`FLEETS`) owning each."""
+def _owned(fleets: list[tuple[str, list[Part]]]
+           ) -> tuple[Segments, npt.NDArray[np.int8], npt.NDArray[np.int64]]:
+    """The named fleets' parts as one set of segments, in order, the fleet
+    (code of :data:`FLEETS`) owning each and the part (index over all the
+    fleets' parts) it comes from."""
     code = np.array([_CODE[name] for name, parts in fleets for _ in parts], np.int8)
     seg, part = Segments.of_parts([p for _, parts in fleets for p in parts], check=False)
-    return seg, code[part]
+    return seg, code[part], part
 
 
 def _thermostat_kwh(hp: HeatPumpFleet, outdoor_c: float) -> FloatArray:

@@ -71,6 +71,7 @@ from transactive.agents.flexibility import Segments
 from transactive.orders import BUY
 from transactive.programs.vpp import (
     AggregateCurve,
+    RevenueShares,
     aggregate_curve,
     delivery,
     disaggregate,
@@ -188,6 +189,10 @@ class RunVpp:
         money = []
         energy = np.zeros(len(seg))
         for k, price in enumerate(prices):  # up, then down, each at its own price
+            if dispatched[k] == 0.0:  # nothing to split: no energy, no money
+                money.append(RevenueShares(revenue=price * (0.0 - 0.0), margin=0.0,
+                                           household=np.zeros(n), rule=cfg.sharing))
+                continue
             part = disaggregate(mine, self.enrolled, (dispatched[0], 0.0) if k == 0 else
                                 (0.0, dispatched[1]), price, margin_per_kwh=m)
             money.append(share_revenue(part, price, cfg.sharing))
