@@ -36,8 +36,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Depends, FastAPI, Header, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from transactive.errors import InputError
@@ -80,8 +83,14 @@ class Release(BaseModel):
     interval: int = Field(ge=0, lt=2**53)
 
 
-class Receipts(BaseModel):
-    receipts: list[dict[str, Any]]
+class Receipt(BaseModel):
+    body: dict[str, Any]
+    operator: str
+    signature: str
+
+
+class Accepted(BaseModel):
+    receipt: Receipt
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -89,7 +98,10 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 class _BodyLimit:
-    """Answers 413 to a request body over ``limit`` bytes (declared or streamed)."""
+    """Answers 413 to a request body over ``limit`` bytes, declared or streamed
+    (chunked): the body is read whole, at most ``limit`` bytes, before the
+    application sees it, so a body cut off at the limit never reaches a parser
+    (which would answer a confusing 400 for it)."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -102,24 +114,30 @@ class _BodyLimit:
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             await _too_large(scope, receive, send, self.limit)
             return
+        chunks: list[bytes] = []
         seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
             if seen > self.limit:
-                raise _TooLarge
+                await _too_large(scope, receive, send, self.limit)
+                return
+            if not message.get("more_body", False):
+                break
+        whole: Message | None = {"type": "http.request", "body": b"".join(chunks),
+                                 "more_body": False}
+
+        async def replay() -> Message:
+            nonlocal whole
+            if whole is None:
+                return await receive()  # after the body: a disconnect
+            message, whole = whole, None
             return message
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await _too_large(scope, receive, send, self.limit)
-
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, replay, send)
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
@@ -235,6 +253,25 @@ def create_app(data_dir: str | Path, config: ExchangeConfig | None = None, *,
         return JSONResponse({"detail": {"field": exc.field, "problem": exc.problem}},
                             status_code=status, headers=headers)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's checks of a request's shape answered as the exchange's own
+        refusals are (the documented 422 body: the field and the problem)."""
+        err = exc.errors()[0]
+        loc = [str(p) for p in err["loc"]]  # ("body" | "query" | "header" | "path", ...)
+        whole = len(loc) == 1 or err["type"] == "json_invalid"
+        msg = ("unknown field" if err["type"] == "extra_forbidden"
+               else err["msg"].removeprefix("Value error, "))
+        return JSONResponse({"detail": {"field": loc[0] if whole else ".".join(loc[1:]),
+                                        "problem": msg}}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400:  # a body the JSON parser gave up on (nested too deep)
+            return JSONResponse({"detail": {"field": "body", "problem": str(exc.detail)}},
+                                status_code=422)
+        return await http_exception_handler(request, exc)
+
     async def session(authorization: str = Header(
             description="Transactive <participant>:<expires_ms>:<signature hex>")) -> str:
         parsed = parse_session(authorization)
@@ -268,12 +305,12 @@ def create_app(data_dir: str | Path, config: ExchangeConfig | None = None, *,
         return receipt
 
     @app.post("/orders", responses=_errors(401, 403, 404, 409, 429, 503))
-    async def orders(body: Commands) -> Receipts:
+    async def orders(body: Commands) -> Accepted:
         """Submit, modify or cancel orders: signed commands of one participant,
         all accepted or none."""
-        receipts = exchange().execute(body.commands, now_ms=clock())
+        receipt = exchange().execute(body.commands, now_ms=clock())
         await state["commit"].durable()
-        return Receipts(receipts=receipts)
+        return Accepted(receipt=Receipt(**receipt))
 
     @app.post("/readings", responses=_errors(401, 403, 409))
     async def readings(body: Readings) -> dict[str, int]:

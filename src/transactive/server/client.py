@@ -108,12 +108,13 @@ class ExchangeClient:
                 return None
             raise
 
-    def submit(self, orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Submit orders (all or none); returns the operator's signed receipts."""
+    def submit(self, orders: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """Submit orders (all or none); returns the operator's signed receipt
+        (``None`` if a retry found the first attempt had arrived)."""
         return self._commands([self.sign("submit", o) for o in orders])
 
     def modify(self, order_id: str, *, price_per_kwh: float | None = None,
-               quantity_kwh: float | None = None) -> list[dict[str, Any]]:
+               quantity_kwh: float | None = None) -> dict[str, Any] | None:
         payload: dict[str, Any] = {"id": order_id}
         if price_per_kwh is not None:
             payload["price_per_kwh"] = price_per_kwh
@@ -121,14 +122,14 @@ class ExchangeClient:
             payload["quantity_kwh"] = quantity_kwh
         return self._commands([self.sign("modify", payload)])
 
-    def cancel(self, order_ids: list[str]) -> list[dict[str, Any]]:
+    def cancel(self, order_ids: list[str]) -> dict[str, Any] | None:
         return self._commands([self.sign("cancel", {"id": i}) for i in order_ids])
 
-    def _commands(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _commands(self, commands: list[dict[str, Any]]) -> dict[str, Any] | None:
         if not commands:
-            return []
+            return None
         out = self._send("POST", "/orders", {"commands": commands})
-        return out["receipts"] if out is not None else []
+        return out["receipt"] if out is not None else None
 
     # ------------------------------------------------------------------- reads
     def get(self, path: str, **params: Any) -> Any:

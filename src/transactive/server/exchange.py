@@ -176,6 +176,7 @@ class Exchange:
         self.readings_wh: dict[tuple[str, int], int] = {}
         self.releases: list[dict[str, Any]] = []
         self._unposted: list[list[Transfer]] = []  # posted at the next commit
+        self._unjournaled: list[list[Transfer]] = []  # this request's, journaled at its end
         self._exact: dict[tuple[str, str, int], float] = {}  # running totals, see _move
         self._new_accounts: list[Account] = []
         self.outbox: list[dict[str, Any]] = []  # events for the feed, sent once durable
@@ -283,16 +284,16 @@ class Exchange:
         self.monitor.accepted["register"] += 1
 
     def execute(self, commands: Sequence[dict[str, Any] | Command], *, now_ms: int
-                ) -> list[dict[str, Any]]:
+                ) -> dict[str, Any]:
         """Submit, modify or cancel orders of one participant, all or nothing;
-        returns one signed receipt per command."""
+        returns the operator's signed receipt of them (their journal record)."""
         try:
             return self._execute([_command(c) for c in commands], now_ms)
         except Refused as exc:
             self.monitor.refused[f"{exc.status} {exc.field}"] += 1
             raise
 
-    def _execute(self, cmds: list[Command], now_ms: int) -> list[dict[str, Any]]:
+    def _execute(self, cmds: list[Command], now_ms: int) -> dict[str, Any]:
         limits = self.config.limits
         if not cmds:
             raise Refused("commands", "empty")
@@ -321,13 +322,12 @@ class Exchange:
                          retry_after_s=(until - now_ms) / 1000)
         self.limiter.take(who, len(cmds), at_ms=now_ms)
         seq = self.journal.append_commands([c.row(now_ms) for c in cmds])
-        receipts = []
         for cmd, payload in zip(cmds, payloads, strict=True):
             self._apply(cmd, payload, now_ms, seq)
-            receipts.append(self.receipt({"kind": cmd.action, "participant": who,
-                                           "nonce": cmd.nonce, "id": payload.id,
-                                           "seq": seq, "at_ms": now_ms}))
-        return receipts
+        self._journal_transfers()
+        return self.receipt({"kind": "commands", "participant": who, "seq": seq,
+                             "at_ms": now_ms, "actions": [c.action for c in cmds],
+                             "ids": [p.id for p in payloads], "nonces": [c.nonce for c in cmds]})
 
     def _fresh(self, cmd: Command, now_ms: int) -> None:
         if cmd.expires_ms < now_ms:
@@ -507,12 +507,18 @@ class Exchange:
         return Transfer(tid, debit, credit, amount, code, self.interval)
 
     def _settle(self, transfers: list[Transfer]) -> None:
+        """A trade's linked transfers: journaled with the others of its request
+        or gate (:meth:`_journal_transfers`), posted at the next commit."""
         group = [t for t in transfers if t.amount > 0]
-        if not group:
-            return
-        if not self._replaying:
-            self.journal.append_transfers([group])
-        self._unposted.append(group)
+        if group:
+            self._unposted.append(group)
+            if not self._replaying:
+                self._unjournaled.append(group)
+
+    def _journal_transfers(self) -> None:
+        if self._unjournaled:
+            self.journal.append_transfers(self._unjournaled)
+            self._unjournaled = []
 
     def _accounts(self, accounts: list[Account]) -> None:
         if not self._replaying:
@@ -527,6 +533,7 @@ class Exchange:
         while (self.interval + 1) * self.config.gate_period_ms <= now_ms:
             self.journal.append_events([("gate", {"interval": self.interval}, now_ms)])
             self._gate(self.interval, now_ms)
+            self._journal_transfers()
             closed += 1
         if closed:
             self.checkpoint()

@@ -21,7 +21,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from transactive.settlement._signing import canonical, command_message
 
@@ -51,6 +51,15 @@ class Command(_Strict):
     action: Literal["register", "submit", "modify", "cancel"]
     payload: dict[str, Any]
     signature: Hex128
+
+    @field_validator("payload")
+    @classmethod
+    def _signable(cls, payload: dict[str, Any]) -> dict[str, Any]:
+        try:
+            canonical(payload)
+        except ValueError:  # NaN or infinity: JSON has no such numbers, nobody signs them
+            raise ValueError("must be JSON without NaN or infinity") from None
+        return payload
 
     def message(self) -> bytes:
         return command_message(self.participant, self.nonce, self.expires_ms, self.action,
