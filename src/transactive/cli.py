@@ -734,6 +734,7 @@ def serve_cmd(
     except ImportError:
         raise MissingExtraError("fastapi", "server") from None
     with socket.socket() as probe:  # a port in use is one line, not uvicorn's log
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
         try:
             probe.bind((host, port))
         except OSError as exc:
