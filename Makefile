@@ -40,10 +40,11 @@ bench: $(VENV)/.dev
 
 # Re-pin the dependencies after changing pyproject.toml. The runtime pins are
 # those of the test pins (one venv may hold both: `make demo` must not swap a
-# package the tests ran on for another version).
+# package the tests ran on for another version); they hold the 'server' extra, so
+# `transactive serve` and `transactive device` run in the venv `make demo` made.
 lock: $(UV)
 	$(UV) pip compile --quiet pyproject.toml --extra dev -o requirements/dev.txt
-	$(UV) pip compile --quiet pyproject.toml -c requirements/dev.txt -o requirements/runtime.txt
+	$(UV) pip compile --quiet pyproject.toml --extra server -c requirements/dev.txt -o requirements/runtime.txt
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .mypy_cache .ruff_cache
