@@ -11,6 +11,8 @@
 - :mod:`~transactive.settlement.statements`: statements streamed to CSV, gzip-ed CSV or
   Parquet, and read back (:func:`read_statements`);
 - :mod:`~transactive.settlement.journal`: hash-chained, signed journal;
+- :mod:`~transactive.settlement.operator`: the operator's key, which signs the
+  journal's checkpoints (and the exchange's receipts), kept outside the data;
 - :mod:`~transactive.settlement.oracle`: signed meter readings;
 - :mod:`~transactive.settlement.verify`: re-check a run folder from scratch.
 """
@@ -51,15 +53,20 @@ _EXPORTS = {
     "VerificationReport": "transactive.settlement.verify",
     "block_amounts": "transactive.settlement.amounts",
     "compute_lines": "transactive.settlement.rules",
+    "default_key_path": "transactive.settlement.operator",
     "iter_statements": "transactive.settlement.statements",
     "line_transfers": "transactive.settlement.rules",
+    "operator_key": "transactive.settlement.operator",
     "order_messages": "transactive.settlement._signing",
     "read_journal": "transactive.settlement.journal",
     "read_statements": "transactive.settlement.statements",
     "replay_journal": "transactive.settlement.journal",
     "sign_orders": "transactive.settlement._signing",
     "sign_reading": "transactive.settlement.oracle",
+    "sign_receipt": "transactive.settlement._signing",
+    "trusted_operator": "transactive.settlement.operator",
     "verify_journal": "transactive.settlement.journal",
+    "verify_receipt": "transactive.settlement._signing",
     "verify_run": "transactive.settlement.verify",
     "recover_run": "transactive.settlement.verify",
 }
