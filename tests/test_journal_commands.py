@@ -33,9 +33,9 @@ def test_commands_and_events_verify_and_a_replay_is_refused(tmp_path):
     report = verify_journal(path)
     assert report.is_ok, report
     assert dict(report.counts) == {"commands": 2, "events": 1, "keys": 1}
-    with Journal(path) as j:  # reopened: the nonces are known again
-        with pytest.raises(InputError, match="used before"):
-            j.append_commands([_row(key, "a", 2, 101)])
+    # reopened: the nonces are known again
+    with Journal(path) as j, pytest.raises(InputError, match="used before"):
+        j.append_commands([_row(key, "a", 2, 101)])
 
 
 def test_a_forged_or_replayed_command_fails_verification(tmp_path):
@@ -51,4 +51,5 @@ def test_a_forged_or_replayed_command_fails_verification(tmp_path):
         j.append("commands", {"commands": [row]})
         j.append("commands", {"commands": [row]})  # around append_commands' check
     report = verify_journal(replayed)
-    assert report.first_bad == 3 and "replay" in report.reason
+    assert report.first_bad == 3
+    assert "replay" in report.reason

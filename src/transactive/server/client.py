@@ -189,9 +189,9 @@ def _day_shape(kind: str, t_s: float, rng: np.random.Generator) -> float:
     return (0.15 + peaks) * rng.uniform(0.8, 1.2)
 
 
-def _kwh(value: float) -> float:
-    """An order's quantity to the micro-kWh, rounded down (never over the device's power)."""
-    return math.floor(value * 1e6) / 1e6
+def _kwh(value: float, lot_kwh: float) -> float:
+    """An order's quantity in whole lots, rounded down (never over the device's power)."""
+    return round(math.floor(value / lot_kwh + 1e-9) * lot_kwh, 12)
 
 
 def run_device(client: ExchangeClient, kind: str, *, capacity_kw: float,
@@ -211,6 +211,7 @@ def run_device(client: ExchangeClient, kind: str, *, capacity_kw: float,
     client.register(capacity_kw)
     info = client.get("/market/summary")
     period_s, tariff = info["gate_period_s"], info.get("tariff", {})
+    lot = info["lot_kwh"] if info["mechanism"] == "mcafee" else 1e-6
     retail = float(tariff.get("retail_price_per_kwh", 0.30))
     feed_in = float(tariff.get("feed_in_price_per_kwh", 0.08))
     dt_h = period_s / 3600
@@ -230,12 +231,12 @@ def run_device(client: ExchangeClient, kind: str, *, capacity_kw: float,
             buy, sell = arbitrage_prices(prices or [feed_in, retail], 0.95, 0.95)
             seg = battery.segments(soc, dt_h, buy_below=buy, sell_above=sell)
             orders = [client.order(f"{tag}-{'c' if s > 0 else 'd'}", "buy" if s > 0 else "sell",
-                                   _kwh(float(q)), round(float(p), 6))
+                                   _kwh(float(q), lot), round(float(p), 6))
                       for s, q, p in zip(seg.side, seg.quantity_kwh, seg.price_per_kwh,
-                                         strict=True) if _kwh(float(q)) > 0]
+                                         strict=True) if _kwh(float(q), lot) > 0]
         else:
             now = start + (time.time() - start) * time_scale
-            kwh = _kwh(capacity_kw * _day_shape(kind, now, rng) * dt_h)
+            kwh = _kwh(capacity_kw * _day_shape(kind, now, rng) * dt_h, lot)
             if kwh > 0:
                 side, price = ("sell", feed_in) if kind == "pv" else ("buy", retail)
                 orders = [client.order(f"{tag}-{kind}", side, kwh, price)]

@@ -4,9 +4,10 @@ Every field has a default fit for a small sandbox trial on one machine; a file
 sets any of them::
 
     mode = "auction"            # or "continuous"
-    mechanism = "uniform"       # any sealed-bid mechanism of the registry (auctions)
+    mechanism = "uniform"       # uniform, pay_as_bid, mcafee, muda or vcg (auctions)
     gate_period_s = 15          # an auction clears every gate period; also the
                                 # settlement interval of the continuous book
+    lot_kwh = 0.001             # McAfee trades whole lots (its orders must be whole lots)
 
     [limits]                    # risk limits of the trial
     price_floor_per_kwh = -0.5
@@ -40,23 +41,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from transactive.errors import InputError
-from transactive.markets.registry import available, check_options
+from transactive.markets.registry import available
 
-__all__ = ["ExchangeConfig", "load_config", "sealed_mechanisms"]
+__all__ = ["AUCTIONS", "ExchangeConfig", "load_config"]
 
 
-def sealed_mechanisms() -> list[str]:
-    """The registry's mechanisms that clear a gate's orders alone (no pool, no
-    network, not the continuous book)."""
-    out = []
-    for name in available():
-        try:
-            check_options(name, {})
-        except InputError:
-            continue
-        if name != "book":
-            out.append(name)
-    return out
+AUCTIONS = ("uniform", "pay_as_bid", "mcafee", "muda", "vcg")
+"""The registry's double auctions a gate can clear: many buyers and many
+sellers, no pool or network (``vickrey`` sells one seller's lot; the book is
+``mode = "continuous"``)."""
 
 
 class _Section(BaseModel):
@@ -104,6 +97,9 @@ class ExchangeConfig(_Section):
     mode: Literal["auction", "continuous"] = "auction"
     mechanism: str = "uniform"
     gate_period_s: float = Field(15.0, ge=0.1, le=86_400, allow_inf_nan=False)
+    lot_kwh: float = Field(0.001, gt=0, le=1000, allow_inf_nan=False)
+    """McAfee's auctions trade whole lots of this size (their orders must be
+    whole lots); other mechanisms and the book trade any quantity."""
     limits: Limits = Field(default_factory=Limits)
     breaker: Breaker = Field(default_factory=Breaker)
     tariff: Tariff = Field(default_factory=Tariff)
@@ -111,9 +107,8 @@ class ExchangeConfig(_Section):
 
     @model_validator(mode="after")
     def _mechanism(self) -> ExchangeConfig:
-        sealed = sealed_mechanisms()
-        if self.mechanism not in sealed:
-            raise ValueError(f"mechanism: must be one of {', '.join(sealed)}, "
+        if self.mechanism not in AUCTIONS or self.mechanism not in available():
+            raise ValueError(f"mechanism: must be one of {', '.join(AUCTIONS)}, "
                              f"got {self.mechanism!r}")
         return self
 

@@ -32,7 +32,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import ValidationError
 
-from transactive.errors import InputError
+from transactive.errors import InputError, TransactiveError
 from transactive.markets.book import OrderBook
 from transactive.markets.registry import clear
 from transactive.orders import OrderBatch
@@ -171,6 +171,7 @@ class Exchange:
         self._positions: dict[str, _Position] = {}
         self.interval = now_ms // config.gate_period_ms
         self.limiter = RateLimiter(config.limits.orders_per_s)
+        self._in_lots = config.mode == "auction" and config.mechanism == "mcafee"
         self.breaker = CircuitBreaker(config.breaker)
         self.monitor = Monitor()
         self.readings_wh: dict[tuple[str, int], int] = {}
@@ -376,6 +377,10 @@ class Exchange:
         if qty > most * (1 + 1e-9):
             raise Refused("payload.quantity_kwh", f"above the {most:.6g} kWh the registered "
                           "capacity delivers in a gate period")
+        lots = qty / self.config.lot_kwh
+        if self._in_lots and abs(lots - round(lots)) > 1e-6 * max(1.0, lots):
+            raise Refused("payload.quantity_kwh", f"must be a whole number of lots of "
+                          f"{self.config.lot_kwh:g} kWh (McAfee trades lots)")
         return payload
 
     def _check_position(self, who: str, cmds: list[Command], payloads: list[Any]) -> None:
@@ -571,9 +576,18 @@ class Exchange:
                                          dtype=np.int8),
                            price=np.array([o.price_per_kwh for o in orders]),
                            quantity=np.array([o.quantity_kwh for o in orders]))
-        options = {"rng": np.random.default_rng(interval)} if self.config.mechanism == "muda" \
-            else {}
-        result = clear(batch, self.config.mechanism, **options)
+        mechanism = self.config.mechanism
+        options: dict[str, Any] = ({"rng": np.random.default_rng(interval)} if mechanism == "muda"
+                                   else {"unit_kwh": self.config.lot_kwh}
+                                   if mechanism == "mcafee" else {})
+        try:
+            result = clear(batch, mechanism, **options)
+        except TransactiveError as exc:  # checked orders should never get here
+            self.clearings.append({"interval": interval, "at_ms": at_ms, "error": str(exc)})
+            for o in orders:
+                self._open(self._positions[o.participant], o, -1)
+                o.status = "unfilled"
+            return
         accepted, payment = result.accepted, result.payment
         anon = {p: i for i, p in enumerate(dict.fromkeys(o.participant for o in orders))}
         self.clearings.append({

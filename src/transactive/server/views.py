@@ -71,6 +71,7 @@ def summary(ex: Exchange, now_ms: int) -> dict[str, Any]:
     last = ex.trades[-1].price_per_kwh if ex.trades else None
     return {"mode": cfg.mode, "mechanism": cfg.mechanism if cfg.mode == "auction" else "book",
             "interval": ex.interval, "gate_period_s": cfg.gate_period_s,
+            "lot_kwh": cfg.lot_kwh,
             "next_gate_ms": (ex.interval + 1) * cfg.gate_period_ms,
             "participants": len(ex.members), "trades": len(ex.trades),
             "last_price_per_kwh": last, "volume_kwh": m.volume_kwh,
