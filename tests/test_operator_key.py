@@ -354,7 +354,8 @@ def test_trusted_operator_from_hex_a_file_or_the_local_key(monkeypatch: pytest.M
     (tmp_path / "bad").write_text("zz\n")
     with pytest.raises(InputError, match="does not hold an operator public key"):
         trusted_operator(tmp_path / "bad")
-    assert public_key_hex(trusted_operator()) == public_key_hex(operator_key())
+    local = public_key_hex(operator_key())  # made if this runs first
+    assert public_key_hex(trusted_operator()) == local
     monkeypatch.setenv(CONFIG_DIR_VAR, str(tmp_path / "empty"))
     with pytest.raises(InputError, match="no trusted operator key: give the operator's public"):
         trusted_operator()
@@ -374,3 +375,12 @@ def test_receipts_verify_and_a_changed_receipt_does_not() -> None:
     assert not verify_receipt(key.public_key(), body, "not hex")
     with pytest.raises(InputError, match="body"):
         sign_receipt(key, {"price": float("nan")})
+
+
+def test_a_settlement_signs_only_a_journal_with_a_private_key(tmp_path: Path) -> None:
+    from transactive.settlement import Settlement
+
+    with pytest.raises(InputError, match="give the journal"):
+        Settlement(Ledger(":memory:"), operator=operator_key())
+    with Journal(tmp_path / JOURNAL_FILE) as j, pytest.raises(InputError, match="private key"):
+        Settlement(Ledger(":memory:"), j, operator=operator_key().public_key())  # type: ignore[arg-type]

@@ -300,10 +300,11 @@ class Settlement:
                  operator: Ed25519PrivateKey | None = None) -> None:
         if totals is not None and not isinstance(totals, RunningTotals):
             raise InputError("totals", f"must be a RunningTotals, got {type(totals).__name__}")
-        if operator is not None and (journal is None
-                                     or not isinstance(operator, Ed25519PrivateKey)):
-            raise InputError("operator", "must be an Ed25519 private key, and signs a journal "
-                             "(give one)")
+        if operator is not None and not isinstance(operator, Ed25519PrivateKey):
+            raise InputError("operator", f"must be an Ed25519 private key, got "
+                             f"{type(operator).__name__}")
+        if operator is not None and journal is None:
+            raise InputError("operator", "signs the journal's checkpoints: give the journal")
         self.ledger = ledger
         self.journal = journal
         self._operator = operator
