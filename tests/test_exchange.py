@@ -145,3 +145,13 @@ def test_a_crash_between_a_requests_records_is_settled_on_open(tmp_path, trial):
     assert again.balances("b")["energy_wh"] == 100
     again.close()
     assert verify_run(tmp_path, OPERATOR.public_key()).is_ok
+
+
+def test_the_example_trial_configuration_loads():
+    from pathlib import Path
+
+    from transactive.server.config import load_config
+
+    cfg = load_config(Path(__file__).parents[1] / "examples" / "exchange" / "trial.toml")
+    assert cfg.gate_period_s == 10
+    assert cfg.breaker.halt_s == 30

@@ -9,9 +9,11 @@ changes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["InputError", "MissingExtraError", "SolverError", "TransactiveError"]
+__all__ = ["InputError", "MissingExtraError", "SolverError", "TransactiveError",
+           "validation_error"]
 
 
 class TransactiveError(Exception):
@@ -42,6 +44,32 @@ class InputError(TransactiveError, ValueError):
 def _input_error(cls: type[InputError], field: str, problem: str, row: int | None
                  ) -> InputError:
     return cls(field, problem, row=row)
+
+
+def validation_error(errors: Sequence[Mapping[str, Any]], root: str) -> InputError:
+    """The first of pydantic's ``ValidationError.errors()`` as an
+    :class:`InputError` naming the field by its dotted path (``root`` for the
+    whole object); a check of the whole object that names its field first
+    (``"limits.price_cap: must be above ..."``) is put under that field.
+
+    Examples
+    --------
+    >>> str(validation_error([{"loc": ("limits", "x"), "msg": "x", "type": "extra_forbidden"}],
+    ...                      "config"))
+    "field 'limits.x': unknown field"
+    """
+    err = errors[0]
+    path = ".".join(str(p) for p in err["loc"])
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    cause = err.get("ctx", {}).get("error")
+    if isinstance(cause, InputError):
+        msg = cause.problem
+    if err["type"] == "extra_forbidden":
+        msg = "unknown field"
+    head, sep, rest = msg.partition(": ")
+    if not path and sep and head.replace(".", "").replace("_", "").isalnum():
+        path, msg = head, rest
+    return InputError(path or root, msg)
 
 
 class SolverError(TransactiveError):

@@ -40,7 +40,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from transactive.errors import InputError
+from transactive.errors import InputError, validation_error
 from transactive.markets.registry import available
 
 __all__ = ["AUCTIONS", "ExchangeConfig", "load_config"]
@@ -66,12 +66,6 @@ class Limits(_Section):
     max_orders_per_request: int = Field(64, ge=1, le=1024)
     max_expiry_s: float = Field(300.0, gt=0, allow_inf_nan=False)
     max_body_bytes: int = Field(65_536, ge=1024)
-
-    @model_validator(mode="after")
-    def _band(self) -> Limits:
-        if self.price_floor_per_kwh >= self.price_cap_per_kwh:
-            raise ValueError("price_cap_per_kwh: must be above price_floor_per_kwh")
-        return self
 
 
 class Breaker(_Section):
@@ -106,6 +100,12 @@ class ExchangeConfig(_Section):
     privacy: Privacy = Field(default_factory=Privacy)
 
     @model_validator(mode="after")
+    def _band(self) -> ExchangeConfig:
+        if self.limits.price_floor_per_kwh >= self.limits.price_cap_per_kwh:
+            raise ValueError("limits.price_cap_per_kwh: must be above price_floor_per_kwh")
+        return self
+
+    @model_validator(mode="after")
     def _mechanism(self) -> ExchangeConfig:
         if self.mechanism not in AUCTIONS or self.mechanism not in available():
             raise ValueError(f"mechanism: must be one of {', '.join(AUCTIONS)}, "
@@ -122,16 +122,7 @@ class ExchangeConfig(_Section):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            path = ".".join(str(p) for p in err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown field"
-            head, sep, rest = msg.partition(": ")
-            if sep and head.replace("_", "").isalnum() and " " not in head:
-                path = f"{path}.{head}" if path else head  # a cross-field check names it
-                msg = rest
-            raise InputError(path or "config", msg) from None
+            raise validation_error(exc.errors(), "config") from None
 
 
 def load_config(path: str | PathLike[str] | None = None) -> ExchangeConfig:

@@ -20,7 +20,7 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from transactive.errors import InputError
+from transactive.errors import InputError, validation_error
 from transactive.grid.cases import load_case
 from transactive.grid.network import Network
 from transactive.markets import registry
@@ -500,17 +500,7 @@ class Scenario(Section):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            path = ".".join(str(p) for p in err["loc"]) or "scenario"
-            msg = err["msg"].removeprefix("Value error, ")
-            if isinstance(err.get("ctx", {}).get("error"), InputError):
-                msg = err["ctx"]["error"].problem
-            if err["type"] == "extra_forbidden":
-                msg = "unknown field"
-            head, sep, rest = msg.partition(": ")
-            if path == "scenario" and sep and head.replace(".", "").replace("_", "").isalnum():
-                path, msg = head, rest  # a cross-field check names its field first
-            raise InputError(path, msg) from None
+            raise validation_error(exc.errors(), "scenario") from None
 
     @model_validator(mode="after")
     def _fault_in_run(self) -> Scenario:
