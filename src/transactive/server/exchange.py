@@ -500,7 +500,10 @@ class Exchange:
         """``exact`` cents (or Wh) between a member and the exchange, rounded by
         running totals: what a member has paid (or received, or delivered) in
         all never differs from the exact sum by more than half a unit, and
-        the exchange's account holds what rounding kept or added."""
+        the exchange's account holds what rounding kept or added. A negative
+        ``exact`` (a trade at a negative price) moves the other way."""
+        if exact < 0:
+            sign, exact = -sign, -exact
         key = (who, unit, sign)
         before = self._exact.get(key, 0.0)
         self._exact[key] = after = before + exact
@@ -623,9 +626,9 @@ class Exchange:
                 continue
             o.filled_kwh = qty
             pos = self._positions[o.participant]
-            paid = abs(float(payment[i]))
-            unit = paid / qty
+            paid = float(payment[i])  # to the exchange; negative: paid by it
             sign = 1 if o.side == "buy" else -1
+            unit = sign * paid / qty  # the price per kWh the order trades at
             if sign > 0:
                 pos.bought_kwh += qty
                 m.volume_kwh += qty
@@ -634,7 +637,7 @@ class Exchange:
             else:
                 pos.sold_kwh += qty
                 m.savings += qty * (unit - tariff.feed_in_price_per_kwh)
-            group += [self._move(f"a{self.interval}:{i}:m", o.participant, "money", sign,
+            group += [self._move(f"a{self.interval}:{i}:m", o.participant, "money", 1,
                                  paid * 100),
                       self._move(f"a{self.interval}:{i}:e", o.participant, "energy", sign,
                                  qty * 1000)]
