@@ -106,18 +106,22 @@ def test_the_breaker_halts_on_a_jump_and_trading_resumes_by_itself(trial):
 
 def test_released_metered_energy_spends_the_budget_once_and_replays(tmp_path, trial):
     t = trial("abc", privacy={"epsilon_per_release": 1.0, "total_epsilon": 1.5})
+    # capacity 50 kW: at most 139 Wh a 10 s gate; interval 7 ended long before T0
     readings = [sign_reading(t.keys[m], m, 7, wh, 1, T0) for m, wh in
-                (("a", 400), ("b", 900), ("c", 1200))]
-    t.ex.accept_readings(readings)
-    with pytest.raises(Conflict, match="nonce"):
-        t.ex.accept_readings(readings[:1])
+                (("a", 40), ("b", 90), ("c", 120))]
+    assert t.ex.accept_readings(readings, now_ms=T0)["accepted"] == 3
+    with pytest.raises(Conflict, match="replayed"):
+        t.ex.accept_readings(readings[:1], now_ms=T0)
+    too_much = sign_reading(t.keys["a"], "a", 9, 140, 5, T0)
+    with pytest.raises(Refused, match="out_of_range"):
+        t.ex.accept_readings([too_much], now_ms=T0)
     out = t.ex.release(7, now_ms=T0 + 5)
     assert out["meters"] == 3
     assert out["epsilon"] == 1.0
     assert out["noise_scale_kwh"] == pytest.approx(50.0)  # bound 50 kWh / epsilon 1
     with pytest.raises(Conflict, match="released already"):
         t.ex.release(7, now_ms=T0 + 6)
-    t.ex.accept_readings([sign_reading(t.keys["a"], "a", 8, 10, 2, T0)])
+    t.ex.accept_readings([sign_reading(t.keys["a"], "a", 8, 10, 2, T0)], now_ms=T0)
     with pytest.raises(Conflict, match="budget is spent"):
         t.ex.release(8, now_ms=T0 + 7)
     t.ex.close()

@@ -233,10 +233,10 @@ def test_b_cannot_act_on_a_objects(market: Market, operation: str) -> None:
 
 def test_a_meter_cannot_report_for_another(market: Market) -> None:
     """A reading names its meter: B's key cannot sign one for meter A (both meters)."""
-    forged = sign_reading(market.b.key, "a", 0, 1500, 1, NOW).to_row()
+    forged = sign_reading(market.b.key, "a", 0, 10, 1, NOW).to_row()
     with market.unchanged():
         refused(market.client.post("/readings", json={"readings": [forged]}), 401, "readings")
-    own = sign_reading(market.a.key, "a", 0, 1500, 1, NOW).to_row()
+    own = sign_reading(market.a.key, "a", 0, 10, 1, NOW).to_row()
     assert market.client.post("/readings", json={"readings": [own]}).status_code == 200
 
 

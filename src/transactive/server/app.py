@@ -48,7 +48,13 @@ from transactive.server import views
 from transactive.server.config import ExchangeConfig
 from transactive.server.errors import Forbidden, Refused, Unauthorized
 from transactive.server.exchange import Exchange
-from transactive.server.protocol import MAX_SESSION_MS, Command, parse_session, session_message
+from transactive.server.protocol import (
+    MAX_SESSION_MS,
+    OrderCommand,
+    RegisterCommand,
+    parse_session,
+    session_message,
+)
 from transactive.server.report import write_trial_report
 from transactive.settlement._signing import public_key_hex, verify_many
 from transactive.settlement.oracle import MeterReading
@@ -72,7 +78,7 @@ class ErrorBody(BaseModel):
 
 
 class Commands(BaseModel):
-    commands: list[Command] = Field(min_length=1)
+    commands: list[OrderCommand] = Field(min_length=1)
 
 
 class Readings(BaseModel):
@@ -298,7 +304,7 @@ def create_app(data_dir: str | Path, config: ExchangeConfig | None = None, *,
 
     # ------------------------------------------------------------ commands
     @app.post("/participants", status_code=201, responses=_errors(401, 403, 409))
-    async def register(command: Command) -> dict[str, Any]:
+    async def register(command: RegisterCommand) -> dict[str, Any]:
         """Join the trial with a command signed by the key it registers."""
         receipt = exchange().register(command, now_ms=clock())
         await state["commit"].durable()
@@ -313,16 +319,18 @@ def create_app(data_dir: str | Path, config: ExchangeConfig | None = None, *,
         return Accepted(receipt=Receipt(**receipt))
 
     @app.post("/readings", responses=_errors(401, 403, 409))
-    async def readings(body: Readings) -> dict[str, int]:
-        """A meter's signed readings (``[meter_id, interval, energy_wh, nonce,
-        timestamp_ms, signature_hex]`` rows), journaled through the oracle's checks."""
+    async def readings(body: Readings) -> dict[str, Any]:
+        """Meters' signed readings (``[meter_id, interval, energy_wh, nonce,
+        timestamp_ms, signature_hex]`` rows; ``interval`` counts the exchange's
+        gate periods from the epoch), each checked by the oracle; the answer
+        lists those refused and why (all refused: the first reason's status)."""
         try:
             rows = [MeterReading.from_row(r) for r in body.readings]
         except (ValueError, TypeError) as exc:
             raise Refused("readings", f"malformed row: {exc}") from None
-        seq = exchange().accept_readings(rows)
+        out = exchange().accept_readings(rows, now_ms=clock())
         await state["commit"].durable()
-        return {"seq": seq, "accepted": len(rows)}
+        return out
 
     # --------------------------------------------------------------- reads
     @app.get("/me/orders", responses=_errors(401))
@@ -343,29 +351,29 @@ def create_app(data_dir: str | Path, config: ExchangeConfig | None = None, *,
     async def my_statement(who: str = Depends(session)) -> dict[str, Any]:
         return views.statement_of(exchange(), who)
 
-    @app.get("/market/summary")
+    @app.get("/market/summary", responses=_errors())
     async def summary() -> dict[str, Any]:
         return views.summary(exchange(), clock())
 
-    @app.get("/market/depth")
+    @app.get("/market/depth", responses=_errors())
     async def depth(levels: int = Query(5, ge=1, le=50)) -> dict[str, Any]:
         return views.depth(exchange(), levels)
 
-    @app.get("/market/trades")
+    @app.get("/market/trades", responses=_errors())
     async def trades(after: int = Query(-1, ge=-1, lt=2**53),
                      limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
         return views.public_trades(exchange(), after, limit)
 
-    @app.get("/market/clearings")
+    @app.get("/market/clearings", responses=_errors())
     async def clearings(after: int = Query(-1, ge=-1, lt=2**53),
                         limit: int = Query(20, ge=1, le=200)) -> list[dict[str, Any]]:
         return exchange().clearings[after + 1:after + 1 + limit]
 
-    @app.get("/market/aggregates")
+    @app.get("/market/aggregates", responses=_errors())
     async def aggregates() -> list[dict[str, Any]]:
         return exchange().releases
 
-    @app.get("/market/state")
+    @app.get("/market/state", responses=_errors())
     async def market_state() -> dict[str, Any]:
         ex = exchange()
         return {"state_hash": ex.state_hash(), "journal_seq": ex.journal.seq,

@@ -32,7 +32,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import ValidationError
 
-from transactive.errors import InputError, TransactiveError
+from transactive.errors import TransactiveError
 from transactive.markets.book import OrderBook
 from transactive.markets.registry import clear
 from transactive.orders import OrderBatch
@@ -62,7 +62,7 @@ from transactive.settlement._signing import (
 )
 from transactive.settlement.journal import Journal, read_journal, replay_journal
 from transactive.settlement.ledger import Account, AccountKind, Ledger, Transfer, Unit
-from transactive.settlement.oracle import MeterReading
+from transactive.settlement.oracle import MeterReading, Oracle, OracleConfig, Refusal
 from transactive.settlement.privacy import PrivacyAccountant
 from transactive.settlement.verify import JOURNAL_FILE, LEDGER_FILE
 
@@ -175,6 +175,10 @@ class Exchange:
         self.breaker = CircuitBreaker(config.breaker)
         self.monitor = Monitor()
         self.readings_wh: dict[tuple[str, int], int] = {}
+        # readings are checked by the oracle (signature, nonce, range, timing) on
+        # the exchange's intervals; the exchange journals what it accepts
+        self.oracle = Oracle(OracleConfig(interval_ms=config.gate_period_ms,
+                                          max_age_ms=max(3_600_000, 4 * config.gate_period_ms)))
         self.releases: list[dict[str, Any]] = []
         self._unposted: list[list[Transfer]] = []  # posted at the next commit
         self._unjournaled: list[list[Transfer]] = []  # this request's, journaled at its end
@@ -213,8 +217,9 @@ class Exchange:
                 elif rec.kind == "transfers":
                     journaled.update(body["id"])
                 elif rec.kind == "readings":
-                    for meter, interval, energy_wh, *_ in body["readings"]:
-                        self.readings_wh[meter, interval] = energy_wh
+                    for row in body["readings"]:
+                        r = MeterReading.from_row(row)
+                        self._take_readings([r], r.timestamp_ms)
         finally:
             self._replaying = False
         # trades whose transfers a crash kept from the journal are settled now
@@ -250,7 +255,13 @@ class Exchange:
     # ------------------------------------------------------------- commands
     def register(self, command: dict[str, Any] | Command, *, now_ms: int) -> dict[str, Any]:
         """Admit a member; returns the operator's signed receipt."""
-        cmd = _command(command)
+        try:
+            return self._register(_command(command), now_ms)
+        except Refused as exc:
+            self.monitor.refused[f"{exc.status} {exc.field}"] += 1
+            raise
+
+    def _register(self, cmd: Command, now_ms: int) -> dict[str, Any]:
         if cmd.action != "register":
             raise Refused("action", "must be 'register'")
         reg = _payload(RegisterPayload, cmd.payload)
@@ -282,7 +293,11 @@ class Exchange:
         self._positions[p] = _Position()
         self._accounts([Account(f"{p}:money", AccountKind.PARTICIPANT_MONEY, Unit.CENT),
                         Account(f"{p}:energy", AccountKind.PARTICIPANT_ENERGY, Unit.WH)])
+        if "meter" in reg.roles:
+            most_wh = max(1, round(reg.capacity_kw * self.config.gate_period_s / 3.6))
+            self.oracle.register(p, self._keys[p], max_import_wh=most_wh)
         self.monitor.accepted["register"] += 1
+        self._publish({"type": "register", "participants": len(self.members)})
 
     def execute(self, commands: Sequence[dict[str, Any] | Command], *, now_ms: int
                 ) -> dict[str, Any]:
@@ -494,7 +509,7 @@ class Exchange:
         m.savings += qty * (tariff.retail_price_per_kwh - tariff.feed_in_price_per_kwh)
         if self.breaker.observe(price, at_ms=at_ms):
             self._publish({"type": "halt", "until_ms": self.breaker.halts[-1].until_ms})
-        self._publish({"type": "trade", **asdict(trade)})
+        self._publish(_public(trade))
 
     def _move(self, tid: str, who: str, unit: str, sign: int, exact: float) -> Transfer:
         """``exact`` cents (or Wh) between a member and the exchange, rounded by
@@ -610,7 +625,7 @@ class Exchange:
         traded = math.isfinite(result.clearing_price) and float(accepted.sum()) > 0
         if traded and self.breaker.observe(result.clearing_price, at_ms=at_ms):
                 self._publish({"type": "halt", "until_ms": self.breaker.halts[-1].until_ms})
-        self._publish({"type": "clearing", "interval": interval,
+        self._publish({"type": "clearing", "interval": interval, "at_ms": at_ms,
                        "clearing_price_per_kwh": _finite(result.clearing_price),
                        "volume_kwh": float(accepted[batch.side > 0].sum())})
 
@@ -644,8 +659,10 @@ class Exchange:
             # a sealed-bid auction's counterparty is the exchange
             buy, sell = ((o.participant, o.id), ("exchange", "")) if o.side == "buy" else \
                 (("exchange", ""), (o.participant, o.id))
-            self.trades.append(Trade(n, at_ms, self.interval, buy[0], sell[0], buy[1],
-                                     sell[1], unit, qty))
+            trade = Trade(n, at_ms, self.interval, buy[0], sell[0], buy[1], sell[1], unit, qty)
+            self.trades.append(trade)
+            if o.side == "buy":  # the tape shows each kWh once, as bought
+                self._publish(_public(trade))
             n += 1
         self._settle(group)
 
@@ -671,23 +688,31 @@ class Exchange:
                               cursor=pending.seq)
         return pending.seq
 
-    def accept_readings(self, readings: Sequence[MeterReading]) -> int:
-        """Journal meters' signed readings (each meter a member with the
-        meter role; signature and nonce checked by the journal)."""
-        for i, r in enumerate(readings):
-            member = self.members.get(r.meter_id)
-            if member is None:
-                raise Unauthorized("readings", f"meter {r.meter_id!r} is not registered", row=i)
-            if "meter" not in member.roles:
-                raise Forbidden("readings", f"{r.meter_id!r} has no meter role", row=i)
-        try:
-            seq = self.journal.append_readings(readings)
-        except InputError as exc:
-            cls = Conflict if "nonce" in exc.problem else Unauthorized
-            raise cls("readings", exc.problem, row=exc.row) from None
-        for r in readings:
+    def accept_readings(self, readings: Sequence[MeterReading], *, now_ms: int
+                        ) -> dict[str, Any]:
+        """Meters' signed readings of the exchange's intervals, checked by the
+        oracle (registered meter, signature, nonce, within the meter's
+        capacity, dated after its interval and not stale); the accepted ones
+        are journaled. Refused, all of them, it raises with the first reason."""
+        accepted, verdicts = self._take_readings(readings, now_ms)
+        if not accepted:
+            v = verdicts[0]
+            status = {Refusal.UNKNOWN_METER: Unauthorized, Refusal.UNSIGNED: Unauthorized,
+                      Refusal.BAD_SIGNATURE: Unauthorized, Refusal.REPLAYED: Conflict,
+                      Refusal.DUPLICATE: Conflict}.get(v.reason, Refused)
+            raise status("readings", f"{v.reason}: {v.detail}", row=0)
+        seq = self.journal.append_readings(accepted)
+        return {"seq": seq, "accepted": len(accepted),
+                "refused": [{"row": i, "reason": str(v.reason), "detail": v.detail}
+                            for i, v in enumerate(verdicts) if not v.is_ok]}
+
+    def _take_readings(self, readings: Sequence[MeterReading], now_ms: int
+                       ) -> tuple[list[MeterReading], list[Any]]:
+        verdicts = self.oracle.submit(readings, now_ms=now_ms)
+        accepted = [r for r, v in zip(readings, verdicts, strict=True) if v.is_ok]
+        for r in accepted:
             self.readings_wh[r.meter_id, r.interval] = r.energy_wh
-        return seq
+        return accepted, verdicts
 
     def release(self, interval: int, *, now_ms: int) -> dict[str, Any]:
         """Publish the metered energy of ``interval`` summed over meters, with
@@ -779,6 +804,12 @@ def _refusal(exc: ValidationError, prefix: str) -> Refused:
     where = prefix + ".".join(str(p) for p in err["loc"])
     msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
     return Refused(where.rstrip(".") or "command", msg)
+
+
+def _public(trade: Trade) -> dict[str, Any]:
+    """A trade as the public feed shows it: no names, no order ids."""
+    return {"type": "trade", "n": trade.n, "at_ms": trade.at_ms, "interval": trade.interval,
+            "price_per_kwh": trade.price_per_kwh, "quantity_kwh": trade.quantity_kwh}
 
 
 def _finite(value: float) -> float | None:

@@ -21,12 +21,20 @@ import re
 from typing import Annotated, Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
 
 from transactive.settlement._signing import canonical, command_message
 
-__all__ = ["CancelPayload", "Command", "ModifyPayload", "OrderPayload", "RegisterPayload",
-           "session_header", "session_message", "sign_command"]
+__all__ = ["CancelPayload", "Command", "ModifyPayload", "OrderCommand", "OrderPayload",
+           "RegisterCommand", "RegisterPayload", "session_header", "session_message",
+           "sign_command"]
 
 SESSION_TAG = "transactive.session.v1"
 MAX_SESSION_MS = 3_600_000
@@ -100,6 +108,25 @@ class ModifyPayload(_Strict):
 
 class CancelPayload(_Strict):
     id: Label
+
+
+# A payload stays the JSON object it came as (the signature covers it as sent,
+# so no defaults are filled in before the check); the OpenAPI document shows
+# what the exchange then requires of it.
+class RegisterCommand(Command):
+    """A command of ``POST /participants``."""
+
+    action: Literal["register"]
+    payload: Annotated[dict[str, Any], WithJsonSchema(RegisterPayload.model_json_schema())]
+
+
+class OrderCommand(Command):
+    """A command of ``POST /orders``: its payload an order (submit), a change
+    (modify) or an id (cancel)."""
+
+    action: Literal["submit", "modify", "cancel"]
+    payload: Annotated[dict[str, Any], WithJsonSchema({"anyOf": [
+        m.model_json_schema() for m in (OrderPayload, ModifyPayload, CancelPayload)]})]
 
 
 def sign_command(key: Ed25519PrivateKey, participant: str, nonce: int, expires_ms: int,

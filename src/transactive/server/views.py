@@ -74,6 +74,7 @@ def summary(ex: Exchange, now_ms: int) -> dict[str, Any]:
             "lot_kwh": cfg.lot_kwh,
             "next_gate_ms": (ex.interval + 1) * cfg.gate_period_ms,
             "participants": len(ex.members), "trades": len(ex.trades),
+            "clearings": len(ex.clearings),
             "last_price_per_kwh": last, "volume_kwh": m.volume_kwh,
             "vwap_per_kwh": m.value / m.volume_kwh if m.volume_kwh else None,
             "savings_vs_tariff": m.savings, "tariff": cfg.tariff.model_dump(),
@@ -95,10 +96,17 @@ def depth(ex: Exchange, levels: int) -> dict[str, Any]:
 
 
 def public_trades(ex: Exchange, after: int, limit: int) -> list[dict[str, Any]]:
-    """Trades after number ``after``: time, interval, price, quantity (no names)."""
-    return [{"n": t.n, "at_ms": t.at_ms, "interval": t.interval,
-             "price_per_kwh": t.price_per_kwh, "quantity_kwh": t.quantity_kwh}
-            for t in ex.trades[after + 1:after + 1 + limit]]
+    """Trades after number ``after``: time, interval, price, quantity (no
+    names); an auction's energy shows once, as bought (its sellers' side, the
+    same energy sold to the exchange, is not listed again)."""
+    out = []
+    for t in ex.trades[after + 1:]:
+        if t.buyer != "exchange":
+            out.append({"n": t.n, "at_ms": t.at_ms, "interval": t.interval,
+                        "price_per_kwh": t.price_per_kwh, "quantity_kwh": t.quantity_kwh})
+            if len(out) == limit:
+                break
+    return out
 
 
 def evaluation(ex: Exchange, now_ms: int) -> dict[str, Any]:
