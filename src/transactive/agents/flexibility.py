@@ -243,32 +243,35 @@ def net_in_home(segments: Segments, n_households: int) -> HomeMatch:
         np.take(p, order, out=p_at[:-1])
         got = np.zeros(order.size + 1)
         first = np.cumsum(count) - count.ravel()
-        at = np.stack([first[homes + n_households], first[homes]])
-        at = np.concatenate([at, at + count[::-1, homes]])
+        at = np.empty((4, homes.size), np.int64)
+        at[0], at[1] = first[homes + n_households], first[homes]
+        at[2:] = at[:2] + count[::-1, homes]
         left = q_at[at[:2]]
         more = np.ones(homes.size, bool)
         while True:
             # a household goes on while it has both sides left and they match
-            live = more & (p_at[at[0]] >= p_at[at[1]])
+            now = at[:2]
+            price = p_at[now]
+            live = more & (price[0] >= price[1])
             if not live.all():
                 at, left = at.compress(live, axis=1), left.compress(live, axis=1)
+                now = at[:2]
             if not at.shape[1]:
                 break
             take = np.minimum(left[0], left[1])
-            got[at[0]] += take
-            got[at[1]] += take
+            got[now] += take  # a buy and a sell each: no position twice
             left -= take
             done = left <= 0
-            at[:2] += done
+            now += done
             more = (at[0] < at[2]) & (at[1] < at[3])
-            left = np.where(done, q_at[at[:2]], left)
+            left = np.where(done, q_at[now], left)
         matched[order] = got[:-1]
     matched = np.minimum(matched, q)
     return HomeMatch(matched_kwh=matched, residual_kwh=q - matched)
 
 
 def served(segments: Segments, home: HomeMatch, accepted_kwh: npt.ArrayLike,
-           retail_price_per_kwh: float, feed_in_price_per_kwh: float
+           retail_price_per_kwh: float, feed_in_price_per_kwh: float, *, check: bool = True
            ) -> tuple[FloatArray, FloatArray]:
     """Per segment, what it got in all, and the part of it from (to) the utility.
 
@@ -277,7 +280,8 @@ def served(segments: Segments, home: HomeMatch, accepted_kwh: npt.ArrayLike,
     least the retail price, and of a sell segment exported if its limit is at
     most the feed-in price; otherwise it is not served (the device waits, the
     PV is curtailed). An indivisible segment that got anything gets the rest
-    from (gives it to) the utility.
+    from (gives it to) the utility. ``check=False`` trusts ``accepted_kwh``
+    (a market's clearing of the segments' own orders) and skips its checks.
 
     Examples
     --------
@@ -289,10 +293,10 @@ def served(segments: Segments, home: HomeMatch, accepted_kwh: npt.ArrayLike,
     ([2.0, 0.5], [1.5, 0.0])
     """
     acc = np.asarray(accepted_kwh, dtype=np.float64)
-    if acc.shape != home.residual_kwh.shape:
+    if check and acc.shape != home.residual_kwh.shape:
         raise InputError("accepted_kwh", f"must have one value per segment "
                          f"({home.residual_kwh.size}), got shape {acc.shape}")
-    if (acc > home.residual_kwh + 1e-9).any() or (acc < 0).any():
+    if check and ((acc > home.residual_kwh + 1e-9).any() or (acc < 0).any()):
         row = int(np.flatnonzero((acc > home.residual_kwh + 1e-9) | (acc < 0))[0])
         raise InputError("accepted_kwh", "must be within [0, the segment's order]", row=row)
     left = home.residual_kwh - acc

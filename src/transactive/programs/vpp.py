@@ -226,11 +226,12 @@ def aggregate_curve(segments: Segments, enrolled: npt.ArrayLike) -> AggregateCur
     fixed = mine & segments.must_run
     prices, step = np.unique(segments.price_per_kwh[flex], return_inverse=True)
     fq, fbuy = q[flex], buy[flex]
-    return AggregateCurve(
-        price_per_kwh=_frozen(prices),
-        buy_kwh=_frozen(np.bincount(step[fbuy], fq[fbuy], prices.size)),
-        sell_kwh=_frozen(np.bincount(step[~fbuy], fq[~fbuy], prices.size)),
-        fixed_buy_kwh=float(q[fixed & buy].sum()), fixed_sell_kwh=float(q[fixed & ~buy].sum()))
+    return AggregateCurve(  # new arrays, not the inputs': read-only, not copied
+        price_per_kwh=_read_only(prices),
+        buy_kwh=_read_only(np.bincount(step[fbuy], fq[fbuy], prices.size)),
+        sell_kwh=_read_only(np.bincount(step[~fbuy], fq[~fbuy], prices.size)),
+        fixed_buy_kwh=float(q[fixed & buy].sum()) if fixed.any() else 0.0,
+        fixed_sell_kwh=float(q[fixed & ~buy].sum()) if fixed.any() else 0.0)
 
 
 def bid(curve: AggregateCurve, *, participant: str = "vpp", margin_per_kwh: float = 0.0,
@@ -351,6 +352,12 @@ def _frozen(arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
     out = np.array(arr, copy=True)
     out.flags.writeable = False
     return out
+
+
+def _read_only(arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``arr`` (an array of a result's own) made read-only."""
+    arr.flags.writeable = False
+    return arr
 
 
 def _enrolled(segments: Segments, enrolled: npt.ArrayLike) -> BoolArray:

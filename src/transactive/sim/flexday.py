@@ -110,9 +110,7 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
             dr = float(run.events.price_per_kwh[t])
             flexible = (owner >= 2) & ~seg.must_run  # battery, EV, heat pump, appliance
             price = np.where(flexible, price - dr, price)
-            seg = Segments(household=seg.household, side=seg.side,
-                           quantity_kwh=seg.quantity_kwh, price_per_kwh=price,
-                           indivisible=seg.indivisible, must_run=seg.must_run)
+            seg = seg.with_columns(price_per_kwh=price)
         home = (net_in_home(seg, n) if run.scenario.flexibility.trading == "home" else
                 HomeMatch(matched_kwh=np.zeros(len(seg)), residual_kwh=seg.quantity_kwh))
         buy = seg.side == BUY
@@ -139,7 +137,7 @@ def flexible_day(run: _Run, first: int, stop: int) -> dict[str, Any]:
         cl = cleared.clearing
         accepted[(cl.orders.id - np.int64(t) * np.int64(len(seg) + 1)).astype(np.int64)] = \
             np.minimum(cl.accepted, cl.orders.quantity)
-        total, utility = served(seg, home, accepted, retail, feed_in)
+        total, utility = served(seg, home, accepted, retail, feed_in, check=False)
         if network:  # the utility is inside the market: nothing beside it, but the
             # rest of an indivisible cycle the market started in part (bought at
             # the tariff; the feeder's flows are not solved again for it)

@@ -183,9 +183,11 @@ class RunVpp:
 
         share = self._deliverable[t % self.periods_per_day]
         award = (np.zeros(2) if committed is None else clears(committed)) * share
-        dispatched = np.minimum(award, clears(now))  # what the fleet gives of it now
-        awarded = award > 0  # the share of its award the fleet delivered, learned
-        share[awarded] += _LEARN * (dispatched[awarded] / award[awarded] - share[awarded])
+        dispatched = award  # nothing awarded: nothing to give
+        if award.any():
+            dispatched = np.minimum(award, clears(now))  # what the fleet gives of it now
+            awarded = award > 0  # the share of its award the fleet delivered, learned
+            share[awarded] += _LEARN * (dispatched[awarded] / award[awarded] - share[awarded])
         money = []
         energy = np.zeros(len(seg))
         for k, price in enumerate(prices):  # up, then down, each at its own price
@@ -198,8 +200,6 @@ class RunVpp:
             money.append(share_revenue(part, price, cfg.sharing))
             energy[rows] += part.energy_kwh
         receipt = money[0].household + money[1].household
-        buy = mine.side == BUY
-        e = energy[rows]
         for name, value in (("price_per_kwh", wholesale), ("award_up_kwh", award[0]),
                             ("award_down_kwh", award[1]), ("dispatched_up_kwh", dispatched[0]),
                             ("dispatched_down_kwh", dispatched[1]),
@@ -208,10 +208,12 @@ class RunVpp:
                             ("margin", money[0].margin + money[1].margin),
                             ("households_receipt", float(receipt.sum()))):
             self._rows[name][t] = value
-        return VppStep(taken, energy,
-                       np.bincount(mine.household[buy], e[buy], n).astype(np.float64),
-                       np.bincount(mine.household[~buy], e[~buy], n).astype(np.float64),
-                       -receipt)
+        up, down = np.zeros(n), np.zeros(n)
+        if dispatched.any():
+            buy, e = mine.side == BUY, energy[rows]
+            up = np.bincount(mine.household[buy], e[buy], n).astype(np.float64)
+            down = np.bincount(mine.household[~buy], e[~buy], n).astype(np.float64)
+        return VppStep(taken, energy, up, down, -receipt)
 
     def curtail(self, t: int, step: VppStep, share: float) -> VppStep:
         """Interval ``t``'s ``step`` cut to ``share`` of its dispatch, every
