@@ -802,7 +802,8 @@ def _payload(model: Any, payload: dict[str, Any]) -> Any:
 def _refusal(exc: ValidationError, prefix: str) -> Refused:
     err = exc.errors()[0]
     where = prefix + ".".join(str(p) for p in err["loc"])
-    msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+    msg = ("unknown field" if err["type"] == "extra_forbidden"
+           else err["msg"].removeprefix("Value error, "))
     return Refused(where.rstrip(".") or "command", msg)
 
 
