@@ -34,7 +34,7 @@ from transactive.settlement._signing import canonical, command_message
 
 __all__ = ["CancelPayload", "Command", "ModifyPayload", "OrderCommand", "OrderPayload",
            "RegisterCommand", "RegisterPayload", "session_header", "session_message",
-           "sign_command"]
+           "sign_command", "small_order"]
 
 SESSION_TAG = "transactive.session.v1"
 MAX_SESSION_MS = 3_600_000
@@ -79,6 +79,37 @@ class Command(_Strict):
                 self.payload, self.signature]
 
 
+# The encodings of Ed25519's points of small order (order 1, 2, 4 or 8), with
+# the sign bit cleared (libsodium's blocklist, ``has_small_order``): a
+# signature with such a key can be made for any message without the private
+# key (the key of zeros verifies the signature of zeros), so none is a member's.
+_SMALL_ORDER = frozenset(bytes.fromhex(h) for h in (
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"))
+
+
+def small_order(public_key_hex: str) -> bool:
+    """Whether a public key (64 hex digits) is a point of small order, which
+    anyone can sign for.
+
+    Examples
+    --------
+    >>> small_order("00" * 32), small_order("01" + "00" * 30 + "80")
+    (True, True)
+    >>> key = Ed25519PrivateKey.from_private_bytes(bytes(32)).public_key()
+    >>> small_order(key.public_bytes_raw().hex())
+    False
+    """
+    raw = bytearray.fromhex(public_key_hex)
+    raw[31] &= 0x7F
+    return bytes(raw) in _SMALL_ORDER
+
+
 class RegisterPayload(_Strict):
     """Join the trial: the key that signs this command and every later one."""
 
@@ -86,6 +117,13 @@ class RegisterPayload(_Strict):
     roles: list[Literal["participant", "meter"]] = Field(default=["participant"],
                                                           min_length=1, max_length=2)
     capacity_kw: float = Field(gt=0, allow_inf_nan=False)
+
+    @field_validator("public_key")
+    @classmethod
+    def _not_small_order(cls, value: str) -> str:
+        if small_order(value):
+            raise ValueError("a point of small order: anyone can sign for it")
+        return value
 
 
 class OrderPayload(_Strict):
