@@ -32,7 +32,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Depends, FastAPI, Header, Query, Request, WebSocket, WebSocketDisconnect
@@ -50,6 +50,8 @@ from transactive.server.errors import Forbidden, Refused, Unauthorized
 from transactive.server.exchange import Exchange
 from transactive.server.protocol import (
     MAX_SESSION_MS,
+    Hex128,
+    Label,
     OrderCommand,
     RegisterCommand,
     parse_session,
@@ -81,8 +83,15 @@ class Commands(BaseModel):
     commands: list[OrderCommand] = Field(min_length=1)
 
 
+_Count = Annotated[int, Field(ge=0, lt=2**53)]
+# [meter_id, interval, energy_wh (net import, negative an export), nonce, timestamp_ms,
+# signature_hex]
+ReadingRow = tuple[Label, _Count, Annotated[int, Field(gt=-2**53, lt=2**53)],
+                   Annotated[int, Field(ge=0, lt=2**63)], _Count, Hex128]
+
+
 class Readings(BaseModel):
-    readings: list[list[Any]] = Field(min_length=1, max_length=1024)
+    readings: list[ReadingRow] = Field(min_length=1, max_length=1024)
 
 
 class Release(BaseModel):
