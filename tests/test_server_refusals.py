@@ -320,6 +320,19 @@ def test_capacity_limits(trial: Trial) -> None:
     trial.ok(trial.post(trial.command("a", "modify", {"id": "o1", "quantity_kwh": most})))
 
 
+def test_small_order_keys_refused(trial: Trial) -> None:
+    """A key of small order verifies a forged signature (the signature of zeros
+    for the key of zeros, on any message): it could join as anyone, and anyone
+    could then order in its name."""
+    for key_hex, sig_hex in (("00" * 32, "00" * 64), ("01" + "00" * 31, "01" + "00" * 63)):
+        forged = {"participant": "w", "nonce": 1, "expires_ms": trial.now[0] + 60_000,
+                  "action": "register", "payload": {"public_key": key_hex, "capacity_kw": 10},
+                  "signature": sig_hex}
+        with trial.unchanged():
+            refused(trial.client.post("/participants", json=forged), 422,
+                    "payload.public_key", "small order")
+
+
 def test_meter_only_member_may_not_trade(trial: Trial) -> None:
     trial.ok(trial.register("m", roles=("meter",)))
     with trial.unchanged():
