@@ -3,7 +3,8 @@
 Run: ``python benchmarks/bench_simulate.py [--households 1000] [--days 365] [--split]``.
 Each case runs in a fresh process with every default (network market, settlement
 as ``[settlement] mode = "auto"`` decides) into a fresh run folder, so its peak
-memory and folder are its own (peak: the simulating process's plus, for runs
+memory and folder are its own; beside its time, the simulating process's CPU
+time (on a shared machine, the steadier figure) (peak: the simulating process's plus, for runs
 settled by day, the settlement process's beside it, whose CPU time is printed
 too). ``--split`` profiles each case once more and
 splits its time by part: devices (profiles, batteries), orders (bidding
@@ -45,17 +46,17 @@ parts = {"devices": [("sim/community.py", "build_community"),
 with tempfile.TemporaryDirectory() as tmp:
     run_dir = pathlib.Path(tmp) / "run"
     prof = cProfile.Profile() if split else None
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     if prof: prof.enable()
     result = simulate(scenario, run_dir=run_dir)
     if prof: prof.disable()
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     size = sum(p.stat().st_size for p in run_dir.iterdir())
     # the settlement process, if the run had one (the largest child's peak: a
     # short-lived helper such as `uname` reports its parent's pages as its own)
     child = resource.getrusage(resource.RUSAGE_CHILDREN)
     beside = result.settlement is not None and run_dir.joinpath("statements.parquet").exists()
-    out = {"simulate_s": elapsed, "folder_mib": size / 2**20,
+    out = {"simulate_s": elapsed, "cpu_s": cpu, "folder_mib": size / 2**20,
            "settled": result.settlement is not None,
            "peak_mib": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                         + (child.ru_maxrss if beside else 0)) / 1024,
@@ -108,12 +109,13 @@ def main(argv: list[str] | None = None) -> None:
                   (f"{args.households} hh, {args.days:g} d, bid, every program",
                    {**devices, "flexibility.control": "market", "vpp.enabled": True,
                     "demand_response.enabled": True, "retail.enabled": True})]
-    print(f"{'case':<40} {'intervals':>9} {'simulate s':>11} {'peak MiB':>9} {'folder MiB':>10}"
-          f" {'settled':>8}")
+    print(f"{'case':<40} {'intervals':>9} {'simulate s':>11} {'cpu s':>7} {'peak MiB':>9}"
+          f" {'folder MiB':>10} {'settled':>8}")
     for label, overrides in cases:
         r = _case(overrides, split=False)
-        print(f"{label:<40} {r['intervals']:>9} {r['simulate_s']:>11.2f} {r['peak_mib']:>9.0f}"
-              f" {r['folder_mib']:>10.1f} {'yes' if r['settled'] else 'no':>8}", flush=True)
+        print(f"{label:<40} {r['intervals']:>9} {r['simulate_s']:>11.2f} {r['cpu_s']:>7.2f}"
+              f" {r['peak_mib']:>9.0f} {r['folder_mib']:>10.1f}"
+              f" {'yes' if r['settled'] else 'no':>8}", flush=True)
         if args.split:
             split = _case(overrides, split=True)["split"]
             print("    time split: " + ", ".join(f"{k} {v:.0%}" for k, v in split.items()),

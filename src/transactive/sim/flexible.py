@@ -232,25 +232,25 @@ class Devices:
             pricings.append(aside)
         own = self._own_parts(load_kw, pv_kw, load_price, pv_price)
         fleets: list[list[tuple[str, list[Part]]]] = [list(own) for _ in pricings]
-        b = self.batteries
-        room = b.parts(self.soc_kwh, self.dt_h, buy_below=0.0, sell_above=0.0)
-        ev = None if self.ev is None else self.ev.wants(t)
-        hp = self.heat_pump
-        heat = (hp.wants(self.outdoor_c[t])
-                if hp is not None and self.outdoor_c[t] < hp.heating_limit_c else None)
-        due = None if self.shiftable is None else self.shiftable.due(t)
+        # what each fleet bids for, then its prices from each forecast
+        b, ev, hp, app = self.batteries, self.ev, self.heat_pump, self.shiftable
+        charge, discharge = b.parts(self.soc_kwh, self.dt_h, buy_below=0.0, sell_above=0.0)
+        cars = None if ev is None else ev.wants(t)
+        heat = (None if hp is None or self.outdoor_c[t] >= hp.heating_limit_c else
+                hp.wants(self.outdoor_c[t]))
+        due = None if app is None else app.due(t)
         for out, (f, floor, cap) in zip(fleets, pricings, strict=True):
             buy, sell = arbitrage_prices(f, b.efficiency_charge, b.efficiency_discharge)
-            out.append(("battery", [room[0]._replace(price_per_kwh=np.clip(buy, floor, cap)),
-                                    room[1]._replace(price_per_kwh=np.clip(sell, floor, cap))]))
-            if self.ev is not None and ev is not None:
-                out.append(("ev", self.ev.priced(ev, f, floor, cap)))
+            out.append(("battery", [charge._replace(price_per_kwh=np.clip(buy, floor, cap)),
+                                    discharge._replace(price_per_kwh=np.clip(sell, floor, cap))]))
+            if ev is not None and cars is not None:
+                out.append(("ev", ev.priced(cars, f, floor, cap)))
             if hp is not None and heat is not None:
                 out.append(("heat_pump", hp.priced(
                     *heat, price_mean=float(f.mean()), price_std=float(f.std()),
                     price_floor=floor, price_cap=cap)))
-            if self.shiftable is not None and due is not None:
-                out.append(("shiftable", self.shiftable.priced(t, due, f, floor, cap)))
+            if app is not None and due is not None:
+                out.append(("shiftable", app.priced(t, due, f, floor, cap)))
         seg, owner, part = _owned(fleets[0])
         if aside is None:
             return seg, owner, None
