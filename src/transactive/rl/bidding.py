@@ -31,7 +31,7 @@ from transactive.agents.devices import BatteryFleet, arbitrage_prices
 from transactive.agents.strategies import limit_prices
 from transactive.errors import InputError
 
-__all__ = ["StorageBidders", "forecast_limits", "forecast_offers"]
+__all__ = ["StorageBidders", "filled_prices", "forecast_limits", "forecast_offers"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -140,3 +140,18 @@ def forecast_offers(strategy: str, forecast_now_per_kwh: FloatArray, buy_below: 
                          rng, price_floor=lo, price_cap=hi)
     quantity = np.where(buy, charge_kwh, np.where(sell, -discharge_kwh, 0.0))
     return quantity, price
+
+
+def filled_prices(prices_per_kwh: FloatArray, low: float, high: float) -> FloatArray:
+    """A day of clearing prices as a forecast: an interval that did not
+    clear (``nan``) takes the nearest earlier price, else the nearest later
+    one; a day without any clearing is the middle of the range ``[low, high]``.
+
+    >>> filled_prices(np.array([np.nan, 0.2, np.nan, 0.3]), 0.0, 1.0).tolist()
+    [0.2, 0.2, 0.2, 0.3]
+    """
+    known = np.flatnonzero(np.isfinite(prices_per_kwh))
+    if known.size == 0:
+        return np.full(prices_per_kwh.shape, (low + high) / 2)
+    at = np.searchsorted(known, np.arange(prices_per_kwh.size), side="right") - 1
+    return np.asarray(prices_per_kwh[known[np.maximum(at, 0)]], dtype=np.float64)

@@ -41,7 +41,7 @@ import numpy.typing as npt
 
 from transactive.errors import InputError
 from transactive.rl._stats import mean_ci
-from transactive.rl.bidding import forecast_limits, forecast_offers
+from transactive.rl.bidding import filled_prices, forecast_limits, forecast_offers
 from transactive.rl.env import BiddingEnv
 from transactive.rl.qlearning import ActionGrid, Discretiser, QLearner, TrainingLog
 from transactive.rl.rivals import CommunityRivals
@@ -96,20 +96,10 @@ class LearnResult:
         }
 
 
-def _filled(prices: FloatArray, low: float, high: float) -> FloatArray:
-    """``nan`` (no clearing) replaced by the nearest earlier price, else the
-    nearest later one; a day without any clearing is the middle of the range."""
-    known = np.flatnonzero(np.isfinite(prices))
-    if known.size == 0:
-        return np.full(prices.shape, (low + high) / 2)
-    at = np.searchsorted(known, np.arange(prices.size), side="right") - 1
-    return prices[known[np.maximum(at, 0)]]
-
-
 def _forecast_policy(env: BiddingEnv, strategy: str, rng: np.random.Generator) -> Policy:
     """The house battery's bidding from the episode's feed (set up after reset)."""
     low, high = env.price_range_per_kwh
-    forecast = _filled(env.feed_per_kwh(), low, high)
+    forecast = filled_prices(env.feed_per_kwh(), low, high)
     buy, sell = forecast_limits(forecast[None, :], env.storage.efficiency)
     t = iter(range(forecast.size))
 
