@@ -150,3 +150,19 @@ def test_sb3_adapter_names_its_extra() -> None:
         train_sb3(env, timesteps=10)
     with pytest.raises(InputError, match="algorithm"):
         train_sb3(env, algorithm="DQN")
+
+
+def test_the_rooms_face_resolves_and_costs_nothing_to_import() -> None:
+    import subprocess
+    import sys
+
+    import transactive.rl as rl
+
+    assert rl.__all__ == sorted(rl.__all__, key=lambda n: (n[0].islower(), n))
+    for name in rl.__all__:
+        assert not isinstance(getattr(rl, name), type(sys))
+    code = ("import sys, transactive.rl; print(any(m in sys.modules for m in "
+            "('gymnasium', 'pandas', 'scipy', 'plotly')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"
