@@ -125,6 +125,8 @@ def test_refusals(small: Scenario) -> None:
     with pytest.raises(InputError, match="prices_per_kwh"):
         PriceSchedule([np.nan], dt_h=1.0)
     env = BiddingEnv(market)
+    with pytest.raises(InputError, match="reset"):
+        env.step(np.zeros(2))
     env.reset(seed=0)
     with pytest.raises(InputError, match="'action'"):
         env.step(np.array([np.nan, 0.5]))

@@ -37,7 +37,14 @@ import numpy.typing as npt
 
 from transactive.errors import InputError, MissingExtraError
 from transactive.rl.bidding import StorageBidders
-from transactive.rl.rivals import CommunityRivals, Design, Rivals, clear_step, rival_prices
+from transactive.rl.rivals import (
+    CommunityRivals,
+    Design,
+    RivalDay,
+    Rivals,
+    clear_step,
+    rival_prices,
+)
 
 try:
     import gymnasium as gym
@@ -105,7 +112,7 @@ class BiddingEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
         self.action_space = spaces.Box(np.array([-1.0, 0.0], np.float32),
                                        np.array([1.0, 1.0], np.float32), dtype=np.float32)
         self._day_index = 0
-        self._day = rivals.day(0, np.random.default_rng(0))
+        self._day: RivalDay | None = None  # drawn by reset
         self._t = 0
         self._soc = self.storage.empty()
         self._recent = np.full(self.price_window, np.nan)
@@ -157,8 +164,8 @@ class BiddingEnv(gym.Env[npt.NDArray[np.float32], npt.NDArray[np.float32]]):
         a = np.asarray(action, dtype=np.float64)
         if a.shape != (2,) or not np.isfinite(a).all():
             raise InputError("action", f"must be two finite numbers [share, price], got {a!r}")
-        if self._t >= self.rivals.steps_per_day:
-            raise InputError("action", "the day is over: call reset()")
+        if self._day is None or self._t >= self.rivals.steps_per_day:
+            raise InputError("action", "no day is under way: call reset()")
         dt_h = self.rivals.dt_h
         quantity = self.storage.offer_kwh(self._soc, a[:1], dt_h)
         price = self._low + float(np.clip(a[1], 0.0, 1.0)) * (self._high - self._low)

@@ -18,6 +18,9 @@ owner's seat:
   not clear takes the nearest one that did);
 - ``zic``: the same sides and quantities with zero-intelligence prices.
 
+The market repeats the scenario's days: the evaluation days are days of the
+same community the learner trained on (with fresh draws of zero-intelligence
+rivals), as a participant of a standing community market learns its days.
 Each bidder's profit per evaluation day gives a mean and a 95 % Student's t
 interval; the learned bidder's profit minus each other's, day by day, gives
 the paired difference and its interval.
