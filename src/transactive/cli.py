@@ -702,7 +702,7 @@ def clear_cmd(
 
 
 @app.command("learn", cls=_Command,
-             short_help="Train a learning storage bidder; compare it with ones that do not learn.")
+             short_help="Train a learning storage bidder; compare it with others.")
 def learn_cmd(
     scenario: Annotated[Path | None, typer.Argument(help=_SCENARIO_HELP,
                                                     show_default=False)] = None,
