@@ -392,7 +392,7 @@ def create_app(data_dir: str | Path, config: ExchangeConfig | None = None, *,
     async def report(_: str = Depends(operator)) -> dict[str, Any]:
         return views.evaluation(exchange(), clock())
 
-    @app.post("/operator/release", responses=_errors(401, 403, 409))
+    @app.post("/operator/release", responses=_errors(401, 403, 404, 409))
     async def release(body: Release, _: str = Depends(operator)) -> dict[str, Any]:
         """Publish one interval's metered energy as a differentially private sum."""
         out = exchange().release(body.interval, now_ms=clock())
