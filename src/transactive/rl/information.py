@@ -11,11 +11,17 @@ clearing prices and bids from its forecast as the house battery does
 - the *truth* a forecaster aims at is the day's clearing prices among the
   rivals alone (:func:`~transactive.rl.rivals.rival_prices`; an interval
   that does not clear takes its neighbour's, :func:`~transactive.rl.bidding.filled_prices`);
-- an informed bidder's forecast is the truth plus independent normal noise of
-  standard deviation ``noise_informed_per_kwh`` per interval;
-- an uninformed bidder's forecast, without a feed, is the truth plus noise of
-  ``noise_uninformed_per_kwh``; with the public transparency feed it is the
-  feed: the clearing prices the market published the day before (all
+- a bidder's own forecast is the truth plus two errors: the price its
+  generation forecast error makes (it misjudges the community's PV by a
+  share drawn normally with standard deviation ``generation_noise_*`` in
+  each interval, and the error moves its price forecast by as much as the
+  rivals' book, modelled with truthful rivals, moves under it:
+  :meth:`~transactive.rl.rivals.CommunityRivals.modelled_day`), and a price
+  error drawn normally with standard deviation ``noise_*_per_kwh``;
+  informed bidders draw with the ``*_informed`` deviations, uninformed ones
+  with the ``*_uninformed`` ones;
+- with the public transparency feed an uninformed bidder forecasts from the
+  feed instead: the clearing prices the market published the day before (all
   bidders trading; before the first day, the rivals' alone).
 
 A run plays the same days, rival draws and noise draws with the feed off and
@@ -89,10 +95,27 @@ def _noise(name: str, value: Any) -> float:
     return float(value)
 
 
-def _play(rivals: Rivals, storage: StorageBidders, days: list[RivalDay], truth: FloatArray,
-          noise: FloatArray, first_feed: FloatArray, sigma: FloatArray, informed: int,
-          feed: bool, strategy: str, design: Design, seed: np.random.SeedSequence
-          ) -> FloatArray:
+def _forecasts(rivals: Rivals, days: list[int], truth: FloatArray, sigma_price: FloatArray,
+               sigma_pv: FloatArray, rng: np.random.Generator, design: Design) -> FloatArray:
+    """Each bidder's own forecast of each day, shape (days, bidders, T)."""
+    low, high = rivals.price_range_per_kwh
+    n_t, m = rivals.steps_per_day, sigma_price.size
+    out = truth[:, None, :] + sigma_price[None, :, None] * rng.standard_normal(
+        (len(days), m, n_t))
+    pv_error = sigma_pv[None, :, None] * rng.standard_normal((len(days), m, n_t))
+    misjudging = np.flatnonzero(sigma_pv)
+    for k, d in enumerate(days if misjudging.size else []):
+        base = filled_prices(rival_prices(rivals, rivals.modelled_day(d, np.zeros(n_t)), rng,
+                                          design), low, high)
+        for i in misjudging:
+            seen = rival_prices(rivals, rivals.modelled_day(d, pv_error[k, i]), rng, design)
+            out[k, i] += filled_prices(seen, low, high) - base
+    return out
+
+
+def _play(rivals: Rivals, storage: StorageBidders, days: list[RivalDay], own: FloatArray,
+          first_feed: FloatArray, informed: int, feed: bool, strategy: str, design: Design,
+          seed: np.random.SeedSequence) -> FloatArray:
     """Each bidder's total profit over ``days`` (see the module docstring)."""
     low, high = rivals.price_range_per_kwh
     dt_h = rivals.dt_h
@@ -101,7 +124,7 @@ def _play(rivals: Rivals, storage: StorageBidders, days: list[RivalDay], truth: 
     profit = np.zeros(storage.count)
     published = first_feed
     for k, day in enumerate(days):
-        forecast = truth[k] + sigma[:, None] * noise[k]
+        forecast = own[k].copy()
         if feed:
             forecast[informed:] = filled_prices(published, low, high)
         buy, sell = forecast_limits(forecast, storage.efficiency)
@@ -120,7 +143,9 @@ def _play(rivals: Rivals, storage: StorageBidders, days: list[RivalDay], truth: 
 
 def information_gap(rivals: Rivals, *, informed: int = 2, uninformed: int = 2,
                     noise_informed_per_kwh: float = 0.0,
-                    noise_uninformed_per_kwh: float = 0.1, days: int = 5, runs: int = 10,
+                    noise_uninformed_per_kwh: float = 0.1,
+                    generation_noise_informed: float = 0.0,
+                    generation_noise_uninformed: float = 0.0, days: int = 5, runs: int = 10,
                     seed: int = 0, design: Design = _UNIFORM, strategy: str = "truthful",
                     capacity_kwh: float = 10.0, power_kw: float = 5.0,
                     efficiency: float = 0.95) -> InformationResult:
@@ -146,10 +171,12 @@ def information_gap(rivals: Rivals, *, informed: int = 2, uninformed: int = 2,
     sigma = np.repeat([_noise("noise_informed_per_kwh", noise_informed_per_kwh),
                        _noise("noise_uninformed_per_kwh", noise_uninformed_per_kwh)],
                       [n_inf, n_un])
+    sigma_pv = np.repeat([_noise("generation_noise_informed", generation_noise_informed),
+                          _noise("generation_noise_uninformed", generation_noise_uninformed)],
+                         [n_inf, n_un])
     storage = StorageBidders(n_inf + n_un, capacity_kwh=capacity_kwh, power_kw=power_kw,
                              efficiency=efficiency)
     low, high = rivals.price_range_per_kwh
-    n_t = rivals.steps_per_day
     profit = {feed: {g: np.zeros(n_runs) for g in ("informed", "uninformed")}
               for feed in ("off", "on")}
     for r, run_seed in enumerate(np.random.SeedSequence(seed).spawn(n_runs)):
@@ -160,15 +187,17 @@ def information_gap(rivals: Rivals, *, informed: int = 2, uninformed: int = 2,
         rival_days = [rivals.day(d, rng) for d in index]
         truths = np.array([filled_prices(rival_prices(rivals, day, rng, design), low, high)
                            for day in rival_days])
-        noise = rng.standard_normal((n_days, storage.count, n_t))
+        own = _forecasts(rivals, index[1:], truths[1:], sigma, sigma_pv, rng, design)
         for feed in ("off", "on"):
-            total = _play(rivals, storage, rival_days[1:], truths[1:], noise, truths[0], sigma,
-                          n_inf, feed == "on", strategy, design, play_seed)
+            total = _play(rivals, storage, rival_days[1:], own, truths[0], n_inf,
+                          feed == "on", strategy, design, play_seed)
             profit[feed]["informed"][r] = total[:n_inf].mean() / n_days
             profit[feed]["uninformed"][r] = total[n_inf:].mean() / n_days
     settings = {"informed": n_inf, "uninformed": n_un,
                 "noise_informed_per_kwh": float(sigma[0]),
-                "noise_uninformed_per_kwh": float(sigma[-1]), "days": n_days, "runs": n_runs,
+                "noise_uninformed_per_kwh": float(sigma[-1]),
+                "generation_noise_informed": float(sigma_pv[0]),
+                "generation_noise_uninformed": float(sigma_pv[-1]), "days": n_days, "runs": n_runs,
                 "seed": seed, "mechanism": design.mechanism, "strategy": strategy,
                 "capacity_kwh": storage.capacity_kwh, "power_kw": storage.power_kw,
                 "efficiency": storage.efficiency}

@@ -84,6 +84,11 @@ class Rivals(Protocol):
 
     def day(self, d: int, rng: np.random.Generator) -> RivalDay: ...
 
+    def modelled_day(self, d: int, pv_error: FloatArray) -> RivalDay:
+        """Day ``d`` as a forecaster models it who misjudges the rivals'
+        generation by the share ``pv_error[t]`` in interval ``t``."""
+        ...
+
 
 def _positive(name: str, value: Any) -> float:
     try:
@@ -120,6 +125,8 @@ class CommunityRivals:
 
     net_kwh: FloatArray
     """Shape (days, T, n): each household's net position after its PV and battery."""
+    pv_kwh: FloatArray
+    """Shape (days, T, n): each household's PV generation."""
     retail_per_kwh: FloatArray
     """Shape (days, T): what a buyer pays the utility instead (its value)."""
     feed_in_per_kwh: FloatArray
@@ -157,6 +164,8 @@ class CommunityRivals:
         n_t = days * per_day
         shape = (days, per_day)
         return cls(net_kwh=net_kwh[:n_t].reshape(days, per_day, -1),
+                   pv_kwh=(community.pv_kw[:n_t] * dt_h).astype(np.float64)
+                   .reshape(days, per_day, -1),
                    retail_per_kwh=tariff.retail_price_per_kwh(timeline)[:n_t].reshape(shape),
                    feed_in_per_kwh=tariff.feed_in_price_per_kwh_series(timeline)[:n_t]
                    .reshape(shape),
@@ -188,6 +197,26 @@ class CommunityRivals:
         limits = limit_prices(self.strategy, (net > 0).ravel(), retail, feed_in, rng,
                               price_floor=feed_in, price_cap=retail)
         return RivalDay(net_kwh=net, limit_per_kwh=limits.reshape(n_t, n))
+
+    def modelled_day(self, d: int, pv_error: FloatArray) -> RivalDay:
+        """Day ``d`` as a forecaster sees it who misjudges the community's
+        PV by the share ``pv_error[t]`` in interval ``t`` (one error for all
+        households: the weather is common): each household's net position
+        less ``pv_error[t]`` times its generation, and its limit price the
+        truthful one of its side (the forecaster's model of its rivals).
+
+        >>> sc = Scenario().with_overrides(**{"community.households": 4, "time.days": 1.0,
+        ...                                   "time.step_minutes": 60})
+        >>> rivals = CommunityRivals.from_scenario(sc)
+        >>> sunnier = rivals.modelled_day(0, np.full(24, 0.5))
+        >>> bool((sunnier.net_kwh <= rivals.net_kwh[0]).all())
+        True
+        """
+        d = _day_index(d, self.days)
+        net = self.net_kwh[d] - np.asarray(pv_error, dtype=np.float64)[:, None] * self.pv_kwh[d]
+        limits = np.where(net > 0, self.retail_per_kwh[d][:, None],
+                          self.feed_in_per_kwh[d][:, None])
+        return RivalDay(net_kwh=net, limit_per_kwh=limits)
 
 
 @dataclass(frozen=True, eq=False)
@@ -245,6 +274,13 @@ class PriceSchedule:
 
     def day(self, d: int, rng: np.random.Generator) -> RivalDay:
         """The schedule's day (``d`` must be 0; nothing is drawn)."""
+        return self._book(d)
+
+    def modelled_day(self, d: int, pv_error: FloatArray) -> RivalDay:
+        """The schedule's day: it has no generation to misjudge."""
+        return self._book(d)
+
+    def _book(self, d: int) -> RivalDay:
         _day_index(d, self.days)
         n_t = self.steps_per_day
         net = np.tile([self.depth_kwh, -self.depth_kwh], (n_t, 1))
