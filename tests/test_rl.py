@@ -168,3 +168,21 @@ def test_the_rooms_face_resolves_and_costs_nothing_to_import() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "False"
+
+
+def test_sb3_policy_reads_a_models_deterministic_action() -> None:
+    from transactive.rl.sb3 import sb3_policy
+
+    class Model:
+        def predict(self, observation: np.ndarray, deterministic: bool = False
+                    ) -> tuple[np.ndarray, None]:
+            assert deterministic
+            return np.array([observation[0] - 1.0, 0.5]), None
+
+    act = sb3_policy(Model())
+    env = BiddingEnv(PriceSchedule([0.1, 0.2], dt_h=1.0), price_window=1)
+    obs, _ = env.reset(seed=0)
+    action = act(obs)
+    assert action.dtype == np.float32
+    assert action.tolist() == [-1.0, 0.5]
+    assert env.action_space.contains(action)
