@@ -32,14 +32,14 @@ import time
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Depends, FastAPI, Header, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -50,6 +50,7 @@ from transactive.server.errors import Forbidden, Refused, Unauthorized
 from transactive.server.exchange import Exchange
 from transactive.server.protocol import (
     MAX_SESSION_MS,
+    Hex64,
     Hex128,
     Label,
     OrderCommand,
@@ -102,6 +103,41 @@ class Receipt(BaseModel):
     body: dict[str, Any]
     operator: str
     signature: str
+
+
+class _View(BaseModel):
+    """A read's answer: the fields below documented and checked, any later
+    one passed through."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class OrderView(_View):
+    participant: str
+    id: str
+    side: Literal["buy", "sell"]
+    price_per_kwh: float
+    quantity_kwh: float
+    filled_kwh: float
+    remaining_kwh: float
+    status: Literal["open", "filled", "cancelled", "unfilled"]
+    tif: Literal["gtc", "ioc", "fok"]
+    at_ms: int
+    interval: int
+
+
+class PublicTrade(_View):
+    n: int
+    at_ms: int
+    interval: int
+    price_per_kwh: float
+    quantity_kwh: float = Field(gt=0)
+
+
+class MarketState(_View):
+    state_hash: Hex64
+    journal_seq: int = Field(ge=0)
+    operator: Hex64
 
 
 class Accepted(BaseModel):
@@ -342,13 +378,13 @@ def create_app(data_dir: str | Path, config: ExchangeConfig | None = None, *,
         return out
 
     # --------------------------------------------------------------- reads
-    @app.get("/me/orders", responses=_errors(401))
+    @app.get("/me/orders", responses=_errors(401), response_model=list[OrderView])
     async def my_orders(who: str = Depends(session),
                         status: str | None = Query(None, pattern="^(open|filled|cancelled|"
                                                    "unfilled)$")) -> list[dict[str, Any]]:
         return views.orders_of(exchange(), who, status)
 
-    @app.get("/me/orders/{order_id}", responses=_errors(401, 404))
+    @app.get("/me/orders/{order_id}", responses=_errors(401, 404), response_model=OrderView)
     async def my_order(order_id: str, who: str = Depends(session)) -> dict[str, Any]:
         return views.order_of(exchange(), who, order_id)
 
@@ -368,7 +404,7 @@ def create_app(data_dir: str | Path, config: ExchangeConfig | None = None, *,
     async def depth(levels: int = Query(5, ge=1, le=50)) -> dict[str, Any]:
         return views.depth(exchange(), levels)
 
-    @app.get("/market/trades", responses=_errors())
+    @app.get("/market/trades", responses=_errors(), response_model=list[PublicTrade])
     async def trades(after: int = Query(-1, ge=-1, lt=2**53),
                      limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
         return views.public_trades(exchange(), after, limit)
@@ -382,7 +418,7 @@ def create_app(data_dir: str | Path, config: ExchangeConfig | None = None, *,
     async def aggregates() -> list[dict[str, Any]]:
         return exchange().releases
 
-    @app.get("/market/state", responses=_errors())
+    @app.get("/market/state", responses=_errors(), response_model=MarketState)
     async def market_state() -> dict[str, Any]:
         ex = exchange()
         return {"state_hash": ex.state_hash(), "journal_seq": ex.journal.seq,
