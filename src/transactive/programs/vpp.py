@@ -226,12 +226,13 @@ def aggregate_curve(segments: Segments, enrolled: npt.ArrayLike) -> AggregateCur
     fixed = mine & segments.must_run
     prices, step = np.unique(segments.price_per_kwh[flex], return_inverse=True)
     fq, fbuy = q[flex], buy[flex]
+    any_fixed = bool(fixed.any())
     return AggregateCurve(  # new arrays, not the inputs': read-only, not copied
         price_per_kwh=_read_only(prices),
         buy_kwh=_read_only(np.bincount(step[fbuy], fq[fbuy], prices.size)),
         sell_kwh=_read_only(np.bincount(step[~fbuy], fq[~fbuy], prices.size)),
-        fixed_buy_kwh=float(q[fixed & buy].sum()) if fixed.any() else 0.0,
-        fixed_sell_kwh=float(q[fixed & ~buy].sum()) if fixed.any() else 0.0)
+        fixed_buy_kwh=float(q[fixed & buy].sum()) if any_fixed else 0.0,
+        fixed_sell_kwh=float(q[fixed & ~buy].sum()) if any_fixed else 0.0)
 
 
 def bid(curve: AggregateCurve, *, participant: str = "vpp", margin_per_kwh: float = 0.0,
