@@ -225,3 +225,23 @@ def test_power_measures() -> None:
         hhi(np.array([1.0, -1.0, 0.0, 0.0]), owner)
     with pytest.raises(InputError, match="owner"):
         hhi(np.ones(4), owner[:3])
+
+
+def test_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from transactive.cli import main
+
+    assert main(["strategic", "case9", "--agent", "bus:2", "--blocks", "1", "--price-cap",
+                 "100", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    out = strategic_offer(load_case("case9"), [1], blocks=1, price_cap_per_mwh=100.0)
+    assert d["agent"] == [1]
+    assert d["profit"] == pytest.approx(out.profit)
+    assert [o["offer_per_mwh"] for o in d["offers"]] == pytest.approx(out.offer_per_mwh)
+    assert main(["strategic", "case9", "--agent", "1"]) == 0
+    assert "offer_per_mwh" in capsys.readouterr().out
+    assert main(["strategic", "case9", "--agent", "x"]) == 2
+    assert "option '--agent'" in capsys.readouterr().err
+    assert main(["strategic", "case9", "--agent", "1", "--price-cap", "10"]) == 2
+    assert "option '--price-cap'" in capsys.readouterr().err

@@ -519,6 +519,100 @@ def opf_cmd(
         _out().print(table)
 
 
+def _agent_rows(net: Any, specs: list[str]) -> list[int]:
+    """Generator rows from ``--agent`` values: a row (0-based, the gen table's
+    order) or ``bus:N`` (every in-service generator at bus N)."""
+    rows: list[int] = []
+    for spec in specs:
+        text = spec.strip().lower()
+        if text.startswith("bus:") and text[4:].strip().isdigit():
+            number = int(text[4:])
+            at = (net.column("gen", "bus") == number) & net.column("gen", "in_service")
+            if not at.any():
+                raise InputError("--agent", f"no generator in service at bus {number}")
+            rows.extend(int(g) for g in at.nonzero()[0])
+        elif text.isdigit():
+            rows.append(int(text))
+        else:
+            raise InputError("--agent", f"expected a generator row (0-based) or bus:N, "
+                                        f"got {spec!r}")
+    return rows
+
+
+@app.command("strategic", short_help="A generator owner's best offer against the DC-OPF "
+                                     "clearing, and market-power measures.")
+def strategic_cmd(
+    case: Annotated[str, typer.Argument(help="Built-in case name or MATPOWER .m file.")],
+    agent: Annotated[list[str], typer.Option(
+        metavar="GEN", help="The agent's generator: its row in the case's gen table "
+                            "(0-based) or bus:N for every generator at bus N; repeat "
+                            "for an owner of several.")],
+    price_cap: Annotated[float, typer.Option(
+        help="Highest offer and value of lost load, per MWh.")] = 1000.0,
+    penalty: Annotated[float | None, typer.Option(
+        help="Price of exceeding a branch limit, per MW (default: the price cap).",
+        show_default=False)] = None,
+    blocks: Annotated[int, typer.Option(help="Offer steps of a quadratic cost.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The agent's profit-maximising step offer anticipating the network-
+    constrained clearing (bilevel, solved as one MILP with HiGHS), the prices
+    it moves, and the Lerner index, HHI and residual supply index."""
+    from transactive.grid.cases import load_case
+    from transactive.markets.strategic import strategic_offer
+
+    net = load_case(case)
+    options = {"price_cap_per_mwh": "--price-cap", "penalty_per_mwh": "--penalty",
+               "blocks": "--blocks", "agent": "--agent"}
+    try:
+        out = strategic_offer(net, _agent_rows(net, agent), price_cap_per_mwh=price_cap,
+                              penalty_per_mwh=penalty, blocks=blocks)
+    except InputError as exc:  # name the option, not the library's argument
+        if exc.field not in options:
+            raise
+        raise InputError(options[exc.field], exc.problem) from None
+    d = out.to_dict()
+    if as_json:
+        _print_json(d)
+        return
+    from rich.table import Table
+
+    gens = ", ".join(str(g) for g in d["agent"])
+    _out().print(f"[bold]{case}[/]: agent (generators {gens}) profit "
+                 f"{_fixed(d['profit'], 2)} per h, truthful {_fixed(d['truthful_profit'], 2)}; "
+                 f"MILP {out.n_binaries} binaries, {out.solve_time_s:.2f} s")
+    table = Table(title="offer")
+    for col in ("gen", "bus", "p_mw", "cost_per_mwh", "offer_per_mwh", "markup_per_mwh"):
+        table.add_column(col, justify="right")
+    for o in d["offers"]:
+        table.add_row(str(o["gen"]), str(o["bus"]), _fixed(o["p_mw"], 3),
+                      _fixed(o["cost_per_mwh"], 4), _fixed(o["offer_per_mwh"], 4),
+                      _fixed(o["markup_per_mwh"], 4))
+    _out().print(table)
+    moved = sorted((b for b in d["buses"] if abs(b["lmp"] - b["truthful_lmp"]) > 1e-6),
+                   key=lambda b: -abs(b["lmp"] - b["truthful_lmp"]))
+    if moved:
+        table = Table(title=f"prices moved ({len(moved)} buses"
+                            f"{f', first {MAX_ROWS}' if len(moved) > MAX_ROWS else ''})")
+        for col in ("bus", "truthful_lmp", "lmp", "change"):
+            table.add_column(col, justify="right")
+        for b in moved[:MAX_ROWS]:
+            table.add_row(str(b["bus"]), _fixed(b["truthful_lmp"], 4), _fixed(b["lmp"], 4),
+                          _fixed(b["lmp"] - b["truthful_lmp"], 4))
+        _out().print(table)
+    else:
+        _out().print("no price moved")
+    rsi = {o["owner"]: o["rsi"] for o in d["owners"]}
+    lerner, hhi, hhi_0 = d["agent_lerner"], d["hhi"] or 0.0, d["truthful_hhi"] or 0.0
+    _out().print(f"agent Lerner index {'n/a' if lerner is None else _fixed(lerner, 4)}; "
+                 f"HHI {_fixed(hhi, 0)} (truthful {_fixed(hhi_0, 0)}); "
+                 f"agent RSI {_fixed(rsi['agent'], 3)}, lowest "
+                 f"{min(rsi, key=lambda k: rsi[k])} {_fixed(min(rsi.values()), 3)}")
+    if d["shed_mw"] > 1e-6 or d["relaxed_mw"] > 1e-6:
+        _out().print(f"note: {_fixed(d['shed_mw'], 3)} MW of load shed, "
+                     f"{_fixed(d['relaxed_mw'], 3)} MW of branch limits exceeded")
+
+
 @app.command("audit", cls=_Command,
              short_help="Audit mechanisms on generated markets.")
 def audit_cmd(
