@@ -94,7 +94,7 @@ from transactive.grid.dcopf import branch_limits
 from transactive.grid.network import Network
 from transactive.markets.power import hhi, lerner, lerner_index, residual_supply_index
 
-__all__ = ["OfferMarket", "StrategicOutcome", "brute_force", "strategic_offer"]
+__all__ = ["Cleared", "OfferMarket", "StrategicOutcome", "brute_force", "strategic_offer"]
 
 Array = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
