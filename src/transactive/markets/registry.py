@@ -12,11 +12,17 @@ A mechanism is a function ``clear(orders, **options) -> Clearing`` that
 - raises :class:`~transactive.errors.InputError` for bad options.
 
 Register one with :func:`register`; :func:`clear` looks it up by name and
-checks the options against its signature before calling it.
+checks the options against its signature before calling it. A mechanism of a
+higher layer (``p2p_admm`` in :mod:`transactive.decentral`) registers itself
+the same way when its module is imported; :func:`defer` names that module
+here, and :func:`get` imports it the first time the name is asked for, so
+every caller sees every mechanism while importing the markets costs nothing
+more.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
@@ -25,7 +31,7 @@ from transactive.clearing import Clearing
 from transactive.errors import InputError
 from transactive.orders import OrderBatch
 
-__all__ = ["Mechanism", "available", "check_options", "clear", "get", "register"]
+__all__ = ["Mechanism", "available", "check_options", "clear", "defer", "get", "register"]
 
 
 Mechanism = Callable[..., Clearing]
@@ -33,6 +39,7 @@ Mechanism = Callable[..., Clearing]
 
 _M = TypeVar("_M", bound=Mechanism)
 _REGISTRY: dict[str, Mechanism] = {}
+_DEFERRED: dict[str, str] = {}  # name -> the module whose import registers it
 
 
 def register(name: str) -> Callable[[_M], _M]:
@@ -42,18 +49,28 @@ def register(name: str) -> Callable[[_M], _M]:
         if name in _REGISTRY:
             raise ValueError(f"mechanism {name!r} is already registered")
         _REGISTRY[name] = fn
+        _DEFERRED.pop(name, None)
         return fn
 
     return decorate
 
 
+def defer(name: str, module: str) -> None:
+    """Name ``module`` as the one whose import registers mechanism ``name``."""
+    if name in _REGISTRY or name in _DEFERRED:
+        raise ValueError(f"mechanism {name!r} is already registered")
+    _DEFERRED[name] = module
+
+
 def available() -> list[str]:
-    """Names of the registered mechanisms, sorted."""
-    return sorted(_REGISTRY)
+    """Names of the registered mechanisms (deferred ones too), sorted."""
+    return sorted({*_REGISTRY, *_DEFERRED})
 
 
 def get(name: str) -> Mechanism:
     """The mechanism registered as ``name``; :class:`InputError` if none is."""
+    if name in _DEFERRED and name not in _REGISTRY:
+        importlib.import_module(_DEFERRED[name])
     try:
         return _REGISTRY[name]
     except KeyError:
