@@ -12,13 +12,13 @@ The market (lower level)
     Rivals offer their blocks at cost; the *agent* (one owner of one or more
     generators) offers each of its blocks at a price of its choice in
     ``[offer_floor, price_cap]``, non-decreasing along each generator's
-    blocks. The operator clears the offers by the DC-OPF of
-    :mod:`transactive.grid.dcopf` (PTDF form, inelastic loads) with the two
+    blocks. The operator clears the offers as the DC-OPF of
+    :mod:`transactive.grid.dcopf` does (PTDF form, inelastic loads) with the two
     penalty prices markets clear with: load may be shed at every bus at
     ``price_cap`` (the value of lost load), and a branch limit may be
     exceeded at ``penalty`` per MW. Where the clearing sheds nothing and
     exceeds no limit it is the DC-OPF's clearing (``tests/test_strategic.py``
-    checks dispatch and LMPs against :func:`~transactive.grid.dcopf.dcopf`).
+    checks prices and cost against :func:`~transactive.grid.dcopf.dcopf`).
     Branches whose flow cannot reach their rating for any output within the
     units' bounds are left out (they can never bind).
 
@@ -36,14 +36,18 @@ bilinear; complementarity turns it into ``offer * output + nu * p_hi - rho
 output`` over the agent's blocks into the clearing's dual objective less
 the rivals' offers, penalties and duals: linear. HiGHS solves the MILP to
 optimality; its binaries are then fixed and the LP solved again for exact
-prices.
+prices. The model is optimistic, as bilevel models are: where the clearing
+has several optima (typically a tie at the agent's offer), the one best
+for the agent is taken; re-clearing at offers just below reaches the same
+profit (the tests check both sides against brute force).
 
 The big-Ms are derived, not guessed:
 
 * primal: a block's output from either bound is at most ``p_hi - p_lo``;
   each limit row's flow lies in ``[f_lo, f_hi]``, the flows of every unit
   and load within its bounds (``f0 + sum_n min/max(PTDF * lo_n, PTDF * hi_n)``),
-  so its slack is at most ``rating + relax_max - f_lo`` and its relaxation
+  so its slack is at most ``rating + relax_max`` less the least signed
+  flow (``f_lo`` for the upper limit) and its relaxation
   at most ``relax_max = f_hi - rating``;
 * duals: a limit's dual is at most ``penalty`` (its relaxation's
   stationarity), so the congestion part of bus ``n``'s price, ``pi_n =
@@ -59,6 +63,10 @@ The big-Ms are derived, not guessed:
   and its lower-bound dual at most ``max(0, offer_hi - lmp_lo)``.
 
 Units: MW, MWh of one hour, prices per MWh, profit per hour.
+
+The module sits in ``markets`` (layer 3): it needs only the grid below it
+and measures a market design, as ``audit`` and ``games`` do; an agent's
+bidding strategy may call it from the layer above.
 
 Examples
 --------
