@@ -69,6 +69,10 @@ def test_triangle_by_hand() -> None:
     assert out.lerner[0] == pytest.approx(0.0, abs=1e-9)
     assert out.hhi == pytest.approx(25.0**2 + 75.0**2)
     assert out.rsi == pytest.approx([2.5, 2.5])
+    # through the network, gen 0 alone delivers 75 MW (2/3 of it on line 1-3):
+    # the agent is pivotal, 75 / 120; without gen 0 the agent serves all
+    assert out.owners.tolist() == ["agent", "gen 0"]
+    assert out.network_rsi == pytest.approx([75.0 / 120.0, 1.0])
     # brute force approaches the optimum from below; above it the agent loses its sales
     profits, best = brute_force(out.market, np.linspace(0.0, 100.0, 1001))
     assert profits.max() <= out.profit + 1e-6
@@ -240,6 +244,8 @@ def test_cli(capsys: pytest.CaptureFixture[str]) -> None:
     d = json.loads(capsys.readouterr().out)
     out = strategic_offer(load_case("case9"), [1], blocks=1, price_cap_per_mwh=100.0)
     assert d["agent"] == [1]
+    assert {o["owner"] for o in d["owners"]} == {"agent", "gen 0", "gen 2"}
+    assert all(o["network_rsi"] == pytest.approx(1.0) for o in d["owners"])  # none pivotal
     assert d["profit"] == pytest.approx(out.profit)
     assert [o["offer_per_mwh"] for o in d["offers"]] == pytest.approx(out.offer_per_mwh)
     assert main(["strategic", "case9", "--agent", "1"]) == 0

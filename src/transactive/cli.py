@@ -602,12 +602,16 @@ def strategic_cmd(
         _out().print(table)
     else:
         _out().print("no price moved")
-    rsi = {o["owner"]: o["rsi"] for o in d["owners"]}
+    agent_rsi = next(o for o in d["owners"] if o["owner"] == "agent")
+    net_rsi = agent_rsi["network_rsi"]
     lerner, hhi, hhi_0 = d["agent_lerner"], d["hhi"] or 0.0, d["truthful_hhi"] or 0.0
+    pivotal = [o["owner"] for o in d["owners"]
+               if o["rsi"] < 1 or (o["network_rsi"] is not None and o["network_rsi"] < 1 - 1e-9)]
     _out().print(f"agent Lerner index {'n/a' if lerner is None else _fixed(lerner, 4)}; "
-                 f"HHI {_fixed(hhi, 0)} (truthful {_fixed(hhi_0, 0)}); "
-                 f"agent RSI {_fixed(rsi['agent'], 3)}, lowest "
-                 f"{min(rsi, key=lambda k: rsi[k])} {_fixed(min(rsi.values()), 3)}")
+                 f"HHI {_fixed(hhi, 0)} (truthful {_fixed(hhi_0, 0)}); agent RSI "
+                 f"{_fixed(agent_rsi['rsi'], 3)} by capacity, "
+                 f"{'n/a' if net_rsi is None else _fixed(net_rsi, 3)} through the network; "
+                 f"pivotal: {', '.join(pivotal[:MAX_ROWS]) or 'none'}")
     if d["shed_mw"] > 1e-6 or d["relaxed_mw"] > 1e-6:
         _out().print(f"note: {_fixed(d['shed_mw'], 3)} MW of load shed, "
                      f"{_fixed(d['relaxed_mw'], 3)} MW of branch limits exceeded")

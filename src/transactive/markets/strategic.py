@@ -95,7 +95,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from transactive.errors import InputError
+from transactive.errors import InputError, SolverError
 from transactive.grid import matrices
 from transactive.grid._lp import KeptLP, LPSolution, Triplets, solve_highs
 from transactive.grid.dcopf import branch_limits
@@ -308,12 +308,10 @@ class OfferMarket:
         out[self.blocks.free] = o
         return out
 
-    def clear(self, offer_per_mwh: npt.ArrayLike) -> Cleared:
-        """Clear the market with the agent's priced blocks at these offers
-        (kept in HiGHS and re-solved warm from one call to the next)."""
+    def _solve(self, c: Array, lb: Array, ub: Array) -> LPSolution:
+        """The clearing LP at these costs and column bounds (blocks, then
+        relaxations), kept in HiGHS and re-solved warm from call to call."""
         b, k = self.blocks, self.line.size
-        c = np.r_[self.offers(offer_per_mwh), np.full(k, self.penalty)]
-        lb, ub = np.r_[b.lo, np.zeros(k)], np.r_[b.hi, np.full(k, np.inf)]
         rl = np.r_[self.demand_mw, np.full(k, -np.inf)]
         ru = np.r_[self.demand_mw, self.rhs]
         if self._lp is None:
@@ -324,10 +322,27 @@ class OfferMarket:
             t.put(1 + r, cc, self.ptdf[:, b.pos][r, cc])
             t.put(1 + np.arange(k), nb + np.arange(k), -1.0)
             self._lp = KeptLP(c, lb, ub, t.matrix(1 + k, nb + k), rl, ru)
-        sol = self._lp.solve(c, lb, ub, rl, ru, what="clearing")
+        return self._lp.solve(c, lb, ub, rl, ru, what="clearing")
+
+    def clear(self, offer_per_mwh: npt.ArrayLike) -> Cleared:
+        """Clear the market with the agent's priced blocks at these offers."""
+        b, k = self.blocks, self.line.size
+        sol = self._solve(np.r_[self.offers(offer_per_mwh), np.full(k, self.penalty)],
+                          np.r_[b.lo, np.zeros(k)], np.r_[b.hi, np.full(k, np.inf)])
         mu = -sol.row_dual[1:]
         lam = float(sol.row_dual[0])
         return Cleared(sol.x[:b.lo.size], sol.x[b.lo.size:], lam - mu @ self.ptdf, mu)
+
+    def deliverable_mw(self, gens: npt.ArrayLike) -> float:
+        """The most load the other generators can serve through the network,
+        every limit held, with generators ``gens`` (rows) off: the load less
+        the least that must be shed. Below the load, ``gens`` are pivotal."""
+        b, k = self.blocks, self.line.size
+        off = np.isin(b.gen, np.asarray(gens, dtype=np.int64)) & (b.gen >= 0)
+        sol = self._solve(np.r_[(b.gen < 0).astype(np.float64), np.zeros(k)],
+                          np.r_[np.where(off, 0.0, b.lo), np.zeros(k)],
+                          np.r_[np.where(off, 0.0, b.hi), np.zeros(k)])
+        return self.demand_mw - sol.objective
 
     def agent_profit(self, cleared: Cleared) -> float:
         """The agent's profit at a clearing: its blocks' outputs times their
@@ -503,9 +518,14 @@ class StrategicOutcome:
         Per generator row: ``"agent"`` or ``"gen <row>"``.
     hhi, truthful_hhi : float
         On dispatched energy by owner.
-    owners, rsi, agent_lerner : ndarray
-        The owners (sorted), each one's residual supply index at the served
-        load, and the agent's output-weighted Lerner index.
+    owners, rsi, network_rsi, agent_lerner : ndarray
+        The owners (sorted); each one's residual supply index by capacity at
+        the served load; each one's *network* residual supply, the share of
+        the load the others can serve through the network with every limit
+        held (:meth:`OfferMarket.deliverable_mw`; below 1 the owner is
+        pivotal where the capacity index may not say so; ``nan`` if the
+        others' must-run output alone breaks a limit); and the agent's
+        output-weighted Lerner index.
     shed_mw, relaxed_mw : float
         Load shed and branch limits exceeded at the strategic outcome.
     solve_time_s, n_binaries
@@ -530,6 +550,7 @@ class StrategicOutcome:
     truthful_hhi: float
     owners: npt.NDArray[np.str_] = field(repr=False)
     rsi: Array = field(repr=False)
+    network_rsi: Array = field(repr=False)
     agent_lerner: float
     shed_mw: float
     relaxed_mw: float
@@ -568,8 +589,9 @@ class StrategicOutcome:
                            for g in range(net.n_gen)],
             "hhi": num(self.hhi), "truthful_hhi": num(self.truthful_hhi),
             "agent_lerner": num(self.agent_lerner),
-            "owners": [{"owner": str(o), "rsi": float(r)}
-                       for o, r in zip(self.owners.tolist(), self.rsi.tolist(), strict=True)],
+            "owners": [{"owner": str(o), "rsi": float(r), "network_rsi": num(n)}
+                       for o, r, n in zip(self.owners.tolist(), self.rsi.tolist(),
+                                          self.network_rsi.tolist(), strict=True)],
             "shed_mw": self.shed_mw, "relaxed_mw": self.relaxed_mw,
             "solve_time_s": self.solve_time_s, "n_binaries": self.n_binaries,
         }
@@ -589,6 +611,13 @@ def _per_gen(m: OfferMarket, cleared: Cleared) -> tuple[Array, Array, Array]:
     mc = np.full(n_gen, np.nan)
     mc[g[last]] = cost[last]
     return p_mw.astype(np.float64), cleared.lmp[m.net.gen_position], mc
+
+
+def _deliverable_share(m: OfferMarket, gens: IntArray) -> float:
+    try:
+        return m.deliverable_mw(gens) / m.demand_mw if m.demand_mw > 0 else math.inf
+    except SolverError:  # the others' must-run output cannot be placed
+        return math.nan
 
 
 def strategic_offer(net: Network, agent: npt.ArrayLike, **options: Any) -> StrategicOutcome:
@@ -632,6 +661,7 @@ def strategic_offer(net: Network, agent: npt.ArrayLike, **options: Any) -> Strat
     rsi = (residual_supply_index(net.column("gen", "p_max_mw")[on], owner[on], served)
            if served > 0 else np.full(owners.size, np.inf))
     by_owner = lerner_index(price[on], mc[on], gen_p[on], owner[on])
+    network_rsi = np.array([_deliverable_share(m, rows[on & (owner == o)]) for o in owners])
     return StrategicOutcome(
         market=m, offer_per_mwh=mpec.offer_per_mwh, cost_per_mwh=b.cost[b.free],
         block_gen=m.free_gen, block_p_mw=mpec.cleared.q_mw[b.free], profit=mpec.profit,
@@ -639,7 +669,8 @@ def strategic_offer(net: Network, agent: npt.ArrayLike, **options: Any) -> Strat
         truthful_lmp=truthful.lmp, gen_p_mw=gen_p, truthful_gen_p_mw=t_gen_p,
         lerner=lerner(price, mc), truthful_lerner=lerner(t_price, t_mc), owner=owner,
         hhi=hhi(gen_p[on], owner[on]), truthful_hhi=hhi(t_gen_p[on], owner[on]),
-        owners=owners, rsi=rsi, agent_lerner=float(by_owner[np.searchsorted(owners, "agent")]),
+        owners=owners, rsi=rsi, network_rsi=network_rsi,
+        agent_lerner=float(by_owner[np.searchsorted(owners, "agent")]),
         shed_mw=float(mpec.cleared.q_mw[is_shed].sum()),
         relaxed_mw=float(mpec.cleared.relax_mw.sum()), solve_time_s=mpec.solve_time_s,
         n_binaries=mpec.n_binaries)
