@@ -94,15 +94,16 @@ def _scale_to(p: P2PProblem, t: F64, limit: F64) -> F64:
     """``t`` with every agent's edges scaled down to add up to ``limit`` at
     most (an edge takes the smaller factor of its two ends)."""
     total = _totals(p, t)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        factor = np.where(total > limit, limit / total, 1.0)
+    with np.errstate(all="ignore"):  # the other branch where total is 0 (or tiny)
+        factor = np.where(total > limit, np.maximum(limit, 0.0) / total, 1.0)
     return t * np.minimum(factor[p.edge_buyer], factor[p.edge_seller])
 
 
 def feasible_trades(p: P2PProblem, trade_kwh: F64, price: F64, snap_kwh: F64
-                    ) -> tuple[F64, F64, F64]:
+                    ) -> tuple[F64, F64, F64, F64]:
     """Steps 2-4 of the module docstring: exactly feasible trades, order
-    fills and edge prices from the iteration's trades and prices.
+    fills, edge prices and each agent's marginal value (its last filled
+    order's), from the iteration's trades and prices.
 
     A partial fill below ``snap_kwh`` (per agent) of an agent's last order
     is a residue of the tolerance, and so is the last order of an agent
@@ -110,7 +111,10 @@ def feasible_trades(p: P2PProblem, trade_kwh: F64, price: F64, snap_kwh: F64
     which it trades with a peer it should not (ask above bid): the agent's
     edges are scaled to leave that order out, until no such edge is left
     (each round drops at least one order's fill, so this ends)."""
-    t = _scale_to(p, np.maximum(trade_kwh, 0.0), _capacity(p))
+    capacity = _capacity(p)
+    smaller = np.minimum(capacity[p.edge_buyer], capacity[p.edge_seller])
+    t = np.where(trade_kwh > _ROUNDING * smaller, trade_kwh, 0.0)  # rounding: no trade
+    t = _scale_to(p, t, capacity)
     total = _totals(p, t)
     _, _, last_fill, last_q = _fills(p, total)
     tiny = (last_fill < last_q) & (last_fill < snap_kwh)
@@ -128,7 +132,7 @@ def feasible_trades(p: P2PProblem, trade_kwh: F64, price: F64, snap_kwh: F64
         t = _scale_to(p, t, np.where(cut, total - last_fill, total))
     traded = t > 0
     edge_price = np.where(traded, np.clip(price, ask, bid, where=traded, out=price.copy()), 0.0)
-    return t, accepted, edge_price
+    return t, accepted, edge_price, marginal
 
 
 def _check(tol: object, max_iter: object, rho: object) -> None:
@@ -201,12 +205,16 @@ def clear_p2p_admm(
                                                         "converged": True})
     result = solve_admm(problem, tol=float(tol), max_iter=max_iter,
                         rho=None if rho is None else float(rho))
-    t, accepted, edge_price = feasible_trades(problem, result.trade_kwh, result.price,
+    t, accepted, edge_price, marginal = feasible_trades(problem, result.trade_kwh, result.price,
                                               _SNAP * float(tol) * _capacity(problem))
     spend = edge_price * t
     total, money = _totals(problem, t), _totals(problem, spend)
     with np.errstate(divide="ignore", invalid="ignore"):
         average = np.where(total > 0, money / total, np.nan)
+    # within the limits despite the rounding of the mean: a buyer's bid, a seller's ask
+    nb = problem.n_buyers
+    average[:nb] = np.minimum(average[:nb], marginal[:nb])
+    average[nb:] = np.maximum(average[nb:], -marginal[nb:])
     volume = float(t.sum())
     clearing_price = float(spend.sum()) / volume if volume > 0 else math.nan
     shape = (problem.n_buyers, problem.n_sellers)
