@@ -130,7 +130,8 @@ def solve_admm(problem: P2PProblem, *, tol: float = 1e-6, max_iter: int = 20000,
     """Run the iteration from no trade and zero prices until both residuals
     are within ``tol`` (relative) or ``max_iter`` iterations have run.
     ``rho`` (per kWh per kWh) defaults to the spread of the order values
-    over the mean order quantity."""
+    over the mean order quantity and the square root of the mean number of
+    edges per agent (an agent's price moves its proposals on all its edges)."""
     p = problem
     n_e = p.n_edges
     start = time.perf_counter()
@@ -139,7 +140,7 @@ def solve_admm(problem: P2PProblem, *, tol: float = 1e-6, max_iter: int = 20000,
     q_mean = float(p.quantity.mean())
     p_spread = float(np.ptp(p.value)) or max(float(np.abs(p.value).max()), 1e-3)
     if rho is None:
-        rho = p_spread / q_mean
+        rho = p_spread / q_mean / np.sqrt(2.0 * n_e / p.n_agents)
     copy_agent = np.concatenate([p.edge_buyer, p.edge_seller])
     half_cost = np.tile(0.5 * p.cost_per_kwh, 2)
     z, u = np.zeros(n_e), np.zeros(2 * n_e)
