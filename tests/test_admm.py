@@ -129,3 +129,19 @@ def test_one_side_only_or_nothing_trades() -> None:
     assert np.isnan(c.clearing_price)
     empty = OrderBatch(id=[], participant=[], side=[], price=[], quantity=[])
     assert clear_p2p_admm(empty).volume == 0
+
+
+@pytest.mark.slow
+def test_dask_workers_give_the_same_clearing() -> None:
+    distributed = pytest.importorskip("distributed")
+    orders = community(100, seed=5)
+    alone = clear_p2p_admm(orders, neighbours=6, distance_cost_per_kwh=0.001)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        spread = clear_p2p_admm(orders, neighbours=6, distance_cost_per_kwh=0.001,
+                                client=client)
+    assert spread.info["iterations"] == alone.info["iterations"]
+    np.testing.assert_allclose(spread.accepted, alone.accepted, atol=1e-9)
+    with pytest.raises(InputError, match="client"):
+        clear_p2p_admm(orders, client="tcp://127.0.0.1:8786")

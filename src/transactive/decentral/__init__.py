@@ -14,6 +14,7 @@ _EXPORTS = {
     "CentralSolution": "transactive.decentral.problem",
     "P2PProblem": "transactive.decentral.problem",
     "build_problem": "transactive.decentral.problem",
+    "DaskProposer": "transactive.decentral.dask",
     "clear_p2p_admm": "transactive.decentral.p2p_admm",
     "solve_admm": "transactive.decentral.admm",
     "solve_central": "transactive.decentral.problem",

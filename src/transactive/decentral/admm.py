@@ -33,6 +33,7 @@ which keeps the convergence of a fixed penalty.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +41,7 @@ import numpy.typing as npt
 
 from transactive.decentral.problem import P2PProblem
 
-__all__ = ["ADMMResult", "propose", "solve_admm"]
+__all__ = ["ADMMResult", "AgentOrders", "Proposer", "proposals", "propose", "solve_admm"]
 
 F64 = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.intp]
@@ -48,6 +49,21 @@ Ints = npt.NDArray[np.intp]
 _BALANCE_EVERY = 10
 _BALANCE_UNTIL = 2000
 _MU, _TAU = 10.0, 2.0
+
+
+@dataclass(frozen=True)
+class AgentOrders:
+    """What the agents' own problems need of their orders: each order's
+    agent, value (a buy's price, minus a sell's) and quantity."""
+
+    order_agent: Ints
+    value: F64
+    quantity: F64
+    n_agents: int
+
+    @classmethod
+    def of(cls, problem: P2PProblem) -> AgentOrders:
+        return cls(problem.order_agent, problem.value, problem.quantity, problem.n_agents)
 
 
 @dataclass(frozen=True)
@@ -65,7 +81,7 @@ class ADMMResult:
     solve_time_s: float
 
 
-def propose(problem: P2PProblem, w: F64, rho: float, copy_agent: Ints) -> F64:
+def propose(orders: AgentOrders, w: F64, rho: float, copy_agent: Ints) -> F64:
     """Every agent's marginal value ``pi``: the smallest price at which the
     energy its edges propose, ``S(pi) = sum max(w + pi / rho, 0)``, reaches
     what its orders take, ``D(pi) = sum of the quantities of orders valued
@@ -82,22 +98,20 @@ def propose(problem: P2PProblem, w: F64, rho: float, copy_agent: Ints) -> F64:
     partly filled). Each seller (cost 0.1 for 5 kWh, one edge) proposes 0.4 kWh
     at its cost, ``pi = -0.1``.
 
-    >>> from transactive.decentral.problem import P2PProblem
-    >>> p = P2PProblem(1, 2, np.array(["a"]), np.array(["b", "c"]), np.array([0, 0, 1, 2]),
-    ...                np.array([0.3, 0.1, -0.1, -0.1]), np.array([1.0, 1.0, 5.0, 5.0]),
-    ...                np.array([0, 0]), np.array([1, 2]), np.zeros(2))
-    >>> propose(p, np.array([0.5, 0.5, 0.5, 0.5]), 1.0, np.array([0, 0, 1, 2])).round(3).tolist()
+    >>> o = AgentOrders(np.array([0, 0, 1, 2]), np.array([0.3, 0.1, -0.1, -0.1]),
+    ...                 np.array([1.0, 1.0, 5.0, 5.0]), 3)
+    >>> propose(o, np.array([0.5, 0.5, 0.5, 0.5]), 1.0, np.array([0, 0, 1, 2])).round(3).tolist()
     [0.1, -0.1, -0.1]
     """
     n_c = w.size
-    key = np.concatenate([-rho * w, problem.value])
-    agent = np.concatenate([copy_agent, problem.order_agent])
+    key = np.concatenate([-rho * w, orders.value])
+    agent = np.concatenate([copy_agent, orders.order_agent])
     order = np.lexsort((key, agent))
     key, agent = key[order], agent[order]
     is_copy = order < n_c
     a_cum = np.cumsum(np.where(is_copy, w[np.minimum(order, n_c - 1)] if n_c else 0.0, 0.0))
     b_cum = np.cumsum(is_copy, dtype=np.float64)
-    q_cum = np.cumsum(np.where(is_copy, 0.0, problem.quantity[np.maximum(order - n_c, 0)]))
+    q_cum = np.cumsum(np.where(is_copy, 0.0, orders.quantity[np.maximum(order - n_c, 0)]))
     n = agent.size
     starts = np.flatnonzero(np.concatenate(([True], agent[1:] != agent[:-1])))
     ends = np.append(starts[1:], n) - 1
@@ -120,15 +134,28 @@ def propose(problem: P2PProblem, w: F64, rho: float, copy_agent: Ints) -> F64:
         linear = rho * (d_p - a_p) / b_p
     root = np.where(b_p > 0, np.clip(linear, key[prev], key[k]), key[k])
     root = np.where(found, np.where(at_start, key[k], root), linear)
-    out = np.empty(problem.n_agents)
+    out = np.empty(orders.n_agents)
     out[agent[starts]] = root
     return out
 
 
+def proposals(orders: AgentOrders, w: F64, rho: float, copy_agent: Ints) -> F64:
+    """The agents' proposals ``x = max(w + pi / rho, 0)`` on their edges."""
+    pi = propose(orders, w, rho, copy_agent)
+    return np.maximum(w + pi[copy_agent] / rho, 0.0)
+
+
+Proposer = Callable[[F64, float], F64]
+"""Step 1 for all agents: ``(w, rho) -> x``, one entry per edge copy
+(buyers' copies, then sellers'); :func:`solve_admm` computes it in this
+process, :class:`~transactive.decentral.dask.DaskProposer` over workers."""
+
+
 def solve_admm(problem: P2PProblem, *, tol: float = 1e-6, max_iter: int = 20000,
-               rho: float | None = None) -> ADMMResult:
+               rho: float | None = None, proposer: Proposer | None = None) -> ADMMResult:
     """Run the iteration from no trade and zero prices until both residuals
-    are within ``tol`` (relative) or ``max_iter`` iterations have run.
+    are within ``tol`` (relative) or ``max_iter`` iterations have run; step 1
+    by ``proposer`` (default: :func:`proposals` in this process).
     ``rho`` (per kWh per kWh) defaults to the spread of the order values
     over the mean order quantity and the square root of the mean number of
     edges per agent (an agent's price moves its proposals on all its edges)."""
@@ -141,7 +168,12 @@ def solve_admm(problem: P2PProblem, *, tol: float = 1e-6, max_iter: int = 20000,
     p_spread = float(np.ptp(p.value)) or max(float(np.abs(p.value).max()), 1e-3)
     if rho is None:
         rho = p_spread / q_mean / np.sqrt(2.0 * n_e / p.n_agents)
-    copy_agent = np.concatenate([p.edge_buyer, p.edge_seller])
+    if proposer is None:
+        orders, copy_agent = AgentOrders.of(p), np.concatenate([p.edge_buyer, p.edge_seller])
+
+        def proposer(w: F64, rho: float) -> F64:
+            return proposals(orders, w, rho, copy_agent)
+
     half_cost = np.tile(0.5 * p.cost_per_kwh, 2)
     z, u = np.zeros(n_e), np.zeros(2 * n_e)
     floor_x = tol * q_mean * np.sqrt(2 * n_e)
@@ -151,8 +183,7 @@ def solve_admm(problem: P2PProblem, *, tol: float = 1e-6, max_iter: int = 20000,
     it = 0
     for it in range(1, max_iter + 1):
         w = np.tile(z, 2) - u - half_cost / rho
-        pi = propose(p, w, rho, copy_agent)
-        x = np.maximum(w + pi[copy_agent] / rho, 0.0)
+        x = proposer(w, rho)
         z_new = 0.5 * (x[:n_e] + x[n_e:])
         u += x - np.tile(z_new, 2)
         r_norm = float(np.linalg.norm(x[:n_e] - x[n_e:])) / np.sqrt(2.0)

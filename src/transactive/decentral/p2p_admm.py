@@ -35,6 +35,7 @@ import scipy.sparse as sp
 
 from transactive.clearing import Clearing
 from transactive.decentral.admm import solve_admm
+from transactive.decentral.dask import DaskProposer
 from transactive.decentral.problem import P2PProblem, build_problem
 from transactive.errors import InputError
 from transactive.markets.registry import register
@@ -156,6 +157,7 @@ def clear_p2p_admm(
     tol: float = 1e-6,
     max_iter: int = 20000,
     rho: float | None = None,
+    client: Any = None,
 ) -> Clearing:
     """Clear ``orders`` in a peer-to-peer market by consensus ADMM.
 
@@ -173,6 +175,10 @@ def clear_p2p_admm(
         residuals met ``tol`` (``info["converged"]`` says which).
     rho : float, optional
         Initial penalty per kWh per kWh (adapted by residual balancing).
+    client : dask.distributed.Client, optional
+        Solve the agents' problems in blocks on its workers
+        (:class:`~transactive.decentral.dask.DaskProposer`); the same
+        iterates as in one process.
 
     Returns
     -------
@@ -203,8 +209,9 @@ def clear_p2p_admm(
         return Clearing.from_allocation("p2p_admm", orders, np.zeros(len(orders)), math.nan,
                                         math.nan, info={"iterations": 0, "n_edges": 0,
                                                         "converged": True})
+    proposer = None if client is None else DaskProposer(client, problem)
     result = solve_admm(problem, tol=float(tol), max_iter=max_iter,
-                        rho=None if rho is None else float(rho))
+                        rho=None if rho is None else float(rho), proposer=proposer)
     t, accepted, edge_price, marginal = feasible_trades(problem, result.trade_kwh, result.price,
                                               _SNAP * float(tol) * _capacity(problem))
     spend = edge_price * t
