@@ -145,3 +145,39 @@ def test_dask_workers_give_the_same_clearing() -> None:
     np.testing.assert_allclose(spread.accepted, alone.accepted, atol=1e-9)
     with pytest.raises(InputError, match="client"):
         clear_p2p_admm(orders, client="tcp://127.0.0.1:8786")
+
+
+def test_the_central_lp_agrees_with_an_independent_cvxpy_model() -> None:
+    # the reference itself, checked: the same market written in cvxpy (fills per
+    # order, trades per buyer-seller pair) and solved by Clarabel
+    cp = pytest.importorskip("cvxpy")
+    orders = community(10, seed=6)
+    cost = np.random.default_rng(7).uniform(0.0, 0.02, (5, 5))
+    central = solve_central(build_problem(orders, pair_cost_per_kwh=cost))
+    buy = orders.side == 1
+    fill, trade = cp.Variable(len(orders)), cp.Variable((5, 5))
+    part = orders.participant
+    buyer_rows = [np.flatnonzero(buy & (part == b)) for b in range(5)]
+    seller_rows = [np.flatnonzero(~buy & (part == 5 + s)) for s in range(5)]
+    constraints = [fill >= 0, fill <= orders.quantity, trade >= 0]
+    constraints += [cp.sum(fill[r]) == cp.sum(trade[b, :]) for b, r in enumerate(buyer_rows)]
+    constraints += [cp.sum(fill[r]) == cp.sum(trade[:, s]) for s, r in enumerate(seller_rows)]
+    gains = orders.price * orders.side
+    problem = cp.Problem(cp.Maximize(gains @ fill - cp.sum(cp.multiply(cost, trade))),
+                         constraints)
+    problem.solve(solver=cp.CLARABEL)
+    assert central.welfare == pytest.approx(problem.value, rel=1e-7)
+    np.testing.assert_allclose(central.trade_kwh, trade.value.ravel(), atol=1e-6)
+
+
+def test_a_simulated_community_trades_peer_to_peer_as_in_the_uniform_auction() -> None:
+    from transactive.sim import Scenario, simulate
+
+    def run(mechanism: str) -> float:
+        scenario = Scenario.from_dict({"community": {"households": 12}, "time": {"days": 1},
+                                       "seed": 3, "market": {"mechanism": mechanism}})
+        return float(simulate(scenario).intervals["welfare"].sum())
+
+    p2p = run("p2p_admm")
+    assert p2p > 0
+    assert p2p == pytest.approx(run("uniform"), rel=1e-4)
