@@ -212,8 +212,9 @@ def clear_p2p_admm(
     proposer = None if client is None else DaskProposer(client, problem)
     result = solve_admm(problem, tol=float(tol), max_iter=max_iter,
                         rho=None if rho is None else float(rho), proposer=proposer)
+    snap_kwh = _SNAP * float(tol) * _capacity(problem)
     t, accepted, edge_price, marginal = feasible_trades(problem, result.trade_kwh, result.price,
-                                              _SNAP * float(tol) * _capacity(problem))
+                                                        snap_kwh)
     spend = edge_price * t
     total, money = _totals(problem, t), _totals(problem, spend)
     with np.errstate(divide="ignore", invalid="ignore"):

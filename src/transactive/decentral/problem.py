@@ -179,6 +179,7 @@ def build_problem(
     sparse_costs = sp.issparse(pair_cost_per_kwh)
     if sparse_costs:  # its stored entries are the edges
         pair = sp.coo_matrix(pair_cost_per_kwh)
+        pair.sum_duplicates()
         _check_costs(pair.shape, pair.data, nb, ns)
         eb, es = pair.row.astype(np.intp), pair.col.astype(np.intp)
     elif neighbours is None or nb == 0 or ns == 0:
