@@ -137,6 +137,7 @@ class Monitor:
 
     accepted: Counter[str] = field(default_factory=Counter)
     refused: Counter[str] = field(default_factory=Counter)
+    trades: int = 0  # on the tape: an auction's energy counted once, as bought
     volume_kwh: float = 0.0
     value: float = 0.0
     savings: float = 0.0  # against the utility's retail and feed-in prices
@@ -504,6 +505,7 @@ class Exchange:
                       self._move(f"t{n}:deliver", seller, "energy", -1, qty * 1000),
                       self._move(f"t{n}:delivered", buyer, "energy", +1, qty * 1000)])
         m, tariff = self.monitor, self.config.tariff
+        m.trades += 1
         m.volume_kwh += qty
         m.value += price * qty
         m.savings += qty * (tariff.retail_price_per_kwh - tariff.feed_in_price_per_kwh)
@@ -662,6 +664,7 @@ class Exchange:
             trade = Trade(n, at_ms, self.interval, buy[0], sell[0], buy[1], sell[1], unit, qty)
             self.trades.append(trade)
             if o.side == "buy":  # the tape shows each kWh once, as bought
+                m.trades += 1
                 self._publish(_public(trade))
             n += 1
         self._settle(group)
@@ -675,8 +678,13 @@ class Exchange:
         return self.commit_ledger(pending)
 
     def take_pending(self) -> _Pending:
-        """What the ledger has yet to commit, journaled up to now: take it
-        before forcing the journal to disk, commit it after."""
+        """What the ledger has yet to commit, journaled up to now and signed
+        by the operator (a checkpoint): take it before forcing the journal to
+        disk, commit it after. The ledger so never holds a record no
+        checkpoint attests, and a folder killed between commits verifies as
+        interrupted, not tampered."""
+        if self._new_accounts or self._unposted:
+            self.checkpoint()
         pending = _Pending(self.journal.seq, self._new_accounts, self._unposted)
         self._new_accounts, self._unposted = [], []
         return pending

@@ -73,7 +73,7 @@ def summary(ex: Exchange, now_ms: int) -> dict[str, Any]:
             "interval": ex.interval, "gate_period_s": cfg.gate_period_s,
             "lot_kwh": cfg.lot_kwh,
             "next_gate_ms": (ex.interval + 1) * cfg.gate_period_ms,
-            "participants": len(ex.members), "trades": len(ex.trades),
+            "participants": len(ex.members), "trades": m.trades,
             "clearings": len(ex.clearings),
             "last_price_per_kwh": last, "volume_kwh": m.volume_kwh,
             "vwap_per_kwh": m.value / m.volume_kwh if m.volume_kwh else None,
