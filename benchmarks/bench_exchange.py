@@ -1,13 +1,15 @@
 """Load on the live exchange: many device agents sending signed orders at once.
 
 Run: ``python benchmarks/bench_exchange.py [--agents 200] [--seconds 20]
-[--orders-per-request 10] [--mode continuous|auction]``.
+[--orders-per-request 10] [--rate 2000] [--mode continuous|auction]``.
 
 Starts ``transactive serve`` in its own process on a loopback port with a
 fresh data folder, registers ``--agents`` devices, then each agent sends its
-bid curve (``--orders-per-request`` signed orders, all or none) again and
-again for ``--seconds``, every agent in its own coroutine of a client
-process (the machine's other core). Prints the orders accepted per second,
+bid curve (``--orders-per-request`` signed orders, all or none) at a fixed
+pace, all agents together offering ``--rate`` orders a second (``--rate 0``:
+each agent sends again as soon as it is answered, the exchange's capacity),
+for ``--seconds``, every agent in its own coroutine of a client process (the
+machine's other core) on its own keep-alive connection. Prints the orders accepted per second,
 the requests per second, the latency of a request (p50, p99, max: from
 sending to the exchange's answer, which comes after the group commit has
 forced the journal to disk and the ledger committed), refusals; then stops
@@ -61,11 +63,44 @@ def _wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit("the server did not start")
 
 
-async def _agent(client: httpx.AsyncClient, name: str, key: Ed25519PrivateKey, k: int,
-                 until: float, rng: np.random.Generator, lat: list[float],
+class _Connection:
+    """One keep-alive HTTP/1.1 connection on asyncio streams: the load
+    generator's client (a general client spends more CPU per request than
+    the exchange does, and would measure itself)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> _Connection:
+        return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        self.writer.write(b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                          b"application/json\r\nContent-Length: %d\r\n\r\n%s"
+                          % (path.encode(), len(body), body))
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line[15:])
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def _agent(conn: _Connection, name: str, key: Ed25519PrivateKey, k: int,
+                 until: float, period_s: float, rng: np.random.Generator, lat: list[float],
                  acked: list[str], refused: dict[str, int]) -> None:
+    """Sends a bid curve every ``period_s`` (0: as fast as answers come)."""
     nonce, n = time.time_ns(), 0
+    due = time.perf_counter() + rng.uniform(0, period_s)  # agents out of phase
     while time.perf_counter() < until:
+        if period_s:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            due += period_s
         commands = []
         expires = int(time.time() * 1000) + 60_000
         for _ in range(k):
@@ -76,35 +111,42 @@ async def _agent(client: httpx.AsyncClient, name: str, key: Ed25519PrivateKey, k
             commands.append(sign_command(key, name, nonce, expires, "submit",
                                          {"id": f"o{n}", "side": side, "quantity_kwh": 0.01,
                                           "price_per_kwh": price}))
+        body = json.dumps({"commands": commands}).encode()
         t0 = time.perf_counter()
-        r = await client.post("/orders", json={"commands": commands})
+        status, answer = await conn.post("/orders", body)
         lat.append(time.perf_counter() - t0)
-        if r.status_code == 200:
+        if status == 200:
             acked.extend(f"{name}/{c['payload']['id']}" for c in commands)
         else:
-            field = r.json().get("detail", {}).get("field", "?")
-            refused[f"{r.status_code} {field}"] = refused.get(f"{r.status_code} {field}", 0) + 1
+            field = json.loads(answer).get("detail", {}).get("field", "?")
+            refused[f"{status} {field}"] = refused.get(f"{status} {field}", 0) + 1
 
 
-async def _load(url: str, agents: int, seconds: float, k: int) -> dict[str, object]:
+async def _load(port: int, agents: int, seconds: float, k: int, rate: float
+                ) -> dict[str, object]:
     keys = [Ed25519PrivateKey.generate() for _ in range(agents)]
-    limits = httpx.Limits(max_connections=agents, max_keepalive_connections=agents)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
-        for i, key in enumerate(keys):
-            body = sign_command(key, f"d{i}", 0, int(time.time() * 1000) + 60_000, "register",
-                                {"public_key": public_key_hex(key), "capacity_kw": 10.0})
-            (await client.post("/participants", json=body)).raise_for_status()
-        lat: list[float] = []
-        acked: list[str] = []
-        refused: dict[str, int] = {}
-        t0 = time.perf_counter()
-        until = t0 + seconds
-        await asyncio.gather(*(_agent(client, f"d{i}", key, k, until,
-                                      np.random.default_rng(i), lat, acked, refused)
-                               for i, key in enumerate(keys)))
-        wall = time.perf_counter() - t0
+    conns = [await _Connection.open(port) for _ in range(agents)]
+    for i, key in enumerate(keys):
+        body = sign_command(key, f"d{i}", 0, int(time.time() * 1000) + 60_000, "register",
+                            {"public_key": public_key_hex(key), "capacity_kw": 10.0})
+        status, answer = await conns[i].post("/participants", json.dumps(body).encode())
+        if status != 201:
+            raise SystemExit(f"registration refused: {answer.decode()}")
+    lat: list[float] = []
+    acked: list[str] = []
+    refused: dict[str, int] = {}
+    t0 = time.perf_counter()
+    until = t0 + seconds
+    period_s = agents * k / rate if rate else 0.0
+    await asyncio.gather(*(_agent(conns[i], f"d{i}", key, k, until, period_s,
+                                  np.random.default_rng(i), lat, acked, refused)
+                           for i, key in enumerate(keys)))
+    wall = time.perf_counter() - t0
+    for c in conns:
+        c.close()
     ms = np.array(lat) * 1000
-    return {"agents": agents, "orders_per_request": k, "seconds": round(wall, 2),
+    return {"agents": agents, "orders_per_request": k, "offered_orders_per_s": rate or "max",
+            "seconds": round(wall, 2),
             "orders_accepted": len(acked), "orders_per_s": round(len(acked) / wall),
             "requests_per_s": round(len(lat) / wall),
             "p50_ms": round(float(np.percentile(ms, 50)), 1),
@@ -118,6 +160,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--orders-per-request", type=int, default=10)
     parser.add_argument("--mode", choices=("continuous", "auction"), default="continuous")
+    parser.add_argument("--rate", type=float, default=2000.0,
+                        help="orders a second offered by all agents together (0: as fast "
+                             "as the exchange answers, each agent one request at a time)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -128,7 +173,7 @@ def main() -> None:
             serialization.NoEncryption()))
         key_file.chmod(0o600)
         (folder / "exchange.toml").write_text(
-            f'mode = "{args.mode}"\ngate_period_s = 5\n[limits]\nposition_limit_kwh = 1000\n'
+            f'mode = "{args.mode}"\ngate_period_s = 3600\n[limits]\nposition_limit_kwh = 1000\n'
             "orders_per_s = 1000\nmax_participants = 10000\n")
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
@@ -141,7 +186,8 @@ def main() -> None:
             _wait_up(url, server)
             cpu0 = _cpu(server.pid)
             mine0 = time.process_time()
-            out = asyncio.run(_load(url, args.agents, args.seconds, args.orders_per_request))
+            out = asyncio.run(_load(port, args.agents, args.seconds, args.orders_per_request,
+                                    args.rate))
             out["server_cpu_s"] = round(_cpu(server.pid) - cpu0, 2)
             out["client_cpu_s"] = round(time.process_time() - mine0, 2)
         finally:

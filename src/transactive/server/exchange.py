@@ -330,7 +330,9 @@ class Exchange:
             raise Unauthorized("signature", "does not verify",
                                row=int(np.flatnonzero(~ok)[0]) if len(cmds) > 1 else None)
         self._roll(now_ms)
-        payloads = [self._check(c, now_ms, cmds, i) for i, c in enumerate(cmds)]
+        payloads: list[Any] = []
+        for i, c in enumerate(cmds):
+            payloads.append(self._check(c, now_ms, cmds, i, {p.id for p in payloads}))
         self._check_position(who, cmds, payloads)
         until = self.breaker.halted_until(now_ms)
         if until is not None and any(c.action != "cancel" for c in cmds):
@@ -355,8 +357,8 @@ class Exchange:
         if not self.journal.nonce_fresh(cmd.participant, cmd.nonce, now_ms):
             raise Conflict("nonce", f"{cmd.nonce} was used before (a replay)")
 
-    def _check(self, cmd: Command, now_ms: int, batch: list[Command], i: int
-               ) -> OrderPayload | ModifyPayload | CancelPayload:
+    def _check(self, cmd: Command, now_ms: int, batch: list[Command], i: int,
+               earlier: set[str]) -> OrderPayload | ModifyPayload | CancelPayload:
         """Every check of one command against the state (nothing changes)."""
         self._fresh(cmd, now_ms)
         if any(c.nonce == cmd.nonce for c in batch[:i]):
@@ -364,7 +366,6 @@ class Exchange:
         if cmd.action not in _PAYLOADS:
             raise Refused("action", f"must be submit, modify or cancel, got {cmd.action!r}")
         payload = _payload(_PAYLOADS[cmd.action], cmd.payload)
-        earlier = {_payload(_PAYLOADS[c.action], c.payload).id for c in batch[:i]}
         if payload.id in earlier:
             raise Conflict("payload.id", f"{payload.id!r} twice in one request", row=i)
         own = self.orders.get((cmd.participant, payload.id))
