@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from runfolders import cli, copy_run
 from transactive.settlement import (
     JOURNAL_FILE,
     LEDGER_FILE,
@@ -28,11 +27,6 @@ from transactive.settlement.ledger import SettlementError
 from transactive.sim import Scenario, simulate
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "transactive.cli", *args],
-                          capture_output=True, text=True, timeout=300)
-
-
 @pytest.fixture(scope="module")
 def settled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("settled") / "run"
@@ -41,20 +35,13 @@ def settled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run
 
 
-def _copy(src: Path, dst: Path) -> Path:
-    dst.mkdir()
-    for name in (JOURNAL_FILE, LEDGER_FILE):
-        (dst / name).write_bytes((src / name).read_bytes())
-    return dst
-
-
 def _digest(run: Path) -> str:
     return hashlib.sha256(b"".join((run / n).read_bytes()
                                    for n in (JOURNAL_FILE, LEDGER_FILE))).hexdigest()
 
 
 def test_a_journal_ahead_of_the_ledger_is_interrupted_and_recovered(settled, tmp_path):
-    run = _copy(settled, tmp_path / "run")
+    run = copy_run(settled, tmp_path / "run")
     with Journal(run / JOURNAL_FILE) as journal:  # written ahead, the commit never came
         journal.append_accounts([Account("late", AccountKind.MARKET, Unit.CENT)])
     report = verify_run(run)
@@ -71,7 +58,7 @@ def test_a_journal_ahead_of_the_ledger_is_interrupted_and_recovered(settled, tmp
 
 
 def test_a_last_record_cut_short_is_dropped_on_recovery(settled, tmp_path):
-    run = _copy(settled, tmp_path / "run")
+    run = copy_run(settled, tmp_path / "run")
     with (run / JOURNAL_FILE).open("ab") as f:
         f.write(b'{"seq": 999, "kind": "transfers", "bo')  # a torn write: no newline
     assert verify_run(run).verdict == "INTERRUPTED"
@@ -81,7 +68,7 @@ def test_a_last_record_cut_short_is_dropped_on_recovery(settled, tmp_path):
 
 
 def test_a_tampered_journal_is_failed_and_recover_changes_nothing(settled, tmp_path):
-    run = _copy(settled, tmp_path / "run")
+    run = copy_run(settled, tmp_path / "run")
     lines = (run / JOURNAL_FILE).read_bytes().splitlines(keepends=True)
     lines[1] = lines[1].replace(b'"', b"'", 1)  # any change breaks the chain
     (run / JOURNAL_FILE).write_bytes(b"".join(lines))
@@ -94,7 +81,7 @@ def test_a_tampered_journal_is_failed_and_recover_changes_nothing(settled, tmp_p
 
 
 def test_a_sound_run_has_nothing_to_recover(settled, tmp_path):
-    run = _copy(settled, tmp_path / "run")
+    run = copy_run(settled, tmp_path / "run")
     digest = _digest(run)
     before, after = recover_run(run)
     assert before.is_ok
@@ -103,22 +90,22 @@ def test_a_sound_run_has_nothing_to_recover(settled, tmp_path):
 
 
 def test_the_cli_recovers_an_interrupted_run_and_refuses_a_damaged_one(settled, tmp_path):
-    run = _copy(settled, tmp_path / "run")
+    run = copy_run(settled, tmp_path / "run")
     with Journal(run / JOURNAL_FILE) as journal:
         journal.append_accounts([Account("late", AccountKind.MARKET, Unit.CENT)])
-    proc = _cli("ledger", "verify", str(run))
+    proc = cli("ledger", "verify", str(run))
     assert proc.returncode == 1
     assert "INTERRUPTED" in proc.stdout
-    proc = _cli("ledger", "recover", str(run), "--json")
+    proc = cli("ledger", "recover", str(run), "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert (out["before"]["verdict"], out["after"]["verdict"]) == ("INTERRUPTED", "OK")
-    assert _cli("ledger", "verify", str(run)).returncode == 0
+    assert cli("ledger", "verify", str(run)).returncode == 0
     (run / JOURNAL_FILE).write_bytes(b"not a journal\n")
-    proc = _cli("ledger", "recover", str(run))
+    proc = cli("ledger", "recover", str(run))
     assert proc.returncode == 2  # refused, as bad input is
     assert "damaged, not interrupted" in proc.stderr
     assert "Traceback" not in proc.stderr
-    proc = _cli("ledger", "recover", str(tmp_path / "nowhere"))
+    proc = cli("ledger", "recover", str(tmp_path / "nowhere"))
     assert proc.returncode != 0
     assert "the run was not settled" in proc.stderr

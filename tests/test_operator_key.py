@@ -7,8 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from runfolders import cli, copy_run
 from transactive.errors import InputError
 from transactive.settlement import (
     JOURNAL_FILE,
@@ -45,11 +44,6 @@ from transactive.sim import Scenario, simulate
 Body = dict[str, Any]
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "transactive.cli", *args],
-                          capture_output=True, text=True, timeout=300)
-
-
 @pytest.fixture(scope="module")
 def signed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two days of a small community, settled interval by interval (in this process)."""
@@ -57,13 +51,6 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     simulate(Scenario.from_dict({"community": {"households": 4}, "time": {"days": 2}}),
              run_dir=run)
     return run
-
-
-def _copy(src: Path, dst: Path) -> Path:
-    dst.mkdir()
-    for name in (JOURNAL_FILE, LEDGER_FILE):
-        (dst / name).write_bytes((src / name).read_bytes())
-    return dst
 
 
 def _records(run: Path) -> list[dict[str, Any]]:
@@ -140,7 +127,7 @@ def test_a_rewritten_journal_is_failed(signed: Path, tmp_path: Path) -> None:
     """The attack of the issue: an amount of a past transfers record changed, every
     hash after it recomputed and the ledger rebuilt by replay. The hash chain and
     the ledger agree; the checkpoints after the change do not."""
-    run = _copy(signed, tmp_path / "run")
+    run = copy_run(signed, tmp_path / "run")
     at = _first_transfers(_records(run))
     _rewrite(run, lambda seq, kind, body: _more(body) if seq == at else body)
     _rebuild_ledger(run)
@@ -159,7 +146,7 @@ def test_a_rewritten_journal_without_its_checkpoints_is_failed(signed: Path, tmp
                                                               drop: str) -> None:
     """Dropping the checkpoints that no longer match does not help: the ledger
     then holds records no checkpoint covers (or the journal is unsigned)."""
-    run = _copy(signed, tmp_path / "run")
+    run = copy_run(signed, tmp_path / "run")
     at = _first_transfers(_records(run))
 
     def change(seq: int, kind: str, body: Body) -> Body | None:
@@ -181,7 +168,7 @@ def test_a_rewritten_journal_without_its_checkpoints_is_failed(signed: Path, tmp
 
 def test_checkpoints_by_another_key_are_failed(signed: Path, tmp_path: Path) -> None:
     """Every checkpoint signed again, properly, by a key that is not the operator's."""
-    run = _copy(signed, tmp_path / "run")
+    run = copy_run(signed, tmp_path / "run")
     other = Ed25519PrivateKey.generate()
     _rewrite(run, lambda seq, kind, body: body, resign=other)
     assert verify_journal(run / JOURNAL_FILE).is_ok  # sound, but by whom?
@@ -194,7 +181,7 @@ def test_checkpoints_by_another_key_are_failed(signed: Path, tmp_path: Path) -> 
 
 
 def test_a_checkpoint_signed_by_two_keys_is_a_bad_record(signed: Path, tmp_path: Path) -> None:
-    run = _copy(signed, tmp_path / "run")
+    run = copy_run(signed, tmp_path / "run")
     other = Ed25519PrivateKey.generate()
     last = _records(run)[-1]["seq"]
 
@@ -212,7 +199,7 @@ def test_a_checkpoint_signed_by_two_keys_is_a_bad_record(signed: Path, tmp_path:
 
 
 def test_a_forged_checkpoint_signature_is_a_bad_record(signed: Path, tmp_path: Path) -> None:
-    run = _copy(signed, tmp_path / "run")
+    run = copy_run(signed, tmp_path / "run")
     last = _records(run)[-1]["seq"]
     _rewrite(run, lambda seq, kind, body: {**body, "signature": "00" * 64} if seq == last
              else body)
@@ -225,7 +212,7 @@ def test_a_stripped_off_checkpoint_fails(signed: Path, tmp_path: Path) -> None:
     """The last checkpoint cut off: the ledger has applied a record the journal no
     longer holds; with the ledger rebuilt by replay, it holds records no
     checkpoint covers. Neither is an interrupted run."""
-    run = _copy(signed, tmp_path / "run")
+    run = copy_run(signed, tmp_path / "run")
     lines = (run / JOURNAL_FILE).read_bytes().splitlines(keepends=True)
     assert b'"kind":"checkpoint"' in lines[-1]
     (run / JOURNAL_FILE).write_bytes(b"".join(lines[:-1]))
@@ -242,7 +229,7 @@ def test_a_stripped_off_checkpoint_fails(signed: Path, tmp_path: Path) -> None:
 
 def test_records_after_the_last_checkpoint_are_interrupted_and_recover_signs_them(
         signed: Path, tmp_path: Path) -> None:
-    run = _copy(signed, tmp_path / "run")
+    run = copy_run(signed, tmp_path / "run")
     with Journal(run / JOURNAL_FILE) as journal:  # a run stopped before it signed
         journal.append_events([("gate closed", {"interval": 3}, 1)])
         n = journal.seq
@@ -275,13 +262,13 @@ def test_an_unsigned_run_fails(tmp_path: Path) -> None:
 def test_ledger_verify_with_a_wrong_operator_key_fails_on_one_line(signed: Path,
                                                                    tmp_path: Path) -> None:
     wrong = public_key_hex(Ed25519PrivateKey.generate())
-    proc = _cli("ledger", "verify", str(signed), "--operator", wrong)
+    proc = cli("ledger", "verify", str(signed), "--operator", wrong)
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout.startswith(f"settlement of {signed}: FAILED\n")
     failed = [line for line in proc.stdout.splitlines() if line.startswith("  FAIL")]
     assert len(failed) == 1
     assert "operator signature" in failed[0]
-    proc = _cli("ledger", "verify", str(signed), "--operator", wrong, "--json")
+    proc = cli("ledger", "verify", str(signed), "--operator", wrong, "--json")
     assert proc.returncode == 1
     out = json.loads(proc.stdout)
     assert [(c["name"], c["detail"]) for c in out["checks"] if not c["ok"]] == [
@@ -289,14 +276,14 @@ def test_ledger_verify_with_a_wrong_operator_key_fails_on_one_line(signed: Path,
                                f"not the trusted {wrong[:8]}..")]
     key_file = tmp_path / "operator.pub"
     key_file.write_text(public_key_hex(operator_key()) + "\n")
-    assert _cli("ledger", "verify", str(signed), "--operator", str(key_file)).returncode == 0
-    proc = _cli("ledger", "verify", str(signed), "--operator", "nonsense")
+    assert cli("ledger", "verify", str(signed), "--operator", str(key_file)).returncode == 0
+    proc = cli("ledger", "verify", str(signed), "--operator", "nonsense")
     assert proc.returncode == 2
     assert "neither 64 hex digits nor a file holding them" in proc.stderr
 
 
 def test_ledger_key_prints_the_local_public_key_and_its_file() -> None:
-    proc = _cli("ledger", "key", "--json")
+    proc = cli("ledger", "key", "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out == {"public_key": public_key_hex(operator_key()), "path": str(default_key_path())}
