@@ -135,8 +135,12 @@ def test_numbers_json_has_not_and_deep_nesting(trial: Trial) -> None:
             refused(trial.client.post("/orders", content=body, headers={
                 "content-type": "application/json"}), 422, "commands.0.payload", "NaN")
         deep = json.dumps({"commands": [cmd]}).replace('"o1"', "[" * 20_000 + "]" * 20_000)
-        refused(trial.client.post("/orders", content=deep, headers={
-            "content-type": "application/json"}), 422, "body")
+        answer = trial.client.post("/orders", content=deep, headers={
+            "content-type": "application/json"})
+        # too deep for the JSON reader ("body"), or, where something (hypothesis)
+        # raised the recursion limit, read and refused as no order id
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["detail"]["field"] in ("body", "payload.id"), answer.text
 
 
 def test_badly_signed_commands(trial: Trial) -> None:
