@@ -899,6 +899,13 @@ def serve_cmd(
     _out().print(f"exchange ({cfg.mode}, gate every {cfg.gate_period_s:g} s) on "
                  f"http://{host}:{port}/ ; data in {data}; operator "
                  f"{public_key_hex(key)[:16]}... ; Ctrl-C stops it")
+    import logging
+
+    # Ctrl-C stops the exchange cleanly (the trial report is written), but uvicorn
+    # logs the interrupt it raises again after its shutdown as an error: not one
+    logging.getLogger("uvicorn.error").addFilter(
+        lambda record: not any(word in record.getMessage() + str(record.exc_info)
+                               for word in ("KeyboardInterrupt", "CancelledError")))
     uvicorn.run(app_, host=host, port=port, log_level="warning")
     _out().print(f"stopped; the trial's evaluation: {data / 'trial_report.html'}; "
                  f"check the record: transactive ledger verify {data}")
