@@ -182,7 +182,8 @@ def require_integer_quantity(orders: OrderBatch, mechanism: str) -> None:
     if bad.size:
         row = int(bad[0])
         raise InputError(
-            "quantity", f"{mechanism} trades whole units: must be an integer, got {q[row]!r}",
+            "quantity",
+            f"{mechanism} trades whole units: must be an integer, got {float(q[row])!r}",
             row=row,
         )
 
