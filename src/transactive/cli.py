@@ -670,26 +670,33 @@ def _ledger(ctx: typer.Context) -> None:
         _print_help_and_fail(ctx)
 
 
-_OPERATOR_HELP = ("The operator's public key that must sign the journal's checkpoints: 64 hex "
-                  "digits or a file holding them (default: the local operator key's; "
-                  "`transactive ledger key` prints it).")
+_RunDir = Annotated[Path, typer.Argument(help="A run folder written by simulate.")]
+_Operator = Annotated[str | None, typer.Option(
+    metavar="PUBKEY_HEX_OR_FILE", show_default=False,
+    help="The operator's public key that must sign the journal's checkpoints: 64 hex "
+         "digits or a file holding them (default: the local operator key's; "
+         "`transactive ledger key` prints it).")]
+
+
+def _settled(run_dir: Path) -> None:
+    from transactive.settlement import LEDGER_FILE
+
+    if not (run_dir / LEDGER_FILE).is_file():
+        raise InputError("run_dir", f"no {LEDGER_FILE} in {run_dir}: the run was not settled")
 
 
 @ledger_app.command("verify", short_help="Re-check a run's journal and ledger.")
 def ledger_verify_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder written by simulate.")],
-    operator: Annotated[str | None, typer.Option(metavar="PUBKEY_HEX_OR_FILE",
-                                                 help=_OPERATOR_HELP, show_default=False)]
-    = None,
+    run_dir: _RunDir,
+    operator: _Operator = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Re-check a run's journal and ledger from scratch: hash chain, signatures,
     the operator's checkpoints, debits = credits, and that replaying the
     journal reproduces the ledger."""
-    from transactive.settlement import LEDGER_FILE, verify_run
+    from transactive.settlement import verify_run
 
-    if not (run_dir / LEDGER_FILE).is_file():
-        raise InputError("run_dir", f"no {LEDGER_FILE} in {run_dir}: the run was not settled")
+    _settled(run_dir)
     report = verify_run(run_dir, operator)
     if as_json:
         _print_json(report.to_dict())
@@ -701,20 +708,17 @@ def ledger_verify_cmd(
 
 @ledger_app.command("recover", short_help="Finish a run's settlement that was interrupted.")
 def ledger_recover_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder written by simulate.")],
-    operator: Annotated[str | None, typer.Option(metavar="PUBKEY_HEX_OR_FILE",
-                                                 help=_OPERATOR_HELP, show_default=False)]
-    = None,
+    run_dir: _RunDir,
+    operator: _Operator = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Finish the settlement of a run stopped while it settled (the journal
     ahead of the ledger, or its last record cut short): sign what the journal
     holds after its last checkpoint with the local operator key, commit it,
     then verify. A damaged folder is refused, unchanged."""
-    from transactive.settlement import LEDGER_FILE, recover_run
+    from transactive.settlement import recover_run
 
-    if not (run_dir / LEDGER_FILE).is_file():
-        raise InputError("run_dir", f"no {LEDGER_FILE} in {run_dir}: the run was not settled")
+    _settled(run_dir)
     before, after = recover_run(run_dir, operator)
     if as_json:
         _print_json({"before": before.to_dict(), "after": after.to_dict()})
