@@ -166,6 +166,7 @@ class Exchange:
         self._keys: dict[str, Ed25519PublicKey] = {}
         self.orders: dict[tuple[str, str], OrderState] = {}
         self.trades: list[Trade] = []
+        self._member_trades: dict[str, list[Trade]] = {}  # each member's, in order
         self.clearings: list[dict[str, Any]] = []
         self.book = OrderBook()
         self._pending: list[tuple[str, str]] = []  # the auction's orders, in arrival order
@@ -488,7 +489,7 @@ class Exchange:
                qty: float, at_ms: int) -> None:
         n = len(self.trades)
         trade = Trade(n, at_ms, self.interval, buyer, seller, buy_id, sell_id, price, qty)
-        self.trades.append(trade)
+        self._record(trade)
         for who, oid, sign in ((buyer, buy_id, 1), (seller, sell_id, -1)):
             order = self.orders[who, oid]
             pos = self._positions[who]
@@ -513,6 +514,16 @@ class Exchange:
         if self.breaker.observe(price, at_ms=at_ms):
             self._publish({"type": "halt", "until_ms": self.breaker.halts[-1].until_ms})
         self._publish(_public(trade))
+
+    def _record(self, trade: Trade) -> None:
+        """A trade on the exchange's list and on its members' own."""
+        self.trades.append(trade)
+        for who in {trade.buyer, trade.seller} - {"exchange"}:
+            self._member_trades.setdefault(who, []).append(trade)
+
+    def trades_of(self, participant: str) -> list[Trade]:
+        """The member's trades in order (read by its requests, not a scan of all)."""
+        return self._member_trades.get(participant, [])
 
     def _move(self, tid: str, who: str, unit: str, sign: int, exact: float) -> Transfer:
         """``exact`` cents (or Wh) between a member and the exchange, rounded by
@@ -663,7 +674,7 @@ class Exchange:
             buy, sell = ((o.participant, o.id), ("exchange", "")) if o.side == "buy" else \
                 (("exchange", ""), (o.participant, o.id))
             trade = Trade(n, at_ms, self.interval, buy[0], sell[0], buy[1], sell[1], unit, qty)
-            self.trades.append(trade)
+            self._record(trade)
             if o.side == "buy":  # the tape shows each kWh once, as bought
                 m.trades += 1
                 self._publish(_public(trade))

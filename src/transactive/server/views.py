@@ -38,11 +38,10 @@ def order_of(ex: Exchange, who: str, order_id: str) -> dict[str, Any]:
 def trades_of(ex: Exchange, who: str) -> list[dict[str, Any]]:
     """The member's trades, each with the operator's signed receipt."""
     out = []
-    for t in ex.trades:
-        if who in (t.buyer, t.seller):
-            body = asdict(t)
-            out.append({**body, "side": "buy" if t.buyer == who else "sell",
-                        "receipt": ex.receipt({"kind": "trade", **body})})
+    for t in ex.trades_of(who):
+        body = asdict(t)
+        out.append({**body, "side": "buy" if t.buyer == who else "sell",
+                    "receipt": ex.receipt({"kind": "trade", **body})})
     return out
 
 
@@ -51,7 +50,7 @@ def statement_of(ex: Exchange, who: str) -> dict[str, Any]:
     against buying (selling) the same energy at the utility's tariff."""
     tariff = ex.config.tariff
     bought = sold = paid = received = 0.0
-    for t in ex.trades:
+    for t in ex.trades_of(who):
         if t.buyer == who:
             bought += t.quantity_kwh
             paid += t.price_per_kwh * t.quantity_kwh
