@@ -143,8 +143,9 @@ class Segments:
         part, household = np.divmod(rows, max(n, 1))
         side = np.array([p.side for p in parts], np.int8)
         indivisible = np.array([p.indivisible for p in parts], bool)
-        columns = (household, side[part], quantity.take(rows), part_prices(parts, rows),
-                   indivisible[part], must_run.take(rows))
+        columns: tuple[npt.NDArray[Any], ...] = (
+            household, side[part], quantity.take(rows), part_prices(parts, rows),
+            indivisible[part], must_run.take(rows))
         if not check:
             return cls._checked(*columns), part
         return cls(**dict(zip(_COLUMNS, columns, strict=True))), part
